@@ -1,0 +1,136 @@
+//! SMS encoding and segment counting.
+//!
+//! A message goes out as GSM-7 (160 characters in one SMS, 153 per part when
+//! split) when every character is in the GSM 03.38 alphabet, else as UCS-2
+//! (70, then 67 per part). Spanish loses GSM-7 on "á", "í", "ó", "ú", "¡"
+//! is fine, "é" and "ñ" are fine: counting this exactly is what lets the
+//! person see what their message will cost before an emergency.
+
+use serde::Serialize;
+
+/// The encoding an SMS will be sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub enum Encoding {
+    #[serde(rename = "GSM-7")]
+    Gsm7,
+    #[serde(rename = "UCS-2")]
+    Ucs2,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Gsm7 => "GSM-7",
+            Encoding::Ucs2 => "UCS-2",
+        }
+    }
+}
+
+/// What a text costs as SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmsInfo {
+    pub encoding: Encoding,
+    /// Characters as a person counts them.
+    pub characters: usize,
+    /// How many SMS the text is split into (0 for an empty text).
+    pub segments: usize,
+}
+
+/// The most segments a contact's message may take.
+pub const MAX_MESSAGE_SEGMENTS: usize = 3;
+
+/// GSM 03.38 basic character set (one septet each).
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// GSM 03.38 extension table (escape + one septet each).
+const GSM_EXTENSION: &str = "^{}\\[~]|€\u{000C}";
+
+fn gsm_septets(c: char) -> Option<usize> {
+    if GSM_BASIC.contains(c) {
+        Some(1)
+    } else if GSM_EXTENSION.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Counts the encoding and segments of `text`.
+pub fn analyze(text: &str) -> SmsInfo {
+    let characters = text.chars().count();
+    let gsm: Option<Vec<usize>> = text.chars().map(gsm_septets).collect();
+    let (encoding, units, single, multi) = match gsm {
+        Some(units) => (Encoding::Gsm7, units, 160, 153),
+        None => (Encoding::Ucs2, text.chars().map(char::len_utf16).collect(), 70, 67),
+    };
+    let total: usize = units.iter().sum();
+    let segments = if total == 0 {
+        0
+    } else if total <= single {
+        1
+    } else {
+        // Walk the text so that an escaped GSM character or a UTF-16 surrogate
+        // pair is never split across two parts, as real encoders do.
+        let mut segments = 1;
+        let mut used = 0;
+        for u in units {
+            if used + u > multi {
+                segments += 1;
+                used = 0;
+            }
+            used += u;
+        }
+        segments
+    };
+    SmsInfo {
+        encoding,
+        characters,
+        segments,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_spanish_with_n_tilde_stays_gsm() {
+        let info = analyze("Mamá");
+        assert_eq!(info.encoding, Encoding::Ucs2, "á is not in GSM-7");
+        let info = analyze("Niño, llama al abogado. ¿Dónde?");
+        assert_eq!(info.encoding, Encoding::Ucs2, "ó is not in GSM-7");
+        let info = analyze("Niño, llama al abogado ¡ya!");
+        assert_eq!(info.encoding, Encoding::Gsm7);
+        assert_eq!(info.segments, 1);
+    }
+
+    #[test]
+    fn gsm_boundaries() {
+        assert_eq!(analyze("").segments, 0);
+        assert_eq!(analyze(&"a".repeat(160)).segments, 1);
+        assert_eq!(analyze(&"a".repeat(161)).segments, 2);
+        assert_eq!(analyze(&"a".repeat(306)).segments, 2);
+        assert_eq!(analyze(&"a".repeat(307)).segments, 3);
+        assert_eq!(analyze(&"a".repeat(459)).segments, 3);
+        assert_eq!(analyze(&"a".repeat(460)).segments, 4);
+        // "€" costs two septets.
+        assert_eq!(analyze(&"€".repeat(80)).segments, 1);
+        assert_eq!(analyze(&"€".repeat(81)).segments, 2);
+        // An escape pair is never split: 152 septets then "€" moves to part two.
+        let text = format!("{}€{}", "a".repeat(152), "a".repeat(10));
+        assert_eq!(analyze(&text).segments, 2);
+    }
+
+    #[test]
+    fn ucs2_boundaries() {
+        assert_eq!(analyze(&"á".repeat(70)).segments, 1);
+        assert_eq!(analyze(&"á".repeat(71)).segments, 2);
+        assert_eq!(analyze(&"á".repeat(201)).segments, 3);
+        assert_eq!(analyze(&"á".repeat(202)).segments, 4);
+        // An emoji is two UTF-16 units.
+        let info = analyze("🚨");
+        assert_eq!((info.encoding, info.characters, info.segments), (Encoding::Ucs2, 1, 1));
+        assert_eq!(analyze(&"🚨".repeat(35)).segments, 1);
+        assert_eq!(analyze(&"🚨".repeat(36)).segments, 2);
+    }
+}
