@@ -31,7 +31,9 @@ pub enum CryptoError {
         "the data key must be 32 bytes encoded in base64 (e.g. the output of `openssl rand -base64 32`)"
     )]
     BadKey,
-    #[error("a sealed value does not open with this data key (wrong key, or the value was altered)")]
+    #[error(
+        "a sealed value does not open with this data key (wrong key, or the value was altered)"
+    )]
     Open,
     #[error("the system random number generator failed")]
     Random,
@@ -65,7 +67,10 @@ impl DataKey {
                 .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
                 .map_err(|_| CryptoError::BadKey)?,
         );
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CryptoError::BadKey)?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::BadKey)?;
         Ok(DataKey(Zeroizing::new(arr)))
     }
 
@@ -115,7 +120,13 @@ impl Vault {
         let nonce = XNonce::from(nonce);
         let sealed = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| CryptoError::Random)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(SEAL_V1);
@@ -130,7 +141,13 @@ impl Vault {
         }
         let nonce = XNonce::try_from(&sealed[1..1 + NONCE_LEN]).map_err(|_| CryptoError::Open)?;
         self.cipher
-            .decrypt(&nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad })
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Open)
     }
@@ -232,13 +249,23 @@ mod tests {
     #[test]
     fn seal_open_round_trip_and_binding() {
         let vault = Vault::new(&DataKey::generate().expect("key"));
-        let sealed = vault.seal_str("people.name:1", "María López").expect("seal");
+        let sealed = vault
+            .seal_str("people.name:1", "María López")
+            .expect("seal");
         assert!(!String::from_utf8_lossy(&sealed).contains("María"));
-        assert_eq!(vault.open_string("people.name:1", &sealed).expect("open"), "María López");
+        assert_eq!(
+            vault.open_string("people.name:1", &sealed).expect("open"),
+            "María López"
+        );
         // Bound to its place: another row or column does not open it.
         assert!(vault.open_string("people.name:2", &sealed).is_err());
         // Two seals of the same text differ (random nonce).
-        assert_ne!(sealed, vault.seal_str("people.name:1", "María López").expect("seal"));
+        assert_ne!(
+            sealed,
+            vault
+                .seal_str("people.name:1", "María López")
+                .expect("seal")
+        );
         // Another key does not open it.
         let other = Vault::new(&DataKey::generate().expect("key"));
         assert!(other.open_string("people.name:1", &sealed).is_err());

@@ -342,7 +342,8 @@ impl Directory {
         match self.route_by_home(state, home_county) {
             Some((office, basis)) => Route::Office {
                 office,
-                distance_km: location.map(|(lat, lon)| haversine_km(lat, lon, office.lat, office.lon)),
+                distance_km: location
+                    .map(|(lat, lon)| haversine_km(lat, lon, office.lat, office.lon)),
                 basis,
             },
             None => Route::Unroutable,
@@ -487,16 +488,16 @@ mod tests {
         let dir = Directory::embedded();
         // The middle of the Pacific: no country.
         let route = dir.route(Some((30.0, -140.0)), Some("IL"), None);
-        assert!(matches!(route, Route::Office { office, basis: RouteBasis::HomeState, .. } if office.id == "chicago"));
+        assert!(
+            matches!(route, Route::Office { office, basis: RouteBasis::HomeState, .. } if office.id == "chicago")
+        );
     }
 
     #[test]
     fn home_state_and_county_rules() {
         let dir = Directory::embedded();
         let id = |st: &str, county: Option<&str>| {
-            dir.route(None, Some(st), county)
-                .clone()
-                .pipe_office()
+            dir.route(None, Some(st), county).clone().pipe_office()
         };
         // A state with a single office.
         assert_eq!(id("NV", None), "las-vegas");
@@ -515,7 +516,10 @@ mod tests {
         // An unknown county falls back to the state rule.
         assert_eq!(id("NY", Some("Nowhere")), "nueva-york");
         assert_eq!(id("TX", None), "austin");
-        assert!(matches!(dir.route(None, Some("ZZ"), None), Route::Unroutable));
+        assert!(matches!(
+            dir.route(None, Some("ZZ"), None),
+            Route::Unroutable
+        ));
         assert!(matches!(dir.route(None, None, None), Route::Unroutable));
     }
 
@@ -540,12 +544,39 @@ mod tests {
             ("id,name\n", 1, "header"),
             (&format!("{header}\n"), 1, "no offices"),
             (&format!("{header}\n{good}\n{good}\n"), 3, "appears twice"),
-            (&format!("{header}\n{}\n", good.replace("34.0", "134.0")), 2, "latitude"),
-            (&format!("{header}\n{}\n", good.replace("-118.0", "west")), 2, "longitude"),
-            (&format!("{header}\n{}\n", good.replace("consulado_general", "embassy")), 2, "kind"),
-            (&format!("{header}\n{}\n", good.replace(",CA,src", ",XX:Foo,src")), 2, "not a US state"),
-            (&format!("{header}\n{}\n", good.replace(",CA,addr", ",ZZ,addr")), 2, "state"),
-            (&format!("{header}\n{good}\nb,B,consulado_general\n"), 3, "found"),
+            (
+                &format!("{header}\n{}\n", good.replace("34.0", "134.0")),
+                2,
+                "latitude",
+            ),
+            (
+                &format!("{header}\n{}\n", good.replace("-118.0", "west")),
+                2,
+                "longitude",
+            ),
+            (
+                &format!(
+                    "{header}\n{}\n",
+                    good.replace("consulado_general", "embassy")
+                ),
+                2,
+                "kind",
+            ),
+            (
+                &format!("{header}\n{}\n", good.replace(",CA,src", ",XX:Foo,src")),
+                2,
+                "not a US state",
+            ),
+            (
+                &format!("{header}\n{}\n", good.replace(",CA,addr", ",ZZ,addr")),
+                2,
+                "state",
+            ),
+            (
+                &format!("{header}\n{good}\nb,B,consulado_general\n"),
+                3,
+                "found",
+            ),
         ];
         for (text, line, reason) in cases {
             let err = Directory::from_csv(text).expect_err(reason);

@@ -42,7 +42,11 @@ impl Location {
                 "accuracy must be between 0 and 1,000,000 metres",
             ));
         }
-        Ok(Location { lat, lon, accuracy_m })
+        Ok(Location {
+            lat,
+            lon,
+            accuracy_m,
+        })
     }
 
     /// Re-checks a value that arrived through serde (which only checks types).

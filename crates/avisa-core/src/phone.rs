@@ -25,7 +25,11 @@ impl PhoneNumber {
     pub fn parse_field(field: &'static str, input: &str) -> Result<Self, Invalid> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
-            return Err(Invalid::new(field, "phone_required", "a phone number is required"));
+            return Err(Invalid::new(
+                field,
+                "phone_required",
+                "a phone number is required",
+            ));
         }
         if trimmed.len() > 32 {
             return Err(Invalid::new(field, "phone_invalid", "not a phone number"));
@@ -54,7 +58,15 @@ impl PhoneNumber {
     /// The last two digits, for places where a person must recognise their own
     /// number without it being shown whole ("…00").
     pub fn masked(&self) -> String {
-        let tail: String = self.0.chars().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = self
+            .0
+            .chars()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("…{tail}")
     }
 }
@@ -90,16 +102,39 @@ mod tests {
 
     #[test]
     fn parses_what_people_type() {
-        assert_eq!(PhoneNumber::parse("(213) 555-0100").map(|p| p.0), Ok("+12135550100".into()));
-        assert_eq!(PhoneNumber::parse("213.555.0100").map(|p| p.0), Ok("+12135550100".into()));
-        assert_eq!(PhoneNumber::parse("+52 55 1234 5678").map(|p| p.0), Ok("+525512345678".into()));
-        assert_eq!(PhoneNumber::parse(" +1 520 623 7874 ").map(|p| p.0), Ok("+15206237874".into()));
+        assert_eq!(
+            PhoneNumber::parse("(213) 555-0100").map(|p| p.0),
+            Ok("+12135550100".into())
+        );
+        assert_eq!(
+            PhoneNumber::parse("213.555.0100").map(|p| p.0),
+            Ok("+12135550100".into())
+        );
+        assert_eq!(
+            PhoneNumber::parse("+52 55 1234 5678").map(|p| p.0),
+            Ok("+525512345678".into())
+        );
+        assert_eq!(
+            PhoneNumber::parse(" +1 520 623 7874 ").map(|p| p.0),
+            Ok("+15206237874".into())
+        );
     }
 
     #[test]
     fn refuses_what_is_not_a_number() {
-        for bad in ["", "   ", "hello", "123", "+1 000 000 0000", "+999 1234", &"9".repeat(40)] {
-            assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "",
+            "   ",
+            "hello",
+            "123",
+            "+1 000 000 0000",
+            "+999 1234",
+            &"9".repeat(40),
+        ] {
+            assert!(
+                PhoneNumber::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -61,7 +61,12 @@ pub fn analyze(text: &str) -> SmsInfo {
     let gsm: Option<Vec<usize>> = text.chars().map(gsm_septets).collect();
     let (encoding, units, single, multi) = match gsm {
         Some(units) => (Encoding::Gsm7, units, 160, 153),
-        None => (Encoding::Ucs2, text.chars().map(char::len_utf16).collect(), 70, 67),
+        None => (
+            Encoding::Ucs2,
+            text.chars().map(char::len_utf16).collect(),
+            70,
+            67,
+        ),
     };
     let total: usize = units.iter().sum();
     let segments = if total == 0 {
@@ -129,7 +134,10 @@ mod tests {
         assert_eq!(analyze(&"á".repeat(202)).segments, 4);
         // An emoji is two UTF-16 units.
         let info = analyze("🚨");
-        assert_eq!((info.encoding, info.characters, info.segments), (Encoding::Ucs2, 1, 1));
+        assert_eq!(
+            (info.encoding, info.characters, info.segments),
+            (Encoding::Ucs2, 1, 1)
+        );
         assert_eq!(analyze(&"🚨".repeat(35)).segments, 1);
         assert_eq!(analyze(&"🚨".repeat(36)).segments, 2);
     }

@@ -1,0 +1,41 @@
+//! The migrations of each backend, compiled into the binary.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+/// (version, description, SQLite text, PostgreSQL text). Append only.
+type Entry = (i64, &'static str, &'static str, &'static str);
+
+const MIGRATIONS: &[Entry] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|m| {
+                Migration::new(
+                    m.0,
+                    Cow::Borrowed(m.1),
+                    MigrationType::Simple,
+                    AssertSqlSafe(pick(m)).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+pub fn sqlite() -> Migrator {
+    migrator(|m: &Entry| m.2)
+}
+
+pub fn postgres() -> Migrator {
+    migrator(|m: &Entry| m.3)
+}

@@ -1,0 +1,47 @@
+//! The PostgreSQL backend: for deployments that outgrow one machine.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::backend::{Backend, ContactRow, DeviceRow, PersonRow};
+use crate::sql::{CONTACT_COLUMNS, DEVICE_COLUMNS, PERSON_COLUMNS, q, shared_backend};
+use avisa_core::UnixMillis;
+
+pub struct PostgresBackend {
+    pool: PgPool,
+}
+
+impl PostgresBackend {
+    /// Connects to a `postgres://` URL.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(PostgresBackend { pool })
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn migrator(&self) -> Migrator {
+        crate::migrations::postgres()
+    }
+}
+
+shared_backend!(
+    PostgresBackend,
+    PgRow,
+    "postgres",
+    "SELECT id FROM people WHERE id = $1 FOR UPDATE"
+);

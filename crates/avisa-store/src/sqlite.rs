@@ -1,0 +1,70 @@
+//! The SQLite backend: the embedded default.
+//!
+//! WAL journal, `synchronous=FULL` (a commit is on disk before it returns),
+//! foreign keys on. SQLite allows one writer at a time, so writes go through
+//! a pool of one connection (no lock-upgrade deadlocks, no busy retries) and
+//! reads through a separate pool that WAL lets run beside it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::backend::{Backend, ContactRow, DeviceRow, PersonRow};
+use crate::sql::{CONTACT_COLUMNS, DEVICE_COLUMNS, PERSON_COLUMNS, q, shared_backend};
+use avisa_core::UnixMillis;
+
+pub struct SqliteBackend {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if missing) the database at a `sqlite:` URL.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteBackend { writer, reader })
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn migrator(&self) -> Migrator {
+        crate::migrations::sqlite()
+    }
+}
+
+shared_backend!(
+    SqliteBackend,
+    SqliteRow,
+    "sqlite",
+    // The single writer connection already serialises write transactions.
+    "SELECT id FROM people WHERE id = $1"
+);

@@ -1,0 +1,510 @@
+//! The store suite: every test runs on SQLite and on PostgreSQL, each on a
+//! fresh database.
+
+use std::path::PathBuf;
+
+use avisa_core::crypto::DataKey;
+use avisa_core::{Language, PhoneNumber};
+use avisa_store::{ContactInput, MAX_CONTACTS, Profile, Store, StoreError, VerifyOutcome, testing};
+
+/// A fresh database on one backend, with what a test may need to look at.
+struct Fixture {
+    url: String,
+    key: DataKey,
+    _dir: tempfile::TempDir,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl Fixture {
+    async fn new(backend: &str) -> Option<Fixture> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, sqlite_file) = match backend {
+            "sqlite" => (
+                testing::sqlite_url(dir.path()),
+                Some(dir.path().join("avisa.db")),
+            ),
+            _ => (testing::fresh_postgres_url().await?, None),
+        };
+        Some(Fixture {
+            url,
+            key: DataKey::generate().expect("key"),
+            _dir: dir,
+            sqlite_file,
+        })
+    }
+
+    async fn store(&self) -> Store {
+        let backend = avisa_store::connect(&self.url).await.expect("connect");
+        Store::open(backend, &self.key).await.expect("open")
+    }
+}
+
+macro_rules! both_backends {
+    ($($name:ident;)+) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    if let Some(f) = super::Fixture::new("sqlite").await {
+                        super::$name(f).await;
+                    }
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(f) = super::Fixture::new("postgres").await {
+                        super::$name(f).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
+both_backends! {
+    verification_flow;
+    expired_code_is_refused;
+    second_device_joins_the_same_person;
+    profile_round_trip;
+    contacts_crud_and_limit;
+    contacts_are_private_to_their_person;
+    deleting_a_person_removes_everything;
+    wrong_key_is_refused;
+    nothing_personal_at_rest;
+}
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn phone(s: &str) -> PhoneNumber {
+    PhoneNumber::parse(s).expect("valid phone")
+}
+
+async fn verified_person(store: &Store, number: &str) -> uuid::Uuid {
+    let device = store
+        .register_device(
+            &phone(number),
+            Language::Es,
+            avisa_core::crypto::token_hash(number),
+            "123456",
+            NOW + 600_000,
+            NOW,
+        )
+        .await
+        .expect("register");
+    match store
+        .verify_device(device.id, "123456", NOW)
+        .await
+        .expect("verify")
+    {
+        VerifyOutcome::Verified { person_id } => person_id,
+        other => panic!("not verified: {other:?}"),
+    }
+}
+
+async fn verification_flow(f: Fixture) {
+    let store = f.store().await;
+    let token_hash = vec![1u8; 32];
+    let device = store
+        .register_device(
+            &phone("+12135550100"),
+            Language::Es,
+            token_hash.clone(),
+            "424242",
+            NOW + 600_000,
+            NOW,
+        )
+        .await
+        .expect("register");
+    assert_eq!(
+        store
+            .registrations_since(&phone("+12135550100"), NOW)
+            .await
+            .expect("count"),
+        1
+    );
+    let found = store
+        .device_by_token_hash(&token_hash)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        (found.id, found.person_id, found.verified_at),
+        (device.id, None, None)
+    );
+
+    // Wrong codes count down.
+    for left in [4, 3] {
+        assert_eq!(
+            store
+                .verify_device(device.id, "000000", NOW)
+                .await
+                .expect("verify"),
+            VerifyOutcome::Wrong {
+                attempts_left: left
+            }
+        );
+    }
+    // The right one within the attempts verifies and consumes the code.
+    let VerifyOutcome::Verified { person_id } = store
+        .verify_device(device.id, "424242", NOW)
+        .await
+        .expect("verify")
+    else {
+        panic!("should verify");
+    };
+    assert_eq!(
+        store
+            .verify_device(device.id, "424242", NOW)
+            .await
+            .expect("again"),
+        VerifyOutcome::NoCode
+    );
+    let device = store
+        .device_by_token_hash(&token_hash)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(device.person_id, Some(person_id));
+    assert_eq!(device.verified_at, Some(NOW));
+    let person = store
+        .person(person_id)
+        .await
+        .expect("person")
+        .expect("exists");
+    assert_eq!(person.phone.as_str(), "+12135550100");
+    assert_eq!(
+        person.profile,
+        Profile {
+            language: Language::Es,
+            ..Profile::default()
+        }
+    );
+
+    // Five wrong codes burn a code: even the right one is refused after.
+    let other = store
+        .register_device(
+            &phone("+12135550101"),
+            Language::En,
+            vec![2; 32],
+            "111111",
+            NOW + 600_000,
+            NOW,
+        )
+        .await
+        .expect("register");
+    for left in (0..5).rev() {
+        assert_eq!(
+            store
+                .verify_device(other.id, "999999", NOW)
+                .await
+                .expect("verify"),
+            VerifyOutcome::Wrong {
+                attempts_left: left
+            }
+        );
+    }
+    assert_eq!(
+        store
+            .verify_device(other.id, "111111", NOW)
+            .await
+            .expect("burnt"),
+        VerifyOutcome::NoCode
+    );
+}
+
+async fn expired_code_is_refused(f: Fixture) {
+    let store = f.store().await;
+    let device = store
+        .register_device(
+            &phone("+12135550100"),
+            Language::Es,
+            vec![1; 32],
+            "424242",
+            NOW + 600_000,
+            NOW,
+        )
+        .await
+        .expect("register");
+    assert_eq!(
+        store
+            .verify_device(device.id, "424242", NOW + 600_000)
+            .await
+            .expect("verify"),
+        VerifyOutcome::NoCode
+    );
+}
+
+async fn second_device_joins_the_same_person(f: Fixture) {
+    let store = f.store().await;
+    let first = verified_person(&store, "+12135550100").await;
+    let device = store
+        .register_device(
+            &phone("(213) 555-0100"),
+            Language::En,
+            vec![9; 32],
+            "654321",
+            NOW + 600_000,
+            NOW,
+        )
+        .await
+        .expect("register");
+    let VerifyOutcome::Verified { person_id } = store
+        .verify_device(device.id, "654321", NOW)
+        .await
+        .expect("verify")
+    else {
+        panic!("should verify");
+    };
+    assert_eq!(person_id, first, "the same phone is the same person");
+}
+
+async fn profile_round_trip(f: Fixture) {
+    let store = f.store().await;
+    let id = verified_person(&store, "+12135550100").await;
+    let profile = Profile {
+        name: Some("María Pérez".into()),
+        home_state: Some("CA".into()),
+        home_county: Some("Los Angeles".into()),
+        keyword: Some("AYUDA".into()),
+        language: Language::En,
+    };
+    store
+        .update_profile(id, &profile, Some("$argon2id$fake".into()), NOW)
+        .await
+        .expect("update");
+    let person = store.person(id).await.expect("get").expect("exists");
+    assert_eq!(person.profile, profile);
+    assert_eq!(person.pin_hash.as_deref(), Some("$argon2id$fake"));
+    let missing = store
+        .update_profile(uuid::Uuid::now_v7(), &profile, None, NOW)
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+fn contact(n: usize) -> ContactInput {
+    ContactInput {
+        name: format!("Contacto {n}"),
+        phone: phone(&format!("+1213555{:04}", 200 + n)),
+        message: format!("Mensaje número {n}: llama a la abogada."),
+        language: if n % 2 == 0 {
+            Language::Es
+        } else {
+            Language::En
+        },
+    }
+}
+
+async fn contacts_crud_and_limit(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let first = store
+        .add_contact(person, &contact(0), NOW)
+        .await
+        .expect("add");
+    assert_eq!(first.name, "Contacto 0");
+    assert_eq!(
+        store.contact(person, first.id).await.expect("get"),
+        Some(first.clone())
+    );
+
+    let edited = store
+        .update_contact(person, first.id, &contact(1), NOW + 1)
+        .await
+        .expect("update");
+    assert_eq!(
+        (edited.name.as_str(), edited.created_at, edited.updated_at),
+        ("Contacto 1", NOW, NOW + 1)
+    );
+
+    for n in 1..MAX_CONTACTS as usize {
+        store
+            .add_contact(person, &contact(n), NOW + n as i64)
+            .await
+            .expect("add");
+    }
+    let all = store.contacts(person).await.expect("list");
+    assert_eq!(all.len(), MAX_CONTACTS as usize);
+    assert_eq!(all[0].id, first.id, "listed in the order they were added");
+    assert!(matches!(
+        store.add_contact(person, &contact(11), NOW).await,
+        Err(StoreError::LimitReached)
+    ));
+    assert_eq!(
+        store.contacts(person).await.expect("list").len(),
+        MAX_CONTACTS as usize
+    );
+
+    assert!(
+        store
+            .delete_contact(person, first.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_contact(person, first.id)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(store.contact(person, first.id).await.expect("get"), None);
+    assert!(matches!(
+        store
+            .update_contact(person, first.id, &contact(2), NOW)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn contacts_are_private_to_their_person(f: Fixture) {
+    let store = f.store().await;
+    let alice = verified_person(&store, "+12135550100").await;
+    let bob = verified_person(&store, "+12135550111").await;
+    let c = store
+        .add_contact(alice, &contact(0), NOW)
+        .await
+        .expect("add");
+    assert_eq!(store.contact(bob, c.id).await.expect("get"), None);
+    assert!(store.contacts(bob).await.expect("list").is_empty());
+    assert!(!store.delete_contact(bob, c.id).await.expect("delete"));
+    assert!(matches!(
+        store.update_contact(bob, c.id, &contact(1), NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.contacts(alice).await.expect("list").len(), 1);
+}
+
+async fn deleting_a_person_removes_everything(f: Fixture) {
+    let store = f.store().await;
+    let token = vec![5u8; 32];
+    let device = store
+        .register_device(
+            &phone("+12135550100"),
+            Language::Es,
+            token.clone(),
+            "123123",
+            NOW + 600_000,
+            NOW,
+        )
+        .await
+        .expect("register");
+    let VerifyOutcome::Verified { person_id } = store
+        .verify_device(device.id, "123123", NOW)
+        .await
+        .expect("verify")
+    else {
+        panic!("should verify");
+    };
+    store
+        .add_contact(person_id, &contact(0), NOW)
+        .await
+        .expect("add");
+    assert!(store.delete_person(person_id).await.expect("delete"));
+    assert!(store.person(person_id).await.expect("get").is_none());
+    assert!(store.contacts(person_id).await.expect("list").is_empty());
+    assert!(
+        store
+            .device_by_token_hash(&token)
+            .await
+            .expect("device")
+            .is_none()
+    );
+}
+
+async fn wrong_key_is_refused(f: Fixture) {
+    let store = f.store().await;
+    verified_person(&store, "+12135550100").await;
+    store.close().await;
+    let backend = avisa_store::connect(&f.url).await.expect("connect");
+    assert!(
+        avisa_store::has_data_key(backend.as_ref())
+            .await
+            .expect("check")
+    );
+    let other = DataKey::generate().expect("key");
+    assert!(matches!(
+        Store::open(backend.clone(), &other).await,
+        Err(StoreError::WrongKey)
+    ));
+    // The right key still opens it.
+    assert!(Store::open(backend, &f.key).await.is_ok());
+}
+
+/// Writes known personal values, then reads the raw database bytes (SQLite
+/// files including the WAL; a PostgreSQL dump) and finds none of them.
+async fn nothing_personal_at_rest(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550177").await;
+    let profile = Profile {
+        name: Some("Guadalupe Xochitl Ramirez".into()),
+        home_state: Some("AZ".into()),
+        home_county: Some("Maricopa".into()),
+        keyword: Some("SOCORRO".into()),
+        language: Language::Es,
+    };
+    store
+        .update_profile(person, &profile, None, NOW)
+        .await
+        .expect("profile");
+    store
+        .add_contact(
+            person,
+            &ContactInput {
+                name: "Esperanza Quetzalli".into(),
+                phone: phone("+525512345678"),
+                message: "Llama a la licenciada Torres inmediatamente".into(),
+                language: Language::Es,
+            },
+            NOW,
+        )
+        .await
+        .expect("contact");
+    let needles = [
+        "Guadalupe",
+        "Xochitl",
+        "Maricopa",
+        "SOCORRO",
+        "Esperanza",
+        "Quetzalli",
+        "licenciada Torres",
+        "2135550177",
+        "5512345678",
+    ];
+    let haystack: Vec<u8> = match &f.sqlite_file {
+        Some(db) => {
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal", "-shm"] {
+                let path = PathBuf::from(format!("{}{suffix}", db.display()));
+                if let Ok(b) = std::fs::read(&path) {
+                    bytes.extend(b);
+                }
+            }
+            assert!(bytes.len() > 4096, "the database files were read");
+            bytes
+        }
+        None => {
+            let out = std::process::Command::new("pg_dump")
+                .args(["--data-only", "--inserts", &f.url])
+                .output()
+                .expect("run pg_dump");
+            assert!(
+                out.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("INSERT INTO public.contacts"));
+            out.stdout
+        }
+    };
+    let text = String::from_utf8_lossy(&haystack);
+    for needle in needles {
+        assert!(
+            !text.contains(needle),
+            "{needle:?} found in plain text at rest"
+        );
+    }
+    // And the data is really there, behind the key.
+    let back = store.person(person).await.expect("get").expect("exists");
+    assert_eq!(
+        back.profile.name.as_deref(),
+        Some("Guadalupe Xochitl Ramirez")
+    );
+}
