@@ -219,10 +219,13 @@ impl Directory {
         let mut ids = HashSet::new();
         for record in reader.records() {
             let record = record.map_err(|e| DirectoryError {
-                line: e.position().map(|p| p.line()).unwrap_or(0),
+                line: e.position().map(|p| line_at(text, p.byte())).unwrap_or(0),
                 reason: e.to_string(),
             })?;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            let line = record
+                .position()
+                .map(|p| line_at(text, p.byte()))
+                .unwrap_or(0);
             let err = |reason: String| DirectoryError { line, reason };
             let field = |i: usize| record.get(i).unwrap_or("").trim();
             let id = field(0);
@@ -387,6 +390,19 @@ impl Directory {
     }
 }
 
+/// The 1-based line of a byte offset. (The csv crate's own line count is off
+/// by one on CRLF files, such as the reference directory.)
+fn line_at(text: &str, byte: u64) -> u64 {
+    let bytes = text.as_bytes();
+    let mut end = (byte as usize).min(bytes.len());
+    // On CRLF files a record's offset can point at the '\n' ending the line
+    // before it.
+    while end < bytes.len() && (bytes[end] == b'\n' || bytes[end] == b'\r') {
+        end += 1;
+    }
+    bytes[..end].iter().filter(|b| **b == b'\n').count() as u64 + 1
+}
+
 fn parse_jurisdiction(text: &str) -> Result<Vec<Jurisdiction>, String> {
     let mut entries = Vec::new();
     for raw in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -544,6 +560,11 @@ mod tests {
             ("id,name\n", 1, "header"),
             (&format!("{header}\n"), 1, "no offices"),
             (&format!("{header}\n{good}\n{good}\n"), 3, "appears twice"),
+            (
+                &format!("{header}\r\n{good}\r\n{good}\r\n"),
+                3,
+                "appears twice",
+            ),
             (
                 &format!("{header}\n{}\n", good.replace("34.0", "134.0")),
                 2,

@@ -1,1 +1,57 @@
-//! placeholder
+//! Avisa's SMS gateways.
+//!
+//! A [`Gateway`] hands one message to a provider and says what happened:
+//! accepted (with the provider's id), a failure worth retrying (with an
+//! optional wait the provider asked for), or a permanent failure. The
+//! dispatcher decides what to do with each outcome; a gateway never retries on
+//! its own.
+
+mod log;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use avisa_core::PhoneNumber;
+use uuid::Uuid;
+
+pub use crate::log::LogGateway;
+
+/// One SMS to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingSms {
+    /// Our id for this message, given to providers as a reference, so a
+    /// message sent twice after a crash is recognisable as one.
+    pub id: Uuid,
+    pub to: PhoneNumber,
+    pub body: String,
+}
+
+/// A provider took the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The provider's id for the message (for delivery receipts).
+    pub provider_id: String,
+}
+
+/// Why a gateway did not take a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// Worth trying again (timeouts, 5xx, rate limits).
+    #[error("temporary gateway failure: {reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help (invalid number, rejected content, bad
+    /// credentials).
+    #[error("permanent gateway failure: {reason}")]
+    Permanent { reason: String },
+}
+
+/// A way to send SMS.
+#[async_trait]
+pub trait Gateway: Send + Sync + 'static {
+    /// The name used in configuration, metrics and logs ("log", "twilio").
+    fn name(&self) -> &str;
+    async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError>;
+}

@@ -285,7 +285,7 @@ fn contact(n: usize) -> ContactInput {
         name: format!("Contacto {n}"),
         phone: phone(&format!("+1213555{:04}", 200 + n)),
         message: format!("Mensaje número {n}: llama a la abogada."),
-        language: if n % 2 == 0 {
+        language: if n.is_multiple_of(2) {
             Language::Es
         } else {
             Language::En

@@ -1,1 +1,215 @@
-fn main() {}
+//! `avisa`: one binary for the server and its tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use avisa_core::directory::{Route, place_of};
+use avisa_server::config::{Config, EXAMPLE, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "avisa",
+    version,
+    about = "Panic-button alerts to a person's contacts and the nearest consulate."
+)]
+struct Cli {
+    #[command(flatten)]
+    data: DataOptions,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command that touches data shares, so `serve` and the tools
+/// see the same data when given the same flags.
+#[derive(Args)]
+struct DataOptions {
+    /// TOML configuration file (see `avisa default-config`).
+    #[arg(long, global = true, value_name = "FILE", env = "AVISA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (database, data key, SMS log).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:PATH or postgres://…
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+    /// A replacement consulate directory (CSV).
+    #[arg(long, global = true, value_name = "FILE")]
+    directory: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: phone API, console, dispatcher.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a fully commented example configuration.
+    DefaultConfig,
+    /// The consulate directory.
+    Consulates {
+        #[command(subcommand)]
+        command: ConsulateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsulateCommand {
+    /// Every office in the directory in effect.
+    List,
+    /// The offices nearest a point, and where an alert from it would go.
+    Nearest {
+        #[arg(allow_negative_numbers = true)]
+        lat: f64,
+        #[arg(allow_negative_numbers = true)]
+        lon: f64,
+        /// How many offices to show.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+    },
+}
+
+impl DataOptions {
+    /// Defaults → file → environment → these flags.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &self.database {
+            config.database_url = url.clone().into();
+        }
+        if let Some(dir) = &self.directory {
+            config.directory = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("AVISA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::DefaultConfig = cli.command {
+        print!("{EXAMPLE}");
+        return Ok(());
+    }
+    let config = cli.data.config()?;
+    init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(cli.command, config))
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { listen } => {
+            if let Some(addr) = listen {
+                config.listen = addr;
+            }
+            let addr = config.listen;
+            let app = avisa_server::App::build(config).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            tracing::info!(
+                address = %local,
+                database = app.state.store.backend_kind(),
+                gateway = app.state.gateway.name(),
+                "Avisa is listening: open http://{local}/healthz"
+            );
+            avisa_server::serve(listener, app, avisa_server::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            config.validate()?;
+            std::fs::create_dir_all(&config.data_dir).ok();
+            let backend = avisa_store::connect(&config.database_url())
+                .await
+                .context("cannot open the database")?;
+            println!("migrations applied ({})", backend.kind());
+            backend.close().await;
+            Ok(())
+        }
+        Command::DefaultConfig => unreachable!("handled before the runtime starts"),
+        Command::Consulates { command } => {
+            let directory = avisa_server::load_directory(&config)?;
+            match command {
+                ConsulateCommand::List => {
+                    println!(
+                        "{:<16} {:<21} {:<16} {:<3} phone",
+                        "id", "kind", "city", "st"
+                    );
+                    for o in directory.offices() {
+                        let kind = serde_plain_kind(o.kind);
+                        println!(
+                            "{:<16} {:<21} {:<16} {:<3} {}",
+                            o.id,
+                            kind,
+                            o.city,
+                            o.state,
+                            o.phone.as_deref().unwrap_or("(unknown)")
+                        );
+                    }
+                    println!("{} offices", directory.offices().len());
+                }
+                ConsulateCommand::Nearest { lat, lon, limit } => {
+                    avisa_core::Location::new(lat, lon, None)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let place = place_of(lat, lon);
+                    match directory.route(Some((lat, lon)), None, None) {
+                        Route::Office { office, .. } => {
+                            println!(
+                                "an alert from here goes to: {} ({})",
+                                office.id, office.name
+                            )
+                        }
+                        Route::OutsideCoverage { country } => println!(
+                            "an alert from here is outside coverage (country: {})",
+                            country.as_deref().unwrap_or("unknown")
+                        ),
+                        Route::Unroutable => println!(
+                            "no country here (at sea?): an alert would be routed by the person's home state"
+                        ),
+                    }
+                    if let Some(sub) = place.subdivision.or(place.country) {
+                        println!("location: {sub}");
+                    }
+                    println!("{:<16} {:<52} {:<16} {:>9}", "id", "name", "city", "km");
+                    for (o, km) in directory.by_distance(lat, lon).into_iter().take(limit) {
+                        println!("{:<16} {:<52} {:<16} {:>9.1}", o.id, o.name, o.city, km);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn serde_plain_kind(kind: avisa_core::directory::OfficeKind) -> &'static str {
+    use avisa_core::directory::OfficeKind::*;
+    match kind {
+        ConsuladoGeneral => "consulado_general",
+        ConsuladoDeCarrera => "consulado_de_carrera",
+        SeccionConsular => "seccion_consular",
+    }
+}

@@ -1,0 +1,197 @@
+//! The person's contacts: up to 10, each with a message of their own.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use avisa_core::sms::{Encoding, MAX_MESSAGE_SEGMENTS, analyze};
+use avisa_core::{Invalid, Language, PhoneNumber, now_millis};
+use avisa_store::{Contact, ContactInput, MAX_CONTACTS, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Person, path_id};
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    pub name: String,
+    /// As typed; stored in E.164.
+    pub phone: String,
+    #[serde(default)]
+    pub language: Language,
+    /// What this contact receives when the button is pressed (at most 3 SMS).
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub phone: String,
+    pub language: Language,
+    pub message: String,
+    /// "GSM-7" or "UCS-2".
+    pub encoding: Encoding,
+    pub segments: usize,
+    pub characters: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactList {
+    pub contacts: Vec<ContactResponse>,
+    /// The most contacts a person may have.
+    pub max: i64,
+}
+
+fn response(c: Contact) -> ContactResponse {
+    let info = analyze(&c.message);
+    ContactResponse {
+        id: c.id,
+        name: c.name,
+        phone: c.phone.to_string(),
+        language: c.language,
+        encoding: info.encoding,
+        segments: info.segments,
+        characters: info.characters,
+        message: c.message,
+    }
+}
+
+fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
+    let name = req.name.trim();
+    if name.is_empty() {
+        return Err(Invalid::new("name", "required", "name is required"));
+    }
+    if name.chars().count() > 80 || name.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "name",
+            "too_long",
+            "name has at most 80 characters",
+        ));
+    }
+    let phone = PhoneNumber::parse(&req.phone)?;
+    let message = req.message.trim_end().to_string();
+    if message.trim().is_empty() {
+        return Err(Invalid::new("message", "required", "message is required"));
+    }
+    let info = analyze(&message);
+    if info.segments > MAX_MESSAGE_SEGMENTS {
+        return Err(Invalid::new(
+            "message",
+            "message_too_long",
+            format!(
+                "the message takes {} SMS ({}); at most {MAX_MESSAGE_SEGMENTS} are allowed",
+                info.segments,
+                info.encoding.as_str()
+            ),
+        ));
+    }
+    Ok(ContactInput {
+        name: name.to_string(),
+        phone,
+        message,
+        language: req.language,
+    })
+}
+
+/// The person's contacts, in the order they were added.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
+    security(("device_token" = [])),
+    responses((status = 200, body = ContactList), (status = 401, body = super::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, who: Person) -> ApiResult<Json<ContactList>> {
+    let contacts = state.store.contacts(who.person_id).await?;
+    Ok(Json(ContactList {
+        contacts: contacts.into_iter().map(response).collect(),
+        max: MAX_CONTACTS,
+    }))
+}
+
+/// Add a contact.
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts",
+    security(("device_token" = [])),
+    request_body = ContactRequest,
+    responses((status = 201, body = ContactResponse), (status = 401, body = super::ErrorBody),
+              (status = 409, description = "already 10 contacts", body = super::ErrorBody),
+              (status = 422, body = super::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<ContactRequest>,
+) -> ApiResult<(StatusCode, Json<ContactResponse>)> {
+    let input = parse(req)?;
+    match state
+        .store
+        .add_contact(who.person_id, &input, now_millis())
+        .await
+    {
+        Ok(c) => Ok((StatusCode::CREATED, Json(response(c)))),
+        Err(StoreError::LimitReached) => Err(ApiError::Conflict {
+            code: "contacts_limit",
+            message: format!("a person may have at most {MAX_CONTACTS} contacts"),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
+    security(("device_token" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ContactResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContactResponse>> {
+    let id = path_id(&id)?;
+    let contact = state
+        .store
+        .contact(who.person_id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(response(contact)))
+}
+
+/// Replace a contact.
+#[utoipa::path(put, path = "/api/v1/contacts/{id}", tag = "contacts",
+    security(("device_token" = [])),
+    params(("id" = Uuid, Path)),
+    request_body = ContactRequest,
+    responses((status = 200, body = ContactResponse), (status = 404, body = super::ErrorBody),
+              (status = 422, body = super::ErrorBody)))]
+pub async fn put(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ContactRequest>,
+) -> ApiResult<Json<ContactResponse>> {
+    let id = path_id(&id)?;
+    let input = parse(req)?;
+    let contact = state
+        .store
+        .update_contact(who.person_id, id, &input, now_millis())
+        .await?;
+    Ok(Json(response(contact)))
+}
+
+/// Delete a contact.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
+    security(("device_token" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = super::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = path_id(&id)?;
+    if state.store.delete_contact(who.person_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

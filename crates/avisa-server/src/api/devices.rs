@@ -1,0 +1,186 @@
+//! Device registration and phone verification.
+//!
+//! `POST /api/v1/devices {phone, language}` creates an unverified device and
+//! sends a 6-digit code by SMS; the answer carries the device's bearer token,
+//! shown this once and stored only as a hash. `POST /api/v1/devices/verify
+//! {code}` with that token proves the phone: 5 tries, codes live 10 minutes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use avisa_core::crypto::{random_digits, random_token, token_hash};
+use avisa_core::{Invalid, Language, PhoneNumber, now_millis};
+use avisa_sms::OutgoingSms;
+use avisa_store::VerifyOutcome;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Caller};
+use crate::state::AppState;
+
+/// How long a one-time code is valid.
+pub const CODE_TTL_MS: i64 = 10 * 60 * 1000;
+const HOUR_MS: i64 = 60 * 60 * 1000;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The person's phone number, as typed ("(213) 555-0100", "+52 55 …").
+    pub phone: String,
+    #[serde(default)]
+    pub language: Language,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisterResponse {
+    pub device_id: Uuid,
+    /// The bearer token for every later request. Shown only now.
+    pub token: String,
+    pub verified: bool,
+    /// When the code sent by SMS stops working (milliseconds since the epoch).
+    pub code_expires_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The 6-digit code received by SMS.
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub device_id: Uuid,
+    pub verified: bool,
+}
+
+fn code_message(language: Language, code: &str) -> String {
+    match language {
+        Language::Es => format!(
+            "Avisa: tu código de verificación es {code}. Vence en 10 minutos. No lo compartas con nadie."
+        ),
+        Language::En => format!(
+            "Avisa: your verification code is {code}. It expires in 10 minutes. Do not share it with anyone."
+        ),
+    }
+}
+
+/// Register a device and send it a verification code by SMS.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = RegisterResponse),
+        (status = 422, description = "invalid phone number or body", body = super::ErrorBody),
+        (status = 429, description = "too many codes sent to this phone", body = super::ErrorBody),
+        (status = 503, description = "the code could not be sent", body = super::ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
+    let phone = PhoneNumber::parse(&req.phone)?;
+    let now = now_millis();
+    let recent = state
+        .store
+        .registrations_since(&phone, now - HOUR_MS)
+        .await?;
+    if recent >= i64::from(state.config.limits.registrations_per_hour) {
+        metrics::counter!("avisa_registrations_refused_total", "reason" => "rate_limited")
+            .increment(1);
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: 600,
+        });
+    }
+    let token = random_token().map_err(anyhow::Error::new)?;
+    let code = random_digits(6).map_err(anyhow::Error::new)?;
+    let expires = now + CODE_TTL_MS;
+    let device = state
+        .store
+        .register_device(
+            &phone,
+            req.language,
+            token_hash(&token),
+            &code,
+            expires,
+            now,
+        )
+        .await?;
+    let sms = OutgoingSms {
+        id: Uuid::now_v7(),
+        to: phone,
+        body: code_message(req.language, &code),
+    };
+    if let Err(e) = state.gateway.send(&sms).await {
+        tracing::warn!(device_id = %device.id, gateway = state.gateway.name(), error = %e, "verification code not sent");
+        metrics::counter!("avisa_sms_total", "kind" => "verification", "outcome" => "failed")
+            .increment(1);
+        return Err(ApiError::Unavailable {
+            code: "sms_unavailable",
+            message: "the verification code could not be sent; please try again in a minute".into(),
+        });
+    }
+    metrics::counter!("avisa_sms_total", "kind" => "verification", "outcome" => "sent")
+        .increment(1);
+    metrics::counter!("avisa_devices_registered_total").increment(1);
+    tracing::info!(device_id = %device.id, "device registered, code sent");
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse {
+            device_id: device.id,
+            token: token.to_string(),
+            verified: false,
+            code_expires_at: expires,
+        }),
+    ))
+}
+
+/// Verify the device's phone number with the code received by SMS.
+#[utoipa::path(post, path = "/api/v1/devices/verify", tag = "devices",
+    request_body = VerifyRequest,
+    security(("device_token" = [])),
+    responses(
+        (status = 200, body = VerifyResponse),
+        (status = 401, body = super::ErrorBody),
+        (status = 409, description = "already verified", body = super::ErrorBody),
+        (status = 422, description = "wrong, expired or burnt code", body = super::ErrorBody),
+    ))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Caller(device): Caller,
+    ApiJson(req): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<VerifyResponse>> {
+    if device.verified_at.is_some() {
+        return Err(ApiError::Conflict {
+            code: "already_verified",
+            message: "this device is already verified".into(),
+        });
+    }
+    let code = req.code.trim();
+    if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Invalid::new("code", "code_invalid", "the code has 6 digits").into());
+    }
+    match state.store.verify_device(device.id, code, now_millis()).await? {
+        VerifyOutcome::Verified { .. } => {
+            tracing::info!(device_id = %device.id, "device verified");
+            Ok(Json(VerifyResponse {
+                device_id: device.id,
+                verified: true,
+            }))
+        }
+        VerifyOutcome::Wrong { attempts_left } if attempts_left > 0 => Err(Invalid::new(
+            "code",
+            "code_incorrect",
+            format!("the code is not right; {attempts_left} attempts left"),
+        )
+        .into()),
+        VerifyOutcome::Wrong { .. } | VerifyOutcome::NoCode => Err(Invalid::new(
+            "code",
+            "code_expired",
+            "this code no longer works (expired or too many attempts); register again to get a new one",
+        )
+        .into()),
+    }
+}

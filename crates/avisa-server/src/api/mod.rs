@@ -1,0 +1,23 @@
+//! The phone API (`/api/v1/…`), one module per resource.
+
+pub mod contacts;
+pub mod devices;
+pub mod profile;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The error shape every endpoint answers with.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `phone_invalid`, `unauthorized`, `rate_limited`.
+    pub code: String,
+    pub message: String,
+    /// The input field at fault, for 422s about one value.
+    pub field: Option<String>,
+}

@@ -1,0 +1,248 @@
+//! The person's profile: name, home state (and county), language, the
+//! cancel PIN (write-only) and the SMS trigger keyword.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use avisa_core::{Invalid, Language, now_millis, states};
+use avisa_store::Profile;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Person};
+use crate::state::AppState;
+
+/// Words carriers reserve for themselves; a trigger keyword must not be one.
+const RESERVED_KEYWORDS: &[&str] = &[
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "HELP",
+    "INFO",
+    "START",
+    "UNSTOP",
+    "YES",
+    "NO",
+    "ALTO",
+    "PARAR",
+    "AYUDA",
+    "BAJA",
+];
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileResponse {
+    /// The verified phone number of this person.
+    pub phone: String,
+    pub name: Option<String>,
+    pub home_state: Option<String>,
+    pub home_county: Option<String>,
+    pub language: Language,
+    pub keyword: Option<String>,
+    /// Whether a cancel PIN is set (the PIN itself is never returned).
+    pub pin_set: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileRequest {
+    pub name: String,
+    /// Two-letter code of a US state, DC, PR or VI.
+    pub home_state: String,
+    #[serde(default)]
+    pub home_county: Option<String>,
+    #[serde(default)]
+    pub language: Language,
+    /// 4 to 8 digits. Required the first time; to change it later, send
+    /// `current_pin` too.
+    #[serde(default)]
+    pub cancel_pin: Option<String>,
+    #[serde(default)]
+    pub current_pin: Option<String>,
+    /// The word that, sent by SMS to the service number, raises the alert.
+    pub keyword: String,
+}
+
+fn text_field(field: &'static str, value: &str, max: usize) -> Result<String, Invalid> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Invalid::new(
+            field,
+            "required",
+            format!("{field} is required"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(Invalid::new(
+            field,
+            "too_long",
+            format!("{field} has at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            field,
+            "invalid_characters",
+            format!("{field} has control characters"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Checks a PIN's shape: 4 to 8 digits.
+pub fn check_pin(field: &'static str, pin: &str) -> Result<(), Invalid> {
+    if (4..=8).contains(&pin.len()) && pin.chars().all(|c| c.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            field,
+            "pin_invalid",
+            "the PIN has 4 to 8 digits",
+        ))
+    }
+}
+
+fn keyword(value: &str) -> Result<String, Invalid> {
+    let word = value.trim().to_uppercase();
+    if !(3..=20).contains(&word.len()) || !word.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(Invalid::new(
+            "keyword",
+            "keyword_invalid",
+            "the keyword is one word of 3 to 20 letters or digits, without accents",
+        ));
+    }
+    if RESERVED_KEYWORDS.contains(&word.as_str()) {
+        return Err(Invalid::new(
+            "keyword",
+            "keyword_reserved",
+            "this word is reserved by phone carriers; choose another",
+        ));
+    }
+    Ok(word)
+}
+
+fn response(person: avisa_store::Person) -> ProfileResponse {
+    ProfileResponse {
+        phone: person.phone.to_string(),
+        name: person.profile.name,
+        home_state: person.profile.home_state,
+        home_county: person.profile.home_county,
+        language: person.profile.language,
+        keyword: person.profile.keyword,
+        pin_set: person.pin_hash.is_some(),
+    }
+}
+
+/// The person's profile.
+#[utoipa::path(get, path = "/api/v1/profile", tag = "profile",
+    security(("device_token" = [])),
+    responses((status = 200, body = ProfileResponse), (status = 401, body = super::ErrorBody),
+              (status = 403, description = "device not verified", body = super::ErrorBody)))]
+pub async fn get(State(state): State<AppState>, who: Person) -> ApiResult<Json<ProfileResponse>> {
+    let person = state
+        .store
+        .person(who.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(response(person)))
+}
+
+/// Replace the person's profile.
+#[utoipa::path(put, path = "/api/v1/profile", tag = "profile",
+    security(("device_token" = [])),
+    request_body = ProfileRequest,
+    responses((status = 200, body = ProfileResponse), (status = 401, body = super::ErrorBody),
+              (status = 403, description = "not verified, or wrong current PIN", body = super::ErrorBody),
+              (status = 422, body = super::ErrorBody)))]
+pub async fn put(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<ProfileRequest>,
+) -> ApiResult<Json<ProfileResponse>> {
+    // Validate everything before anything is written.
+    let name = text_field("name", &req.name, 80)?;
+    let home_state = states::normalize(&req.home_state)
+        .filter(|s| state.directory.covers_state(s))
+        .ok_or_else(|| {
+            Invalid::new(
+                "home_state",
+                "home_state_invalid",
+                "not a US state code served by a consulate (e.g. CA, TX, PR)",
+            )
+        })?;
+    let home_county = match req.home_county.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(text_field("home_county", c, 60)?),
+    };
+    let keyword = keyword(&req.keyword)?;
+    if let Some(pin) = &req.cancel_pin {
+        check_pin("cancel_pin", pin)?;
+    }
+    let person = state
+        .store
+        .person(who.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let pin_hash = match (&req.cancel_pin, person.pin_hash.clone()) {
+        (None, None) => {
+            return Err(Invalid::new(
+                "cancel_pin",
+                "pin_required",
+                "choose a cancel PIN of 4 to 8 digits",
+            )
+            .into());
+        }
+        (None, Some(existing)) => existing,
+        (Some(new_pin), existing) => {
+            if let Some(existing) = existing {
+                let current = req.current_pin.clone().unwrap_or_default();
+                if !verify_pin(&state, current, existing).await? {
+                    return Err(ApiError::Forbidden {
+                        code: "pin_incorrect",
+                        message: "to change the PIN, send the current one as current_pin".into(),
+                    });
+                }
+            }
+            hash_pin(&state, new_pin.clone()).await?
+        }
+    };
+    let profile = Profile {
+        name: Some(name),
+        home_state: Some(home_state.to_string()),
+        home_county,
+        keyword: Some(keyword),
+        language: req.language,
+    };
+    state
+        .store
+        .update_profile(who.person_id, &profile, Some(pin_hash), now_millis())
+        .await?;
+    let person = state
+        .store
+        .person(who.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(response(person)))
+}
+
+/// Hashes a PIN off the async threads (argon2id is slow on purpose).
+pub async fn hash_pin(state: &AppState, pin: String) -> ApiResult<String> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.vault().hash_secret(&pin))
+        .await
+        .map_err(anyhow::Error::new)?
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Checks a PIN against its hash off the async threads.
+pub async fn verify_pin(state: &AppState, pin: String, hash: String) -> ApiResult<bool> {
+    let store = state.store.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || store.vault().verify_secret(&pin, &hash))
+            .await
+            .map_err(anyhow::Error::new)?,
+    )
+}

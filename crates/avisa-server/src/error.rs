@@ -1,0 +1,154 @@
+//! The one error of the HTTP layer, and how each becomes a response.
+//!
+//! Every error is `{"error": {"code", "message", "field"?}}` with the right
+//! status. `code` is stable (clients translate by it); a 5xx is logged in
+//! full and answered with no internal detail.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use avisa_core::Invalid;
+use avisa_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422: a value that does not parse or break a rule.
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    /// 400: the body is not JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// 422: JSON of the wrong shape (missing or unknown field, wrong type).
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// 413
+    #[error("the request body is too large")]
+    BodyTooLarge,
+    /// 415
+    #[error("the body must be JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 401: no token, or one that names no device.
+    #[error("a valid device token is required (Authorization: Bearer …)")]
+    Unauthorized,
+    /// 403 with a code of its own.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// 404
+    #[error("not found")]
+    NotFound,
+    /// 409 with a code of its own.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 429, with the seconds to wait.
+    #[error("too many requests; try again in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// 503: a dependency (the SMS gateway) is down; nothing was lost.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    /// 500: logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &str) {
+        match self {
+            ApiError::Invalid(i) => (StatusCode::UNPROCESSABLE_ENTITY, i.code),
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::InvalidBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(e) => {
+                // The full chain goes to the log (which never holds personal
+                // data: store errors name tables, not values); the client
+                // gets nothing it could use.
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                "something went wrong on our side; nothing was changed, please try again".into()
+            }
+            other => other.to_string(),
+        };
+        let field = match &self {
+            ApiError::Invalid(i) => Some(i.field),
+            _ => None,
+        };
+        let mut response = (
+            status,
+            Json(Body {
+                error: Detail {
+                    code,
+                    message,
+                    field,
+                },
+            }),
+        )
+            .into_response();
+        if let ApiError::TooManyRequests { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::LimitReached => ApiError::Conflict {
+                code: "limit_reached",
+                message: "the limit for this resource is reached".into(),
+            },
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::InvalidBody(rejection.body_text()),
+            _ => match rejection {
+                JsonRejection::JsonSyntaxError(_) => ApiError::MalformedJson(rejection.body_text()),
+                other => ApiError::InvalidBody(other.body_text()),
+            },
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,83 @@
+//! Extractors that answer in Avisa's error shape: JSON bodies and the
+//! device's bearer token.
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use avisa_store::Device;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `axum::Json`, with rejections turned into [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(rejection.into()),
+        }
+    }
+}
+
+/// The device making the request, from `Authorization: Bearer <token>`.
+pub struct Caller(pub Device);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .ok_or(ApiError::Unauthorized)?;
+        let hash = avisa_core::crypto::token_hash(token);
+        let device = state
+            .store
+            .device_by_token_hash(&hash)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Caller(device))
+    }
+}
+
+/// A caller whose phone number is verified: the person it belongs to.
+pub struct Person {
+    pub device: Device,
+    pub person_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(device) = Caller::from_request_parts(parts, state).await?;
+        match device.person_id {
+            Some(person_id) => Ok(Person { device, person_id }),
+            None => Err(ApiError::Forbidden {
+                code: "device_not_verified",
+                message: "verify this device with the code sent by SMS first".into(),
+            }),
+        }
+    }
+}
+
+/// Parses an id from a path; anything that is not a UUID names nothing (404).
+pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}

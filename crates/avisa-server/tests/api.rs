@@ -1,0 +1,1120 @@
+//! The phone API and operations endpoints, against a real server on port 0
+//! with a fresh database and the `log` gateway.
+
+use std::path::PathBuf;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use avisa_server::{App, Config};
+use avisa_store::testing;
+
+/// Defaults, with the data in a temporary directory and a quiet log gateway.
+fn test_config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    config.sms.log_echo = false;
+    config
+}
+
+struct TestApp {
+    base: String,
+    client: Client,
+    config: Config,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts a server on SQLite ("sqlite") or a fresh PostgreSQL database
+    /// ("postgres"; None when PostgreSQL is unreachable outside CI).
+    async fn spawn(backend: &str) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(&dir);
+        if backend == "postgres" {
+            config.database_url = testing::fresh_postgres_url().await?.into();
+        }
+        Some(Self::start(config, dir).await)
+    }
+
+    async fn start(config: Config, dir: tempfile::TempDir) -> TestApp {
+        let app = App::build(config.clone()).await.expect("build the app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(avisa_server::serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            client: Client::new(),
+            config,
+            _dir: dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("join").expect("clean shutdown");
+        }
+    }
+
+    fn sms_log(&self) -> PathBuf {
+        self.config.sms_log_file()
+    }
+
+    fn sms_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.sms_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect()
+    }
+
+    /// The last verification code sent to a number, read from sms-log.jsonl.
+    fn last_code(&self, phone: &str) -> String {
+        let line = self
+            .sms_lines()
+            .into_iter()
+            .rev()
+            .find(|l| l["to"] == phone)
+            .expect("an SMS to that number");
+        let body = line["body"].as_str().expect("body");
+        body.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("a 6-digit code")
+            .to_string()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn register(&self, phone: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/devices",
+                None,
+                Some(json!({"phone": phone})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// A verified device for a number (E.164), returning its token.
+    async fn verified(&self, phone: &str) -> String {
+        let token = self.register(phone).await;
+        let code = self.last_code(phone);
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/devices/verify",
+                Some(&token),
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        token
+    }
+
+    /// A verified person with a complete profile (PIN 4821).
+    async fn person(&self, phone: &str) -> String {
+        let token = self.verified(phone).await;
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                "/api/v1/profile",
+                Some(&token),
+                Some(profile_body()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        token
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn profile_body() -> Value {
+    json!({
+        "name": "María Pérez",
+        "home_state": "ca",
+        "home_county": "Los Angeles",
+        "language": "es",
+        "cancel_pin": "4821",
+        "keyword": "auxilio"
+    })
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+async fn sqlite_app() -> TestApp {
+    TestApp::spawn("sqlite").await.expect("sqlite app")
+}
+
+// ---- operations --------------------------------------------------------
+
+#[tokio::test]
+async fn operations_endpoints() {
+    let app = sqlite_app().await;
+    let resp = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers().get("x-request-id").is_some(),
+        "every response carries a request id"
+    );
+    let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+
+    let (status, spec) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/api/v1/devices",
+        "/api/v1/devices/verify",
+        "/api/v1/profile",
+        "/api/v1/contacts",
+        "/api/v1/contacts/{id}",
+        "/healthz",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the OpenAPI description"
+        );
+    }
+    assert!(spec["components"]["schemas"]["ContactRequest"].is_object());
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("avisa_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("route=\"/readyz\""), "{metrics}");
+
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/nothing-here", None, None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
+
+// ---- devices -----------------------------------------------------------
+
+#[tokio::test]
+async fn register_sends_a_code_in_the_device_language() {
+    let app = sqlite_app().await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices",
+            None,
+            Some(json!({"phone": "(213) 555-0100"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["token"].as_str().map(str::len), Some(43));
+    assert_eq!(body["verified"], false);
+    assert!(body["device_id"].as_str().is_some());
+    let lines = app.sms_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["to"], "+12135550100");
+    assert!(
+        lines[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("código")),
+        "Spanish by default"
+    );
+    assert_eq!(app.last_code("+12135550100").len(), 6);
+
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices",
+            None,
+            Some(json!({"phone": "+52 55 1234 5678", "language": "en"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let last = app.sms_lines().pop().expect("line");
+    assert_eq!(last["to"], "+525512345678");
+    assert!(
+        last["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("verification code"))
+    );
+}
+
+#[tokio::test]
+async fn register_refuses_bad_input_and_changes_nothing() {
+    let app = sqlite_app().await;
+    let cases: Vec<(Option<&str>, String, StatusCode, &str)> = vec![
+        (
+            Some("application/json"),
+            json!({"phone": "12"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone_invalid",
+        ),
+        (
+            Some("application/json"),
+            json!({"phone": ""}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone_required",
+        ),
+        (
+            Some("application/json"),
+            json!({"phone": "+1 000 000 0000"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone_invalid",
+        ),
+        (
+            Some("application/json"),
+            "{\"phone\": ".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            Some("application/json"),
+            json!({"phone": 2135550100u64}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Some("application/json"),
+            json!({"phone": "2135550100", "admin": true}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Some("application/json"),
+            json!({"phone": "2135550100", "language": "fr"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Some("application/json"),
+            json!({}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            None,
+            json!({"phone": "2135550100"}).to_string(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Some("application/json"),
+            json!({"phone": "2135550100", "pad": "x".repeat(20_000)}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+    ];
+    for (ct, body, want_status, want_code) in cases {
+        let (status, resp) = app
+            .raw(Method::POST, "/api/v1/devices", None, ct, body.clone())
+            .await;
+        assert_eq!(
+            (status, error_code(&resp)),
+            (want_status, want_code),
+            "body {body:.80}"
+        );
+        assert!(
+            resp["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let (_, resp) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices",
+            None,
+            Some(json!({"phone": "12"})),
+        )
+        .await;
+    assert_eq!(resp["error"]["field"], "phone");
+    assert!(app.sms_lines().is_empty(), "no SMS was sent for bad input");
+}
+
+#[tokio::test]
+async fn register_is_rate_limited_per_phone() {
+    let app = sqlite_app().await;
+    for _ in 0..5 {
+        app.register("+12135550100").await;
+    }
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/devices", app.base))
+        .json(&json!({"phone": "213-555-0100"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(app.sms_lines().len(), 5, "the refused request sent nothing");
+    // Another number is not affected.
+    app.register("+12135550199").await;
+}
+
+#[tokio::test]
+async fn verify_checks_the_code() {
+    let app = sqlite_app().await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            None,
+            Some(json!({"code": "123456"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some("not-a-token"),
+            Some(json!({"code": "123456"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let token = app.register("+12135550100").await;
+    let code = app.last_code("+12135550100");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": "12ab56"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "code_invalid")
+    );
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": wrong})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "code_incorrect")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("4 attempts"))
+    );
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["verified"], true);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "already_verified")
+    );
+
+    // Five wrong tries burn the code.
+    let token = app.register("+12135550101").await;
+    let code = app.last_code("+12135550101");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..4 {
+        let (_, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/devices/verify",
+                Some(&token),
+                Some(json!({"code": wrong})),
+            )
+            .await;
+        assert_eq!(error_code(&body), "code_incorrect");
+    }
+    let (_, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": wrong})),
+        )
+        .await;
+    assert_eq!(error_code(&body), "code_expired");
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "code_expired")
+    );
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/profile", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "still unverified");
+}
+
+// ---- profile -----------------------------------------------------------
+
+#[tokio::test]
+async fn profile_set_read_and_pin_rules() {
+    let app = sqlite_app().await;
+    let unverified = app.register("+12135550100").await;
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/profile", Some(&unverified), None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "device_not_verified")
+    );
+
+    let token = app.verified("+12135550111").await;
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/profile", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"phone": "+12135550111", "name": null, "home_state": null, "home_county": null, "language": "es", "keyword": null, "pin_set": false})
+    );
+
+    let mut no_pin = profile_body();
+    no_pin.as_object_mut().expect("object").remove("cancel_pin");
+    let bad: Vec<(Value, &str, &str)> = vec![
+        (no_pin, "pin_required", "cancel_pin"),
+        (
+            json!({"name": "  ", "home_state": "CA", "cancel_pin": "4821", "keyword": "auxilio"}),
+            "required",
+            "name",
+        ),
+        (
+            json!({"name": "A", "home_state": "ZZ", "cancel_pin": "4821", "keyword": "auxilio"}),
+            "home_state_invalid",
+            "home_state",
+        ),
+        (
+            json!({"name": "A", "home_state": "CA", "cancel_pin": "12", "keyword": "auxilio"}),
+            "pin_invalid",
+            "cancel_pin",
+        ),
+        (
+            json!({"name": "A", "home_state": "CA", "cancel_pin": "12ab", "keyword": "auxilio"}),
+            "pin_invalid",
+            "cancel_pin",
+        ),
+        (
+            json!({"name": "A", "home_state": "CA", "cancel_pin": "4821", "keyword": "stop"}),
+            "keyword_reserved",
+            "keyword",
+        ),
+        (
+            json!({"name": "A", "home_state": "CA", "cancel_pin": "4821", "keyword": "dos palabras"}),
+            "keyword_invalid",
+            "keyword",
+        ),
+        (
+            json!({"name": "x".repeat(81), "home_state": "CA", "cancel_pin": "4821", "keyword": "auxilio"}),
+            "too_long",
+            "name",
+        ),
+    ];
+    for (body, code, field) in bad {
+        let (status, resp) = app
+            .call(
+                Method::PUT,
+                "/api/v1/profile",
+                Some(&token),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&resp)),
+            (StatusCode::UNPROCESSABLE_ENTITY, code),
+            "{body}"
+        );
+        assert_eq!(resp["error"]["field"], field);
+    }
+    let (status, resp) = app
+        .call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(
+                json!({"name": "A", "home_state": "CA", "cancel_pin": 4821, "keyword": "auxilio"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&resp)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        "a PIN is a string"
+    );
+    let (_, body) = app
+        .call(Method::GET, "/api/v1/profile", Some(&token), None)
+        .await;
+    assert_eq!(
+        body["name"],
+        Value::Null,
+        "refused requests changed nothing"
+    );
+
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(profile_body()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "pin_set": true});
+    assert_eq!(body, expected);
+    let (_, body) = app
+        .call(Method::GET, "/api/v1/profile", Some(&token), None)
+        .await;
+    assert_eq!(body, expected, "the PIN is never returned");
+
+    // Changing the PIN needs the current one; keeping it does not.
+    let mut change = profile_body();
+    change["cancel_pin"] = json!("99887766");
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(change.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "pin_incorrect")
+    );
+    change["current_pin"] = json!("0000");
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(change.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    change["current_pin"] = json!("4821");
+    let (status, _) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(change))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut keep = profile_body();
+    keep.as_object_mut().expect("object").remove("cancel_pin");
+    keep["language"] = json!("en");
+    let (status, body) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(keep))
+        .await;
+    assert_eq!(
+        (status, &body["language"], &body["pin_set"]),
+        (StatusCode::OK, &json!("en"), &json!(true))
+    );
+}
+
+// ---- contacts ----------------------------------------------------------
+
+fn contact(n: usize) -> Value {
+    json!({"name": format!("Contacto {n}"), "phone": format!("(213) 555-{:04}", 300 + n), "language": "es", "message": "Me detuvo inmigración. Llama a la abogada."})
+}
+
+#[tokio::test]
+async fn contacts_crud_with_encoding_and_limits() {
+    let app = sqlite_app().await;
+    let token = app.person("+12135550100").await;
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"contacts": [], "max": 10}))
+    );
+
+    let (status, created) = app
+        .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Mamá", "phone": "+52 55 1234 5678", "language": "es", "message": "Hija: me detuvieron. Llama al consulado."})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["phone"], "+525512345678");
+    assert_eq!(created["encoding"], "GSM-7");
+    assert_eq!(created["segments"], 1);
+    let id = created["id"].as_str().expect("id").to_string();
+
+    let (status, got) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((status, &got), (StatusCode::OK, &created));
+
+    let long = "á".repeat(150);
+    let (status, updated) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            Some(json!({"name": "Mamá", "phone": "2135550100", "language": "en", "message": long})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (
+            &updated["encoding"],
+            &updated["segments"],
+            &updated["language"]
+        ),
+        (&json!("UCS-2"), &json!(3), &json!("en"))
+    );
+
+    let bad: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"name": "A", "phone": "555", "language": "es", "message": "hola"}),
+            "phone_invalid",
+            "phone",
+        ),
+        (
+            json!({"name": "", "phone": "2135550100", "language": "es", "message": "hola"}),
+            "required",
+            "name",
+        ),
+        (
+            json!({"name": "A", "phone": "2135550100", "language": "es", "message": "  "}),
+            "required",
+            "message",
+        ),
+        (
+            json!({"name": "A", "phone": "2135550100", "language": "es", "message": "á".repeat(202)}),
+            "message_too_long",
+            "message",
+        ),
+        (
+            json!({"name": "A", "phone": "2135550100", "language": "es", "message": "a".repeat(460)}),
+            "message_too_long",
+            "message",
+        ),
+    ];
+    for (body, code, field) in bad {
+        let (status, resp) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&token),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&resp), &resp["error"]["field"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, code, &json!(field)),
+            "{body}"
+        );
+        let (status, _) = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/contacts/{id}"),
+                Some(&token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": "A", "phone": "2135550100", "message": "hola", "email": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    );
+    let (_, got) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(got, updated, "refused updates changed nothing");
+
+    for n in 1..10 {
+        let (status, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&token),
+                Some(contact(n)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(contact(11)),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "contacts_limit")
+    );
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
+        .await;
+    assert_eq!(list["contacts"].as_array().map(Vec::len), Some(10));
+    assert_eq!(list["contacts"][0]["id"], json!(id));
+
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/api/v1/contacts/not-a-uuid",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn contacts_need_a_verified_device_and_stay_private() {
+    let app = sqlite_app().await;
+    let (status, _) = app.call(Method::GET, "/api/v1/contacts", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let unverified = app.register("+12135550100").await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&unverified),
+            Some(contact(1)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let alice = app.person("+12135550111").await;
+    let bob = app.person("+12135550122").await;
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&alice),
+            Some(contact(1)),
+        )
+        .await;
+    let path = format!("/api/v1/contacts/{}", created["id"].as_str().expect("id"));
+    for method in [Method::GET, Method::DELETE] {
+        let (status, body) = app.call(method, &path, Some(&bob), None).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+    }
+    let (status, _) = app
+        .call(Method::PUT, &path, Some(&bob), Some(contact(2)))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, still) = app.call(Method::GET, &path, Some(&alice), None).await;
+    assert_eq!(still, created);
+}
+
+// ---- encryption at rest, through the API, on both backends --------------
+
+async fn nothing_personal_at_rest(backend: &str) {
+    let Some(mut app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let token = app.verified("+12135550177").await;
+    let (status, _) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(json!({"name": "Guadalupe Xochitl Ramirez", "home_state": "AZ", "home_county": "Maricopa", "cancel_pin": "4821", "keyword": "socorro"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Esperanza Quetzalli", "phone": "+52 55 9876 5432", "language": "es", "message": "Llama a la licenciada Torres inmediatamente"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // (Coordinates arrive with alerts; the store suite covers sealing in general.)
+    let needles = [
+        "Guadalupe",
+        "Xochitl",
+        "Maricopa",
+        "SOCORRO",
+        "Esperanza",
+        "Quetzalli",
+        "licenciada Torres",
+        "2135550177",
+        "5598765432",
+        "4821",
+    ];
+    let dump: Vec<u8> = if backend == "sqlite" {
+        let db = app.config.data_dir.join("avisa.db");
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
+                bytes.extend(b);
+            }
+        }
+        bytes
+    } else {
+        use secrecy::ExposeSecret;
+        let out = std::process::Command::new("pg_dump")
+            .args(["--inserts", app.config.database_url.expose_secret()])
+            .output()
+            .expect("pg_dump");
+        assert!(out.status.success());
+        out.stdout
+    };
+    assert!(dump.len() > 4096);
+    let text = String::from_utf8_lossy(&dump);
+    for needle in needles {
+        assert!(
+            !text.contains(needle),
+            "{needle:?} is stored in plain text ({backend})"
+        );
+    }
+    // The SMS log is the log gateway's plain-text contract, outside the database.
+    assert!(
+        std::fs::read_to_string(app.sms_log())
+            .expect("log")
+            .contains("+12135550177")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_personal_at_rest_sqlite() {
+    nothing_personal_at_rest("sqlite").await;
+}
+
+#[tokio::test]
+async fn nothing_personal_at_rest_postgres() {
+    nothing_personal_at_rest("postgres").await;
+}
+
+// ---- start-up checks ----------------------------------------------------
+
+#[tokio::test]
+async fn wrong_or_missing_key_is_a_clear_error() {
+    let mut app = sqlite_app().await;
+    app.verified("+12135550100").await;
+    app.stop().await;
+    let key_file = app.config.data_key_file();
+    assert!(key_file.exists(), "the key was generated into the data dir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Restarting on the same data works.
+    App::build(app.config.clone())
+        .await
+        .expect("restart with the same key");
+
+    let mut wrong = app.config.clone();
+    wrong.data_key = avisa_core::crypto::DataKey::generate()
+        .expect("key")
+        .to_base64()
+        .to_string()
+        .into();
+    let err = App::build(wrong).await.err().expect("wrong key refused");
+    assert!(
+        format!("{err:#}").contains("data key does not open this database"),
+        "{err:#}"
+    );
+
+    std::fs::remove_file(&key_file).expect("remove key");
+    let err = App::build(app.config.clone())
+        .await
+        .err()
+        .expect("missing key refused");
+    assert!(
+        format!("{err:#}").contains("no key is configured"),
+        "{err:#}"
+    );
+    assert!(
+        !key_file.exists(),
+        "no new key was generated over an existing database"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_directory_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("consulates.csv");
+    let mut text = avisa_core::directory::EMBEDDED_CSV.to_string();
+    text.push_str("broken,Consulado Roto,consulado_general,X,CA,addr,,999,0,CA,src\n");
+    std::fs::write(&file, text).expect("write");
+    let mut config = test_config(&dir);
+    config.directory = file;
+    let err = App::build(config).await.err().expect("refused");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("line 55") && msg.contains("latitude"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_replacement_directory_is_used() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("consulates.csv");
+    std::fs::write(
+        &file,
+        "id,name_es,kind,city,state,address,phone,lat,lon,jurisdiction,source\n\
+         solo,Consulado Único,consulado_general,Denver,CO,addr,,39.7,-105.0,CO;CA,test\n",
+    )
+    .expect("write");
+    let mut config = test_config(&dir);
+    config.directory = file;
+    let app = TestApp::start(config, dir).await;
+    let token = app.verified("+12135550100").await;
+    // Only the replacement's states are accepted as home states.
+    let mut body = profile_body();
+    body["home_state"] = json!("TX");
+    let (status, resp) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(body))
+        .await;
+    assert_eq!(
+        (status, error_code(&resp)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "home_state_invalid")
+    );
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(profile_body()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,0 +1,132 @@
+//! The `log` gateway: the embedded default for trying Avisa on one machine.
+//!
+//! It sends nothing. Each message is appended as one JSON object per line to
+//! a file (`<data-dir>/sms-log.jsonl`: `id`, `to`, `body`, `at`, `gateway`)
+//! and summarised on the terminal, so a person trying Avisa locally can read
+//! their verification code. That file is a contract: tests and tools read it.
+//! It holds numbers and texts in plain form, which is why this gateway is for
+//! local use only and never the one a deployment sends through.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::Mutex;
+
+use crate::{Accepted, Gateway, GatewayError, OutgoingSms};
+
+pub struct LogGateway {
+    path: PathBuf,
+    /// Whether to print a summary of each message on standard output.
+    echo: bool,
+    // Serialises appends so lines never interleave.
+    lock: Mutex<()>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    id: String,
+    to: &'a str,
+    body: &'a str,
+    at: String,
+    gateway: &'static str,
+}
+
+impl LogGateway {
+    pub fn new(path: impl Into<PathBuf>, echo: bool) -> Self {
+        LogGateway {
+            path: path.into(),
+            echo,
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl Gateway for LogGateway {
+    fn name(&self) -> &str {
+        "log"
+    }
+
+    async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError> {
+        let at = time::OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        let mut line = serde_json::to_vec(&Line {
+            id: sms.id.to_string(),
+            to: sms.to.as_str(),
+            body: &sms.body,
+            at,
+            gateway: "log",
+        })
+        .map_err(|e| GatewayError::Permanent {
+            reason: e.to_string(),
+        })?;
+        line.push(b'\n');
+        let _guard = self.lock.lock().await;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            file.write_all(&line)
+        })
+        .await
+        .map_err(|e| GatewayError::Retryable {
+            reason: e.to_string(),
+            retry_after: None,
+        })?
+        .map_err(|e| GatewayError::Retryable {
+            reason: format!("cannot append to the SMS log: {e}"),
+            retry_after: None,
+        })?;
+        if self.echo {
+            println!("[sms log] to {}: {}", sms.to, sms.body.replace('\n', " ⏎ "));
+        }
+        Ok(Accepted {
+            provider_id: format!("log-{}", sms.id),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use avisa_core::PhoneNumber;
+    use uuid::Uuid;
+
+    #[tokio::test]
+    async fn appends_one_json_object_per_message() {
+        let dir = tempfile::tempdir().expect("dir");
+        let gw = LogGateway::new(dir.path().join("sms-log.jsonl"), false);
+        for body in ["Avisa: tu código es 123456", "segundo\nmensaje"] {
+            let sms = OutgoingSms {
+                id: Uuid::now_v7(),
+                to: PhoneNumber::parse("+12135550100").expect("phone"),
+                body: body.into(),
+            };
+            let accepted = gw.send(&sms).await.expect("send");
+            assert_eq!(accepted.provider_id, format!("log-{}", sms.id));
+        }
+        let text = std::fs::read_to_string(gw.path()).expect("read");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["to"], "+12135550100");
+        assert_eq!(lines[0]["body"], "Avisa: tu código es 123456");
+        assert_eq!(lines[1]["body"], "segundo\nmensaje");
+        for l in &lines {
+            assert!(l["id"].as_str().is_some_and(|s| s.len() == 36));
+            assert!(l["at"].as_str().is_some_and(|s| s.ends_with('Z')));
+        }
+    }
+}
