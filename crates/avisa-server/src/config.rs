@@ -12,7 +12,7 @@ use serde::Deserialize;
 pub const EXAMPLE: &str = include_str!("../../../config/avisa.example.toml");
 
 /// Gateways this build knows.
-pub const KNOWN_GATEWAYS: &[&str] = &["log"];
+pub const KNOWN_GATEWAYS: &[&str] = &["twilio", "kannel", "log"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +33,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub sms: SmsConfig,
     pub limits: Limits,
+    pub alerts: AlertsConfig,
+    pub dispatch: DispatchConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +42,113 @@ pub struct Config {
 pub struct SmsConfig {
     pub gateways: Vec<String>,
     pub log_echo: bool,
+    pub service_number: String,
+    pub validity_minutes: u64,
+    pub twilio: TwilioSettings,
+    pub kannel: KannelSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioSettings {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub from: String,
+    pub messaging_service_sid: String,
+    pub rate_per_second: u32,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KannelSettings {
+    pub sendsms_url: String,
+    pub username: String,
+    pub password: SecretString,
+    pub from: String,
+    pub inbound_token: SecretString,
+    pub rate_per_second: u32,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub rate_per_second: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub rate_limit: u32,
+    pub rate_window_minutes: u64,
+    pub pin_max_failures: u32,
+    pub pin_lockout_minutes: u64,
+    pub duty_phones: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    pub batch: u32,
+    pub lease_seconds: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub poll_ms: u64,
+}
+
+impl Default for TwilioSettings {
+    fn default() -> Self {
+        TwilioSettings {
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: SecretString::from(""),
+            from: String::new(),
+            messaging_service_sid: String::new(),
+            rate_per_second: 0,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for KannelSettings {
+    fn default() -> Self {
+        KannelSettings {
+            sendsms_url: "http://127.0.0.1:13013/cgi-bin/sendsms".into(),
+            username: String::new(),
+            password: SecretString::from(""),
+            from: String::new(),
+            inbound_token: SecretString::from(""),
+            rate_per_second: 0,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            rate_limit: 5,
+            rate_window_minutes: 10,
+            pin_max_failures: 5,
+            pin_lockout_minutes: 15,
+            duty_phones: Default::default(),
+        }
+    }
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch: 128,
+            lease_seconds: 30,
+            retry_base_ms: 1000,
+            retry_max_ms: 60_000,
+            poll_ms: 250,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +170,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             sms: SmsConfig::default(),
             limits: Limits::default(),
+            alerts: AlertsConfig::default(),
+            dispatch: DispatchConfig::default(),
         }
     }
 }
@@ -70,6 +181,11 @@ impl Default for SmsConfig {
         SmsConfig {
             gateways: vec!["log".into()],
             log_echo: true,
+            service_number: String::new(),
+            validity_minutes: 60,
+            twilio: TwilioSettings::default(),
+            kannel: KannelSettings::default(),
+            log: LogSettings::default(),
         }
     }
 }
@@ -156,6 +272,18 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .collect();
         }
+        if let Some(v) = get("AVISA_SERVICE_NUMBER") {
+            self.sms.service_number = v;
+        }
+        if let Some(v) = get("AVISA_TWILIO_AUTH_TOKEN") {
+            self.sms.twilio.auth_token = SecretString::from(v);
+        }
+        if let Some(v) = get("AVISA_KANNEL_PASSWORD") {
+            self.sms.kannel.password = SecretString::from(v);
+        }
+        if let Some(v) = get("AVISA_KANNEL_INBOUND_TOKEN") {
+            self.sms.kannel.inbound_token = SecretString::from(v);
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -232,6 +360,73 @@ impl Config {
         }
         if self.limits.registrations_per_hour == 0 {
             errors.push("limits.registrations_per_hour must be at least 1".into());
+        }
+        let uses = |g: &str| self.sms.gateways.iter().any(|x| x == g);
+        let mut seen = std::collections::HashSet::new();
+        for g in &self.sms.gateways {
+            if !seen.insert(g) {
+                errors.push(format!("sms.gateways lists {g:?} twice"));
+            }
+        }
+        if uses("twilio") {
+            let t = &self.sms.twilio;
+            if t.account_sid.trim().is_empty() {
+                errors.push("sms.twilio.account_sid is required when twilio is a gateway".into());
+            }
+            if t.auth_token.expose_secret().trim().is_empty() {
+                errors.push("sms.twilio.auth_token (AVISA_TWILIO_AUTH_TOKEN) is required when twilio is a gateway".into());
+            }
+            if t.from.trim().is_empty() && t.messaging_service_sid.trim().is_empty() {
+                errors.push("sms.twilio needs `from` (a number) or `messaging_service_sid`".into());
+            }
+            if !(t.base_url.starts_with("http://") || t.base_url.starts_with("https://")) {
+                errors.push("sms.twilio.base_url must start with http:// or https://".into());
+            }
+        }
+        if uses("kannel") {
+            let k = &self.sms.kannel;
+            if !(k.sendsms_url.starts_with("http://") || k.sendsms_url.starts_with("https://")) {
+                errors.push("sms.kannel.sendsms_url must start with http:// or https://".into());
+            }
+            if k.username.trim().is_empty() {
+                errors.push("sms.kannel.username is required when kannel is a gateway".into());
+            }
+        }
+        if !self.sms.service_number.trim().is_empty()
+            && avisa_core::PhoneNumber::parse(&self.sms.service_number).is_err()
+        {
+            errors.push(format!(
+                "sms.service_number {:?} is not a phone number",
+                self.sms.service_number
+            ));
+        }
+        if !(1..=24 * 60).contains(&self.sms.validity_minutes) {
+            errors.push("sms.validity_minutes must be between 1 and 1440".into());
+        }
+        for (office, phone) in &self.alerts.duty_phones {
+            if avisa_core::PhoneNumber::parse(phone).is_err() {
+                errors.push(format!(
+                    "alerts.duty_phones.{office}: {phone:?} is not a phone number"
+                ));
+            }
+        }
+        if self.alerts.rate_limit == 0 || self.alerts.rate_window_minutes == 0 {
+            errors
+                .push("alerts.rate_limit and alerts.rate_window_minutes must be at least 1".into());
+        }
+        if self.alerts.pin_max_failures == 0 {
+            errors.push("alerts.pin_max_failures must be at least 1".into());
+        }
+        let d = &self.dispatch;
+        if !(1..=1000).contains(&d.batch) {
+            errors.push("dispatch.batch must be between 1 and 1000".into());
+        }
+        if d.lease_seconds == 0
+            || d.poll_ms == 0
+            || d.retry_base_ms == 0
+            || d.retry_max_ms < d.retry_base_ms
+        {
+            errors.push("dispatch: lease_seconds, poll_ms and retry_base_ms must be positive, retry_max_ms >= retry_base_ms".into());
         }
         if errors.is_empty() {
             Ok(())

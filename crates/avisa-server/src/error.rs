@@ -45,6 +45,9 @@ pub enum ApiError {
     /// 429, with the seconds to wait.
     #[error("too many requests; try again in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// 429 for a PIN locked after too many wrong tries.
+    #[error("too many wrong PINs; try again in {retry_after_secs} s")]
+    Locked { retry_after_secs: u64 },
     /// 503: a dependency (the SMS gateway) is down; nothing was lost.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "pin_locked"),
             ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -115,7 +119,8 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self
+        if let ApiError::TooManyRequests { retry_after_secs }
+        | ApiError::Locked { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

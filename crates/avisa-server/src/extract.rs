@@ -38,14 +38,23 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // EventSource cannot set headers: live streams may pass the token as
+        // `?access_token=` (query strings never reach the logs).
+        let from_query = parts.uri.query().and_then(|q| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix("access_token="))
+                .map(str::to_string)
+        });
         let token = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .map(|t| t.trim().to_string())
+            .or(from_query)
             .filter(|t| !t.is_empty() && t.len() <= 128)
             .ok_or(ApiError::Unauthorized)?;
+        let token = token.as_str();
         let hash = avisa_core::crypto::token_hash(token);
         let device = state
             .store

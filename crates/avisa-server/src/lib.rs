@@ -5,13 +5,19 @@
 //! on a listener the caller bound, so production and tests start it the same
 //! way.
 
+pub mod alerting;
 pub mod api;
 pub mod config;
+pub mod dispatch;
 pub mod error;
+pub mod events;
 pub mod extract;
+pub mod hooks;
 pub mod ops;
 pub mod state;
 mod telemetry;
+pub mod trigger;
+pub mod writer;
 
 use std::future::Future;
 use std::path::Path;
@@ -27,7 +33,9 @@ use utoipa::OpenApi;
 
 use avisa_core::crypto::DataKey;
 use avisa_core::directory::Directory;
-use avisa_sms::{Gateway, LogGateway};
+use std::time::Duration;
+
+use avisa_sms::{KannelConfig, KannelGateway, LogGateway, TwilioConfig, TwilioGateway};
 use avisa_store::Store;
 
 pub use config::Config;
@@ -41,6 +49,8 @@ pub use state::AppState;
         api::profile::get, api::profile::put,
         api::contacts::list, api::contacts::create, api::contacts::get,
         api::contacts::put, api::contacts::delete,
+        api::alerts::create, api::alerts::get, api::alerts::events,
+        api::alerts::cancel, api::alerts::add_location,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth),
@@ -142,24 +152,65 @@ fn write_key_file(path: &Path, key: &DataKey) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_gateway(config: &Config) -> anyhow::Result<Arc<dyn Gateway>> {
-    let first = config
-        .sms
-        .gateways
-        .first()
-        .context("sms.gateways is empty")?;
-    match first.as_str() {
-        "log" => Ok(Arc::new(LogGateway::new(
-            config.sms_log_file(),
-            config.sms.log_echo,
-        ))),
-        other => anyhow::bail!("unknown SMS gateway {other:?}"),
+/// The gateways in their configured order, each with its rate limit.
+fn build_slots(config: &Config, store: &Store) -> anyhow::Result<Vec<dispatch::Slot>> {
+    let public = config.public_url.trim_end_matches('/').to_string();
+    let mut slots = Vec::new();
+    for name in &config.sms.gateways {
+        let slot = match name.as_str() {
+            "log" => dispatch::Slot::new(
+                Arc::new(LogGateway::new(config.sms_log_file(), config.sms.log_echo)),
+                config.sms.log.rate_per_second,
+            ),
+            "twilio" => {
+                let t = &config.sms.twilio;
+                let gateway = TwilioGateway::new(TwilioConfig {
+                    base_url: t.base_url.clone(),
+                    account_sid: t.account_sid.clone(),
+                    auth_token: t.auth_token.clone(),
+                    from: Some(t.from.clone()).filter(|f| !f.is_empty()),
+                    messaging_service_sid: Some(t.messaging_service_sid.clone())
+                        .filter(|f| !f.is_empty()),
+                    status_callback: Some(format!("{public}/hooks/twilio/status")),
+                    timeout: Duration::from_secs(t.timeout_seconds),
+                })
+                .context("cannot set up the twilio gateway")?;
+                dispatch::Slot::new(Arc::new(gateway), t.rate_per_second)
+            }
+            "kannel" => {
+                let k = &config.sms.kannel;
+                let signer = store.clone();
+                let dlr_base = format!("{public}/hooks/kannel/dlr");
+                let dlr_url: avisa_sms::kannel::DlrUrl = Arc::new(move |id| {
+                    let sig = hooks::kannel_dlr_signature(signer.vault(), id);
+                    format!("{dlr_base}?id={id}&sig={sig}&status=%d")
+                });
+                let gateway = KannelGateway::new(
+                    KannelConfig {
+                        sendsms_url: k.sendsms_url.clone(),
+                        username: k.username.clone(),
+                        password: k.password.clone(),
+                        from: Some(k.from.clone()).filter(|f| !f.is_empty()),
+                        timeout: Duration::from_secs(k.timeout_seconds),
+                    },
+                    Some(dlr_url),
+                )
+                .context("cannot set up the kannel gateway")?;
+                dispatch::Slot::new(Arc::new(gateway), k.rate_per_second)
+            }
+            other => anyhow::bail!("unknown SMS gateway {other:?}"),
+        };
+        slots.push(slot);
     }
+    Ok(slots)
 }
 
 /// A server ready to run.
 pub struct App {
     pub state: AppState,
+    pub dispatcher: Arc<dispatch::Dispatcher>,
+    /// Whether [`serve`] runs the dispatcher loop (tests may drive it by hand).
+    pub run_dispatcher: bool,
 }
 
 impl App {
@@ -167,16 +218,38 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         config.validate()?;
         let directory = load_directory(&config)?;
+        for office in config.alerts.duty_phones.keys() {
+            if directory.get(office).is_none() {
+                anyhow::bail!(
+                    "alerts.duty_phones names {office:?}, which is not an office of the directory (see `avisa consulates list`)"
+                );
+            }
+        }
         let store = open_store(&config).await?;
-        let gateway = build_gateway(&config)?;
+        let slots = build_slots(&config, &store)?;
+        let events = events::Events::default();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let dispatcher = Arc::new(dispatch::Dispatcher::new(
+            store.clone(),
+            slots,
+            events.clone(),
+            wake.clone(),
+            config.dispatch.clone(),
+        ));
         let state = AppState::new(state::Inner {
             metrics: telemetry::metrics_handle(),
+            writer: writer::AlertWriter::spawn(store.clone(), wake.clone()),
+            events,
+            dispatch_wake: wake,
             config,
             store,
             directory,
-            gateway,
         });
-        Ok(App { state })
+        Ok(App {
+            state,
+            dispatcher,
+            run_dispatcher: true,
+        })
     }
 
     pub fn router(&self) -> Router {
@@ -201,6 +274,11 @@ pub fn router(state: AppState) -> Router {
                 .put(api::contacts::put)
                 .delete(api::contacts::delete),
         )
+        .route("/alerts", post(api::alerts::create))
+        .route("/alerts/{id}", get(api::alerts::get))
+        .route("/alerts/{id}/events", get(api::alerts::events))
+        .route("/alerts/{id}/cancel", post(api::alerts::cancel))
+        .route("/alerts/{id}/locations", post(api::alerts::add_location))
         .fallback(|| async { error::ApiError::NotFound });
     let routes = Router::new()
         .nest("/api/v1", api)
@@ -208,6 +286,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/api/openapi.json", get(ops::openapi))
+        .route("/hooks/twilio/status", post(hooks::twilio_status))
+        .route("/hooks/twilio/inbound", post(hooks::twilio_inbound))
+        .route("/hooks/kannel/dlr", get(hooks::kannel_dlr))
+        .route("/hooks/kannel/inbound", get(hooks::kannel_inbound))
         .layer(DefaultBodyLimit::max(limit));
     telemetry::apply(routes).with_state(state)
 }
@@ -221,14 +303,24 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let state = app.state.clone();
     let upkeep = telemetry::spawn_upkeep(state.metrics.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatcher = app
+        .run_dispatcher
+        .then(|| tokio::spawn(app.dispatcher.clone().run(stop_rx)));
     let router = app.router();
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("the HTTP server failed")?;
+        .context("the HTTP server failed");
+    // Requests are finished; let the dispatcher finish its round (whatever it
+    // has not recorded comes back after its lease).
+    let _ = stop_tx.send(true);
+    if let Some(task) = dispatcher {
+        let _ = task.await;
+    }
     upkeep.abort();
     state.store.close().await;
-    Ok(())
+    served
 }
 
 /// Resolves on ctrl-c or SIGTERM.

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use avisa_core::directory::Directory;
-use avisa_sms::Gateway;
 use avisa_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::events::Events;
+use crate::writer::AlertWriter;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -16,9 +18,12 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub directory: Directory,
-    /// The first configured gateway (failover across several comes with the
-    /// dispatcher).
-    pub gateway: Arc<dyn Gateway>,
+    /// Group commit for accepted alerts.
+    pub writer: AlertWriter,
+    /// Alert changes, for live streams.
+    pub events: Events,
+    /// Wakes the dispatcher when messages were queued.
+    pub dispatch_wake: Arc<Notify>,
     pub metrics: PrometheusHandle,
 }
 

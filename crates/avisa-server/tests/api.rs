@@ -41,6 +41,7 @@ impl TestApp {
     }
 
     async fn start(config: Config, dir: tempfile::TempDir) -> TestApp {
+        avisa_sms::http::init_tls();
         let app = App::build(config.clone()).await.expect("build the app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -81,14 +82,51 @@ impl TestApp {
             .collect()
     }
 
+    /// Waits until the log gateway has written `n` SMS, and returns them.
+    async fn wait_sms(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lines = self.sms_lines();
+            if lines.len() >= n {
+                assert_eq!(lines.len(), n, "more SMS than expected: {lines:#?}");
+                return lines;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} SMS arrived",
+                lines.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for an SMS to a number that satisfies `pred`, and returns it.
+    async fn wait_sms_to(&self, phone: &str, pred: impl Fn(&str) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(line) = self
+                .sms_lines()
+                .into_iter()
+                .rev()
+                .find(|l| l["to"] == phone && l["body"].as_str().is_some_and(&pred))
+            {
+                return line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no matching SMS to {phone}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The last verification code sent to a number, read from sms-log.jsonl.
-    fn last_code(&self, phone: &str) -> String {
+    async fn last_code(&self, phone: &str) -> String {
         let line = self
-            .sms_lines()
-            .into_iter()
-            .rev()
-            .find(|l| l["to"] == phone)
-            .expect("an SMS to that number");
+            .wait_sms_to(phone, |b| {
+                b.contains("Avisa:") && b.chars().filter(char::is_ascii_digit).count() >= 6
+            })
+            .await;
         let body = line["body"].as_str().expect("body");
         body.split(|c: char| !c.is_ascii_digit())
             .find(|w| w.len() == 6)
@@ -160,7 +198,7 @@ impl TestApp {
     /// A verified device for a number (E.164), returning its token.
     async fn verified(&self, phone: &str) -> String {
         let token = self.register(phone).await;
-        let code = self.last_code(phone);
+        let code = self.last_code(phone).await;
         let (status, body) = self
             .call(
                 Method::POST,
@@ -293,16 +331,15 @@ async fn register_sends_a_code_in_the_device_language() {
     assert_eq!(body["token"].as_str().map(str::len), Some(43));
     assert_eq!(body["verified"], false);
     assert!(body["device_id"].as_str().is_some());
-    let lines = app.sms_lines();
-    assert_eq!(lines.len(), 1);
+    let lines = app.wait_sms(1).await;
     assert_eq!(lines[0]["to"], "+12135550100");
     assert!(
         lines[0]["body"]
             .as_str()
-            .is_some_and(|b| b.contains("código")),
+            .is_some_and(|b| b.contains("codigo de verificacion")),
         "Spanish by default"
     );
-    assert_eq!(app.last_code("+12135550100").len(), 6);
+    assert_eq!(app.last_code("+12135550100").await.len(), 6);
 
     let (status, _) = app
         .call(
@@ -313,7 +350,7 @@ async fn register_sends_a_code_in_the_device_language() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let last = app.sms_lines().pop().expect("line");
+    let last = app.wait_sms(2).await.pop().expect("line");
     assert_eq!(last["to"], "+525512345678");
     assert!(
         last["body"]
@@ -411,7 +448,13 @@ async fn register_refuses_bad_input_and_changes_nothing() {
         )
         .await;
     assert_eq!(resp["error"]["field"], "phone");
-    assert!(app.sms_lines().is_empty(), "no SMS was sent for bad input");
+    // One good registration afterwards: its code is the only SMS ever sent.
+    app.register("+12135550100").await;
+    let lines = app.wait_sms(1).await;
+    assert_eq!(
+        lines[0]["to"], "+12135550100",
+        "no SMS was sent for bad input"
+    );
 }
 
 #[tokio::test]
@@ -429,9 +472,13 @@ async fn register_is_rate_limited_per_phone() {
         .expect("request");
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(resp.headers().get("retry-after").is_some());
-    assert_eq!(app.sms_lines().len(), 5, "the refused request sent nothing");
-    // Another number is not affected.
+    // Another number is not affected; the refused request sent nothing.
     app.register("+12135550199").await;
+    let lines = app.wait_sms(6).await;
+    assert_eq!(
+        lines.iter().filter(|l| l["to"] == "+12135550100").count(),
+        5
+    );
 }
 
 #[tokio::test]
@@ -460,7 +507,7 @@ async fn verify_checks_the_code() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let token = app.register("+12135550100").await;
-    let code = app.last_code("+12135550100");
+    let code = app.last_code("+12135550100").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let (status, body) = app
         .call(
@@ -516,7 +563,7 @@ async fn verify_checks_the_code() {
 
     // Five wrong tries burn the code.
     let token = app.register("+12135550101").await;
-    let code = app.last_code("+12135550101");
+    let code = app.last_code("+12135550101").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
         let (_, body) = app

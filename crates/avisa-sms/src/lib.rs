@@ -6,7 +6,10 @@
 //! dispatcher decides what to do with each outcome; a gateway never retries on
 //! its own.
 
+pub mod http;
+pub mod kannel;
 mod log;
+pub mod twilio;
 
 use std::time::Duration;
 
@@ -14,7 +17,9 @@ use async_trait::async_trait;
 use avisa_core::PhoneNumber;
 use uuid::Uuid;
 
+pub use crate::kannel::{KannelConfig, KannelGateway};
 pub use crate::log::LogGateway;
+pub use crate::twilio::{TwilioConfig, TwilioGateway};
 
 /// One SMS to send.
 #[derive(Debug, Clone)]
@@ -54,4 +59,27 @@ pub trait Gateway: Send + Sync + 'static {
     /// The name used in configuration, metrics and logs ("log", "twilio").
     fn name(&self) -> &str;
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError>;
+}
+
+/// What a delivery receipt says about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// Handed on by the provider (no news of the handset yet).
+    Sent,
+    /// On the recipient's phone.
+    Delivered,
+    /// Will not arrive.
+    Failed,
+}
+
+impl Receipt {
+    /// The outbox status it moves a message to, and the statuses it may
+    /// move it from (receipts never move a message backwards).
+    pub fn transition(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Receipt::Sent => ("sent", &["sending"]),
+            Receipt::Delivered => ("delivered", &["sending", "sent"]),
+            Receipt::Failed => ("failed", &["sending", "sent"]),
+        }
+    }
 }

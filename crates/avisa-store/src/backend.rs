@@ -52,6 +52,116 @@ pub struct ContactRow {
     pub updated_at: UnixMillis,
 }
 
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub id: Uuid,
+    pub person_id: Uuid,
+    pub device_id: Option<Uuid>,
+    pub idempotency_key: String,
+    pub source: String,
+    pub practice: bool,
+    pub state: String,
+    pub consulate_id: Option<String>,
+    pub coverage: String,
+    pub created_at: UnixMillis,
+    pub cancelled_at: Option<UnixMillis>,
+    pub updated_at: UnixMillis,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocationRow {
+    pub id: Uuid,
+    pub alert_id: Uuid,
+    pub location_enc: Vec<u8>,
+    pub created_at: UnixMillis,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub alert_id: Option<Uuid>,
+    pub parent_id: Option<Uuid>,
+    pub kind: String,
+    pub purpose: String,
+    pub contact_id: Option<Uuid>,
+    pub name_enc: Option<Vec<u8>>,
+    pub to_enc: Vec<u8>,
+    pub body_enc: Vec<u8>,
+    pub language: String,
+    pub rank: i32,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub gateway_index: i32,
+    pub permanent_failures: i32,
+    pub gateway: Option<String>,
+    pub provider_id: Option<String>,
+    pub next_attempt_at: UnixMillis,
+    pub lease_until: Option<UnixMillis>,
+    pub expires_at: UnixMillis,
+    pub created_at: UnixMillis,
+    pub sent_at: Option<UnixMillis>,
+    pub updated_at: UnixMillis,
+}
+
+/// An alert with everything its one transaction writes.
+#[derive(Debug, Clone)]
+pub struct AlertInsert {
+    pub alert: AlertRow,
+    pub location: Option<LocationRow>,
+    pub outbox: Vec<OutboxRow>,
+}
+
+/// What happened to one alert of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Created(Uuid),
+    /// The idempotency key was already used: the first alert's id.
+    Existing(Uuid),
+}
+
+/// A change to an outbox row after a send attempt. Each applies only from
+/// the states it names, so a late update never undoes a receipt.
+#[derive(Debug, Clone)]
+pub enum OutboxUpdate {
+    /// The gateway took it (from `sending`; a receipt that came first wins).
+    Sent {
+        id: Uuid,
+        gateway: String,
+        provider_id: String,
+        at: UnixMillis,
+    },
+    /// Try again later, maybe on another gateway (from `sending`).
+    Retry {
+        id: Uuid,
+        next_attempt_at: UnixMillis,
+        gateway_index: i32,
+        permanent_failures: i32,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// Given up (from `sending`).
+    Failed {
+        id: Uuid,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// Its validity ran out before it could go (from `queued` or `sending`).
+    Expired { id: Uuid, at: UnixMillis },
+    /// No longer wanted (from `queued` or `sending`).
+    Withdrawn {
+        id: Uuid,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// Back to the queue without a verdict (from `sending`).
+    Release {
+        id: Uuid,
+        next_attempt_at: UnixMillis,
+        at: UnixMillis,
+    },
+}
+
 /// A database backend (SQLite or PostgreSQL).
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -112,4 +222,85 @@ pub trait Backend: Send + Sync + 'static {
     async fn contact_insert(&self, row: &ContactRow, max: i64) -> Result<(), StoreError>;
     async fn contact_update(&self, row: &ContactRow) -> Result<bool, StoreError>;
     async fn contact_delete(&self, person_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+
+    // ---- alerts --------------------------------------------------------
+
+    /// Inserts a batch of alerts in one transaction (group commit). An alert
+    /// whose (person, idempotency key) exists is skipped, with its id returned.
+    async fn alerts_insert(&self, batch: &[AlertInsert]) -> Result<Vec<Inserted>, StoreError>;
+    async fn alert_by_key(&self, person_id: Uuid, key: &str) -> Result<Option<Uuid>, StoreError>;
+    async fn alert_get(&self, id: Uuid) -> Result<Option<AlertRow>, StoreError>;
+    /// Alerts a person raised since a time (rate limiting).
+    async fn alerts_count_since(
+        &self,
+        person_id: Uuid,
+        since: UnixMillis,
+    ) -> Result<i64, StoreError>;
+    async fn alert_outbox(&self, alert_id: Uuid) -> Result<Vec<OutboxRow>, StoreError>;
+    async fn alert_latest_location(
+        &self,
+        alert_id: Uuid,
+    ) -> Result<Option<LocationRow>, StoreError>;
+    /// The newest location of any of the person's alerts.
+    async fn person_latest_location(
+        &self,
+        person_id: Uuid,
+    ) -> Result<Option<LocationRow>, StoreError>;
+    async fn location_insert(&self, row: &LocationRow) -> Result<(), StoreError>;
+    /// Cancels an active alert in one transaction: withdraws its queued alert
+    /// messages and inserts what `follow_up` makes of the messages that may
+    /// have reached their recipient (sending, sent, delivered). Returns the
+    /// number withdrawn, or None when the alert was not active.
+    async fn alert_cancel(
+        &self,
+        alert_id: Uuid,
+        at: UnixMillis,
+        follow_up: &(dyn for<'r> Fn(&'r [OutboxRow]) -> Result<Vec<OutboxRow>, StoreError> + Sync),
+    ) -> Result<Option<u64>, StoreError>;
+
+    // ---- cancel PIN lockout ----------------------------------------------
+
+    /// Counts a wrong PIN; at `max` failures locks until `lock_until` and
+    /// starts counting again. Returns (failures, locked_until).
+    async fn person_pin_failed(
+        &self,
+        id: Uuid,
+        max: i32,
+        lock_until: UnixMillis,
+    ) -> Result<(i32, Option<UnixMillis>), StoreError>;
+    async fn person_pin_reset(&self, id: Uuid) -> Result<(), StoreError>;
+    async fn person_pin_state(&self, id: Uuid) -> Result<(i32, Option<UnixMillis>), StoreError>;
+    async fn person_by_phone_index(&self, index: &[u8]) -> Result<Option<PersonRow>, StoreError>;
+
+    // ---- outbox --------------------------------------------------------
+
+    /// Queues messages that belong to no alert (codes, replies).
+    async fn outbox_insert(&self, rows: &[OutboxRow]) -> Result<(), StoreError>;
+    /// Claims up to `limit` due messages, lowest rank first, leasing them
+    /// until `lease_until`. Skips follow-ups whose parent is still in flight.
+    async fn outbox_claim(
+        &self,
+        now: UnixMillis,
+        limit: i64,
+        lease_until: UnixMillis,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Statuses of some rows (parents of claimed follow-ups).
+    async fn outbox_statuses(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError>;
+    /// Applies send results in one transaction; returns the alerts touched.
+    async fn outbox_apply(&self, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError>;
+    /// Returns to the queue messages whose worker's lease ran out.
+    async fn outbox_reclaim(&self, now: UnixMillis) -> Result<u64, StoreError>;
+    /// Marks queued messages past their validity as expired.
+    async fn outbox_expire(&self, now: UnixMillis) -> Result<Vec<Uuid>, StoreError>;
+    /// A delivery receipt: moves a message to `status` when it is in one of
+    /// `from`. Returns the message's alert (if any) when something changed.
+    async fn outbox_receipt(
+        &self,
+        id: Uuid,
+        status: &str,
+        from: &[&str],
+        reason: Option<&str>,
+        at: UnixMillis,
+    ) -> Result<Option<Option<Uuid>>, StoreError>;
+    async fn outbox_get(&self, id: Uuid) -> Result<Option<OutboxRow>, StoreError>;
 }

@@ -6,6 +6,7 @@
 //! [`connect`] and hold only sealed bytes, blind indexes and hashes, so a copy
 //! of the database alone reveals no number, name, message or place.
 
+mod alerts;
 mod backend;
 mod migrations;
 mod postgres;
@@ -20,7 +21,10 @@ use avisa_core::crypto::{CryptoError, DataKey, Vault};
 use avisa_core::{Language, PhoneNumber, UnixMillis};
 use uuid::Uuid;
 
-pub use backend::{Backend, ContactRow, DeviceRow, PersonRow};
+pub use alerts::{
+    AlertView, Claimed, Coverage, Inserted, MessageKind, NewAlert, NewMessage, Purpose, Recipient,
+};
+pub use backend::{AlertInsert, Backend, ContactRow, DeviceRow, OutboxUpdate, PersonRow};
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
@@ -140,11 +144,11 @@ pub enum VerifyOutcome {
 /// The store: plain domain types outside, sealed rows inside.
 #[derive(Clone)]
 pub struct Store {
-    backend: Arc<dyn Backend>,
-    vault: Arc<Vault>,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) vault: Arc<Vault>,
 }
 
-fn aad(table_column: &str, id: Uuid) -> String {
+pub(crate) fn aad(table_column: &str, id: Uuid) -> String {
     format!("{table_column}:{id}")
 }
 
@@ -193,7 +197,7 @@ impl Store {
         self.backend.close().await
     }
 
-    fn phone_index(&self, phone: &PhoneNumber) -> Vec<u8> {
+    pub(crate) fn phone_index(&self, phone: &PhoneNumber) -> Vec<u8> {
         self.vault.blind_index("phone", phone.as_str().as_bytes())
     }
 

@@ -8,12 +8,20 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 /// (version, description, SQLite text, PostgreSQL text). Append only.
 type Entry = (i64, &'static str, &'static str, &'static str);
 
-const MIGRATIONS: &[Entry] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[Entry] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "alerts and outbox",
+        include_str!("../migrations/sqlite/0002_alerts_outbox.sql"),
+        include_str!("../migrations/postgres/0002_alerts_outbox.sql"),
+    ),
+];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {
     Migrator::with_migrations(

@@ -7,8 +7,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::backend::{Backend, ContactRow, DeviceRow, PersonRow};
-use crate::sql::{CONTACT_COLUMNS, DEVICE_COLUMNS, PERSON_COLUMNS, q, shared_backend};
+use crate::backend::{
+    AlertInsert, AlertRow, Backend, ContactRow, DeviceRow, Inserted, LocationRow, OutboxRow,
+    OutboxUpdate, PersonRow,
+};
+use crate::sql::{
+    ALERT_COLUMNS, CONTACT_COLUMNS, DEVICE_COLUMNS, LOCATION_COLUMNS, OUTBOX_CHUNK, OUTBOX_COLUMNS,
+    PERSON_COLUMNS, q, shared_backend,
+};
 use avisa_core::UnixMillis;
 
 pub struct PostgresBackend {
@@ -41,7 +47,9 @@ impl PostgresBackend {
 
 shared_backend!(
     PostgresBackend,
+    sqlx::Postgres,
     PgRow,
     "postgres",
-    "SELECT id FROM people WHERE id = $1 FOR UPDATE"
+    "SELECT id FROM people WHERE id = $1 FOR UPDATE",
+    "FOR UPDATE SKIP LOCKED"
 );

@@ -11,6 +11,16 @@ pub(crate) const PERSON_COLUMNS: &str = "id, phone_index, phone_enc, name_enc, h
      home_county_enc, keyword_enc, language, pin_hash, created_at, updated_at";
 pub(crate) const CONTACT_COLUMNS: &str =
     "id, person_id, name_enc, phone_enc, message_enc, language, created_at, updated_at";
+pub(crate) const ALERT_COLUMNS: &str = "id, person_id, device_id, idempotency_key, source, \
+     practice, state, consulate_id, coverage, created_at, cancelled_at, updated_at";
+pub(crate) const LOCATION_COLUMNS: &str = "id, alert_id, location_enc, created_at";
+pub(crate) const OUTBOX_COLUMNS: &str = "id, alert_id, parent_id, kind, purpose, contact_id, \
+     name_enc, to_enc, body_enc, language, rank, status, reason, attempts, gateway_index, \
+     permanent_failures, gateway, provider_id, next_attempt_at, lease_until, expires_at, \
+     created_at, sent_at, updated_at";
+/// Rows per multi-row INSERT: 24 columns x 400 rows stays under SQLite's
+/// 32,766 bound parameters.
+pub(crate) const OUTBOX_CHUNK: usize = 400;
 
 /// Statements assembled once from the column lists (`sqlx::query` takes only
 /// `'static` text unless told the text is safe: these are constants).
@@ -23,13 +33,16 @@ macro_rules! q {
 /// The [`Backend`] implementation shared by both databases.
 ///
 /// - `$ty`: the backend struct, with `writer()` and `reader()` pools;
-/// - `$row`: the database's row type;
+/// - `$db`, `$row`: the database and its row type;
 /// - `$kind`: its name;
 /// - `$lock_person`: a statement that locks a person's row for the rest of a
 ///   transaction (`FOR UPDATE` on PostgreSQL; SQLite's single writer already
-///   serialises write transactions).
+///   serialises write transactions);
+/// - `$skip_locked`: the clause that lets concurrent dispatchers claim
+///   different rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on
+///   SQLite, whose claim is one statement on the single writer).
 macro_rules! shared_backend {
-    ($ty:ty, $row:ty, $kind:literal, $lock_person:literal) => {
+    ($ty:ty, $db:ty, $row:ty, $kind:literal, $lock_person:literal, $skip_locked:literal) => {
         // Rows decode the same way from either database.
         fn device_from(r: &$row) -> Result<DeviceRow, sqlx::Error> {
             Ok(DeviceRow {
@@ -74,6 +87,99 @@ macro_rules! shared_backend {
                 created_at: r.try_get("created_at")?,
                 updated_at: r.try_get("updated_at")?,
             })
+        }
+
+        fn alert_from(r: &$row) -> Result<AlertRow, sqlx::Error> {
+            Ok(AlertRow {
+                id: r.try_get("id")?,
+                person_id: r.try_get("person_id")?,
+                device_id: r.try_get("device_id")?,
+                idempotency_key: r.try_get("idempotency_key")?,
+                source: r.try_get("source")?,
+                practice: r.try_get("practice")?,
+                state: r.try_get("state")?,
+                consulate_id: r.try_get("consulate_id")?,
+                coverage: r.try_get("coverage")?,
+                created_at: r.try_get("created_at")?,
+                cancelled_at: r.try_get("cancelled_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        fn location_from(r: &$row) -> Result<LocationRow, sqlx::Error> {
+            Ok(LocationRow {
+                id: r.try_get("id")?,
+                alert_id: r.try_get("alert_id")?,
+                location_enc: r.try_get("location_enc")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn outbox_from(r: &$row) -> Result<OutboxRow, sqlx::Error> {
+            Ok(OutboxRow {
+                id: r.try_get("id")?,
+                alert_id: r.try_get("alert_id")?,
+                parent_id: r.try_get("parent_id")?,
+                kind: r.try_get("kind")?,
+                purpose: r.try_get("purpose")?,
+                contact_id: r.try_get("contact_id")?,
+                name_enc: r.try_get("name_enc")?,
+                to_enc: r.try_get("to_enc")?,
+                body_enc: r.try_get("body_enc")?,
+                language: r.try_get("language")?,
+                rank: r.try_get("rank")?,
+                status: r.try_get("status")?,
+                reason: r.try_get("reason")?,
+                attempts: r.try_get("attempts")?,
+                gateway_index: r.try_get("gateway_index")?,
+                permanent_failures: r.try_get("permanent_failures")?,
+                gateway: r.try_get("gateway")?,
+                provider_id: r.try_get("provider_id")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                lease_until: r.try_get("lease_until")?,
+                expires_at: r.try_get("expires_at")?,
+                created_at: r.try_get("created_at")?,
+                sent_at: r.try_get("sent_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        /// Multi-row INSERT of outbox rows, in chunks.
+        async fn insert_outbox<'c, E>(exec: &mut E, rows: &[OutboxRow]) -> Result<(), sqlx::Error>
+        where
+            for<'e> &'e mut E: sqlx::Executor<'e, Database = $db>,
+        {
+            for chunk in rows.chunks(OUTBOX_CHUNK) {
+                let mut b = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO outbox ({OUTBOX_COLUMNS}) "));
+                b.push_values(chunk, |mut v, o| {
+                    v.push_bind(o.id)
+                        .push_bind(o.alert_id)
+                        .push_bind(o.parent_id)
+                        .push_bind(o.kind.clone())
+                        .push_bind(o.purpose.clone())
+                        .push_bind(o.contact_id)
+                        .push_bind(o.name_enc.clone())
+                        .push_bind(o.to_enc.clone())
+                        .push_bind(o.body_enc.clone())
+                        .push_bind(o.language.clone())
+                        .push_bind(o.rank)
+                        .push_bind(o.status.clone())
+                        .push_bind(o.reason.clone())
+                        .push_bind(o.attempts)
+                        .push_bind(o.gateway_index)
+                        .push_bind(o.permanent_failures)
+                        .push_bind(o.gateway.clone())
+                        .push_bind(o.provider_id.clone())
+                        .push_bind(o.next_attempt_at)
+                        .push_bind(o.lease_until)
+                        .push_bind(o.expires_at)
+                        .push_bind(o.created_at)
+                        .push_bind(o.sent_at)
+                        .push_bind(o.updated_at);
+                });
+                b.build().execute(&mut *exec).await?;
+            }
+            Ok(())
         }
 
         #[async_trait]
@@ -343,6 +449,424 @@ macro_rules! shared_backend {
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn alerts_insert(&self, batch: &[AlertInsert]) -> Result<Vec<Inserted>, StoreError> {
+                if batch.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.writer().begin().await?;
+                let mut created = std::collections::HashSet::new();
+                // 12 columns x 1,000 alerts stays under every bind limit.
+                for chunk in batch.chunks(1000) {
+                    let mut b = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO alerts ({ALERT_COLUMNS}) "));
+                    b.push_values(chunk, |mut v, a| {
+                        let a = &a.alert;
+                        v.push_bind(a.id)
+                            .push_bind(a.person_id)
+                            .push_bind(a.device_id)
+                            .push_bind(a.idempotency_key.clone())
+                            .push_bind(a.source.clone())
+                            .push_bind(a.practice)
+                            .push_bind(a.state.clone())
+                            .push_bind(a.consulate_id.clone())
+                            .push_bind(a.coverage.clone())
+                            .push_bind(a.created_at)
+                            .push_bind(a.cancelled_at)
+                            .push_bind(a.updated_at);
+                    });
+                    // A reused key inserts nothing: the first alert stands.
+                    b.push(" ON CONFLICT (person_id, idempotency_key) DO NOTHING RETURNING id");
+                    for row in b.build().fetch_all(&mut *tx).await? {
+                        created.insert(row.try_get::<Uuid, _>("id")?);
+                    }
+                }
+                let mut results = Vec::with_capacity(batch.len());
+                let mut locations = Vec::new();
+                let mut outbox = Vec::new();
+                for a in batch {
+                    if created.contains(&a.alert.id) {
+                        results.push(Inserted::Created(a.alert.id));
+                        locations.extend(a.location.iter());
+                        outbox.extend(a.outbox.iter().cloned());
+                    } else {
+                        let id: Uuid = sqlx::query(
+                            "SELECT id FROM alerts WHERE person_id = $1 AND idempotency_key = $2",
+                        )
+                        .bind(a.alert.person_id)
+                        .bind(&a.alert.idempotency_key)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("id")?;
+                        results.push(Inserted::Existing(id));
+                    }
+                }
+                for chunk in locations.chunks(1000) {
+                    let mut b = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO alert_locations ({LOCATION_COLUMNS}) "));
+                    b.push_values(chunk, |mut v, l| {
+                        v.push_bind(l.id)
+                            .push_bind(l.alert_id)
+                            .push_bind(l.location_enc.clone())
+                            .push_bind(l.created_at);
+                    });
+                    b.build().execute(&mut *tx).await?;
+                }
+                insert_outbox(&mut *tx, &outbox).await?;
+                tx.commit().await?;
+                Ok(results)
+            }
+
+            async fn alert_by_key(&self, person_id: Uuid, key: &str) -> Result<Option<Uuid>, StoreError> {
+                let row = sqlx::query("SELECT id FROM alerts WHERE person_id = $1 AND idempotency_key = $2")
+                    .bind(person_id)
+                    .bind(key)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.map(|r| r.try_get("id")).transpose()?)
+            }
+
+            async fn alert_get(&self, id: Uuid) -> Result<Option<AlertRow>, StoreError> {
+                let row = q!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.as_ref().map(alert_from).transpose()?)
+            }
+
+            async fn alerts_count_since(&self, person_id: Uuid, since: UnixMillis) -> Result<i64, StoreError> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM alerts WHERE person_id = $1 AND created_at >= $2",
+                )
+                .bind(person_id)
+                .bind(since)
+                .fetch_one(self.reader())
+                .await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn alert_outbox(&self, alert_id: Uuid) -> Result<Vec<OutboxRow>, StoreError> {
+                let rows = q!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE alert_id = $1 ORDER BY rank, created_at, id")
+                    .bind(alert_id)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.iter().map(outbox_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn alert_latest_location(&self, alert_id: Uuid) -> Result<Option<LocationRow>, StoreError> {
+                let row = q!("SELECT {LOCATION_COLUMNS} FROM alert_locations WHERE alert_id = $1 \
+                              ORDER BY created_at DESC, id DESC LIMIT 1")
+                .bind(alert_id)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.as_ref().map(location_from).transpose()?)
+            }
+
+            async fn person_latest_location(&self, person_id: Uuid) -> Result<Option<LocationRow>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT l.id, l.alert_id, l.location_enc, l.created_at FROM alert_locations l \
+                     JOIN alerts a ON a.id = l.alert_id WHERE a.person_id = $1 \
+                     ORDER BY l.created_at DESC, l.id DESC LIMIT 1",
+                )
+                .bind(person_id)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.as_ref().map(location_from).transpose()?)
+            }
+
+            async fn location_insert(&self, l: &LocationRow) -> Result<(), StoreError> {
+                q!("INSERT INTO alert_locations ({LOCATION_COLUMNS}) VALUES ($1, $2, $3, $4)")
+                    .bind(l.id)
+                    .bind(l.alert_id)
+                    .bind(&l.location_enc)
+                    .bind(l.created_at)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn alert_cancel(
+                &self,
+                alert_id: Uuid,
+                at: UnixMillis,
+                follow_up: &(dyn for<'r> Fn(&'r [OutboxRow]) -> Result<Vec<OutboxRow>, StoreError> + Sync),
+            ) -> Result<Option<u64>, StoreError> {
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE alerts SET state = 'cancelled', cancelled_at = $1, updated_at = $1 \
+                     WHERE id = $2 AND state = 'active'",
+                )
+                .bind(at)
+                .bind(alert_id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                let withdrawn = sqlx::query(
+                    "UPDATE outbox SET status = 'withdrawn', reason = 'cancelled', updated_at = $1 \
+                     WHERE alert_id = $2 AND purpose = 'alert' AND status = 'queued'",
+                )
+                .bind(at)
+                .bind(alert_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let reached = q!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE alert_id = $1 AND purpose = 'alert' \
+                                  AND status IN ('sending', 'sent', 'delivered') ORDER BY rank, created_at")
+                .bind(alert_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(outbox_from)
+                .collect::<Result<Vec<_>, _>>()?;
+                let follow = follow_up(&reached)?;
+                insert_outbox(&mut *tx, &follow).await?;
+                tx.commit().await?;
+                Ok(Some(withdrawn))
+            }
+
+            async fn person_pin_failed(
+                &self,
+                id: Uuid,
+                max: i32,
+                lock_until: UnixMillis,
+            ) -> Result<(i32, Option<UnixMillis>), StoreError> {
+                let row = sqlx::query(
+                    "UPDATE people SET \
+                       pin_locked_until = CASE WHEN pin_failures + 1 >= $1 THEN $2 ELSE pin_locked_until END, \
+                       pin_failures = CASE WHEN pin_failures + 1 >= $1 THEN 0 ELSE pin_failures + 1 END \
+                     WHERE id = $3 RETURNING pin_failures, pin_locked_until",
+                )
+                .bind(max)
+                .bind(lock_until)
+                .bind(id)
+                .fetch_one(self.writer())
+                .await?;
+                Ok((row.try_get("pin_failures")?, row.try_get("pin_locked_until")?))
+            }
+
+            async fn person_pin_reset(&self, id: Uuid) -> Result<(), StoreError> {
+                sqlx::query("UPDATE people SET pin_failures = 0, pin_locked_until = NULL WHERE id = $1")
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn person_pin_state(&self, id: Uuid) -> Result<(i32, Option<UnixMillis>), StoreError> {
+                let row = sqlx::query("SELECT pin_failures, pin_locked_until FROM people WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                Ok((row.try_get("pin_failures")?, row.try_get("pin_locked_until")?))
+            }
+
+            async fn person_by_phone_index(&self, index: &[u8]) -> Result<Option<PersonRow>, StoreError> {
+                let row = q!("SELECT {PERSON_COLUMNS} FROM people WHERE phone_index = $1")
+                    .bind(index)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.as_ref().map(person_from).transpose()?)
+            }
+
+            async fn outbox_insert(&self, rows: &[OutboxRow]) -> Result<(), StoreError> {
+                let mut tx = self.writer().begin().await?;
+                insert_outbox(&mut *tx, rows).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn outbox_claim(
+                &self,
+                now: UnixMillis,
+                limit: i64,
+                lease_until: UnixMillis,
+            ) -> Result<Vec<OutboxRow>, StoreError> {
+                // One statement: the rows chosen are the rows leased.
+                let rows = q!("UPDATE outbox SET status = 'sending', attempts = attempts + 1, \
+                                 lease_until = $1, updated_at = $2 \
+                               WHERE id IN ( \
+                                 SELECT o.id FROM outbox o \
+                                 WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
+                                   AND (o.parent_id IS NULL OR NOT EXISTS ( \
+                                     SELECT 1 FROM outbox p WHERE p.id = o.parent_id \
+                                       AND p.status IN ('queued', 'sending'))) \
+                                 ORDER BY o.rank, o.created_at \
+                                 LIMIT $3 {}) \
+                               RETURNING {OUTBOX_COLUMNS}", $skip_locked)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(self.writer())
+                .await?;
+                let mut rows = rows.iter().map(outbox_from).collect::<Result<Vec<_>, _>>()?;
+                rows.sort_by_key(|r| (r.rank, r.created_at));
+                Ok(rows)
+            }
+
+            async fn outbox_statuses(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError> {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(row) = sqlx::query("SELECT status FROM outbox WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(self.reader())
+                        .await?
+                    {
+                        out.push((*id, row.try_get("status")?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn outbox_apply(&self, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError> {
+                if updates.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.writer().begin().await?;
+                let mut touched = Vec::new();
+                for u in updates {
+                    let row = match u {
+                        OutboxUpdate::Sent { id, gateway, provider_id, at } => sqlx::query(
+                            "UPDATE outbox SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END, \
+                             gateway = $1, provider_id = $2, sent_at = $3, lease_until = NULL, reason = NULL, \
+                             updated_at = $3 WHERE id = $4 RETURNING alert_id",
+                        )
+                        .bind(gateway)
+                        .bind(provider_id)
+                        .bind(at)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        OutboxUpdate::Retry { id, next_attempt_at, gateway_index, permanent_failures, reason, at } => sqlx::query(
+                            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, gateway_index = $2, \
+                             permanent_failures = $3, reason = $4, lease_until = NULL, updated_at = $5 \
+                             WHERE id = $6 AND status = 'sending' RETURNING alert_id",
+                        )
+                        .bind(next_attempt_at)
+                        .bind(gateway_index)
+                        .bind(permanent_failures)
+                        .bind(reason)
+                        .bind(at)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        OutboxUpdate::Failed { id, reason, at } => sqlx::query(
+                            "UPDATE outbox SET status = 'failed', reason = $1, lease_until = NULL, updated_at = $2 \
+                             WHERE id = $3 AND status = 'sending' RETURNING alert_id",
+                        )
+                        .bind(reason)
+                        .bind(at)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        OutboxUpdate::Expired { id, at } => sqlx::query(
+                            "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
+                             lease_until = NULL, updated_at = $1 \
+                             WHERE id = $2 AND status IN ('queued', 'sending') RETURNING alert_id",
+                        )
+                        .bind(at)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        OutboxUpdate::Withdrawn { id, reason, at } => sqlx::query(
+                            "UPDATE outbox SET status = 'withdrawn', reason = $1, lease_until = NULL, updated_at = $2 \
+                             WHERE id = $3 AND status IN ('queued', 'sending') RETURNING alert_id",
+                        )
+                        .bind(reason)
+                        .bind(at)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        OutboxUpdate::Release { id, next_attempt_at, at } => sqlx::query(
+                            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_until = NULL, \
+                             attempts = attempts - 1, updated_at = $2 \
+                             WHERE id = $3 AND status = 'sending' RETURNING alert_id",
+                        )
+                        .bind(next_attempt_at)
+                        .bind(at)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                    };
+                    if let Some(row) = row
+                        && let Some(alert) = row.try_get::<Option<Uuid>, _>("alert_id")?
+                    {
+                        touched.push(alert);
+                    }
+                }
+                tx.commit().await?;
+                touched.sort();
+                touched.dedup();
+                Ok(touched)
+            }
+
+            async fn outbox_reclaim(&self, now: UnixMillis) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'queued', lease_until = NULL, updated_at = $1 \
+                     WHERE status = 'sending' AND lease_until <= $1",
+                )
+                .bind(now)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn outbox_expire(&self, now: UnixMillis) -> Result<Vec<Uuid>, StoreError> {
+                let rows = sqlx::query(
+                    "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
+                     updated_at = $1 WHERE status = 'queued' AND expires_at <= $1 RETURNING alert_id",
+                )
+                .bind(now)
+                .fetch_all(self.writer())
+                .await?;
+                let mut alerts = Vec::new();
+                for r in rows {
+                    if let Some(a) = r.try_get::<Option<Uuid>, _>("alert_id")? {
+                        alerts.push(a);
+                    }
+                }
+                alerts.sort();
+                alerts.dedup();
+                Ok(alerts)
+            }
+
+            async fn outbox_receipt(
+                &self,
+                id: Uuid,
+                status: &str,
+                from: &[&str],
+                reason: Option<&str>,
+                at: UnixMillis,
+            ) -> Result<Option<Option<Uuid>>, StoreError> {
+                // `from` holds at most four known statuses: spelled out as binds.
+                let mut b = sqlx::QueryBuilder::<$db>::new("UPDATE outbox SET status = ");
+                b.push_bind(status.to_string());
+                b.push(", reason = COALESCE(");
+                b.push_bind(reason.map(str::to_string));
+                b.push(", reason), updated_at = ");
+                b.push_bind(at);
+                b.push(" WHERE id = ");
+                b.push_bind(id);
+                b.push(" AND status IN (");
+                let mut list = b.separated(", ");
+                for f in from {
+                    list.push_bind(f.to_string());
+                }
+                b.push(") RETURNING alert_id");
+                let row = b.build().fetch_optional(self.writer()).await?;
+                Ok(match row {
+                    Some(r) => Some(r.try_get::<Option<Uuid>, _>("alert_id")?),
+                    None => None,
+                })
+            }
+
+            async fn outbox_get(&self, id: Uuid) -> Result<Option<OutboxRow>, StoreError> {
+                let row = q!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.as_ref().map(outbox_from).transpose()?)
             }
         }
     };

@@ -18,8 +18,14 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::backend::{Backend, ContactRow, DeviceRow, PersonRow};
-use crate::sql::{CONTACT_COLUMNS, DEVICE_COLUMNS, PERSON_COLUMNS, q, shared_backend};
+use crate::backend::{
+    AlertInsert, AlertRow, Backend, ContactRow, DeviceRow, Inserted, LocationRow, OutboxRow,
+    OutboxUpdate, PersonRow,
+};
+use crate::sql::{
+    ALERT_COLUMNS, CONTACT_COLUMNS, DEVICE_COLUMNS, LOCATION_COLUMNS, OUTBOX_CHUNK, OUTBOX_COLUMNS,
+    PERSON_COLUMNS, q, shared_backend,
+};
 use avisa_core::UnixMillis;
 
 pub struct SqliteBackend {
@@ -63,8 +69,10 @@ impl SqliteBackend {
 
 shared_backend!(
     SqliteBackend,
+    sqlx::Sqlite,
     SqliteRow,
     "sqlite",
     // The single writer connection already serialises write transactions.
-    "SELECT id FROM people WHERE id = $1"
+    "SELECT id FROM people WHERE id = $1",
+    ""
 );

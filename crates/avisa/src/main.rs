@@ -135,7 +135,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             tracing::info!(
                 address = %local,
                 database = app.state.store.backend_kind(),
-                gateway = app.state.gateway.name(),
+                gateways = ?app.dispatcher.gateway_names(),
                 "Avisa is listening: open http://{local}/healthz"
             );
             avisa_server::serve(listener, app, avisa_server::shutdown_signal()).await

@@ -127,6 +127,7 @@ async fn serve_on_embedded_defaults() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start avisa serve");
+    avisa_sms::http::init_tls();
     let client = reqwest::Client::new();
     let base = format!("http://{listen}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -146,8 +147,18 @@ async fn serve_on_embedded_defaults() {
         .await
         .expect("register");
     assert_eq!(resp.status().as_u16(), 201);
-    let log =
-        std::fs::read_to_string(dir.path().join("avisa-data/sms-log.jsonl")).expect("sms log");
+    // The code goes through the outbox: wait for the dispatcher to log it.
+    let log_file = dir.path().join("avisa-data/sms-log.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        if let Ok(text) = std::fs::read_to_string(&log_file)
+            && !text.is_empty()
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no SMS was logged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let line: serde_json::Value =
         serde_json::from_str(log.lines().next().expect("a line")).expect("json");
     assert_eq!(line["to"], "+12135550100");

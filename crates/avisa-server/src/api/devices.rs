@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::crypto::{random_digits, random_token, token_hash};
+use avisa_core::messages;
 use avisa_core::{Invalid, Language, PhoneNumber, now_millis};
-use avisa_sms::OutgoingSms;
-use avisa_store::VerifyOutcome;
+use avisa_store::{MessageKind, NewMessage, Purpose, VerifyOutcome};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Caller};
@@ -57,17 +57,6 @@ pub struct VerifyResponse {
     pub verified: bool,
 }
 
-fn code_message(language: Language, code: &str) -> String {
-    match language {
-        Language::Es => format!(
-            "Avisa: tu código de verificación es {code}. Vence en 10 minutos. No lo compartas con nadie."
-        ),
-        Language::En => format!(
-            "Avisa: your verification code is {code}. It expires in 10 minutes. Do not share it with anyone."
-        ),
-    }
-}
-
 /// Register a device and send it a verification code by SMS.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices",
     request_body = RegisterRequest,
@@ -75,7 +64,6 @@ fn code_message(language: Language, code: &str) -> String {
         (status = 201, body = RegisterResponse),
         (status = 422, description = "invalid phone number or body", body = super::ErrorBody),
         (status = 429, description = "too many codes sent to this phone", body = super::ErrorBody),
-        (status = 503, description = "the code could not be sent", body = super::ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -108,24 +96,25 @@ pub async fn register(
             now,
         )
         .await?;
-    let sms = OutgoingSms {
+    // The code goes through the outbox like every SMS: retried, failed over,
+    // and expired with the code itself.
+    let sms = NewMessage {
         id: Uuid::now_v7(),
+        kind: MessageKind::Verification,
+        purpose: Purpose::Code,
+        contact_id: None,
+        parent_id: None,
+        name: None,
         to: phone,
-        body: code_message(req.language, &code),
+        body: messages::verification_code(req.language, &code),
+        language: req.language,
+        rank: 0,
+        expires_at: expires,
     };
-    if let Err(e) = state.gateway.send(&sms).await {
-        tracing::warn!(device_id = %device.id, gateway = state.gateway.name(), error = %e, "verification code not sent");
-        metrics::counter!("avisa_sms_total", "kind" => "verification", "outcome" => "failed")
-            .increment(1);
-        return Err(ApiError::Unavailable {
-            code: "sms_unavailable",
-            message: "the verification code could not be sent; please try again in a minute".into(),
-        });
-    }
-    metrics::counter!("avisa_sms_total", "kind" => "verification", "outcome" => "sent")
-        .increment(1);
+    state.store.enqueue(&[sms], now).await?;
+    state.dispatch_wake.notify_one();
     metrics::counter!("avisa_devices_registered_total").increment(1);
-    tracing::info!(device_id = %device.id, "device registered, code sent");
+    tracing::info!(device_id = %device.id, "device registered, code queued");
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {

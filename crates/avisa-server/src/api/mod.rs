@@ -1,5 +1,6 @@
 //! The phone API (`/api/v1/…`), one module per resource.
 
+pub mod alerts;
 pub mod contacts;
 pub mod devices;
 pub mod profile;

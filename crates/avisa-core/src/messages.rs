@@ -1,0 +1,216 @@
+//! Every SMS text Avisa sends, in Spanish and English.
+//!
+//! Avisa's own texts are written without the accents GSM-7 lacks (á, í, ó,
+//! ú): one such letter switches a whole SMS to UCS-2 and cuts it from 160 to
+//! 70 characters, which costs a slow network and a prepaid balance more
+//! messages. Screens keep their accents; the person's own text is sent
+//! exactly as written.
+
+use crate::localtime::{Zone, local_clock};
+use crate::{Language, Location, PhoneNumber};
+
+/// The 24-hour line of the consular network (CIAM, Tucson).
+pub const CIAM_PHONE: &str = "+1 520 623 7874";
+
+/// An OpenStreetMap link that puts a marker on the spot.
+pub fn map_link(loc: &Location) -> String {
+    format!(
+        "https://www.openstreetmap.org/?mlat={:.5}&mlon={:.5}",
+        loc.lat, loc.lon
+    )
+}
+
+fn accuracy(loc: &Location) -> String {
+    match loc.accuracy_m {
+        Some(a) => format!(" (+/-{} m)", a.round() as i64),
+        None => String::new(),
+    }
+}
+
+/// What an alert's texts are made of.
+pub struct AlertFacts<'a> {
+    pub alert_id: uuid::Uuid,
+    pub person_name: &'a str,
+    pub person_phone: &'a PhoneNumber,
+    pub location: Option<Location>,
+    pub at_millis: i64,
+    pub zone: Zone,
+    /// The office alerted (name, switchboard), if any.
+    pub consulate: Option<(&'a str, Option<&'a str>)>,
+    /// Link to the alert in the consulate console.
+    pub console_url: String,
+}
+
+/// A contact's SMS: the person's own text, then where and when.
+pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> String {
+    let clock = local_clock(facts.at_millis, facts.zone, lang);
+    let line = match (&facts.location, lang) {
+        (Some(loc), Language::Es) => format!(
+            "Ubicacion: {}{} a las {clock}.",
+            map_link(loc),
+            accuracy(loc)
+        ),
+        (Some(loc), Language::En) => {
+            format!("Location: {}{} at {clock}.", map_link(loc), accuracy(loc))
+        }
+        (None, Language::Es) => format!("Sin ubicacion. Enviado a las {clock}."),
+        (None, Language::En) => format!("No location. Sent at {clock}."),
+    };
+    format!("{}\n{line}", text.trim_end())
+}
+
+/// The confirmation to the person's own phone.
+pub fn self_confirmation(
+    lang: Language,
+    facts: &AlertFacts<'_>,
+    contacts: usize,
+    practice: bool,
+) -> String {
+    let office = facts.consulate.map(|(name, phone)| match phone {
+        Some(p) => format!("{name} {p}"),
+        None => name.to_string(),
+    });
+    match (lang, practice) {
+        (Language::Es, true) => format!(
+            "Avisa PRACTICA: tu alerta se vio bien. En una real irian {contacts} mensajes a tus contactos{}. No se aviso a nadie.",
+            office.map(|o| format!(" y al {o}")).unwrap_or_default()
+        ),
+        (Language::En, true) => format!(
+            "Avisa PRACTICE: your alert worked. A real one would send {contacts} messages to your contacts{}. Nobody was told.",
+            office
+                .map(|o| format!(" and to the {o}"))
+                .unwrap_or_default()
+        ),
+        (Language::Es, false) => format!(
+            "Avisa: tu alerta se envio a {contacts} contactos{}. Si fue un error, cancelala en la app con tu PIN. Linea 24 h: {CIAM_PHONE}",
+            office.map(|o| format!(" y al {o}")).unwrap_or_default()
+        ),
+        (Language::En, false) => format!(
+            "Avisa: your alert went to {contacts} contacts{}. If it was a mistake, cancel it in the app with your PIN. 24 h line: {CIAM_PHONE}",
+            office
+                .map(|o| format!(" and to the {o}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// The structured SMS to a consulate's duty phone (Spanish: consular staff).
+pub fn consulate_duty(facts: &AlertFacts<'_>) -> String {
+    let short = &facts.alert_id.simple().to_string()[..8];
+    let place = match &facts.location {
+        Some(loc) => format!("{:.5},{:.5}{}", loc.lat, loc.lon, accuracy(loc)),
+        None => "sin ubicacion".into(),
+    };
+    format!(
+        "AVISA ALERTA {short}: {}, tel {}. {place}. {}. {}",
+        facts.person_name,
+        facts.person_phone,
+        local_clock(facts.at_millis, facts.zone, Language::Es),
+        facts.console_url
+    )
+}
+
+/// "I'm safe", to each recipient who got the alert.
+pub fn safe(lang: Language, person_name: &str) -> String {
+    match lang {
+        Language::Es => format!(
+            "Avisa: {person_name} cancelo la alerta anterior y dice que esta bien. Gracias."
+        ),
+        Language::En => format!(
+            "Avisa: {person_name} cancelled the earlier alert and says they are safe. Thank you."
+        ),
+    }
+}
+
+/// The same notice to a consulate's duty phone.
+pub fn consulate_cancelled(facts: &AlertFacts<'_>) -> String {
+    let short = &facts.alert_id.simple().to_string()[..8];
+    format!(
+        "AVISA {short} CANCELADA por la persona con su PIN. {}",
+        facts.console_url
+    )
+}
+
+/// The one-time code.
+pub fn verification_code(lang: Language, code: &str) -> String {
+    match lang {
+        Language::Es => format!(
+            "Avisa: tu codigo de verificacion es {code}. Vence en 10 minutos. No lo compartas con nadie."
+        ),
+        Language::En => format!(
+            "Avisa: your verification code is {code}. It expires in 10 minutes. Do not share it with anyone."
+        ),
+    }
+}
+
+/// The reply to an inbound SMS that raised no alert: the same for every
+/// sender, so it says nothing about whether a number is registered.
+pub fn inbound_not_recognised() -> String {
+    format!(
+        "Avisa: este mensaje no activo ninguna alerta. This message did not raise an alert. Emergencias/emergency: 911. Consulado 24 h: {CIAM_PHONE}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sms::{Encoding, analyze};
+
+    fn facts(phone: &PhoneNumber) -> AlertFacts<'_> {
+        AlertFacts {
+            alert_id: uuid::Uuid::nil(),
+            person_name: "Maria",
+            person_phone: phone,
+            location: Some(Location::new(34.05223, -118.24368, Some(14.6)).expect("loc")),
+            at_millis: 1_782_934_200_000, // 2026-07-01 19:30 UTC
+            zone: Zone::Pacific,
+            consulate: Some((
+                "Consulado General de Mexico en Los Angeles",
+                Some("(213) 351-6800"),
+            )),
+            console_url: "https://avisa.example/console/alerts/x".into(),
+        }
+    }
+
+    #[test]
+    fn contact_alert_appends_map_and_local_time() {
+        let phone = PhoneNumber::parse("+12135550100").expect("phone");
+        let text = contact_alert(
+            "Me detuvieron. Llama a la abogada.",
+            Language::Es,
+            &facts(&phone),
+        );
+        assert_eq!(
+            text,
+            "Me detuvieron. Llama a la abogada.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m) a las 12:30 hora del Pacifico."
+        );
+        let mut f = facts(&phone);
+        f.location = None;
+        let text = contact_alert("They took me.", Language::En, &f);
+        assert_eq!(
+            text,
+            "They took me.\nNo location. Sent at 12:30 Pacific time."
+        );
+    }
+
+    #[test]
+    fn system_texts_fit_in_few_segments() {
+        let phone = PhoneNumber::parse("+12135550100").expect("phone");
+        let f = facts(&phone);
+        for text in [
+            self_confirmation(Language::Es, &f, 3, false),
+            self_confirmation(Language::En, &f, 3, true),
+            consulate_duty(&f),
+            safe(Language::Es, "Maria"),
+            verification_code(Language::Es, "123456"),
+            inbound_not_recognised(),
+        ] {
+            assert!(analyze(&text).segments <= 2, "{text}");
+        }
+        assert_eq!(
+            analyze(&verification_code(Language::Es, "123456")).encoding,
+            Encoding::Gsm7
+        );
+        assert!(consulate_duty(&f).contains("+12135550100"));
+    }
+}

@@ -1,0 +1,222 @@
+//! Raising an alert: from a press (or an SMS keyword) to rows in the outbox.
+//!
+//! Everything is decided and rendered here, in the caller's task — routing,
+//! every message text, sealing — so the group-commit writer only writes.
+
+use avisa_core::directory::{Route, RouteBasis, place_of};
+use avisa_core::localtime::{Zone, zone_for};
+use avisa_core::messages::{self, AlertFacts};
+use avisa_core::{Language, Location, PhoneNumber, now_millis, states};
+use avisa_store::{Coverage, Inserted, MessageKind, NewAlert, NewMessage, Person, Purpose};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// A request to raise an alert.
+pub struct Raise {
+    pub person: Person,
+    pub device_id: Option<Uuid>,
+    pub idempotency_key: String,
+    /// "app" or "sms".
+    pub source: &'static str,
+    pub practice: bool,
+    pub location: Option<Location>,
+}
+
+/// What a practice alert would have sent, for the person to see.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub kind: &'static str,
+    pub name: Option<String>,
+    pub body: String,
+}
+
+pub struct Raised {
+    pub inserted: Inserted,
+    pub previews: Vec<Preview>,
+}
+
+/// The state (USPS code) a location is in, when it is in the US.
+fn state_at(loc: &Location) -> Option<String> {
+    place_of(loc.lat, loc.lon)
+        .subdivision
+        .and_then(|s| s.strip_prefix("US-").map(str::to_string))
+        .or_else(|| {
+            (place_of(loc.lat, loc.lon).country.as_deref() == Some("PR")).then(|| "PR".into())
+        })
+}
+
+pub fn zone_of(location: Option<&Location>, home_state: Option<&str>) -> Zone {
+    let state = location
+        .and_then(state_at)
+        .or_else(|| home_state.and_then(states::normalize).map(str::to_string))
+        .unwrap_or_else(|| "DC".into());
+    zone_for(&state, location.map(|l| l.lon))
+}
+
+pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
+    let store = &state.store;
+    if let Some(existing) = store.alert_by_key(r.person.id, &r.idempotency_key).await? {
+        return Ok(Raised {
+            inserted: Inserted::Existing(existing),
+            previews: Vec::new(),
+        });
+    }
+    let profile = &r.person.profile;
+    let (Some(name), Some(_home), true) = (
+        profile.name.as_deref(),
+        profile.home_state.as_deref(),
+        r.person.pin_hash.is_some(),
+    ) else {
+        return Err(ApiError::Conflict {
+            code: "profile_incomplete",
+            message: "set your name, home state and cancel PIN before raising an alert".into(),
+        });
+    };
+    let now = now_millis();
+    let window_ms = (state.config.alerts.rate_window_minutes * 60_000) as i64;
+    if store.alerts_since(r.person.id, now - window_ms).await?
+        >= i64::from(state.config.alerts.rate_limit)
+    {
+        metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: window_ms as u64 / 1000,
+        });
+    }
+    let contacts = store.contacts(r.person.id).await?;
+    let route = state.directory.route(
+        r.location.map(|l| (l.lat, l.lon)),
+        profile.home_state.as_deref(),
+        profile.home_county.as_deref(),
+    );
+    let (office, coverage) = match &route {
+        Route::Office { office, basis, .. } => (
+            Some(*office),
+            match basis {
+                RouteBasis::Nearest => Coverage::Nearest,
+                RouteBasis::HomeCounty => Coverage::HomeCounty,
+                RouteBasis::HomeState => Coverage::HomeState,
+            },
+        ),
+        Route::OutsideCoverage { .. } => (None, Coverage::Outside),
+        Route::Unroutable => (None, Coverage::None),
+    };
+    let id = Uuid::now_v7();
+    let facts = AlertFacts {
+        alert_id: id,
+        person_name: name,
+        person_phone: &r.person.phone,
+        location: r.location,
+        at_millis: now,
+        zone: zone_of(r.location.as_ref(), profile.home_state.as_deref()),
+        consulate: office.map(|o| (o.name.as_str(), o.phone.as_deref())),
+        console_url: format!(
+            "{}/console/alerts/{id}",
+            state.config.public_url.trim_end_matches('/')
+        ),
+    };
+    let expires_at = now + (state.config.sms.validity_minutes * 60_000) as i64;
+    let message =
+        |kind, contact_id, name: Option<String>, to: PhoneNumber, body: String, language, rank| {
+            NewMessage {
+                id: Uuid::now_v7(),
+                kind,
+                purpose: Purpose::Alert,
+                contact_id,
+                parent_id: None,
+                name,
+                to,
+                body,
+                language,
+                rank,
+                expires_at,
+            }
+        };
+    let mut messages = Vec::new();
+    let mut previews = Vec::new();
+    // The consulate's duty phone first, where one is configured.
+    if let Some(o) = office
+        && let Some(duty) = state.config.alerts.duty_phones.get(&o.id)
+        && let Ok(duty) = PhoneNumber::parse(duty)
+    {
+        let body = messages::consulate_duty(&facts);
+        if r.practice {
+            previews.push(Preview {
+                kind: "consulate",
+                name: Some(o.name.clone()),
+                body,
+            });
+        } else {
+            messages.push(message(
+                MessageKind::Consulate,
+                None,
+                Some(o.name.clone()),
+                duty,
+                body,
+                Language::Es,
+                0,
+            ));
+        }
+    }
+    for (i, c) in contacts.iter().enumerate() {
+        let body = messages::contact_alert(&c.message, c.language, &facts);
+        if r.practice {
+            previews.push(Preview {
+                kind: "contact",
+                name: Some(c.name.clone()),
+                body,
+            });
+        } else {
+            messages.push(message(
+                MessageKind::Contact,
+                Some(c.id),
+                Some(c.name.clone()),
+                c.phone.clone(),
+                body,
+                c.language,
+                i as i32,
+            ));
+        }
+    }
+    let own = messages::self_confirmation(profile.language, &facts, contacts.len(), r.practice);
+    messages.push(message(
+        MessageKind::SelfPhone,
+        None,
+        Some(name.to_string()),
+        r.person.phone.clone(),
+        own,
+        profile.language,
+        1,
+    ));
+    let alert = NewAlert {
+        id,
+        person_id: r.person.id,
+        device_id: r.device_id,
+        idempotency_key: r.idempotency_key,
+        source: r.source,
+        practice: r.practice,
+        // Practice never reaches a consulate.
+        consulate_id: if r.practice {
+            None
+        } else {
+            office.map(|o| o.id.clone())
+        },
+        coverage,
+        location: r.location,
+        created_at: now,
+        messages,
+    };
+    let sealed = store.seal_alert(&alert)?;
+    let inserted = state
+        .writer
+        .write(sealed)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("alert not stored: {e}")))?;
+    if let Inserted::Created(id) = inserted {
+        metrics::counter!("avisa_alerts_total", "source" => r.source, "practice" => r.practice.to_string()).increment(1);
+        tracing::info!(alert_id = %id, source = r.source, practice = r.practice, coverage = coverage.as_str(), "alert accepted");
+        state.events.publish(id);
+    }
+    Ok(Raised { inserted, previews })
+}

@@ -1,0 +1,417 @@
+//! Alerts: press, status (and its live stream), cancel, location trail.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::ReceiverStream;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use avisa_core::messages::{self, AlertFacts};
+use avisa_core::{Invalid, Location, now_millis};
+use avisa_store::{AlertView, Inserted, MessageKind};
+
+use crate::alerting::{Preview, Raise, raise, zone_of};
+use crate::api::profile::{check_pin, verify_pin};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Person, path_id};
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRequest {
+    /// Made by the phone (e.g. a UUID); the same key never sends twice.
+    pub idempotency_key: String,
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// Runs the whole flow but reaches only the person's own phone.
+    #[serde(default)]
+    pub practice: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConsulateRef {
+    pub id: String,
+    pub name: String,
+    /// The office's switchboard, to call.
+    pub phone: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecipientStatus {
+    pub id: Uuid,
+    /// `contact`, `self` (the person's own phone) or `consulate` (duty phone).
+    pub kind: &'static str,
+    pub name: Option<String>,
+    /// `queued`, `sent`, `delivered`, `failed`, `expired` or `withdrawn`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The "I'm safe" message that followed a cancel, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safe_status: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AlertResponse {
+    pub alert_id: Uuid,
+    /// `active` or `cancelled`.
+    pub state: String,
+    pub practice: bool,
+    pub created_at: i64,
+    /// How the office was chosen: `nearest`, `home_county`, `home_state`;
+    /// `outside` (a location abroad) or `none`.
+    pub coverage: &'static str,
+    pub consulate: Option<ConsulateRef>,
+    pub location: Option<Location>,
+    pub recipients: Vec<RecipientStatus>,
+    /// Practice only: what each recipient would have received.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previews: Vec<Preview>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CancelResponse {
+    #[serde(flatten)]
+    pub alert: AlertResponse,
+    /// Messages that had not gone yet and never will.
+    pub withdrawn: u64,
+    /// "I'm safe" messages queued for those the alert reached.
+    pub safe_messages: usize,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub pin: String,
+}
+
+fn kind_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Contact => "contact",
+        MessageKind::SelfPhone => "self",
+        MessageKind::Consulate => "consulate",
+        MessageKind::Verification => "verification",
+        MessageKind::Reply => "reply",
+    }
+}
+
+pub fn response(state: &AppState, view: AlertView, previews: Vec<Preview>) -> AlertResponse {
+    let consulate = view
+        .consulate_id
+        .as_deref()
+        .and_then(|id| state.directory.get(id))
+        .map(|o| ConsulateRef {
+            id: o.id.clone(),
+            name: o.name.clone(),
+            phone: o.phone.clone(),
+        });
+    AlertResponse {
+        alert_id: view.id,
+        state: view.state,
+        practice: view.practice,
+        created_at: view.created_at,
+        coverage: view.coverage.as_str(),
+        consulate,
+        location: view.location,
+        recipients: view
+            .recipients
+            .into_iter()
+            .map(|r| RecipientStatus {
+                id: r.id,
+                kind: kind_name(r.kind),
+                name: r.name,
+                status: r.status,
+                reason: r.reason,
+                safe_status: r.safe_status,
+            })
+            .collect(),
+        previews,
+    }
+}
+
+/// The person's own alert, or 404 (also for anyone else's).
+async fn own_alert(state: &AppState, who: &Person, id: &str) -> ApiResult<AlertView> {
+    let id = path_id(id)?;
+    match state.store.alert(id).await? {
+        Some(view) if view.person_id == who.person_id => Ok(view),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+fn check_key(key: &str) -> Result<(), Invalid> {
+    let ok = (8..=128).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "idempotency_key",
+            "idempotency_key_invalid",
+            "idempotency_key is 8 to 128 letters, digits, - _ : or .",
+        ))
+    }
+}
+
+/// Press: raise an alert.
+#[utoipa::path(post, path = "/api/v1/alerts", tag = "alerts",
+    security(("device_token" = [])),
+    request_body = AlertRequest,
+    responses(
+        (status = 202, description = "accepted: stored durably with every message it owes", body = AlertResponse),
+        (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
+        (status = 409, description = "profile incomplete", body = super::ErrorBody),
+        (status = 422, body = super::ErrorBody),
+        (status = 429, description = "too many alerts; see Retry-After", body = super::ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<AlertRequest>,
+) -> ApiResult<(StatusCode, Json<AlertResponse>)> {
+    check_key(&req.idempotency_key)?;
+    let location = req.location.map(Location::validated).transpose()?;
+    let person = state
+        .store
+        .person(who.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let raised = raise(
+        &state,
+        Raise {
+            person,
+            device_id: Some(who.device.id),
+            idempotency_key: req.idempotency_key,
+            source: "app",
+            practice: req.practice,
+            location,
+        },
+    )
+    .await?;
+    let id = match raised.inserted {
+        Inserted::Created(id) | Inserted::Existing(id) => id,
+    };
+    state.dispatch_wake.notify_one();
+    let view = state.store.alert(id).await?.ok_or(ApiError::NotFound)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(response(&state, view, raised.previews)),
+    ))
+}
+
+/// The alert and each recipient's status.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
+    security(("device_token" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = AlertResponse), (status = 404, body = super::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AlertResponse>> {
+    let view = own_alert(&state, &who, &id).await?;
+    Ok(Json(response(&state, view, Vec::new())))
+}
+
+/// The same as `GET /api/v1/alerts/{id}`, as a live stream (Server-Sent
+/// Events, one `alert` event per change). EventSource cannot send headers, so
+/// the token may come as `?access_token=`.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}/events", tag = "alerts",
+    security(("device_token" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "text/event-stream"), (status = 404, body = super::ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let view = own_alert(&state, &who, &id).await?;
+    let alert_id = view.id;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
+    let mut changes = state.events.subscribe();
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        let mut last = String::new();
+        let mut poll = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            let view = match task_state.store.alert(alert_id).await {
+                Ok(Some(v)) => v,
+                _ => return,
+            };
+            let json =
+                serde_json::to_string(&response(&task_state, view, Vec::new())).unwrap_or_default();
+            if json != last {
+                if tx
+                    .send(Ok(Event::default().event("alert").data(json.clone())))
+                    .await
+                    .is_err()
+                {
+                    return; // the client went away
+                }
+                last = json;
+            }
+            tokio::select! {
+                changed = changes.recv() => match changed {
+                    Ok(id) if id != alert_id => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                },
+                _ = poll.tick() => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+}
+
+/// Cancel ("I'm safe") with the person's PIN.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/cancel", tag = "alerts",
+    security(("device_token" = [])), params(("id" = Uuid, Path)),
+    request_body = CancelRequest,
+    responses(
+        (status = 200, body = CancelResponse),
+        (status = 403, description = "wrong PIN", body = super::ErrorBody),
+        (status = 404, body = super::ErrorBody),
+        (status = 409, description = "already cancelled", body = super::ErrorBody),
+        (status = 429, description = "too many wrong PINs; see Retry-After", body = super::ErrorBody),
+    ))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CancelRequest>,
+) -> ApiResult<Json<CancelResponse>> {
+    let view = own_alert(&state, &who, &id).await?;
+    check_pin("pin", &req.pin)?;
+    let now = now_millis();
+    let (_, locked_until) = state.store.pin_state(who.person_id).await?;
+    if let Some(until) = locked_until.filter(|u| *u > now) {
+        return Err(ApiError::Locked {
+            retry_after_secs: ((until - now) / 1000).max(1) as u64,
+        });
+    }
+    let person = state
+        .store
+        .person(who.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let hash = person.pin_hash.clone().unwrap_or_default();
+    if !verify_pin(&state, req.pin.clone(), hash).await? {
+        let max = state.config.alerts.pin_max_failures as i32;
+        let lock_until = now + (state.config.alerts.pin_lockout_minutes * 60_000) as i64;
+        let (failures, locked) = state
+            .store
+            .pin_failed(who.person_id, max, lock_until)
+            .await?;
+        tracing::warn!(alert_id = %view.id, "wrong cancel PIN");
+        metrics::counter!("avisa_cancel_refused_total", "reason" => "wrong_pin").increment(1);
+        if let Some(until) = locked.filter(|u| *u > now) {
+            return Err(ApiError::Locked {
+                retry_after_secs: ((until - now) / 1000).max(1) as u64,
+            });
+        }
+        return Err(ApiError::Forbidden {
+            code: "pin_incorrect",
+            message: format!("the PIN is not right; {} attempts left", max - failures),
+        });
+    }
+    state.store.pin_reset(who.person_id).await?;
+    if view.state != "active" {
+        return Err(ApiError::Conflict {
+            code: "already_cancelled",
+            message: "this alert is already cancelled".into(),
+        });
+    }
+    let name = person.profile.name.clone().unwrap_or_default();
+    let facts = AlertFacts {
+        alert_id: view.id,
+        person_name: &name,
+        person_phone: &person.phone,
+        location: view.location,
+        at_millis: now,
+        zone: zone_of(view.location.as_ref(), person.profile.home_state.as_deref()),
+        consulate: None,
+        console_url: format!(
+            "{}/console/alerts/{}",
+            state.config.public_url.trim_end_matches('/'),
+            view.id
+        ),
+    };
+    let safe_text = |kind: MessageKind, lang| match kind {
+        MessageKind::Consulate => messages::consulate_cancelled(&facts),
+        _ => messages::safe(lang, &name),
+    };
+    let expires_at = now + (state.config.sms.validity_minutes * 60_000) as i64;
+    let Some(withdrawn) = state
+        .store
+        .cancel_alert(view.id, now, expires_at, &safe_text)
+        .await?
+    else {
+        return Err(ApiError::Conflict {
+            code: "already_cancelled",
+            message: "this alert is already cancelled".into(),
+        });
+    };
+    tracing::info!(alert_id = %view.id, withdrawn, "alert cancelled by its person");
+    metrics::counter!("avisa_alerts_cancelled_total").increment(1);
+    state.events.publish(view.id);
+    state.dispatch_wake.notify_one();
+    let view = state
+        .store
+        .alert(view.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let safe_messages = view
+        .recipients
+        .iter()
+        .filter(|r| r.safe_status.is_some())
+        .count();
+    Ok(Json(CancelResponse {
+        alert: response(&state, view, Vec::new()),
+        withdrawn,
+        safe_messages,
+    }))
+}
+
+/// Add a point to the alert's location trail.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/locations", tag = "alerts",
+    security(("device_token" = [])), params(("id" = Uuid, Path)),
+    request_body = Location,
+    responses((status = 201, body = Location), (status = 404, body = super::ErrorBody),
+              (status = 409, description = "the alert is not active", body = super::ErrorBody),
+              (status = 422, body = super::ErrorBody)))]
+pub async fn add_location(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+    ApiJson(loc): ApiJson<LocationRequest>,
+) -> ApiResult<(StatusCode, Json<Location>)> {
+    let view = own_alert(&state, &who, &id).await?;
+    let loc = Location::new(loc.lat, loc.lon, loc.accuracy_m)?;
+    if view.state != "active" {
+        return Err(ApiError::Conflict {
+            code: "alert_not_active",
+            message: "this alert is no longer active".into(),
+        });
+    }
+    state
+        .store
+        .add_location(view.id, &loc, now_millis())
+        .await?;
+    state.events.publish(view.id);
+    Ok((StatusCode::CREATED, Json(loc)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationRequest {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub accuracy_m: Option<f64>,
+}

@@ -1,0 +1,370 @@
+//! The dispatcher: from the outbox to the SMS gateways.
+//!
+//! Each round claims the due messages with the lowest fairness rank (every
+//! alert's consulate message and first contact before any alert's later
+//! messages), leases them, sends them concurrently through the gateways in
+//! their configured order, and records every outcome in one transaction:
+//! sent (with the provider's id), retry later with exponential backoff and
+//! jitter (on the next gateway: failover), failed for good, or expired past
+//! its validity. Nothing is ever deleted. A message whose worker died comes
+//! back when its lease runs out, so after a crash every committed message is
+//! sent at least once; the gateway gets our message id as its reference, so
+//! a duplicate is recognisable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Notify, watch};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use avisa_core::now_millis;
+use avisa_sms::{Gateway, GatewayError, OutgoingSms};
+use avisa_store::{Claimed, OutboxUpdate, Purpose, Store, StoreError};
+
+use crate::config::DispatchConfig;
+use crate::events::Events;
+
+/// Consecutive temporary failures after which a gateway counts as down.
+const DOWN_AFTER_FAILURES: u32 = 3;
+/// How long a gateway that is down is skipped (unless all are down).
+const DOWN_FOR: Duration = Duration::from_secs(30);
+
+/// Spaces sends to one gateway at a fixed rate, first come first served.
+pub struct RateLimiter {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> Self {
+        RateLimiter {
+            interval: (per_second > 0)
+                .then(|| Duration::from_secs_f64(1.0 / f64::from(per_second))),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for this caller's slot.
+    pub async fn acquire(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+#[derive(Default)]
+struct Health {
+    consecutive_failures: u32,
+    down_until: Option<Instant>,
+}
+
+/// One configured gateway with its rate limit and health.
+pub struct Slot {
+    pub gateway: Arc<dyn Gateway>,
+    limiter: RateLimiter,
+    health: std::sync::Mutex<Health>,
+}
+
+impl Slot {
+    pub fn new(gateway: Arc<dyn Gateway>, per_second: u32) -> Self {
+        Slot {
+            gateway,
+            limiter: RateLimiter::new(per_second),
+            health: std::sync::Mutex::new(Health::default()),
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.down_until.is_some_and(|t| t > Instant::now())
+    }
+
+    fn succeeded(&self) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.consecutive_failures = 0;
+        h.down_until = None;
+    }
+
+    fn failed(&self, retry_after: Option<Duration>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.consecutive_failures += 1;
+        let now = Instant::now();
+        if let Some(wait) = retry_after {
+            h.down_until = Some(now + wait);
+        } else if h.consecutive_failures >= DOWN_AFTER_FAILURES {
+            h.down_until = Some(now + DOWN_FOR);
+        }
+    }
+}
+
+pub struct Dispatcher {
+    store: Store,
+    slots: Vec<Slot>,
+    events: Events,
+    /// Notified when new messages are committed.
+    pub wake: Arc<Notify>,
+    config: DispatchConfig,
+}
+
+fn jitter(ms: u64) -> u64 {
+    // Uniform in [ms/2, ms]: spreads retries of a burst apart.
+    let half = ms / 2;
+    half + getrandom::u64().map(|r| r % (half + 1)).unwrap_or(0)
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        slots: Vec<Slot>,
+        events: Events,
+        wake: Arc<Notify>,
+        config: DispatchConfig,
+    ) -> Self {
+        Dispatcher {
+            store,
+            slots,
+            events,
+            wake,
+            config,
+        }
+    }
+
+    pub fn gateway_names(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .map(|s| s.gateway.name().to_string())
+            .collect()
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut last_sweep = Instant::now() - Duration::from_secs(60);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(1) {
+                self.sweep().await;
+                last_sweep = Instant::now();
+            }
+            let claimed = match self.run_batch().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatch round failed; retrying");
+                    0
+                }
+            };
+            if claimed == 0 {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(self.config.poll_ms)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Returns leases of dead workers to the queue and expires what waited
+    /// too long.
+    pub async fn sweep(&self) {
+        let now = now_millis();
+        match self.store.reclaim_expired_leases(now).await {
+            Ok(n) if n > 0 => {
+                tracing::warn!(count = n, "reclaimed messages whose worker lease ran out");
+                metrics::counter!("avisa_outbox_reclaimed_total").increment(n);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "lease reclaim failed"),
+        }
+        match self.store.expire_due(now).await {
+            Ok(alerts) => self.events.publish_all(&alerts),
+            Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
+        }
+    }
+
+    /// How many messages to claim per round: small enough under a
+    /// rate-limited gateway that a new alert's first messages never wait
+    /// long behind older alerts' later ones.
+    fn batch_size(&self) -> i64 {
+        let configured = i64::from(self.config.batch);
+        let slowest = self.slots.iter().filter_map(|s| s.limiter.interval).max();
+        match slowest {
+            Some(interval) => {
+                let per_quarter_second = (0.25 / interval.as_secs_f64()).ceil() as i64;
+                configured.min(per_quarter_second.max(1))
+            }
+            None => configured,
+        }
+    }
+
+    /// One round: claim, send, record. Returns the number claimed.
+    pub async fn run_batch(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let now = now_millis();
+        let lease_ms = (self.config.lease_seconds * 1000) as i64;
+        let claimed = self.store.claim(now, self.batch_size(), lease_ms).await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let count = claimed.len();
+        // Follow-ups ("I'm safe") go only to those the alert reached.
+        let parents: Vec<Uuid> = claimed.iter().filter_map(|c| c.parent_id).collect();
+        let parent_status = if parents.is_empty() {
+            Vec::new()
+        } else {
+            self.store.message_statuses(&parents).await?
+        };
+        let mut updates = Vec::with_capacity(count);
+        let mut sends = tokio::task::JoinSet::new();
+        for message in claimed {
+            if now >= message.expires_at {
+                updates.push(OutboxUpdate::Expired {
+                    id: message.id,
+                    at: now,
+                });
+                continue;
+            }
+            if message.purpose == Purpose::Safe
+                && let Some(parent) = message.parent_id
+                && parent_status.iter().any(|(id, s)| {
+                    *id == parent && matches!(s.as_str(), "failed" | "expired" | "withdrawn")
+                })
+            {
+                updates.push(OutboxUpdate::Withdrawn {
+                    id: message.id,
+                    reason: "the alert never reached this recipient".into(),
+                    at: now,
+                });
+                continue;
+            }
+            let me = Arc::clone(self);
+            let span = tracing::info_span!("dispatch", message_id = %message.id, alert_id = ?message.alert_id, attempt = message.attempts);
+            sends.spawn(async move { me.send_one(message).await }.instrument(span));
+        }
+        while let Some(done) = sends.join_next().await {
+            match done {
+                Ok(update) => updates.push(update),
+                Err(e) => {
+                    tracing::error!(error = %e, "a send task panicked; its lease will bring the message back")
+                }
+            }
+        }
+        let touched = self.store.apply(&updates).await?;
+        self.events.publish_all(&touched);
+        Ok(count)
+    }
+
+    /// Runs rounds until nothing is due (tests and tools; no sleeping).
+    pub async fn drain(self: &Arc<Self>) -> Result<(), StoreError> {
+        while self.run_batch().await? > 0 {}
+        Ok(())
+    }
+}
+
+impl Dispatcher {
+    fn choose(&self, preferred: usize) -> usize {
+        let n = self.slots.len();
+        (0..n)
+            .map(|k| (preferred + k) % n)
+            .find(|i| !self.slots[*i].is_down())
+            .unwrap_or(preferred % n)
+    }
+
+    fn backoff_ms(&self, attempts: i32) -> u64 {
+        let exp = attempts.clamp(1, 30) as u32 - 1;
+        let raw = self
+            .config
+            .retry_base_ms
+            .saturating_mul(1u64 << exp.min(20));
+        jitter(raw.min(self.config.retry_max_ms))
+    }
+
+    async fn send_one(&self, m: Claimed) -> OutboxUpdate {
+        let n = self.slots.len();
+        let index = self.choose(m.gateway_index.max(0) as usize);
+        let slot = &self.slots[index];
+        slot.limiter.acquire().await;
+        let sms = OutgoingSms {
+            id: m.id,
+            to: m.to.clone(),
+            body: m.body.clone(),
+        };
+        let gateway = slot.gateway.name().to_string();
+        let started = Instant::now();
+        let result = slot.gateway.send(&sms).await;
+        let now = now_millis();
+        metrics::histogram!("avisa_gateway_send_seconds", "gateway" => gateway.clone())
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(accepted) => {
+                slot.succeeded();
+                metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "sent").increment(1);
+                tracing::info!(gateway = %gateway, "message handed to the gateway");
+                OutboxUpdate::Sent {
+                    id: m.id,
+                    gateway,
+                    provider_id: accepted.provider_id,
+                    at: now,
+                }
+            }
+            Err(GatewayError::Retryable {
+                reason,
+                retry_after,
+            }) => {
+                slot.failed(retry_after);
+                metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "retry").increment(1);
+                let next = (index + 1) % n;
+                let fresh_gateway = next != index && !self.slots[next].is_down();
+                let delay = if fresh_gateway {
+                    jitter(self.config.retry_base_ms)
+                } else {
+                    let wait = retry_after.map(|d| d.as_millis() as u64).unwrap_or(0);
+                    self.backoff_ms(m.attempts).max(wait)
+                };
+                let next_attempt_at = now + delay as i64;
+                tracing::warn!(gateway = %gateway, reason = %reason, delay_ms = delay, "temporary failure; will retry");
+                if next_attempt_at >= m.expires_at {
+                    OutboxUpdate::Expired { id: m.id, at: now }
+                } else {
+                    OutboxUpdate::Retry {
+                        id: m.id,
+                        next_attempt_at,
+                        gateway_index: next as i32,
+                        permanent_failures: m.permanent_failures,
+                        reason,
+                        at: now,
+                    }
+                }
+            }
+            Err(GatewayError::Permanent { reason }) => {
+                metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "refused").increment(1);
+                let failures = m.permanent_failures + 1;
+                tracing::warn!(gateway = %gateway, reason = %reason, "gateway refused the message");
+                if failures as usize >= n {
+                    OutboxUpdate::Failed {
+                        id: m.id,
+                        reason,
+                        at: now,
+                    }
+                } else {
+                    OutboxUpdate::Retry {
+                        id: m.id,
+                        next_attempt_at: now,
+                        gateway_index: ((index + 1) % n) as i32,
+                        permanent_failures: failures,
+                        reason,
+                        at: now,
+                    }
+                }
+            }
+        }
+    }
+}

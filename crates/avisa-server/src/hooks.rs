@@ -1,0 +1,245 @@
+//! Gateway webhooks: delivery receipts and inbound SMS.
+//!
+//! Twilio's are signed (`X-Twilio-Signature`, checked against the URL Twilio
+//! called: our `public_url` plus the path and query). Kannel's DLR URL carries
+//! a signature of the message id made with a key derived from the data key;
+//! its inbound URL carries a configured token. A request that fails these
+//! checks is 403 and changes nothing.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use avisa_core::now_millis;
+use avisa_sms::{Receipt, kannel, twilio};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::trigger;
+
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
+fn forbidden() -> ApiError {
+    ApiError::Forbidden {
+        code: "bad_signature",
+        message: "the request is not signed by the gateway".into(),
+    }
+}
+
+/// Parses a form body and checks Twilio's signature over it.
+fn twilio_params(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<HashMap<String, String>> {
+    let token = state.config.sms.twilio.auth_token.expose_secret();
+    if token.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded(body);
+    let url = format!(
+        "{}{}",
+        state.config.public_url.trim_end_matches('/'),
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+    );
+    let given = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !twilio::signature_valid(token, &url, &pairs, given) {
+        tracing::warn!("twilio webhook with a bad signature refused");
+        metrics::counter!("avisa_webhooks_refused_total", "gateway" => "twilio").increment(1);
+        return Err(forbidden());
+    }
+    Ok(pairs.into_iter().collect())
+}
+
+/// Every pair of a form body, in order (Twilio signs every pair, repeated
+/// keys included).
+fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
+    url_decode_pairs(std::str::from_utf8(body).unwrap_or(""))
+}
+
+fn url_decode_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn apply_receipt(
+    state: &AppState,
+    id: Uuid,
+    receipt: Receipt,
+    reason: Option<&str>,
+) -> ApiResult<()> {
+    let (to, from) = receipt.transition();
+    if let Some(alert) = state
+        .store
+        .receipt(id, to, from, reason, now_millis())
+        .await?
+    {
+        metrics::counter!("avisa_receipts_total", "status" => to).increment(1);
+        if let Some(alert) = alert {
+            state.events.publish(alert);
+        }
+    }
+    Ok(())
+}
+
+/// `POST /hooks/twilio/status`: a status callback.
+pub async fn twilio_status(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let params = twilio_params(&state, &uri, &headers, &body)?;
+    let reference = uri
+        .query()
+        .map(url_decode_pairs)
+        .and_then(|q| q.into_iter().find(|(k, _)| k == "ref").map(|(_, v)| v))
+        .and_then(|v| Uuid::parse_str(&v).ok());
+    let status = params
+        .get("MessageStatus")
+        .map(String::as_str)
+        .unwrap_or("");
+    if let (Some(id), Some(receipt)) = (reference, twilio::status_of(status)) {
+        let reason = params
+            .get("ErrorCode")
+            .filter(|c| !c.is_empty())
+            .map(|c| format!("twilio error {c}"));
+        apply_receipt(&state, id, receipt, reason.as_deref()).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /hooks/twilio/inbound`: an SMS to the service number.
+pub async fn twilio_inbound(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let params = twilio_params(&state, &uri, &headers, &body)?;
+    let from = params.get("From").map(String::as_str).unwrap_or("");
+    let text = params.get("Body").map(String::as_str).unwrap_or("");
+    let reference = params.get("MessageSid").map(String::as_str);
+    trigger::inbound(&state, from, text, reference).await?;
+    Ok(([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response())
+}
+
+/// The signature a Kannel DLR URL carries for a message id.
+pub fn kannel_dlr_signature(state_vault: &avisa_core::crypto::Vault, id: Uuid) -> String {
+    state_vault
+        .blind_index("kannel-dlr", id.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `GET /hooks/kannel/dlr?id=…&sig=…&status=%d`
+pub async fn kannel_dlr(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<StatusCode> {
+    let id = q
+        .get("id")
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .ok_or_else(forbidden)?;
+    let expected = kannel_dlr_signature(state.store.vault(), id);
+    let given = q.get("sig").map(String::as_str).unwrap_or("");
+    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+        tracing::warn!("kannel DLR with a bad signature refused");
+        metrics::counter!("avisa_webhooks_refused_total", "gateway" => "kannel").increment(1);
+        return Err(forbidden());
+    }
+    let code: u32 = q.get("status").and_then(|s| s.parse().ok()).unwrap_or(0);
+    if let Some(receipt) = kannel::dlr_status(code) {
+        let reason = (receipt == Receipt::Failed).then(|| format!("kannel DLR {code}"));
+        apply_receipt(&state, id, receipt, reason.as_deref()).await?;
+    }
+    Ok(StatusCode::OK)
+}
+
+/// `GET /hooks/kannel/inbound?token=…&from=%p&text=%a[&id=%I]`
+pub async fn kannel_inbound(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<(StatusCode, &'static str)> {
+    let token = state.config.sms.kannel.inbound_token.expose_secret();
+    let given = q.get("token").map(String::as_str).unwrap_or("");
+    if token.is_empty() || !constant_time_eq(token.as_bytes(), given.as_bytes()) {
+        tracing::warn!("kannel inbound SMS with a bad token refused");
+        metrics::counter!("avisa_webhooks_refused_total", "gateway" => "kannel").increment(1);
+        return Err(forbidden());
+    }
+    let from = q.get("from").map(String::as_str).unwrap_or("");
+    let text = q.get("text").map(String::as_str).unwrap_or("");
+    trigger::inbound(&state, from, text, q.get("id").map(String::as_str)).await?;
+    // An empty answer: the reply, if any, goes through the outbox.
+    Ok((StatusCode::OK, ""))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_forms() {
+        assert_eq!(
+            url_decode_pairs("From=%2B12135550100&Body=hola+mundo%21&Empty="),
+            vec![
+                ("From".to_string(), "+12135550100".to_string()),
+                ("Body".to_string(), "hola mundo!".to_string()),
+                ("Empty".to_string(), String::new())
+            ]
+        );
+        assert_eq!(decode("%C3%B1and%C3%BA"), "ñandú");
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz"), "%zz");
+    }
+}

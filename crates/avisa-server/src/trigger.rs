@@ -1,0 +1,100 @@
+//! The SMS trigger: a plain SMS with the person's keyword, from their
+//! verified phone, raises the same alert as the button (with the last known
+//! location, or routed by home state). Anything else raises nothing, and the
+//! reply is the same for every sender, so it says nothing about whether a
+//! number is registered.
+
+use avisa_core::messages;
+use avisa_core::{Language, PhoneNumber, now_millis};
+use avisa_store::{MessageKind, NewMessage, Purpose};
+use uuid::Uuid;
+
+use crate::alerting::{Raise, raise};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Handles one inbound SMS. `reference` is the provider's message id, used
+/// as the idempotency key so a webhook delivered twice raises one alert.
+pub async fn inbound(
+    state: &AppState,
+    from: &str,
+    text: &str,
+    reference: Option<&str>,
+) -> ApiResult<()> {
+    let Ok(sender) = PhoneNumber::parse(from) else {
+        tracing::info!("inbound SMS from an unparseable sender ignored");
+        return Ok(());
+    };
+    let now = now_millis();
+    let person = state.store.person_by_phone(&sender).await?;
+    let word = text.trim();
+    let matched = person.filter(|p| {
+        p.profile
+            .keyword
+            .as_deref()
+            .is_some_and(|k| !word.is_empty() && k.eq_ignore_ascii_case(word))
+    });
+    if let Some(person) = matched {
+        let key = match reference.filter(|r| !r.is_empty() && r.len() <= 100) {
+            Some(r) => format!("sms:{r}"),
+            // Without a provider id, one alert per sender and minute.
+            None => {
+                let minute = now / 60_000;
+                let mac = state
+                    .store
+                    .vault()
+                    .blind_index("sms-trigger", format!("{sender}:{minute}").as_bytes());
+                format!(
+                    "sms:{}",
+                    mac.iter()
+                        .take(12)
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                )
+            }
+        };
+        let location = state.store.last_location(person.id).await?;
+        match raise(
+            state,
+            Raise {
+                person,
+                device_id: None,
+                idempotency_key: key,
+                source: "sms",
+                practice: false,
+                location,
+            },
+        )
+        .await
+        {
+            Ok(_) => {
+                state.dispatch_wake.notify_one();
+                return Ok(());
+            }
+            Err(e) => {
+                // Rate limited or an incomplete profile: fall through to the
+                // neutral reply, which tells the sender nothing was raised.
+                tracing::warn!(error = %e, "SMS keyword matched but no alert was raised");
+            }
+        }
+    } else {
+        tracing::info!("inbound SMS raised no alert");
+    }
+    metrics::counter!("avisa_inbound_sms_total", "outcome" => "no_alert").increment(1);
+    let reply = NewMessage {
+        id: Uuid::now_v7(),
+        kind: MessageKind::Reply,
+        purpose: Purpose::Reply,
+        contact_id: None,
+        parent_id: None,
+        name: None,
+        to: sender,
+        body: messages::inbound_not_recognised(),
+        language: Language::Es,
+        rank: 0,
+        expires_at: now + (state.config.sms.validity_minutes * 60_000) as i64,
+    };
+    state.store.enqueue(&[reply], now).await?;
+    state.dispatch_wake.notify_one();
+    Ok(())
+}
