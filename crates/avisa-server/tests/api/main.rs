@@ -1,0 +1,6 @@
+//! The server's integration tests: one binary, a module per area. Each test
+//! starts a real server on port 0 with a fresh database.
+
+mod alerts;
+mod phone;
+mod support;

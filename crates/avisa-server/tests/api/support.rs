@@ -1,0 +1,265 @@
+//! Starting a real server on port 0 with a fresh database, and talking to it.
+
+use std::path::PathBuf;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use avisa_server::{App, Config};
+use avisa_store::testing;
+
+/// Defaults, with the data in a temporary directory and a quiet log gateway.
+pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    config.sms.log_echo = false;
+    config
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub config: Config,
+    pub dispatcher: std::sync::Arc<avisa_server::dispatch::Dispatcher>,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts a server on SQLite ("sqlite") or a fresh PostgreSQL database
+    /// ("postgres"; None when PostgreSQL is unreachable outside CI).
+    pub async fn spawn(backend: &str) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(&dir);
+        if backend == "postgres" {
+            config.database_url = testing::fresh_postgres_url().await?.into();
+        }
+        Some(Self::start(config, dir).await)
+    }
+
+    pub async fn start(config: Config, dir: tempfile::TempDir) -> TestApp {
+        Self::start_with(config, dir, true).await
+    }
+
+    /// As [`TestApp::start`]; with `run_dispatcher` false nothing is sent
+    /// until the test drives `app.dispatcher` itself.
+    pub async fn start_with(config: Config, dir: tempfile::TempDir, run_dispatcher: bool) -> TestApp {
+        avisa_sms::http::init_tls();
+        let mut app = App::build(config.clone()).await.expect("build the app");
+        app.run_dispatcher = run_dispatcher;
+        let dispatcher = app.dispatcher.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(avisa_server::serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            client: Client::new(),
+            config,
+            dispatcher,
+            _dir: dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("join").expect("clean shutdown");
+        }
+    }
+
+    pub fn sms_log(&self) -> PathBuf {
+        self.config.sms_log_file()
+    }
+
+    pub fn sms_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.sms_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect()
+    }
+
+    /// Waits until the log gateway has written `n` SMS, and returns them.
+    pub async fn wait_sms(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lines = self.sms_lines();
+            if lines.len() >= n {
+                assert_eq!(lines.len(), n, "more SMS than expected: {lines:#?}");
+                return lines;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} SMS arrived",
+                lines.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for an SMS to a number that satisfies `pred`, and returns it.
+    pub async fn wait_sms_to(&self, phone: &str, pred: impl Fn(&str) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(line) = self
+                .sms_lines()
+                .into_iter()
+                .rev()
+                .find(|l| l["to"] == phone && l["body"].as_str().is_some_and(&pred))
+            {
+                return line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no matching SMS to {phone}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The last verification code sent to a number, read from sms-log.jsonl.
+    pub async fn last_code(&self, phone: &str) -> String {
+        let line = self
+            .wait_sms_to(phone, |b| {
+                b.contains("Avisa:") && b.chars().filter(char::is_ascii_digit).count() >= 6
+            })
+            .await;
+        let body = line["body"].as_str().expect("body");
+        body.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("a 6-digit code")
+            .to_string()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn register(&self, phone: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/devices",
+                None,
+                Some(json!({"phone": phone})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// A verified device for a number (E.164), returning its token.
+    pub async fn verified(&self, phone: &str) -> String {
+        let token = self.register(phone).await;
+        let code = self.last_code(phone).await;
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/devices/verify",
+                Some(&token),
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        token
+    }
+
+    /// A verified person with a complete profile (PIN 4821).
+    pub async fn person(&self, phone: &str) -> String {
+        let token = self.verified(phone).await;
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                "/api/v1/profile",
+                Some(&token),
+                Some(profile_body()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        token
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn profile_body() -> Value {
+    json!({
+        "name": "María Pérez",
+        "home_state": "ca",
+        "home_county": "Los Angeles",
+        "language": "es",
+        "cancel_pin": "4821",
+        "keyword": "auxilio"
+    })
+}
+
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+pub async fn sqlite_app() -> TestApp {
+    TestApp::spawn("sqlite").await.expect("sqlite app")
+}
+
