@@ -48,7 +48,7 @@ pub struct Received {
     /// Our message id, from the status callback's `ref`.
     pub reference: Option<String>,
     pub sid: Option<String>,
-    /// The status the fake answered with.
+    /// The status the fake answered with (0: it held the request instead).
     pub answered: u16,
     pub at: Instant,
 }
@@ -84,7 +84,10 @@ fn decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -138,9 +141,13 @@ async fn messages(
         let mut inner = lock(&fake.inner);
         let expected = format!(
             "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", inner.account_sid, inner.auth_token))
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", inner.account_sid, inner.auth_token))
         );
-        let mut reply = inner.script.pop_front().unwrap_or_else(|| inner.default.clone());
+        let mut reply = inner
+            .script
+            .pop_front()
+            .unwrap_or_else(|| inner.default.clone());
         if reply == Reply::Created
             && let Some(limit) = inner.per_second
         {
@@ -156,7 +163,10 @@ async fn messages(
         }
         (expected, reply)
     };
-    let auth_ok = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected_auth.as_str())
+    let auth_ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(expected_auth.as_str())
         && account == fake.account_sid;
     let to = get("To");
     let text = get("Body");
@@ -183,17 +193,25 @@ async fn messages(
     }
     if to.is_none() {
         push(record(400, None));
-        return error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            21604,
+            "A 'To' phone number is required.",
+        );
     }
     if text.is_none() || sender.is_none() {
         push(record(400, None));
         return error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     }
     match reply {
-        Reply::Created | Reply::Hang(_) => {
-            if let Reply::Hang(d) = reply {
-                tokio::time::sleep(d).await;
-            }
+        Reply::Hang(d) => {
+            // Recorded on arrival with status 0: the client gives up before
+            // the answer, and the answer dies with its connection.
+            push(record(0, None));
+            tokio::time::sleep(d).await;
+            (StatusCode::CREATED, "too late").into_response()
+        }
+        Reply::Created => {
             let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
             push(record(201, Some(sid.clone())));
             (
@@ -220,7 +238,11 @@ async fn messages(
         }
         Reply::InvalidNumber => {
             push(record(400, None));
-            error(StatusCode::BAD_REQUEST, 21211, "The 'To' number is not a valid phone number.")
+            error(
+                StatusCode::BAD_REQUEST,
+                21211,
+                "The 'To' number is not a valid phone number.",
+            )
         }
         Reply::Unauthorized => {
             push(record(401, None));
@@ -236,7 +258,11 @@ async fn messages(
         }
         Reply::ServerError => {
             push(record(500, None));
-            error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "Internal Server Error")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                20500,
+                "Internal Server Error",
+            )
         }
     }
 }
@@ -244,7 +270,9 @@ async fn messages(
 impl FakeTwilio {
     /// Starts the fake on a free loopback port.
     pub async fn start() -> FakeTwilio {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Twilio");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Twilio");
         let addr = listener.local_addr().expect("local addr");
         let fake = FakeTwilio {
             base_url: format!("http://{addr}"),
@@ -261,7 +289,10 @@ impl FakeTwilio {
             })),
         };
         let app = Router::new()
-            .route("/2010-04-01/Accounts/{account}/Messages.json", post(messages))
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages.json",
+                post(messages),
+            )
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -291,7 +322,10 @@ impl FakeTwilio {
 
     /// The messages accepted (201) so far.
     pub fn accepted(&self) -> Vec<Received> {
-        self.received().into_iter().filter(|r| r.answered == 201).collect()
+        self.received()
+            .into_iter()
+            .filter(|r| r.answered == 201)
+            .collect()
     }
 
     /// Waits until `n` messages were accepted, or panics after `timeout`.
@@ -302,7 +336,11 @@ impl FakeTwilio {
             if accepted.len() >= n {
                 return accepted;
             }
-            assert!(Instant::now() < deadline, "the fake Twilio accepted {} of {n} messages", accepted.len());
+            assert!(
+                Instant::now() < deadline,
+                "the fake Twilio accepted {} of {n} messages",
+                accepted.len()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

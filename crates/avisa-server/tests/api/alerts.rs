@@ -33,13 +33,18 @@ async fn person_with_contacts(app: &TestApp, phone: &str, n: usize) -> String {
 }
 
 async fn press(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::POST, "/api/v1/alerts", Some(token), Some(body)).await
+    app.call(Method::POST, "/api/v1/alerts", Some(token), Some(body))
+        .await
 }
 
 fn statuses(alert: &Value) -> Vec<String> {
     alert["recipients"]
         .as_array()
-        .map(|r| r.iter().map(|x| x["status"].as_str().unwrap_or("").to_string()).collect())
+        .map(|r| {
+            r.iter()
+                .map(|x| x["status"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -47,29 +52,42 @@ fn statuses(alert: &Value) -> Vec<String> {
 async fn wait_statuses(app: &TestApp, token: &str, id: &str, want: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, alert) = app.call(Method::GET, &format!("/api/v1/alerts/{id}"), Some(token), None).await;
+        let (status, alert) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/alerts/{id}"),
+                Some(token),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK);
         if statuses(&alert).iter().all(|s| want.contains(&s.as_str())) {
             return alert;
         }
-        assert!(Instant::now() < deadline, "statuses stuck at {:?}", statuses(&alert));
+        assert!(
+            Instant::now() < deadline,
+            "statuses stuck at {:?}",
+            statuses(&alert)
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
-fn alert_config(dir: &tempfile::TempDir) -> avisa_server::Config {
-    let mut config = test_config(dir);
+async fn alert_config(dir: &tempfile::TempDir, backend: &str) -> Option<avisa_server::Config> {
+    let mut config = config_on(dir, backend).await?;
     config
         .alerts
         .duty_phones
         .insert("los-angeles".into(), "+12135550199".into());
-    config
+    Some(config)
 }
 
-#[tokio::test]
-async fn press_reaches_every_recipient_with_location_and_duty_phone() {
+async fn press_reaches_every_recipient_with_location_and_duty_phone(backend: &str) {
     let dir = tempfile::tempdir().expect("dir");
-    let app = TestApp::start(alert_config(&dir), dir).await;
+    let Some(config) = alert_config(&dir, backend).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
     let token = person_with_contacts(&app, "+12135550100", 2).await;
     let (status, alert) = press(
         &app,
@@ -82,7 +100,12 @@ async fn press_reaches_every_recipient_with_location_and_duty_phone() {
     assert_eq!(alert["coverage"], "nearest");
     assert_eq!(alert["consulate"]["id"], "los-angeles");
     assert!(alert["consulate"]["phone"].as_str().is_some());
-    let kinds: Vec<&str> = alert["recipients"].as_array().expect("recipients").iter().map(|r| r["kind"].as_str().unwrap_or("")).collect();
+    let kinds: Vec<&str> = alert["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(kinds, ["consulate", "contact", "contact", "self"]);
     assert_eq!(alert["recipients"][1]["name"], "Contacto 0");
 
@@ -91,40 +114,59 @@ async fn press_reaches_every_recipient_with_location_and_duty_phone() {
     assert_eq!(done["alert_id"], json!(id));
 
     let lines = app.sms_lines();
-    let to = |n: &str| lines.iter().filter(|l| l["to"] == n).map(|l| l["body"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+    let to = |n: &str| {
+        lines
+            .iter()
+            .filter(|l| l["to"] == n)
+            .map(|l| l["body"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
     let contact0 = to("+12135557000");
     assert_eq!(contact0.len(), 1);
     assert!(contact0[0].starts_with("Mensaje 0: me detuvieron, llama a la abogada.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-12 m) a las "), "{}", contact0[0]);
-    assert!(contact0[0].ends_with("hora del Pacifico."), "{}", contact0[0]);
+    assert!(
+        contact0[0].ends_with("hora del Pacifico."),
+        "{}",
+        contact0[0]
+    );
     let contact1 = to("+12135557001");
-    assert!(contact1[0].contains("\nLocation: https://www.openstreetmap.org/?mlat=34.05050"), "English contact: {}", contact1[0]);
+    assert!(
+        contact1[0].contains("\nLocation: https://www.openstreetmap.org/?mlat=34.05050"),
+        "English contact: {}",
+        contact1[0]
+    );
     let duty = to("+12135550199");
     assert_eq!(duty.len(), 1);
     let short = id.replace('-', "");
-    assert!(duty[0].starts_with(&format!("AVISA ALERTA {}: María Pérez, tel +12135550100.", &short[..8])), "{}", duty[0]);
+    assert!(
+        duty[0].starts_with(&format!(
+            "AVISA ALERTA {}: María Pérez, tel +12135550100.",
+            &short[..8]
+        )),
+        "{}",
+        duty[0]
+    );
     assert!(duty[0].contains(&format!("/console/alerts/{id}")));
     let own = to("+12135550100");
-    assert!(own.iter().any(|b| b.contains("tu alerta se envio a 2 contactos")), "{own:?}");
+    assert!(
+        own.iter()
+            .any(|b| b.contains("tu alerta se envio a 2 contactos")),
+        "{own:?}"
+    );
     // Never the office switchboard from the directory.
     assert!(to("+12133516800").is_empty());
 
     // The location is sealed at rest like every personal field.
-    let db = app.config.data_dir.join("avisa.db");
-    let mut bytes = Vec::new();
-    for suffix in ["", "-wal"] {
-        if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
-            bytes.extend(b);
-        }
-    }
-    let text = String::from_utf8_lossy(&bytes);
+    let text = raw_database(&app);
     for needle in ["34.0505", "118.2551", "Mensaje 0", "abogada"] {
         assert!(!text.contains(needle), "{needle} stored in plain text");
     }
 }
 
-#[tokio::test]
-async fn the_same_key_never_sends_twice() {
-    let app = sqlite_app().await;
+async fn the_same_key_never_sends_twice(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
     let token = person_with_contacts(&app, "+12135550100", 1).await;
     let body = json!({"idempotency_key": "same-key-123"});
     let (s1, a1) = press(&app, &token, body.clone()).await;
@@ -135,40 +177,92 @@ async fn the_same_key_never_sends_twice() {
     wait_statuses(&app, &token, id, &["sent"]).await;
     // Concurrent replays of one key also make one alert.
     let key = json!({"idempotency_key": "concurrent-key-1"});
-    let (r1, r2, r3) = tokio::join!(press(&app, &token, key.clone()), press(&app, &token, key.clone()), press(&app, &token, key));
+    let (r1, r2, r3) = tokio::join!(
+        press(&app, &token, key.clone()),
+        press(&app, &token, key.clone()),
+        press(&app, &token, key)
+    );
     assert_eq!(r1.1["alert_id"], r2.1["alert_id"]);
     assert_eq!(r2.1["alert_id"], r3.1["alert_id"]);
-    wait_statuses(&app, &token, r1.1["alert_id"].as_str().expect("id"), &["sent"]).await;
-    let to_contact = app.sms_lines().into_iter().filter(|l| l["to"] == "+12135557000").count();
+    wait_statuses(
+        &app,
+        &token,
+        r1.1["alert_id"].as_str().expect("id"),
+        &["sent"],
+    )
+    .await;
+    let to_contact = app
+        .sms_lines()
+        .into_iter()
+        .filter(|l| l["to"] == "+12135557000")
+        .count();
     assert_eq!(to_contact, 2, "one message per alert, two alerts");
 }
 
-#[tokio::test]
-async fn practice_reaches_only_the_persons_own_phone() {
+async fn practice_reaches_only_the_persons_own_phone(backend: &str) {
     let dir = tempfile::tempdir().expect("dir");
-    let app = TestApp::start(alert_config(&dir), dir).await;
+    let Some(config) = alert_config(&dir, backend).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
     let token = person_with_contacts(&app, "+12135550100", 2).await;
     let (status, alert) = press(&app, &token, json!({"idempotency_key": "practice-01", "practice": true, "location": {"lat": LA.0, "lon": LA.1}})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{alert}");
     assert_eq!(alert["practice"], true);
-    assert_eq!(alert["consulate"], Value::Null, "practice never reaches a consulate");
-    let kinds: Vec<&str> = alert["recipients"].as_array().expect("r").iter().map(|r| r["kind"].as_str().unwrap_or("")).collect();
+    assert_eq!(
+        alert["consulate"],
+        Value::Null,
+        "practice never reaches a consulate"
+    );
+    let kinds: Vec<&str> = alert["recipients"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(kinds, ["self"]);
     let previews = alert["previews"].as_array().expect("previews");
-    assert_eq!(previews.len(), 3, "the duty phone and two contacts, rendered");
-    assert!(previews.iter().any(|p| p["body"].as_str().is_some_and(|b| b.contains("Mensaje 1"))));
-    wait_statuses(&app, &token, alert["alert_id"].as_str().expect("id"), &["sent"]).await;
+    assert_eq!(
+        previews.len(),
+        3,
+        "the duty phone and two contacts, rendered"
+    );
+    assert!(
+        previews
+            .iter()
+            .any(|p| p["body"].as_str().is_some_and(|b| b.contains("Mensaje 1")))
+    );
+    wait_statuses(
+        &app,
+        &token,
+        alert["alert_id"].as_str().expect("id"),
+        &["sent"],
+    )
+    .await;
     let lines = app.sms_lines();
-    assert!(lines.iter().all(|l| l["to"] == "+12135550100"), "only the person's own phone: {lines:#?}");
-    assert!(lines.iter().any(|l| l["body"].as_str().is_some_and(|b| b.contains("PRACTICA"))));
+    assert!(
+        lines.iter().all(|l| l["to"] == "+12135550100"),
+        "only the person's own phone: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["body"].as_str().is_some_and(|b| b.contains("PRACTICA")))
+    );
 }
 
-#[tokio::test]
-async fn alerts_are_rate_limited_per_person() {
-    let app = sqlite_app().await;
+async fn alerts_are_rate_limited_per_person(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
     let token = person_with_contacts(&app, "+12135550100", 0).await;
     for i in 0..5 {
-        let (status, _) = press(&app, &token, json!({"idempotency_key": format!("rate-key-{i}")})).await;
+        let (status, _) = press(
+            &app,
+            &token,
+            json!({"idempotency_key": format!("rate-key-{i}")}),
+        )
+        .await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let resp = app
@@ -180,33 +274,87 @@ async fn alerts_are_rate_limited_per_person() {
         .await
         .expect("press");
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("600"));
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("600")
+    );
     // A retry of an accepted press is still answered.
     let (status, _) = press(&app, &token, json!({"idempotency_key": "rate-key-0"})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
-#[tokio::test]
-async fn bad_presses_are_refused_and_change_nothing() {
-    let app = sqlite_app().await;
+async fn bad_presses_are_refused_and_change_nothing(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
     let unverified = app.register("+12135550111").await;
     let (status, _) = press(&app, &unverified, json!({"idempotency_key": "aaaaaaaa"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let no_profile = app.verified("+12135550122").await;
     let (status, body) = press(&app, &no_profile, json!({"idempotency_key": "aaaaaaaa"})).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "profile_incomplete"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "profile_incomplete")
+    );
 
     let token = person_with_contacts(&app, "+12135550100", 1).await;
     let cases: Vec<(Value, StatusCode, &str, Option<&str>)> = vec![
-        (json!({"idempotency_key": "k"}), StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_invalid", Some("idempotency_key")),
-        (json!({"idempotency_key": "has spaces in it"}), StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_invalid", Some("idempotency_key")),
-        (json!({"idempotency_key": "valid-key-1", "location": {"lat": 91.0, "lon": 0.0}}), StatusCode::UNPROCESSABLE_ENTITY, "location_invalid", Some("location.lat")),
-        (json!({"idempotency_key": "valid-key-1", "location": {"lat": 34.0, "lon": -181.0}}), StatusCode::UNPROCESSABLE_ENTITY, "location_invalid", Some("location.lon")),
-        (json!({"idempotency_key": "valid-key-1", "location": {"lat": 34.0, "lon": -118.0, "accuracy_m": -5}}), StatusCode::UNPROCESSABLE_ENTITY, "location_invalid", Some("location.accuracy_m")),
-        (json!({"idempotency_key": "valid-key-1", "location": {"lat": "north", "lon": -118.0}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
-        (json!({"idempotency_key": "valid-key-1", "practice": "yes"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
-        (json!({"idempotency_key": "valid-key-1", "urgent": true}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
-        (json!({}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
+        (
+            json!({"idempotency_key": "k"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_invalid",
+            Some("idempotency_key"),
+        ),
+        (
+            json!({"idempotency_key": "has spaces in it"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_invalid",
+            Some("idempotency_key"),
+        ),
+        (
+            json!({"idempotency_key": "valid-key-1", "location": {"lat": 91.0, "lon": 0.0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "location_invalid",
+            Some("location.lat"),
+        ),
+        (
+            json!({"idempotency_key": "valid-key-1", "location": {"lat": 34.0, "lon": -181.0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "location_invalid",
+            Some("location.lon"),
+        ),
+        (
+            json!({"idempotency_key": "valid-key-1", "location": {"lat": 34.0, "lon": -118.0, "accuracy_m": -5}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "location_invalid",
+            Some("location.accuracy_m"),
+        ),
+        (
+            json!({"idempotency_key": "valid-key-1", "location": {"lat": "north", "lon": -118.0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
+        (
+            json!({"idempotency_key": "valid-key-1", "practice": "yes"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
+        (
+            json!({"idempotency_key": "valid-key-1", "urgent": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
+        (
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
     ];
     for (body, want, code, field) in cases {
         let (status, resp) = press(&app, &token, body.clone()).await;
@@ -215,54 +363,121 @@ async fn bad_presses_are_refused_and_change_nothing() {
             assert_eq!(resp["error"]["field"], f);
         }
     }
-    let (status, body) = app.raw(Method::POST, "/api/v1/alerts", Some(&token), Some("application/json"), "{\"idempotency_key\":").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_json"));
+    let (status, body) = app
+        .raw(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some("application/json"),
+            "{\"idempotency_key\":",
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    );
     // None of them raised anything: the key is still free.
     let (status, alert) = press(&app, &token, json!({"idempotency_key": "valid-key-1"})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(alert["coverage"], "home_county", "no location: routed by the home county");
-    assert_eq!(alert["consulate"]["id"], "los-angeles", "home county Los Angeles");
+    assert_eq!(
+        alert["coverage"], "home_county",
+        "no location: routed by the home county"
+    );
+    assert_eq!(
+        alert["consulate"]["id"], "los-angeles",
+        "home county Los Angeles"
+    );
 
     // Someone else's alert is a 404, on every alert endpoint.
     let other = person_with_contacts(&app, "+12135550133", 0).await;
     let id = alert["alert_id"].as_str().expect("id");
-    let (status, _) = app.call(Method::GET, &format!("/api/v1/alerts/{id}"), Some(&other), None).await;
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{id}"),
+            Some(&other),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app.call(Method::POST, &format!("/api/v1/alerts/{id}/cancel"), Some(&other), Some(json!({"pin": "4821"}))).await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/alerts/{id}/cancel"),
+            Some(&other),
+            Some(json!({"pin": "4821"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app.call(Method::POST, &format!("/api/v1/alerts/{id}/locations"), Some(&other), Some(json!({"lat": 34.0, "lon": -118.0}))).await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/alerts/{id}/locations"),
+            Some(&other),
+            Some(json!({"lat": 34.0, "lon": -118.0})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app.call(Method::GET, "/api/v1/alerts/not-an-id", Some(&token), None).await;
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/alerts/not-an-id", Some(&token), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn outside_the_us_is_outside_coverage_but_contacts_are_told() {
-    let app = sqlite_app().await;
+async fn outside_the_us_is_outside_coverage_but_contacts_are_told(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
     let token = person_with_contacts(&app, "+12135550100", 1).await;
-    let (status, alert) = press(&app, &token, json!({"idempotency_key": "abroad-001", "location": {"lat": 19.4326, "lon": -99.1332}})).await;
+    let (status, alert) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "abroad-001", "location": {"lat": 19.4326, "lon": -99.1332}}),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(alert["coverage"], "outside");
     assert_eq!(alert["consulate"], Value::Null);
-    let kinds: Vec<&str> = alert["recipients"].as_array().expect("r").iter().map(|r| r["kind"].as_str().unwrap_or("")).collect();
+    let kinds: Vec<&str> = alert["recipients"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(kinds, ["contact", "self"]);
 }
 
 /// Cancel with the dispatcher driven by hand, so what was and was not sent
 /// is exact.
-#[tokio::test]
-async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe() {
+async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: &str) {
     let dir = tempfile::tempdir().expect("dir");
-    let app = TestApp::start_with(alert_config(&dir), dir, false).await;
+    let Some(config) = alert_config(&dir, backend).await else {
+        return;
+    };
+    let app = TestApp::start_with(config, dir, false).await;
     // Codes are sent by the dispatcher: drive it while setting up.
     let token = {
         let phone = "+12135550100";
         let token = app.register(phone).await;
         app.dispatcher.drain().await.expect("drain");
         let code = app.last_code(phone).await;
-        let (s, _) = app.call(Method::POST, "/api/v1/devices/verify", Some(&token), Some(json!({"code": code}))).await;
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/devices/verify",
+                Some(&token),
+                Some(json!({"code": code})),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
-        let (s, _) = app.call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile_body())).await;
+        let (s, _) = app
+            .call(
+                Method::PUT,
+                "/api/v1/profile",
+                Some(&token),
+                Some(profile_body()),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
         for i in 0..2 {
             let (s, _) = app
@@ -275,17 +490,40 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe() {
     let cancel = |id: String, pin: &'static str| {
         let app = &app;
         let token = token.clone();
-        async move { app.call(Method::POST, &format!("/api/v1/alerts/{id}/cancel"), Some(&token), Some(json!({"pin": pin}))).await }
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/v1/alerts/{id}/cancel"),
+                Some(&token),
+                Some(json!({"pin": pin})),
+            )
+            .await
+        }
     };
 
     // A: cancelled before anything went out: everything withdrawn, no "I'm safe".
-    let (_, a) = press(&app, &token, json!({"idempotency_key": "cancel-a-1", "location": {"lat": LA.0, "lon": LA.1}})).await;
+    let (_, a) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "cancel-a-1", "location": {"lat": LA.0, "lon": LA.1}}),
+    )
+    .await;
     let a_id = a["alert_id"].as_str().expect("id").to_string();
     let (status, body) = cancel(a_id.clone(), "0000").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "pin_incorrect"));
-    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("4 attempts left")));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "pin_incorrect")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("4 attempts left"))
+    );
     let (status, body) = cancel(a_id.clone(), "12").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "pin_invalid"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "pin_invalid")
+    );
     let (status, body) = cancel(a_id.clone(), "4821").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "cancelled");
@@ -294,26 +532,62 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe() {
     assert_eq!(statuses(&body), ["withdrawn"; 4]);
     let before = app.sms_lines().len();
     app.dispatcher.drain().await.expect("drain");
-    assert_eq!(app.sms_lines().len(), before, "nothing of a withdrawn alert is sent");
+    assert_eq!(
+        app.sms_lines().len(),
+        before,
+        "nothing of a withdrawn alert is sent"
+    );
     let (status, body) = cancel(a_id.clone(), "4821").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "already_cancelled"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "already_cancelled")
+    );
 
     // B: everything went out, then cancel: "I'm safe" to each recipient.
-    let (_, b) = press(&app, &token, json!({"idempotency_key": "cancel-b-1", "location": {"lat": LA.0, "lon": LA.1}})).await;
+    let (_, b) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "cancel-b-1", "location": {"lat": LA.0, "lon": LA.1}}),
+    )
+    .await;
     let b_id = b["alert_id"].as_str().expect("id").to_string();
     app.dispatcher.drain().await.expect("drain");
     let (status, body) = cancel(b_id.clone(), "4821").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["withdrawn"].as_u64(), body["safe_messages"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(
+        (body["withdrawn"].as_u64(), body["safe_messages"].as_u64()),
+        (Some(0), Some(4))
+    );
     assert_eq!(statuses(&body), ["sent"; 4]);
     app.dispatcher.drain().await.expect("drain");
-    let (_, after) = app.call(Method::GET, &format!("/api/v1/alerts/{b_id}"), Some(&token), None).await;
-    let safe: Vec<&str> = after["recipients"].as_array().expect("r").iter().map(|r| r["safe_status"].as_str().unwrap_or("")).collect();
+    let (_, after) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{b_id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let safe: Vec<&str> = after["recipients"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .map(|r| r["safe_status"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(safe, ["sent"; 4]);
     let lines = app.sms_lines();
-    let safe_to_contact = lines.iter().filter(|l| l["to"] == "+12135557000" && l["body"].as_str().is_some_and(|b| b.contains("cancelo la alerta anterior"))).count();
+    let safe_to_contact = lines
+        .iter()
+        .filter(|l| {
+            l["to"] == "+12135557000"
+                && l["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("cancelo la alerta anterior"))
+        })
+        .count();
     assert_eq!(safe_to_contact, 1);
-    assert!(lines.iter().any(|l| l["to"] == "+12135550199" && l["body"].as_str().is_some_and(|b| b.contains("CANCELADA"))));
+    assert!(lines.iter().any(|l| l["to"] == "+12135550199"
+        && l["body"].as_str().is_some_and(|b| b.contains("CANCELADA"))));
 
     // C: five wrong PINs lock cancelling for a while, even with the right PIN.
     let (_, c) = press(&app, &token, json!({"idempotency_key": "cancel-c-1"})).await;
@@ -331,55 +605,136 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe() {
         .await
         .expect("cancel");
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: u64 = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("retry-after");
+    let wait: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
     assert!((800..=900).contains(&wait), "about 15 minutes: {wait}");
     let (status, body) = cancel(c_id.clone(), "4821").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "pin_locked"));
-    let (_, still) = app.call(Method::GET, &format!("/api/v1/alerts/{c_id}"), Some(&token), None).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "pin_locked")
+    );
+    let (_, still) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{c_id}"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(still["state"], "active");
 }
 
-#[tokio::test]
-async fn the_location_trail_grows_and_the_newest_shows() {
-    let app = sqlite_app().await;
+async fn the_location_trail_grows_and_the_newest_shows(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
     let token = person_with_contacts(&app, "+12135550100", 0).await;
     let (_, alert) = press(&app, &token, json!({"idempotency_key": "trail-0001", "location": {"lat": LA.0, "lon": LA.1, "accuracy_m": 30}})).await;
     let id = alert["alert_id"].as_str().expect("id").to_string();
     let path = format!("/api/v1/alerts/{id}/locations");
-    let (status, _) = app.call(Method::POST, &path, Some(&token), Some(json!({"lat": 34.06, "lon": -118.24, "accuracy_m": 8}))).await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(json!({"lat": 34.06, "lon": -118.24, "accuracy_m": 8})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, body) = app.call(Method::POST, &path, Some(&token), Some(json!({"lat": 200, "lon": 0}))).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "location_invalid"));
-    let (_, now) = app.call(Method::GET, &format!("/api/v1/alerts/{id}"), Some(&token), None).await;
-    assert_eq!(now["location"], json!({"lat": 34.06, "lon": -118.24, "accuracy_m": 8.0}));
-    let (status, _) = app.call(Method::POST, &format!("/api/v1/alerts/{id}/cancel"), Some(&token), Some(json!({"pin": "4821"}))).await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(json!({"lat": 200, "lon": 0})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "location_invalid")
+    );
+    let (_, now) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        now["location"],
+        json!({"lat": 34.06, "lon": -118.24, "accuracy_m": 8.0})
+    );
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/alerts/{id}/cancel"),
+            Some(&token),
+            Some(json!({"pin": "4821"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app.call(Method::POST, &path, Some(&token), Some(json!({"lat": 34.0, "lon": -118.0}))).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "alert_not_active"));
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(json!({"lat": 34.0, "lon": -118.0})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "alert_not_active")
+    );
 }
 
-#[tokio::test]
-async fn the_live_stream_follows_each_recipient() {
+async fn the_live_stream_follows_each_recipient(backend: &str) {
     let dir = tempfile::tempdir().expect("dir");
-    let app = TestApp::start_with(test_config(&dir), dir, false).await;
+    let Some(config) = config_on(&dir, backend).await else {
+        return;
+    };
+    let app = TestApp::start_with(config, dir, false).await;
     let phone = "+12135550100";
     let token = app.register(phone).await;
     app.dispatcher.drain().await.expect("drain");
     let code = app.last_code(phone).await;
-    app.call(Method::POST, "/api/v1/devices/verify", Some(&token), Some(json!({"code": code}))).await;
-    app.call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile_body())).await;
+    app.call(
+        Method::POST,
+        "/api/v1/devices/verify",
+        Some(&token),
+        Some(json!({"code": code})),
+    )
+    .await;
+    app.call(
+        Method::PUT,
+        "/api/v1/profile",
+        Some(&token),
+        Some(profile_body()),
+    )
+    .await;
     let (_, alert) = press(&app, &token, json!({"idempotency_key": "stream-0001"})).await;
     let id = alert["alert_id"].as_str().expect("id").to_string();
 
     // Without a header: the token as EventSource sends it.
     let mut stream = app
         .client
-        .get(format!("{}/api/v1/alerts/{id}/events?access_token={token}", app.base))
+        .get(format!(
+            "{}/api/v1/alerts/{id}/events?access_token={token}",
+            app.base
+        ))
         .send()
         .await
         .expect("stream");
     assert_eq!(stream.status(), StatusCode::OK);
-    assert!(stream.headers()["content-type"].to_str().is_ok_and(|v| v.starts_with("text/event-stream")));
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("text/event-stream"))
+    );
     let mut seen = String::new();
     let next_event = |seen: &mut String| -> Option<Value> {
         let end = seen.find("\n\n")?;
@@ -399,7 +754,11 @@ async fn the_live_stream_follows_each_recipient() {
                 break;
             }
             if !drained {
-                assert_eq!(statuses(last), ["queued"], "the first event shows the alert as queued");
+                assert_eq!(
+                    statuses(last),
+                    ["queued"],
+                    "the first event shows the alert as queued"
+                );
                 app.dispatcher.drain().await.expect("drain");
                 drained = true;
             }
@@ -410,9 +769,32 @@ async fn the_live_stream_follows_each_recipient() {
         }
     }
     let last = events.last().expect("events");
-    assert_eq!(statuses(last), ["sent"], "the stream showed the message go out: {events:#?}");
+    assert_eq!(
+        statuses(last),
+        ["sent"],
+        "the stream showed the message go out: {events:#?}"
+    );
     // Another person cannot open it.
     let other = app.register("+12135550177").await;
-    let (status, _) = app.call(Method::GET, &format!("/api/v1/alerts/{id}/events?access_token={other}"), None, None).await;
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{id}/events?access_token={other}"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "unverified device");
 }
+
+on_both_backends!(
+    press_reaches_every_recipient_with_location_and_duty_phone,
+    the_same_key_never_sends_twice,
+    practice_reaches_only_the_persons_own_phone,
+    alerts_are_rate_limited_per_person,
+    bad_presses_are_refused_and_change_nothing,
+    outside_the_us_is_outside_coverage_but_contacts_are_told,
+    cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe,
+    the_location_trail_grows_and_the_newest_shows,
+    the_live_stream_follows_each_recipient,
+);

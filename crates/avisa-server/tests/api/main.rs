@@ -2,5 +2,6 @@
 //! starts a real server on port 0 with a fresh database.
 
 mod alerts;
+mod gateways;
 mod phone;
 mod support;

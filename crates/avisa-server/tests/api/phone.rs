@@ -776,26 +776,7 @@ async fn nothing_personal_at_rest(backend: &str) {
         "5598765432",
         "4821",
     ];
-    let dump: Vec<u8> = if backend == "sqlite" {
-        let db = app.config.data_dir.join("avisa.db");
-        let mut bytes = Vec::new();
-        for suffix in ["", "-wal", "-shm"] {
-            if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
-                bytes.extend(b);
-            }
-        }
-        bytes
-    } else {
-        use secrecy::ExposeSecret;
-        let out = std::process::Command::new("pg_dump")
-            .args(["--inserts", app.config.database_url.expose_secret()])
-            .output()
-            .expect("pg_dump");
-        assert!(out.status.success());
-        out.stdout
-    };
-    assert!(dump.len() > 4096);
-    let text = String::from_utf8_lossy(&dump);
+    let text = raw_database(&app);
     for needle in needles {
         assert!(
             !text.contains(needle),

@@ -46,7 +46,11 @@ impl TestApp {
 
     /// As [`TestApp::start`]; with `run_dispatcher` false nothing is sent
     /// until the test drives `app.dispatcher` itself.
-    pub async fn start_with(config: Config, dir: tempfile::TempDir, run_dispatcher: bool) -> TestApp {
+    pub async fn start_with(
+        config: Config,
+        dir: tempfile::TempDir,
+        run_dispatcher: bool,
+    ) -> TestApp {
         avisa_sms::http::init_tls();
         let mut app = App::build(config.clone()).await.expect("build the app");
         app.run_dispatcher = run_dispatcher;
@@ -263,3 +267,68 @@ pub async fn sqlite_app() -> TestApp {
     TestApp::spawn("sqlite").await.expect("sqlite app")
 }
 
+/// Defaults for a test on one backend: SQLite in the temporary directory, or
+/// a fresh PostgreSQL database (None when PostgreSQL is unreachable outside
+/// CI).
+pub async fn config_on(dir: &tempfile::TempDir, backend: &str) -> Option<Config> {
+    let mut config = test_config(dir);
+    if backend == "postgres" {
+        config.database_url = testing::fresh_postgres_url().await?.into();
+    }
+    Some(config)
+}
+
+/// A server on one backend, with its dispatcher running.
+pub async fn app_on(backend: &str) -> Option<TestApp> {
+    TestApp::spawn(backend).await
+}
+
+/// Runs each named `async fn name(backend: &str)` as two tests, `name::sqlite`
+/// and `name::postgres`: the pipeline behaves the same on both.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name("sqlite").await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name("postgres").await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_backends;
+
+/// Everything the database holds, as bytes an attacker with a copy would
+/// read: the SQLite files (WAL included), or a PostgreSQL dump.
+pub fn raw_database(app: &TestApp) -> String {
+    use secrecy::ExposeSecret;
+    let url = app.config.database_url.expose_secret().to_string();
+    let bytes = if url.is_empty() {
+        let db = app.config.data_dir.join("avisa.db");
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
+                bytes.extend(b);
+            }
+        }
+        bytes
+    } else {
+        let out = std::process::Command::new("pg_dump")
+            .args(["--inserts", &url])
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    assert!(bytes.len() > 4096, "the database was read");
+    String::from_utf8_lossy(&bytes).into_owned()
+}

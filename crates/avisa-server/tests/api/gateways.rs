@@ -1,0 +1,612 @@
+//! Gateways: Twilio (against a local server speaking its API), failover,
+//! error classes, fairness under a rate cap, validity, receipts, signed
+//! webhooks and the SMS trigger.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use avisa_server::Config;
+use avisa_testkit::{FakeTwilio, Reply};
+
+use crate::support::*;
+
+const SERVICE_FROM: &str = "+15005550006";
+
+async fn twilio_config(
+    dir: &tempfile::TempDir,
+    backend: &str,
+    fake: &FakeTwilio,
+    gateways: &[&str],
+) -> Option<Config> {
+    let mut config = config_on(dir, backend).await?;
+    config.sms.gateways = gateways.iter().map(|g| g.to_string()).collect();
+    config.sms.twilio.base_url = fake.base_url.clone();
+    config.sms.twilio.account_sid = fake.account_sid.clone();
+    config.sms.twilio.auth_token = fake.auth_token.clone().into();
+    config.sms.twilio.from = SERVICE_FROM.into();
+    config.sms.twilio.timeout_seconds = 1;
+    config.dispatch.retry_base_ms = 20;
+    config.dispatch.retry_max_ms = 200;
+    Some(config)
+}
+
+/// A complete person whose codes went through the fake Twilio.
+async fn person_via_twilio(
+    app: &TestApp,
+    fake: &FakeTwilio,
+    phone: &str,
+    contacts: usize,
+) -> String {
+    let token = app.register(phone).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(m) = fake.accepted().into_iter().rev().find(|m| m.to == phone) {
+            break m
+                .body
+                .split(|c: char| !c.is_ascii_digit())
+                .find(|w| w.len() == 6)
+                .expect("code")
+                .to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no code arrived at the fake Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(profile_body()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for i in 0..contacts {
+        let (s, _) = app
+            .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": "es", "message": format!("ayuda {i}")})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    token
+}
+
+async fn alert_json(app: &TestApp, token: &str, id: &str) -> Value {
+    app.call(
+        Method::GET,
+        &format!("/api/v1/alerts/{id}"),
+        Some(token),
+        None,
+    )
+    .await
+    .1
+}
+
+/// Polls until the recipient of `kind` (first of its kind) has status `want`.
+async fn wait_recipient(app: &TestApp, token: &str, id: &str, index: usize, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let alert = alert_json(app, token, id).await;
+        let r = alert["recipients"][index].clone();
+        if r["status"] == want {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "recipient {index} stuck at {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Posts a form to a Twilio webhook, signed with `token` (or not).
+async fn twilio_webhook(
+    app: &TestApp,
+    path_and_query: &str,
+    params: &[(&str, &str)],
+    token: &str,
+) -> StatusCode {
+    let pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let url = format!("{}{path_and_query}", app.config.public_url);
+    let signature = avisa_sms::twilio::signature(token, &url, &pairs);
+    app.client
+        .post(format!("{}{path_and_query}", app.base))
+        .header("x-twilio-signature", signature)
+        .form(&pairs)
+        .send()
+        .await
+        .expect("webhook")
+        .status()
+}
+
+async fn twilio_sends_and_signed_receipts_deliver(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
+    let (status, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "twilio-001"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let contact = wait_recipient(&app, &token, &id, 0, "sent").await;
+    let rid = contact["id"].as_str().expect("recipient id").to_string();
+
+    let sent = fake
+        .accepted()
+        .into_iter()
+        .find(|m| m.to == "+12135557000")
+        .expect("the contact's SMS");
+    assert_eq!(sent.from.as_deref(), Some(SERVICE_FROM));
+    assert!(
+        sent.body.starts_with("ayuda 0\nSin ubicacion."),
+        "{}",
+        sent.body
+    );
+    assert_eq!(
+        sent.reference.as_deref(),
+        Some(rid.as_str()),
+        "our id travels as the reference"
+    );
+    assert!(
+        sent.status_callback
+            .as_deref()
+            .is_some_and(|c| c.starts_with("http://127.0.0.1:8080/hooks/twilio/status?ref="))
+    );
+
+    let path = format!("/hooks/twilio/status?ref={rid}");
+    let sid = sent.sid.clone().expect("sid");
+    let delivered = [
+        ("MessageSid", sid.as_str()),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", fake.account_sid.as_str()),
+    ];
+    // A forged callback changes nothing.
+    assert_eq!(
+        twilio_webhook(&app, &path, &delivered, "not-the-token").await,
+        StatusCode::FORBIDDEN
+    );
+    let resp = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .form(&delivered)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "unsigned");
+    assert_eq!(
+        alert_json(&app, &token, &id).await["recipients"][0]["status"],
+        "sent"
+    );
+    // The real one delivers; a late "failed" does not undo it.
+    assert_eq!(
+        twilio_webhook(&app, &path, &delivered, &fake.auth_token).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        alert_json(&app, &token, &id).await["recipients"][0]["status"],
+        "delivered"
+    );
+    let failed = [
+        ("MessageSid", sid.as_str()),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "30003"),
+    ];
+    assert_eq!(
+        twilio_webhook(&app, &path, &failed, &fake.auth_token).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        alert_json(&app, &token, &id).await["recipients"][0]["status"],
+        "delivered"
+    );
+
+    // An undelivered receipt for the own-phone message marks it failed, with why.
+    let own = alert_json(&app, &token, &id).await["recipients"][1].clone();
+    let own_path = format!(
+        "/hooks/twilio/status?ref={}",
+        own["id"].as_str().expect("id")
+    );
+    wait_recipient(&app, &token, &id, 1, "sent").await;
+    assert_eq!(
+        twilio_webhook(&app, &own_path, &failed, &fake.auth_token).await,
+        StatusCode::NO_CONTENT
+    );
+    let own = alert_json(&app, &token, &id).await["recipients"][1].clone();
+    assert_eq!(
+        (own["status"].as_str(), own["reason"].as_str()),
+        (Some("failed"), Some("twilio error 30003"))
+    );
+}
+
+async fn twilio_error_classes_retry_or_fail(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 0).await;
+    let before = fake.received().len();
+
+    // 500, then 429 with Retry-After, then a timeout: each is retried, then it goes.
+    fake.script([
+        Reply::ServerError,
+        Reply::TooManyRequests(1),
+        Reply::Hang(Duration::from_secs(3)),
+        Reply::Created,
+    ]);
+    let started = Instant::now();
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "retry-0001"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let own = wait_recipient(&app, &token, &id, 0, "sent").await;
+    assert_eq!(own["reason"], Value::Null, "the reason clears once sent");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    let answers: Vec<u16> = fake.received()[before..]
+        .iter()
+        .map(|r| r.answered)
+        .collect();
+    assert_eq!(
+        answers,
+        [500, 429, 0, 201],
+        "the request that hung timed out and was retried"
+    );
+
+    // 400 (invalid number) and 401 (credentials) are permanent with one gateway.
+    for (reply, reason) in [
+        (Reply::InvalidNumber, "21211"),
+        (Reply::Unauthorized, "20003"),
+    ] {
+        fake.script([reply]);
+        let key = format!("perm-{reason}");
+        let (_, alert) = app
+            .call(
+                Method::POST,
+                "/api/v1/alerts",
+                Some(&token),
+                Some(json!({"idempotency_key": key})),
+            )
+            .await;
+        let id = alert["alert_id"].as_str().expect("id").to_string();
+        let r = wait_recipient(&app, &token, &id, 0, "failed").await;
+        assert!(
+            r["reason"].as_str().is_some_and(|s| s.contains(reason)),
+            "{r}"
+        );
+    }
+}
+
+async fn a_failing_gateway_fails_over_to_the_next(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio", "log"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
+    // Twilio refuses our credentials, then errors: both messages go by the next gateway.
+    fake.script([Reply::Unauthorized, Reply::ServerError]);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "failover-1"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    wait_recipient(&app, &token, &id, 0, "sent").await;
+    wait_recipient(&app, &token, &id, 1, "sent").await;
+    let logged: Vec<String> = app
+        .sms_lines()
+        .iter()
+        .map(|l| l["to"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        logged.contains(&"+12135557000".to_string()),
+        "the contact's message went by the log gateway: {logged:?}"
+    );
+    assert!(logged.contains(&"+12135550100".to_string()));
+}
+
+async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    config.sms.validity_minutes = 1;
+    // The first retry would come after the validity: it must expire instead.
+    config.dispatch.retry_base_ms = 120_000;
+    config.dispatch.retry_max_ms = 120_000;
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 0).await;
+    fake.set_default(Reply::ServerError);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "expire-001"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    wait_recipient(&app, &token, &id, 0, "expired").await;
+}
+
+async fn under_a_rate_cap_every_alerts_first_messages_go_first(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.sms.log.rate_per_second = 400;
+    let app = TestApp::start_with(config, dir, false).await;
+    let mut tokens = Vec::new();
+    for p in 0..4 {
+        let phone = format!("+1213555{:04}", 100 + p);
+        let token = app.register(&phone).await;
+        app.dispatcher.drain().await.expect("drain");
+        let code = app.last_code(&phone).await;
+        app.call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+        app.call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(profile_body()),
+        )
+        .await;
+        for c in 0..3 {
+            // Contact numbers encode person and rank: +1 310 555 0PC.
+            let (s, _) = app
+                .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "c", "phone": format!("+1310555{:04}", p * 10 + c), "message": "ayuda"})))
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        tokens.push(token);
+    }
+    let codes = app.sms_lines().len();
+    for round in 0..5 {
+        for token in &tokens {
+            let (s, _) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/alerts",
+                    Some(token),
+                    Some(json!({"idempotency_key": format!("fair-{round}-key")})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::ACCEPTED);
+        }
+    }
+    app.dispatcher.drain().await.expect("drain");
+    let lines = app.sms_lines();
+    let sent: Vec<String> = lines[codes..]
+        .iter()
+        .map(|l| l["to"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(sent.len(), 20 * 4);
+    let rank_of = |to: &str| {
+        to.strip_prefix("+1310555")
+            .and_then(|d| d.parse::<u32>().ok())
+            .map(|n| n % 10)
+    };
+    let last_first = sent
+        .iter()
+        .rposition(|t| rank_of(t) == Some(0))
+        .expect("first contacts");
+    let first_third = sent
+        .iter()
+        .position(|t| rank_of(t) == Some(2))
+        .expect("third contacts");
+    assert!(
+        last_first < first_third,
+        "a third contact went before some alert's first: {sent:?}"
+    );
+}
+
+async fn the_sms_keyword_raises_an_alert_and_nothing_else_does(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
+    // A previous alert left a location: the SMS alert uses it.
+    let (_, first) = app.call(Method::POST, "/api/v1/alerts", Some(&token), Some(json!({"idempotency_key": "before-sms", "location": {"lat": 41.8781, "lon": -87.6298}}))).await;
+    let first_id = first["alert_id"].as_str().expect("id").to_string();
+    wait_recipient(&app, &token, &first_id, 0, "sent").await;
+    fake.wait_accepted(3, Duration::from_secs(5)).await;
+    let before = fake.accepted().len();
+
+    let inbound = |from: &'static str, body: &'static str, sid: &'static str| {
+        [
+            ("From", from),
+            ("To", SERVICE_FROM),
+            ("Body", body),
+            ("MessageSid", sid),
+            ("AccountSid", "AC00000000000000000000000000000001"),
+        ]
+    };
+    assert_eq!(
+        twilio_webhook(
+            &app,
+            "/hooks/twilio/inbound",
+            &inbound("+12135550100", "  auxilio ", "SMinbound1"),
+            &fake.auth_token
+        )
+        .await,
+        StatusCode::OK
+    );
+    // The same webhook delivered twice raises one alert.
+    assert_eq!(
+        twilio_webhook(
+            &app,
+            "/hooks/twilio/inbound",
+            &inbound("+12135550100", "  auxilio ", "SMinbound1"),
+            &fake.auth_token
+        )
+        .await,
+        StatusCode::OK
+    );
+    let got = fake.wait_accepted(before + 2, Duration::from_secs(5)).await;
+    let new: Vec<_> = got[before..].to_vec();
+    let contact = new
+        .iter()
+        .find(|m| m.to == "+12135557000")
+        .expect("the contact was alerted");
+    assert!(
+        contact.body.contains("mlat=41.87810&mlon=-87.62980"),
+        "the last known location: {}",
+        contact.body
+    );
+    assert!(
+        new.iter()
+            .any(|m| m.to == "+12135550100" && m.body.contains("tu alerta se envio")),
+        "the confirmation is the reply"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.accepted().len(),
+        before + 2,
+        "no second alert for a replayed webhook"
+    );
+
+    // A wrong keyword and an unknown sender raise nothing and get the same reply.
+    let before = fake.accepted().len();
+    assert_eq!(
+        twilio_webhook(
+            &app,
+            "/hooks/twilio/inbound",
+            &inbound("+12135550100", "hola", "SMinbound2"),
+            &fake.auth_token
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        twilio_webhook(
+            &app,
+            "/hooks/twilio/inbound",
+            &inbound("+12135550999", "auxilio", "SMinbound3"),
+            &fake.auth_token
+        )
+        .await,
+        StatusCode::OK
+    );
+    let got = fake.wait_accepted(before + 2, Duration::from_secs(5)).await;
+    let replies: Vec<_> = got[before..].to_vec();
+    assert_eq!(replies.len(), 2);
+    assert_eq!(
+        replies[0].body, replies[1].body,
+        "the reply says nothing about registration"
+    );
+    assert!(replies[0].body.contains("no activo ninguna alerta"));
+    assert!(
+        replies
+            .iter()
+            .all(|m| m.to == "+12135550100" || m.to == "+12135550999")
+    );
+
+    // A forged inbound SMS raises nothing.
+    let before = fake.received().len();
+    assert_eq!(
+        twilio_webhook(
+            &app,
+            "/hooks/twilio/inbound",
+            &inbound("+12135550100", "auxilio", "SMinbound4"),
+            "forged"
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.received().len(), before);
+}
+
+async fn kannel_webhooks_check_their_signature_and_token(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.sms.kannel.inbound_token = "inbound-secret".to_string().into();
+    let app = TestApp::start(config, dir).await;
+    let id = uuid::Uuid::now_v7();
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/hooks/kannel/dlr?id={id}&sig=00&status=1"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/hooks/kannel/inbound?token=wrong&from=%2B12135550100&text=auxilio",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/hooks/kannel/inbound?token=inbound-secret&from=%2B12135550999&text=auxilio",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let reply = app
+        .wait_sms_to("+12135550999", |b| b.contains("no activo ninguna alerta"))
+        .await;
+    assert_eq!(reply["to"], "+12135550999");
+}
+
+on_both_backends!(
+    twilio_sends_and_signed_receipts_deliver,
+    twilio_error_classes_retry_or_fail,
+    a_failing_gateway_fails_over_to_the_next,
+    a_message_not_sent_in_its_validity_expires,
+    under_a_rate_cap_every_alerts_first_messages_go_first,
+    the_sms_keyword_raises_an_alert_and_nothing_else_does,
+    kannel_webhooks_check_their_signature_and_token,
+);
