@@ -70,6 +70,10 @@ both_backends! {
     deleting_a_person_removes_everything;
     wrong_key_is_refused;
     nothing_personal_at_rest;
+    alerts_batch_with_a_reused_key;
+    claims_go_by_rank_and_leases_come_back;
+    receipts_never_move_backwards_and_expiry_sweeps;
+    cancel_withdraws_and_follows_up;
 }
 
 const NOW: i64 = 1_800_000_000_000;
@@ -507,4 +511,276 @@ async fn nothing_personal_at_rest(f: Fixture) {
         back.profile.name.as_deref(),
         Some("Guadalupe Xochitl Ramirez")
     );
+}
+
+// ---- alerts and the outbox ------------------------------------------------
+
+use avisa_store::{Coverage, Inserted, MessageKind, NewAlert, NewMessage, OutboxUpdate, Purpose};
+
+fn message(rank: i32, to: &str, expires_at: i64) -> NewMessage {
+    NewMessage {
+        id: uuid::Uuid::now_v7(),
+        kind: MessageKind::Contact,
+        purpose: Purpose::Alert,
+        contact_id: None,
+        parent_id: None,
+        name: Some(format!("rank {rank}")),
+        to: phone(to),
+        body: format!("mensaje de rango {rank}"),
+        language: Language::Es,
+        rank,
+        expires_at,
+    }
+}
+
+fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAlert {
+    NewAlert {
+        id: uuid::Uuid::now_v7(),
+        person_id: person,
+        device_id: None,
+        idempotency_key: key.into(),
+        source: "app",
+        practice: false,
+        consulate_id: Some("chicago".into()),
+        coverage: Coverage::Nearest,
+        location: Some(avisa_core::Location::new(41.88, -87.63, Some(10.0)).expect("loc")),
+        created_at,
+        messages: ranks
+            .iter()
+            .map(|r| message(*r, "+13125550100", created_at + 3_600_000))
+            .collect(),
+    }
+}
+
+async fn alerts_batch_with_a_reused_key(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let a = alert(person, "key-one", NOW, &[0, 1]);
+    let b = alert(person, "key-two", NOW, &[0]);
+    let again = alert(person, "key-one", NOW, &[0, 1, 2]);
+    let sealed: Vec<_> = [&a, &b, &again]
+        .iter()
+        .map(|x| store.seal_alert(x).expect("seal"))
+        .collect();
+    let results = store.insert_alerts(&sealed).await.expect("insert");
+    assert_eq!(
+        results,
+        vec![
+            Inserted::Created(a.id),
+            Inserted::Created(b.id),
+            Inserted::Existing(a.id)
+        ]
+    );
+    let view = store.alert(a.id).await.expect("get").expect("exists");
+    assert_eq!(view.recipients.len(), 2, "the reused key added no messages");
+    assert_eq!(view.location.map(|l| (l.lat, l.lon)), Some((41.88, -87.63)));
+    assert!(store.alert(again.id).await.expect("get").is_none());
+    // A later batch with the key again: still the first alert.
+    let later = store
+        .insert_alerts(&[store
+            .seal_alert(&alert(person, "key-one", NOW, &[0]))
+            .expect("seal")])
+        .await
+        .expect("insert");
+    assert_eq!(later, vec![Inserted::Existing(a.id)]);
+    assert_eq!(
+        store.alert_by_key(person, "key-two").await.expect("key"),
+        Some(b.id)
+    );
+    assert_eq!(store.alerts_since(person, NOW).await.expect("count"), 2);
+}
+
+async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    // Three alerts, the oldest with only late ranks.
+    let old = alert(person, "old", NOW - 1000, &[2, 3]);
+    let mid = alert(person, "mid", NOW - 500, &[0, 1]);
+    let new = alert(person, "new", NOW, &[0]);
+    for a in [&old, &mid, &new] {
+        store
+            .insert_alerts(&[store.seal_alert(a).expect("seal")])
+            .await
+            .expect("insert");
+    }
+    let first = store.claim(NOW, 3, 30_000).await.expect("claim");
+    let ranks: Vec<i32> = first.iter().map(|c| c.rank).collect();
+    assert_eq!(ranks, [0, 0, 1], "every rank 0 before anything later");
+    assert_eq!(first[0].alert_id, Some(mid.id), "same rank: oldest first");
+    assert_eq!(first[0].body, "mensaje de rango 0");
+    assert_eq!(first[0].to.as_str(), "+13125550100");
+    assert!(first.iter().all(|c| c.attempts == 1));
+    // Leased rows are not claimed again while the lease holds.
+    let second = store.claim(NOW, 10, 30_000).await.expect("claim");
+    assert_eq!(second.iter().map(|c| c.rank).collect::<Vec<_>>(), [2, 3]);
+    assert!(
+        store
+            .claim(NOW, 10, 30_000)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    // The worker "died": nothing comes back before the lease runs out...
+    assert_eq!(
+        store
+            .reclaim_expired_leases(NOW + 29_999)
+            .await
+            .expect("reclaim"),
+        0
+    );
+    // ...everything after.
+    assert_eq!(
+        store
+            .reclaim_expired_leases(NOW + 30_000)
+            .await
+            .expect("reclaim"),
+        5
+    );
+    let again = store.claim(NOW + 30_000, 10, 30_000).await.expect("claim");
+    assert_eq!(again.len(), 5);
+    assert!(
+        again.iter().all(|c| c.attempts == 2),
+        "each claim counts an attempt"
+    );
+    let mut ids: Vec<_> = again.iter().map(|c| c.id).collect();
+    let mut before: Vec<_> = first.iter().chain(second.iter()).map(|c| c.id).collect();
+    ids.sort();
+    before.sort();
+    assert_eq!(ids, before, "the same messages, none lost");
+}
+
+async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let a = alert(person, "receipts", NOW, &[0, 1, 2]);
+    store
+        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .await
+        .expect("insert");
+    let claimed = store.claim(NOW, 2, 30_000).await.expect("claim");
+    let (one, two) = (claimed[0].id, claimed[1].id);
+    // A receipt can arrive before the send is recorded: delivered wins.
+    assert_eq!(
+        store
+            .receipt(one, "delivered", &["sending", "sent"], None, NOW)
+            .await
+            .expect("receipt"),
+        Some(Some(a.id))
+    );
+    let touched = store
+        .apply(&[
+            OutboxUpdate::Sent {
+                id: one,
+                gateway: "twilio".into(),
+                provider_id: "SM1".into(),
+                at: NOW,
+            },
+            OutboxUpdate::Retry {
+                id: two,
+                next_attempt_at: NOW + 5_000,
+                gateway_index: 1,
+                permanent_failures: 0,
+                reason: "twilio 500".into(),
+                at: NOW,
+            },
+        ])
+        .await
+        .expect("apply");
+    assert_eq!(touched, vec![a.id]);
+    assert_eq!(
+        store.message(one).await.expect("m"),
+        Some((
+            "delivered".into(),
+            Some("twilio".into()),
+            Some("SM1".into())
+        ))
+    );
+    // Failed after delivered changes nothing.
+    assert_eq!(
+        store
+            .receipt(one, "failed", &["sending", "sent"], Some("late"), NOW)
+            .await
+            .expect("receipt"),
+        None
+    );
+    let view = store.alert(a.id).await.expect("get").expect("exists");
+    let st: Vec<(&str, Option<&str>)> = view
+        .recipients
+        .iter()
+        .map(|r| (r.status.as_str(), r.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        st,
+        [
+            ("delivered", None),
+            ("queued", Some("twilio 500")),
+            ("queued", None)
+        ]
+    );
+    // The retried message is not due before its next attempt time: only the
+    // third, never claimed, is. Put it back untouched.
+    let due = store.claim(NOW + 4_999, 10, 30_000).await.expect("claim");
+    assert_eq!(due.iter().map(|c| c.rank).collect::<Vec<_>>(), [2]);
+    store
+        .apply(&[OutboxUpdate::Release {
+            id: due[0].id,
+            next_attempt_at: NOW,
+            at: NOW,
+        }])
+        .await
+        .expect("release");
+    // Past validity, what is still queued expires.
+    let expired = store.expire_due(NOW + 3_600_000).await.expect("expire");
+    assert_eq!(expired, vec![a.id]);
+    let view = store.alert(a.id).await.expect("get").expect("exists");
+    let st: Vec<&str> = view.recipients.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(st, ["delivered", "expired", "expired"]);
+}
+
+async fn cancel_withdraws_and_follows_up(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let a = alert(person, "cancel", NOW, &[0, 1]);
+    store
+        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .await
+        .expect("insert");
+    let claimed = store.claim(NOW, 1, 30_000).await.expect("claim");
+    store
+        .apply(&[OutboxUpdate::Sent {
+            id: claimed[0].id,
+            gateway: "log".into(),
+            provider_id: "x".into(),
+            at: NOW,
+        }])
+        .await
+        .expect("apply");
+    let text = |_: MessageKind, lang: Language| format!("estoy bien ({})", lang.code());
+    let withdrawn = store
+        .cancel_alert(a.id, NOW + 1, NOW + 3_600_000, &text)
+        .await
+        .expect("cancel");
+    assert_eq!(withdrawn, Some(1));
+    assert_eq!(
+        store
+            .cancel_alert(a.id, NOW + 2, NOW + 3_600_000, &text)
+            .await
+            .expect("again"),
+        None
+    );
+    let view = store.alert(a.id).await.expect("get").expect("exists");
+    assert_eq!(view.state, "cancelled");
+    let st: Vec<(&str, Option<&str>)> = view
+        .recipients
+        .iter()
+        .map(|r| (r.status.as_str(), r.safe_status.as_deref()))
+        .collect();
+    assert_eq!(st, [("sent", Some("queued")), ("withdrawn", None)]);
+    let follow = store.claim(NOW + 2, 10, 30_000).await.expect("claim");
+    assert_eq!(follow.len(), 1);
+    assert_eq!(
+        (follow[0].body.as_str(), follow[0].purpose),
+        ("estoy bien (es)", Purpose::Safe)
+    );
+    assert_eq!(follow[0].parent_id, Some(claimed[0].id));
 }
