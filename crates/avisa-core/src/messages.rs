@@ -66,9 +66,12 @@ pub fn self_confirmation(
     contacts: usize,
     practice: bool,
 ) -> String {
-    let office = facts.consulate.map(|(name, phone)| match phone {
-        Some(p) => format!("{name} {p}"),
-        None => name.to_string(),
+    let office = facts.consulate.map(|(name, phone)| {
+        let name = crate::sms::fold_to_gsm(name);
+        match phone {
+            Some(p) => format!("{name} {p}"),
+            None => name,
+        }
     });
     match (lang, practice) {
         (Language::Es, true) => format!(

@@ -55,6 +55,36 @@ fn gsm_septets(c: char) -> Option<usize> {
     }
 }
 
+/// Replaces letters GSM-7 lacks with the nearest it has ("Ángeles" →
+/// "Angeles"), for Avisa's own texts (office names), so one accent does not
+/// turn a whole message into UCS-2. Characters with no near letter stay.
+pub fn fold_to_gsm(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if gsm_septets(c).is_some() {
+                return c;
+            }
+            match c {
+                'á' | 'â' | 'ã' => 'a',
+                'í' | 'î' | 'ï' => 'i',
+                'ó' | 'ô' | 'õ' => 'o',
+                'ú' | 'û' => 'u',
+                'ê' | 'ë' => 'e',
+                'ç' => 'c',
+                'Á' | 'À' | 'Â' | 'Ã' => 'A',
+                'Í' | 'Ì' | 'Î' | 'Ï' => 'I',
+                'Ó' | 'Ò' | 'Ô' | 'Õ' => 'O',
+                'Ú' | 'Ù' | 'Û' => 'U',
+                'È' | 'Ê' | 'Ë' => 'E',
+                '‘' | '’' => '\'',
+                '“' | '”' => '"',
+                '–' | '—' => '-',
+                other => other,
+            }
+        })
+        .collect()
+}
+
 /// Counts the encoding and segments of `text`.
 pub fn analyze(text: &str) -> SmsInfo {
     let characters = text.chars().count();
@@ -107,6 +137,17 @@ mod tests {
         let info = analyze("Niño, llama al abogado ¡ya!");
         assert_eq!(info.encoding, Encoding::Gsm7);
         assert_eq!(info.segments, 1);
+    }
+
+    #[test]
+    fn folding_keeps_avisas_texts_in_gsm() {
+        let folded = fold_to_gsm("Consulado General de México en Los Ángeles, San José");
+        assert_eq!(
+            folded,
+            "Consulado General de México en Los Angeles, San José"
+        );
+        assert_eq!(analyze(&folded).encoding, Encoding::Gsm7);
+        assert_eq!(fold_to_gsm("Niño ü"), "Niño ü", "letters GSM-7 has stay");
     }
 
     #[test]

@@ -3,5 +3,6 @@
 
 mod alerts;
 mod gateways;
+mod kannel;
 mod phone;
 mod support;

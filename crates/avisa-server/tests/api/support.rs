@@ -47,18 +47,20 @@ impl TestApp {
     /// As [`TestApp::start`]; with `run_dispatcher` false nothing is sent
     /// until the test drives `app.dispatcher` itself.
     pub async fn start_with(
-        config: Config,
+        mut config: Config,
         dir: tempfile::TempDir,
         run_dispatcher: bool,
     ) -> TestApp {
         avisa_sms::http::init_tls();
-        let mut app = App::build(config.clone()).await.expect("build the app");
-        app.run_dispatcher = run_dispatcher;
-        let dispatcher = app.dispatcher.clone();
+        // Bound first, so links and webhook URLs (public_url) name the real port.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        config.public_url = base.clone();
+        let mut app = App::build(config.clone()).await.expect("build the app");
+        app.run_dispatcher = run_dispatcher;
+        let dispatcher = app.dispatcher.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(avisa_server::serve(listener, app, async {
             let _ = rx.await;

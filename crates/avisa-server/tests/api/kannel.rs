@@ -1,0 +1,410 @@
+//! The real Kannel round trip: Debian's bearerbox and smsbox with Kannel's
+//! fake SMSC, on loopback ports of their own. An alert's messages go through
+//! smsbox's sendsms interface to the fake SMSC (which logs each message it
+//! gets), and the SMSC's delivery reports come back through the DLR URL.
+//!
+//! Skipped with a message where Kannel is not installed, except under
+//! `CI=true` (`.ci/run` installs it), where that fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const BEARERBOX: &str = "/usr/sbin/bearerbox";
+const SMSBOX: &str = "/usr/sbin/smsbox";
+const FAKESMSC: &str = "/usr/lib/kannel/test/fakesmsc";
+
+fn kannel_installed() -> bool {
+    let all = [BEARERBOX, SMSBOX, FAKESMSC]
+        .iter()
+        .all(|p| Path::new(p).exists());
+    if !all {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Kannel (Debian kannel, kannel-extras) is not installed and CI=true"
+        );
+        eprintln!(
+            "skipping the Kannel round trip: Kannel is not installed (apt-get install kannel kannel-extras)"
+        );
+    }
+    all
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// bearerbox + fakesmsc + smsbox, killed on drop.
+struct Kannel {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Kannel {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Kannel {
+    async fn start(dir: &Path, sendsms: u16, inbound_url: &str) -> Kannel {
+        let (admin, boxes, smsc) = (free_port(), free_port(), free_port());
+        let conf = dir.join("kannel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"group = core
+admin-port = {admin}
+admin-password = "not-used-{admin}"
+smsbox-port = {boxes}
+box-allow-ip = "127.0.0.1"
+dlr-storage = internal
+log-level = 1
+log-file = "{dir}/bearerbox.log"
+
+group = smsc
+smsc = fake
+smsc-id = fake
+port = {smsc}
+connect-allow-ip = 127.0.0.1
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+bearerbox-port = {boxes}
+sendsms-port = {sendsms}
+sendsms-interface = 127.0.0.1
+global-sender = 5550000
+log-level = 1
+log-file = "{dir}/smsbox.log"
+
+group = sendsms-user
+username = avisa
+password = kannel-secret
+max-messages = 10
+concatenation = true
+
+group = sms-service
+keyword = default
+catch-all = true
+max-messages = 0
+get-url = "{inbound_url}"
+"#,
+                dir = dir.display()
+            ),
+        )
+        .expect("write kannel.conf");
+        let spawn = |program: &str, args: &[&str], out: &str| {
+            Command::new(program)
+                .args(args)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(dir.join(out)).expect("log file"))
+                .stderr(std::fs::File::create(dir.join(format!("{out}.err"))).expect("log file"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {program}: {e}"))
+        };
+        let conf = conf.to_str().expect("utf-8 path").to_string();
+        let mut kannel = Kannel {
+            children: Vec::new(),
+            dir: dir.to_path_buf(),
+        };
+        kannel
+            .children
+            .push(spawn(BEARERBOX, &[&conf], "bearerbox.out"));
+        wait_port(smsc, "bearerbox's fake SMSC port").await;
+        let smsc_port = smsc.to_string();
+        kannel.children.push(spawn(
+            FAKESMSC,
+            &[
+                "-H",
+                "127.0.0.1",
+                "-r",
+                &smsc_port,
+                "-i",
+                "0.5",
+                "-m",
+                "0",
+                "000 000 text x",
+            ],
+            "fakesmsc.out",
+        ));
+        kannel.children.push(spawn(SMSBOX, &[&conf], "smsbox.out"));
+        wait_port(sendsms, "smsbox's sendsms port").await;
+        kannel
+    }
+
+    /// Every message the fake SMSC got, as (to, text): UCS-2 decoded,
+    /// concatenated parts reassembled by their UDH, and 7-bit text with a
+    /// line break rejoined (the fake SMSC's protocol is one message per line,
+    /// so it logs the rest of such a text as a message of its own with no
+    /// sender or recipient; a real SMSC link carries the break).
+    fn received(&self) -> Vec<(String, String)> {
+        let mut log = std::fs::read_to_string(self.dir.join("fakesmsc.out")).unwrap_or_default();
+        log.push_str(
+            &std::fs::read_to_string(self.dir.join("fakesmsc.out.err")).unwrap_or_default(),
+        );
+        let mut raw: Vec<String> = Vec::new();
+        for line in log.lines() {
+            let Some((_, rest)) = line.split_once("Got message ") else {
+                continue;
+            };
+            let Some((_, content)) = rest.split_once(": <") else {
+                continue;
+            };
+            let mut fields = content.split(' ');
+            let to = fields.nth(1).unwrap_or("");
+            let kind = fields.next().unwrap_or("");
+            let starts_message =
+                to.starts_with('+') && matches!(kind, "text" | "ucs-2" | "udh" | "data");
+            match raw.last_mut() {
+                Some(previous) if !starts_message => {
+                    let previous_body = previous.strip_suffix('>').unwrap_or(previous).to_string();
+                    *previous = format!("{previous_body}\n{content}");
+                }
+                _ => raw.push(content.to_string()),
+            }
+        }
+        let mut whole = Vec::new();
+        // (to, reference) -> parts by sequence number
+        let mut parts: std::collections::BTreeMap<
+            (String, u8),
+            std::collections::BTreeMap<u8, String>,
+        > = Default::default();
+        for content in &raw {
+            let content = content.strip_suffix('>').unwrap_or(content);
+            let mut fields = content.splitn(4, ' ');
+            let (Some(_from), Some(to), Some(kind), Some(body)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            match kind {
+                "ucs-2" => whole.push((to.to_string(), decode_ucs2(body))),
+                "udh" => {
+                    let Some((udh, data)) = body.split_once(" data ") else {
+                        continue;
+                    };
+                    let udh = percent_bytes(udh);
+                    let text = if data.contains("%00") {
+                        decode_ucs2(data)
+                    } else {
+                        String::from_utf8_lossy(&percent_bytes(data)).into_owned()
+                    };
+                    if udh.len() >= 6 {
+                        parts
+                            .entry((to.to_string(), udh[3]))
+                            .or_default()
+                            .insert(udh[5], text);
+                    }
+                }
+                _ => whole.push((to.to_string(), body.to_string())),
+            }
+        }
+        for ((to, _), seq) in parts {
+            whole.push((to, seq.into_values().collect()));
+        }
+        whole
+    }
+}
+
+fn percent_bytes(encoded: &str) -> Vec<u8> {
+    let bytes = encoded.as_bytes();
+    let mut raw = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            raw.push(
+                u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("3f"),
+                    16,
+                )
+                .unwrap_or(b'?'),
+            );
+            i += 3;
+        } else {
+            raw.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    raw
+}
+
+/// fakesmsc prints UCS-2 as URL-encoded big-endian UTF-16.
+fn decode_ucs2(encoded: &str) -> String {
+    let raw = percent_bytes(encoded);
+    let units: Vec<u16> = raw
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+async fn the_real_kannel_round_trip(backend: &str) {
+    if !kannel_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let kannel_dir = dir.path().join("kannel");
+    std::fs::create_dir_all(&kannel_dir).expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    // Kannel's sendsms port goes into the app's config; the app's port goes
+    // into Kannel's (its inbound URL): reserve Kannel's first.
+    let sendsms = free_port();
+    config.sms.gateways = vec!["kannel".into()];
+    config.sms.kannel.sendsms_url = format!("http://127.0.0.1:{sendsms}/cgi-bin/sendsms");
+    config.sms.kannel.username = "avisa".into();
+    config.sms.kannel.password = "kannel-secret".to_string().into();
+    config.sms.kannel.from = "5550000".into();
+    config.sms.kannel.inbound_token = "kannel-inbound-token".to_string().into();
+    config.dispatch.retry_base_ms = 100;
+    config.dispatch.retry_max_ms = 1000;
+    let app = TestApp::start(config, dir).await;
+    let inbound = format!(
+        "{}/hooks/kannel/inbound?token=kannel-inbound-token&from=%p&text=%a",
+        app.base
+    );
+    let kannel = Kannel::start(&kannel_dir, sendsms, &inbound).await;
+
+    // Onboarding: the code comes through Kannel.
+    let phone = "+12135550100";
+    let token = app.register(phone).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some((_, body)) = kannel.received().into_iter().find(|(to, _)| to == phone) {
+            break body
+                .split(|c: char| !c.is_ascii_digit())
+                .find(|w| w.len() == 6)
+                .expect("a code")
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "no code reached the fake SMSC");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices/verify",
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/profile",
+            Some(&token),
+            Some(profile_body()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let accented = "Mamá: me detuvieron. Llama al licenciado Núñez, ¡rápido!";
+    for (i, (message, language)) in [(accented, "es"), ("They took me. Call the lawyer.", "en")]
+        .into_iter()
+        .enumerate()
+    {
+        let (s, _) = app
+            .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": language, "message": message})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+
+    // The press: every message reaches the SMSC, and the DLRs deliver them.
+    let (status, alert) = app
+        .call(Method::POST, "/api/v1/alerts", Some(&token), Some(json!({"idempotency_key": "kannel-round-trip", "location": {"lat": 34.0505, "lon": -118.2551, "accuracy_m": 20}})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{alert}");
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last: Value = loop {
+        let (_, now) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/alerts/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        let all: Vec<&str> = now["recipients"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .map(|r| r["status"].as_str().unwrap_or(""))
+            .collect();
+        if all.iter().all(|s| *s == "delivered") {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "statuses stuck at {all:?}; smsbox log: {}",
+            std::fs::read_to_string(kannel_dir.join("smsbox.log"))
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(last["recipients"].as_array().map(Vec::len), Some(3));
+    let received = kannel.received();
+    let to_mum: Vec<&String> = received
+        .iter()
+        .filter(|(to, _)| to == "+12135557000")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(to_mum.len(), 1, "{received:?}");
+    assert!(
+        to_mum[0].starts_with(accented),
+        "accents survive UCS-2: {:?}",
+        to_mum[0]
+    );
+    assert!(
+        to_mum[0].contains("mlat=34.05050&mlon=-118.25510"),
+        "{:?}",
+        to_mum[0]
+    );
+    let english: Vec<&String> = received
+        .iter()
+        .filter(|(to, _)| to == "+12135557001")
+        .map(|(_, b)| b)
+        .collect();
+    assert!(
+        english[0].starts_with("They took me. Call the lawyer.\nLocation:"),
+        "{:?}",
+        english[0]
+    );
+    assert!(
+        received
+            .iter()
+            .any(|(to, b)| to == phone && b.contains("tu alerta se envio a 2 contactos"))
+    );
+}
+
+on_both_backends!(the_real_kannel_round_trip);
