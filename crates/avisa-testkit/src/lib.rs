@@ -36,6 +36,10 @@ pub enum Reply {
     /// Holds the request this long before answering 201 (longer than the
     /// client's timeout: a timeout).
     Hang(Duration),
+    /// Takes the message, then answers 201 after this long (a slow
+    /// provider; a client that dies meanwhile loses the answer, not the
+    /// message).
+    Slow(Duration),
 }
 
 /// A message the fake accepted (or refused).
@@ -211,9 +215,14 @@ async fn messages(
             tokio::time::sleep(d).await;
             (StatusCode::CREATED, "too late").into_response()
         }
-        Reply::Created => {
+        Reply::Created | Reply::Slow(_) => {
             let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
+            // Taken on arrival, as a provider does: if the answer is then lost
+            // (the client died), the message went all the same.
             push(record(201, Some(sid.clone())));
+            if let Reply::Slow(d) = reply {
+                tokio::time::sleep(d).await;
+            }
             (
                 StatusCode::CREATED,
                 [(header::CONTENT_TYPE, "application/json")],

@@ -1,5 +1,7 @@
 //! `avisa`: one binary for the server and its tools.
 
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -53,6 +55,9 @@ enum Command {
     Migrate,
     /// Print a fully commented example configuration.
     DefaultConfig,
+    /// Run one alert end to end on the embedded defaults and show what each
+    /// recipient received (a temporary data directory; nothing is kept).
+    Demo,
     /// The consulate directory.
     Consulates {
         #[command(subcommand)]
@@ -112,6 +117,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = cli.data.config()?;
+    if let Command::Demo = cli.command {
+        // The demo narrates; logs would only interleave with it.
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        return runtime.block_on(demo::run());
+    }
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,7 +160,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             backend.close().await;
             Ok(())
         }
-        Command::DefaultConfig => unreachable!("handled before the runtime starts"),
+        Command::DefaultConfig | Command::Demo => unreachable!("handled before the runtime starts"),
         Command::Consulates { command } => {
             let directory = avisa_server::load_directory(&config)?;
             match command {

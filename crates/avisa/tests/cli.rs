@@ -184,3 +184,285 @@ async fn serve_on_embedded_defaults() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The crash test: `avisa serve` is killed with SIGKILL while a burst of
+/// alerts is being dispatched, restarted on the same data, and every message
+/// of every alert that got a 2xx reaches the gateway; duplicates are counted
+/// and bounded by what was in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_no_accepted_alert() {
+    use avisa_testkit::{FakeTwilio, Reply};
+    use std::collections::HashMap;
+
+    avisa_sms::http::init_tls();
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("avisa.toml");
+    let batch = 8;
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+public_url = "{base}"
+[sms]
+gateways = ["twilio"]
+[sms.twilio]
+base_url = "{twilio}"
+account_sid = "{sid}"
+auth_token = "{token}"
+from = "+15005550006"
+[alerts]
+rate_limit = 1000
+[dispatch]
+batch = {batch}
+lease_seconds = 2
+retry_base_ms = 50
+retry_max_ms = 500
+poll_ms = 50
+"#,
+            data = dir.path().join("data").display(),
+            twilio = fake.base_url,
+            sid = fake.account_sid,
+            token = fake.auth_token,
+        ),
+    )
+    .expect("config");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_avisa"))
+            .args(["--config", config.to_str().expect("utf-8"), "serve"])
+            .env_remove("AVISA_DATA_KEY")
+            .env_remove("AVISA_DATABASE_URL")
+            .env("AVISA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start avisa serve")
+    };
+    let client = reqwest::Client::new();
+    let wait_up = || async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the server did not come up");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    let mut child = start();
+    wait_up().await;
+
+    // Ten people, two contacts each, onboarded with codes sent through the fake.
+    let mut tokens = Vec::new();
+    for p in 0..10 {
+        let phone = format!("+1213555{:04}", 100 + p);
+        let r: serde_json::Value = client
+            .post(format!("{base}/api/v1/devices"))
+            .json(&serde_json::json!({"phone": phone}))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("json");
+        let token = r["token"].as_str().expect("token").to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let code = loop {
+            if let Some(m) = fake.accepted().into_iter().find(|m| m.to == phone) {
+                break m
+                    .body
+                    .split(|c: char| !c.is_ascii_digit())
+                    .find(|w| w.len() == 6)
+                    .expect("code")
+                    .to_string();
+            }
+            assert!(Instant::now() < deadline, "no code");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let auth = format!("Bearer {token}");
+        let ok = |r: reqwest::Response| assert!(r.status().is_success(), "{}", r.status());
+        ok(client
+            .post(format!("{base}/api/v1/devices/verify"))
+            .header("authorization", &auth)
+            .json(&serde_json::json!({"code": code}))
+            .send()
+            .await
+            .expect("verify"));
+        ok(client
+            .put(format!("{base}/api/v1/profile"))
+            .header("authorization", &auth)
+            .json(&serde_json::json!({"name": format!("Persona {p}"), "home_state": "TX", "cancel_pin": "4821", "keyword": "auxilio"}))
+            .send()
+            .await
+            .expect("profile"));
+        for c in 0..2 {
+            ok(client
+                .post(format!("{base}/api/v1/contacts"))
+                .header("authorization", &auth)
+                .json(&serde_json::json!({"name": "c", "phone": format!("+1713555{:04}", p * 10 + c), "message": "ayuda"}))
+                .send()
+                .await
+                .expect("contact"));
+        }
+        tokens.push(auth);
+    }
+
+    // The burst: a slow gateway keeps messages in flight.
+    fake.set_default(Reply::Slow(Duration::from_millis(15)));
+    let before = fake.accepted().len();
+    let mut presses = tokio::task::JoinSet::new();
+    for round in 0..20 {
+        for auth in &tokens {
+            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
+            presses.spawn(async move {
+                let r = client
+                    .post(format!("{base}/api/v1/alerts"))
+                    .header("authorization", auth.clone())
+                    .json(&serde_json::json!({"idempotency_key": format!("crash-{round}-{}", uuid_like(round))}))
+                    .send()
+                    .await
+                    .ok()?;
+                if !r.status().is_success() {
+                    return None;
+                }
+                Some((auth, r.json::<serde_json::Value>().await.ok()?))
+            });
+        }
+    }
+    let mut expected: Vec<String> = Vec::new();
+    let mut alerts: Vec<(String, String)> = Vec::new();
+    while let Some(done) = presses.join_next().await {
+        if let Ok(Some((auth, alert))) = done {
+            alerts.push((auth, alert["alert_id"].as_str().expect("id").to_string()));
+            for r in alert["recipients"].as_array().expect("recipients") {
+                expected.push(r["id"].as_str().expect("id").to_string());
+            }
+        }
+    }
+    assert_eq!(expected.len(), 200 * 3, "every press was accepted");
+
+    // Kill it mid-dispatch.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.accepted().len() < before + 120 {
+        assert!(Instant::now() < deadline, "dispatch did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let at_kill = fake.accepted().len() - before;
+    assert!(
+        at_kill < expected.len(),
+        "the kill came before the end of the dispatch ({at_kill})"
+    );
+
+    let mut child = start();
+    wait_up().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut counts: HashMap<String, usize>;
+    loop {
+        counts = HashMap::new();
+        for m in fake.accepted() {
+            if let Some(r) = m.reference {
+                *counts.entry(r).or_default() += 1;
+            }
+        }
+        if expected.iter().all(|id| counts.contains_key(id)) {
+            break;
+        }
+        let missing = expected
+            .iter()
+            .filter(|id| !counts.contains_key(*id))
+            .count();
+        assert!(
+            Instant::now() < deadline,
+            "{missing} accepted messages never reached the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Messages that were in flight at the kill come back when their lease
+    // runs out and are sent again: wait until the server has recorded every
+    // message as sent, then count.
+    for (auth, id) in &alerts {
+        loop {
+            let alert: serde_json::Value = client
+                .get(format!("{base}/api/v1/alerts/{id}"))
+                .header("authorization", auth)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            let all_sent = alert["recipients"]
+                .as_array()
+                .is_some_and(|r| r.iter().all(|x| x["status"] == "sent"));
+            if all_sent {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alert {id} never finished: {alert}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for m in fake.accepted() {
+        if let Some(r) = m.reference {
+            *counts.entry(r).or_default() += 1;
+        }
+    }
+    let duplicates: usize = expected.iter().map(|id| counts[id] - 1).sum();
+    eprintln!(
+        "crash test: {} messages, {at_kill} at the gateway when killed, lost 0, duplicates {duplicates}",
+        expected.len()
+    );
+    assert!(
+        duplicates <= batch,
+        "duplicates ({duplicates}) exceed one in-flight batch ({batch})"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// A short distinct suffix without a random-number dependency.
+fn uuid_like(n: usize) -> String {
+    format!("{:x}{:x}", n * 7919 + 13, std::process::id())
+}
+
+#[test]
+fn demo_runs_one_alert_end_to_end() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = avisa(dir.path(), &["demo"]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("routed to: Consulado General de México en Los Ángeles"),
+        "{text}"
+    );
+    assert!(text.contains("Mamá, me detuvo inmigración."));
+    assert!(
+        text.contains("Location: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510")
+    );
+    let final_section = text.split("5. Final status").nth(1).expect("statuses");
+    assert_eq!(final_section.matches(" sent").count(), 4, "{final_section}");
+    assert!(
+        !dir.path().join("avisa-data").exists(),
+        "the demo keeps nothing in the working directory"
+    );
+}
