@@ -39,12 +39,12 @@ pub struct Raised {
 
 /// The state (USPS code) a location is in, when it is in the US.
 fn state_at(loc: &Location) -> Option<String> {
-    place_of(loc.lat, loc.lon)
-        .subdivision
-        .and_then(|s| s.strip_prefix("US-").map(str::to_string))
-        .or_else(|| {
-            (place_of(loc.lat, loc.lon).country.as_deref() == Some("PR")).then(|| "PR".into())
-        })
+    let place = place_of(loc.lat, loc.lon);
+    match (place.subdivision, place.country.as_deref()) {
+        (Some(sub), _) if sub.starts_with("US-") => Some(sub[3..].to_string()),
+        (_, Some("PR")) => Some("PR".into()),
+        _ => None,
+    }
 }
 
 pub fn zone_of(location: Option<&Location>, home_state: Option<&str>) -> Zone {
