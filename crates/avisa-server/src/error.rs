@@ -102,6 +102,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 "something went wrong on our side; nothing was changed, please try again".into()
             }
+            ApiError::Invalid(i) => i.message.clone(),
             other => other.to_string(),
         };
         let field = match &self {

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod state;
 mod telemetry;
 pub mod trigger;
+pub mod web;
 pub mod writer;
 
 use std::future::Future;
@@ -51,6 +52,8 @@ pub use state::AppState;
         api::contacts::put, api::contacts::delete,
         api::alerts::create, api::alerts::get, api::alerts::events,
         api::alerts::cancel, api::alerts::add_location,
+        api::profile::pin_check, api::profile::delete, web::config,
+        api::contacts::preview,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth),
@@ -263,11 +266,19 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/devices", post(api::devices::register))
         .route("/devices/verify", post(api::devices::verify))
-        .route("/profile", get(api::profile::get).put(api::profile::put))
+        .route(
+            "/profile",
+            get(api::profile::get)
+                .put(api::profile::put)
+                .delete(api::profile::delete),
+        )
+        .route("/pin/check", post(api::profile::pin_check))
+        .route("/config", get(web::config))
         .route(
             "/contacts",
             get(api::contacts::list).post(api::contacts::create),
         )
+        .route("/contacts/preview", post(api::contacts::preview))
         .route(
             "/contacts/{id}",
             get(api::contacts::get)
@@ -290,6 +301,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/twilio/inbound", post(hooks::twilio_inbound))
         .route("/hooks/kannel/dlr", get(hooks::kannel_dlr))
         .route("/hooks/kannel/inbound", get(hooks::kannel_inbound))
+        .fallback(web::asset)
         .layer(DefaultBodyLimit::max(limit));
     telemetry::apply(routes).with_state(state)
 }

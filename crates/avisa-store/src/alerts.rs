@@ -317,6 +317,11 @@ impl Store {
         self.backend.alert_by_key(person_id, key).await
     }
 
+    /// Real alerts of the person that are still active.
+    pub async fn active_alerts(&self, person_id: Uuid) -> Result<i64, StoreError> {
+        self.backend.alerts_active_count(person_id).await
+    }
+
     pub async fn alerts_since(
         &self,
         person_id: Uuid,

@@ -230,6 +230,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn alerts_insert(&self, batch: &[AlertInsert]) -> Result<Vec<Inserted>, StoreError>;
     async fn alert_by_key(&self, person_id: Uuid, key: &str) -> Result<Option<Uuid>, StoreError>;
     async fn alert_get(&self, id: Uuid) -> Result<Option<AlertRow>, StoreError>;
+    /// Real (not practice) alerts of a person still active.
+    async fn alerts_active_count(&self, person_id: Uuid) -> Result<i64, StoreError>;
     /// Alerts a person raised since a time (rate limiting).
     async fn alerts_count_since(
         &self,

@@ -533,6 +533,17 @@ macro_rules! shared_backend {
                 Ok(row.as_ref().map(alert_from).transpose()?)
             }
 
+            async fn alerts_active_count(&self, person_id: Uuid) -> Result<i64, StoreError> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM alerts WHERE person_id = $1 AND state = 'active' AND practice = $2",
+                )
+                .bind(person_id)
+                .bind(false)
+                .fetch_one(self.reader())
+                .await?;
+                Ok(row.try_get("n")?)
+            }
+
             async fn alerts_count_since(&self, person_id: Uuid, since: UnixMillis) -> Result<i64, StoreError> {
                 let row = sqlx::query(
                     "SELECT COUNT(*) AS n FROM alerts WHERE person_id = $1 AND created_at >= $2",

@@ -466,3 +466,52 @@ fn demo_runs_one_alert_end_to_end() {
         "the demo keeps nothing in the working directory"
     );
 }
+
+/// The browser tests (`web/tests`, Node's test runner driving Debian's
+/// Chromium through playwright-core) against this build of `avisa`.
+/// Skipped with a message where Chromium or the npm packages are missing,
+/// except under `CI=true` (`.ci/run` installs them), where that fails.
+#[test]
+fn browser_tests() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (!tests.join("node_modules/playwright-core").exists())
+            .then_some("npm packages (cd web/tests && npm ci)"),
+        (!Path::new(&chromium).exists()).then_some("Chromium (apt-get install chromium)"),
+        Command::new("node")
+            .arg("--version")
+            .output()
+            .is_err()
+            .then_some("Node.js"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !missing.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "browser tests cannot run under CI=true: missing {missing:?}"
+        );
+        eprintln!("skipping the browser tests: missing {missing:?}");
+        return;
+    }
+    let out = Command::new("node")
+        .args([
+            "--test",
+            "--test-concurrency=1",
+            "--test-reporter=spec",
+            "./",
+        ])
+        .current_dir(&tests)
+        .env("AVISA_BIN", env!("CARGO_BIN_EXE_avisa"))
+        .output()
+        .expect("run node --test");
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("{report}");
+    assert!(
+        out.status.success(),
+        "browser tests failed:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

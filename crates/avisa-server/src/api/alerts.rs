@@ -17,7 +17,6 @@ use avisa_core::{Invalid, Location, now_millis};
 use avisa_store::{AlertView, Inserted, MessageKind};
 
 use crate::alerting::{Preview, Raise, raise, zone_of};
-use crate::api::profile::{check_pin, verify_pin};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Person, path_id};
 use crate::state::AppState;
@@ -287,40 +286,10 @@ pub async fn cancel(
     ApiJson(req): ApiJson<CancelRequest>,
 ) -> ApiResult<Json<CancelResponse>> {
     let view = own_alert(&state, &who, &id).await?;
-    check_pin("pin", &req.pin)?;
     let now = now_millis();
-    let (_, locked_until) = state.store.pin_state(who.person_id).await?;
-    if let Some(until) = locked_until.filter(|u| *u > now) {
-        return Err(ApiError::Locked {
-            retry_after_secs: ((until - now) / 1000).max(1) as u64,
-        });
-    }
-    let person = state
-        .store
-        .person(who.person_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let hash = person.pin_hash.clone().unwrap_or_default();
-    if !verify_pin(&state, req.pin.clone(), hash).await? {
-        let max = state.config.alerts.pin_max_failures as i32;
-        let lock_until = now + (state.config.alerts.pin_lockout_minutes * 60_000) as i64;
-        let (failures, locked) = state
-            .store
-            .pin_failed(who.person_id, max, lock_until)
+    let person =
+        crate::api::profile::check_person_pin(&state, who.person_id, &req.pin, Some(view.id))
             .await?;
-        tracing::warn!(alert_id = %view.id, "wrong cancel PIN");
-        metrics::counter!("avisa_cancel_refused_total", "reason" => "wrong_pin").increment(1);
-        if let Some(until) = locked.filter(|u| *u > now) {
-            return Err(ApiError::Locked {
-                retry_after_secs: ((until - now) / 1000).max(1) as u64,
-            });
-        }
-        return Err(ApiError::Forbidden {
-            code: "pin_incorrect",
-            message: format!("the PIN is not right; {} attempts left", max - failures),
-        });
-    }
-    state.store.pin_reset(who.person_id).await?;
     if view.state != "active" {
         return Err(ApiError::Conflict {
             code: "already_cancelled",

@@ -195,3 +195,82 @@ pub async fn delete(
         Err(ApiError::NotFound)
     }
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub message: String,
+    #[serde(default)]
+    pub language: Language,
+    /// Where the phone is now, if it knows; otherwise an example place near
+    /// the person's consulate is used.
+    #[serde(default)]
+    pub location: Option<avisa_core::Location>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PreviewResponse {
+    /// Exactly what the contact would receive if the button were pressed now.
+    pub body: String,
+    pub encoding: Encoding,
+    pub segments: usize,
+    pub characters: usize,
+    /// Whether the location in the body is an example.
+    pub sample_location: bool,
+}
+
+/// What a contact would receive: the message with its location line, as the
+/// alert renders it.
+#[utoipa::path(post, path = "/api/v1/contacts/preview", tag = "contacts",
+    security(("device_token" = [])),
+    request_body = PreviewRequest,
+    responses((status = 200, body = PreviewResponse), (status = 422, body = super::ErrorBody)))]
+pub async fn preview(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<PreviewRequest>,
+) -> ApiResult<Json<PreviewResponse>> {
+    let person = state
+        .store
+        .person(who.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let given = req
+        .location
+        .map(avisa_core::Location::validated)
+        .transpose()?;
+    let home = person.profile.home_state.clone();
+    let sample = home
+        .as_deref()
+        .and_then(|st| {
+            state
+                .directory
+                .route_by_home(st, person.profile.home_county.as_deref())
+        })
+        .map(|(office, _)| avisa_core::Location {
+            lat: office.lat,
+            lon: office.lon,
+            accuracy_m: Some(15.0),
+        });
+    let location = given.or(sample);
+    let name = person.profile.name.clone().unwrap_or_default();
+    let facts = avisa_core::messages::AlertFacts {
+        alert_id: Uuid::nil(),
+        person_name: &name,
+        person_phone: &person.phone,
+        location,
+        at_millis: now_millis(),
+        zone: crate::alerting::zone_of(location.as_ref(), home.as_deref()),
+        consulate: None,
+        console_url: String::new(),
+    };
+    let body = avisa_core::messages::contact_alert(&req.message, req.language, &facts);
+    let info = analyze(&body);
+    Ok(Json(PreviewResponse {
+        body,
+        encoding: info.encoding,
+        segments: info.segments,
+        characters: info.characters,
+        sample_location: given.is_none(),
+    }))
+}

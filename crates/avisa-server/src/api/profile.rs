@@ -44,6 +44,9 @@ pub struct ProfileResponse {
     pub keyword: Option<String>,
     /// Whether a cancel PIN is set (the PIN itself is never returned).
     pub pin_set: bool,
+    /// The office for the home state (and county): the one an alert without a
+    /// location goes to, and the number to call.
+    pub consulate: Option<crate::api::alerts::ConsulateRef>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -124,8 +127,23 @@ fn keyword(value: &str) -> Result<String, Invalid> {
     Ok(word)
 }
 
-fn response(person: avisa_store::Person) -> ProfileResponse {
+fn response(state: &AppState, person: avisa_store::Person) -> ProfileResponse {
+    let consulate = person
+        .profile
+        .home_state
+        .as_deref()
+        .and_then(|st| {
+            state
+                .directory
+                .route_by_home(st, person.profile.home_county.as_deref())
+        })
+        .map(|(o, _)| crate::api::alerts::ConsulateRef {
+            id: o.id.clone(),
+            name: o.name.clone(),
+            phone: o.phone.clone(),
+        });
     ProfileResponse {
+        consulate,
         phone: person.phone.to_string(),
         name: person.profile.name,
         home_state: person.profile.home_state,
@@ -147,7 +165,7 @@ pub async fn get(State(state): State<AppState>, who: Person) -> ApiResult<Json<P
         .person(who.person_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(response(person)))
+    Ok(Json(response(&state, person)))
 }
 
 /// Replace the person's profile.
@@ -225,7 +243,7 @@ pub async fn put(
         .person(who.person_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(response(person)))
+    Ok(Json(response(&state, person)))
 }
 
 /// Hashes a PIN off the async threads (argon2id is slow on purpose).
@@ -245,4 +263,96 @@ pub async fn verify_pin(state: &AppState, pin: String, hash: String) -> ApiResul
             .await
             .map_err(anyhow::Error::new)?,
     )
+}
+
+/// Checks the person's cancel PIN with the lockout: 5 wrong in a row lock it
+/// for 15 minutes (429 `pin_locked`); a wrong one is 403 `pin_incorrect`.
+/// Returns the person when the PIN is right.
+pub async fn check_person_pin(
+    state: &AppState,
+    person_id: uuid::Uuid,
+    pin: &str,
+    alert_id: Option<uuid::Uuid>,
+) -> ApiResult<avisa_store::Person> {
+    check_pin("pin", pin)?;
+    let now = now_millis();
+    let (_, locked_until) = state.store.pin_state(person_id).await?;
+    if let Some(until) = locked_until.filter(|u| *u > now) {
+        return Err(ApiError::Locked {
+            retry_after_secs: ((until - now) / 1000).max(1) as u64,
+        });
+    }
+    let person = state
+        .store
+        .person(person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let hash = person.pin_hash.clone().unwrap_or_default();
+    if verify_pin(state, pin.to_string(), hash).await? {
+        state.store.pin_reset(person_id).await?;
+        return Ok(person);
+    }
+    let max = state.config.alerts.pin_max_failures as i32;
+    let lock_until = now + (state.config.alerts.pin_lockout_minutes * 60_000) as i64;
+    let (failures, locked) = state.store.pin_failed(person_id, max, lock_until).await?;
+    tracing::warn!(alert_id = ?alert_id, "wrong PIN");
+    metrics::counter!("avisa_pin_refused_total").increment(1);
+    if let Some(until) = locked.filter(|u| *u > now) {
+        return Err(ApiError::Locked {
+            retry_after_secs: ((until - now) / 1000).max(1) as u64,
+        });
+    }
+    Err(ApiError::Forbidden {
+        code: "pin_incorrect",
+        message: format!("the PIN is not right; {} attempts left", max - failures),
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    pub pin: String,
+}
+
+/// Check the PIN (the app asks for it before showing contacts and messages
+/// again). Wrong PINs count towards the same lockout as cancelling.
+#[utoipa::path(post, path = "/api/v1/pin/check", tag = "profile",
+    security(("device_token" = [])),
+    request_body = PinRequest,
+    responses((status = 204), (status = 403, description = "wrong PIN", body = super::ErrorBody),
+              (status = 429, description = "locked after too many wrong PINs", body = super::ErrorBody)))]
+pub async fn pin_check(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<PinRequest>,
+) -> ApiResult<axum::http::StatusCode> {
+    check_person_pin(&state, who.person_id, &req.pin, None).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Delete my data: the person, every device, contact and alert of theirs,
+/// after the PIN. Refused while a real alert is active (cancel it first), so
+/// a case the consulate is handling is not erased from under it.
+#[utoipa::path(delete, path = "/api/v1/profile", tag = "profile",
+    security(("device_token" = [])),
+    request_body = PinRequest,
+    responses((status = 204), (status = 403, body = super::ErrorBody),
+              (status = 409, description = "an alert is active", body = super::ErrorBody),
+              (status = 429, body = super::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Person,
+    ApiJson(req): ApiJson<PinRequest>,
+) -> ApiResult<axum::http::StatusCode> {
+    check_person_pin(&state, who.person_id, &req.pin, None).await?;
+    if state.store.active_alerts(who.person_id).await? > 0 {
+        return Err(ApiError::Conflict {
+            code: "alert_active",
+            message: "an alert is active: cancel it first, then delete your data".into(),
+        });
+    }
+    state.store.delete_person(who.person_id).await?;
+    tracing::info!("a person deleted their data");
+    metrics::counter!("avisa_people_deleted_total").increment(1);
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! starts a real server on port 0 with a fresh database.
 
 mod alerts;
+mod app;
 mod gateways;
 mod kannel;
 mod phone;

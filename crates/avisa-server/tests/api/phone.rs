@@ -378,7 +378,7 @@ async fn profile_set_read_and_pin_rules() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"phone": "+12135550111", "name": null, "home_state": null, "home_county": null, "language": "es", "keyword": null, "pin_set": false})
+        json!({"phone": "+12135550111", "name": null, "home_state": null, "home_county": null, "language": "es", "keyword": null, "pin_set": false, "consulate": null})
     );
 
     let mut no_pin = profile_body();
@@ -470,7 +470,7 @@ async fn profile_set_read_and_pin_rules() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "pin_set": true});
+    let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "pin_set": true, "consulate": {"id": "los-angeles", "name": "Consulado General de México en Los Ángeles", "phone": avisa_core::directory::Directory::embedded().get("los-angeles").and_then(|o| o.phone.clone())}});
     assert_eq!(body, expected);
     let (_, body) = app
         .call(Method::GET, "/api/v1/profile", Some(&token), None)

@@ -1,0 +1,148 @@
+//! The phone app, compiled into the binary from `web/app/`, and the public
+//! configuration it reads.
+//!
+//! Plain HTML, CSS and JavaScript modules: no framework, no CDN, nothing
+//! loaded from elsewhere (a strict Content-Security-Policy says so), small
+//! enough for a 2G connection. The service worker is served from `/` so its
+//! scope is the whole app.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use avisa_core::messages::CIAM_PHONE;
+use avisa_core::sms::MAX_MESSAGE_SEGMENTS;
+use avisa_store::MAX_CONTACTS;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// (path, content type, bytes): every file of the app.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_bytes!("../../../web/app/index.html"),
+    ),
+    (
+        "/app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../web/app/app.css"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/app/app.js"),
+    ),
+    (
+        "/i18n.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/app/i18n.js"),
+    ),
+    (
+        "/sms.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/app/sms.js"),
+    ),
+    (
+        "/store.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/app/store.js"),
+    ),
+    (
+        "/sw.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/app/sw.js"),
+    ),
+    (
+        "/manifest.webmanifest",
+        "application/manifest+json",
+        include_bytes!("../../../web/app/manifest.webmanifest"),
+    ),
+    (
+        "/icon.svg",
+        "image/svg+xml",
+        include_bytes!("../../../web/app/icon.svg"),
+    ),
+    (
+        "/icon-192.png",
+        "image/png",
+        include_bytes!("../../../web/app/icon-192.png"),
+    ),
+    (
+        "/icon-512.png",
+        "image/png",
+        include_bytes!("../../../web/app/icon-512.png"),
+    ),
+];
+
+/// Every path of the app, for the service worker's list and for tests.
+pub fn asset_paths() -> impl Iterator<Item = &'static str> {
+    ASSETS.iter().map(|(p, _, _)| *p)
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; manifest-src 'self'; worker-src 'self'; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'self'";
+
+/// Serves a file of the app, or the JSON 404 for anything else.
+pub async fn asset(method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::NotFound.into_response();
+    }
+    let path = if uri.path() == "/index.html" {
+        "/"
+    } else {
+        uri.path()
+    };
+    let Some((_, content_type, bytes)) = ASSETS.iter().find(|(p, _, _)| *p == path) else {
+        return ApiError::NotFound.into_response();
+    };
+    let mut response = (*bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The service worker keeps its own copy for offline use; the network
+    // copy is always checked first, so a new version arrives at once.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublicConfig {
+    /// The number to text the keyword to, when the operator set one.
+    pub service_number: Option<String>,
+    /// The consular network's 24-hour line (CIAM).
+    pub ciam_phone: &'static str,
+    pub max_contacts: i64,
+    pub max_message_segments: usize,
+    /// Seconds the app counts down before sending, unless the person changed it.
+    pub countdown_seconds: u32,
+}
+
+/// What the phone app needs to know about this server.
+#[utoipa::path(get, path = "/api/v1/config", tag = "app", responses((status = 200, body = PublicConfig)))]
+pub async fn config(State(state): State<AppState>) -> Json<PublicConfig> {
+    Json(PublicConfig {
+        service_number: Some(state.config.sms.service_number.trim().to_string())
+            .filter(|s| !s.is_empty()),
+        ciam_phone: CIAM_PHONE,
+        max_contacts: MAX_CONTACTS,
+        max_message_segments: MAX_MESSAGE_SEGMENTS,
+        countdown_seconds: 5,
+    })
+}

@@ -1,0 +1,872 @@
+// Avisa, the phone app. Plain modules, no framework: the whole app is a few
+// screens drawn with the DOM (never innerHTML with data), Spanish first.
+
+import { t, lang, setLang, errorText, TEMPLATES, STATES } from './i18n.js';
+import { analyze } from './sms.js';
+import { getPending, savePending, clearPending } from './store.js';
+
+const app = document.getElementById('app');
+const banner = document.getElementById('banner');
+const GPS_WAIT_MS = 3000;
+const UNLOCK_MS = 10 * 60 * 1000;
+
+const state = {
+  token: localStorage.getItem('avisa.token'),
+  config: JSON.parse(localStorage.getItem('avisa.config') || 'null'),
+  profile: JSON.parse(localStorage.getItem('avisa.profileCache') || 'null'),
+  unlockedUntil: 0,
+  phone: localStorage.getItem('avisa.phone') || '',
+  lastPosition: null,
+  stream: null,
+  poll: null,
+  retry: null,
+  screen: null,
+};
+
+// ---- DOM -------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function show(...nodes) {
+  stopLive();
+  app.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
+  window.scrollTo(0, 0);
+  const first = app.querySelector('h1');
+  if (first) first.setAttribute('tabindex', '-1');
+}
+
+function field({ id, label, why, type = 'text', value = '', attrs = {} }) {
+  const input = type === 'textarea'
+    ? h('textarea', { id, name: id, ...attrs }, value)
+    : h('input', { id, name: id, type, value, ...attrs });
+  const error = h('p', { class: 'error', id: `${id}-error`, 'aria-live': 'polite' });
+  input.setAttribute('aria-describedby', `${id}-error${why ? ` ${id}-why` : ''}`);
+  return {
+    input,
+    error,
+    node: h('div', {}, h('label', { for: id }, label, why ? h('span', { class: 'why', id: `${id}-why` }, why) : null), input, error),
+  };
+}
+
+function setFieldError(fields, name, message) {
+  const f = fields[name];
+  if (!f) return false;
+  f.error.textContent = message;
+  f.input.setAttribute('aria-invalid', 'true');
+  f.input.focus();
+  return true;
+}
+
+function clearErrors(fields) {
+  for (const f of Object.values(fields)) {
+    f.error.textContent = '';
+    f.input.removeAttribute('aria-invalid');
+  }
+}
+
+function setBanner(text) {
+  banner.textContent = text || '';
+}
+
+// ---- API -------------------------------------------------------------------
+
+class Offline extends Error {}
+
+async function api(method, path, body, { auth = true } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (auth && state.token) headers.authorization = `Bearer ${state.token}`;
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new Offline(t('error_network'));
+  }
+  let data = null;
+  const text = await response.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+function apiError(result) {
+  const err = result.data && result.data.error;
+  return { code: err ? err.code : 'unknown', field: err ? err.field : null, message: errorText(err && err.code, err && err.message) };
+}
+
+/// Shows an API error next to its field, or in `general`.
+function showError(result, fields, general) {
+  const e = apiError(result);
+  if (!(e.field && setFieldError(fields, e.field.replace(/^location\./, ''), e.message))) {
+    general.textContent = e.message;
+  }
+}
+
+function randomKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function saveProfileCache(profile) {
+  state.profile = profile;
+  // Only what the offline SMS fallback and the home screen need.
+  localStorage.setItem('avisa.profileCache', JSON.stringify({ keyword: profile.keyword, consulate: profile.consulate || null, complete: true }));
+}
+
+async function loadConfig() {
+  try {
+    const r = await api('GET', '/api/v1/config', undefined, { auth: false });
+    if (r.ok) {
+      state.config = r.data;
+      localStorage.setItem('avisa.config', JSON.stringify(r.data));
+    }
+  } catch { /* offline: the cached copy stands */ }
+  if (!state.config) state.config = { service_number: null, ciam_phone: '+1 520 623 7874', max_contacts: 10, max_message_segments: 3, countdown_seconds: 5 };
+}
+
+function countdownSeconds() {
+  const saved = localStorage.getItem('avisa.countdown');
+  const n = saved === null ? state.config.countdown_seconds : Number(saved);
+  return Math.max(0, Math.min(10, Number.isFinite(n) ? n : 5));
+}
+
+// ---- location ----------------------------------------------------------------
+
+function currentPosition(timeoutMs) {
+  return new Promise((resolve) => {
+    if (!('geolocation' in navigator)) return resolve(null);
+    const timer = setTimeout(() => resolve(null), timeoutMs);
+    navigator.geolocation.getCurrentPosition(
+      (p) => {
+        clearTimeout(timer);
+        state.lastPosition = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: Math.round(p.coords.accuracy) };
+        resolve(state.lastPosition);
+      },
+      () => { clearTimeout(timer); resolve(null); },
+      { enableHighAccuracy: true, timeout: timeoutMs, maximumAge: 60000 },
+    );
+  });
+}
+
+// ---- onboarding ----------------------------------------------------------------
+
+function welcome(message) {
+  const phone = field({ id: 'phone', label: t('phone_label'), why: t('phone_why'), type: 'tel', value: state.phone, attrs: { autocomplete: 'tel', inputmode: 'tel', placeholder: t('phone_placeholder') } });
+  const general = h('p', { class: 'error', role: 'alert' });
+  const button = h('button', { class: 'button', type: 'submit', text: t('send_code') });
+  const form = h('form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      clearErrors({ phone });
+      general.textContent = '';
+      button.disabled = true;
+      try {
+        const r = await api('POST', '/api/v1/devices', { phone: phone.input.value, language: lang() }, { auth: false });
+        if (r.ok) {
+          state.token = r.data.token;
+          localStorage.setItem('avisa.token', state.token);
+          state.phone = phone.input.value;
+          localStorage.setItem('avisa.phone', state.phone);
+          codeScreen();
+        } else {
+          showError(r, { phone }, general);
+        }
+      } catch (err) {
+        general.textContent = err.message;
+      } finally {
+        button.disabled = false;
+      }
+    },
+  }, phone.node, general, button);
+  show(
+    h('h1', { text: t('welcome_title') }),
+    h('p', { text: t('welcome_body') }),
+    message ? h('p', { class: 'note', text: message }) : null,
+    form,
+    h('p', { class: 'muted', text: t('encrypted_note') }),
+  );
+}
+
+function codeScreen() {
+  const code = field({ id: 'code', label: t('code_label'), attrs: { inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6', pattern: '[0-9]*' } });
+  const general = h('p', { class: 'error', role: 'alert' });
+  const button = h('button', { class: 'button', type: 'submit', text: t('verify') });
+  show(
+    h('h1', { text: t('code_title') }),
+    h('p', { text: t('code_body', { phone: state.phone }) }),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        clearErrors({ code });
+        general.textContent = '';
+        button.disabled = true;
+        try {
+          const r = await api('POST', '/api/v1/devices/verify', { code: code.input.value.trim() });
+          if (r.ok) profileScreen();
+          else showError(r, { code }, general);
+        } catch (err) {
+          general.textContent = err.message;
+        } finally {
+          button.disabled = false;
+        }
+      },
+    }, code.node, general, button),
+    h('button', { class: 'button secondary', type: 'button', text: t('change_number'), onclick: () => { forget(); welcome(); } }),
+  );
+}
+
+function stateSelect(id, selected) {
+  return h('select', { id, name: id },
+    h('option', { value: '', text: '—' }),
+    STATES.map(([code, name]) => h('option', { value: code, selected: code === selected, text: name })));
+}
+
+function profileScreen() {
+  const p = state.profile && state.profile.name ? state.profile : {};
+  const fields = {
+    name: field({ id: 'name', label: t('name_label'), why: t('name_why'), value: p.name || '', attrs: { autocomplete: 'name' } }),
+    home_state: (() => {
+      const input = stateSelect('home_state', p.home_state);
+      const error = h('p', { class: 'error', id: 'home_state-error' });
+      input.setAttribute('aria-describedby', 'home_state-error home_state-why');
+      return { input, error, node: h('div', {}, h('label', { for: 'home_state' }, t('state_label'), h('span', { class: 'why', id: 'home_state-why' }, t('state_why'))), input, error) };
+    })(),
+    home_county: field({ id: 'home_county', label: t('county_label'), why: t('county_why'), value: p.home_county || '' }),
+    cancel_pin: field({ id: 'cancel_pin', label: t('pin_label'), why: t('pin_why'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'new-password', maxlength: '8' } }),
+    pin_again: field({ id: 'pin_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'new-password', maxlength: '8' } }),
+    keyword: field({ id: 'keyword', label: t('keyword_label'), why: t('keyword_why'), value: p.keyword || (lang() === 'es' ? 'AUXILIO' : 'HELPME'), attrs: { autocapitalize: 'characters' } }),
+  };
+  const language = h('select', { id: 'language' },
+    h('option', { value: 'es', selected: lang() === 'es', text: 'Español' }),
+    h('option', { value: 'en', selected: lang() === 'en', text: 'English' }));
+  const general = h('p', { class: 'error', role: 'alert' });
+  const button = h('button', { class: 'button', type: 'submit', text: t('save_continue') });
+  show(
+    h('h1', { text: t('profile_title') }),
+    h('p', { class: 'note', text: t('encrypted_note') }),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        clearErrors(fields);
+        general.textContent = '';
+        if (fields.cancel_pin.input.value !== fields.pin_again.input.value) {
+          setFieldError(fields, 'pin_again', t('pin_mismatch'));
+          return;
+        }
+        button.disabled = true;
+        const body = {
+          name: fields.name.input.value,
+          home_state: fields.home_state.input.value,
+          home_county: fields.home_county.input.value || null,
+          language: language.value,
+          cancel_pin: fields.cancel_pin.input.value,
+          keyword: fields.keyword.input.value,
+        };
+        try {
+          const r = await api('PUT', '/api/v1/profile', body);
+          if (r.ok) {
+            saveProfileCache(r.data);
+            setLang(r.data.language);
+            state.unlockedUntil = Date.now() + UNLOCK_MS;
+            locationScreen();
+          } else {
+            showError(r, fields, general);
+          }
+        } catch (err) {
+          general.textContent = err.message;
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    fields.name.node, fields.home_state.node, fields.home_county.node,
+    fields.cancel_pin.node, fields.pin_again.node, fields.keyword.node,
+    h('label', { for: 'language', text: t('language_label') }), language,
+    general, button),
+  );
+}
+
+function locationScreen() {
+  show(
+    h('h1', { text: t('location_title') }),
+    h('p', { text: t('location_body') }),
+    h('button', { class: 'button', type: 'button', text: t('allow_location'), onclick: async () => { await currentPosition(10000); contactsScreen(); } }),
+    h('button', { class: 'button secondary', type: 'button', text: t('skip'), onclick: () => contactsScreen() }),
+  );
+}
+
+function forget() {
+  for (const k of ['avisa.token', 'avisa.profileCache', 'avisa.lastAlert']) localStorage.removeItem(k);
+  state.token = null;
+  state.profile = null;
+  state.unlockedUntil = 0;
+}
+
+// ---- home and the button -----------------------------------------------------
+
+function menu() {
+  return h('nav', { class: 'menu', 'aria-label': 'Avisa' },
+    h('a', { href: '#/contacts', text: t('contacts_link') }),
+    h('a', { href: '#/practice', text: t('practice_link') }),
+    h('a', { href: '#/rights', text: t('rights_link') }),
+    h('a', { href: '#/settings', text: t('settings_link') }));
+}
+
+function home(message) {
+  const last = localStorage.getItem('avisa.lastAlert');
+  show(
+    h('div', { class: 'press-area' },
+      h('p', { class: 'press-hint', text: t('press_hint') }),
+      h('button', { class: 'big', type: 'button', id: 'press', 'aria-label': t('big_button_label'), text: t('big_button'), onclick: () => countdown(false) })),
+    message ? h('p', { class: 'note', role: 'status', text: message }) : null,
+    last ? h('a', { class: 'button secondary', href: '#/status', text: t('status_title') }) : null,
+    menu(),
+  );
+}
+
+function countdown(practice) {
+  const started = Date.now();
+  // Ask for the position now; the alert never waits for it more than 3 s.
+  const position = currentPosition(GPS_WAIT_MS);
+  let left = countdownSeconds();
+  let cancelled = false;
+  const count = h('div', { class: 'count', 'aria-live': 'assertive', text: String(left) });
+  const overlay = h('div', { class: `overlay${practice ? ' practice' : ''}`, role: 'alertdialog', 'aria-label': t(practice ? 'countdown_practice_title' : 'countdown_title') },
+    h('div', { class: 'title', text: t(practice ? 'countdown_practice_title' : 'countdown_title') }),
+    count,
+    h('button', {
+      class: 'cancel-big', type: 'button', id: 'cancel-countdown', text: t('cancel_big'),
+      onclick: () => {
+        cancelled = true;
+        clearInterval(timer);
+        overlay.remove();
+        if (practice) practiceScreen(t('cancelled_note')); else home(t('cancelled_note'));
+      },
+    }));
+  document.body.append(overlay);
+  overlay.querySelector('button').focus();
+  const fire = async () => {
+    clearInterval(timer);
+    if (cancelled) return;
+    overlay.remove();
+    const wait = Math.max(0, GPS_WAIT_MS - (Date.now() - started));
+    const location = await Promise.race([position, new Promise((r) => setTimeout(() => r(null), wait))]);
+    await sendAlert({ idempotency_key: randomKey(), location: location || undefined, practice });
+  };
+  const timer = setInterval(() => {
+    left -= 1;
+    count.textContent = String(Math.max(left, 0));
+    if (left <= 0) fire();
+  }, 1000);
+  if (left <= 0) fire();
+}
+
+async function sendAlert(alert) {
+  // Kept first, so a closed app or a dead connection cannot lose it.
+  await savePending(alert);
+  show(h('h1', { text: t('status_sending') }), h('p', { class: 'loading', text: t('loading') }));
+  await flushPending();
+}
+
+/// Sends the waiting alert, if any. Safe to call any number of times: the
+/// same idempotency key never makes a second alert.
+async function flushPending() {
+  const pending = await getPending();
+  if (!pending) return;
+  let r;
+  try {
+    r = await api('POST', '/api/v1/alerts', pending);
+  } catch {
+    offlineScreen();
+    scheduleRetry();
+    return;
+  }
+  if (r.ok) {
+    await clearPending();
+    stopRetry();
+    setBanner('');
+    if (!pending.practice) localStorage.setItem('avisa.lastAlert', r.data.alert_id);
+    statusScreen(r.data);
+  } else if (r.status >= 500) {
+    offlineScreen();
+    scheduleRetry();
+  } else {
+    await clearPending();
+    stopRetry();
+    home(apiError(r).message);
+  }
+}
+
+function scheduleRetry() {
+  setBanner(t('pending_banner'));
+  if (state.retry) return;
+  state.retry = setInterval(() => { if (navigator.onLine) flushPending(); }, 5000);
+}
+
+function stopRetry() {
+  if (state.retry) clearInterval(state.retry);
+  state.retry = null;
+}
+
+window.addEventListener('online', () => { setBanner(''); flushPending(); });
+window.addEventListener('offline', () => setBanner(t('offline_banner')));
+
+function smsLink() {
+  const number = state.config && state.config.service_number;
+  const keyword = state.profile && state.profile.keyword;
+  if (!number || !keyword) return h('p', { class: 'warn', text: t('no_service_number') });
+  return h('div', {},
+    h('a', { class: 'button danger', id: 'sms-fallback', href: `sms:${number}?body=${encodeURIComponent(keyword)}`, text: t('send_by_sms') }),
+    h('p', { class: 'muted', text: t('sms_fallback_body', { keyword, number }) }));
+}
+
+function offlineScreen() {
+  show(
+    h('h1', { text: t('offline_title') }),
+    h('p', { class: 'warn', role: 'alert', text: t('offline_body') }),
+    smsLink(),
+    h('p', {}, h('a', { class: 'tel', href: `tel:${state.config.ciam_phone.replace(/\s/g, '')}`, text: `${t('line_24h')}: ${state.config.ciam_phone}` })),
+  );
+}
+
+// ---- status ------------------------------------------------------------------
+
+function statusLabel(s) {
+  return t(`status_${s}`);
+}
+
+function renderStatus(alert, container, message) {
+  const practice = alert.practice;
+  const consulate = alert.consulate
+    ? h('div', { class: 'card consulate' },
+      h('h2', { text: t('consulate_heading') }),
+      h('div', { text: alert.consulate.name }),
+      alert.consulate.phone ? h('a', { class: 'tel', href: `tel:${alert.consulate.phone.replace(/[^0-9+]/g, '')}`, text: `${t('call')} ${alert.consulate.phone}` }) : null)
+    : practice ? null : h('div', { class: 'card' },
+      h('p', { text: alert.coverage === 'outside' ? t('outside_coverage') : t('no_consulate') }),
+      h('a', { class: 'tel', href: `tel:${state.config.ciam_phone.replace(/\s/g, '')}`, text: `${t('line_24h')}: ${state.config.ciam_phone}` }));
+  const list = h('ul', { class: 'recipients', id: 'recipients' },
+    alert.recipients.map((r) => h('li', { 'data-status': r.status },
+      h('span', {}, h('span', { class: 'who', text: r.name || '—' }), h('span', { class: 'kind', text: t(`kind_${r.kind}`) }),
+        r.reason && (r.status === 'failed' || r.status === 'expired') ? h('span', { class: 'reason', text: r.reason }) : null,
+        r.safe_status ? h('span', { class: 'safe-line', text: t('safe_status', { status: statusLabel(r.safe_status) }) }) : null),
+      h('span', { class: `chip ${r.status}`, text: statusLabel(r.status) }))));
+  const previews = practice && alert.previews && alert.previews.length
+    ? h('div', {}, h('h2', { text: t('previews_heading') }),
+      alert.previews.map((p) => h('div', { class: 'card' }, h('div', { class: 'who', text: p.name || '' }), h('div', { class: 'preview', text: p.body }))))
+    : null;
+  const safe = !practice && alert.state === 'active' ? safeForm(alert) : null;
+  container.replaceChildren(...[
+    practice ? h('div', { class: 'practice-banner', text: t('practice_banner') }) : null,
+    h('h1', { text: alert.state === 'cancelled' ? t('alert_cancelled') : t(practice ? 'status_practice_title' : 'status_title') }),
+    message ? h('p', { class: 'note', role: 'status', text: message }) : null,
+    consulate,
+    h('h2', { text: t('recipients_heading') }),
+    list,
+    previews,
+    safe,
+    h('a', { class: 'button secondary', href: '#/', text: t('back_home') }),
+  ].filter(Boolean));
+}
+
+function safeForm(alert) {
+  const pin = field({ id: 'safe-pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'off', maxlength: '8' } });
+  const general = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', {
+    hidden: true,
+    onsubmit: async (e) => {
+      e.preventDefault();
+      clearErrors({ pin });
+      general.textContent = '';
+      try {
+        const r = await api('POST', `/api/v1/alerts/${alert.alert_id}/cancel`, { pin: pin.input.value });
+        if (r.ok) {
+          const message = t('safe_done', { withdrawn: r.data.withdrawn, safe: r.data.safe_messages });
+          renderStatus(r.data, app, message);
+          follow(r.data.alert_id, message, []);
+        } else {
+          const err = apiError(r);
+          setFieldError({ pin }, 'pin', err.message);
+        }
+      } catch (err) {
+        general.textContent = err.message;
+      }
+    },
+  }, pin.node, general, h('div', { class: 'row' },
+    h('button', { class: 'button safe', type: 'submit', id: 'safe-confirm', text: t('confirm') }),
+    h('button', { class: 'button secondary', type: 'button', text: t('cancel'), onclick: () => { form.hidden = true; open.hidden = false; } })));
+  const open = h('button', { class: 'button safe', type: 'button', id: 'im-safe', text: t('im_safe'), onclick: () => { form.hidden = false; open.hidden = true; pin.input.focus(); } });
+  return h('div', { class: 'card' }, h('p', { class: 'muted', text: t('im_safe_help') }), open, form);
+}
+
+function statusScreen(alert, message) {
+  show(h('div', { id: 'status' }));
+  renderStatus(alert, app, message);
+  follow(alert.alert_id, message, alert.previews);
+}
+
+/// Follows an alert live (SSE), falling back to polling every 3 s. A
+/// practice alert's previews come only with the press: they are kept.
+function follow(id, message, previews = []) {
+  stopLive();
+  const update = (alert) => {
+    if (!(alert.previews && alert.previews.length)) alert.previews = previews;
+    // Keep an open PIN form untouched; refresh only the list.
+    const list = document.getElementById('recipients');
+    if (!list) return;
+    const open = app.querySelector('form:not([hidden]) input[type=password]');
+    if (open) {
+      const fresh = h('div');
+      renderStatus(alert, fresh, message);
+      list.replaceWith(fresh.querySelector('#recipients'));
+    } else {
+      renderStatus(alert, app, message);
+    }
+  };
+  const poll = () => {
+    if (state.poll) return;
+    state.poll = setInterval(async () => {
+      try {
+        const r = await api('GET', `/api/v1/alerts/${id}`);
+        if (r.ok) update(r.data);
+      } catch { /* offline: keep the last known statuses */ }
+    }, 3000);
+  };
+  if ('EventSource' in window) {
+    const stream = new EventSource(`/api/v1/alerts/${id}/events?access_token=${encodeURIComponent(state.token)}`);
+    stream.addEventListener('alert', (e) => update(JSON.parse(e.data)));
+    stream.onerror = () => { stream.close(); state.stream = null; poll(); };
+    state.stream = stream;
+  } else {
+    poll();
+  }
+}
+
+function stopLive() {
+  if (state.stream) state.stream.close();
+  if (state.poll) clearInterval(state.poll);
+  state.stream = null;
+  state.poll = null;
+}
+
+async function lastStatus() {
+  const id = localStorage.getItem('avisa.lastAlert');
+  if (!id) return home();
+  try {
+    const r = await api('GET', `/api/v1/alerts/${id}`);
+    if (r.ok) return statusScreen(r.data);
+  } catch { /* fall through */ }
+  home();
+}
+
+// ---- contacts ------------------------------------------------------------------
+
+function pinGate(next) {
+  if (Date.now() < state.unlockedUntil) return next();
+  const pin = field({ id: 'gate-pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'off', maxlength: '8' } });
+  const general = h('p', { class: 'error', role: 'alert' });
+  show(
+    h('h1', { text: t('pin_gate_title') }),
+    h('p', { class: 'muted', text: t('pin_gate_body') }),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        clearErrors({ pin });
+        try {
+          const r = await api('POST', '/api/v1/pin/check', { pin: pin.input.value });
+          if (r.ok) {
+            state.unlockedUntil = Date.now() + UNLOCK_MS;
+            next();
+          } else {
+            setFieldError({ pin }, 'pin', apiError(r).message);
+          }
+        } catch (err) {
+          general.textContent = err.message;
+        }
+      },
+    }, pin.node, general, h('button', { class: 'button', type: 'submit', text: t('unlock') })),
+  );
+}
+
+async function contactsScreen() {
+  pinGate(async () => {
+    show(h('h1', { text: t('contacts_title') }), h('p', { class: 'loading', text: t('loading') }));
+    let r;
+    try {
+      r = await api('GET', '/api/v1/contacts');
+    } catch (err) {
+      return show(h('h1', { text: t('contacts_title') }), h('p', { class: 'error', text: err.message }), h('a', { class: 'button secondary', href: '#/', text: t('back_home') }));
+    }
+    const contacts = r.ok ? r.data.contacts : [];
+    const max = r.ok ? r.data.max : 10;
+    const list = contacts.map((c) => h('div', { class: 'contact' },
+      h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind', text: `${c.phone} · ${c.language.toUpperCase()} · ${c.segments} SMS` })),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', text: t('edit'), 'aria-label': `${t('edit')} ${c.name}`, onclick: () => contactEditor(c) }),
+        h('button', {
+          type: 'button', class: 'del', text: t('delete'), 'aria-label': `${t('delete')} ${c.name}`,
+          onclick: async () => {
+            if (!window.confirm(t('delete_confirm', { name: c.name }))) return;
+            await api('DELETE', `/api/v1/contacts/${c.id}`);
+            contactsScreen();
+          },
+        }))));
+    show(
+      h('h1', { text: t('contacts_title') }),
+      contacts.length ? null : h('p', { class: 'note', text: t('contacts_empty') }),
+      h('div', { id: 'contact-list' }, list),
+      contacts.length >= max
+        ? h('p', { class: 'warn', text: t('contacts_max', { max }) })
+        : h('button', { class: 'button', type: 'button', id: 'add-contact', text: t('add_contact'), onclick: () => contactEditor(null) }),
+      h('a', { class: 'button secondary', href: '#/', text: t('back_home') }),
+    );
+  });
+}
+
+function contactEditor(contact) {
+  const fields = {
+    name: field({ id: 'contact-name', label: t('contact_name_label'), value: contact ? contact.name : '' }),
+    phone: field({ id: 'contact-phone', label: t('contact_phone_label'), why: t('contact_phone_hint'), type: 'tel', value: contact ? contact.phone : '', attrs: { inputmode: 'tel' } }),
+    message: field({ id: 'contact-message', label: t('message_label'), type: 'textarea', value: contact ? contact.message : '' }),
+  };
+  fields.name.input.name = 'name';
+  const language = h('select', { id: 'contact-language' },
+    h('option', { value: 'es', selected: (contact ? contact.language : lang()) === 'es', text: 'Español' }),
+    h('option', { value: 'en', selected: (contact ? contact.language : lang()) === 'en', text: 'English' }));
+  const counter = h('p', { class: 'counter', id: 'counter', 'aria-live': 'polite' });
+  const preview = h('div', { class: 'preview', id: 'preview' });
+  const sample = h('p', { class: 'muted' });
+  const general = h('p', { class: 'error', role: 'alert' });
+  const max = state.config.max_message_segments;
+  let previewTimer = null;
+  const refresh = () => {
+    const info = analyze(fields.message.input.value);
+    counter.textContent = t('counter', { chars: info.characters, encoding: info.encoding, segments: info.segments }) +
+      (info.segments > max ? ` — ${t('too_long', { max })}` : '');
+    counter.classList.toggle('over', info.segments > max);
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(async () => {
+      if (!fields.message.input.value.trim()) { preview.textContent = ''; sample.textContent = ''; return; }
+      try {
+        const r = await api('POST', '/api/v1/contacts/preview', { message: fields.message.input.value, language: language.value, location: state.lastPosition || undefined });
+        if (r.ok) {
+          preview.textContent = r.data.body;
+          sample.textContent = r.data.sample_location ? t('preview_sample') : '';
+        }
+      } catch { /* offline: the counter still works */ }
+    }, 400);
+  };
+  const name = (state.profile && state.profile.name) || '';
+  const template = (key) => h('button', {
+    type: 'button', text: t(`tpl_${key}`),
+    onclick: () => { fields.message.input.value = TEMPLATES[language.value][key].replace('{name}', name || '…'); refresh(); },
+  });
+  fields.message.input.addEventListener('input', refresh);
+  language.addEventListener('change', refresh);
+  const button = h('button', { class: 'button', type: 'submit', id: 'save-contact', text: t('save') });
+  show(
+    h('h1', { text: contact ? contact.name : t('add_contact') }),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        clearErrors(fields);
+        general.textContent = '';
+        button.disabled = true;
+        const body = { name: fields.name.input.value, phone: fields.phone.input.value, language: language.value, message: fields.message.input.value };
+        try {
+          const r = contact ? await api('PUT', `/api/v1/contacts/${contact.id}`, body) : await api('POST', '/api/v1/contacts', body);
+          if (r.ok) contactsScreen();
+          else showError(r, fields, general);
+        } catch (err) {
+          general.textContent = err.message;
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    fields.name.node, fields.phone.node,
+    h('label', { for: 'contact-language', text: t('contact_language_label') }), language,
+    h('p', { class: 'why', text: t('templates_label') }),
+    h('div', { class: 'chips' }, ['family', 'lawyer', 'employer', 'school'].map(template)),
+    fields.message.node, counter,
+    h('h2', { text: t('preview_heading') }), preview, sample,
+    general, button),
+    h('button', { class: 'button secondary', type: 'button', text: t('cancel'), onclick: () => contactsScreen() }),
+  );
+  refresh();
+}
+
+// ---- practice, rights, settings ---------------------------------------------
+
+function practiceScreen(message) {
+  show(
+    h('div', { class: 'practice-banner', text: t('practice_banner') }),
+    h('h1', { text: t('practice_title') }),
+    h('p', { text: t('practice_body') }),
+    message ? h('p', { class: 'note', role: 'status', text: message }) : null,
+    h('div', { class: 'press-area' },
+      h('button', { class: 'big practice', type: 'button', id: 'practice-press', text: t('practice_button'), onclick: () => countdown(true) })),
+    h('a', { class: 'button secondary', href: '#/', text: t('back_home') }),
+  );
+}
+
+function rightsScreen() {
+  const consulate = state.profile && state.profile.consulate;
+  show(
+    h('h1', { text: t('rights_title') }),
+    h('ol', { class: 'rights' }, t('rights').map((r) => h('li', { text: r }))),
+    consulate ? h('div', { class: 'card' }, h('h2', { text: t('rights_consulate') }), h('div', { text: consulate.name }),
+      consulate.phone ? h('a', { class: 'tel', href: `tel:${consulate.phone.replace(/[^0-9+]/g, '')}`, text: consulate.phone }) : null) : null,
+    h('div', { class: 'card' }, h('h2', { text: t('line_24h') }),
+      h('a', { class: 'tel', href: `tel:${state.config.ciam_phone.replace(/\s/g, '')}`, text: state.config.ciam_phone })),
+    h('a', { class: 'button secondary', href: '#/', text: t('back_home') }),
+  );
+}
+
+function settingsScreen(message) {
+  const seconds = countdownSeconds();
+  const label = h('label', { for: 'countdown', text: t('countdown_label', { n: seconds }) });
+  const range = h('input', {
+    id: 'countdown', type: 'range', min: '0', max: '10', step: '1', value: String(seconds),
+    oninput: (e) => { localStorage.setItem('avisa.countdown', e.target.value); label.textContent = t('countdown_label', { n: e.target.value }); },
+  });
+  const language = h('select', { id: 'settings-language', onchange: (e) => { setLang(e.target.value); render(); } },
+    h('option', { value: 'es', selected: lang() === 'es', text: 'Español' }),
+    h('option', { value: 'en', selected: lang() === 'en', text: 'English' }));
+  const pins = {
+    current_pin: field({ id: 'current_pin', label: t('current_pin_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
+    cancel_pin: field({ id: 'new_pin', label: t('new_pin_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
+    pin_again: field({ id: 'new_pin_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
+  };
+  const pinGeneral = h('p', { class: 'error', role: 'alert' });
+  const del = field({ id: 'delete_pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } });
+  const delGeneral = h('p', { class: 'error', role: 'alert' });
+  show(
+    h('h1', { text: t('settings_title') }),
+    message ? h('p', { class: 'note', role: 'status', text: message }) : null,
+    h('label', { for: 'settings-language', text: t('language_label') }), language,
+    label, h('span', { class: 'why', text: t('countdown_why') }), range,
+    h('h2', { text: t('change_pin_title') }),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        clearErrors(pins);
+        pinGeneral.textContent = '';
+        if (pins.cancel_pin.input.value !== pins.pin_again.input.value) return setFieldError(pins, 'pin_again', t('pin_mismatch'));
+        try {
+          const current = await api('GET', '/api/v1/profile');
+          if (!current.ok) return showError(current, pins, pinGeneral);
+          const p = current.data;
+          const r = await api('PUT', '/api/v1/profile', {
+            name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword,
+            cancel_pin: pins.cancel_pin.input.value, current_pin: pins.current_pin.input.value,
+          });
+          if (r.ok) settingsScreen(t('pin_changed'));
+          else if (apiError(r).code === 'pin_incorrect') setFieldError(pins, 'current_pin', apiError(r).message);
+          else showError(r, pins, pinGeneral);
+        } catch (err) {
+          pinGeneral.textContent = err.message;
+        }
+      },
+    }, pins.current_pin.node, pins.cancel_pin.node, pins.pin_again.node, pinGeneral, h('button', { class: 'button', type: 'submit', text: t('change_pin') })),
+    h('h2', { text: t('delete_title') }),
+    h('p', { class: 'muted', text: t('delete_body') }),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        clearErrors({ pin: del });
+        delGeneral.textContent = '';
+        try {
+          const r = await api('DELETE', '/api/v1/profile', { pin: del.input.value });
+          if (r.ok) {
+            forget();
+            await clearPending();
+            history.replaceState(null, '', '/');
+            welcome(t('deleted'));
+          } else if (['pin_incorrect', 'pin_invalid', 'pin_locked'].includes(apiError(r).code)) {
+            setFieldError({ pin: del }, 'pin', apiError(r).message);
+          } else {
+            delGeneral.textContent = apiError(r).message;
+          }
+        } catch (err) {
+          delGeneral.textContent = err.message;
+        }
+      },
+    }, del.node, delGeneral, h('button', { class: 'button danger', type: 'submit', text: t('delete_button') })),
+    h('a', { class: 'button secondary', href: '#/', text: t('back_home') }),
+  );
+}
+
+// ---- start -------------------------------------------------------------------
+
+function render() {
+  const langButton = document.getElementById('lang');
+  langButton.textContent = t('lang_switch');
+  langButton.setAttribute('aria-label', t('lang_switch_label'));
+  document.title = t('app_name');
+  if (!state.token) return welcome();
+  if (!state.profile || !state.profile.keyword) return state.screen === 'code' ? codeScreen() : profileScreen();
+  switch (location.hash) {
+    case '#/contacts': return contactsScreen();
+    case '#/practice': return practiceScreen();
+    case '#/rights': return rightsScreen();
+    case '#/settings': return settingsScreen();
+    case '#/status': return lastStatus();
+    default: return home();
+  }
+}
+
+document.getElementById('lang').addEventListener('click', () => {
+  setLang(lang() === 'es' ? 'en' : 'es');
+  if (state.token && state.profile) {
+    // The profile's language follows the app's, for the person's own SMS.
+    api('GET', '/api/v1/profile').then((r) => {
+      if (r.ok && r.data.name) {
+        const p = r.data;
+        api('PUT', '/api/v1/profile', { name: p.name, home_state: p.home_state, home_county: p.home_county, language: lang(), keyword: p.keyword }).catch(() => {});
+      }
+    }).catch(() => {});
+  }
+  render();
+});
+
+window.addEventListener('hashchange', render);
+
+async function start() {
+  setLang(lang());
+  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
+  if (!navigator.onLine) setBanner(t('offline_banner'));
+  await loadConfig();
+  if (state.token) {
+    try {
+      const r = await api('GET', '/api/v1/profile');
+      if (r.status === 401) forget();
+      else if (r.status === 403) state.screen = 'code';
+      else if (r.ok && r.data.name && r.data.pin_set) saveProfileCache(r.data);
+      else if (r.ok) state.profile = null;
+    } catch { /* offline: the cached profile stands */ }
+  }
+  render();
+  if (await getPending()) {
+    setBanner(t('pending_banner'));
+    if (navigator.onLine) flushPending(); else { offlineScreen(); scheduleRetry(); }
+  }
+}
+
+start();

@@ -1,0 +1,224 @@
+// The phone app in real headless Chromium against a real `avisa serve`.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startServer, launch, phonePage, onboard, addContact, waitFor, screenshot } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser.close(); });
+
+const statusesOf = (page) => page.$$eval('#recipients li', (lis) => lis.map((li) => li.dataset.status));
+
+test('full journey: onboarding, two contacts, press, countdown, delivery, "I\'m safe"', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    // Spanish first.
+    await page.waitForSelector('h1');
+    assert.match(await page.textContent('h1'), /Un botón para avisar/);
+    await onboard(page, server);
+
+    // Contact 1: from the family template, in Spanish (accents: UCS-2).
+    await addContact(page, { name: 'Mamá', phone: '+52 55 1234 5678', language: 'es', template: 'Familia' });
+    await waitFor(async () => (await page.textContent('#counter')).includes('UCS-2'), 5000, 'the live counter');
+    assert.match(await page.textContent('#counter'), /caracteres · UCS-2 · \d SMS/);
+    await waitFor(async () => (await page.textContent('#preview')).includes('Ubicacion: https://www.openstreetmap.org/?mlat='), 5000, 'the preview');
+    assert.match(await page.textContent('#preview'), /^Soy María Pérez\. Me detuvo inmigración\./);
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+
+    // A number the server refuses: the error shows next to the field.
+    await addContact(page, { name: 'Jefe', phone: '555', language: 'en', message: 'I was detained. Call my lawyer.' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#contact-phone[aria-invalid="true"]');
+    assert.match(await page.textContent('#contact-phone-error'), /número no existe/);
+    assert.match(await page.textContent('#counter'), /GSM-7 · 1 SMS/);
+    await page.fill('#contact-phone', '(213) 555-0142');
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+    assert.equal(await page.locator('#contact-list .contact').count(), 2);
+
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press');
+    await screenshot(page, 'app-home');
+
+    // Press: the countdown covers the screen, then the status screen.
+    await page.click('#press');
+    await page.waitForSelector('.overlay .count');
+    await screenshot(page, 'app-countdown');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    assert.match(await page.textContent('.consulate'), /Los Ángeles/);
+    assert.ok(await page.$('.consulate a[href^="tel:"]'), 'the consulate can be called');
+    const done = await waitFor(async () => {
+      const s = await statusesOf(page);
+      return s.length === 3 && s.every((x) => x === 'sent' || x === 'delivered') && s;
+    }, 15000, 'every recipient sent');
+    assert.equal(done.length, 3);
+    await screenshot(page, 'app-status');
+    const log = server.smsLog();
+    const mum = log.find((l) => l.to === '+525512345678');
+    assert.ok(mum && mum.body.includes('mlat=34.05050&mlon=-118.25510'), 'the location went with the alert');
+
+    // "I'm safe": a wrong PIN, then the right one.
+    await page.click('#im-safe');
+    await page.fill('#safe-pin', '0000');
+    await page.click('#safe-confirm');
+    await page.waitForSelector('#safe-pin[aria-invalid="true"]');
+    assert.match(await page.textContent('#safe-pin-error'), /PIN no es correcto/);
+    await page.fill('#safe-pin', '4821');
+    await page.click('#safe-confirm');
+    await page.waitForSelector('text=Alerta cancelada');
+    assert.match(await page.textContent('.note'), /Se retiraron 0 mensajes .* se avisó «estoy bien» a 3 personas/);
+    await waitFor(() => server.smsLog().some((l) => l.to === '+525512345678' && l.body.includes('cancelo la alerta')), 10000, 'the "I\'m safe" SMS');
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('cancelling during the countdown sends nothing', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await addContact(page, { name: 'Mamá', phone: '(213) 555-0177', language: 'es', message: 'Ayuda' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+    await page.goto(`${server.base}/#/`);
+    const posts = [];
+    page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/v1/alerts')) posts.push(r); });
+    await page.click('#press');
+    await page.waitForSelector('#cancel-countdown');
+    await page.click('#cancel-countdown');
+    await page.waitForSelector('text=Cancelado. No se envió nada.');
+    // Past the moment the countdown would have fired.
+    await new Promise((r) => setTimeout(r, 6500));
+    assert.equal(posts.length, 0, 'no alert request was made');
+    assert.ok(!server.smsLog().some((l) => l.to === '+12135550177'), 'the contact got nothing');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a press while offline is kept, offers SMS, and goes exactly once when back online', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await addContact(page, { name: 'Mamá', phone: '(213) 555-0177', language: 'es', message: 'Ayuda' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+    // No countdown, to keep the test short.
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press');
+    // The service worker holds the shell before we go offline.
+    await page.waitForFunction(() => navigator.serviceWorker && navigator.serviceWorker.controller !== null, null, { timeout: 10000 }).catch(async () => {
+      await page.reload();
+      await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 10000 });
+    });
+    const keys = [];
+    page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/v1/alerts')) keys.push(JSON.parse(r.postData()).idempotency_key); });
+
+    await context.setOffline(true);
+    await page.click('#press');
+    await page.waitForSelector('text=Sin conexión');
+    const sms = await page.getAttribute('#sms-fallback', 'href');
+    assert.equal(sms, 'sms:+15005550006?body=AUXILIO');
+    // The app opens with no connection (service worker), and still knows.
+    await page.reload();
+    await page.waitForSelector('#sms-fallback');
+
+    await context.setOffline(false);
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    await waitFor(() => server.smsLog().filter((l) => l.to === '+12135550177').length === 1, 10000, 'the contact SMS');
+    // Retries, if any, used one key; the server made one alert.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(keys.length >= 1);
+    assert.equal(new Set(keys).size, 1, `one idempotency key: ${keys}`);
+    assert.equal(server.smsLog().filter((l) => l.to === '+12135550177').length, 1, 'exactly one alert');
+    assert.equal(server.smsLog().filter((l) => l.to === '+12135550100' && l.body.includes('tu alerta se envio')).length, 1);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('Spanish by default, English after switching, and it stays', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await page.waitForSelector('h1');
+    assert.equal(await page.getAttribute('html', 'lang'), 'es');
+    assert.match(await page.textContent('h1'), /Un botón para avisar/);
+    assert.match(await page.textContent('button[type=submit]'), /Enviar código/);
+    await page.click('#lang');
+    await page.waitForSelector('text=One button to warn others');
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
+    assert.match(await page.textContent('button[type=submit]'), /Send code/);
+    await page.reload();
+    await page.waitForSelector('text=One button to warn others');
+    await page.click('#lang');
+    await page.waitForSelector('text=Un botón para avisar');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('practice, rights, the PIN gate, and deleting my data', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await addContact(page, { name: 'Mamá', phone: '(213) 555-0177', language: 'es', message: 'Ayuda' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+    await page.goto(`${server.base}/#/practice`);
+    await page.waitForSelector('.practice-banner');
+    await page.click('#practice-press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    assert.match(await page.textContent('.practice-banner'), /MODO PRÁCTICA/);
+    await waitFor(async () => (await statusesOf(page)).every((s) => s === 'sent'), 10000, 'the practice SMS');
+    // After the live updates, the previews still show what the contact would get.
+    assert.match(await page.textContent('main'), /Ayuda\nUbicacion: https:\/\/www\.openstreetmap\.org/);
+    assert.ok(!server.smsLog().some((l) => l.to === '+12135550177'), 'practice reached only the person');
+    await screenshot(page, 'app-practice');
+
+    await page.goto(`${server.base}/#/rights`);
+    await page.waitForSelector('.rights li');
+    assert.match(await page.textContent('main'), /guardar silencio/);
+    assert.match(await page.textContent('main'), /520 623 7874/);
+    assert.match(await page.textContent('main'), /Consulado General de México en Los Ángeles/);
+
+    // A fresh load asks for the PIN before showing contacts.
+    await page.goto(`${server.base}/#/contacts`);
+    await page.reload();
+    await page.waitForSelector('#gate-pin');
+    assert.equal(await page.locator('#contact-list').count(), 0, 'nothing shown before the PIN');
+    await page.fill('#gate-pin', '1111');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#gate-pin[aria-invalid="true"]');
+    await page.fill('#gate-pin', '4821');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#contact-list .contact');
+
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#delete_pin', '4821');
+    await page.getByRole('button', { name: 'Borrar todo' }).click();
+    await page.waitForSelector('text=Tus datos fueron borrados.', { timeout: 5000 }).catch(async (e) => { await screenshot(page, 'debug-delete'); throw e; });
+    assert.equal(await page.evaluate(() => localStorage.getItem('avisa.token')), null);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
