@@ -9,6 +9,7 @@
 
 pub mod crypto;
 pub mod directory;
+pub mod facilities;
 pub mod invalid;
 pub mod lang;
 pub mod localtime;

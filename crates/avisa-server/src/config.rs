@@ -34,7 +34,45 @@ pub struct Config {
     pub sms: SmsConfig,
     pub limits: Limits,
     pub alerts: AlertsConfig,
+    pub console: ConsoleConfig,
     pub dispatch: DispatchConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    pub session_idle_minutes: u64,
+    pub session_max_hours: u64,
+    pub lockout_failures: u32,
+    pub lockout_minutes: u64,
+    pub escalate_after_seconds: u64,
+    pub tile_url: String,
+    pub secure_cookie: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            lockout_failures: 5,
+            lockout_minutes: 15,
+            escalate_after_seconds: 300,
+            tile_url: String::new(),
+            secure_cookie: "auto".into(),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// Whether the session cookie is marked Secure.
+    pub fn secure(&self, public_url: &str) -> bool {
+        match self.secure_cookie.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => public_url.starts_with("https://"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +209,7 @@ impl Default for Config {
             sms: SmsConfig::default(),
             limits: Limits::default(),
             alerts: AlertsConfig::default(),
+            console: ConsoleConfig::default(),
             dispatch: DispatchConfig::default(),
         }
     }
@@ -416,6 +455,26 @@ impl Config {
         }
         if self.alerts.pin_max_failures == 0 {
             errors.push("alerts.pin_max_failures must be at least 1".into());
+        }
+        let c = &self.console;
+        if c.session_idle_minutes == 0
+            || c.session_max_hours == 0
+            || c.lockout_failures == 0
+            || c.escalate_after_seconds == 0
+        {
+            errors.push("console: session_idle_minutes, session_max_hours, lockout_failures and escalate_after_seconds must be at least 1".into());
+        }
+        if !matches!(c.secure_cookie.as_str(), "auto" | "always" | "never") {
+            errors.push(format!(
+                "console.secure_cookie {:?} must be \"auto\", \"always\" or \"never\"",
+                c.secure_cookie
+            ));
+        }
+        if !c.tile_url.is_empty()
+            && !c.tile_url.starts_with("https://")
+            && !c.tile_url.starts_with("http://")
+        {
+            errors.push("console.tile_url must be an http(s) URL with {z}, {x} and {y}".into());
         }
         let d = &self.dispatch;
         if !(1..=1000).contains(&d.batch) {

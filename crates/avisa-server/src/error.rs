@@ -30,6 +30,10 @@ pub enum ApiError {
     /// 415
     #[error("the body must be JSON with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 401 for a console login refused (wrong username or password, or a
+    /// disabled account: the same answer).
+    #[error("{message}")]
+    LoginFailed { message: String },
     /// 401: no token, or one that names no device.
     #[error("a valid device token is required (Authorization: Bearer …)")]
     Unauthorized,
@@ -80,6 +84,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::LoginFailed { .. } => (StatusCode::UNAUTHORIZED, "login_failed"),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),

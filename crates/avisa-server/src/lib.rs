@@ -8,6 +8,7 @@
 pub mod alerting;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod error;
 pub mod events;
@@ -54,6 +55,10 @@ pub use state::AppState;
         api::alerts::cancel, api::alerts::add_location,
         api::profile::pin_check, api::profile::delete, web::config,
         api::contacts::preview,
+        console::login, console::logout, console::whoami, console::queue, console::alert,
+        console::acknowledge, console::assign, console::note, console::resolve, console::reopen,
+        console::events, console::colleagues, console::facilities, console::audit,
+        console::stats::json, console::stats::csv, console::stats::svg,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth),
@@ -290,6 +295,26 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/events", get(api::alerts::events))
         .route("/alerts/{id}/cancel", post(api::alerts::cancel))
         .route("/alerts/{id}/locations", post(api::alerts::add_location))
+        .route("/console/login", post(console::login))
+        .route("/console/logout", post(console::logout))
+        .route("/console/me", get(console::whoami))
+        .route("/console/alerts", get(console::queue))
+        .route("/console/alerts/{id}", get(console::alert))
+        .route(
+            "/console/alerts/{id}/acknowledge",
+            post(console::acknowledge),
+        )
+        .route("/console/alerts/{id}/assign", post(console::assign))
+        .route("/console/alerts/{id}/notes", post(console::note))
+        .route("/console/alerts/{id}/resolve", post(console::resolve))
+        .route("/console/alerts/{id}/reopen", post(console::reopen))
+        .route("/console/events", get(console::events))
+        .route("/console/staff", get(console::colleagues))
+        .route("/console/facilities", get(console::facilities))
+        .route("/console/audit", get(console::audit))
+        .route("/console/stats", get(console::stats::json))
+        .route("/console/stats.csv", get(console::stats::csv))
+        .route("/console/stats.svg", get(console::stats::svg))
         .fallback(|| async { error::ApiError::NotFound });
     let routes = Router::new()
         .nest("/api/v1", api)
@@ -318,7 +343,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = app
         .run_dispatcher
-        .then(|| tokio::spawn(app.dispatcher.clone().run(stop_rx)));
+        .then(|| tokio::spawn(app.dispatcher.clone().run(stop_rx.clone())));
+    let escalation = tokio::spawn(escalate(state.clone(), stop_rx));
     let router = app.router();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
@@ -330,9 +356,35 @@ pub async fn serve(
     if let Some(task) = dispatcher {
         let _ = task.await;
     }
+    let _ = escalation.await;
     upkeep.abort();
     state.store.close().await;
     served
+}
+
+/// Escalates alerts nobody acknowledged in time to CIAM, until shutdown.
+async fn escalate(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let after_ms = (state.config.console.escalate_after_seconds * 1000) as i64;
+    // Check often enough that an escalation is never late by more than a
+    // quarter of the timeout (and at most 15 s).
+    let every = std::time::Duration::from_millis((after_ms as u64 / 4).clamp(200, 15_000));
+    loop {
+        let now = avisa_core::now_millis();
+        match state.store.escalate_due(now - after_ms, now).await {
+            Ok(ids) => {
+                for id in &ids {
+                    tracing::warn!(alert_id = %id, "alert not acknowledged in time: escalated to CIAM");
+                }
+                metrics::counter!("avisa_alerts_escalated_total").increment(ids.len() as u64);
+                state.events.publish_all(&ids);
+            }
+            Err(e) => tracing::error!(error = %e, "escalation check failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM.

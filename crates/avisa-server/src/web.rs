@@ -79,17 +79,61 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// The consulate console (`web/console/`), Leaflet vendored beside it.
+const CONSOLE_ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "/console",
+        "text/html; charset=utf-8",
+        include_bytes!("../../../web/console/index.html"),
+    ),
+    (
+        "/console/console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/console/console.js"),
+    ),
+    (
+        "/console/console.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../web/console/console.css"),
+    ),
+    (
+        "/console/vendor/leaflet/leaflet.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/console/vendor/leaflet/leaflet.js"),
+    ),
+    (
+        "/console/vendor/leaflet/leaflet.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../web/console/vendor/leaflet/leaflet.css"),
+    ),
+];
+
 /// Every path of the app, for the service worker's list and for tests.
 pub fn asset_paths() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|(p, _, _)| *p)
+}
+
+/// Every path of the console.
+pub fn console_paths() -> impl Iterator<Item = &'static str> {
+    CONSOLE_ASSETS.iter().map(|(p, _, _)| *p)
+}
+
+/// The origin of a tile URL template, to allow its images.
+fn tile_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split('/').next()?;
+    let host = host.replace("{s}", "*");
+    Some(format!("{scheme}://{host}"))
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; manifest-src 'self'; worker-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'self'";
 
-/// Serves a file of the app, or the JSON 404 for anything else.
-pub async fn asset(method: Method, uri: Uri) -> Response {
+/// Serves a file of the app or the console, or the JSON 404 for anything
+/// else. Any other path under `/console/` is the console's page (its links,
+/// such as `/console/alerts/{id}` in a duty SMS, are routes of the page).
+pub async fn asset(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::NotFound.into_response();
     }
@@ -98,7 +142,21 @@ pub async fn asset(method: Method, uri: Uri) -> Response {
     } else {
         uri.path()
     };
-    let Some((_, content_type, bytes)) = ASSETS.iter().find(|(p, _, _)| *p == path) else {
+    let console = path == "/console" || path.starts_with("/console/");
+    let found = if console {
+        CONSOLE_ASSETS
+            .iter()
+            .find(|(p, _, _)| *p == path)
+            .or_else(|| {
+                (!path.starts_with("/console/vendor/")
+                    && !path.ends_with(".js")
+                    && !path.ends_with(".css"))
+                .then_some(&CONSOLE_ASSETS[0])
+            })
+    } else {
+        ASSETS.iter().find(|(p, _, _)| *p == path)
+    };
+    let Some((_, content_type, bytes)) = found else {
         return ApiError::NotFound.into_response();
     };
     let mut response = (*bytes).into_response();
@@ -107,10 +165,15 @@ pub async fn asset(method: Method, uri: Uri) -> Response {
     // The service worker keeps its own copy for offline use; the network
     // copy is always checked first, so a new version arrives at once.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    let csp = match (console, tile_origin(&state.config.console.tile_url)) {
+        (true, Some(origin)) => HeaderValue::from_str(&CSP.replace(
+            "img-src 'self' data:",
+            &format!("img-src 'self' data: {origin}"),
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(CSP)),
+        _ => HeaderValue::from_static(CSP),
+    };
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

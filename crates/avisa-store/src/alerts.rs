@@ -207,7 +207,11 @@ fn seal_location(store: &Store, place: &str, loc: &Location) -> Result<Vec<u8>, 
     Ok(store.vault.seal_str(place, &text)?)
 }
 
-fn open_location(store: &Store, place: &str, sealed: &[u8]) -> Result<Location, StoreError> {
+pub(crate) fn open_location(
+    store: &Store,
+    place: &str,
+    sealed: &[u8],
+) -> Result<Location, StoreError> {
     let text = store.vault.open_string(place, sealed)?;
     let mut parts = text.split(';');
     let num = |p: Option<&str>| p.and_then(|v| v.parse::<f64>().ok());

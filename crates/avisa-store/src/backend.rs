@@ -164,7 +164,7 @@ pub enum OutboxUpdate {
 
 /// A database backend (SQLite or PostgreSQL).
 #[async_trait]
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: crate::console_backend::ConsoleBackend + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
     /// Applies the embedded migrations that are not yet applied.

@@ -8,9 +8,12 @@
 
 mod alerts;
 mod backend;
+mod console;
+pub mod console_backend;
 mod migrations;
 mod postgres;
 mod sql;
+mod sql_console;
 mod sqlite;
 #[doc(hidden)]
 pub mod testing;
@@ -25,6 +28,8 @@ pub use alerts::{
     AlertView, Claimed, Coverage, Inserted, MessageKind, NewAlert, NewMessage, Purpose, Recipient,
 };
 pub use backend::{AlertInsert, Backend, ContactRow, DeviceRow, OutboxUpdate, PersonRow};
+pub use console::{AuditEntry, Case, CaseAction, CaseEvent, QueueItem, Staff, StatRow};
+pub use console_backend::{QueueFilter, SessionRow};
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
@@ -42,6 +47,8 @@ pub enum StoreError {
     NotFound,
     #[error("limit reached")]
     LimitReached,
+    #[error("already exists")]
+    Conflict,
     #[error(
         "the data key does not open this database: it was created with another key. \
          Set AVISA_DATA_KEY (or data.key in the data directory) to the key it was created with"

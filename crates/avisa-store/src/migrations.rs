@@ -21,6 +21,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0002_alerts_outbox.sql"),
         include_str!("../migrations/postgres/0002_alerts_outbox.sql"),
     ),
+    (
+        3,
+        "console",
+        include_str!("../migrations/sqlite/0003_console.sql"),
+        include_str!("../migrations/postgres/0003_console.sql"),
+    ),
 ];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {

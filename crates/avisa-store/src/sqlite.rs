@@ -22,9 +22,17 @@ use crate::backend::{
     AlertInsert, AlertRow, Backend, ContactRow, DeviceRow, Inserted, LocationRow, OutboxRow,
     OutboxUpdate, PersonRow,
 };
+use crate::console_backend::{
+    AuditRow, CaseChange, CaseRow, ConsoleBackend, EventRow, QueueFilter, QueueRow, SessionRow,
+    StaffRow,
+};
 use crate::sql::{
     ALERT_COLUMNS, CONTACT_COLUMNS, DEVICE_COLUMNS, LOCATION_COLUMNS, OUTBOX_CHUNK, OUTBOX_COLUMNS,
     PERSON_COLUMNS, q, shared_backend,
+};
+use crate::sql_console::{
+    ALERT_COLUMNS_A, AUDIT_COLUMNS, CASE_COLUMNS, EVENT_COLUMNS, SESSION_COLUMNS, STAFF_COLUMNS,
+    console_backend,
 };
 use avisa_core::UnixMillis;
 
@@ -76,3 +84,5 @@ shared_backend!(
     "SELECT id FROM people WHERE id = $1",
     ""
 );
+
+console_backend!(SqliteBackend, sqlx::Sqlite, SqliteRow);

@@ -1,6 +1,7 @@
 //! `avisa`: one binary for the server and its tools.
 
 mod demo;
+mod staff;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +64,32 @@ enum Command {
         #[command(subcommand)]
         command: ConsulateCommand,
     },
+    /// Consular staff accounts for the console.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Add an account (asks for the password, or reads one line from stdin).
+    Add {
+        #[arg(long)]
+        username: String,
+        /// A directory office id (`avisa consulates list`), or `ciam`.
+        #[arg(long)]
+        consulate: String,
+        /// operator, supervisor or admin.
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+    /// Every account.
+    List,
+    /// Disable an account and end its sessions.
+    Disable { username: String },
+    /// Set a new password (asked, or one line from stdin) and end its sessions.
+    ResetPassword { username: String },
 }
 
 #[derive(Subcommand)]
@@ -110,7 +137,18 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match main_inner() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, one line each: what a person can act on.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn main_inner() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Command::DefaultConfig = cli.command {
         print!("{EXAMPLE}");
@@ -161,6 +199,21 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DefaultConfig | Command::Demo => unreachable!("handled before the runtime starts"),
+        Command::Staff { command } => {
+            config.validate()?;
+            match command {
+                StaffCommand::Add {
+                    username,
+                    consulate,
+                    role,
+                } => staff::add(&config, &username, &consulate, &role).await,
+                StaffCommand::List => staff::list(&config).await,
+                StaffCommand::Disable { username } => staff::disable(&config, &username).await,
+                StaffCommand::ResetPassword { username } => {
+                    staff::reset_password(&config, &username).await
+                }
+            }
+        }
         Command::Consulates { command } => {
             let directory = avisa_server::load_directory(&config)?;
             match command {

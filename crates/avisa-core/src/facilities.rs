@@ -1,0 +1,79 @@
+//! US immigration detention facilities, for recording where a person is held.
+//!
+//! Embedded from `data/ice-facilities.csv` (228 rows from ICE lists obtained
+//! under FOIA, 2017–2019, plus five opened in 2025; some have closed since and
+//! some newer ones are missing: the console also accepts a typed name).
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+
+const EMBEDDED_CSV: &str = include_str!("../data/ice-facilities.csv");
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Facility {
+    pub name: String,
+    pub city: String,
+    pub state: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
+static FACILITIES: LazyLock<Vec<Facility>> = LazyLock::new(|| {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(EMBEDDED_CSV.as_bytes());
+    reader
+        .records()
+        .filter_map(Result::ok)
+        .filter_map(|r| {
+            let field = |i: usize| r.get(i).unwrap_or("").trim().to_string();
+            let name = field(0);
+            (!name.is_empty()).then(|| Facility {
+                name,
+                city: field(1),
+                state: field(2),
+                lat: field(3).parse().ok(),
+                lon: field(4).parse().ok(),
+            })
+        })
+        .collect()
+});
+
+/// Every facility in the embedded list.
+pub fn all() -> &'static [Facility] {
+    &FACILITIES
+}
+
+/// Facilities whose name, city or state contain every word of `query`
+/// (case and accents ignored), at most `limit`.
+pub fn search(query: &str, limit: usize) -> Vec<&'static Facility> {
+    let words: Vec<String> = crate::states::fold_county(query)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    FACILITIES
+        .iter()
+        .filter(|f| {
+            let hay = crate::states::fold_county(&format!("{} {} {}", f.name, f.city, f.state));
+            words.iter().all(|w| hay.contains(w.as_str()))
+        })
+        .take(limit)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_is_embedded_and_searchable() {
+        assert_eq!(all().len(), 228);
+        let adelanto = search("adelanto", 5);
+        assert!(!adelanto.is_empty(), "Adelanto is in the list");
+        assert!(adelanto.iter().all(|f| f.state == "CA"));
+        assert!(search("krome", 5).iter().any(|f| f.state == "FL"));
+        assert!(search("no such facility anywhere", 5).is_empty());
+        assert!(search("", 3).len() == 3);
+    }
+}

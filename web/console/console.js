@@ -1,0 +1,449 @@
+// Avisa consulate console: live queue, case detail and handling, audit and
+// statistics. Plain modules; Spanish first.
+
+const main = document.getElementById('main');
+const flash = document.getElementById('flash');
+
+const TEXT = {
+  es: {
+    lang: 'English', office: 'Consola', login_title: 'Consola consular', username: 'Usuario', password: 'Contraseña',
+    login: 'Entrar', logout: 'Salir', login_failed: 'Usuario o contraseña incorrectos.', locked: 'Cuenta bloqueada por intentos fallidos. Intente en {m} minutos.',
+    queue: 'Alertas', audit: 'Auditoría', stats: 'Estadísticas', state: 'Estado', all_open: 'Abiertas', st_new: 'Nuevas', st_acknowledged: 'Atendidas', st_resolved: 'Resueltas', st_cancelled: 'Canceladas',
+    from: 'Desde', to: 'Hasta', empty: 'No hay alertas con estos filtros.', ago_s: 'hace {n} s', ago_m: 'hace {n} min', ago_h: 'hace {n} h', ago_d: 'hace {n} d',
+    b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_escalated: 'Escalada', b_sms: 'Por SMS',
+    delivered_of: '{ok} de {total} mensajes salieron', failed_n: '{n} fallaron', no_location: 'Sin ubicación', km: '{d} km del consulado',
+    pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
+    person: 'Persona', name: 'Nombre', phone: 'Teléfono', language: 'Idioma', home: 'Estado / condado', time: 'Hora', location: 'Ubicación', accuracy: 'precisión ±{m} m',
+    distance: 'Distancia al consulado', map_no_tiles: 'Mapa sin fondo (no hay servidor de mapas configurado): puntos de la trayectoria y el consulado.',
+    recipients: 'A quién se avisó', timeline: 'Historial', case: 'Caso', assigned: 'Asignada a', nobody: 'nadie', outcome: 'Resultado',
+    acknowledge: 'Tomar el caso', assign: 'Asignar', note: 'Nota', add_note: 'Agregar nota', resolve: 'Resolver', reopen: 'Reabrir',
+    facility: 'Centro de detención (busque o escriba)', detail: 'Detalle',
+    o_false_alarm: 'Falsa alarma', o_person_safe: 'Persona a salvo', o_detained: 'Detenida', o_released: 'Liberada', o_no_contact: 'Sin contacto', o_other: 'Otro',
+    k_created: 'Alerta recibida', k_location: 'Nueva ubicación', k_cancelled: 'Cancelada por la persona', k_acknowledged: 'Caso tomado', k_assigned: 'Asignada',
+    k_note: 'Nota', k_resolved: 'Resuelta', k_reopened: 'Reabierta', k_escalated: 'Escalada al CIAM',
+    kind_contact: 'Contacto', kind_self: 'La persona', kind_consulate: 'Guardia del consulado',
+    s_queued: 'En espera', s_sent: 'Enviado', s_delivered: 'Entregado', s_failed: 'Falló', s_expired: 'Venció', s_withdrawn: 'Retirado',
+    notify_on: 'Activar avisos', notify_active: 'Avisos activos', new_alert: 'Nueva alerta de {name}',
+    audit_when: 'Cuándo', audit_who: 'Quién', audit_what: 'Acción', audit_alert: 'Alerta',
+    stats_alerts: 'Alertas', stats_cancelled: 'Canceladas', stats_ack_median: 'Mediana hasta atender', stats_ack_p90: 'Percentil 90', stats_outcomes: 'Resultados', stats_per: 'Por consulado', csv: 'Descargar CSV',
+    supervisors_only: 'Sólo supervisores y administradores.', session_over: 'La sesión terminó. Entre otra vez.', error: 'Algo salió mal: {m}',
+  },
+  en: {
+    lang: 'Español', office: 'Console', login_title: 'Consular console', username: 'Username', password: 'Password',
+    login: 'Log in', logout: 'Log out', login_failed: 'Wrong username or password.', locked: 'Account locked after failed attempts. Try again in {m} minutes.',
+    queue: 'Alerts', audit: 'Audit', stats: 'Statistics', state: 'State', all_open: 'Open', st_new: 'New', st_acknowledged: 'Acknowledged', st_resolved: 'Resolved', st_cancelled: 'Cancelled',
+    from: 'From', to: 'To', empty: 'No alerts with these filters.', ago_s: '{n} s ago', ago_m: '{n} min ago', ago_h: '{n} h ago', ago_d: '{n} d ago',
+    b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_escalated: 'Escalated', b_sms: 'By SMS',
+    delivered_of: '{ok} of {total} messages went out', failed_n: '{n} failed', no_location: 'No location', km: '{d} km from the consulate',
+    pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
+    person: 'Person', name: 'Name', phone: 'Phone', language: 'Language', home: 'State / county', time: 'Time', location: 'Location', accuracy: 'accuracy ±{m} m',
+    distance: 'Distance to the consulate', map_no_tiles: 'Map without background (no tile server configured): the trail and the consulate.',
+    recipients: 'Who was told', timeline: 'Timeline', case: 'Case', assigned: 'Assigned to', nobody: 'nobody', outcome: 'Outcome',
+    acknowledge: 'Take the case', assign: 'Assign', note: 'Note', add_note: 'Add note', resolve: 'Resolve', reopen: 'Reopen',
+    facility: 'Detention facility (search or type)', detail: 'Detail',
+    o_false_alarm: 'False alarm', o_person_safe: 'Person safe', o_detained: 'Detained', o_released: 'Released', o_no_contact: 'No contact', o_other: 'Other',
+    k_created: 'Alert received', k_location: 'New location', k_cancelled: 'Cancelled by the person', k_acknowledged: 'Case taken', k_assigned: 'Assigned',
+    k_note: 'Note', k_resolved: 'Resolved', k_reopened: 'Reopened', k_escalated: 'Escalated to CIAM',
+    kind_contact: 'Contact', kind_self: 'The person', kind_consulate: 'Consulate duty phone',
+    s_queued: 'Waiting', s_sent: 'Sent', s_delivered: 'Delivered', s_failed: 'Failed', s_expired: 'Expired', s_withdrawn: 'Withdrawn',
+    notify_on: 'Turn on alerts', notify_active: 'Alerts on', new_alert: 'New alert from {name}',
+    audit_when: 'When', audit_who: 'Who', audit_what: 'Action', audit_alert: 'Alert',
+    stats_alerts: 'Alerts', stats_cancelled: 'Cancelled', stats_ack_median: 'Median to acknowledge', stats_ack_p90: '90th percentile', stats_outcomes: 'Outcomes', stats_per: 'Per consulate', csv: 'Download CSV',
+    supervisors_only: 'Supervisors and admins only.', session_over: 'The session ended. Log in again.', error: 'Something went wrong: {m}',
+  },
+};
+
+let lang = localStorage.getItem('avisa.console.lang') === 'en' ? 'en' : 'es';
+const t = (k, vars = {}) => (TEXT[lang][k] ?? k).replace(/\{(\w+)\}/g, (_, x) => String(vars[x] ?? ''));
+
+const state = { me: null, tab: 'queue', filter: { state: '', from: '', to: '' }, queue: [], known: new Set(), selected: null, detail: null, events: null, audio: null, map: null };
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && state.me) headers['x-csrf-token'] = state.me.csrf_token;
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (r.status === 401 && state.me) {
+    state.me = null;
+    loginScreen(t('session_over'));
+  }
+  return { ok: r.ok, status: r.status, data, headers: r.headers };
+}
+
+function say(text) { flash.textContent = text || ''; }
+
+function age(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return t('ago_s', { n: s });
+  if (s < 3600) return t('ago_m', { n: Math.round(s / 60) });
+  if (s < 86400) return t('ago_h', { n: Math.round(s / 3600) });
+  return t('ago_d', { n: Math.round(s / 86400) });
+}
+
+const clock = (ms) => new Date(ms).toLocaleString(lang === 'es' ? 'es-MX' : 'en-US', { dateStyle: 'short', timeStyle: 'medium' });
+
+function header() {
+  document.documentElement.lang = lang;
+  document.getElementById('lang').textContent = t('lang');
+  const logout = document.getElementById('logout');
+  const notify = document.getElementById('notify');
+  logout.textContent = t('logout');
+  logout.hidden = !state.me;
+  notify.hidden = !state.me;
+  notify.textContent = state.audio ? t('notify_active') : t('notify_on');
+  document.getElementById('office').textContent = state.me ? state.me.consulate.name : t('office');
+  document.getElementById('who').textContent = state.me ? `${state.me.username} · ${state.me.role}` : '';
+}
+
+// ---- login -------------------------------------------------------------------
+
+function loginScreen(message) {
+  stopEvents();
+  header();
+  const error = h('p', { class: 'error', role: 'alert', text: message || '' });
+  const user = h('input', { id: 'username', autocomplete: 'username', required: true });
+  const pass = h('input', { id: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  main.replaceChildren(h('form', {
+    class: 'login',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = '';
+      const r = await api('POST', '/api/v1/console/login', { username: user.value, password: pass.value });
+      if (r.ok) {
+        state.me = r.data;
+        start();
+      } else if (r.status === 429) {
+        error.textContent = t('locked', { m: Math.ceil(Number(r.headers.get('retry-after') || 900) / 60) });
+      } else {
+        error.textContent = t('login_failed');
+      }
+    },
+  }, h('h1', { text: t('login_title') }), h('label', { for: 'username', text: t('username') }), user,
+  h('label', { for: 'password', text: t('password') }), pass, error, h('button', { class: 'primary', type: 'submit', text: t('login') })));
+  user.focus();
+}
+
+// ---- live events, sound, notifications -----------------------------------------
+
+function beep() {
+  if (!state.audio) return;
+  const ctx = state.audio;
+  for (const [i, f] of [880, 660, 880].entries()) {
+    const o = ctx.createOscillator();
+    const g = ctx.createGain();
+    o.frequency.value = f;
+    g.gain.value = 0.15;
+    o.connect(g).connect(ctx.destination);
+    o.start(ctx.currentTime + i * 0.22);
+    o.stop(ctx.currentTime + i * 0.22 + 0.18);
+  }
+}
+
+document.getElementById('notify').addEventListener('click', async () => {
+  // A click lets the page play sound and ask for notifications.
+  state.audio = state.audio || new AudioContext();
+  if ('Notification' in window && Notification.permission === 'default') await Notification.requestPermission();
+  beep();
+  header();
+});
+
+function startEvents() {
+  stopEvents();
+  let timer = null;
+  const es = new EventSource('/api/v1/console/events');
+  es.addEventListener('changed', (e) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => refresh(e.data), 150);
+  });
+  es.onerror = () => { /* EventSource reconnects by itself */ };
+  state.events = es;
+  // A slow poll as well, in case a proxy drops the stream.
+  state.poll = setInterval(() => refresh(null), 15000);
+}
+
+function stopEvents() {
+  if (state.events) state.events.close();
+  if (state.poll) clearInterval(state.poll);
+  state.events = null;
+  state.poll = null;
+}
+
+async function refresh(changedId) {
+  if (state.tab !== 'queue') return;
+  await loadQueue();
+  if (state.selected && (!changedId || changedId === state.selected)) await loadDetail(state.selected, false);
+}
+
+// ---- queue -----------------------------------------------------------------------
+
+async function loadQueue() {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(state.filter)) if (v) p.set(k, v);
+  const r = await api('GET', `/api/v1/console/alerts?${p}`);
+  if (!r.ok) return;
+  const fresh = r.data.filter((a) => !state.known.has(a.alert_id) && a.case_state === 'new' && a.state === 'active');
+  if (state.known.size && fresh.length) {
+    beep();
+    if ('Notification' in window && Notification.permission === 'granted') {
+      for (const a of fresh) new Notification('Avisa', { body: t('new_alert', { name: a.person_name || '?' }), tag: a.alert_id });
+    }
+  }
+  for (const a of r.data) state.known.add(a.alert_id);
+  if (!state.known.size) state.known.add('-');
+  state.queue = r.data;
+  renderQueue();
+}
+
+function badges(a) {
+  return h('span', { class: 'badges' },
+    a.state === 'cancelled' ? h('span', { class: 'badge cancelled', text: t('b_cancelled') }) : null,
+    a.escalated ? h('span', { class: 'badge escalated', text: t('b_escalated') }) : null,
+    h('span', { class: `badge ${a.case_state}`, text: t(`b_${a.case_state}`) }),
+    a.source === 'sms' ? h('span', { class: 'badge', text: t('b_sms') }) : null);
+}
+
+function renderQueue() {
+  const list = document.getElementById('queue');
+  if (!list) return;
+  list.replaceChildren(...(state.queue.length ? state.queue.map((a) => {
+    const ok = a.delivery.sent + a.delivery.delivered;
+    const cls = [a.state === 'cancelled' ? 'cancelled' : a.case_state, a.escalated ? 'escalated' : ''].join(' ');
+    return h('li', { class: cls, tabindex: '0', 'data-id': a.alert_id, 'aria-current': a.alert_id === state.selected ? 'true' : 'false',
+      onclick: () => loadDetail(a.alert_id, true), onkeydown: (e) => { if (e.key === 'Enter') loadDetail(a.alert_id, true); } },
+    h('div', { class: 'row' }, h('span', { class: 'name', text: a.person_name || '—' }), h('span', { class: 'meta', text: age(a.created_at) })),
+    h('div', { class: 'row' }, badges(a), h('span', { class: 'meta', text: a.distance_km !== null ? t('km', { d: a.distance_km }) : (a.place || t('no_location')) })),
+    h('div', { class: 'meta' }, t('delivered_of', { ok, total: a.delivery.total }), a.delivery.failed ? ` · ${t('failed_n', { n: a.delivery.failed })}` : '',
+      a.assigned_to ? ` · ${t('assigned')}: ${a.assigned_to}` : '', state.me.consulate.id === 'ciam' && a.consulate_id ? ` · ${a.consulate_id}` : ''));
+  }) : [h('li', { class: 'muted', text: t('empty') })]));
+}
+
+function queueTab() {
+  const stateSel = h('select', { id: 'f-state', onchange: (e) => { state.filter.state = e.target.value; loadQueue(); } },
+    ['', 'new', 'acknowledged', 'resolved', 'cancelled'].map((s) => h('option', { value: s, selected: state.filter.state === s, text: s ? t(`st_${s}`) : t('all_open') })));
+  const date = (k) => h('input', { type: 'date', id: `f-${k}`, value: state.filter[k], onchange: (e) => { state.filter[k] = e.target.value; loadQueue(); } });
+  return h('div', { class: 'layout' },
+    h('section', { class: 'panel', 'aria-label': t('queue') },
+      h('div', { class: 'filters' },
+        h('div', {}, h('label', { for: 'f-state', text: t('state') }), stateSel),
+        h('div', {}, h('label', { for: 'f-from', text: t('from') }), date('from')),
+        h('div', {}, h('label', { for: 'f-to', text: t('to') }), date('to'))),
+      h('ul', { class: 'queue', id: 'queue', 'aria-live': 'polite' })),
+    h('section', { class: 'panel', id: 'detail', 'aria-live': 'polite' }, h('p', { class: 'muted', text: t('pick') })));
+}
+
+// ---- detail ----------------------------------------------------------------------
+
+async function loadDetail(id, focus) {
+  state.selected = id;
+  if (focus) history.replaceState(null, '', `/console/alerts/${id}`);
+  const r = await api('GET', `/api/v1/console/alerts/${id}`);
+  if (!r.ok) {
+    document.getElementById('detail').replaceChildren(h('p', { class: 'error', text: r.data && r.data.error ? r.data.error.message : r.status }));
+    return;
+  }
+  state.detail = r.data;
+  renderDetail(r.data);
+  renderQueue();
+}
+
+function drawMap(d) {
+  const box = document.getElementById('map');
+  if (!box || !window.L || !d.trail.length) return;
+  if (state.map) { state.map.remove(); state.map = null; }
+  const map = L.map(box, { attributionControl: !!state.me.tile_url });
+  if (state.me.tile_url) L.tileLayer(state.me.tile_url, { maxZoom: 19, attribution: '© OpenStreetMap' }).addTo(map);
+  const pts = d.trail.map((p) => [p.lat, p.lon]);
+  L.polyline(pts, { color: '#b00020', weight: 3 }).addTo(map);
+  d.trail.forEach((p, i) => {
+    const last = i === d.trail.length - 1;
+    L.circleMarker([p.lat, p.lon], { radius: last ? 8 : 4, color: '#b00020', fillOpacity: last ? 0.9 : 0.4 }).addTo(map).bindTooltip(clock(p.at));
+    if (last && p.accuracy_m) L.circle([p.lat, p.lon], { radius: p.accuracy_m, color: '#b00020', weight: 1, fillOpacity: 0.08 }).addTo(map);
+  });
+  const bounds = L.latLngBounds(pts);
+  if (d.consulate_location) {
+    const c = [d.consulate_location.lat, d.consulate_location.lon];
+    L.circleMarker(c, { radius: 7, color: '#0d2a5c', fillOpacity: 0.9 }).addTo(map).bindTooltip(d.consulate ? d.consulate.name : '');
+    bounds.extend(c);
+  }
+  map.fitBounds(bounds.pad(0.3), { maxZoom: 15 });
+  state.map = map;
+}
+
+function renderDetail(d) {
+  const box = document.getElementById('detail');
+  if (!box) return;
+  const last = d.location;
+  const caseOpen = d.case.state !== 'resolved';
+  const actions = [];
+  if (d.case.state === 'new') actions.push(h('button', { class: 'primary', type: 'button', id: 'ack', text: t('acknowledge'), onclick: () => act(d, 'acknowledge') }));
+  if (caseOpen) {
+    const who = h('select', { id: 'assign-to' });
+    api('GET', '/api/v1/console/staff').then((r) => { if (r.ok) who.replaceChildren(...r.data.map((s) => h('option', { value: s.username, text: `${s.username} (${s.consulate_id})` }))); });
+    actions.push(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); act(d, 'assign', { username: who.value }); } },
+      h('div', {}, h('label', { for: 'assign-to', text: t('assign') }), who), h('button', { class: 'secondary', type: 'submit', text: t('assign') })));
+  }
+  const noteText = h('textarea', { id: 'note-text' });
+  actions.push(h('form', { onsubmit: (e) => { e.preventDefault(); act(d, 'notes', { text: noteText.value }); } },
+    h('label', { for: 'note-text', text: t('note') }), noteText, h('button', { class: 'secondary', type: 'submit', id: 'add-note', text: t('add_note') })));
+  if (caseOpen) {
+    const outcome = h('select', { id: 'outcome' }, ['false_alarm', 'person_safe', 'detained', 'released', 'no_contact', 'other'].map((o) => h('option', { value: o, text: t(`o_${o}`) })));
+    const facility = h('input', { id: 'facility', list: 'facility-list', autocomplete: 'off' });
+    const options = h('datalist', { id: 'facility-list' });
+    facility.addEventListener('input', async () => {
+      const r = await api('GET', `/api/v1/console/facilities?q=${encodeURIComponent(facility.value)}`);
+      if (r.ok) options.replaceChildren(...r.data.map((f) => h('option', { value: `${f.name}, ${f.city}, ${f.state}` })));
+    });
+    actions.push(h('form', { onsubmit: (e) => { e.preventDefault(); act(d, 'resolve', { outcome: outcome.value, detail: facility.value || null }); } },
+      h('label', { for: 'outcome', text: t('outcome') }), outcome,
+      h('label', { for: 'facility', text: t('facility') }), facility, options,
+      h('button', { class: 'danger', type: 'submit', id: 'resolve', text: t('resolve') })));
+  } else {
+    actions.push(h('button', { class: 'secondary', type: 'button', id: 'reopen', text: t('reopen'), onclick: () => act(d, 'reopen') }));
+  }
+  box.replaceChildren(
+    d.state === 'cancelled' ? h('div', { class: 'banner-cancelled', text: t('cancelled_banner') }) : null,
+    d.case.escalated_at ? h('div', { class: 'banner-escalated', text: t('escalated_banner') }) : null,
+    h('h1', { text: d.person.name || '—' }),
+    h('div', { class: 'grid2' },
+      h('div', {},
+        h('h2', { text: t('person') }),
+        h('dl', {},
+          h('dt', { text: t('phone') }), h('dd', {}, h('a', { href: `tel:${d.person.phone}`, text: d.person.phone })),
+          h('dt', { text: t('language') }), h('dd', { text: d.person.language === 'en' ? 'English' : 'Español' }),
+          h('dt', { text: t('home') }), h('dd', { text: [d.person.home_state, d.person.home_county].filter(Boolean).join(' / ') || '—' }),
+          h('dt', { text: t('time') }), h('dd', { text: `${clock(d.created_at)} (${age(d.created_at)})` }),
+          h('dt', { text: t('location') }), h('dd', { id: 'coords', text: last ? `${last.lat.toFixed(5)}, ${last.lon.toFixed(5)}${last.accuracy_m ? ` · ${t('accuracy', { m: Math.round(last.accuracy_m) })}` : ''}` : t('no_location') }),
+          h('dt', { text: t('distance') }), h('dd', { text: d.distance_km !== null ? `${d.distance_km} km` : '—' })),
+        h('h2', { text: t('case') }),
+        h('dl', {},
+          h('dt', { text: t('state') }), h('dd', {}, badges({ ...d, case_state: d.case.state, escalated: !!d.case.escalated_at })),
+          h('dt', { text: t('assigned') }), h('dd', { text: d.case.assigned_to || t('nobody') }),
+          d.case.outcome ? h('dt', { text: t('outcome') }) : null,
+          d.case.outcome ? h('dd', { id: 'outcome-shown', text: `${t(`o_${d.case.outcome}`)}${d.case.outcome_detail ? ` — ${d.case.outcome_detail}` : ''}` }) : null)),
+      h('div', {},
+        h('div', { id: 'map', role: 'img', 'aria-label': t('location') }),
+        state.me.tile_url ? null : h('p', { class: 'muted', text: t('map_no_tiles') }))),
+    h('h2', { text: t('recipients') }),
+    h('table', {}, h('tbody', {}, d.recipients.map((r) => h('tr', {},
+      h('td', { text: r.name || '—' }), h('td', { text: t(`kind_${r.kind}`) }),
+      h('td', {}, h('span', { class: `chip ${r.status}`, text: t(`s_${r.status}`) }), r.reason ? ` ${r.reason}` : ''))))),
+    h('div', { class: 'grid2' },
+      h('div', {}, h('h2', { text: t('timeline') }), h('ol', { class: 'timeline', id: 'timeline' }, d.timeline.map((e) =>
+        h('li', {}, h('strong', { text: t(`k_${e.kind}`) }), ` · ${clock(e.at)}`, e.staff ? ` · ${e.staff}` : '', e.detail && e.kind !== 'created' ? ` — ${e.detail}` : '')))),
+      h('div', {}, h('h2', { text: t('detail') }), h('div', { class: 'actions' }, actions))),
+  );
+  drawMap(d);
+}
+
+async function act(d, action, body) {
+  say('');
+  const r = await api('POST', `/api/v1/console/alerts/${d.alert_id}/${action}`, body === undefined ? undefined : body);
+  if (r.ok) {
+    state.detail = r.data;
+    renderDetail(r.data);
+    loadQueue();
+  } else {
+    say(t('error', { m: r.data && r.data.error ? r.data.error.message : r.status }));
+  }
+}
+
+// ---- audit and statistics ---------------------------------------------------------
+
+async function auditTab() {
+  const box = h('section', { class: 'panel' });
+  if (state.me.role === 'operator') return box.append(h('p', { text: t('supervisors_only') })), box;
+  const r = await api('GET', '/api/v1/console/audit?limit=300');
+  box.append(h('table', { id: 'audit' },
+    h('thead', {}, h('tr', {}, h('th', { text: t('audit_when') }), h('th', { text: t('audit_who') }), h('th', { text: t('audit_what') }), h('th', { text: t('audit_alert') }))),
+    h('tbody', {}, (r.ok ? r.data : []).map((a) => h('tr', {},
+      h('td', { text: clock(a.at) }), h('td', { text: a.staff }), h('td', { text: a.detail ? `${a.action} (${a.detail})` : a.action }), h('td', { text: a.alert_id ? a.alert_id.slice(0, 8) : '' }))))));
+  return box;
+}
+
+async function statsTab() {
+  const box = h('section', { class: 'panel stats' });
+  if (state.me.role === 'operator') return box.append(h('p', { text: t('supervisors_only') })), box;
+  const r = await api('GET', '/api/v1/console/stats');
+  if (!r.ok) return box;
+  const s = r.data;
+  const secs = (v) => (v === null ? '—' : v < 120 ? `${v} s` : `${Math.round(v / 60)} min`);
+  box.append(
+    h('div', { class: 'numbers' },
+      h('div', {}, h('strong', { id: 'stat-alerts', text: String(s.alerts) }), t('stats_alerts')),
+      h('div', {}, h('strong', { text: String(s.cancelled) }), t('stats_cancelled')),
+      h('div', {}, h('strong', { text: secs(s.ack_median_seconds) }), t('stats_ack_median')),
+      h('div', {}, h('strong', { text: secs(s.ack_p90_seconds) }), t('stats_ack_p90'))),
+    h('img', { src: `/api/v1/console/stats.svg?ts=${Date.now()}`, alt: t('stats_alerts') }),
+    h('p', {}, h('a', { href: '/api/v1/console/stats.csv', text: t('csv') })),
+    h('h2', { text: t('stats_outcomes') }),
+    h('ul', {}, Object.entries(s.outcomes).map(([k, v]) => h('li', { text: `${t(`o_${k}`)}: ${v}` }))),
+    s.per_consulate.length ? h('div', {}, h('h2', { text: t('stats_per') }), h('table', {}, h('tbody', {}, s.per_consulate.map((p) =>
+      h('tr', {}, h('td', { text: p.consulate_id }), h('td', { text: String(p.alerts) }), h('td', { text: secs(p.ack_median_seconds) })))))) : null,
+  );
+  return box;
+}
+
+async function show(tab) {
+  state.tab = tab;
+  if (state.map) { state.map.remove(); state.map = null; }
+  const tabs = h('nav', { class: 'tabs', role: 'tablist' }, ['queue', 'audit', 'stats'].map((k) =>
+    h('button', { type: 'button', role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), text: t(k), onclick: () => show(k) })));
+  if (tab === 'queue') {
+    main.replaceChildren(tabs, queueTab());
+    await loadQueue();
+    if (state.selected) await loadDetail(state.selected, false);
+  } else {
+    main.replaceChildren(tabs, tab === 'audit' ? await auditTab() : await statsTab());
+  }
+}
+
+async function start() {
+  header();
+  const deep = location.pathname.match(/^\/console\/alerts\/([0-9a-f-]{36})/);
+  if (deep) state.selected = deep[1];
+  startEvents();
+  await show('queue');
+}
+
+document.getElementById('lang').addEventListener('click', () => {
+  lang = lang === 'es' ? 'en' : 'es';
+  localStorage.setItem('avisa.console.lang', lang);
+  if (state.me) show(state.tab); else loginScreen();
+  header();
+});
+
+document.getElementById('logout').addEventListener('click', async () => {
+  await api('POST', '/api/v1/console/logout');
+  state.me = null;
+  state.known = new Set();
+  loginScreen();
+});
+
+(async () => {
+  const r = await fetch('/api/v1/console/me', { credentials: 'same-origin' });
+  if (r.ok) {
+    state.me = await r.json();
+    start();
+  } else {
+    loginScreen();
+  }
+})();
