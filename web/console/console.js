@@ -190,6 +190,8 @@ function stopEvents() {
 async function refresh(changedId) {
   if (state.tab !== 'queue') return;
   await loadQueue();
+  // Never redraw the open case under someone's half-written note or choice.
+  if (state.dirty) return;
   if (state.selected && (!changedId || changedId === state.selected)) await loadDetail(state.selected, false);
 }
 
@@ -253,6 +255,7 @@ function queueTab() {
 // ---- detail ----------------------------------------------------------------------
 
 async function loadDetail(id, focus) {
+  if (focus) state.dirty = false;
   state.selected = id;
   if (focus) history.replaceState(null, '', `/console/alerts/${id}`);
   const r = await api('GET', `/api/v1/console/alerts/${id}`);
@@ -319,7 +322,7 @@ function renderDetail(d) {
   } else {
     actions.push(h('button', { class: 'secondary', type: 'button', id: 'reopen', text: t('reopen'), onclick: () => act(d, 'reopen') }));
   }
-  box.replaceChildren(
+  box.replaceChildren(...[
     d.state === 'cancelled' ? h('div', { class: 'banner-cancelled', text: t('cancelled_banner') }) : null,
     d.case.escalated_at ? h('div', { class: 'banner-escalated', text: t('escalated_banner') }) : null,
     h('h1', { text: d.person.name || '—' }),
@@ -349,8 +352,12 @@ function renderDetail(d) {
     h('div', { class: 'grid2' },
       h('div', {}, h('h2', { text: t('timeline') }), h('ol', { class: 'timeline', id: 'timeline' }, d.timeline.map((e) =>
         h('li', {}, h('strong', { text: t(`k_${e.kind}`) }), ` · ${clock(e.at)}`, e.staff ? ` · ${e.staff}` : '', e.detail && e.kind !== 'created' ? ` — ${e.detail}` : '')))),
-      h('div', {}, h('h2', { text: t('detail') }), h('div', { class: 'actions' }, actions))),
-  );
+      h('div', {}, h('h2', { text: t('detail') }), h('div', {
+        class: 'actions',
+        oninput: () => { state.dirty = true; },
+        onchange: () => { state.dirty = true; },
+      }, actions))),
+  ].filter(Boolean));
   drawMap(d);
 }
 
@@ -358,6 +365,7 @@ async function act(d, action, body) {
   say('');
   const r = await api('POST', `/api/v1/console/alerts/${d.alert_id}/${action}`, body === undefined ? undefined : body);
   if (r.ok) {
+    state.dirty = false;
     state.detail = r.data;
     renderDetail(r.data);
     loadQueue();
@@ -386,7 +394,7 @@ async function statsTab() {
   if (!r.ok) return box;
   const s = r.data;
   const secs = (v) => (v === null ? '—' : v < 120 ? `${v} s` : `${Math.round(v / 60)} min`);
-  box.append(
+  box.append(...[
     h('div', { class: 'numbers' },
       h('div', {}, h('strong', { id: 'stat-alerts', text: String(s.alerts) }), t('stats_alerts')),
       h('div', {}, h('strong', { text: String(s.cancelled) }), t('stats_cancelled')),
@@ -398,7 +406,7 @@ async function statsTab() {
     h('ul', {}, Object.entries(s.outcomes).map(([k, v]) => h('li', { text: `${t(`o_${k}`)}: ${v}` }))),
     s.per_consulate.length ? h('div', {}, h('h2', { text: t('stats_per') }), h('table', {}, h('tbody', {}, s.per_consulate.map((p) =>
       h('tr', {}, h('td', { text: p.consulate_id }), h('td', { text: String(p.alerts) }), h('td', { text: secs(p.ack_median_seconds) })))))) : null,
-  );
+  ].filter(Boolean));
   return box;
 }
 

@@ -135,3 +135,36 @@ export async function addContact(page, { name, phone, language, template, messag
   if (template) await page.getByRole('button', { name: template, exact: true }).click();
   if (message) await page.fill('#contact-message', message);
 }
+
+/// Adds a staff account with the CLI, on the server's data directory.
+export async function addStaff(server, username, consulate, role, password) {
+  await new Promise((resolve, reject) => {
+    const child = spawn(bin, ['staff', 'add', '--data-dir', join(server.dir, 'data'), '--username', username, '--consulate', consulate, '--role', role], {
+      env: { ...process.env, AVISA_LOG: 'warn' },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    child.stdin.end(`${password}\n`);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`avisa staff add failed: ${err}`))));
+  });
+}
+
+/// A person pressing the button through the API; returns the alert.
+export async function pressViaApi(server, phone, location) {
+  const json = async (method, path, body, token) => {
+    const r = await fetch(`${server.base}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return r.json();
+  };
+  const { token } = await json('POST', '/api/v1/devices', { phone });
+  const e164 = `+1${phone.replace(/\D/g, '').slice(-10)}`;
+  const line = await waitFor(() => server.smsLog().find((l) => l.to === e164), 10000, 'the code SMS');
+  await json('POST', '/api/v1/devices/verify', { code: line.body.match(/\b(\d{6})\b/)[1] }, token);
+  await json('PUT', '/api/v1/profile', { name: 'Juana García', home_state: 'CA', cancel_pin: '4821', keyword: 'auxilio' }, token);
+  await json('POST', '/api/v1/contacts', { name: 'Mamá', phone: '(213) 555-0177', message: 'Me detuvieron.' }, token);
+  return json('POST', '/api/v1/alerts', { idempotency_key: `browser-${Date.now()}`, location }, token);
+}

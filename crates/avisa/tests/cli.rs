@@ -515,3 +515,122 @@ fn browser_tests() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `avisa` with `input` on standard input.
+fn avisa_stdin(cwd: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_avisa"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("AVISA_DATA_KEY")
+        .env_remove("AVISA_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run avisa");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn staff_accounts_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let add = |user: &str, consulate: &str, role: &str, password: &str| {
+        avisa_stdin(
+            dir.path(),
+            &[
+                "staff",
+                "add",
+                "--username",
+                user,
+                "--consulate",
+                consulate,
+                "--role",
+                role,
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    let out = add(
+        "ana.lopez",
+        "los-angeles",
+        "supervisor",
+        "correct horse battery",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("added ana.lopez (supervisor at los-angeles)"));
+    let refusals = [
+        (
+            add(
+                "ana.lopez",
+                "los-angeles",
+                "operator",
+                "correct horse battery",
+            ),
+            "already exists",
+        ),
+        (
+            add("bob", "los-angeles", "operator", "short"),
+            "at least 12",
+        ),
+        (
+            add("bob", "atlantis", "operator", "correct horse battery"),
+            "not an office",
+        ),
+        (
+            add("bob", "ciam", "king", "correct horse battery"),
+            "role must be",
+        ),
+    ];
+    for (out, why) in refusals {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains(why), "{err}");
+    }
+    assert!(
+        add("duty", "ciam", "operator", "another long password")
+            .status
+            .success()
+    );
+    let list = stdout(&avisa(dir.path(), &["staff", "list"]));
+    assert!(
+        list.contains("ana.lopez") && list.contains("duty") && list.contains("ciam"),
+        "{list}"
+    );
+    assert!(!list.contains("bob"));
+    assert!(
+        avisa(dir.path(), &["staff", "disable", "duty"])
+            .status
+            .success()
+    );
+    assert!(
+        stdout(&avisa(dir.path(), &["staff", "list"]))
+            .lines()
+            .any(|l| l.starts_with("duty") && l.ends_with("disabled"))
+    );
+    let reset = avisa_stdin(
+        dir.path(),
+        &["staff", "reset-password", "ana.lopez"],
+        "a brand new password\n",
+    );
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert!(
+        !avisa(dir.path(), &["staff", "disable", "nobody"])
+            .status
+            .success()
+    );
+}

@@ -21,7 +21,7 @@ const DAY_MS: i64 = 86_400_000;
 
 #[derive(Deserialize, ToSchema)]
 pub struct StatsQuery {
-    /// `YYYY-MM-DD` (UTC), inclusive; default 30 days ago.
+    /// `YYYY-MM-DD` (UTC), inclusive; default: the 30 days ending with `to`.
     pub from: Option<String>,
     /// `YYYY-MM-DD` (UTC), inclusive; default today.
     pub to: Option<String>,

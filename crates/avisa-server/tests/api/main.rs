@@ -3,6 +3,7 @@
 
 mod alerts;
 mod app;
+mod console;
 mod gateways;
 mod kannel;
 mod phone;

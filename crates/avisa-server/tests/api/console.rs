@@ -1,0 +1,735 @@
+//! The console API: login, sessions, CSRF, lockout, scope (another
+//! consulate's alert is a 404 on every endpoint), case handling, the audit
+//! log, escalation and statistics — on both backends.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use avisa_server::Config;
+
+use crate::support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Adds a staff account directly in the store the server uses.
+async fn add_staff(config: &Config, username: &str, consulate: &str, role: &str) {
+    let store = avisa_server::open_store(config).await.expect("store");
+    let hash = store.vault().hash_secret(PASSWORD).expect("hash");
+    store
+        .add_staff(username, &hash, consulate, role, avisa_core::now_millis())
+        .await
+        .expect("add staff");
+    store.close().await;
+}
+
+/// A logged-in console client: the cookie and the CSRF token, by hand.
+struct Console<'a> {
+    app: &'a TestApp,
+    cookie: String,
+    csrf: String,
+}
+
+async fn login_raw(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/v1/console/login", app.base))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("login")
+}
+
+async fn login<'a>(app: &'a TestApp, username: &str) -> Console<'a> {
+    let resp = login_raw(app, username, PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let set = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    let cookie = set.split(';').next().expect("pair").to_string();
+    let body: Value = resp.json().await.expect("json");
+    Console {
+        app,
+        cookie,
+        csrf: body["csrf_token"].as_str().expect("csrf").to_string(),
+    }
+}
+
+impl Console<'_> {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_csrf(method, path, body, Some(&self.csrf.clone()))
+            .await
+    }
+
+    async fn call_csrf(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.base))
+            .header("cookie", &self.cookie);
+        if let Some(c) = csrf {
+            req = req.header("x-csrf-token", c);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("text");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+/// A person pressing in Los Angeles (or elsewhere); returns the alert id.
+async fn alert_at(app: &TestApp, phone: &str, lat: f64, lon: f64) -> String {
+    let token = app.person(phone).await;
+    let (s, a) = app
+        .call(Method::POST, "/api/v1/alerts", Some(&token), Some(json!({"idempotency_key": format!("console-{}", phone.trim_start_matches('+')), "location": {"lat": lat, "lon": lon, "accuracy_m": 20}})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{a}");
+    a["alert_id"].as_str().expect("id").to_string()
+}
+
+async fn staffed_app(backend: &str, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = config_on(&dir, backend).await?;
+    tweak(&mut config);
+    let app = TestApp::start(config, dir).await;
+    add_staff(&app.config, "la.operator", "los-angeles", "operator").await;
+    add_staff(&app.config, "la.super", "los-angeles", "supervisor").await;
+    add_staff(&app.config, "chi.super", "chicago", "supervisor").await;
+    add_staff(&app.config, "ciam.duty", "ciam", "operator").await;
+    Some(app)
+}
+
+async fn login_sessions_and_lockout(backend: &str) {
+    let Some(app) = staffed_app(backend, |_| {}).await else {
+        return;
+    };
+    // Wrong password and unknown user: the same 401.
+    let wrong = login_raw(&app, "la.operator", "not the password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong: Value = wrong.json().await.expect("json");
+    let unknown: Value = login_raw(&app, "nobody", PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(wrong, unknown, "no hint whether the username exists");
+    assert_eq!(wrong["error"]["code"], "login_failed");
+
+    let resp = login_raw(&app, "la.operator", PASSWORD).await;
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http here");
+    let console = login(&app, "la.operator").await;
+    let (status, me) = console.call(Method::GET, "/api/v1/console/me", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            me["username"].as_str(),
+            me["role"].as_str(),
+            me["consulate"]["id"].as_str()
+        ),
+        (Some("la.operator"), Some("operator"), Some("los-angeles"))
+    );
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/console/me", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no cookie, no session");
+    // Logout needs the CSRF token too, then the session is gone.
+    let (status, _) = console
+        .call_csrf(Method::POST, "/api/v1/console/logout", None, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = console
+        .call(Method::POST, "/api/v1/console/logout", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = console.call(Method::GET, "/api/v1/console/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Five failures lock the account, even for the right password.
+    for _ in 0..4 {
+        assert_eq!(
+            login_raw(&app, "la.super", "wrong wrong wrong")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = login_raw(&app, "la.super", "wrong wrong wrong").await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.headers().get("retry-after").is_some());
+    assert_eq!(
+        login_raw(&app, "la.super", PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Disabling an account ends its sessions.
+    let ciam = login(&app, "ciam.duty").await;
+    let store = avisa_server::open_store(&app.config).await.expect("store");
+    let staff = store
+        .staff_by_username("ciam.duty")
+        .await
+        .expect("get")
+        .expect("exists");
+    store
+        .set_staff_disabled(staff.id, true, avisa_core::now_millis())
+        .await
+        .expect("disable");
+    store.close().await;
+    let (status, _) = ciam.call(Method::GET, "/api/v1/console/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login_raw(&app, "ciam.duty", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
+    let Some(app) = staffed_app(backend, |_| {}).await else {
+        return;
+    };
+    let la = alert_at(&app, "+12135550100", 34.0505, -118.2551).await;
+    let chi = alert_at(&app, "+13125550100", 41.8781, -87.6298).await;
+    let la_op = login(&app, "la.operator").await;
+    let chi_sup = login(&app, "chi.super").await;
+    let ciam = login(&app, "ciam.duty").await;
+
+    let ids = |v: &Value| {
+        v.as_array()
+            .expect("list")
+            .iter()
+            .map(|a| a["alert_id"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let (_, q) = la_op
+        .call(Method::GET, "/api/v1/console/alerts", None)
+        .await;
+    assert_eq!(ids(&q), std::slice::from_ref(&la));
+    assert_eq!(q[0]["person_name"], "María Pérez");
+    assert_eq!(q[0]["place"], "US-CA");
+    assert!(q[0]["distance_km"].as_f64().is_some_and(|d| d < 2.0));
+    let (_, q) = chi_sup
+        .call(Method::GET, "/api/v1/console/alerts", None)
+        .await;
+    assert_eq!(ids(&q), std::slice::from_ref(&chi));
+    let (_, q) = ciam.call(Method::GET, "/api/v1/console/alerts", None).await;
+    let mut all = ids(&q);
+    all.sort();
+    let mut want = vec![la.clone(), chi.clone()];
+    want.sort();
+    assert_eq!(all, want, "CIAM sees every consulate");
+
+    // Every alert endpoint answers another consulate's alert like a missing one.
+    let missing = uuid::Uuid::now_v7().to_string();
+    for id in [&la, &missing] {
+        let (s, b) = chi_sup
+            .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
+            .await;
+        assert_eq!((s, error_code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+        for (action, body) in [
+            ("acknowledge", None),
+            ("assign", Some(json!({"username": "chi.super"}))),
+            ("notes", Some(json!({"text": "x"}))),
+            ("resolve", Some(json!({"outcome": "false_alarm"}))),
+            ("reopen", None),
+        ] {
+            let (s, b) = chi_sup
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/console/alerts/{id}/{action}"),
+                    body,
+                )
+                .await;
+            assert_eq!(
+                (s, error_code(&b)),
+                (StatusCode::NOT_FOUND, "not_found"),
+                "{action} on {id}"
+            );
+        }
+        let (s, _) = chi_sup
+            .call(
+                Method::GET,
+                &format!("/api/v1/console/audit?alert_id={id}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    let (s, _) = chi_sup
+        .call(Method::GET, "/api/v1/console/alerts/not-a-uuid", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nothing changed on the LA alert.
+    let (_, d) = la_op
+        .call(Method::GET, &format!("/api/v1/console/alerts/{la}"), None)
+        .await;
+    assert_eq!(d["case"]["state"], "new");
+    assert!(
+        d["timeline"].as_array().is_some_and(|t| t.len() == 1),
+        "{d}"
+    );
+
+    // Practice alerts never reach the console, not even CIAM's.
+    let token = app.person("+12135550155").await;
+    let (_, p) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "practice-console", "practice": true})),
+        )
+        .await;
+    let pid = p["alert_id"].as_str().expect("id");
+    let (s, _) = ciam
+        .call(Method::GET, &format!("/api/v1/console/alerts/{pid}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+async fn case_handling_with_csrf_and_audit(backend: &str) {
+    let Some(app) = staffed_app(backend, |_| {}).await else {
+        return;
+    };
+    let id = alert_at(&app, "+12135550100", 34.0505, -118.2551).await;
+    let op = login(&app, "la.operator").await;
+    let base = format!("/api/v1/console/alerts/{id}");
+
+    // CSRF: missing or wrong token changes nothing.
+    let (s, b) = op
+        .call_csrf(Method::POST, &format!("{base}/acknowledge"), None, None)
+        .await;
+    assert_eq!((s, error_code(&b)), (StatusCode::FORBIDDEN, "csrf"));
+    let (s, _) = op
+        .call_csrf(
+            Method::POST,
+            &format!("{base}/acknowledge"),
+            None,
+            Some("forged"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, d) = op.call(Method::GET, &base, None).await;
+    assert_eq!(d["case"]["state"], "new");
+    assert_eq!(d["person"]["phone"], "+12135550100");
+    assert_eq!(d["location"]["lat"], 34.0505);
+    assert_eq!(d["consulate"]["id"], "los-angeles");
+
+    let (s, d) = op
+        .call(Method::POST, &format!("{base}/acknowledge"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(
+        (
+            d["case"]["state"].as_str(),
+            d["case"]["assigned_to"].as_str()
+        ),
+        (Some("acknowledged"), Some("la.operator"))
+    );
+    let (s, b) = op
+        .call(Method::POST, &format!("{base}/acknowledge"), None)
+        .await;
+    assert_eq!((s, error_code(&b)), (StatusCode::CONFLICT, "case_state"));
+    let (s, d) = op
+        .call(
+            Method::POST,
+            &format!("{base}/assign"),
+            Some(json!({"username": "la.super"})),
+        )
+        .await;
+    assert_eq!(
+        (s, d["case"]["assigned_to"].as_str()),
+        (StatusCode::OK, Some("la.super"))
+    );
+    let (s, b) = op
+        .call(
+            Method::POST,
+            &format!("{base}/assign"),
+            Some(json!({"username": "chi.super"})),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "staff_invalid"),
+        "a colleague who cannot see the case"
+    );
+    let (s, _) = op
+        .call(
+            Method::POST,
+            &format!("{base}/notes"),
+            Some(json!({"text": "Hablé con su hermana: está en Adelanto."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = op
+        .call(
+            Method::POST,
+            &format!("{base}/notes"),
+            Some(json!({"text": "  "})),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "note_invalid")
+    );
+    let (s, b) = op
+        .call(
+            Method::POST,
+            &format!("{base}/resolve"),
+            Some(json!({"outcome": "detained"})),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "facility_required")
+    );
+    let (s, b) = op
+        .call(
+            Method::POST,
+            &format!("{base}/resolve"),
+            Some(json!({"outcome": "vanished"})),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "outcome_invalid")
+    );
+    let (_, facilities) = op
+        .call(Method::GET, "/api/v1/console/facilities?q=adelanto", None)
+        .await;
+    let facility = facilities[0]["name"]
+        .as_str()
+        .expect("a facility")
+        .to_string();
+    let (s, d) = op
+        .call(
+            Method::POST,
+            &format!("{base}/resolve"),
+            Some(json!({"outcome": "detained", "detail": facility})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(
+        (
+            d["case"]["state"].as_str(),
+            d["case"]["outcome"].as_str(),
+            d["case"]["outcome_detail"].as_str()
+        ),
+        (Some("resolved"), Some("detained"), Some(facility.as_str()))
+    );
+    let (s, d) = op.call(Method::POST, &format!("{base}/reopen"), None).await;
+    assert_eq!(
+        (s, d["case"]["state"].as_str()),
+        (StatusCode::OK, Some("acknowledged"))
+    );
+    let kinds: Vec<&str> = d["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "acknowledged",
+            "assigned",
+            "note",
+            "resolved",
+            "reopened"
+        ]
+    );
+    assert!(
+        d["timeline"][3]["detail"]
+            .as_str()
+            .is_some_and(|n| n.contains("Adelanto"))
+    );
+
+    // The note and the facility are sealed at rest.
+    let text = raw_database(&app);
+    assert!(
+        !text.contains("hermana") && !text.contains(&facility),
+        "case details in plain text"
+    );
+
+    // The audit log: supervisors read it, operators do not.
+    let (s, b) = op.call(Method::GET, "/api/v1/console/audit", None).await;
+    assert_eq!(
+        (s, error_code(&b)),
+        (StatusCode::FORBIDDEN, "forbidden_role")
+    );
+    let sup = login(&app, "la.super").await;
+    let (s, audit) = sup
+        .call(
+            Method::GET,
+            &format!("/api/v1/console/audit?alert_id={id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut actions: Vec<String> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|a| {
+            format!(
+                "{}:{}",
+                a["staff"].as_str().unwrap_or(""),
+                a["action"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    actions.reverse();
+    assert_eq!(
+        actions,
+        [
+            "la.operator:view",
+            "la.operator:acknowledge",
+            "la.operator:assign",
+            "la.operator:note",
+            "la.operator:resolve",
+            "la.operator:reopen",
+            "la.super:read_audit",
+        ]
+    );
+    // The database itself refuses to edit or delete the audit log.
+    append_only(&app).await;
+}
+
+/// Tries to change audit_log behind the server's back.
+async fn append_only(app: &TestApp) {
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+    let url = app.config.database_url.expose_secret().to_string();
+    if url.is_empty() {
+        let path = app.config.data_dir.join("avisa.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("connect");
+        assert!(
+            sqlx::query("UPDATE audit_log SET action = 'nothing'")
+                .execute(&mut conn)
+                .await
+                .is_err()
+        );
+        assert!(
+            sqlx::query("DELETE FROM audit_log")
+                .execute(&mut conn)
+                .await
+                .is_err()
+        );
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        assert!(
+            sqlx::query("UPDATE audit_log SET action = 'nothing'")
+                .execute(&mut conn)
+                .await
+                .is_err()
+        );
+        assert!(
+            sqlx::query("DELETE FROM audit_log")
+                .execute(&mut conn)
+                .await
+                .is_err()
+        );
+        assert!(
+            sqlx::query("TRUNCATE audit_log")
+                .execute(&mut conn)
+                .await
+                .is_err()
+        );
+    }
+}
+
+async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
+    let Some(app) = staffed_app(backend, |c| c.console.escalate_after_seconds = 1).await else {
+        return;
+    };
+    let id = alert_at(&app, "+12135550100", 34.0505, -118.2551).await;
+    let ciam = login(&app, "ciam.duty").await;
+    let la = login(&app, "la.operator").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, q) = ciam.call(Method::GET, "/api/v1/console/alerts", None).await;
+        if q.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["alert_id"] == json!(id) && x["escalated"] == true)
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not escalated: {q}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, d) = la
+        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
+        .await;
+    assert!(
+        d["case"]["escalated_at"].as_i64().is_some(),
+        "the owning consulate still sees it, marked"
+    );
+    assert!(
+        d["timeline"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["kind"] == "escalated"))
+    );
+    // An acknowledged alert is not escalated.
+    let other = alert_at(&app, "+12135550111", 34.0505, -118.2551).await;
+    let (s, _) = la
+        .call(
+            Method::POST,
+            &format!("/api/v1/console/alerts/{other}/acknowledge"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, d) = la
+        .call(
+            Method::GET,
+            &format!("/api/v1/console/alerts/{other}"),
+            None,
+        )
+        .await;
+    assert_eq!(d["case"]["escalated_at"], Value::Null);
+}
+
+async fn statistics_for_supervisors(backend: &str) {
+    let Some(app) = staffed_app(backend, |_| {}).await else {
+        return;
+    };
+    let a = alert_at(&app, "+12135550100", 34.0505, -118.2551).await;
+    alert_at(&app, "+12135550111", 34.0505, -118.2551).await;
+    alert_at(&app, "+13125550100", 41.8781, -87.6298).await;
+    let op = login(&app, "la.operator").await;
+    op.call(
+        Method::POST,
+        &format!("/api/v1/console/alerts/{a}/acknowledge"),
+        None,
+    )
+    .await;
+    op.call(
+        Method::POST,
+        &format!("/api/v1/console/alerts/{a}/resolve"),
+        Some(json!({"outcome": "false_alarm"})),
+    )
+    .await;
+    let (s, _) = op.call(Method::GET, "/api/v1/console/stats", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let sup = login(&app, "la.super").await;
+    let (s, stats) = sup.call(Method::GET, "/api/v1/console/stats", None).await;
+    assert_eq!(s, StatusCode::OK, "{stats}");
+    assert_eq!(
+        (stats["alerts"].as_u64(), stats["acknowledged"].as_u64()),
+        (Some(2), Some(1)),
+        "LA's two, not Chicago's"
+    );
+    assert_eq!(stats["outcomes"]["false_alarm"], 1);
+    assert!(stats["ack_median_seconds"].as_i64().is_some());
+    assert_eq!(
+        stats["days"].as_array().map(Vec::len),
+        Some(30),
+        "the last 30 days, today included"
+    );
+    assert!(stats["per_consulate"].as_array().is_some_and(Vec::is_empty));
+    let csv = app
+        .client
+        .get(format!("{}/api/v1/console/stats.csv", app.base))
+        .header("cookie", &sup.cookie)
+        .send()
+        .await
+        .expect("csv");
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("text/csv"))
+    );
+    let csv = csv.text().await.expect("text");
+    assert!(
+        csv.starts_with("date,alerts\n") && csv.contains("\nalerts,2\n"),
+        "{csv}"
+    );
+    let svg = app
+        .client
+        .get(format!("{}/api/v1/console/stats.svg", app.base))
+        .header("cookie", &sup.cookie)
+        .send()
+        .await
+        .expect("svg")
+        .text()
+        .await
+        .expect("text");
+    assert!(svg.starts_with("<svg") && svg.matches("<rect").count() == 30);
+    add_staff(&app.config, "ciam.super", "ciam", "supervisor").await;
+    let cs = login(&app, "ciam.super").await;
+    let (_, all) = cs.call(Method::GET, "/api/v1/console/stats", None).await;
+    assert_eq!(all["alerts"], 3);
+    assert_eq!(all["per_consulate"].as_array().map(Vec::len), Some(2));
+    let (s, b) = sup
+        .call(Method::GET, "/api/v1/console/stats?from=2026-13-01", None)
+        .await;
+    assert_eq!(
+        (s, error_code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "date_invalid")
+    );
+}
+
+#[tokio::test]
+async fn the_console_page_is_served() {
+    let app = sqlite_app().await;
+    for path in avisa_server::web::console_paths() {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    }
+    // A deep link (from a duty SMS) opens the console page.
+    let page = app
+        .client
+        .get(format!(
+            "{}/console/alerts/{}",
+            app.base,
+            uuid::Uuid::now_v7()
+        ))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(page.contains("console.js"));
+    let (status, _) = app
+        .call(Method::GET, "/console/missing.js", None, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+on_both_backends!(
+    login_sessions_and_lockout,
+    scope_is_the_consulate_and_others_are_404,
+    case_handling_with_csrf_and_audit,
+    unacknowledged_alerts_escalate_to_ciam,
+    statistics_for_supervisors,
+);
