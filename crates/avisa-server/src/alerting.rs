@@ -35,6 +35,9 @@ pub struct Preview {
 pub struct Raised {
     pub inserted: Inserted,
     pub previews: Vec<Preview>,
+    /// The alert as written, when this press created it (its response is
+    /// built from it, without reading it back).
+    pub created: Option<NewAlert>,
 }
 
 /// The state (USPS code) a location is in, when it is in the US.
@@ -57,10 +60,18 @@ pub fn zone_of(location: Option<&Location>, home_state: Option<&str>) -> Zone {
 
 pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     let store = &state.store;
-    if let Some(existing) = store.alert_by_key(r.person.id, &r.idempotency_key).await? {
+    let now = now_millis();
+    let window_ms = (state.config.alerts.rate_window_minutes * 60_000) as i64;
+    // One round trip: a retried press is answered with its alert, whatever
+    // the rate limit says.
+    let (existing, recent) = store
+        .key_and_recent(r.person.id, &r.idempotency_key, now - window_ms)
+        .await?;
+    if let Some(existing) = existing {
         return Ok(Raised {
             inserted: Inserted::Existing(existing),
             previews: Vec::new(),
+            created: None,
         });
     }
     let profile = &r.person.profile;
@@ -74,11 +85,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             message: "set your name, home state and cancel PIN before raising an alert".into(),
         });
     };
-    let now = now_millis();
-    let window_ms = (state.config.alerts.rate_window_minutes * 60_000) as i64;
-    if store.alerts_since(r.person.id, now - window_ms).await?
-        >= i64::from(state.config.alerts.rate_limit)
-    {
+    if recent >= i64::from(state.config.alerts.rate_limit) {
         metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
         return Err(ApiError::TooManyRequests {
             retry_after_secs: window_ms as u64 / 1000,
@@ -218,5 +225,10 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         tracing::info!(alert_id = %id, source = r.source, practice = r.practice, coverage = coverage.as_str(), "alert accepted");
         state.events.publish(id);
     }
-    Ok(Raised { inserted, previews })
+    let created = matches!(inserted, Inserted::Created(_)).then_some(alert);
+    Ok(Raised {
+        inserted,
+        previews,
+        created,
+    })
 }

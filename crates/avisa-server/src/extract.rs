@@ -31,6 +31,27 @@ where
     }
 }
 
+/// The hash of the bearer token of a request.
+fn bearer_hash(parts: &Parts) -> Result<Vec<u8>, ApiError> {
+    // EventSource cannot set headers: live streams may pass the token as
+    // `?access_token=` (query strings never reach the logs).
+    let from_query = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("access_token="))
+            .map(str::to_string)
+    });
+    let token = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+        .or(from_query)
+        .filter(|t| !t.is_empty() && t.len() <= 128)
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(avisa_core::crypto::token_hash(&token))
+}
+
 /// The device making the request, from `Authorization: Bearer <token>`.
 pub struct Caller(pub Device);
 
@@ -38,24 +59,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // EventSource cannot set headers: live streams may pass the token as
-        // `?access_token=` (query strings never reach the logs).
-        let from_query = parts.uri.query().and_then(|q| {
-            q.split('&')
-                .find_map(|pair| pair.strip_prefix("access_token="))
-                .map(str::to_string)
-        });
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string())
-            .or(from_query)
-            .filter(|t| !t.is_empty() && t.len() <= 128)
-            .ok_or(ApiError::Unauthorized)?;
-        let token = token.as_str();
-        let hash = avisa_core::crypto::token_hash(token);
+        let hash = bearer_hash(parts)?;
         let device = state
             .store
             .device_by_token_hash(&hash)
@@ -65,19 +69,30 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// A caller whose phone number is verified: the person it belongs to.
+/// A caller whose phone number is verified: the person it belongs to (read
+/// with the device, in one round trip).
 pub struct Person {
     pub device: Device,
     pub person_id: Uuid,
+    pub person: avisa_store::Person,
 }
 
 impl FromRequestParts<AppState> for Person {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Caller(device) = Caller::from_request_parts(parts, state).await?;
-        match device.person_id {
-            Some(person_id) => Ok(Person { device, person_id }),
+        let hash = bearer_hash(parts)?;
+        let (device, person) = state
+            .store
+            .device_and_person(&hash)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        match person {
+            Some(person) => Ok(Person {
+                device,
+                person_id: person.id,
+                person,
+            }),
             None => Err(ApiError::Forbidden {
                 code: "device_not_verified",
                 message: "verify this device with the code sent by SMS first".into(),

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod extract;
+mod hasher;
 pub mod hooks;
 pub mod ops;
 pub mod state;

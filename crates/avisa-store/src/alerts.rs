@@ -321,6 +321,18 @@ impl Store {
         self.backend.alert_by_key(person_id, key).await
     }
 
+    /// The alert a key already made, and the person's alerts since a time.
+    pub async fn key_and_recent(
+        &self,
+        person_id: Uuid,
+        key: &str,
+        since: UnixMillis,
+    ) -> Result<(Option<Uuid>, i64), StoreError> {
+        self.backend
+            .alert_key_and_recent(person_id, key, since)
+            .await
+    }
+
     /// Real alerts of the person that are still active.
     pub async fn active_alerts(&self, person_id: Uuid) -> Result<i64, StoreError> {
         self.backend.alerts_active_count(person_id).await

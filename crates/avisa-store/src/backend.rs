@@ -180,6 +180,12 @@ pub trait Backend: crate::console_backend::ConsoleBackend + Send + Sync + 'stati
 
     async fn device_insert(&self, row: &DeviceRow) -> Result<(), StoreError>;
     async fn device_by_token(&self, token_hash: &[u8]) -> Result<Option<DeviceRow>, StoreError>;
+    /// The device with this token and, when verified, its person: one round
+    /// trip for what every phone request needs first.
+    async fn device_and_person_by_token(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<(DeviceRow, Option<PersonRow>)>, StoreError>;
     /// Devices registered for a phone since a time (rate limiting code SMS).
     async fn devices_registered_since(
         &self,
@@ -232,6 +238,14 @@ pub trait Backend: crate::console_backend::ConsoleBackend + Send + Sync + 'stati
     async fn alert_get(&self, id: Uuid) -> Result<Option<AlertRow>, StoreError>;
     /// Real (not practice) alerts of a person still active.
     async fn alerts_active_count(&self, person_id: Uuid) -> Result<i64, StoreError>;
+    /// For a press, in one round trip: the alert a key already made (if
+    /// any) and how many alerts the person raised since a time.
+    async fn alert_key_and_recent(
+        &self,
+        person_id: Uuid,
+        key: &str,
+        since: UnixMillis,
+    ) -> Result<(Option<Uuid>, i64), StoreError>;
     /// Alerts a person raised since a time (rate limiting).
     async fn alerts_count_since(
         &self,

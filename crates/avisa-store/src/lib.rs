@@ -339,13 +339,38 @@ impl Store {
     // ---- people ----------------------------------------------------------
 
     pub async fn person(&self, id: Uuid) -> Result<Option<Person>, StoreError> {
-        let Some(row) = self.backend.person_get(id).await? else {
+        match self.backend.person_get(id).await? {
+            Some(row) => Ok(Some(self.open_person(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The device with this token hash and, when verified, its person.
+    pub async fn device_and_person(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<(Device, Option<Person>)>, StoreError> {
+        let Some((d, p)) = self.backend.device_and_person_by_token(token_hash).await? else {
             return Ok(None);
         };
+        let device = Device {
+            id: d.id,
+            person_id: d.person_id,
+            language: language(&d.language),
+            verified_at: d.verified_at,
+        };
+        Ok(Some((
+            device,
+            p.map(|row| self.open_person(row)).transpose()?,
+        )))
+    }
+
+    fn open_person(&self, row: PersonRow) -> Result<Person, StoreError> {
+        let id = row.id;
         let phone = self
             .vault
             .open_string(&aad("people.phone", id), &row.phone_enc)?;
-        Ok(Some(Person {
+        Ok(Person {
             id,
             phone: PhoneNumber::from_e164_unchecked(phone),
             profile: Profile {
@@ -360,7 +385,7 @@ impl Store {
                 language: language(&row.language),
             },
             pin_hash: row.pin_hash,
-        }))
+        })
     }
 
     /// Writes the whole profile and the PIN hash (pass the current hash to

@@ -265,7 +265,7 @@ macro_rules! console_backend {
                 // Urgency: unacknowledged first, then the oldest first.
                 b.push(" ORDER BY CASE WHEN a.case_state = 'new' THEN 0 ELSE 1 END, a.created_at, a.id LIMIT ")
                     .push_bind(f.limit);
-                let rows = b.build().fetch_all(self.reader()).await?;
+                let rows = b.build().persistent(false).fetch_all(self.reader()).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     let loc_id: Option<Uuid> = r.try_get("loc_id")?;
@@ -308,7 +308,7 @@ macro_rules! console_backend {
                     list.push_bind(*id);
                 }
                 b.push(") GROUP BY alert_id, status");
-                let rows = b.build().fetch_all(self.reader()).await?;
+                let rows = b.build().persistent(false).fetch_all(self.reader()).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     out.push((r.try_get("alert_id")?, r.try_get("status")?, r.try_get("n")?));
@@ -434,7 +434,7 @@ macro_rules! console_backend {
                     b.push(" AND consulate_id = ").push_bind(c.to_string());
                 }
                 b.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-                let rows = b.build().fetch_all(self.reader()).await?;
+                let rows = b.build().persistent(false).fetch_all(self.reader()).await?;
                 Ok(rows.iter().map(audit_from).collect::<Result<_, _>>()?)
             }
 
@@ -450,7 +450,7 @@ macro_rules! console_backend {
                     b.push(" AND a.consulate_id = ").push_bind(c.to_string());
                 }
                 b.push(" ORDER BY a.created_at");
-                let rows = b.build().fetch_all(self.reader()).await?;
+                let rows = b.build().persistent(false).fetch_all(self.reader()).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     out.push((alert_from(r)?, case_from(r)?));

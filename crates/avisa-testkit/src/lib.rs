@@ -57,7 +57,22 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// Random failures, for the fault runs: each request fails with these
+/// probabilities (the rest are accepted).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Chaos {
+    /// 500 Internal Server Error.
+    pub server_error: f64,
+    /// No answer for `hang` (longer than the client's timeout).
+    pub timeout: f64,
+    /// 429 with `Retry-After: 1`.
+    pub too_many: f64,
+    pub hang: Duration,
+}
+
 struct Inner {
+    chaos: Option<Chaos>,
+    rng: u64,
     account_sid: String,
     auth_token: String,
     script: VecDeque<Reply>,
@@ -152,6 +167,22 @@ async fn messages(
             .script
             .pop_front()
             .unwrap_or_else(|| inner.default.clone());
+        if let Some(chaos) = inner.chaos {
+            // xorshift: reproducible enough, no dependency.
+            inner.rng ^= inner.rng << 13;
+            inner.rng ^= inner.rng >> 7;
+            inner.rng ^= inner.rng << 17;
+            let roll = (inner.rng % 10_000) as f64 / 10_000.0;
+            reply = if roll < chaos.server_error {
+                Reply::ServerError
+            } else if roll < chaos.server_error + chaos.timeout {
+                Reply::Hang(chaos.hang)
+            } else if roll < chaos.server_error + chaos.timeout + chaos.too_many {
+                Reply::TooManyRequests(1)
+            } else {
+                Reply::Created
+            };
+        }
         if reply == Reply::Created
             && let Some(limit) = inner.per_second
         {
@@ -288,6 +319,8 @@ impl FakeTwilio {
             account_sid: "AC00000000000000000000000000000001".into(),
             auth_token: "fake-twilio-auth-token".into(),
             inner: Arc::new(Mutex::new(Inner {
+                chaos: None,
+                rng: 0x2545_F491_4F6C_DD1D,
                 account_sid: "AC00000000000000000000000000000001".into(),
                 auth_token: "fake-twilio-auth-token".into(),
                 script: VecDeque::new(),
@@ -317,6 +350,11 @@ impl FakeTwilio {
     /// The answer once the script is used up (`Created` at first).
     pub fn set_default(&self, reply: Reply) {
         lock(&self.inner).default = reply;
+    }
+
+    /// Fails requests at random (see [`Chaos`]); None to stop.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        lock(&self.inner).chaos = chaos;
     }
 
     /// Accept at most this many messages per second; 429 beyond.

@@ -1,5 +1,6 @@
 //! `avisa`: one binary for the server and its tools.
 
+mod bench;
 mod demo;
 mod staff;
 
@@ -64,6 +65,8 @@ enum Command {
         #[command(subcommand)]
         command: ConsulateCommand,
     },
+    /// The load benchmark: prints numbers (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Consular staff accounts for the console.
     Staff {
         #[command(subcommand)]
@@ -155,6 +158,10 @@ fn main_inner() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = cli.data.config()?;
+    if let Command::Bench(args) = cli.command {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        return runtime.block_on(bench::run(args));
+    }
     if let Command::Demo = cli.command {
         // The demo narrates; logs would only interleave with it.
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -198,7 +205,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             backend.close().await;
             Ok(())
         }
-        Command::DefaultConfig | Command::Demo => unreachable!("handled before the runtime starts"),
+        Command::DefaultConfig | Command::Demo | Command::Bench(_) => {
+            unreachable!("handled before the runtime starts")
+        }
         Command::Staff { command } => {
             config.validate()?;
             match command {

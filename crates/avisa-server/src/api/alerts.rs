@@ -177,16 +177,13 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<AlertResponse>)> {
     check_key(&req.idempotency_key)?;
     let location = req.location.map(Location::validated).transpose()?;
-    let person = state
-        .store
-        .person(who.person_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let device_id = who.device.id;
+    let person = who.person;
     let raised = raise(
         &state,
         Raise {
             person,
-            device_id: Some(who.device.id),
+            device_id: Some(device_id),
             idempotency_key: req.idempotency_key,
             source: "app",
             practice: req.practice,
@@ -198,7 +195,39 @@ pub async fn create(
         Inserted::Created(id) | Inserted::Existing(id) => id,
     };
     state.dispatch_wake.notify_one();
-    let view = state.store.alert(id).await?.ok_or(ApiError::NotFound)?;
+    // A new alert is answered from what was just written (every message
+    // queued); a retried one is read back as it stands now.
+    let view = match raised.created {
+        Some(mut alert) => AlertView {
+            id: alert.id,
+            person_id: alert.person_id,
+            state: "active".into(),
+            practice: alert.practice,
+            source: alert.source.into(),
+            consulate_id: alert.consulate_id,
+            coverage: alert.coverage,
+            created_at: alert.created_at,
+            cancelled_at: None,
+            location: alert.location,
+            recipients: {
+                // The order GET gives: by fairness rank, then as written.
+                alert.messages.sort_by_key(|m| m.rank);
+                alert.messages
+            }
+            .into_iter()
+            .map(|m| avisa_store::Recipient {
+                id: m.id,
+                kind: m.kind,
+                name: m.name,
+                status: "queued".into(),
+                reason: None,
+                language: m.language,
+                safe_status: None,
+            })
+            .collect(),
+        },
+        None => state.store.alert(id).await?.ok_or(ApiError::NotFound)?,
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(response(&state, view, raised.previews)),

@@ -246,23 +246,22 @@ pub async fn put(
     Ok(Json(response(&state, person)))
 }
 
-/// Hashes a PIN off the async threads (argon2id is slow on purpose).
+/// Hashes a PIN or password on the hashing threads (argon2id is slow and
+/// large on purpose; see `hasher`).
 pub async fn hash_pin(state: &AppState, pin: String) -> ApiResult<String> {
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || store.vault().hash_secret(&pin))
+    crate::hasher::run(move || store.vault().hash_secret(&pin))
         .await
-        .map_err(anyhow::Error::new)?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the hashing threads are gone")))?
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// Checks a PIN against its hash off the async threads.
+/// Checks a PIN or password against its hash on the hashing threads.
 pub async fn verify_pin(state: &AppState, pin: String, hash: String) -> ApiResult<bool> {
     let store = state.store.clone();
-    Ok(
-        tokio::task::spawn_blocking(move || store.vault().verify_secret(&pin, &hash))
-            .await
-            .map_err(anyhow::Error::new)?,
-    )
+    crate::hasher::run(move || store.vault().verify_secret(&pin, &hash))
+        .await
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the hashing threads are gone")))
 }
 
 /// Checks the person's cancel PIN with the lockout: 5 wrong in a row lock it
