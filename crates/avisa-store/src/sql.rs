@@ -18,13 +18,14 @@ pub(crate) const OUTBOX_COLUMNS: &str = "id, alert_id, parent_id, kind, purpose,
      name_enc, to_enc, body_enc, language, rank, status, reason, attempts, gateway_index, \
      permanent_failures, gateway, provider_id, next_attempt_at, lease_until, expires_at, \
      created_at, sent_at, updated_at";
-/// Rows per multi-row INSERT of the outbox. 100 rows (2,400 arguments) keep
-/// each statement's argument buffer under glibc's 128 KiB mmap threshold, so
-/// it is reused rather than mapped and unmapped per batch (measured: ~20 %
-/// more accepted alerts/s than 400 rows). Statements built with a varying
-/// number of rows are not kept prepared (`persistent(false)`): each row count
-/// would be a distinct cached statement, and a large one holds megabytes.
-pub(crate) const OUTBOX_CHUNK: usize = 100;
+/// Rows per multi-row INSERT: 24 columns x 400 rows stays under SQLite's
+/// 32,766 bound parameters. (Smaller chunks looked faster for accepting alone,
+/// but a group commit then holds the single SQLite writer longer and the
+/// dispatcher fell behind at 1,000 alerts/s: see BENCHMARKS.md.) Statements
+/// built with a varying number of rows are not kept prepared
+/// (`persistent(false)`): each row count would be a distinct cached
+/// statement, and a large one holds megabytes.
+pub(crate) const OUTBOX_CHUNK: usize = 400;
 
 /// Statements assembled once from the column lists (`sqlx::query` takes only
 /// `'static` text unless told the text is safe: these are constants).
