@@ -280,7 +280,11 @@ async fn people(server: &Server, n: usize) -> anyhow::Result<Vec<String>> {
 }
 
 /// As [`people`]; codes a fake provider took are read from it too.
-async fn people_via(server: &Server, n: usize, fake: Option<&avisa_testkit::FakeTwilio>) -> anyhow::Result<Vec<String>> {
+async fn people_via(
+    server: &Server,
+    n: usize,
+    fake: Option<&avisa_testkit::FakeTwilio>,
+) -> anyhow::Result<Vec<String>> {
     let client = reqwest::Client::new();
     let base = &server.base;
     let mut tokens = Vec::with_capacity(n);
@@ -308,7 +312,11 @@ async fn people_via(server: &Server, n: usize, fake: Option<&avisa_testkit::Fake
     let deadline = Instant::now() + Duration::from_secs(60);
     let codes: HashMap<String, String> = loop {
         let text = std::fs::read_to_string(server.sms_log()).unwrap_or_default();
-        let code_of = |body: &str| body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).map(str::to_string);
+        let code_of = |body: &str| {
+            body.split(|c: char| !c.is_ascii_digit())
+                .find(|w| w.len() == 6)
+                .map(str::to_string)
+        };
         let mut map: HashMap<String, String> = text
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -507,7 +515,7 @@ async fn store_ceilings(
                 to: phone.clone(),
                 body: "Me detuvo inmigración. Llama a la abogada y al consulado, por favor.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-20 m) a las 12:00 hora del Pacifico.".into(),
                 language: avisa_core::Language::Es,
-                rank: r.min(1) as i32,
+                rank: r.min(1),
                 expires_at: now + 3_600_000,
             })
             .collect();
@@ -845,7 +853,11 @@ async fn load(
                 ("accept latency p99", json!(percentile(&lat, 0.99)), "ms"),
                 ("accept latency max", json!(percentile(&lat, 1.0)), "ms"),
                 ("server CPU during the run", json!(cpu), "s"),
-                ("every message of the burst at the gateway after", json!(drained), "s"),
+                (
+                    "every message of the burst at the gateway after",
+                    json!(drained),
+                    "s",
+                ),
             ],
         );
     }
@@ -1133,7 +1145,12 @@ async fn faults(
     let mut server = Server::start(dir.path(), &config, &base).await?;
     let tokens = people_via(&server, args.people.min(50), Some(&fake)).await?;
     // The provider turns faulty once the people are registered.
-    fake.set_chaos(Some(avisa_testkit::Chaos { server_error: 0.30, timeout: 0.10, too_many: 0.05, hang: Duration::from_secs(3) }));
+    fake.set_chaos(Some(avisa_testkit::Chaos {
+        server_error: 0.30,
+        timeout: 0.10,
+        too_many: 0.05,
+        hang: Duration::from_secs(3),
+    }));
     let n = args.burst.min(1000);
     let client = reqwest::Client::new();
     let mut alerts = Vec::new();

@@ -640,11 +640,35 @@ fn staff_accounts_from_the_command_line() {
 #[test]
 fn the_bench_crash_run_loses_nothing() {
     let dir = tempfile::tempdir().expect("dir");
-    let out = avisa(dir.path(), &["bench", "--scenario", "crash", "--people", "10", "--alerts", "600", "--kills", "2", "--json"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let out = avisa(
+        dir.path(),
+        &[
+            "bench",
+            "--scenario",
+            "crash",
+            "--people",
+            "10",
+            "--alerts",
+            "600",
+            "--kills",
+            "2",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
     let crash = &report["crash"];
     assert_eq!(crash["lost"], 0, "{report}");
-    assert!(crash["messages owed to accepted alerts"].as_u64().is_some_and(|n| n > 0), "{report}");
+    assert!(
+        crash["messages owed to accepted alerts"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{report}"
+    );
     assert_eq!(crash["SIGKILLs"], 2);
 }
