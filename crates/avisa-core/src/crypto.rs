@@ -245,6 +245,12 @@ pub fn random_digits(digits: u32) -> Result<Zeroizing<String>, CryptoError> {
     }
 }
 
+/// Compares two secrets (tokens, signatures) without stopping at the first
+/// difference, so the time taken says nothing about how much matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// SHA-256 of a high-entropy token, as stored in place of the token. (A
 /// 256-bit token needs no salt or slow hash: it cannot be guessed.)
 pub fn token_hash(token: &str) -> Vec<u8> {

@@ -185,7 +185,7 @@ pub async fn kannel_dlr(
         .ok_or_else(forbidden)?;
     let expected = kannel_dlr_signature(state.store.vault(), id);
     let given = q.get("sig").map(String::as_str).unwrap_or("");
-    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+    if !avisa_core::crypto::constant_time_eq(expected.as_bytes(), given.as_bytes()) {
         tracing::warn!("kannel DLR with a bad signature refused");
         metrics::counter!("avisa_webhooks_refused_total", "gateway" => "kannel").increment(1);
         return Err(forbidden());
@@ -205,7 +205,8 @@ pub async fn kannel_inbound(
 ) -> ApiResult<(StatusCode, &'static str)> {
     let token = state.config.sms.kannel.inbound_token.expose_secret();
     let given = q.get("token").map(String::as_str).unwrap_or("");
-    if token.is_empty() || !constant_time_eq(token.as_bytes(), given.as_bytes()) {
+    if token.is_empty() || !avisa_core::crypto::constant_time_eq(token.as_bytes(), given.as_bytes())
+    {
         tracing::warn!("kannel inbound SMS with a bad token refused");
         metrics::counter!("avisa_webhooks_refused_total", "gateway" => "kannel").increment(1);
         return Err(forbidden());
@@ -215,13 +216,6 @@ pub async fn kannel_inbound(
     trigger::inbound(&state, from, text, q.get("id").map(String::as_str)).await?;
     // An empty answer: the reply, if any, goes through the outbox.
     Ok((StatusCode::OK, ""))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -66,10 +66,6 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn unauthorized() -> ApiError {
     ApiError::Unauthorized
 }
@@ -101,7 +97,10 @@ impl FromRequestParts<AppState> for StaffSession {
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            if !constant_time_eq(given.as_bytes(), session.csrf_token.as_bytes()) {
+            if !avisa_core::crypto::constant_time_eq(
+                given.as_bytes(),
+                session.csrf_token.as_bytes(),
+            ) {
                 return Err(ApiError::Forbidden {
                     code: "csrf",
                     message: "missing or wrong X-CSRF-Token".into(),
