@@ -54,21 +54,6 @@ impl PhoneNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The last two digits, for places where a person must recognise their own
-    /// number without it being shown whole ("…00").
-    pub fn masked(&self) -> String {
-        let tail: String = self
-            .0
-            .chars()
-            .rev()
-            .take(2)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!("…{tail}")
-    }
 }
 
 impl fmt::Debug for PhoneNumber {
@@ -142,6 +127,5 @@ mod tests {
     fn debug_does_not_leak_the_number() {
         let p = PhoneNumber::parse("+12135550100").expect("valid");
         assert!(!format!("{p:?}").contains("555"));
-        assert_eq!(p.masked(), "…00");
     }
 }

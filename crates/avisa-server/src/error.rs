@@ -52,9 +52,6 @@ pub enum ApiError {
     /// 429 for a PIN locked after too many wrong tries.
     #[error("too many wrong PINs; try again in {retry_after_secs} s")]
     Locked { retry_after_secs: u64 },
-    /// 503: a dependency (the SMS gateway) is down; nothing was lost.
-    #[error("{message}")]
-    Unavailable { code: &'static str, message: String },
     /// 500: logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -90,7 +87,6 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "pin_locked"),
-            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

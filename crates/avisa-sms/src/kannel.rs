@@ -89,7 +89,11 @@ impl Gateway for KannelGateway {
             .chars()
             .take(120)
             .collect();
-        let reason = format!("kannel {}: {}", status.as_u16(), text.trim());
+        let reason = format!(
+            "kannel {}: {}",
+            status.as_u16(),
+            crate::redact_numbers(text.trim())
+        );
         match status.as_u16() {
             200..=299 => Ok(Accepted {
                 provider_id: sms.id.to_string(),

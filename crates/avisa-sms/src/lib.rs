@@ -61,6 +61,47 @@ pub trait Gateway: Send + Sync + 'static {
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError>;
 }
 
+/// Blanks every run of six or more digits (a phone number, with or without
+/// `+`, spaces or dashes inside) in a provider's error text. Such text
+/// becomes a message's stored `reason` and a log line, and providers quote
+/// the number they refused ("The 'To' number +1… is not valid").
+pub fn redact_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let starts = chars[i].is_ascii_digit()
+            || (chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
+        if starts {
+            // The run: digits, and single separators between digits.
+            let mut j = i + 1;
+            let mut digits = usize::from(chars[i].is_ascii_digit());
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                    j += 1;
+                } else if matches!(chars[j], ' ' | '-' | '.' | '(' | ')')
+                    && chars.get(j + 1).is_some_and(char::is_ascii_digit)
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits >= 6 {
+                out.push('…');
+            } else {
+                out.extend(&chars[i..j]);
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// What a delivery receipt says about a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
@@ -81,5 +122,29 @@ impl Receipt {
             Receipt::Delivered => ("delivered", &["sending", "sent"]),
             Receipt::Failed => ("failed", &["sending", "sent"]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_numbers;
+
+    #[test]
+    fn numbers_in_provider_errors_are_blanked() {
+        assert_eq!(
+            redact_numbers("The 'To' number +12135550100 is not a valid phone number."),
+            "The 'To' number … is not a valid phone number."
+        );
+        assert_eq!(redact_numbers("to 213-555-0100 failed"), "to … failed");
+        assert_eq!(redact_numbers("+52 55 1234 5678 refused"), "… refused");
+        // Short codes and error numbers stay: they say what went wrong.
+        assert_eq!(
+            redact_numbers("error 21211, code 30003"),
+            "error 21211, code 30003"
+        );
+        assert_eq!(
+            redact_numbers("3: Queued for later delivery"),
+            "3: Queued for later delivery"
+        );
     }
 }

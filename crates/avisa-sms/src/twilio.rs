@@ -120,7 +120,12 @@ impl Gateway for TwilioGateway {
             .unwrap_or_default();
         let text = detail
             .and_then(|d| d.message)
-            .map(|m| format!(": {}", m.chars().take(120).collect::<String>()))
+            .map(|m| {
+                format!(
+                    ": {}",
+                    crate::redact_numbers(&m.chars().take(120).collect::<String>())
+                )
+            })
             .unwrap_or_default();
         let reason = format!("twilio {}{code}{text}", status.as_u16());
         Err(match status.as_u16() {

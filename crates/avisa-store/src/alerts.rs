@@ -313,14 +313,6 @@ impl Store {
         self.backend.alerts_insert(batch).await
     }
 
-    pub async fn alert_by_key(
-        &self,
-        person_id: Uuid,
-        key: &str,
-    ) -> Result<Option<Uuid>, StoreError> {
-        self.backend.alert_by_key(person_id, key).await
-    }
-
     /// The alert a key already made, and the person's alerts since a time.
     pub async fn key_and_recent(
         &self,
@@ -336,14 +328,6 @@ impl Store {
     /// Real alerts of the person that are still active.
     pub async fn active_alerts(&self, person_id: Uuid) -> Result<i64, StoreError> {
         self.backend.alerts_active_count(person_id).await
-    }
-
-    pub async fn alerts_since(
-        &self,
-        person_id: Uuid,
-        since: UnixMillis,
-    ) -> Result<i64, StoreError> {
-        self.backend.alerts_count_since(person_id, since).await
     }
 
     /// An alert with its recipients and newest location.

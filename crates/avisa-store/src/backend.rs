@@ -234,7 +234,6 @@ pub trait Backend: crate::console_backend::ConsoleBackend + Send + Sync + 'stati
     /// Inserts a batch of alerts in one transaction (group commit). An alert
     /// whose (person, idempotency key) exists is skipped, with its id returned.
     async fn alerts_insert(&self, batch: &[AlertInsert]) -> Result<Vec<Inserted>, StoreError>;
-    async fn alert_by_key(&self, person_id: Uuid, key: &str) -> Result<Option<Uuid>, StoreError>;
     async fn alert_get(&self, id: Uuid) -> Result<Option<AlertRow>, StoreError>;
     /// Real (not practice) alerts of a person still active.
     async fn alerts_active_count(&self, person_id: Uuid) -> Result<i64, StoreError>;
@@ -246,12 +245,6 @@ pub trait Backend: crate::console_backend::ConsoleBackend + Send + Sync + 'stati
         key: &str,
         since: UnixMillis,
     ) -> Result<(Option<Uuid>, i64), StoreError>;
-    /// Alerts a person raised since a time (rate limiting).
-    async fn alerts_count_since(
-        &self,
-        person_id: Uuid,
-        since: UnixMillis,
-    ) -> Result<i64, StoreError>;
     async fn alert_outbox(&self, alert_id: Uuid) -> Result<Vec<OutboxRow>, StoreError>;
     async fn alert_latest_location(
         &self,

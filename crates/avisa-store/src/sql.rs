@@ -561,15 +561,6 @@ macro_rules! shared_backend {
                 Ok(results)
             }
 
-            async fn alert_by_key(&self, person_id: Uuid, key: &str) -> Result<Option<Uuid>, StoreError> {
-                let row = sqlx::query("SELECT id FROM alerts WHERE person_id = $1 AND idempotency_key = $2")
-                    .bind(person_id)
-                    .bind(key)
-                    .fetch_optional(self.reader())
-                    .await?;
-                Ok(row.map(|r| r.try_get("id")).transpose()?)
-            }
-
             async fn alert_get(&self, id: Uuid) -> Result<Option<AlertRow>, StoreError> {
                 let row = q!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1")
                     .bind(id)
@@ -597,17 +588,6 @@ macro_rules! shared_backend {
                 )
                 .bind(person_id)
                 .bind(false)
-                .fetch_one(self.reader())
-                .await?;
-                Ok(row.try_get("n")?)
-            }
-
-            async fn alerts_count_since(&self, person_id: Uuid, since: UnixMillis) -> Result<i64, StoreError> {
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM alerts WHERE person_id = $1 AND created_at >= $2",
-                )
-                .bind(person_id)
-                .bind(since)
                 .fetch_one(self.reader())
                 .await?;
                 Ok(row.try_get("n")?)

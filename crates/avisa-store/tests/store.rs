@@ -583,11 +583,21 @@ async fn alerts_batch_with_a_reused_key(f: Fixture) {
         .await
         .expect("insert");
     assert_eq!(later, vec![Inserted::Existing(a.id)]);
+    // What a press reads first: the key's alert and the recent count.
     assert_eq!(
-        store.alert_by_key(person, "key-two").await.expect("key"),
-        Some(b.id)
+        store
+            .key_and_recent(person, "key-two", NOW)
+            .await
+            .expect("key"),
+        (Some(b.id), 2)
     );
-    assert_eq!(store.alerts_since(person, NOW).await.expect("count"), 2);
+    assert_eq!(
+        store
+            .key_and_recent(person, "unused-key", NOW + 1)
+            .await
+            .expect("key"),
+        (None, 0)
+    );
 }
 
 async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
