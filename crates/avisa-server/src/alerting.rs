@@ -22,6 +22,14 @@ pub struct Raise {
     pub source: &'static str,
     pub practice: bool,
     pub location: Option<Location>,
+    /// What the caller already read of the person's alerts, with the same
+    /// window as [`window_start`]: (the key's alert, the recent count).
+    pub seen: Option<(Option<Uuid>, i64)>,
+}
+
+/// The start of the rate-limit window for a press at `now`.
+pub fn window_start(state: &AppState, now: i64) -> i64 {
+    now - (state.config.alerts.rate_window_minutes * 60_000) as i64
 }
 
 /// What a practice alert would have sent, for the person to see.
@@ -61,12 +69,17 @@ pub fn zone_of(location: Option<&Location>, home_state: Option<&str>) -> Zone {
 pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     let store = &state.store;
     let now = now_millis();
-    let window_ms = (state.config.alerts.rate_window_minutes * 60_000) as i64;
-    // One round trip: a retried press is answered with its alert, whatever
-    // the rate limit says.
-    let (existing, recent) = store
-        .key_and_recent(r.person.id, &r.idempotency_key, now - window_ms)
-        .await?;
+    let window_ms = now - window_start(state, now);
+    // A retried press is answered with its alert, whatever the rate limit
+    // says.
+    let (existing, recent) = match r.seen {
+        Some(seen) => seen,
+        None => {
+            store
+                .key_and_recent(r.person.id, &r.idempotency_key, now - window_ms)
+                .await?
+        }
+    };
     if let Some(existing) = existing {
         return Ok(Raised {
             inserted: Inserted::Existing(existing),
@@ -91,7 +104,9 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             retry_after_secs: window_ms as u64 / 1000,
         });
     }
-    let contacts = store.contacts(r.person.id).await?;
+    let contacts = store
+        .alert_contacts(r.person.id, r.person.contacts_version)
+        .await?;
     let route = state.directory.route(
         r.location.map(|l| (l.lat, l.lon)),
         profile.home_state.as_deref(),

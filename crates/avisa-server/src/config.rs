@@ -180,7 +180,7 @@ impl Default for AlertsConfig {
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
-            batch: 128,
+            batch: 512,
             lease_seconds: 30,
             retry_base_ms: 1000,
             retry_max_ms: 60_000,

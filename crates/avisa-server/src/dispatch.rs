@@ -210,7 +210,9 @@ impl Dispatcher {
     pub async fn run_batch(self: &Arc<Self>) -> Result<usize, StoreError> {
         let now = now_millis();
         let lease_ms = (self.config.lease_seconds * 1000) as i64;
+        let started = Instant::now();
         let claimed = self.store.claim(now, self.batch_size(), lease_ms).await?;
+        metrics::histogram!("avisa_dispatch_claim_seconds").record(started.elapsed().as_secs_f64());
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -257,7 +259,10 @@ impl Dispatcher {
                 }
             }
         }
+        let started = Instant::now();
         let touched = self.store.apply(&updates).await?;
+        metrics::histogram!("avisa_dispatch_record_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.events.publish_all(&touched);
         Ok(count)
     }

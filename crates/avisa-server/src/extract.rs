@@ -52,6 +52,26 @@ fn bearer_hash(parts: &Parts) -> Result<Vec<u8>, ApiError> {
     Ok(avisa_core::crypto::token_hash(&token))
 }
 
+/// The hash of the request's bearer token, not yet looked up (for handlers
+/// that read the device together with something else, in one round trip).
+pub struct Bearer(pub Vec<u8>);
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        bearer_hash(parts).map(Bearer)
+    }
+}
+
+/// The refusal for a device whose phone number is not verified yet.
+pub fn not_verified() -> ApiError {
+    ApiError::Forbidden {
+        code: "device_not_verified",
+        message: "verify this device with the code sent by SMS first".into(),
+    }
+}
+
 /// The device making the request, from `Authorization: Bearer <token>`.
 pub struct Caller(pub Device);
 
@@ -82,22 +102,24 @@ impl FromRequestParts<AppState> for Person {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = bearer_hash(parts)?;
+        Person::authenticate(state, &hash).await
+    }
+}
+
+impl Person {
+    /// The verified person a bearer token hash belongs to.
+    pub async fn authenticate(state: &AppState, hash: &[u8]) -> Result<Person, ApiError> {
         let (device, person) = state
             .store
-            .device_and_person(&hash)
+            .device_and_person(hash)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        match person {
-            Some(person) => Ok(Person {
-                device,
-                person_id: person.id,
-                person,
-            }),
-            None => Err(ApiError::Forbidden {
-                code: "device_not_verified",
-                message: "verify this device with the code sent by SMS first".into(),
-            }),
-        }
+        let person = person.ok_or_else(not_verified)?;
+        Ok(Person {
+            device,
+            person_id: person.id,
+            person,
+        })
     }
 }
 

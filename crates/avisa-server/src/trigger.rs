@@ -63,6 +63,7 @@ pub async fn inbound(
                 source: "sms",
                 practice: false,
                 location,
+                seen: None,
             },
         )
         .await

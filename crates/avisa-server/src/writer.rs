@@ -51,7 +51,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, committed: Arc<Notify>) 
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (batch, replies): (Vec<AlertInsert>, Vec<_>) = jobs.drain(..).unzip();
         metrics::histogram!("avisa_group_commit_size").record(batch.len() as f64);
-        match store.insert_alerts(&batch).await {
+        let started = std::time::Instant::now();
+        let written = store.insert_alerts(&batch).await;
+        metrics::histogram!("avisa_group_commit_seconds").record(started.elapsed().as_secs_f64());
+        match written {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(result));

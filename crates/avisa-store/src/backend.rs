@@ -38,6 +38,20 @@ pub struct PersonRow {
     pub pin_hash: Option<String>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
+    /// Bumped by the database on every change to the person's contacts
+    /// (read only; what is written here is ignored).
+    pub contacts_version: i64,
+}
+
+/// What a press reads before it writes: the device, its person, the alert
+/// the press's idempotency key already made, and the person's alerts since
+/// the start of the rate-limit window.
+#[derive(Debug, Clone)]
+pub struct PressRow {
+    pub device: DeviceRow,
+    pub person: Option<PersonRow>,
+    pub existing: Option<Uuid>,
+    pub recent: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +200,15 @@ pub trait Backend: crate::console_backend::ConsoleBackend + Send + Sync + 'stati
         &self,
         token_hash: &[u8],
     ) -> Result<Option<(DeviceRow, Option<PersonRow>)>, StoreError>;
+    /// [`Backend::device_and_person_by_token`] with what a press needs of the
+    /// person's alerts (the alert `key` made, the count created since
+    /// `since`), in the same round trip.
+    async fn press_lookup(
+        &self,
+        token_hash: &[u8],
+        key: &str,
+        since: UnixMillis,
+    ) -> Result<Option<PressRow>, StoreError>;
     /// Devices registered for a phone since a time (rate limiting code SMS).
     async fn devices_registered_since(
         &self,

@@ -18,7 +18,8 @@ mod sqlite;
 #[doc(hidden)]
 pub mod testing;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use avisa_core::crypto::{CryptoError, DataKey, Vault};
 use avisa_core::{Language, PhoneNumber, UnixMillis};
@@ -27,7 +28,7 @@ use uuid::Uuid;
 pub use alerts::{
     AlertView, Claimed, Coverage, Inserted, MessageKind, NewAlert, NewMessage, Purpose, Recipient,
 };
-pub use backend::{AlertInsert, Backend, ContactRow, DeviceRow, OutboxUpdate, PersonRow};
+pub use backend::{AlertInsert, Backend, ContactRow, DeviceRow, OutboxUpdate, PersonRow, PressRow};
 pub use console::{AuditEntry, Case, CaseAction, CaseEvent, QueueItem, Staff, StatRow};
 pub use console_backend::{QueueFilter, SessionRow};
 pub use postgres::PostgresBackend;
@@ -111,7 +112,30 @@ pub struct Person {
     pub profile: Profile,
     /// argon2id hash of the cancel PIN, when set.
     pub pin_hash: Option<String>,
+    /// Changes whenever the person's contacts change (see [`Store::alert_contacts`]).
+    pub contacts_version: i64,
 }
+
+/// What a press needs before it writes, read in one round trip.
+#[derive(Debug, Clone)]
+pub struct PressLookup {
+    pub device: Device,
+    /// None while the device is not verified.
+    pub person: Option<Person>,
+    /// The alert this idempotency key already made.
+    pub existing: Option<Uuid>,
+    /// The person's alerts since the start of the rate-limit window.
+    pub recent: i64,
+}
+
+/// The people whose opened contacts are kept in memory, at most. A press
+/// reads its person's contacts from here when the person's row says they
+/// have not changed, which spares the database a read and the vault a dozen
+/// openings per press. Sized for a raid (a few thousand people pressing);
+/// when full it is emptied and refills with whoever presses next.
+const CONTACTS_CACHE_PEOPLE: usize = 4096;
+
+type ContactsCache = Mutex<HashMap<Uuid, (i64, Arc<[Contact]>)>>;
 
 /// Someone told when the button is pressed.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +177,7 @@ pub enum VerifyOutcome {
 pub struct Store {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) vault: Arc<Vault>,
+    contacts_cache: Arc<ContactsCache>,
 }
 
 pub(crate) fn aad(table_column: &str, id: Uuid) -> String {
@@ -185,7 +210,11 @@ impl Store {
                 }
             }
         }
-        Ok(Store { backend, vault })
+        Ok(Store {
+            backend,
+            vault,
+            contacts_cache: Arc::default(),
+        })
     }
 
     pub fn vault(&self) -> &Vault {
@@ -331,6 +360,7 @@ impl Store {
             pin_hash: None,
             created_at: now,
             updated_at: now,
+            contacts_version: 0,
         };
         let person_id = self.backend.device_verify(device_id, &person, now).await?;
         Ok(VerifyOutcome::Verified { person_id })
@@ -385,7 +415,33 @@ impl Store {
                 language: language(&row.language),
             },
             pin_hash: row.pin_hash,
+            contacts_version: row.contacts_version,
         })
+    }
+
+    /// The device with this token hash, its person, and what a press with
+    /// `key` needs to know of the person's alerts since `since`.
+    pub async fn press_lookup(
+        &self,
+        token_hash: &[u8],
+        key: &str,
+        since: UnixMillis,
+    ) -> Result<Option<PressLookup>, StoreError> {
+        let Some(row) = self.backend.press_lookup(token_hash, key, since).await? else {
+            return Ok(None);
+        };
+        let d = row.device;
+        Ok(Some(PressLookup {
+            device: Device {
+                id: d.id,
+                person_id: d.person_id,
+                language: language(&d.language),
+                verified_at: d.verified_at,
+            },
+            person: row.person.map(|p| self.open_person(p)).transpose()?,
+            existing: row.existing,
+            recent: row.recent,
+        }))
     }
 
     /// Writes the whole profile and the PIN hash (pass the current hash to
@@ -413,6 +469,7 @@ impl Store {
             pin_hash,
             created_at: now,
             updated_at: now,
+            contacts_version: 0,
         };
         if self.backend.person_update_profile(&row).await? {
             Ok(())
@@ -423,7 +480,10 @@ impl Store {
 
     /// Deletes a person with every device and contact.
     pub async fn delete_person(&self, id: Uuid) -> Result<bool, StoreError> {
-        self.backend.person_delete(id).await
+        let deleted = self.backend.person_delete(id).await?;
+        // Nothing of theirs stays in this process's memory either.
+        self.cache().remove(&id);
+        Ok(deleted)
     }
 
     // ---- contacts --------------------------------------------------------
@@ -481,6 +541,37 @@ impl Store {
             .into_iter()
             .map(|row| self.open_contact(row))
             .collect()
+    }
+
+    /// The person's contacts for an alert: from memory when `version` (the
+    /// person's `contacts_version`, just read) says they have not changed
+    /// since they were last opened, else read and opened. A version read
+    /// before the contacts can only make the kept copy newer than its
+    /// version, never older, so a stale list is never served.
+    pub async fn alert_contacts(
+        &self,
+        person_id: Uuid,
+        version: i64,
+    ) -> Result<Arc<[Contact]>, StoreError> {
+        if let Some((v, contacts)) = self.cache().get(&person_id)
+            && *v == version
+        {
+            return Ok(contacts.clone());
+        }
+        let contacts: Arc<[Contact]> = self.contacts(person_id).await?.into();
+        let mut cache = self.cache();
+        if cache.len() >= CONTACTS_CACHE_PEOPLE {
+            cache.clear();
+        }
+        cache.insert(person_id, (version, contacts.clone()));
+        Ok(contacts)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (i64, Arc<[Contact]>)>> {
+        // A panic while holding the lock leaves nothing half-written.
+        self.contacts_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub async fn contact(&self, person_id: Uuid, id: Uuid) -> Result<Option<Contact>, StoreError> {

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0003_console.sql"),
         include_str!("../migrations/postgres/0003_console.sql"),
     ),
+    (
+        4,
+        "contacts version",
+        include_str!("../migrations/sqlite/0004_contacts_version.sql"),
+        include_str!("../migrations/postgres/0004_contacts_version.sql"),
+    ),
 ];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {

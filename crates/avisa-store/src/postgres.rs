@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::StoreError;
 use crate::backend::{
     AlertInsert, AlertRow, Backend, ContactRow, DeviceRow, Inserted, LocationRow, OutboxRow,
-    OutboxUpdate, PersonRow,
+    OutboxUpdate, PersonRow, PressRow,
 };
 use crate::console_backend::{
     AuditRow, CaseChange, CaseRow, ConsoleBackend, EventRow, QueueFilter, QueueRow, SessionRow,
@@ -17,7 +17,7 @@ use crate::console_backend::{
 };
 use crate::sql::{
     ALERT_COLUMNS, CONTACT_COLUMNS, DEVICE_COLUMNS, LOCATION_COLUMNS, OUTBOX_CHUNK, OUTBOX_COLUMNS,
-    PERSON_COLUMNS, q, shared_backend,
+    PERSON_COLUMNS, PERSON_READ_COLUMNS, q, shared_backend,
 };
 use crate::sql_console::{
     ALERT_COLUMNS_A, AUDIT_COLUMNS, CASE_COLUMNS, EVENT_COLUMNS, SESSION_COLUMNS, STAFF_COLUMNS,

@@ -9,6 +9,10 @@ pub(crate) const DEVICE_COLUMNS: &str = "id, phone_index, phone_enc, language, t
      code_hash, code_expires_at, code_attempts, verified_at, created_at";
 pub(crate) const PERSON_COLUMNS: &str = "id, phone_index, phone_enc, name_enc, home_state_enc, \
      home_county_enc, keyword_enc, language, pin_hash, created_at, updated_at";
+/// What a person's row is read as: its written columns and the version of
+/// its contacts (kept by triggers, never written by Avisa).
+pub(crate) const PERSON_READ_COLUMNS: &str = "id, phone_index, phone_enc, name_enc, home_state_enc, \
+     home_county_enc, keyword_enc, language, pin_hash, created_at, updated_at, contacts_version";
 pub(crate) const CONTACT_COLUMNS: &str =
     "id, person_id, name_enc, phone_enc, message_enc, language, created_at, updated_at";
 pub(crate) const ALERT_COLUMNS: &str = "id, person_id, device_id, idempotency_key, source, \
@@ -78,7 +82,49 @@ macro_rules! shared_backend {
                 pin_hash: r.try_get("pin_hash")?,
                 created_at: r.try_get("created_at")?,
                 updated_at: r.try_get("updated_at")?,
+                contacts_version: r.try_get("contacts_version")?,
             })
+        }
+
+        /// The statement reading a device by its token hash with its person
+        /// (columns prefixed `p_`), plus `extra` columns.
+        fn device_and_person_sql(extra: &str) -> String {
+            let person_columns = PERSON_READ_COLUMNS
+                .split(", ")
+                .map(|c| format!("p.{c} AS p_{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let device_columns = DEVICE_COLUMNS
+                .split(", ")
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {device_columns}, {person_columns}{extra} FROM devices d \
+                 LEFT JOIN people p ON p.id = d.person_id WHERE d.token_hash = $1"
+            )
+        }
+
+        fn device_and_person_from(r: &$row) -> Result<(DeviceRow, Option<PersonRow>), sqlx::Error> {
+            let device = device_from(r)?;
+            let person = match r.try_get::<Option<Uuid>, _>("p_id")? {
+                Some(id) => Some(PersonRow {
+                    id,
+                    phone_index: r.try_get("p_phone_index")?,
+                    phone_enc: r.try_get("p_phone_enc")?,
+                    name_enc: r.try_get("p_name_enc")?,
+                    home_state_enc: r.try_get("p_home_state_enc")?,
+                    home_county_enc: r.try_get("p_home_county_enc")?,
+                    keyword_enc: r.try_get("p_keyword_enc")?,
+                    language: r.try_get("p_language")?,
+                    pin_hash: r.try_get("p_pin_hash")?,
+                    created_at: r.try_get("p_created_at")?,
+                    updated_at: r.try_get("p_updated_at")?,
+                    contacts_version: r.try_get("p_contacts_version")?,
+                }),
+                None => None,
+            };
+            Ok((device, person))
         }
 
         fn contact_from(r: &$row) -> Result<ContactRow, sqlx::Error> {
@@ -261,40 +307,44 @@ macro_rules! shared_backend {
                 &self,
                 token_hash: &[u8],
             ) -> Result<Option<(DeviceRow, Option<PersonRow>)>, StoreError> {
-                let person_columns = PERSON_COLUMNS
-                    .split(", ")
-                    .map(|c| format!("p.{c} AS p_{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let device_columns = DEVICE_COLUMNS
-                    .split(", ")
-                    .map(|c| format!("d.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let row = q!("SELECT {device_columns}, {person_columns} FROM devices d \
-                              LEFT JOIN people p ON p.id = d.person_id WHERE d.token_hash = $1")
+                let row = q!("{}", device_and_person_sql(""))
+                    .bind(token_hash)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.as_ref().map(device_and_person_from).transpose()?)
+            }
+
+            async fn press_lookup(
+                &self,
+                token_hash: &[u8],
+                key: &str,
+                since: UnixMillis,
+            ) -> Result<Option<PressRow>, StoreError> {
+                // The device, its person, and what the press needs to know of
+                // the person's alerts (the key's alert, the recent count): one
+                // round trip.
+                let row = q!(
+                    "{}",
+                    device_and_person_sql(
+                        ", (SELECT a.id FROM alerts a WHERE a.person_id = d.person_id \
+                           AND a.idempotency_key = $2) AS existing, \
+                         (SELECT COUNT(*) FROM alerts a WHERE a.person_id = d.person_id \
+                           AND a.created_at >= $3) AS recent"
+                    )
+                )
                 .bind(token_hash)
+                .bind(key)
+                .bind(since)
                 .fetch_optional(self.reader())
                 .await?;
                 let Some(r) = row else { return Ok(None) };
-                let device = device_from(&r)?;
-                let person = match r.try_get::<Option<Uuid>, _>("p_id")? {
-                    Some(id) => Some(PersonRow {
-                        id,
-                        phone_index: r.try_get("p_phone_index")?,
-                        phone_enc: r.try_get("p_phone_enc")?,
-                        name_enc: r.try_get("p_name_enc")?,
-                        home_state_enc: r.try_get("p_home_state_enc")?,
-                        home_county_enc: r.try_get("p_home_county_enc")?,
-                        keyword_enc: r.try_get("p_keyword_enc")?,
-                        language: r.try_get("p_language")?,
-                        pin_hash: r.try_get("p_pin_hash")?,
-                        created_at: r.try_get("p_created_at")?,
-                        updated_at: r.try_get("p_updated_at")?,
-                    }),
-                    None => None,
-                };
-                Ok(Some((device, person)))
+                let (device, person) = device_and_person_from(&r)?;
+                Ok(Some(PressRow {
+                    device,
+                    person,
+                    existing: r.try_get("existing")?,
+                    recent: r.try_get("recent")?,
+                }))
             }
 
             async fn devices_registered_since(
@@ -385,7 +435,7 @@ macro_rules! shared_backend {
             }
 
             async fn person_get(&self, id: Uuid) -> Result<Option<PersonRow>, StoreError> {
-                let row = q!("SELECT {PERSON_COLUMNS} FROM people WHERE id = $1")
+                let row = q!("SELECT {PERSON_READ_COLUMNS} FROM people WHERE id = $1")
                     .bind(id)
                     .fetch_optional(self.reader())
                     .await?;
@@ -712,7 +762,7 @@ macro_rules! shared_backend {
             }
 
             async fn person_by_phone_index(&self, index: &[u8]) -> Result<Option<PersonRow>, StoreError> {
-                let row = q!("SELECT {PERSON_COLUMNS} FROM people WHERE phone_index = $1")
+                let row = q!("SELECT {PERSON_READ_COLUMNS} FROM people WHERE phone_index = $1")
                     .bind(index)
                     .fetch_optional(self.reader())
                     .await?;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::StoreError;
 use crate::backend::{
     AlertInsert, AlertRow, Backend, ContactRow, DeviceRow, Inserted, LocationRow, OutboxRow,
-    OutboxUpdate, PersonRow,
+    OutboxUpdate, PersonRow, PressRow,
 };
 use crate::console_backend::{
     AuditRow, CaseChange, CaseRow, ConsoleBackend, EventRow, QueueFilter, QueueRow, SessionRow,
@@ -28,7 +28,7 @@ use crate::console_backend::{
 };
 use crate::sql::{
     ALERT_COLUMNS, CONTACT_COLUMNS, DEVICE_COLUMNS, LOCATION_COLUMNS, OUTBOX_CHUNK, OUTBOX_COLUMNS,
-    PERSON_COLUMNS, q, shared_backend,
+    PERSON_COLUMNS, PERSON_READ_COLUMNS, q, shared_backend,
 };
 use crate::sql_console::{
     ALERT_COLUMNS_A, AUDIT_COLUMNS, CASE_COLUMNS, EVENT_COLUMNS, SESSION_COLUMNS, STAFF_COLUMNS,
@@ -53,7 +53,12 @@ impl SqliteBackend {
             // 16 MiB of page cache per connection (the default is 2 MiB):
             // the outbox's indexes stay in memory under load.
             .pragma("cache_size", "-16384")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints run beside the writer (below), not inside the
+            // commit that happens to cross the threshold; the WAL file is
+            // cut back to this size when it is reused.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", "67108864");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -63,6 +68,7 @@ impl SqliteBackend {
             .max_connections(4)
             .connect_with(options)
             .await?;
+        tokio::spawn(checkpoints(reader.clone()));
         Ok(SqliteBackend { writer, reader })
     }
 
@@ -76,6 +82,30 @@ impl SqliteBackend {
 
     fn migrator(&self) -> Migrator {
         crate::migrations::sqlite()
+    }
+}
+
+/// Copies the WAL back into the database file twice a second, from a reader
+/// connection: a PASSIVE checkpoint never blocks the writer or readers, and
+/// its work (and the database file's fsync) stays off the writer's thread,
+/// which is what every accepted alert waits for. Ends when the pool closes.
+async fn checkpoints(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
     }
 }
 

@@ -67,6 +67,8 @@ both_backends! {
     profile_round_trip;
     contacts_crud_and_limit;
     contacts_are_private_to_their_person;
+    kept_contacts_follow_every_change;
+    press_lookup_reads_key_and_window;
     deleting_a_person_removes_everything;
     wrong_key_is_refused;
     nothing_personal_at_rest;
@@ -356,6 +358,131 @@ async fn contacts_crud_and_limit(f: Fixture) {
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// The contacts a press uses may come from memory; every change, made by
+/// this process or another one on the same database, must show in the next
+/// press.
+async fn kept_contacts_follow_every_change(f: Fixture) {
+    let here = f.store().await;
+    let elsewhere = f.store().await;
+    let person = verified_person(&here, "+12135550100").await;
+    let version = |store: Store| async move {
+        store
+            .person(person)
+            .await
+            .expect("person")
+            .expect("exists")
+            .contacts_version
+    };
+    let names =
+        |list: &[avisa_store::Contact]| list.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+
+    let v0 = version(here.clone()).await;
+    assert!(
+        here.alert_contacts(person, v0)
+            .await
+            .expect("kept")
+            .is_empty()
+    );
+
+    let first = elsewhere
+        .add_contact(person, &contact(0), NOW)
+        .await
+        .expect("add");
+    let v1 = version(here.clone()).await;
+    assert_ne!(v1, v0, "adding a contact changes the version");
+    assert_eq!(
+        names(&here.alert_contacts(person, v1).await.expect("kept")),
+        ["Contacto 0"]
+    );
+
+    elsewhere
+        .update_contact(person, first.id, &contact(3), NOW + 1)
+        .await
+        .expect("update");
+    let v2 = version(here.clone()).await;
+    assert_ne!(v2, v1, "editing a contact changes the version");
+    let kept = here.alert_contacts(person, v2).await.expect("kept");
+    assert_eq!(names(&kept), ["Contacto 3"]);
+    assert_eq!(kept[0].message, contact(3).message);
+
+    // Unchanged: the same list, without reading it again.
+    let again = here.alert_contacts(person, v2).await.expect("kept");
+    assert!(std::sync::Arc::ptr_eq(&kept, &again));
+
+    assert!(
+        elsewhere
+            .delete_contact(person, first.id)
+            .await
+            .expect("delete")
+    );
+    let v3 = version(here.clone()).await;
+    assert_ne!(v3, v2, "deleting a contact changes the version");
+    assert!(
+        here.alert_contacts(person, v3)
+            .await
+            .expect("kept")
+            .is_empty()
+    );
+
+    // Another person's contacts change nothing here.
+    let other = verified_person(&here, "+12135550199").await;
+    here.add_contact(other, &contact(1), NOW)
+        .await
+        .expect("add");
+    assert_eq!(version(here.clone()).await, v3);
+}
+
+/// One read before a press writes: the device, its person, the alert the
+/// key made and the count in the rate-limit window.
+async fn press_lookup_reads_key_and_window(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let token = avisa_core::crypto::token_hash("+12135550100");
+
+    let none = store
+        .press_lookup(&token, "key-000001", NOW - 600_000)
+        .await
+        .expect("lookup")
+        .expect("device");
+    assert_eq!(none.person.as_ref().map(|p| p.id), Some(person));
+    assert_eq!((none.existing, none.recent), (None, 0));
+
+    let a = alert(person, "key-000001", NOW - 700_000, &[0]);
+    let b = alert(person, "key-000002", NOW - 1_000, &[0]);
+    let sealed = [
+        store.seal_alert(&a).expect("seal"),
+        store.seal_alert(&b).expect("seal"),
+    ];
+    store.insert_alerts(&sealed).await.expect("insert");
+
+    let seen = store
+        .press_lookup(&token, "key-000001", NOW - 600_000)
+        .await
+        .expect("lookup")
+        .expect("device");
+    assert_eq!(
+        seen.existing,
+        Some(a.id),
+        "the key's alert, outside the window too"
+    );
+    assert_eq!(seen.recent, 1, "only the alert inside the window counts");
+
+    let fresh = store
+        .press_lookup(&token, "key-000003", NOW - 600_000)
+        .await
+        .expect("lookup")
+        .expect("device");
+    assert_eq!((fresh.existing, fresh.recent), (None, 1));
+
+    assert!(
+        store
+            .press_lookup(&avisa_core::crypto::token_hash("nobody"), "key-000001", 0)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
 }
 
 async fn contacts_are_private_to_their_person(f: Fixture) {

@@ -16,9 +16,9 @@ use avisa_core::messages::{self, AlertFacts};
 use avisa_core::{Invalid, Location, now_millis};
 use avisa_store::{AlertView, Inserted, MessageKind};
 
-use crate::alerting::{Preview, Raise, raise, zone_of};
+use crate::alerting::{Preview, Raise, raise, window_start, zone_of};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Person, path_id};
+use crate::extract::{ApiJson, Bearer, Person, not_verified, path_id};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -172,22 +172,48 @@ fn check_key(key: &str) -> Result<(), Invalid> {
     ))]
 pub async fn create(
     State(state): State<AppState>,
-    who: Person,
-    ApiJson(req): ApiJson<AlertRequest>,
+    Bearer(token_hash): Bearer,
+    body: Result<ApiJson<AlertRequest>, ApiError>,
 ) -> ApiResult<(StatusCode, Json<AlertResponse>)> {
-    check_key(&req.idempotency_key)?;
-    let location = req.location.map(Location::validated).transpose()?;
-    let device_id = who.device.id;
-    let person = who.person;
+    let checked = body.and_then(|ApiJson(req)| {
+        check_key(&req.idempotency_key)?;
+        let location = req
+            .location
+            .map(Location::validated)
+            .transpose()
+            .map_err(ApiError::from)?;
+        Ok((req, location))
+    });
+    let (req, location) = match checked {
+        Ok(checked) => checked,
+        Err(refusal) => {
+            // An unknown device hears 401 before anything about its request.
+            Person::authenticate(&state, &token_hash).await?;
+            return Err(refusal);
+        }
+    };
+    // The device, the person, the key's alert and the rate-limit count: one
+    // read before the write.
+    let lookup = state
+        .store
+        .press_lookup(
+            &token_hash,
+            &req.idempotency_key,
+            window_start(&state, now_millis()),
+        )
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let person = lookup.person.ok_or_else(not_verified)?;
     let raised = raise(
         &state,
         Raise {
             person,
-            device_id: Some(device_id),
+            device_id: Some(lookup.device.id),
             idempotency_key: req.idempotency_key,
             source: "app",
             practice: req.practice,
             location,
+            seen: Some((lookup.existing, lookup.recent)),
         },
     )
     .await?;
