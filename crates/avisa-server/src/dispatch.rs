@@ -148,18 +148,39 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut last_sweep = Instant::now() - Duration::from_secs(60);
+        let mut next: Option<Vec<Claimed>> = None;
         loop {
             if *shutdown.borrow() {
+                // Messages claimed for a round that will not run go back to
+                // the queue now, not after their lease.
+                if let Some(claimed) = next.take() {
+                    self.release(claimed).await;
+                }
                 return;
             }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 self.sweep().await;
                 last_sweep = Instant::now();
             }
-            let claimed = match self.run_batch().await {
-                Ok(n) => n,
+            // A round ends by recording its outcomes and claiming the next
+            // round in the same transaction; a fresh claim starts only when
+            // the last round found nothing.
+            let claimed = match next.take() {
+                Some(claimed) => Ok(claimed),
+                None => self.claim().await,
+            };
+            let claimed = match claimed {
+                Ok(claimed) if claimed.is_empty() => 0,
+                Ok(claimed) => {
+                    let count = claimed.len();
+                    match self.round(claimed, true).await {
+                        Ok(more) => next = Some(more),
+                        Err(e) => tracing::error!(error = %e, "dispatch round failed; retrying"),
+                    }
+                    count
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "dispatch round failed; retrying");
+                    tracing::error!(error = %e, "dispatch claim failed; retrying");
                     0
                 }
             };
@@ -208,14 +229,51 @@ impl Dispatcher {
 
     /// One round: claim, send, record. Returns the number claimed.
     pub async fn run_batch(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let now = now_millis();
-        let lease_ms = (self.config.lease_seconds * 1000) as i64;
-        let started = Instant::now();
-        let claimed = self.store.claim(now, self.batch_size(), lease_ms).await?;
-        metrics::histogram!("avisa_dispatch_claim_seconds").record(started.elapsed().as_secs_f64());
-        if claimed.is_empty() {
-            return Ok(0);
+        let claimed = self.claim().await?;
+        let count = claimed.len();
+        if count > 0 {
+            self.round(claimed, false).await?;
         }
+        Ok(count)
+    }
+
+    async fn release(&self, claimed: Vec<Claimed>) {
+        let now = now_millis();
+        let updates: Vec<OutboxUpdate> = claimed
+            .into_iter()
+            .map(|m| OutboxUpdate::Release {
+                id: m.id,
+                next_attempt_at: now,
+                at: now,
+            })
+            .collect();
+        if let Err(e) = self.store.apply(&updates).await {
+            tracing::error!(error = %e, "could not release claimed messages; their lease will");
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        (self.config.lease_seconds * 1000) as i64
+    }
+
+    async fn claim(&self) -> Result<Vec<Claimed>, StoreError> {
+        let started = Instant::now();
+        let claimed = self
+            .store
+            .claim(now_millis(), self.batch_size(), self.lease_ms())
+            .await?;
+        metrics::histogram!("avisa_dispatch_claim_seconds").record(started.elapsed().as_secs_f64());
+        Ok(claimed)
+    }
+
+    /// Sends what was claimed and records the outcomes; with `claim_next`,
+    /// claims the next round in the same transaction and returns it.
+    async fn round(
+        self: &Arc<Self>,
+        claimed: Vec<Claimed>,
+        claim_next: bool,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now = now_millis();
         let count = claimed.len();
         // Follow-ups ("I'm safe") go only to those the alert reached.
         let parents: Vec<Uuid> = claimed.iter().filter_map(|c| c.parent_id).collect();
@@ -260,11 +318,17 @@ impl Dispatcher {
             }
         }
         let started = Instant::now();
-        let touched = self.store.apply(&updates).await?;
+        let (touched, next) = if claim_next {
+            self.store
+                .apply_then_claim(&updates, now_millis(), self.batch_size(), self.lease_ms())
+                .await?
+        } else {
+            (self.store.apply(&updates).await?, Vec::new())
+        };
         metrics::histogram!("avisa_dispatch_record_seconds")
             .record(started.elapsed().as_secs_f64());
         self.events.publish_all(&touched);
-        Ok(count)
+        Ok(next)
     }
 
     /// Runs rounds until nothing is due (tests and tools; no sleeping).

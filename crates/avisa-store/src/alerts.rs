@@ -519,6 +519,26 @@ impl Store {
             .backend
             .outbox_claim(now, limit, now + lease_ms)
             .await?;
+        self.open_claimed(rows)
+    }
+
+    /// Records a round's outcomes and claims the next round, in one
+    /// transaction. Returns the alerts touched and the new claims.
+    pub async fn apply_then_claim(
+        &self,
+        updates: &[OutboxUpdate],
+        now: UnixMillis,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<(Vec<Uuid>, Vec<Claimed>), StoreError> {
+        let (touched, rows) = self
+            .backend
+            .outbox_apply_then_claim(updates, now, limit, now + lease_ms)
+            .await?;
+        Ok((touched, self.open_claimed(rows)?))
+    }
+
+    fn open_claimed(&self, rows: Vec<OutboxRow>) -> Result<Vec<Claimed>, StoreError> {
         rows.into_iter()
             .map(|r| {
                 Ok(Claimed {

@@ -320,6 +320,16 @@ pub trait Backend: crate::console_backend::ConsoleBackend + Send + Sync + 'stati
     async fn outbox_statuses(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError>;
     /// Applies send results in one transaction; returns the alerts touched.
     async fn outbox_apply(&self, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError>;
+    /// [`Backend::outbox_apply`] then [`Backend::outbox_claim`] in one
+    /// transaction: the end of one dispatch round and the start of the next
+    /// cost one commit.
+    async fn outbox_apply_then_claim(
+        &self,
+        updates: &[OutboxUpdate],
+        now: UnixMillis,
+        limit: i64,
+        lease_until: UnixMillis,
+    ) -> Result<(Vec<Uuid>, Vec<OutboxRow>), StoreError>;
     /// Returns to the queue messages whose worker's lease ran out.
     async fn outbox_reclaim(&self, now: UnixMillis) -> Result<u64, StoreError>;
     /// Marks queued messages past their validity as expired.

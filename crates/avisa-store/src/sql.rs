@@ -195,6 +195,134 @@ macro_rules! shared_backend {
             })
         }
 
+        /// Leases up to `limit` due messages, by rank then age: the rows
+        /// chosen are the rows leased, in one statement.
+        async fn claim_in<E>(exec: &mut E, now: UnixMillis, limit: i64, lease_until: UnixMillis) -> Result<Vec<OutboxRow>, StoreError>
+        where
+            for<'e> &'e mut E: sqlx::Executor<'e, Database = $db>,
+        {
+            let rows = q!("UPDATE outbox SET status = 'sending', attempts = attempts + 1, \
+                             lease_until = $1, updated_at = $2 \
+                           WHERE id IN ( \
+                             SELECT o.id FROM outbox o \
+                             WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
+                               AND (o.parent_id IS NULL OR NOT EXISTS ( \
+                                 SELECT 1 FROM outbox p WHERE p.id = o.parent_id \
+                                   AND p.status IN ('queued', 'sending'))) \
+                             ORDER BY o.rank, o.created_at \
+                             LIMIT $3 {}) \
+                           RETURNING {OUTBOX_COLUMNS}", $skip_locked)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *exec)
+            .await?;
+            let mut rows = rows.iter().map(outbox_from).collect::<Result<Vec<_>, _>>()?;
+            rows.sort_by_key(|r| (r.rank, r.created_at));
+            Ok(rows)
+        }
+
+        /// Records send outcomes; returns the alerts whose rows changed.
+        async fn apply_in<E>(exec: &mut E, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError>
+        where
+            for<'e> &'e mut E: sqlx::Executor<'e, Database = $db>,
+        {
+            let mut touched = Vec::new();
+            // Messages the gateway took are the bulk: one statement for all
+            // of them (a round trip each would dominate the dispatcher).
+            let sent: Vec<(&Uuid, &String, &String, &UnixMillis)> = updates
+                .iter()
+                .filter_map(|u| match u {
+                    OutboxUpdate::Sent { id, gateway, provider_id, at } => Some((id, gateway, provider_id, at)),
+                    _ => None,
+                })
+                .collect();
+            // One statement per chunk, joined to a VALUES list (3 parameters a
+            // row): a CASE per column would cost rows x rows comparisons.
+            for chunk in sent.chunks(OUTBOX_CHUNK) {
+                let latest = chunk.iter().map(|s| *s.3).max().unwrap_or_default();
+                let mut b = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE outbox SET status = CASE WHEN outbox.status = 'sending' THEN 'sent' ELSE outbox.status END, \
+                     gateway = v.column2, provider_id = v.column3, lease_until = NULL, reason = NULL, sent_at = ",
+                );
+                b.push_bind(latest);
+                b.push(", updated_at = ").push_bind(latest);
+                b.push(" FROM (");
+                b.push_values(chunk, |mut v, (id, gateway, provider, _)| {
+                    v.push_bind(**id).push_bind((*gateway).clone()).push_bind((*provider).clone());
+                });
+                b.push(") AS v WHERE outbox.id = v.column1 RETURNING outbox.alert_id");
+                for row in b.build().persistent(false).fetch_all(&mut *exec).await? {
+                    if let Some(alert) = row.try_get::<Option<Uuid>, _>("alert_id")? {
+                        touched.push(alert);
+                    }
+                }
+            }
+            for u in updates {
+                let row = match u {
+                    OutboxUpdate::Sent { .. } => None,
+                    OutboxUpdate::Retry { id, next_attempt_at, gateway_index, permanent_failures, reason, at } => sqlx::query(
+                        "UPDATE outbox SET status = 'queued', next_attempt_at = $1, gateway_index = $2, \
+                         permanent_failures = $3, reason = $4, lease_until = NULL, updated_at = $5 \
+                         WHERE id = $6 AND status = 'sending' RETURNING alert_id",
+                    )
+                    .bind(next_attempt_at)
+                    .bind(gateway_index)
+                    .bind(permanent_failures)
+                    .bind(reason)
+                    .bind(at)
+                    .bind(id)
+                    .fetch_optional(&mut *exec)
+                    .await?,
+                    OutboxUpdate::Failed { id, reason, at } => sqlx::query(
+                        "UPDATE outbox SET status = 'failed', reason = $1, lease_until = NULL, updated_at = $2 \
+                         WHERE id = $3 AND status = 'sending' RETURNING alert_id",
+                    )
+                    .bind(reason)
+                    .bind(at)
+                    .bind(id)
+                    .fetch_optional(&mut *exec)
+                    .await?,
+                    OutboxUpdate::Expired { id, at } => sqlx::query(
+                        "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
+                         lease_until = NULL, updated_at = $1 \
+                         WHERE id = $2 AND status IN ('queued', 'sending') RETURNING alert_id",
+                    )
+                    .bind(at)
+                    .bind(id)
+                    .fetch_optional(&mut *exec)
+                    .await?,
+                    OutboxUpdate::Withdrawn { id, reason, at } => sqlx::query(
+                        "UPDATE outbox SET status = 'withdrawn', reason = $1, lease_until = NULL, updated_at = $2 \
+                         WHERE id = $3 AND status IN ('queued', 'sending') RETURNING alert_id",
+                    )
+                    .bind(reason)
+                    .bind(at)
+                    .bind(id)
+                    .fetch_optional(&mut *exec)
+                    .await?,
+                    OutboxUpdate::Release { id, next_attempt_at, at } => sqlx::query(
+                        "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_until = NULL, \
+                         attempts = attempts - 1, updated_at = $2 \
+                         WHERE id = $3 AND status = 'sending' RETURNING alert_id",
+                    )
+                    .bind(next_attempt_at)
+                    .bind(at)
+                    .bind(id)
+                    .fetch_optional(&mut *exec)
+                    .await?,
+                };
+                if let Some(row) = row
+                    && let Some(alert) = row.try_get::<Option<Uuid>, _>("alert_id")?
+                {
+                    touched.push(alert);
+                }
+            }
+            touched.sort();
+            touched.dedup();
+            Ok(touched)
+        }
+
         /// Multi-row INSERT of outbox rows, in chunks.
         async fn insert_outbox<'c, E>(exec: &mut E, rows: &[OutboxRow]) -> Result<(), sqlx::Error>
         where
@@ -782,26 +910,8 @@ macro_rules! shared_backend {
                 limit: i64,
                 lease_until: UnixMillis,
             ) -> Result<Vec<OutboxRow>, StoreError> {
-                // One statement: the rows chosen are the rows leased.
-                let rows = q!("UPDATE outbox SET status = 'sending', attempts = attempts + 1, \
-                                 lease_until = $1, updated_at = $2 \
-                               WHERE id IN ( \
-                                 SELECT o.id FROM outbox o \
-                                 WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
-                                   AND (o.parent_id IS NULL OR NOT EXISTS ( \
-                                     SELECT 1 FROM outbox p WHERE p.id = o.parent_id \
-                                       AND p.status IN ('queued', 'sending'))) \
-                                 ORDER BY o.rank, o.created_at \
-                                 LIMIT $3 {}) \
-                               RETURNING {OUTBOX_COLUMNS}", $skip_locked)
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(self.writer())
-                .await?;
-                let mut rows = rows.iter().map(outbox_from).collect::<Result<Vec<_>, _>>()?;
-                rows.sort_by_key(|r| (r.rank, r.created_at));
-                Ok(rows)
+                let mut conn = self.writer().acquire().await?;
+                claim_in(&mut *conn, now, limit, lease_until).await
             }
 
             async fn outbox_statuses(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError> {
@@ -823,106 +933,25 @@ macro_rules! shared_backend {
                     return Ok(Vec::new());
                 }
                 let mut tx = self.writer().begin().await?;
-                let mut touched = Vec::new();
-                // Messages the gateway took are the bulk: one statement for all
-                // of them (a round trip each would dominate the dispatcher).
-                let sent: Vec<(&Uuid, &String, &String, &UnixMillis)> = updates
-                    .iter()
-                    .filter_map(|u| match u {
-                        OutboxUpdate::Sent { id, gateway, provider_id, at } => Some((id, gateway, provider_id, at)),
-                        _ => None,
-                    })
-                    .collect();
-                for chunk in sent.chunks(200) {
-                    let latest = chunk.iter().map(|s| *s.3).max().unwrap_or_default();
-                    let mut b = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE outbox SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END, gateway = CASE id",
-                    );
-                    for (id, gateway, _, _) in chunk {
-                        b.push(" WHEN ").push_bind(**id).push(" THEN ").push_bind((*gateway).clone());
-                    }
-                    b.push(" END, provider_id = CASE id");
-                    for (id, _, provider, _) in chunk {
-                        b.push(" WHEN ").push_bind(**id).push(" THEN ").push_bind((*provider).clone());
-                    }
-                    b.push(" END, sent_at = ").push_bind(latest);
-                    b.push(", lease_until = NULL, reason = NULL, updated_at = ").push_bind(latest);
-                    b.push(" WHERE id IN (");
-                    let mut ids = b.separated(", ");
-                    for (id, _, _, _) in chunk {
-                        ids.push_bind(**id);
-                    }
-                    b.push(") RETURNING alert_id");
-                    for row in b.build().persistent(false).fetch_all(&mut *tx).await? {
-                        if let Some(alert) = row.try_get::<Option<Uuid>, _>("alert_id")? {
-                            touched.push(alert);
-                        }
-                    }
-                }
-                for u in updates {
-                    let row = match u {
-                        OutboxUpdate::Sent { .. } => None,
-                        OutboxUpdate::Retry { id, next_attempt_at, gateway_index, permanent_failures, reason, at } => sqlx::query(
-                            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, gateway_index = $2, \
-                             permanent_failures = $3, reason = $4, lease_until = NULL, updated_at = $5 \
-                             WHERE id = $6 AND status = 'sending' RETURNING alert_id",
-                        )
-                        .bind(next_attempt_at)
-                        .bind(gateway_index)
-                        .bind(permanent_failures)
-                        .bind(reason)
-                        .bind(at)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?,
-                        OutboxUpdate::Failed { id, reason, at } => sqlx::query(
-                            "UPDATE outbox SET status = 'failed', reason = $1, lease_until = NULL, updated_at = $2 \
-                             WHERE id = $3 AND status = 'sending' RETURNING alert_id",
-                        )
-                        .bind(reason)
-                        .bind(at)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?,
-                        OutboxUpdate::Expired { id, at } => sqlx::query(
-                            "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
-                             lease_until = NULL, updated_at = $1 \
-                             WHERE id = $2 AND status IN ('queued', 'sending') RETURNING alert_id",
-                        )
-                        .bind(at)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?,
-                        OutboxUpdate::Withdrawn { id, reason, at } => sqlx::query(
-                            "UPDATE outbox SET status = 'withdrawn', reason = $1, lease_until = NULL, updated_at = $2 \
-                             WHERE id = $3 AND status IN ('queued', 'sending') RETURNING alert_id",
-                        )
-                        .bind(reason)
-                        .bind(at)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?,
-                        OutboxUpdate::Release { id, next_attempt_at, at } => sqlx::query(
-                            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_until = NULL, \
-                             attempts = attempts - 1, updated_at = $2 \
-                             WHERE id = $3 AND status = 'sending' RETURNING alert_id",
-                        )
-                        .bind(next_attempt_at)
-                        .bind(at)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?,
-                    };
-                    if let Some(row) = row
-                        && let Some(alert) = row.try_get::<Option<Uuid>, _>("alert_id")?
-                    {
-                        touched.push(alert);
-                    }
-                }
+                let touched = apply_in(&mut *tx, updates).await?;
                 tx.commit().await?;
-                touched.sort();
-                touched.dedup();
                 Ok(touched)
+            }
+
+            async fn outbox_apply_then_claim(
+                &self,
+                updates: &[OutboxUpdate],
+                now: UnixMillis,
+                limit: i64,
+                lease_until: UnixMillis,
+            ) -> Result<(Vec<Uuid>, Vec<OutboxRow>), StoreError> {
+                // One transaction, one commit on the writer, for the end of a
+                // round and the start of the next.
+                let mut tx = self.writer().begin().await?;
+                let touched = apply_in(&mut *tx, updates).await?;
+                let claimed = claim_in(&mut *tx, now, limit, lease_until).await?;
+                tx.commit().await?;
+                Ok((touched, claimed))
             }
 
             async fn outbox_reclaim(&self, now: UnixMillis) -> Result<u64, StoreError> {

@@ -53,12 +53,7 @@ impl SqliteBackend {
             // 16 MiB of page cache per connection (the default is 2 MiB):
             // the outbox's indexes stay in memory under load.
             .pragma("cache_size", "-16384")
-            .pragma("temp_store", "memory")
-            // Checkpoints run beside the writer (below), not inside the
-            // commit that happens to cross the threshold; the WAL file is
-            // cut back to this size when it is reused.
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", "67108864");
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -68,7 +63,6 @@ impl SqliteBackend {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        tokio::spawn(checkpoints(reader.clone()));
         Ok(SqliteBackend { writer, reader })
     }
 
@@ -82,30 +76,6 @@ impl SqliteBackend {
 
     fn migrator(&self) -> Migrator {
         crate::migrations::sqlite()
-    }
-}
-
-/// Copies the WAL back into the database file twice a second, from a reader
-/// connection: a PASSIVE checkpoint never blocks the writer or readers, and
-/// its work (and the database file's fsync) stays off the writer's thread,
-/// which is what every accepted alert waits for. Ends when the pool closes.
-async fn checkpoints(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            if pool.is_closed() {
-                return;
-            }
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-        }
     }
 }
 

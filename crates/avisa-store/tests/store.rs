@@ -784,6 +784,48 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
     ids.sort();
     before.sort();
     assert_eq!(ids, before, "the same messages, none lost");
+
+    // The end of a round and the start of the next in one transaction: the
+    // outcomes are recorded, and what is claimed next is what is still due.
+    let late = alert(person, "late", NOW + 30_001, &[0, 1]);
+    store
+        .insert_alerts(&[store.seal_alert(&late).expect("seal")])
+        .await
+        .expect("insert");
+    let outcomes: Vec<OutboxUpdate> = again
+        .iter()
+        .enumerate()
+        .map(|(n, c)| OutboxUpdate::Sent {
+            id: c.id,
+            gateway: "log".into(),
+            provider_id: format!("log-{n}"),
+            at: NOW + 30_001,
+        })
+        .collect();
+    let (touched, next) = store
+        .apply_then_claim(&outcomes, NOW + 30_002, 1, 30_000)
+        .await
+        .expect("apply then claim");
+    let mut alerts = vec![old.id, mid.id, new.id];
+    alerts.sort();
+    assert_eq!(touched, alerts, "each alert whose messages changed, once");
+    for (n, c) in again.iter().enumerate() {
+        assert_eq!(
+            store.message(c.id).await.expect("m"),
+            Some(("sent".into(), Some("log".into()), Some(format!("log-{n}")))),
+            "each message keeps its own provider id"
+        );
+    }
+    assert_eq!(next.len(), 1, "the limit holds");
+    assert_eq!((next[0].alert_id, next[0].rank), (Some(late.id), 0));
+    assert_eq!(
+        store
+            .claim(NOW + 30_002, 10, 30_000)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
 }
 
 async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
