@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ const DOWN_FOR: Duration = Duration::from_secs(30);
 /// Spaces sends to one gateway at a fixed rate, first come first served.
 pub struct RateLimiter {
     interval: Option<Duration>,
-    next: Mutex<Instant>,
+    next: std::sync::Mutex<Instant>,
 }
 
 impl RateLimiter {
@@ -41,23 +41,19 @@ impl RateLimiter {
         RateLimiter {
             interval: (per_second > 0)
                 .then(|| Duration::from_secs_f64(1.0 / f64::from(per_second))),
-            next: Mutex::new(Instant::now()),
+            next: std::sync::Mutex::new(Instant::now()),
         }
     }
 
-    /// Waits for this caller's slot.
-    pub async fn acquire(&self) {
-        let Some(interval) = self.interval else {
-            return;
-        };
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + interval;
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
+    /// Takes the next free slot and says when it comes (None: no limit).
+    /// Called in the order messages must go: slots are handed out in call
+    /// order, whatever order the send tasks later run in.
+    pub fn reserve(&self) -> Option<Instant> {
+        let interval = self.interval?;
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = (*next).max(Instant::now());
+        *next = slot + interval;
+        Some(slot)
     }
 }
 
@@ -174,7 +170,7 @@ impl Dispatcher {
                 Ok(claimed) => {
                     let count = claimed.len();
                     match self.round(claimed, true).await {
-                        Ok(more) => next = Some(more),
+                        Ok(more) => next = (!more.is_empty()).then_some(more),
                         Err(e) => tracing::error!(error = %e, "dispatch round failed; retrying"),
                     }
                     count
@@ -212,16 +208,18 @@ impl Dispatcher {
         }
     }
 
-    /// How many messages to claim per round: small enough under a
-    /// rate-limited gateway that a new alert's first messages never wait
-    /// long behind older alerts' later ones.
+    /// How many messages to claim per round: under a rate-limited gateway,
+    /// what it takes in 10 ms (one message at 100/s). A claimed message goes
+    /// when its rate slot comes; an alert accepted meanwhile waits for it, so
+    /// a round is kept short enough that a new alert's first message never
+    /// waits long behind another alert's later ones.
     fn batch_size(&self) -> i64 {
         let configured = i64::from(self.config.batch);
         let slowest = self.slots.iter().filter_map(|s| s.limiter.interval).max();
         match slowest {
             Some(interval) => {
-                let per_quarter_second = (0.25 / interval.as_secs_f64()).ceil() as i64;
-                configured.min(per_quarter_second.max(1))
+                let per_10ms = (0.01 / interval.as_secs_f64()).ceil() as i64;
+                configured.min(per_10ms.max(1))
             }
             None => configured,
         }
@@ -307,7 +305,11 @@ impl Dispatcher {
             }
             let me = Arc::clone(self);
             let span = tracing::info_span!("dispatch", message_id = %message.id, alert_id = ?message.alert_id, attempt = message.attempts);
-            sends.spawn(async move { me.send_one(message).await }.instrument(span));
+            // The gateway and its rate slot are taken here, in claim (rank)
+            // order: tasks spawned together run in no particular order.
+            let index = self.choose(message.gateway_index.max(0) as usize);
+            let ready = self.slots[index].limiter.reserve();
+            sends.spawn(async move { me.send_one(message, index, ready).await }.instrument(span));
         }
         while let Some(done) = sends.join_next().await {
             match done {
@@ -356,11 +358,12 @@ impl Dispatcher {
         jitter(raw.min(self.config.retry_max_ms))
     }
 
-    async fn send_one(&self, m: Claimed) -> OutboxUpdate {
+    async fn send_one(&self, m: Claimed, index: usize, ready: Option<Instant>) -> OutboxUpdate {
         let n = self.slots.len();
-        let index = self.choose(m.gateway_index.max(0) as usize);
         let slot = &self.slots[index];
-        slot.limiter.acquire().await;
+        if let Some(at) = ready {
+            tokio::time::sleep_until(at.into()).await;
+        }
         let sms = OutgoingSms {
             id: m.id,
             to: m.to.clone(),

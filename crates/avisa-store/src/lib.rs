@@ -135,7 +135,9 @@ pub struct PressLookup {
 /// when full it is emptied and refills with whoever presses next.
 const CONTACTS_CACHE_PEOPLE: usize = 4096;
 
-type ContactsCache = Mutex<HashMap<Uuid, (i64, Arc<[Contact]>)>>;
+/// Person → (contacts version, their opened contacts).
+type KeptContacts = HashMap<Uuid, (i64, Arc<[Contact]>)>;
+type ContactsCache = Mutex<KeptContacts>;
 
 /// Someone told when the button is pressed.
 #[derive(Debug, Clone, PartialEq)]
@@ -567,7 +569,7 @@ impl Store {
         Ok(contacts)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (i64, Arc<[Contact]>)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, KeptContacts> {
         // A panic while holding the lock leaves nothing half-written.
         self.contacts_cache
             .lock()

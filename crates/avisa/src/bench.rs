@@ -223,10 +223,20 @@ impl Server {
     }
 
     fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    /// A run that fails half-way leaves no server behind.
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -898,7 +908,24 @@ async fn load(
     }
     if want("ceilings") {
         let http = http_ceiling(&server, 20_000, args.clients).await?;
-        let (single, batched) = store_ceilings(database, dir.path(), 2000, 20_000, 256).await?;
+        // The store alone on a database of its own (on PostgreSQL, a second
+        // fresh database on the same server).
+        let own = match admin {
+            Some(admin) => Some(pg_fresh(admin).await?),
+            None => None,
+        };
+        let ceilings = store_ceilings(
+            own.as_ref().map(|(url, _)| url.as_str()),
+            dir.path(),
+            2000,
+            20_000,
+            256,
+        )
+        .await;
+        if let (Some(admin), Some((_, name))) = (admin, &own) {
+            pg_drop(admin, name).await;
+        }
+        let (single, batched) = ceilings?;
         let lower = http.min(batched);
         report.section(
             "ceilings",
