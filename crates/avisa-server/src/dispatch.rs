@@ -68,6 +68,8 @@ pub struct Slot {
     pub gateway: Arc<dyn Gateway>,
     limiter: RateLimiter,
     health: std::sync::Mutex<Health>,
+    /// How long a send takes, a moving average in microseconds (0: none yet).
+    send_micros: std::sync::atomic::AtomicU64,
 }
 
 impl Slot {
@@ -76,7 +78,27 @@ impl Slot {
             gateway,
             limiter: RateLimiter::new(per_second),
             health: std::sync::Mutex::new(Health::default()),
+            send_micros: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    fn observe_send(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let old = self.send_micros.load(Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.send_micros.store(new.max(1), Relaxed);
+    }
+
+    /// The usual time a send takes (at most a second: a gateway slower
+    /// than that is failing, and is taken out by the down-detector).
+    fn send_time(&self) -> Duration {
+        let micros = self.send_micros.load(std::sync::atomic::Ordering::Relaxed);
+        Duration::from_micros(micros).min(Duration::from_secs(1))
     }
 
     fn is_down(&self) -> bool {
@@ -208,18 +230,25 @@ impl Dispatcher {
         }
     }
 
-    /// How many messages to claim per round: under a rate-limited gateway,
-    /// what it takes in 10 ms (one message at 100/s). A claimed message goes
-    /// when its rate slot comes; an alert accepted meanwhile waits for it, so
-    /// a round is kept short enough that a new alert's first message never
-    /// waits long behind another alert's later ones.
+    /// How many messages to claim per round. Under a rate-limited gateway a
+    /// claimed message goes when its rate slot comes, and an alert accepted
+    /// meanwhile waits behind it: a round holds what the gateway takes in
+    /// 10 ms plus one send's usual duration (one message at 100/s on an
+    /// instant gateway; ~20 at 100/s on a provider answering in 200 ms), so
+    /// the gateway stays busy while a new alert's first message never waits
+    /// long behind another alert's later ones.
     fn batch_size(&self) -> i64 {
         let configured = i64::from(self.config.batch);
-        let slowest = self.slots.iter().filter_map(|s| s.limiter.interval).max();
+        let slowest = self
+            .slots
+            .iter()
+            .filter_map(|s| s.limiter.interval.map(|i| (i, s)))
+            .max_by_key(|(interval, _)| *interval);
         match slowest {
-            Some(interval) => {
-                let per_10ms = (0.01 / interval.as_secs_f64()).ceil() as i64;
-                configured.min(per_10ms.max(1))
+            Some((interval, slot)) => {
+                let window = 0.01 + slot.send_time().as_secs_f64();
+                let per_window = (window / interval.as_secs_f64()).ceil() as i64;
+                configured.min(per_window.max(1))
             }
             None => configured,
         }
@@ -372,6 +401,7 @@ impl Dispatcher {
         let gateway = slot.gateway.name().to_string();
         let started = Instant::now();
         let result = slot.gateway.send(&sms).await;
+        slot.observe_send(started.elapsed());
         let now = now_millis();
         metrics::histogram!("avisa_gateway_send_seconds", "gateway" => gateway.clone())
             .record(started.elapsed().as_secs_f64());
