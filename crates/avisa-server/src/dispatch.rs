@@ -133,6 +133,22 @@ pub struct Dispatcher {
     config: DispatchConfig,
 }
 
+/// See [`Dispatcher::batch_size`].
+fn round_size(configured: i64, slots: &[Slot]) -> i64 {
+    let slowest = slots
+        .iter()
+        .filter_map(|s| s.limiter.interval.map(|i| (i, s)))
+        .max_by_key(|(interval, _)| *interval);
+    match slowest {
+        Some((interval, slot)) => {
+            let window = 0.01 + slot.send_time().as_secs_f64();
+            let per_window = (window / interval.as_secs_f64()).ceil() as i64;
+            configured.min(per_window.max(1))
+        }
+        None => configured,
+    }
+}
+
 fn jitter(ms: u64) -> u64 {
     // Uniform in [ms/2, ms]: spreads retries of a burst apart.
     let half = ms / 2;
@@ -238,20 +254,7 @@ impl Dispatcher {
     /// the gateway stays busy while a new alert's first message never waits
     /// long behind another alert's later ones.
     fn batch_size(&self) -> i64 {
-        let configured = i64::from(self.config.batch);
-        let slowest = self
-            .slots
-            .iter()
-            .filter_map(|s| s.limiter.interval.map(|i| (i, s)))
-            .max_by_key(|(interval, _)| *interval);
-        match slowest {
-            Some((interval, slot)) => {
-                let window = 0.01 + slot.send_time().as_secs_f64();
-                let per_window = (window / interval.as_secs_f64()).ceil() as i64;
-                configured.min(per_window.max(1))
-            }
-            None => configured,
-        }
+        round_size(i64::from(self.config.batch), &self.slots)
     }
 
     /// One round: claim, send, record. Returns the number claimed.
@@ -468,5 +471,51 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(per_second: u32) -> Slot {
+        // Never sent through: the file is opened only by a send.
+        let gateway = avisa_sms::LogGateway::new(std::env::temp_dir().join("unused.jsonl"), false);
+        Slot::new(Arc::new(gateway), per_second)
+    }
+
+    #[test]
+    fn rounds_follow_the_capped_gateways_rate_and_send_time() {
+        // No cap: the configured size.
+        assert_eq!(round_size(512, &[slot(0)]), 512);
+        // 100/s on an instant gateway: 10 ms of capacity, one message.
+        let capped = slot(100);
+        assert_eq!(round_size(512, std::slice::from_ref(&capped)), 1);
+        // The same cap on a provider answering in 200 ms: enough in flight
+        // to keep it at its rate.
+        for _ in 0..50 {
+            capped.observe_send(Duration::from_millis(200));
+        }
+        assert_eq!(round_size(512, std::slice::from_ref(&capped)), 21);
+        // A provider that hangs counts as at most a second.
+        let hanging = slot(100);
+        hanging.observe_send(Duration::from_secs(30));
+        assert_eq!(round_size(512, &[hanging]), 101);
+        // The slowest cap decides; the configured size is the most.
+        assert_eq!(round_size(512, &[slot(0), slot(1_000), slot(100)]), 1);
+        assert_eq!(round_size(8, &[slot(100_000)]), 8);
+    }
+
+    #[test]
+    fn rate_slots_go_in_reservation_order() {
+        let limiter = RateLimiter::new(100);
+        let slots: Vec<Instant> = (0..5).filter_map(|_| limiter.reserve()).collect();
+        assert_eq!(slots.len(), 5);
+        // Each slot at least one interval after the one reserved before it
+        // (more only if the machine paused this test for longer).
+        for pair in slots.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(10));
+        }
+        assert_eq!(RateLimiter::new(0).reserve(), None);
     }
 }
