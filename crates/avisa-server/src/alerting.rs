@@ -69,14 +69,14 @@ pub fn zone_of(location: Option<&Location>, home_state: Option<&str>) -> Zone {
 pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     let store = &state.store;
     let now = now_millis();
-    let window_ms = now - window_start(state, now);
+    let since = window_start(state, now);
     // A retried press is answered with its alert, whatever the rate limit
     // says.
     let (existing, recent) = match r.seen {
         Some(seen) => seen,
         None => {
             store
-                .key_and_recent(r.person.id, &r.idempotency_key, now - window_ms)
+                .key_and_recent(r.person.id, &r.idempotency_key, since)
                 .await?
         }
     };
@@ -101,7 +101,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     if recent >= i64::from(state.config.alerts.rate_limit) {
         metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
         return Err(ApiError::TooManyRequests {
-            retry_after_secs: window_ms as u64 / 1000,
+            retry_after_secs: (now - since) as u64 / 1000,
         });
     }
     let contacts = store

@@ -30,7 +30,8 @@ const DOWN_AFTER_FAILURES: u32 = 3;
 /// How long a gateway that is down is skipped (unless all are down).
 const DOWN_FOR: Duration = Duration::from_secs(30);
 
-/// Spaces sends to one gateway at a fixed rate, first come first served.
+/// Spaces sends to one gateway at a fixed rate, in the order slots are
+/// reserved.
 pub struct RateLimiter {
     interval: Option<Duration>,
     next: std::sync::Mutex<Instant>,

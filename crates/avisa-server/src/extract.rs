@@ -93,7 +93,6 @@ impl FromRequestParts<AppState> for Caller {
 /// with the device, in one round trip).
 pub struct Person {
     pub device: Device,
-    pub person_id: Uuid,
     pub person: avisa_store::Person,
 }
 
@@ -115,11 +114,7 @@ impl Person {
             .await?
             .ok_or(ApiError::Unauthorized)?;
         let person = person.ok_or_else(not_verified)?;
-        Ok(Person {
-            device,
-            person_id: person.id,
-            person,
-        })
+        Ok(Person { device, person })
     }
 }
 

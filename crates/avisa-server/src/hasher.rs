@@ -1,10 +1,11 @@
 //! A few threads of their own for argon2id.
 //!
-//! Each hash holds 19 MiB while it runs. On tokio's blocking pool every hash
-//! could land on a fresh thread, and glibc keeps a freed 19 MiB block in that
-//! thread's arena: a burst of logins or profile saves grew the server by
-//! hundreds of megabytes that never came back. As many threads as cores,
-//! fed by a queue, bound both the concurrency and that memory.
+//! Each hash holds tens of MiB while it runs (46 MiB; see
+//! `Vault::argon2`). On tokio's blocking pool every hash could land on a
+//! fresh thread, and glibc could keep a freed block in that thread's arena: a
+//! burst of logins or profile saves grew the server by hundreds of megabytes
+//! that never came back. As many threads as cores, fed by a queue, bound both
+//! the concurrency and that memory.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};

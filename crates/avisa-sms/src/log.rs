@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use time::format_description::well_known::Rfc3339;
 
 use crate::{Accepted, Gateway, GatewayError, OutgoingSms};
@@ -22,7 +22,7 @@ pub struct LogGateway {
     /// Whether to print a summary of each message on standard output.
     echo: bool,
     // Serialises appends so lines never interleave.
-    file: Arc<Mutex<Option<std::fs::File>>>,
+    file: Mutex<Option<std::fs::File>>,
 }
 
 #[derive(Serialize)]
@@ -39,7 +39,7 @@ impl LogGateway {
         LogGateway {
             path: path.into(),
             echo,
-            file: Arc::new(Mutex::new(None)),
+            file: Mutex::new(None),
         }
     }
 
@@ -74,18 +74,16 @@ impl Gateway for LogGateway {
         // bytes to the page cache costs less than a hop to a blocking thread.
         let appended = (|| -> std::io::Result<()> {
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            if file.is_none() {
-                *file = Some(
+            let file = match &mut *file {
+                Some(open) => open,
+                None => file.insert(
                     std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(&self.path)?,
-                );
-            }
-            match file.as_mut() {
-                Some(f) => f.write_all(&line),
-                None => Ok(()),
-            }
+                ),
+            };
+            file.write_all(&line)
         })();
         appended.map_err(|e| GatewayError::Retryable {
             reason: format!("cannot append to the SMS log: {e}"),

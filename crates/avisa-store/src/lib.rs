@@ -190,6 +190,16 @@ fn language(code: &str) -> Language {
     Language::from_code(code).unwrap_or_default()
 }
 
+/// A device row as the rest of Avisa sees it (nothing in it is sealed).
+fn open_device(row: DeviceRow) -> Device {
+    Device {
+        id: row.id,
+        person_id: row.person_id,
+        language: language(&row.language),
+        verified_at: row.verified_at,
+    }
+}
+
 impl Store {
     /// Binds the store to its data key: on a new database the key check is
     /// written; on an existing one a key that does not open it is refused.
@@ -313,12 +323,7 @@ impl Store {
             .backend
             .device_by_token(token_hash)
             .await?
-            .map(|row| Device {
-                id: row.id,
-                person_id: row.person_id,
-                language: language(&row.language),
-                verified_at: row.verified_at,
-            }))
+            .map(open_device))
     }
 
     /// Checks a one-time code, consuming one attempt.
@@ -385,14 +390,8 @@ impl Store {
         let Some((d, p)) = self.backend.device_and_person_by_token(token_hash).await? else {
             return Ok(None);
         };
-        let device = Device {
-            id: d.id,
-            person_id: d.person_id,
-            language: language(&d.language),
-            verified_at: d.verified_at,
-        };
         Ok(Some((
-            device,
+            open_device(d),
             p.map(|row| self.open_person(row)).transpose()?,
         )))
     }
@@ -432,14 +431,8 @@ impl Store {
         let Some(row) = self.backend.press_lookup(token_hash, key, since).await? else {
             return Ok(None);
         };
-        let d = row.device;
         Ok(Some(PressLookup {
-            device: Device {
-                id: d.id,
-                person_id: d.person_id,
-                language: language(&d.language),
-                verified_at: d.verified_at,
-            },
+            device: open_device(row.device),
             person: row.person.map(|p| self.open_person(p)).transpose()?,
             existing: row.existing,
             recent: row.recent,

@@ -7,12 +7,16 @@
 
 pub(crate) const DEVICE_COLUMNS: &str = "id, phone_index, phone_enc, language, token_hash, person_id, \
      code_hash, code_expires_at, code_attempts, verified_at, created_at";
-pub(crate) const PERSON_COLUMNS: &str = "id, phone_index, phone_enc, name_enc, home_state_enc, \
-     home_county_enc, keyword_enc, language, pin_hash, created_at, updated_at";
+macro_rules! person_columns {
+    () => {
+        "id, phone_index, phone_enc, name_enc, home_state_enc, \
+         home_county_enc, keyword_enc, language, pin_hash, created_at, updated_at"
+    };
+}
+pub(crate) const PERSON_COLUMNS: &str = person_columns!();
 /// What a person's row is read as: its written columns and the version of
 /// its contacts (kept by triggers, never written by Avisa).
-pub(crate) const PERSON_READ_COLUMNS: &str = "id, phone_index, phone_enc, name_enc, home_state_enc, \
-     home_county_enc, keyword_enc, language, pin_hash, created_at, updated_at, contacts_version";
+pub(crate) const PERSON_READ_COLUMNS: &str = concat!(person_columns!(), ", contacts_version");
 pub(crate) const CONTACT_COLUMNS: &str =
     "id, person_id, name_enc, phone_enc, message_enc, language, created_at, updated_at";
 pub(crate) const ALERT_COLUMNS: &str = "id, person_id, device_id, idempotency_key, source, \
@@ -30,6 +34,40 @@ pub(crate) const OUTBOX_COLUMNS: &str = "id, alert_id, parent_id, kind, purpose,
 /// (`persistent(false)`): each row count would be a distinct cached
 /// statement, and a large one holds megabytes.
 pub(crate) const OUTBOX_CHUNK: usize = 400;
+
+/// A device by its token hash with its person (columns prefixed `p_`), plus
+/// `extra` columns.
+fn device_and_person_sql(extra: &str) -> String {
+    let person_columns = PERSON_READ_COLUMNS
+        .split(", ")
+        .map(|c| format!("p.{c} AS p_{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let device_columns = DEVICE_COLUMNS
+        .split(", ")
+        .map(|c| format!("d.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {device_columns}, {person_columns}{extra} FROM devices d \
+         LEFT JOIN people p ON p.id = d.person_id WHERE d.token_hash = $1"
+    )
+}
+
+/// What every phone request reads first; built once, not per request.
+pub(crate) static DEVICE_AND_PERSON_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| device_and_person_sql(""));
+
+/// The same, with what a press needs of the person's alerts: the alert the
+/// key ($2) made and the count created since $3.
+pub(crate) static PRESS_LOOKUP_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    device_and_person_sql(
+        ", (SELECT a.id FROM alerts a WHERE a.person_id = d.person_id \
+           AND a.idempotency_key = $2) AS existing, \
+         (SELECT COUNT(*) FROM alerts a WHERE a.person_id = d.person_id \
+           AND a.created_at >= $3) AS recent",
+    )
+});
 
 /// Statements assembled once from the column lists (`sqlx::query` takes only
 /// `'static` text unless told the text is safe: these are constants).
@@ -84,25 +122,6 @@ macro_rules! shared_backend {
                 updated_at: r.try_get("updated_at")?,
                 contacts_version: r.try_get("contacts_version")?,
             })
-        }
-
-        /// The statement reading a device by its token hash with its person
-        /// (columns prefixed `p_`), plus `extra` columns.
-        fn device_and_person_sql(extra: &str) -> String {
-            let person_columns = PERSON_READ_COLUMNS
-                .split(", ")
-                .map(|c| format!("p.{c} AS p_{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let device_columns = DEVICE_COLUMNS
-                .split(", ")
-                .map(|c| format!("d.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "SELECT {device_columns}, {person_columns}{extra} FROM devices d \
-                 LEFT JOIN people p ON p.id = d.person_id WHERE d.token_hash = $1"
-            )
         }
 
         fn device_and_person_from(r: &$row) -> Result<(DeviceRow, Option<PersonRow>), sqlx::Error> {
@@ -435,7 +454,7 @@ macro_rules! shared_backend {
                 &self,
                 token_hash: &[u8],
             ) -> Result<Option<(DeviceRow, Option<PersonRow>)>, StoreError> {
-                let row = q!("{}", device_and_person_sql(""))
+                let row = sqlx::query(sqlx::AssertSqlSafe(DEVICE_AND_PERSON_SQL.as_str()))
                     .bind(token_hash)
                     .fetch_optional(self.reader())
                     .await?;
@@ -451,15 +470,7 @@ macro_rules! shared_backend {
                 // The device, its person, and what the press needs to know of
                 // the person's alerts (the key's alert, the recent count): one
                 // round trip.
-                let row = q!(
-                    "{}",
-                    device_and_person_sql(
-                        ", (SELECT a.id FROM alerts a WHERE a.person_id = d.person_id \
-                           AND a.idempotency_key = $2) AS existing, \
-                         (SELECT COUNT(*) FROM alerts a WHERE a.person_id = d.person_id \
-                           AND a.created_at >= $3) AS recent"
-                    )
-                )
+                let row = sqlx::query(sqlx::AssertSqlSafe(PRESS_LOOKUP_SQL.as_str()))
                 .bind(token_hash)
                 .bind(key)
                 .bind(since)

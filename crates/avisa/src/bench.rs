@@ -403,20 +403,30 @@ async fn press(
 
 // ---- scenarios ------------------------------------------------------------------------
 
-/// N alerts from C concurrent clients as fast as possible.
-async fn accept(
+/// One press as the client saw it.
+struct Pressed {
+    /// Unix ms when the request left, and when its `202` came back.
+    pressed: f64,
+    accepted: f64,
+    /// The alert's recipients, in rank order.
+    ids: Vec<String>,
+    latency_ms: f64,
+}
+
+/// `n` presses (keys `{tag}-{i}`) from `clients` concurrent clients, each
+/// pressing again as soon as it is answered.
+async fn burst(
     server: &Server,
     tokens: &[String],
     n: usize,
     clients: usize,
     tag: &str,
-) -> anyhow::Result<(f64, Vec<f64>)> {
+) -> anyhow::Result<Vec<Pressed>> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let tokens = Arc::new(tokens.to_vec());
-    let started = Instant::now();
     let mut set = JoinSet::new();
     for _ in 0..clients {
         let (client, next, tokens, base, tag) = (
@@ -427,28 +437,48 @@ async fn accept(
             tag.to_string(),
         );
         set.spawn(async move {
-            let mut lat = Vec::new();
+            let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
-                    return Ok::<_, anyhow::Error>(lat);
+                    return Ok::<_, anyhow::Error>(out);
                 }
-                let (_, _, ms) = press(
+                let pressed = now_millis() as f64;
+                let (_, ids, latency_ms) = press(
                     &client,
                     &base,
                     &tokens[i % tokens.len()],
                     &format!("{tag}-{i:08}"),
                 )
                 .await?;
-                lat.push(ms);
+                out.push(Pressed {
+                    pressed,
+                    accepted: now_millis() as f64,
+                    ids,
+                    latency_ms,
+                });
             }
         });
     }
-    let mut latencies = Vec::with_capacity(n);
+    let mut all = Vec::with_capacity(n);
     while let Some(r) = set.join_next().await {
-        latencies.extend(r??);
+        all.extend(r??);
     }
+    Ok(all)
+}
+
+/// N alerts from C concurrent clients as fast as possible: alerts/s and the
+/// sorted latencies.
+async fn accept(
+    server: &Server,
+    tokens: &[String],
+    n: usize,
+    clients: usize,
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let started = Instant::now();
+    let presses = burst(server, tokens, n, clients, "accept").await?;
     let rate = n as f64 / started.elapsed().as_secs_f64();
+    let mut latencies: Vec<f64> = presses.iter().map(|p| p.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
     Ok((rate, latencies))
 }
@@ -658,53 +688,17 @@ struct Fairness {
 /// A burst under a gateway cap: time to each alert's first message, and
 /// fairness violations (an alert's third message at the gateway while some
 /// other accepted alert still waited for its first).
-async fn fairness(server: &Server, tokens: &[String], burst: usize) -> anyhow::Result<Fairness> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
+async fn fairness(server: &Server, tokens: &[String], n: usize) -> anyhow::Result<Fairness> {
     let (_, mut offset) = read_log(&server.sms_log(), 0);
-    let mut set = JoinSet::new();
-    let next = Arc::new(AtomicUsize::new(0));
-    let tokens = Arc::new(tokens.to_vec());
-    for _ in 0..32 {
-        let (client, next, tokens, base) = (
-            client.clone(),
-            next.clone(),
-            tokens.clone(),
-            server.base.clone(),
-        );
-        set.spawn(async move {
-            let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= burst {
-                    return Ok::<_, anyhow::Error>(out);
-                }
-                let pressed = now_millis() as f64;
-                let (_, ids, _) = press(
-                    &client,
-                    &base,
-                    &tokens[i % tokens.len()],
-                    &format!("fair-{i:08}"),
-                )
-                .await?;
-                out.push((pressed, now_millis() as f64, ids));
-            }
-        });
-    }
-    // (pressed, accepted, recipient ids)
-    let mut alerts: Vec<(f64, f64, Vec<String>)> = Vec::new();
-    while let Some(r) = set.join_next().await {
-        alerts.extend(r??);
-    }
+    let alerts = burst(server, tokens, n, 32, "fair").await?;
     // recipients come in rank order: [contact0 (rank 0), contact1 (1), self (1), contact2 (2), …]
     let mut rank_of: HashMap<String, (usize, usize)> = HashMap::new();
-    for (a, (_, _, ids)) in alerts.iter().enumerate() {
-        for (pos, id) in ids.iter().enumerate() {
+    for (a, p) in alerts.iter().enumerate() {
+        for (pos, id) in p.ids.iter().enumerate() {
             rank_of.insert(id.clone(), (a, pos));
         }
     }
-    let total: usize = alerts.iter().map(|(_, _, ids)| ids.len()).sum();
+    let total: usize = alerts.iter().map(|p| p.ids.len()).sum();
     let mut order: Vec<(f64, usize, usize)> = Vec::with_capacity(total);
     let started = Instant::now();
     let deadline = started + Duration::from_secs((total as u64 / 10).max(120));
@@ -743,13 +737,13 @@ async fn fairness(server: &Server, tokens: &[String], burst: usize) -> anyhow::R
             alerts
                 .iter()
                 .zip(&first)
-                .any(|((_, accepted, _), first)| accepted <= *at && **at < *first)
+                .any(|(p, first)| p.accepted <= **at && **at < *first)
         })
         .count();
     let mut to_first: Vec<f64> = first
         .iter()
         .zip(&alerts)
-        .map(|(f, (p, _, _))| f - p)
+        .map(|(f, p)| f - p.pressed)
         .collect();
     to_first.sort_by(f64::total_cmp);
     Ok(Fairness {
@@ -876,7 +870,7 @@ async fn load(
     if want("accept") || want("ceilings") || want("resources") {
         let cpu_before = server.cpu_seconds();
         let accept_started = Instant::now();
-        let (rate, lat) = accept(&server, &tokens, args.alerts, args.clients, "accept").await?;
+        let (rate, lat) = accept(&server, &tokens, args.alerts, args.clients).await?;
         alerts_sent += args.alerts;
         accept_rate = rate;
         let cpu = server.cpu_seconds() - cpu_before;

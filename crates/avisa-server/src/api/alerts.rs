@@ -138,7 +138,7 @@ pub fn response(state: &AppState, view: AlertView, previews: Vec<Preview>) -> Al
 async fn own_alert(state: &AppState, who: &Person, id: &str) -> ApiResult<AlertView> {
     let id = path_id(id)?;
     match state.store.alert(id).await? {
-        Some(view) if view.person_id == who.person_id => Ok(view),
+        Some(view) if view.person_id == who.person.id => Ok(view),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -343,7 +343,7 @@ pub async fn cancel(
     let view = own_alert(&state, &who, &id).await?;
     let now = now_millis();
     let person =
-        crate::api::profile::check_person_pin(&state, who.person_id, &req.pin, Some(view.id))
+        crate::api::profile::check_person_pin(&state, who.person.id, &req.pin, Some(view.id))
             .await?;
     if view.state != "active" {
         return Err(ApiError::Conflict {

@@ -103,7 +103,7 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
     security(("device_token" = [])),
     responses((status = 200, body = ContactList), (status = 401, body = super::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, who: Person) -> ApiResult<Json<ContactList>> {
-    let contacts = state.store.contacts(who.person_id).await?;
+    let contacts = state.store.contacts(who.person.id).await?;
     Ok(Json(ContactList {
         contacts: contacts.into_iter().map(response).collect(),
         max: MAX_CONTACTS,
@@ -125,7 +125,7 @@ pub async fn create(
     let input = parse(req)?;
     match state
         .store
-        .add_contact(who.person_id, &input, now_millis())
+        .add_contact(who.person.id, &input, now_millis())
         .await
     {
         Ok(c) => Ok((StatusCode::CREATED, Json(response(c)))),
@@ -150,7 +150,7 @@ pub async fn get(
     let id = path_id(&id)?;
     let contact = state
         .store
-        .contact(who.person_id, id)
+        .contact(who.person.id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(response(contact)))
@@ -173,7 +173,7 @@ pub async fn put(
     let input = parse(req)?;
     let contact = state
         .store
-        .update_contact(who.person_id, id, &input, now_millis())
+        .update_contact(who.person.id, id, &input, now_millis())
         .await?;
     Ok(Json(response(contact)))
 }
@@ -189,7 +189,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = path_id(&id)?;
-    if state.store.delete_contact(who.person_id, id).await? {
+    if state.store.delete_contact(who.person.id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -232,7 +232,7 @@ pub async fn preview(
 ) -> ApiResult<Json<PreviewResponse>> {
     let person = state
         .store
-        .person(who.person_id)
+        .person(who.person.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let given = req

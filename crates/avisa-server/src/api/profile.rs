@@ -162,7 +162,7 @@ fn response(state: &AppState, person: avisa_store::Person) -> ProfileResponse {
 pub async fn get(State(state): State<AppState>, who: Person) -> ApiResult<Json<ProfileResponse>> {
     let person = state
         .store
-        .person(who.person_id)
+        .person(who.person.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(response(&state, person)))
@@ -201,7 +201,7 @@ pub async fn put(
     }
     let person = state
         .store
-        .person(who.person_id)
+        .person(who.person.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let pin_hash = match (&req.cancel_pin, person.pin_hash.clone()) {
@@ -236,11 +236,11 @@ pub async fn put(
     };
     state
         .store
-        .update_profile(who.person_id, &profile, Some(pin_hash), now_millis())
+        .update_profile(who.person.id, &profile, Some(pin_hash), now_millis())
         .await?;
     let person = state
         .store
-        .person(who.person_id)
+        .person(who.person.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(response(&state, person)))
@@ -325,7 +325,7 @@ pub async fn pin_check(
     who: Person,
     ApiJson(req): ApiJson<PinRequest>,
 ) -> ApiResult<axum::http::StatusCode> {
-    check_person_pin(&state, who.person_id, &req.pin, None).await?;
+    check_person_pin(&state, who.person.id, &req.pin, None).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -343,14 +343,14 @@ pub async fn delete(
     who: Person,
     ApiJson(req): ApiJson<PinRequest>,
 ) -> ApiResult<axum::http::StatusCode> {
-    check_person_pin(&state, who.person_id, &req.pin, None).await?;
-    if state.store.active_alerts(who.person_id).await? > 0 {
+    check_person_pin(&state, who.person.id, &req.pin, None).await?;
+    if state.store.active_alerts(who.person.id).await? > 0 {
         return Err(ApiError::Conflict {
             code: "alert_active",
             message: "an alert is active: cancel it first, then delete your data".into(),
         });
     }
-    state.store.delete_person(who.person_id).await?;
+    state.store.delete_person(who.person.id).await?;
     tracing::info!("a person deleted their data");
     metrics::counter!("avisa_people_deleted_total").increment(1);
     Ok(axum::http::StatusCode::NO_CONTENT)
