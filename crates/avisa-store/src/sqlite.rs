@@ -54,7 +54,11 @@ impl SqliteBackend {
             // 16 MiB of page cache per connection (the default is 2 MiB):
             // the outbox's indexes stay in memory under load.
             .pragma("cache_size", "-16384")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // A dispatch round's claim returns up to 512 rows: with sqlx's
+            // default of 50 the connection's thread stalls and wakes the
+            // task again every 50 rows.
+            .row_buffer_size(1024);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
