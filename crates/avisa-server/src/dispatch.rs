@@ -24,17 +24,11 @@ use avisa_store::{Claimed, OutboxUpdate, Purpose, Store, StoreError};
 
 use crate::config::DispatchConfig;
 use crate::events::Events;
-use crate::writer::PressBacklog;
 
 /// Consecutive temporary failures after which a gateway counts as down.
 const DOWN_AFTER_FAILURES: u32 = 3;
 /// How long a gateway that is down is skipped (unless all are down).
 const DOWN_FOR: Duration = Duration::from_secs(30);
-/// Presses waiting for their commit that make a burst (see
-/// [`Dispatcher::presses_first`]).
-const PRESS_BURST: usize = 32;
-/// The longest a round waits for a burst of presses.
-const PRESSES_FIRST_FOR: Duration = Duration::from_millis(100);
 
 /// Spaces sends to one gateway at a fixed rate, in the order slots are
 /// reserved.
@@ -138,7 +132,6 @@ pub struct Dispatcher {
     /// Notified when new messages are committed.
     pub wake: Arc<Notify>,
     config: DispatchConfig,
-    presses: Option<PressBacklog>,
 }
 
 /// See [`Dispatcher::batch_size`].
@@ -155,28 +148,6 @@ fn round_size(configured: i64, slots: &[Slot]) -> i64 {
         }
         None => configured,
     }
-}
-
-/// Waits while a burst of presses waits for its commit, checking again
-/// after every commit (`commits` is notified by each), for at most `max`.
-/// Returns how long it waited, or None when there was no burst.
-async fn wait_out_burst(
-    backlog: &PressBacklog,
-    commits: &Notify,
-    max: Duration,
-) -> Option<Duration> {
-    if backlog.get() < PRESS_BURST {
-        return None;
-    }
-    let started = Instant::now();
-    let deadline = tokio::time::Instant::from_std(started + max);
-    while backlog.get() >= PRESS_BURST {
-        tokio::select! {
-            _ = commits.notified() => {}
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
-    Some(started.elapsed())
 }
 
 fn jitter(ms: u64) -> u64 {
@@ -199,30 +170,6 @@ impl Dispatcher {
             events,
             wake,
             config,
-            presses: None,
-        }
-    }
-
-    /// On a database with a single writer (SQLite), a group commit and a
-    /// dispatch round take turns on it, and a round (claim and results of
-    /// hundreds of messages) takes longer than a commit of the presses
-    /// waiting. While a burst of presses (`PRESS_BURST` or more) waits for
-    /// its commit, a round waits for them, up to `PRESSES_FIRST_FOR`: a
-    /// press is answered only once its alert is durable, and a person in a
-    /// raid may lose the phone any second, while the messages of alerts
-    /// already accepted cannot be lost and go out a little later. Outside
-    /// bursts rounds never wait.
-    pub fn presses_first(mut self, backlog: Option<PressBacklog>) -> Self {
-        self.presses = backlog;
-        self
-    }
-
-    async fn let_presses_go_first(&self) {
-        if let Some(backlog) = &self.presses
-            && let Some(waited) = wait_out_burst(backlog, &self.wake, PRESSES_FIRST_FOR).await
-        {
-            metrics::histogram!("avisa_dispatch_presses_first_seconds")
-                .record(waited.as_secs_f64());
         }
     }
 
@@ -341,7 +288,6 @@ impl Dispatcher {
     }
 
     async fn claim(&self) -> Result<Vec<Claimed>, StoreError> {
-        self.let_presses_go_first().await;
         let started = Instant::now();
         let claimed = self
             .store
@@ -406,7 +352,6 @@ impl Dispatcher {
                 }
             }
         }
-        self.let_presses_go_first().await;
         let started = Instant::now();
         let (touched, next) = if claim_next {
             self.store
@@ -560,43 +505,6 @@ mod tests {
         // The slowest cap decides; the configured size is the most.
         assert_eq!(round_size(512, &[slot(0), slot(1_000), slot(100)]), 1);
         assert_eq!(round_size(8, &[slot(100_000)]), 8);
-    }
-
-    #[tokio::test]
-    async fn rounds_wait_for_a_burst_of_presses_but_not_forever() {
-        let backlog = PressBacklog::default();
-        let commits = Notify::new();
-        // No burst: no wait at all.
-        let few: Vec<_> = (0..PRESS_BURST - 1).map(|_| backlog.enter()).collect();
-        assert_eq!(
-            wait_out_burst(&backlog, &commits, Duration::from_secs(60)).await,
-            None
-        );
-        // A burst that never drains: the round goes after `max`.
-        let one_more = backlog.enter();
-        let waited = wait_out_burst(&backlog, &commits, Duration::from_millis(50))
-            .await
-            .expect("a burst");
-        assert!(waited >= Duration::from_millis(50), "{waited:?}");
-        // A burst whose commit comes: the round goes after that commit,
-        // long before `max`.
-        let commit = async {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            drop(one_more);
-            commits.notify_one();
-        };
-        let (waited, ()) = tokio::time::timeout(Duration::from_secs(30), async {
-            tokio::join!(
-                wait_out_burst(&backlog, &commits, Duration::from_secs(3600)),
-                commit
-            )
-        })
-        .await
-        .expect("returns after the commit, not after an hour");
-        assert!(waited.expect("a burst") >= Duration::from_millis(20));
-        assert_eq!(backlog.get(), PRESS_BURST - 1);
-        drop(few);
-        assert_eq!(backlog.get(), 0);
     }
 
     #[test]

@@ -238,20 +238,16 @@ impl App {
         let slots = build_slots(&config, &store)?;
         let events = events::Events::default();
         let wake = Arc::new(tokio::sync::Notify::new());
-        let backlog = writer::PressBacklog::default();
-        let dispatcher = Arc::new(
-            dispatch::Dispatcher::new(
-                store.clone(),
-                slots,
-                events.clone(),
-                wake.clone(),
-                config.dispatch.clone(),
-            )
-            .presses_first(store.has_single_writer().then(|| backlog.clone())),
-        );
+        let dispatcher = Arc::new(dispatch::Dispatcher::new(
+            store.clone(),
+            slots,
+            events.clone(),
+            wake.clone(),
+            config.dispatch.clone(),
+        ));
         let state = AppState::new(state::Inner {
             metrics: telemetry::metrics_handle(),
-            writer: writer::AlertWriter::spawn(store.clone(), wake.clone(), backlog),
+            writer: writer::AlertWriter::spawn(store.clone(), wake.clone()),
             events,
             dispatch_wake: wake,
             config,

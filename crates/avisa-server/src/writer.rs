@@ -7,7 +7,6 @@
 //! themselves and the accept rate does not fall with the disk's fsync time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -21,52 +20,23 @@ type Job = (
     oneshot::Sender<Result<Inserted, Arc<StoreError>>>,
 );
 
-/// How many presses are waiting for their group commit: the dispatcher
-/// reads it to let a burst of presses have a single-writer database first.
-#[derive(Clone, Default)]
-pub struct PressBacklog(Arc<AtomicUsize>);
-
-impl PressBacklog {
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Counts one press as waiting until the guard drops (answered, or
-    /// abandoned by a client that went away).
-    pub fn enter(&self) -> Waiting<'_> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Waiting(&self.0)
-    }
-}
-
-/// See [`PressBacklog::enter`].
-pub struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// The handle presses use to reach the writer task.
 #[derive(Clone)]
 pub struct AlertWriter {
     tx: mpsc::Sender<Job>,
-    backlog: PressBacklog,
 }
 
 impl AlertWriter {
     /// Starts the writer task. `committed` is notified after every commit
-    /// (the dispatcher waits on it); `backlog` counts the presses waiting.
-    pub fn spawn(store: Store, committed: Arc<Notify>, backlog: PressBacklog) -> AlertWriter {
+    /// (the dispatcher waits on it).
+    pub fn spawn(store: Store, committed: Arc<Notify>) -> AlertWriter {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         tokio::spawn(run(store, rx, committed));
-        AlertWriter { tx, backlog }
+        AlertWriter { tx }
     }
 
     /// Writes one alert durably (shared with concurrent presses).
     pub async fn write(&self, alert: AlertInsert) -> Result<Inserted, Arc<StoreError>> {
-        let _waiting = self.backlog.enter();
         let (done_tx, done_rx) = oneshot::channel();
         self.tx
             .send((alert, done_tx))

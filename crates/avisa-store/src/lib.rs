@@ -237,12 +237,6 @@ impl Store {
         self.backend.kind()
     }
 
-    /// Whether every write goes through one connection (SQLite): group
-    /// commits and the dispatcher's rounds then take turns on it.
-    pub fn has_single_writer(&self) -> bool {
-        self.backend.kind() == "sqlite"
-    }
-
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.backend.ping().await
     }
