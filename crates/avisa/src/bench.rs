@@ -87,6 +87,8 @@ impl Report {
                         x if x.abs() < 10.0 => format!("{x:.2}"),
                         x => format!("{x:.1}"),
                     },
+                    // A mean of nothing.
+                    Value::Null => "none".to_string(),
                     other => other.to_string(),
                 };
                 println!("  {k:<50} {shown:>12} {unit}");
@@ -213,6 +215,23 @@ impl Server {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// The `_sum` and `_count` of the server's unlabelled histograms on
+    /// `/metrics`: where a run's time went inside the server.
+    async fn histograms(&self) -> anyhow::Result<Histograms> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await?
+            .text()
+            .await?;
+        Ok(Histograms(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once(' '))
+                .filter(|(name, _)| name.ends_with("_sum") || name.ends_with("_count"))
+                .filter_map(|(name, v)| Some((name.to_string(), v.trim().parse().ok()?)))
+                .collect(),
+        ))
+    }
+
     fn sms_log(&self) -> PathBuf {
         self.dir.join("data").join("sms-log.jsonl")
     }
@@ -267,6 +286,21 @@ fn read_log(path: &Path, from: usize) -> (Vec<(String, f64)>, usize) {
         out.push((v["id"].as_str().unwrap_or("").to_string(), at));
     }
     (out, from + complete)
+}
+
+/// Histogram sums and counts read from `/metrics` (see [`Server::histograms`]).
+struct Histograms(HashMap<String, f64>);
+
+impl Histograms {
+    /// Observations of `name` since `before`, and their mean (NaN if none).
+    fn since(&self, before: &Histograms, name: &str) -> (f64, f64) {
+        let get = |h: &Histograms, suffix: &str| {
+            h.0.get(&format!("{name}_{suffix}")).copied().unwrap_or(0.0)
+        };
+        let count = get(self, "count") - get(before, "count");
+        let sum = get(self, "sum") - get(before, "sum");
+        (count, if count > 0.0 { sum / count } else { f64::NAN })
+    }
 }
 
 // ---- simulated people ----------------------------------------------------------------
@@ -869,11 +903,16 @@ async fn load(
     let mut accept_rate = f64::NAN;
     if want("accept") || want("ceilings") || want("resources") {
         let cpu_before = server.cpu_seconds();
+        let inside_before = server.histograms().await?;
         let accept_started = Instant::now();
         let (rate, lat) = accept(&server, &tokens, args.alerts, args.clients).await?;
         alerts_sent += args.alerts;
         accept_rate = rate;
         let cpu = server.cpu_seconds() - cpu_before;
+        let inside = server.histograms().await?;
+        let (commits, commit_size) = inside.since(&inside_before, "avisa_group_commit_size");
+        let (_, commit_time) = inside.since(&inside_before, "avisa_group_commit_seconds");
+        let (rounds, round_time) = inside.since(&inside_before, "avisa_dispatch_record_seconds");
         // The burst leaves messages to send: let the dispatcher finish, so the
         // next scenarios start from an empty outbox (and say how long it took).
         let owed = args.people + args.alerts * 6;
@@ -896,6 +935,20 @@ async fn load(
                     "every message of the burst at the gateway after",
                     json!(drained),
                     "s",
+                ),
+                // Inside the server, during the burst (from /metrics).
+                ("group commits", json!(commits as u64), ""),
+                ("alerts per group commit, mean", json!(commit_size), ""),
+                (
+                    "a group commit, mean (its wait for the writer too)",
+                    json!(commit_time * 1e3),
+                    "ms",
+                ),
+                ("dispatch rounds recorded", json!(rounds as u64), ""),
+                (
+                    "a round's results and next claim, mean",
+                    json!(round_time * 1e3),
+                    "ms",
                 ),
             ],
         );
