@@ -92,7 +92,6 @@ impl FromRequestParts<AppState> for Caller {
 /// A caller whose phone number is verified: the person it belongs to (read
 /// with the device, in one round trip).
 pub struct Person {
-    pub device: Device,
     pub person: avisa_store::Person,
 }
 
@@ -108,13 +107,13 @@ impl FromRequestParts<AppState> for Person {
 impl Person {
     /// The verified person a bearer token hash belongs to.
     pub async fn authenticate(state: &AppState, hash: &[u8]) -> Result<Person, ApiError> {
-        let (device, person) = state
+        let (_, person) = state
             .store
             .device_and_person(hash)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         let person = person.ok_or_else(not_verified)?;
-        Ok(Person { device, person })
+        Ok(Person { person })
     }
 }
 

@@ -58,15 +58,26 @@ fn device_and_person_sql(extra: &str) -> String {
 pub(crate) static DEVICE_AND_PERSON_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| device_and_person_sql(""));
 
-/// The same, with what a press needs of the person's alerts: the alert the
-/// key ($2) made and the count created since $3.
-pub(crate) static PRESS_LOOKUP_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    device_and_person_sql(
-        ", (SELECT a.id FROM alerts a WHERE a.person_id = d.person_id \
+/// What a press needs of a person's alerts, as two columns: `existing`,
+/// the alert the idempotency key ($2) already made, and `recent`, how many
+/// they raised since $3. `person` is the SQL that names the person.
+fn key_and_recent_columns(person: &str) -> String {
+    format!(
+        "(SELECT a.id FROM alerts a WHERE a.person_id = {person} \
            AND a.idempotency_key = $2) AS existing, \
-         (SELECT COUNT(*) FROM alerts a WHERE a.person_id = d.person_id \
-           AND a.created_at >= $3) AS recent",
+         (SELECT COUNT(*) FROM alerts a WHERE a.person_id = {person} \
+           AND a.created_at >= $3) AS recent"
     )
+}
+
+/// [`key_and_recent_columns`] for the person $1.
+pub(crate) static KEY_AND_RECENT_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {}", key_and_recent_columns("$1")));
+
+/// The device and its person, with [`key_and_recent_columns`]: all a press
+/// reads before it writes.
+pub(crate) static PRESS_LOOKUP_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    device_and_person_sql(&format!(", {}", key_and_recent_columns("d.person_id")))
 });
 
 /// Statements assembled once from the column lists (`sqlx::query` takes only
@@ -759,10 +770,7 @@ macro_rules! shared_backend {
             }
 
             async fn alert_key_and_recent(&self, person_id: Uuid, key: &str, since: UnixMillis) -> Result<(Option<Uuid>, i64), StoreError> {
-                let row = sqlx::query(
-                    "SELECT (SELECT id FROM alerts WHERE person_id = $1 AND idempotency_key = $2) AS existing, \
-                            (SELECT COUNT(*) FROM alerts WHERE person_id = $1 AND created_at >= $3) AS recent",
-                )
+                let row = sqlx::query(sqlx::AssertSqlSafe(KEY_AND_RECENT_SQL.as_str()))
                 .bind(person_id)
                 .bind(key)
                 .bind(since)
