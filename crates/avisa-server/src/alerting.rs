@@ -232,7 +232,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     let sealed = store.seal_alert(&alert)?;
     let inserted = state
         .writer
-        .write(sealed)
+        .write(sealed, alert.leased_messages())
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("alert not stored: {e}")))?;
     if let Inserted::Created(id) = inserted {

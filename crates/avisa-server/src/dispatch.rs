@@ -24,6 +24,7 @@ use avisa_store::{Claimed, OutboxUpdate, Purpose, Store, StoreError};
 
 use crate::config::DispatchConfig;
 use crate::events::Events;
+use crate::handoff::Handoff;
 
 /// Consecutive temporary failures after which a gateway counts as down.
 const DOWN_AFTER_FAILURES: u32 = 3;
@@ -131,6 +132,8 @@ pub struct Dispatcher {
     events: Events,
     /// Notified when new messages are committed.
     pub wake: Arc<Notify>,
+    /// Fresh messages the writer committed leased for the next round.
+    handoff: Arc<Handoff>,
     config: DispatchConfig,
 }
 
@@ -162,6 +165,7 @@ impl Dispatcher {
         slots: Vec<Slot>,
         events: Events,
         wake: Arc<Notify>,
+        handoff: Arc<Handoff>,
         config: DispatchConfig,
     ) -> Self {
         Dispatcher {
@@ -169,6 +173,7 @@ impl Dispatcher {
             slots,
             events,
             wake,
+            handoff,
             config,
         }
     }
@@ -186,10 +191,12 @@ impl Dispatcher {
         let mut next: Option<Vec<Claimed>> = None;
         loop {
             if *shutdown.borrow() {
-                // Messages claimed for a round that will not run go back to
-                // the queue now, not after their lease.
-                if let Some(claimed) = next.take() {
-                    self.release(claimed).await;
+                // Messages claimed or handed over for a round that will not
+                // run go back to the queue now, not after their lease.
+                let mut unsent = self.handoff.close();
+                unsent.extend(next.take().unwrap_or_default());
+                if !unsent.is_empty() {
+                    self.release(unsent).await;
                 }
                 return;
             }
@@ -199,18 +206,42 @@ impl Dispatcher {
             }
             // A round ends by recording its outcomes and claiming the next
             // round in the same transaction; a fresh claim starts only when
-            // the last round found nothing.
+            // the last round found nothing and nothing was handed over (the
+            // round's own claim at its end then finds what came meanwhile).
             let claimed = match next.take() {
                 Some(claimed) => Ok(claimed),
-                None => self.claim().await,
+                None if self.handoff.has_pending() => Ok(Vec::new()),
+                None => {
+                    let claimed = self.claim().await;
+                    self.caught_up(claimed.as_ref().ok().map(Vec::len));
+                    claimed
+                }
             };
+            let claimed = claimed.map(|mut claimed| {
+                // Up to a round of what was handed over, best rank first;
+                // the room it was given bounds how long the rest waits.
+                let handed = self.handoff.take(self.batch_size() as usize);
+                if !handed.is_empty() {
+                    // Both in rank order (ids are time-ordered, as the
+                    // claim's creation order).
+                    claimed.extend(handed);
+                    claimed.sort_by_key(|m| (m.rank, m.id));
+                }
+                claimed
+            });
             let claimed = match claimed {
                 Ok(claimed) if claimed.is_empty() => 0,
                 Ok(claimed) => {
                     let count = claimed.len();
                     match self.round(claimed, true).await {
-                        Ok(more) => next = (!more.is_empty()).then_some(more),
-                        Err(e) => tracing::error!(error = %e, "dispatch round failed; retrying"),
+                        Ok(more) => {
+                            self.caught_up(Some(more.len()));
+                            next = (!more.is_empty()).then_some(more);
+                        }
+                        Err(e) => {
+                            self.caught_up(None);
+                            tracing::error!(error = %e, "dispatch round failed; retrying");
+                        }
                     }
                     count
                 }
@@ -295,6 +326,19 @@ impl Dispatcher {
             .await?;
         metrics::histogram!("avisa_dispatch_claim_seconds").record(started.elapsed().as_secs_f64());
         Ok(claimed)
+    }
+
+    /// The run loop, after a claim that found `found` (None: it failed):
+    /// with the queue empty, the writer may hand over up to two rounds of
+    /// fresh messages (one being sent while the next commit lands); while it
+    /// is not, they wait their turn in the queue.
+    fn caught_up(&self, found: Option<usize>) {
+        let limit = self.batch_size() as usize;
+        let room = match found {
+            Some(found) if found < limit => 2 * limit,
+            _ => 0,
+        };
+        self.handoff.set_room(room);
     }
 
     /// Sends what was claimed and records the outcomes; with `claim_next`,

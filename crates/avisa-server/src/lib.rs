@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod handoff;
 mod hasher;
 pub mod hooks;
 pub mod ops;
@@ -238,16 +239,20 @@ impl App {
         let slots = build_slots(&config, &store)?;
         let events = events::Events::default();
         let wake = Arc::new(tokio::sync::Notify::new());
+        let handoff = Arc::new(handoff::Handoff::new(
+            (config.dispatch.lease_seconds * 1000) as i64,
+        ));
         let dispatcher = Arc::new(dispatch::Dispatcher::new(
             store.clone(),
             slots,
             events.clone(),
             wake.clone(),
+            handoff.clone(),
             config.dispatch.clone(),
         ));
         let state = AppState::new(state::Inner {
             metrics: telemetry::metrics_handle(),
-            writer: writer::AlertWriter::spawn(store.clone(), wake.clone()),
+            writer: writer::AlertWriter::spawn(store.clone(), wake.clone(), handoff),
             events,
             dispatch_wake: wake,
             config,

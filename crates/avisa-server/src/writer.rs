@@ -5,20 +5,27 @@
 //! fsync), and answers each press only after that commit returned. While a
 //! commit is on disk the next presses queue up, so under load batches grow by
 //! themselves and the accept rate does not fall with the disk's fsync time.
+//! When the dispatcher has room, a batch's messages are written leased and
+//! handed to it in memory after the commit (see [`crate::handoff`]).
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use avisa_store::{AlertInsert, Inserted, Store, StoreError};
+use avisa_store::{AlertInsert, Claimed, Inserted, Store, StoreError};
+
+use crate::handoff::Handoff;
 
 /// The most alerts one transaction takes.
 const MAX_BATCH: usize = 512;
 
-type Job = (
-    AlertInsert,
-    oneshot::Sender<Result<Inserted, Arc<StoreError>>>,
-);
+struct Job {
+    alert: AlertInsert,
+    /// Its messages in plain text, for the dispatcher if they are handed
+    /// over.
+    messages: Vec<Claimed>,
+    reply: oneshot::Sender<Result<Inserted, Arc<StoreError>>>,
+}
 
 /// The handle presses use to reach the writer task.
 #[derive(Clone)]
@@ -29,56 +36,92 @@ pub struct AlertWriter {
 impl AlertWriter {
     /// Starts the writer task. `committed` is notified after every commit
     /// (the dispatcher waits on it).
-    pub fn spawn(store: Store, committed: Arc<Notify>) -> AlertWriter {
+    pub fn spawn(store: Store, committed: Arc<Notify>, handoff: Arc<Handoff>) -> AlertWriter {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
-        tokio::spawn(run(store, rx, committed));
+        tokio::spawn(run(store, rx, committed, handoff));
         AlertWriter { tx }
     }
 
     /// Writes one alert durably (shared with concurrent presses).
-    pub async fn write(&self, alert: AlertInsert) -> Result<Inserted, Arc<StoreError>> {
-        let (done_tx, done_rx) = oneshot::channel();
+    /// `messages` are its messages as [`avisa_store::NewAlert::leased_messages`]
+    /// gives them.
+    pub async fn write(
+        &self,
+        alert: AlertInsert,
+        messages: Vec<Claimed>,
+    ) -> Result<Inserted, Arc<StoreError>> {
+        let (reply, done_rx) = oneshot::channel();
         self.tx
-            .send((alert, done_tx))
+            .send(Job {
+                alert,
+                messages,
+                reply,
+            })
             .await
             .map_err(|_| Arc::new(StoreError::NotFound))?;
         done_rx.await.map_err(|_| Arc::new(StoreError::NotFound))?
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, committed: Arc<Notify>) {
+async fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    committed: Arc<Notify>,
+    handoff: Arc<Handoff>,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (batch, replies): (Vec<AlertInsert>, Vec<_>) = jobs.drain(..).unzip();
+        let mut batch = Vec::with_capacity(jobs.len());
+        let mut plain = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            batch.push(job.alert);
+            plain.push(job.messages);
+            replies.push(job.reply);
+        }
+        let reservation = handoff.reserve(plain.iter().map(Vec::len).sum());
+        if let Some(r) = &reservation {
+            for alert in &mut batch {
+                alert.lease_outbox(r.lease_until);
+            }
+        }
         metrics::histogram!("avisa_group_commit_size").record(batch.len() as f64);
         let started = std::time::Instant::now();
         let written = store.insert_alerts(&batch).await;
         metrics::histogram!("avisa_group_commit_seconds").record(started.elapsed().as_secs_f64());
-        match written {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
+        let results: Vec<Result<Inserted, Arc<StoreError>>> = match written {
+            Ok(results) => results.into_iter().map(Ok).collect(),
             Err(e) if batch.len() > 1 => {
                 // One bad alert must not fail its neighbours: write each
                 // alone, so only the faulty one is refused.
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; writing alerts one by one");
-                for (alert, reply) in batch.into_iter().zip(replies) {
-                    let result = store
-                        .insert_alerts(std::slice::from_ref(&alert))
-                        .await
-                        .map(|mut r| r.remove(0))
-                        .map_err(Arc::new);
-                    let _ = reply.send(result);
+                let mut results = Vec::with_capacity(batch.len());
+                for alert in &batch {
+                    results.push(
+                        store
+                            .insert_alerts(std::slice::from_ref(alert))
+                            .await
+                            .map(|mut r| r.remove(0))
+                            .map_err(Arc::new),
+                    );
                 }
+                results
             }
-            Err(e) => {
-                let e = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
+            Err(e) => vec![Err(Arc::new(e))],
+        };
+        if let Some(r) = reservation {
+            // Only the messages of alerts this commit created were written
+            // (a reused key wrote nothing).
+            let created = results
+                .iter()
+                .zip(plain)
+                .filter(|(result, _)| matches!(result, Ok(Inserted::Created(_))))
+                .flat_map(|(_, messages)| messages)
+                .collect();
+            r.deliver(created);
+        }
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
         committed.notify_one();
     }

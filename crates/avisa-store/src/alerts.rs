@@ -140,6 +140,30 @@ pub struct NewAlert {
     pub messages: Vec<NewMessage>,
 }
 
+impl NewAlert {
+    /// Its messages as the dispatcher takes them when they are committed
+    /// already leased (see [`AlertInsert::lease_outbox`]): the text still in
+    /// memory, one attempt counted, as a claim would leave them.
+    pub fn leased_messages(&self) -> Vec<Claimed> {
+        self.messages
+            .iter()
+            .map(|m| Claimed {
+                id: m.id,
+                alert_id: Some(self.id),
+                parent_id: m.parent_id,
+                purpose: m.purpose,
+                to: m.to.clone(),
+                body: m.body.clone(),
+                attempts: 1,
+                gateway_index: 0,
+                permanent_failures: 0,
+                expires_at: m.expires_at,
+                rank: m.rank,
+            })
+            .collect()
+    }
+}
+
 /// A recipient as the person and the console see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recipient {

@@ -126,6 +126,21 @@ pub struct AlertInsert {
     pub outbox: Vec<OutboxRow>,
 }
 
+impl AlertInsert {
+    /// Writes the outbox rows already claimed until `lease_until`, as
+    /// [`crate::Store::claim`] would leave them: for a dispatcher in the same
+    /// process that takes their text from memory instead of claiming them.
+    /// If that process dies first, the lease runs out and a sweep puts them
+    /// back in the queue, like any claimed row.
+    pub fn lease_outbox(&mut self, lease_until: UnixMillis) {
+        for row in &mut self.outbox {
+            row.status = "sending".into();
+            row.attempts = 1;
+            row.lease_until = Some(lease_until);
+        }
+    }
+}
+
 /// What happened to one alert of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {

@@ -74,6 +74,7 @@ both_backends! {
     nothing_personal_at_rest;
     alerts_batch_with_a_reused_key;
     claims_go_by_rank_and_leases_come_back;
+    alerts_committed_leased_come_back_if_never_recorded;
     receipts_never_move_backwards_and_expiry_sweeps;
     cancel_withdraws_and_follows_up;
 }
@@ -826,6 +827,65 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
             .len(),
         1
     );
+}
+
+async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    // Written already leased, for a dispatcher that takes the text from
+    // memory: as a claim leaves them, so no claim takes them again.
+    let a = alert(person, "leased", NOW, &[0, 1]);
+    let handed = a.leased_messages();
+    let mut sealed = store.seal_alert(&a).expect("seal");
+    sealed.lease_outbox(NOW + 30_000);
+    store.insert_alerts(&[sealed]).await.expect("insert");
+    assert!(
+        store
+            .claim(NOW, 10, 30_000)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(handed.len(), 2);
+    assert!(handed.iter().all(|c| c.attempts == 1));
+    assert_eq!(handed[0].body, "mensaje de rango 0");
+    // The person sees them as queued until a gateway takes them.
+    let view = store.alert(a.id).await.expect("get").expect("exists");
+    assert!(view.recipients.iter().all(|r| r.status == "queued"));
+    // The process died before recording anything: when the lease runs out
+    // they are queued again, the same messages, their attempt counted.
+    assert_eq!(
+        store
+            .reclaim_expired_leases(NOW + 29_999)
+            .await
+            .expect("reclaim"),
+        0
+    );
+    assert_eq!(
+        store
+            .reclaim_expired_leases(NOW + 30_000)
+            .await
+            .expect("reclaim"),
+        2
+    );
+    let again = store.claim(NOW + 30_000, 10, 30_000).await.expect("claim");
+    let mut ids: Vec<_> = again.iter().map(|c| c.id).collect();
+    let mut before: Vec<_> = handed.iter().map(|c| c.id).collect();
+    ids.sort();
+    before.sort();
+    assert_eq!(ids, before, "none lost");
+    assert!(again.iter().all(|c| c.attempts == 2));
+    // Recorded as sent like any claimed message.
+    let sent: Vec<OutboxUpdate> = handed
+        .iter()
+        .map(|c| OutboxUpdate::Sent {
+            id: c.id,
+            gateway: "log".into(),
+            provider_id: format!("log-{}", c.id),
+            at: NOW + 30_001,
+        })
+        .collect();
+    assert_eq!(store.apply(&sent).await.expect("apply"), vec![a.id]);
 }
 
 async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {

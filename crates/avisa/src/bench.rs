@@ -215,8 +215,9 @@ impl Server {
         (ticks(11) + ticks(12)) / 100.0
     }
 
-    /// The `_sum` and `_count` of the server's unlabelled histograms on
-    /// `/metrics`: where a run's time went inside the server.
+    /// The `_sum` and `_count` of the server's unlabelled histograms, and
+    /// its unlabelled `_total` counters, on `/metrics`: where a run's time
+    /// went inside the server.
     async fn histograms(&self) -> anyhow::Result<Histograms> {
         let text = reqwest::get(format!("{}/metrics", self.base))
             .await?
@@ -226,7 +227,9 @@ impl Server {
             text.lines()
                 .filter(|l| !l.starts_with('#'))
                 .filter_map(|l| l.split_once(' '))
-                .filter(|(name, _)| name.ends_with("_sum") || name.ends_with("_count"))
+                .filter(|(name, _)| {
+                    name.ends_with("_sum") || name.ends_with("_count") || name.ends_with("_total")
+                })
                 .filter_map(|(name, v)| Some((name.to_string(), v.trim().parse().ok()?)))
                 .collect(),
         ))
@@ -300,6 +303,12 @@ impl Histograms {
         let count = get(self, "count") - get(before, "count");
         let sum = get(self, "sum") - get(before, "sum");
         (count, if count > 0.0 { sum / count } else { f64::NAN })
+    }
+
+    /// How much the counter `name` grew since `before`.
+    fn grew(&self, before: &Histograms, name: &str) -> f64 {
+        let get = |h: &Histograms| h.0.get(name).copied().unwrap_or(0.0);
+        get(self) - get(before)
     }
 }
 
@@ -913,6 +922,7 @@ async fn load(
         let (commits, commit_size) = inside.since(&inside_before, "avisa_group_commit_size");
         let (_, commit_time) = inside.since(&inside_before, "avisa_group_commit_seconds");
         let (rounds, round_time) = inside.since(&inside_before, "avisa_dispatch_record_seconds");
+        let handed_over = inside.grew(&inside_before, "avisa_outbox_handed_over_total");
         // The burst leaves messages to send: let the dispatcher finish, so the
         // next scenarios start from an empty outbox (and say how long it took).
         let owed = args.people + args.alerts * 6;
@@ -943,6 +953,11 @@ async fn load(
                     "a group commit, mean (its wait for the writer too)",
                     json!(commit_time * 1e3),
                     "ms",
+                ),
+                (
+                    "messages handed to the dispatcher at commit",
+                    json!(handed_over as u64),
+                    "",
                 ),
                 ("dispatch rounds recorded", json!(rounds as u64), ""),
                 (

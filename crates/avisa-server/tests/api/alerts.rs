@@ -112,6 +112,24 @@ async fn press_reaches_every_recipient_with_location_and_duty_phone(backend: &st
     let id = alert["alert_id"].as_str().expect("id").to_string();
     let done = wait_statuses(&app, &token, &id, &["sent"]).await;
     assert_eq!(done["alert_id"], json!(id));
+    // The dispatcher had caught up (it sent the verification code), so the
+    // commit handed these messages over instead of leaving them to a claim.
+    // (The counter is shared by the tests of this process: at least ours.)
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let handed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("avisa_outbox_handed_over_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(handed >= 4.0, "{metrics}");
 
     let lines = app.sms_lines();
     let to = |n: &str| {
