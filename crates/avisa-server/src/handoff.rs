@@ -27,13 +27,13 @@ pub struct Handoff {
 
 #[derive(Default)]
 struct State {
-    /// How many messages the dispatcher's next round takes from here
-    /// (0: none; it is behind, busy claiming, or not running).
+    /// How many messages may wait here (0: none; the dispatcher is behind,
+    /// stopping, or not running).
     room: usize,
     /// Messages of commits under way that will be handed over.
     reserved: usize,
-    /// Committed, leased, waiting for the next round.
-    pending: Vec<Claimed>,
+    /// Committed, leased until the time beside them, waiting for a round.
+    pending: Vec<(UnixMillis, Claimed)>,
 }
 
 impl Handoff {
@@ -56,12 +56,24 @@ impl Handoff {
     }
 
     /// The dispatcher takes what was handed over, at most `max`, best rank
-    /// first (ids are time-ordered: then the oldest).
+    /// first (ids are time-ordered: then the oldest). A message with less
+    /// than half its lease left is dropped instead: the sweep may already
+    /// have put its row back in the queue, and a claim will send it.
     pub fn take(&self, max: usize) -> Vec<Claimed> {
         let mut state = self.state();
-        state.pending.sort_by_key(|m| (m.rank, m.id));
+        let enough = now_millis() + self.lease_ms / 2;
+        let before = state.pending.len();
+        state.pending.retain(|(until, _)| *until > enough);
+        let dropped = before - state.pending.len();
+        if dropped > 0 {
+            tracing::warn!(
+                count = dropped,
+                "handed-over messages waited too long; their leases will bring them back"
+            );
+        }
+        state.pending.sort_by_key(|(_, m)| (m.rank, m.id));
         let n = state.pending.len().min(max);
-        state.pending.drain(..n).collect()
+        state.pending.drain(..n).map(|(_, m)| m).collect()
     }
 
     /// Whether anything waits to be taken.
@@ -74,7 +86,7 @@ impl Handoff {
     pub fn close(&self) -> Vec<Claimed> {
         let mut state = self.state();
         state.room = 0;
-        std::mem::take(&mut state.pending)
+        state.pending.drain(..).map(|(_, m)| m).collect()
     }
 
     /// The writer asks, before a commit of `n` messages, whether to write
@@ -112,7 +124,10 @@ impl Reservation<'_> {
         let mut state = self.handoff.state();
         state.reserved -= self.n;
         self.n = 0;
-        state.pending.extend(messages);
+        let until = self.lease_until;
+        state
+            .pending
+            .extend(messages.into_iter().map(|m| (until, m)));
     }
 }
 
@@ -148,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn hands_over_only_what_fits_in_the_next_round() {
+    fn hands_over_only_what_fits_in_its_room() {
         let handoff = Handoff::new(30_000);
         // Not running or behind: nothing is handed over.
         assert!(handoff.reserve(6).is_none());
@@ -176,5 +191,21 @@ mod tests {
         handoff.reserve(3).expect("room").deliver(vec![message(0)]);
         assert_eq!(handoff.close().len(), 1);
         assert!(handoff.reserve(1).is_none());
+    }
+
+    #[test]
+    fn messages_near_the_end_of_their_lease_are_left_to_the_queue() {
+        // A 1 ms lease is more than half gone by the time they are taken:
+        // the sweep may have queued their rows again, so memory must not
+        // send them too.
+        let handoff = Handoff::new(1);
+        handoff.set_room(10);
+        handoff
+            .reserve(2)
+            .expect("room")
+            .deliver(vec![message(0), message(1)]);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(handoff.take(10).is_empty());
+        assert!(!handoff.has_pending());
     }
 }
