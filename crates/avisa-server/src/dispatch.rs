@@ -30,6 +30,9 @@ use crate::handoff::Handoff;
 const DOWN_AFTER_FAILURES: u32 = 3;
 /// How long a gateway that is down is skipped (unless all are down).
 const DOWN_FOR: Duration = Duration::from_secs(30);
+/// While messages handed over by the writer keep a round busy, how often the
+/// queue is still claimed from.
+const CLAIM_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
 
 /// Spaces sends to one gateway at a fixed rate, in the order slots are
 /// reserved.
@@ -189,6 +192,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut last_sweep = Instant::now() - Duration::from_secs(60);
         let mut next: Option<Vec<Claimed>> = None;
+        let mut last_claim = Instant::now();
         loop {
             if *shutdown.borrow() {
                 // Messages claimed or handed over for a round that will not
@@ -204,23 +208,24 @@ impl Dispatcher {
                 self.sweep().await;
                 last_sweep = Instant::now();
             }
-            // A round ends by recording its outcomes and claiming the next
-            // round in the same transaction; a fresh claim starts only when
-            // the last round found nothing and nothing was handed over (the
-            // round's own claim at its end then finds what came meanwhile).
+            // A round ends by recording its outcomes and (mostly) claiming
+            // the next round in the same transaction; a fresh claim starts
+            // only when the last round found nothing and nothing was handed
+            // over.
             let claimed = match next.take() {
                 Some(claimed) => Ok(claimed),
                 None if self.handoff.has_pending() => Ok(Vec::new()),
                 None => {
                     let claimed = self.claim().await;
+                    last_claim = Instant::now();
                     self.caught_up(claimed.as_ref().ok().map(Vec::len));
                     claimed
                 }
             };
             let claimed = claimed.map(|mut claimed| {
-                // Up to a round of what was handed over, best rank first;
-                // the room it was given bounds how long the rest waits.
-                let handed = self.handoff.take(self.batch_size() as usize);
+                // What was handed over fills the round, best rank first.
+                let room = (self.batch_size() as usize).saturating_sub(claimed.len());
+                let handed = self.handoff.take(room);
                 if !handed.is_empty() {
                     // Both in rank order (ids are time-ordered, as the
                     // claim's creation order).
@@ -233,9 +238,21 @@ impl Dispatcher {
                 Ok(claimed) if claimed.is_empty() => 0,
                 Ok(claimed) => {
                     let count = claimed.len();
-                    match self.round(claimed, true).await {
+                    // While messages handed over wait, the next round is
+                    // theirs, and the queue is claimed from only now and
+                    // then (retries come due, codes and follow-ups are
+                    // queued by other paths): no round exceeds its size, and
+                    // neither side waits more than a round or so.
+                    let claim_next =
+                        !self.handoff.has_pending() || last_claim.elapsed() >= CLAIM_AT_LEAST_EVERY;
+                    if claim_next {
+                        last_claim = Instant::now();
+                    }
+                    match self.round(claimed, claim_next).await {
                         Ok(more) => {
-                            self.caught_up(Some(more.len()));
+                            if claim_next {
+                                self.caught_up(Some(more.len()));
+                            }
                             next = (!more.is_empty()).then_some(more);
                         }
                         Err(e) => {
