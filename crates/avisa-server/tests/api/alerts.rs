@@ -115,15 +115,7 @@ async fn press_reaches_every_recipient_with_location_and_duty_phone(backend: &st
     // The dispatcher had caught up (it sent the verification code), so the
     // commit handed these messages over instead of leaving them to a claim.
     // (The counter is shared by the tests of this process: at least ours.)
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.text("/metrics").await;
     let handed: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("avisa_outbox_handed_over_total "))

@@ -32,15 +32,7 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() {
     // The whole first load, uncompressed, is under the 150 KB budget for the
     // compressed one: a 2G connection can afford it.
     assert!(total < 150 * 1024, "the app weighs {total} bytes");
-    let index = app
-        .client
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .expect("index")
-        .text()
-        .await
-        .expect("text");
+    let index = app.text("/").await;
     assert!(index.contains("<html lang=\"es\">"), "Spanish first");
     assert!(
         !index.contains("http://") && !index.contains("https://"),

@@ -47,15 +47,7 @@ async fn operations_endpoints() {
     }
     assert!(spec["components"]["schemas"]["ContactRequest"].is_object());
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.text("/metrics").await;
     assert!(metrics.contains("avisa_http_requests_total"), "{metrics}");
     assert!(metrics.contains("route=\"/readyz\""), "{metrics}");
 

@@ -85,6 +85,18 @@ impl TestApp {
         }
     }
 
+    /// The body of a GET on `path`, as text.
+    pub async fn text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub fn sms_log(&self) -> PathBuf {
         self.config.sms_log_file()
     }
