@@ -33,6 +33,10 @@ const DOWN_FOR: Duration = Duration::from_secs(30);
 /// While messages handed over by the writer keep a round busy, how often the
 /// queue is still claimed from.
 const CLAIM_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
+/// The fairness rank from which a message is an alert's third or later (its
+/// consulate message and first contact are rank 0; its second contact and
+/// the person's own phone rank 1).
+const LATER_RANK: i32 = 2;
 
 /// Spaces sends to one gateway at a fixed rate, in the order slots are
 /// reserved.
@@ -193,6 +197,8 @@ impl Dispatcher {
         let mut last_sweep = Instant::now() - Duration::from_secs(60);
         let mut next: Option<Vec<Claimed>> = None;
         let mut last_claim = Instant::now();
+        // Group commits counted when the round's messages were chosen.
+        let mut epoch = self.handoff.commits();
         loop {
             if *shutdown.borrow() {
                 // Messages claimed or handed over for a round that will not
@@ -216,6 +222,7 @@ impl Dispatcher {
                 Some(claimed) => Ok(claimed),
                 None if self.handoff.has_pending() => Ok(Vec::new()),
                 None => {
+                    epoch = self.handoff.commits();
                     let claimed = self.claim().await;
                     last_claim = Instant::now();
                     self.caught_up(claimed.as_ref().ok().map(Vec::len));
@@ -225,8 +232,10 @@ impl Dispatcher {
             let claimed = claimed.map(|mut claimed| {
                 // What was handed over fills the round, best rank first.
                 let room = (self.batch_size() as usize).saturating_sub(claimed.len());
+                let taken_at = self.handoff.commits();
                 let handed = self.handoff.take(room);
                 if !handed.is_empty() {
+                    epoch = taken_at;
                     // Both in rank order (ids are time-ordered, as the
                     // claim's creation order).
                     claimed.extend(handed);
@@ -248,12 +257,13 @@ impl Dispatcher {
                     if claim_next {
                         last_claim = Instant::now();
                     }
-                    match self.round(claimed, claim_next).await {
-                        Ok(more) => {
+                    match self.round(claimed, claim_next, epoch).await {
+                        Ok((more, claimed_at)) => {
                             if claim_next {
                                 self.caught_up(Some(more.len()));
                             }
                             next = (!more.is_empty()).then_some(more);
+                            epoch = claimed_at;
                         }
                         Err(e) => {
                             self.caught_up(None);
@@ -308,10 +318,11 @@ impl Dispatcher {
 
     /// One round: claim, send, record. Returns the number claimed.
     pub async fn run_batch(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let epoch = self.handoff.commits();
         let claimed = self.claim().await?;
         let count = claimed.len();
         if count > 0 {
-            self.round(claimed, false).await?;
+            self.round(claimed, false, epoch).await?;
         }
         Ok(count)
     }
@@ -359,12 +370,21 @@ impl Dispatcher {
     }
 
     /// Sends what was claimed and records the outcomes; with `claim_next`,
-    /// claims the next round in the same transaction and returns it.
+    /// claims the next round in the same transaction and returns it, with
+    /// the group commits counted before that claim.
+    ///
+    /// `epoch` is the group commits counted when these messages were
+    /// chosen. A later-ranked message (an alert's third or more) waiting for
+    /// a capped gateway's rate slot gives way if a commit came since: that
+    /// commit's alerts may still wait for their first message, which must go
+    /// first. Given way, it goes back to the queue and is claimed again in
+    /// rank order.
     async fn round(
         self: &Arc<Self>,
         claimed: Vec<Claimed>,
         claim_next: bool,
-    ) -> Result<Vec<Claimed>, StoreError> {
+        epoch: u64,
+    ) -> Result<(Vec<Claimed>, u64), StoreError> {
         let now = now_millis();
         let count = claimed.len();
         // Follow-ups ("I'm safe") go only to those the alert reached.
@@ -403,7 +423,9 @@ impl Dispatcher {
             // order: tasks spawned together run in no particular order.
             let index = self.choose(message.gateway_index.max(0) as usize);
             let ready = self.slots[index].limiter.reserve();
-            sends.spawn(async move { me.send_one(message, index, ready).await }.instrument(span));
+            sends.spawn(
+                async move { me.send_one(message, index, ready, epoch).await }.instrument(span),
+            );
         }
         while let Some(done) = sends.join_next().await {
             match done {
@@ -414,6 +436,7 @@ impl Dispatcher {
             }
         }
         let started = Instant::now();
+        let claimed_at = self.handoff.commits();
         let (touched, next) = if claim_next {
             self.store
                 .apply_then_claim(&updates, now_millis(), self.batch_size(), self.lease_ms())
@@ -424,7 +447,7 @@ impl Dispatcher {
         metrics::histogram!("avisa_dispatch_record_seconds")
             .record(started.elapsed().as_secs_f64());
         self.events.publish_all(&touched);
-        Ok(next)
+        Ok((next, claimed_at))
     }
 
     /// Runs rounds until nothing is due (tests and tools; no sleeping).
@@ -452,11 +475,27 @@ impl Dispatcher {
         jitter(raw.min(self.config.retry_max_ms))
     }
 
-    async fn send_one(&self, m: Claimed, index: usize, ready: Option<Instant>) -> OutboxUpdate {
+    async fn send_one(
+        &self,
+        m: Claimed,
+        index: usize,
+        ready: Option<Instant>,
+        epoch: u64,
+    ) -> OutboxUpdate {
         let n = self.slots.len();
         let slot = &self.slots[index];
         if let Some(at) = ready {
             tokio::time::sleep_until(at.into()).await;
+            // See `round`: a later rank gives way to alerts committed since.
+            if m.rank >= LATER_RANK && self.handoff.commits() != epoch {
+                metrics::counter!("avisa_dispatch_gave_way_total").increment(1);
+                let now = now_millis();
+                return OutboxUpdate::Release {
+                    id: m.id,
+                    next_attempt_at: now,
+                    at: now,
+                };
+            }
         }
         let sms = OutgoingSms {
             id: m.id,

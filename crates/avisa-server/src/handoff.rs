@@ -16,6 +16,7 @@
 //! messages sorts them with what it claimed.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use avisa_core::{UnixMillis, now_millis};
 use avisa_store::Claimed;
@@ -23,6 +24,9 @@ use avisa_store::Claimed;
 pub struct Handoff {
     state: Mutex<State>,
     lease_ms: i64,
+    /// Group commits so far: a dispatch round compares it with the count
+    /// when its messages were claimed (see `Dispatcher::round`).
+    commits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -41,7 +45,19 @@ impl Handoff {
         Handoff {
             state: Mutex::new(State::default()),
             lease_ms,
+            commits: AtomicU64::new(0),
         }
+    }
+
+    /// The writer: a group commit is durable (called before its presses are
+    /// answered).
+    pub fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many group commits so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

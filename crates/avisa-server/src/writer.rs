@@ -120,6 +120,8 @@ async fn run(
                 .collect();
             r.deliver(created);
         }
+        // Counted after the rows are durable and before any press hears so.
+        handoff.committed();
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }

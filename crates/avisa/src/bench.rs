@@ -1084,7 +1084,12 @@ async fn load(
         let server = Server::start(dir.path(), &config, &base).await?;
         let people_n = args.people.min(args.burst).max(1);
         let tokens = people(&server, people_n).await?;
+        let inside_before = server.histograms().await?;
         let fair = fairness(&server, &tokens, args.burst).await?;
+        let gave_way = server
+            .histograms()
+            .await?
+            .grew(&inside_before, "avisa_dispatch_gave_way_total");
         let first = &fair.to_first;
         let mut server = server;
         server.stop();
@@ -1114,6 +1119,11 @@ async fn load(
                 (
                     "third messages before the last first (strict)",
                     json!(fair.before_last_first),
+                    "",
+                ),
+                (
+                    "later messages that gave way to a new alert",
+                    json!(gave_way as u64),
                     "",
                 ),
                 (

@@ -437,6 +437,67 @@ async fn under_a_rate_cap_every_alerts_first_messages_go_first(backend: &str) {
     );
 }
 
+async fn a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    // 500 ms between sends: time for a press to land while a message waits
+    // for its slot, even on a busy machine.
+    config.sms.log.rate_per_second = 2;
+    let app = TestApp::start(config, dir).await;
+    let mut tokens = Vec::new();
+    for p in 0..2 {
+        let token = app.person(&format!("+1213555{:04}", 100 + p)).await;
+        for c in 0..3 {
+            // Contact numbers encode person and rank: +1 310 555 0PC.
+            let (s, _) = app
+                .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "c", "phone": format!("+1310555{:04}", p * 10 + c), "message": "ayuda"})))
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        tokens.push(token);
+    }
+    let before = app.sms_lines().len();
+    let press = |token: &str, key: &str| {
+        let token = token.to_string();
+        let key = key.to_string();
+        let app = &app;
+        async move {
+            let (s, _) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/alerts",
+                    Some(&token),
+                    Some(json!({"idempotency_key": key})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::ACCEPTED);
+        }
+    };
+    press(&tokens[0], "first-alert").await;
+    // Its first contact, second contact and own phone (ranks 0, 1, 1) go;
+    // its third contact is claimed next, with nothing better queued, and
+    // waits for its slot. Another alert is accepted meanwhile.
+    app.wait_sms(before + 3).await;
+    press(&tokens[1], "second-alert").await;
+    let lines = app.wait_sms(before + 8).await;
+    let sent: Vec<&str> = lines[before..]
+        .iter()
+        .map(|l| l["to"].as_str().unwrap_or(""))
+        .collect();
+    let at = |to: &str| sent.iter().position(|t| *t == to).expect("sent");
+    assert!(
+        at("+13105550010") < at("+13105550002"),
+        "the new alert's first contact must go before the first alert's third: {sent:?}"
+    );
+    assert_eq!(
+        sent.iter().filter(|t| **t == "+13105550002").count(),
+        1,
+        "given way, then sent once: {sent:?}"
+    );
+}
+
 async fn the_sms_keyword_raises_an_alert_and_nothing_else_does(backend: &str) {
     let fake = FakeTwilio::start().await;
     let dir = tempfile::tempdir().expect("dir");
@@ -604,6 +665,7 @@ on_both_backends!(
     a_failing_gateway_fails_over_to_the_next,
     a_message_not_sent_in_its_validity_expires,
     under_a_rate_cap_every_alerts_first_messages_go_first,
+    a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert,
     the_sms_keyword_raises_an_alert_and_nothing_else_does,
     kannel_webhooks_check_their_signature_and_token,
 );
