@@ -498,6 +498,58 @@ async fn a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert(back
     );
 }
 
+async fn a_graceful_stop_leaves_nothing_waiting_for_its_lease(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    // `dir` holds the data across the restart; each app gets a spare.
+    let spare = || tempfile::tempdir().expect("dir");
+    let mut app = TestApp::start(config.clone(), spare()).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 2).await;
+    let codes = fake.accepted().len();
+    // A slow provider keeps the first alert's round out while the second is
+    // accepted: its messages wait, handed over or claimed, when the server
+    // is told to stop.
+    fake.set_default(Reply::Slow(Duration::from_millis(800)));
+    for key in ["stop-first", "stop-second"] {
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/alerts",
+                Some(&token),
+                Some(json!({"idempotency_key": key})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+    app.stop().await;
+    // Restarted on the same data: what the stopped server held went back to
+    // the queue, so it goes now, not when a 30 s lease runs out; what it
+    // sent was recorded, so it does not go twice.
+    fake.set_default(Reply::Created);
+    let _app = TestApp::start(config, spare()).await;
+    fake.wait_accepted(codes + 6, Duration::from_secs(10)).await;
+    // Anything sent twice would follow at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = fake.accepted();
+    let mut to: Vec<&str> = sent[codes..].iter().map(|m| m.to.as_str()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "+12135550100",
+            "+12135550100",
+            "+12135557000",
+            "+12135557000",
+            "+12135557001",
+            "+12135557001"
+        ],
+        "each of the two alerts' three messages, once"
+    );
+}
+
 async fn the_sms_keyword_raises_an_alert_and_nothing_else_does(backend: &str) {
     let fake = FakeTwilio::start().await;
     let dir = tempfile::tempdir().expect("dir");
@@ -666,6 +718,7 @@ on_both_backends!(
     a_message_not_sent_in_its_validity_expires,
     under_a_rate_cap_every_alerts_first_messages_go_first,
     a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert,
+    a_graceful_stop_leaves_nothing_waiting_for_its_lease,
     the_sms_keyword_raises_an_alert_and_nothing_else_does,
     kannel_webhooks_check_their_signature_and_token,
 );
