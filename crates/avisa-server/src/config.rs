@@ -177,6 +177,13 @@ impl Default for AlertsConfig {
     }
 }
 
+impl DispatchConfig {
+    /// How long a message being sent stays leased, in milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        (self.lease_seconds * 1000) as i64
+    }
+}
+
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {

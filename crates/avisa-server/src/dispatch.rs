@@ -343,7 +343,7 @@ impl Dispatcher {
     }
 
     fn lease_ms(&self) -> i64 {
-        (self.config.lease_seconds * 1000) as i64
+        self.config.lease_ms()
     }
 
     async fn claim(&self) -> Result<Vec<Claimed>, StoreError> {

@@ -239,9 +239,7 @@ impl App {
         let slots = build_slots(&config, &store)?;
         let events = events::Events::default();
         let wake = Arc::new(tokio::sync::Notify::new());
-        let handoff = Arc::new(handoff::Handoff::new(
-            (config.dispatch.lease_seconds * 1000) as i64,
-        ));
+        let handoff = Arc::new(handoff::Handoff::new(config.dispatch.lease_ms()));
         let dispatcher = Arc::new(dispatch::Dispatcher::new(
             store.clone(),
             slots,

@@ -218,12 +218,12 @@ impl Server {
     /// The `_sum` and `_count` of the server's unlabelled histograms, and
     /// its unlabelled `_total` counters, on `/metrics`: where a run's time
     /// went inside the server.
-    async fn histograms(&self) -> anyhow::Result<Histograms> {
+    async fn metrics(&self) -> anyhow::Result<Metrics> {
         let text = reqwest::get(format!("{}/metrics", self.base))
             .await?
             .text()
             .await?;
-        Ok(Histograms(
+        Ok(Metrics(
             text.lines()
                 .filter(|l| !l.starts_with('#'))
                 .filter_map(|l| l.split_once(' '))
@@ -291,13 +291,14 @@ fn read_log(path: &Path, from: usize) -> (Vec<(String, f64)>, usize) {
     (out, from + complete)
 }
 
-/// Histogram sums and counts read from `/metrics` (see [`Server::histograms`]).
-struct Histograms(HashMap<String, f64>);
+/// Histogram sums and counts, and counters, read from `/metrics` (see
+/// [`Server::metrics`]).
+struct Metrics(HashMap<String, f64>);
 
-impl Histograms {
+impl Metrics {
     /// Observations of `name` since `before`, and their mean (NaN if none).
-    fn since(&self, before: &Histograms, name: &str) -> (f64, f64) {
-        let get = |h: &Histograms, suffix: &str| {
+    fn since(&self, before: &Metrics, name: &str) -> (f64, f64) {
+        let get = |h: &Metrics, suffix: &str| {
             h.0.get(&format!("{name}_{suffix}")).copied().unwrap_or(0.0)
         };
         let count = get(self, "count") - get(before, "count");
@@ -306,8 +307,8 @@ impl Histograms {
     }
 
     /// How much the counter `name` grew since `before`.
-    fn grew(&self, before: &Histograms, name: &str) -> f64 {
-        let get = |h: &Histograms| h.0.get(name).copied().unwrap_or(0.0);
+    fn grew(&self, before: &Metrics, name: &str) -> f64 {
+        let get = |h: &Metrics| h.0.get(name).copied().unwrap_or(0.0);
         get(self) - get(before)
     }
 }
@@ -912,13 +913,13 @@ async fn load(
     let mut accept_rate = f64::NAN;
     if want("accept") || want("ceilings") || want("resources") {
         let cpu_before = server.cpu_seconds();
-        let inside_before = server.histograms().await?;
+        let inside_before = server.metrics().await?;
         let accept_started = Instant::now();
         let (rate, lat) = accept(&server, &tokens, args.alerts, args.clients).await?;
         alerts_sent += args.alerts;
         accept_rate = rate;
         let cpu = server.cpu_seconds() - cpu_before;
-        let inside = server.histograms().await?;
+        let inside = server.metrics().await?;
         let (commits, commit_size) = inside.since(&inside_before, "avisa_group_commit_size");
         let (_, commit_time) = inside.since(&inside_before, "avisa_group_commit_seconds");
         let (rounds, round_time) = inside.since(&inside_before, "avisa_dispatch_record_seconds");
@@ -1084,10 +1085,10 @@ async fn load(
         let server = Server::start(dir.path(), &config, &base).await?;
         let people_n = args.people.min(args.burst).max(1);
         let tokens = people(&server, people_n).await?;
-        let inside_before = server.histograms().await?;
+        let inside_before = server.metrics().await?;
         let fair = fairness(&server, &tokens, args.burst).await?;
         let gave_way = server
-            .histograms()
+            .metrics()
             .await?
             .grew(&inside_before, "avisa_dispatch_gave_way_total");
         let first = &fair.to_first;

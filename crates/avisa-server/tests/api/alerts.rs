@@ -32,11 +32,6 @@ async fn person_with_contacts(app: &TestApp, phone: &str, n: usize) -> String {
     token
 }
 
-async fn press(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::POST, "/api/v1/alerts", Some(token), Some(body))
-        .await
-}
-
 fn statuses(alert: &Value) -> Vec<String> {
     alert["recipients"]
         .as_array()

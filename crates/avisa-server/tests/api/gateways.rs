@@ -361,6 +361,17 @@ async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
     wait_recipient(&app, &token, &id, 0, "expired").await;
 }
 
+/// Three contacts for person `p`, whose numbers encode person and rank:
+/// +1 310 555 0PC.
+async fn ranked_contacts(app: &TestApp, token: &str, p: usize) {
+    for c in 0..3 {
+        let (s, _) = app
+            .call(Method::POST, "/api/v1/contacts", Some(token), Some(json!({"name": "c", "phone": format!("+1310555{:04}", p * 10 + c), "message": "ayuda"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+}
+
 async fn under_a_rate_cap_every_alerts_first_messages_go_first(backend: &str) {
     let dir = tempfile::tempdir().expect("dir");
     let Some(mut config) = config_on(&dir, backend).await else {
@@ -388,13 +399,7 @@ async fn under_a_rate_cap_every_alerts_first_messages_go_first(backend: &str) {
             Some(profile_body()),
         )
         .await;
-        for c in 0..3 {
-            // Contact numbers encode person and rank: +1 310 555 0PC.
-            let (s, _) = app
-                .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "c", "phone": format!("+1310555{:04}", p * 10 + c), "message": "ayuda"})))
-                .await;
-            assert_eq!(s, StatusCode::CREATED);
-        }
+        ranked_contacts(&app, &token, p).await;
         tokens.push(token);
     }
     let codes = app.sms_lines().len();
@@ -449,38 +454,17 @@ async fn a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert(back
     let mut tokens = Vec::new();
     for p in 0..2 {
         let token = app.person(&format!("+1213555{:04}", 100 + p)).await;
-        for c in 0..3 {
-            // Contact numbers encode person and rank: +1 310 555 0PC.
-            let (s, _) = app
-                .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "c", "phone": format!("+1310555{:04}", p * 10 + c), "message": "ayuda"})))
-                .await;
-            assert_eq!(s, StatusCode::CREATED);
-        }
+        ranked_contacts(&app, &token, p).await;
         tokens.push(token);
     }
     let before = app.sms_lines().len();
-    let press = |token: &str, key: &str| {
-        let token = token.to_string();
-        let key = key.to_string();
-        let app = &app;
-        async move {
-            let (s, _) = app
-                .call(
-                    Method::POST,
-                    "/api/v1/alerts",
-                    Some(&token),
-                    Some(json!({"idempotency_key": key})),
-                )
-                .await;
-            assert_eq!(s, StatusCode::ACCEPTED);
-        }
-    };
-    press(&tokens[0], "first-alert").await;
+    let accepted = |(s, _): (StatusCode, Value)| assert_eq!(s, StatusCode::ACCEPTED);
+    accepted(press(&app, &tokens[0], json!({"idempotency_key": "first-alert"})).await);
     // Its first contact, second contact and own phone (ranks 0, 1, 1) go;
     // its third contact is claimed next, with nothing better queued, and
     // waits for its slot. Another alert is accepted meanwhile.
     app.wait_sms(before + 3).await;
-    press(&tokens[1], "second-alert").await;
+    accepted(press(&app, &tokens[1], json!({"idempotency_key": "second-alert"})).await);
     let lines = app.wait_sms(before + 8).await;
     let sent: Vec<&str> = lines[before..]
         .iter()
@@ -514,14 +498,7 @@ async fn a_graceful_stop_leaves_nothing_waiting_for_its_lease(backend: &str) {
     // is told to stop.
     fake.set_default(Reply::Slow(Duration::from_millis(800)));
     for key in ["stop-first", "stop-second"] {
-        let (s, _) = app
-            .call(
-                Method::POST,
-                "/api/v1/alerts",
-                Some(&token),
-                Some(json!({"idempotency_key": key})),
-            )
-            .await;
+        let (s, _) = press(&app, &token, json!({"idempotency_key": key})).await;
         assert_eq!(s, StatusCode::ACCEPTED);
     }
     app.stop().await;

@@ -273,6 +273,12 @@ pub fn profile_body() -> Value {
     })
 }
 
+/// `POST /api/v1/alerts` as the person of `token`.
+pub async fn press(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    app.call(Method::POST, "/api/v1/alerts", Some(token), Some(body))
+        .await
+}
+
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
