@@ -201,18 +201,7 @@ impl Server {
 
     /// CPU seconds used so far (user + system).
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of stat; 12 and 13 after ")".
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_seconds(&self.pid().to_string())
     }
 
     /// The `_sum` and `_count` of the server's unlabelled histograms, and
@@ -527,6 +516,29 @@ async fn accept(
     Ok((rate, latencies))
 }
 
+/// The CPU cores this machine gives the bench and the server.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// CPU seconds (user + system) a process used so far: a pid, or "self" for
+/// the bench (its client and, in the store ceilings, the store).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ")".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// GET /healthz with the same client and concurrency.
 async fn http_ceiling(server: &Server, n: usize, clients: usize) -> anyhow::Result<f64> {
     let client = reqwest::Client::builder()
@@ -554,6 +566,15 @@ async fn http_ceiling(server: &Server, n: usize, clients: usize) -> anyhow::Resu
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The store ceilings: alerts/s with one transaction per alert and in
+/// batches, and the CPU the batched run used per alert (the bench process is
+/// otherwise idle then, so that is the store's own cost of an alert).
+struct StoreCeilings {
+    single: f64,
+    batched: f64,
+    batched_cpu_per_alert: f64,
+}
+
 /// The store alone, writing what an alert writes: one transaction per alert,
 /// then in batches (the group-commit ceiling).
 async fn store_ceilings(
@@ -562,7 +583,7 @@ async fn store_ceilings(
     single: usize,
     batched: usize,
     batch: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<StoreCeilings> {
     use avisa_store::{Coverage, MessageKind, NewAlert, NewMessage, Purpose};
     let url = match database {
         Some(u) => u.to_string(),
@@ -633,13 +654,19 @@ async fn store_ceilings(
     let many: Vec<_> = (single..single + batched)
         .map(make)
         .collect::<anyhow::Result<_>>()?;
+    let cpu_before = cpu_seconds("self");
     let started = Instant::now();
     for chunk in many.chunks(batch) {
         store.insert_alerts(chunk).await?;
     }
     let batched_rate = batched as f64 / started.elapsed().as_secs_f64();
+    let batched_cpu = cpu_seconds("self") - cpu_before;
     store.close().await;
-    Ok((single_rate, batched_rate))
+    Ok(StoreCeilings {
+        single: single_rate,
+        batched: batched_rate,
+        batched_cpu_per_alert: batched_cpu / batched as f64,
+    })
 }
 
 /// Sustained R alerts/s for T seconds; press → messages at the gateway.
@@ -904,18 +931,21 @@ async fn load(
             },
             args.people,
             setup.elapsed().as_secs_f64(),
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            cores()
         );
     }
     let mut alerts_sent = 0usize;
     let mut accept_rate = f64::NAN;
+    // CPU seconds per accepted alert: the server's, until the burst's
+    // messages were at the gateway, and the bench client's.
+    let mut accept_cpu = (f64::NAN, f64::NAN);
     if want("accept") || want("ceilings") || want("resources") {
         let cpu_before = server.cpu_seconds();
         let inside_before = server.metrics().await?;
         let accept_started = Instant::now();
+        let client_cpu_before = cpu_seconds("self");
         let (rate, lat) = accept(&server, &tokens, args.alerts, args.clients).await?;
+        let client_cpu = cpu_seconds("self") - client_cpu_before;
         alerts_sent += args.alerts;
         accept_rate = rate;
         let cpu = server.cpu_seconds() - cpu_before;
@@ -932,6 +962,11 @@ async fn load(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let drained = accept_started.elapsed().as_secs_f64();
+        let server_cpu = server.cpu_seconds() - cpu_before;
+        accept_cpu = (
+            server_cpu / args.alerts as f64,
+            client_cpu / args.alerts as f64,
+        );
         report.section(
             "accept",
             vec![
@@ -942,6 +977,16 @@ async fn load(
                 ("accept latency p99", json!(percentile(&lat, 0.99)), "ms"),
                 ("accept latency max", json!(percentile(&lat, 1.0)), "ms"),
                 ("server CPU during the run", json!(cpu), "s"),
+                (
+                    "server CPU per alert, until its messages were sent",
+                    json!(accept_cpu.0 * 1e6),
+                    "µs",
+                ),
+                (
+                    "bench client CPU per alert",
+                    json!(accept_cpu.1 * 1e6),
+                    "µs",
+                ),
                 (
                     "every message of the burst at the gateway after",
                     json!(drained),
@@ -988,8 +1033,15 @@ async fn load(
         if let (Some(admin), Some((_, name))) = (admin, &own) {
             pg_drop(admin, name).await;
         }
-        let (single, batched) = ceilings?;
+        let StoreCeilings {
+            single,
+            batched,
+            batched_cpu_per_alert,
+        } = ceilings?;
         let lower = http.min(batched);
+        // The CPU the machine would need to accept at half the lower
+        // ceiling, at this run's CPU per alert (server and client share it).
+        let needed = 0.5 * lower * (accept_cpu.0 + accept_cpu.1);
         report.section(
             "ceilings",
             vec![
@@ -1020,6 +1072,17 @@ async fn load(
                     json!(accept_rate / lower),
                     "",
                 ),
+                (
+                    "store: CPU per alert in batches (store alone)",
+                    json!(batched_cpu_per_alert * 1e6),
+                    "µs",
+                ),
+                (
+                    "CPU cores accept needs at ½ the lower ceiling",
+                    json!(needed),
+                    "cores",
+                ),
+                ("CPU cores on this machine", json!(cores()), ""),
             ],
         );
     }
