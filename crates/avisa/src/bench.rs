@@ -936,9 +936,9 @@ async fn load(
     }
     let mut alerts_sent = 0usize;
     let mut accept_rate = f64::NAN;
-    // CPU seconds per accepted alert: the server's, until the burst's
-    // messages were at the gateway, and the bench client's.
-    let mut accept_cpu = (f64::NAN, f64::NAN);
+    // CPU seconds per accepted alert, the server's (until the burst's
+    // messages were at the gateway) and the bench client's together.
+    let mut accept_cpu_per_alert = f64::NAN;
     if want("accept") || want("ceilings") || want("resources") {
         let cpu_before = server.cpu_seconds();
         let inside_before = server.metrics().await?;
@@ -962,11 +962,9 @@ async fn load(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let drained = accept_started.elapsed().as_secs_f64();
-        let server_cpu = server.cpu_seconds() - cpu_before;
-        accept_cpu = (
-            server_cpu / args.alerts as f64,
-            client_cpu / args.alerts as f64,
-        );
+        let server_per_alert = (server.cpu_seconds() - cpu_before) / args.alerts as f64;
+        let client_per_alert = client_cpu / args.alerts as f64;
+        accept_cpu_per_alert = server_per_alert + client_per_alert;
         report.section(
             "accept",
             vec![
@@ -979,12 +977,12 @@ async fn load(
                 ("server CPU during the run", json!(cpu), "s"),
                 (
                     "server CPU per alert, until its messages were sent",
-                    json!(accept_cpu.0 * 1e6),
+                    json!(server_per_alert * 1e6),
                     "µs",
                 ),
                 (
                     "bench client CPU per alert",
-                    json!(accept_cpu.1 * 1e6),
+                    json!(client_per_alert * 1e6),
                     "µs",
                 ),
                 (
@@ -1041,7 +1039,7 @@ async fn load(
         let lower = http.min(batched);
         // The CPU the machine would need to accept at half the lower
         // ceiling, at this run's CPU per alert (server and client share it).
-        let needed = 0.5 * lower * (accept_cpu.0 + accept_cpu.1);
+        let needed = 0.5 * lower * accept_cpu_per_alert;
         report.section(
             "ceilings",
             vec![

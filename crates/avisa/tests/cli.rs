@@ -635,26 +635,15 @@ fn staff_accounts_from_the_command_line() {
     );
 }
 
-/// The bench's crash run, small: avisa serve is killed twice during a burst
-/// and restarted; every message of every accepted alert reaches the gateway.
-#[test]
-fn the_bench_crash_run_loses_nothing() {
+/// Runs `avisa bench … --json` in a fresh directory and returns its report.
+fn bench_json(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("dir");
-    let out = avisa(
-        dir.path(),
-        &[
-            "bench",
-            "--scenario",
-            "crash",
-            "--people",
-            "10",
-            "--alerts",
-            "600",
-            "--kills",
-            "2",
-            "--json",
-        ],
-    );
+    let args: Vec<&str> = ["bench"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--json"])
+        .collect();
+    let out = avisa(dir.path(), &args);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -662,6 +651,23 @@ fn the_bench_crash_run_loses_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    report
+}
+
+/// The bench's crash run, small: avisa serve is killed twice during a burst
+/// and restarted; every message of every accepted alert reaches the gateway.
+#[test]
+fn the_bench_crash_run_loses_nothing() {
+    let report = bench_json(&[
+        "--scenario",
+        "crash",
+        "--people",
+        "10",
+        "--alerts",
+        "600",
+        "--kills",
+        "2",
+    ]);
     let crash = &report["crash"];
     assert_eq!(crash["lost"], 0, "{report}");
     assert!(
@@ -679,29 +685,16 @@ fn the_bench_crash_run_loses_nothing() {
 /// alert.
 #[test]
 fn the_bench_sets_accept_against_its_ceilings_and_its_cpu_budget() {
-    let dir = tempfile::tempdir().expect("dir");
-    let out = avisa(
-        dir.path(),
-        &[
-            "bench",
-            "--scenario",
-            "ceilings",
-            "--people",
-            "5",
-            "--alerts",
-            "300",
-            "--clients",
-            "16",
-            "--json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    let report = bench_json(&[
+        "--scenario",
+        "ceilings",
+        "--people",
+        "5",
+        "--alerts",
+        "300",
+        "--clients",
+        "16",
+    ]);
     let figure = |section: &str, name: &str| {
         report[section][name]
             .as_f64()
