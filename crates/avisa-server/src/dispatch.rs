@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -25,6 +25,7 @@ use avisa_store::{Claimed, OutboxUpdate, Purpose, Store, StoreError};
 use crate::config::DispatchConfig;
 use crate::events::Events;
 use crate::handoff::Handoff;
+use crate::tasks::TaskCtx;
 
 /// Consecutive temporary failures after which a gateway counts as down.
 const DOWN_AFTER_FAILURES: u32 = 3;
@@ -192,14 +193,17 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Runs until `shutdown` turns true.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until the server stops, beating once per turn (the supervisor
+    /// restarts it after a crash; `/readyz` fails while it is silent).
+    pub async fn run(self: Arc<Self>, ctx: TaskCtx) {
+        let mut shutdown = ctx.stop.clone();
         let mut last_sweep = Instant::now() - Duration::from_secs(60);
         let mut next: Option<Vec<Claimed>> = None;
         let mut last_claim = Instant::now();
         // Group commits counted when the round's messages were chosen.
         let mut epoch = self.handoff.commits();
         loop {
+            ctx.beat();
             if *shutdown.borrow() {
                 // Messages claimed or handed over for a round that will not
                 // run go back to the queue now, not after their lease.

@@ -52,6 +52,13 @@ pub enum ApiError {
     /// 429 for a PIN locked after too many wrong tries.
     #[error("too many wrong PINs; try again in {retry_after_secs} s")]
     Locked { retry_after_secs: u64 },
+    /// 503: a bounded queue is full (e.g. the hashing threads); try again in
+    /// `retry_after_secs`.
+    #[error("busy; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+    /// 429 for a console account locked after repeated failed logins.
+    #[error("too many failed logins; try again in {retry_after_secs} s")]
+    LoginLocked { retry_after_secs: u64 },
     /// 500: logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -87,6 +94,8 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "pin_locked"),
+            ApiError::LoginLocked { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_locked"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -122,7 +131,9 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if let ApiError::TooManyRequests { retry_after_secs }
-        | ApiError::Locked { retry_after_secs } = self
+        | ApiError::Locked { retry_after_secs }
+        | ApiError::LoginLocked { retry_after_secs }
+        | ApiError::Busy { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -17,7 +17,9 @@ pub mod handoff;
 mod hasher;
 pub mod hooks;
 pub mod ops;
+mod pin;
 pub mod state;
+pub mod tasks;
 mod telemetry;
 pub mod trigger;
 pub mod web;
@@ -221,6 +223,7 @@ pub struct App {
     pub dispatcher: Arc<dispatch::Dispatcher>,
     /// Whether [`serve`] runs the dispatcher loop (tests may drive it by hand).
     pub run_dispatcher: bool,
+    writer: writer::WriterLoop,
 }
 
 impl App {
@@ -248,9 +251,11 @@ impl App {
             handoff.clone(),
             config.dispatch.clone(),
         ));
+        let (writer, writer_loop) = writer::AlertWriter::new(store.clone(), wake.clone(), handoff);
         let state = AppState::new(state::Inner {
             metrics: telemetry::metrics_handle(),
-            writer: writer::AlertWriter::spawn(store.clone(), wake.clone(), handoff),
+            tasks: tasks::Supervisor::default(),
+            writer,
             events,
             dispatch_wake: wake,
             config,
@@ -261,6 +266,7 @@ impl App {
             state,
             dispatcher,
             run_dispatcher: true,
+            writer: writer_loop,
         })
     }
 
@@ -335,60 +341,37 @@ pub fn router(state: AppState) -> Router {
     telemetry::apply(routes).with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests and
-/// closes the database.
+/// Serves until `shutdown` resolves, then finishes in-flight requests, stops
+/// the background tasks and closes the database.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = app.state.clone();
-    let upkeep = telemetry::spawn_upkeep(state.metrics.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let dispatcher = app
-        .run_dispatcher
-        .then(|| tokio::spawn(app.dispatcher.clone().run(stop_rx.clone())));
-    let escalation = tokio::spawn(escalate(state.clone(), stop_rx));
+    let tasks = state.tasks.clone();
+    let writer = app.writer.clone();
+    tasks.spawn("writer", None, move |ctx| writer.clone().run(ctx));
+    if app.run_dispatcher {
+        let dispatcher = app.dispatcher.clone();
+        // A round that outlives its lease has lost its messages to the
+        // sweep anyway: silence that long is a stall.
+        let max_silence = Duration::from_millis(state.config.dispatch.lease_ms() as u64);
+        tasks.spawn("dispatcher", Some(max_silence), move |ctx| {
+            dispatcher.clone().run(ctx)
+        });
+    }
+    tasks::jobs(&tasks, &state);
     let router = app.router();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .context("the HTTP server failed");
-    // Requests are finished; let the dispatcher finish its round (whatever it
-    // has not recorded comes back after its lease).
-    let _ = stop_tx.send(true);
-    if let Some(task) = dispatcher {
-        let _ = task.await;
-    }
-    let _ = escalation.await;
-    upkeep.abort();
+    // Requests are finished; the dispatcher finishes its round and hands back
+    // what it held (whatever it could not record comes back after its lease).
+    tasks.shutdown().await;
     state.store.close().await;
     served
-}
-
-/// Escalates alerts nobody acknowledged in time to CIAM, until shutdown.
-async fn escalate(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let after_ms = (state.config.console.escalate_after_seconds * 1000) as i64;
-    // Check often enough that an escalation is never late by more than a
-    // quarter of the timeout (and at most 15 s).
-    let every = std::time::Duration::from_millis((after_ms as u64 / 4).clamp(200, 15_000));
-    loop {
-        let now = avisa_core::now_millis();
-        match state.store.escalate_due(now - after_ms, now).await {
-            Ok(ids) => {
-                for id in &ids {
-                    tracing::warn!(alert_id = %id, "alert not acknowledged in time: escalated to CIAM");
-                }
-                metrics::counter!("avisa_alerts_escalated_total").increment(ids.len() as u64);
-                state.events.publish_all(&ids);
-            }
-            Err(e) => tracing::error!(error = %e, "escalation check failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }
 
 /// Resolves on ctrl-c or SIGTERM.

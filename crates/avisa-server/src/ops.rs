@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::state::AppState;
+use crate::tasks::Health as TaskHealth;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -21,20 +22,31 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers, and its background tasks
+/// (the writer, the dispatcher, the periodic jobs) are running, none of them
+/// down after a crash or silent for longer than it promised.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let unready = |status: &'static str| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status }));
+    for (task, health) in state.tasks.health() {
+        match health {
+            TaskHealth::Running => {}
+            TaskHealth::Down => {
+                tracing::warn!(task, "readiness check failed: a background task is down");
+                return unready("a background task is down");
+            }
+            TaskHealth::Stalled => {
+                tracing::warn!(task, "readiness check failed: a background task is stalled");
+                return unready("a background task is stalled");
+            }
+        }
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(Health { status: "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "database unavailable",
-                }),
-            )
+            unready("database unavailable")
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Inner {
     /// Wakes the dispatcher when messages were queued.
     pub dispatch_wake: Arc<Notify>,
     pub metrics: PrometheusHandle,
+    /// The background tasks and periodic jobs (their health is `/readyz`'s).
+    pub tasks: crate::tasks::Supervisor,
 }
 
 impl AppState {

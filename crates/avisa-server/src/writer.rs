@@ -15,6 +15,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use avisa_store::{AlertInsert, Claimed, Inserted, Store, StoreError};
 
 use crate::handoff::Handoff;
+use crate::tasks::TaskCtx;
 
 /// The most alerts one transaction takes.
 const MAX_BATCH: usize = 512;
@@ -33,13 +34,36 @@ pub struct AlertWriter {
     tx: mpsc::Sender<Job>,
 }
 
+/// The group-commit loop, run (and restarted after a crash) by the
+/// supervisor. Every incarnation reads the same queue, so presses waiting
+/// when one died are taken by the next (those of the batch it was writing
+/// get an error, and their clients retry with the same key).
+#[derive(Clone)]
+pub struct WriterLoop(Arc<Worker>);
+
+struct Worker {
+    store: Store,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    committed: Arc<Notify>,
+    handoff: Arc<Handoff>,
+}
+
 impl AlertWriter {
-    /// Starts the writer task. `committed` is notified after every commit
-    /// (the dispatcher waits on it).
-    pub fn spawn(store: Store, committed: Arc<Notify>, handoff: Arc<Handoff>) -> AlertWriter {
+    /// The writer's handle and its loop. `committed` is notified after every
+    /// commit (the dispatcher waits on it).
+    pub fn new(
+        store: Store,
+        committed: Arc<Notify>,
+        handoff: Arc<Handoff>,
+    ) -> (AlertWriter, WriterLoop) {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
-        tokio::spawn(run(store, rx, committed, handoff));
-        AlertWriter { tx }
+        let worker = Worker {
+            store,
+            rx: tokio::sync::Mutex::new(rx),
+            committed,
+            handoff,
+        };
+        (AlertWriter { tx }, WriterLoop(Arc::new(worker)))
     }
 
     /// Writes one alert durably (shared with concurrent presses).
@@ -63,14 +87,41 @@ impl AlertWriter {
     }
 }
 
-async fn run(
-    store: Store,
-    mut rx: mpsc::Receiver<Job>,
-    committed: Arc<Notify>,
-    handoff: Arc<Handoff>,
-) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+impl WriterLoop {
+    /// Commits whatever presses wait, batch after batch, until shutdown
+    /// (by then the HTTP server has answered every press, so nothing waits).
+    pub async fn run(self, mut ctx: TaskCtx) {
+        let worker = &self.0;
+        let mut rx = worker.rx.lock().await;
+        let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut jobs, MAX_BATCH) => if n == 0 { return },
+                _ = ctx.stop.changed() => {
+                    while let Ok(job) = rx.try_recv() {
+                        jobs.push(job);
+                    }
+                    if jobs.is_empty() {
+                        return;
+                    }
+                }
+            }
+            worker.commit(&mut jobs).await;
+            if ctx.stopping() && rx.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+impl Worker {
+    async fn commit(&self, jobs: &mut Vec<Job>) {
+        let Worker {
+            store,
+            committed,
+            handoff,
+            ..
+        } = self;
         let mut batch = Vec::with_capacity(jobs.len());
         let mut plain = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());

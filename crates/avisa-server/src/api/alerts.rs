@@ -342,9 +342,7 @@ pub async fn cancel(
 ) -> ApiResult<Json<CancelResponse>> {
     let view = own_alert(&state, &who, &id).await?;
     let now = now_millis();
-    let person =
-        crate::api::profile::check_person_pin(&state, who.person.id, &req.pin, Some(view.id))
-            .await?;
+    let person = crate::pin::check(&state, "pin", who.person.id, &req.pin, Some(view.id)).await?;
     if view.state != "active" {
         return Err(ApiError::Conflict {
             code: "already_cancelled",

@@ -95,19 +95,6 @@ fn text_field(field: &'static str, value: &str, max: usize) -> Result<String, In
     Ok(value.to_string())
 }
 
-/// Checks a PIN's shape: 4 to 8 digits.
-pub fn check_pin(field: &'static str, pin: &str) -> Result<(), Invalid> {
-    if (4..=8).contains(&pin.len()) && pin.chars().all(|c| c.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            field,
-            "pin_invalid",
-            "the PIN has 4 to 8 digits",
-        ))
-    }
-}
-
 fn keyword(value: &str) -> Result<String, Invalid> {
     let word = value.trim().to_uppercase();
     if !(3..=20).contains(&word.len()) || !word.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -197,7 +184,7 @@ pub async fn put(
     };
     let keyword = keyword(&req.keyword)?;
     if let Some(pin) = &req.cancel_pin {
-        check_pin("cancel_pin", pin)?;
+        crate::pin::check_shape("cancel_pin", pin)?;
     }
     let person = state
         .store
@@ -215,16 +202,18 @@ pub async fn put(
         }
         (None, Some(existing)) => existing,
         (Some(new_pin), existing) => {
-            if let Some(existing) = existing {
-                let current = req.current_pin.clone().unwrap_or_default();
-                if !verify_pin(&state, current, existing).await? {
+            if existing.is_some() {
+                // The same guard and lockout as cancel: a wrong current PIN
+                // counts, and a locked PIN cannot be changed.
+                let Some(current) = req.current_pin.as_deref() else {
                     return Err(ApiError::Forbidden {
                         code: "pin_incorrect",
                         message: "to change the PIN, send the current one as current_pin".into(),
                     });
-                }
+                };
+                crate::pin::check(&state, "current_pin", who.person.id, current, None).await?;
             }
-            hash_pin(&state, new_pin.clone()).await?
+            crate::pin::hash_pin(&state, new_pin.clone()).await?
         }
     };
     let profile = Profile {
@@ -246,67 +235,6 @@ pub async fn put(
     Ok(Json(response(&state, person)))
 }
 
-/// Hashes a PIN or password on the hashing threads (argon2id is slow and
-/// large on purpose; see `hasher`).
-pub async fn hash_pin(state: &AppState, pin: String) -> ApiResult<String> {
-    let store = state.store.clone();
-    crate::hasher::run(move || store.vault().hash_secret(&pin))
-        .await
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the hashing threads are gone")))?
-        .map_err(|e| ApiError::Internal(e.into()))
-}
-
-/// Checks a PIN or password against its hash on the hashing threads.
-pub async fn verify_pin(state: &AppState, pin: String, hash: String) -> ApiResult<bool> {
-    let store = state.store.clone();
-    crate::hasher::run(move || store.vault().verify_secret(&pin, &hash))
-        .await
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the hashing threads are gone")))
-}
-
-/// Checks the person's cancel PIN with the lockout: 5 wrong in a row lock it
-/// for 15 minutes (429 `pin_locked`); a wrong one is 403 `pin_incorrect`.
-/// Returns the person when the PIN is right.
-pub async fn check_person_pin(
-    state: &AppState,
-    person_id: uuid::Uuid,
-    pin: &str,
-    alert_id: Option<uuid::Uuid>,
-) -> ApiResult<avisa_store::Person> {
-    check_pin("pin", pin)?;
-    let now = now_millis();
-    let (_, locked_until) = state.store.pin_state(person_id).await?;
-    if let Some(until) = locked_until.filter(|u| *u > now) {
-        return Err(ApiError::Locked {
-            retry_after_secs: ((until - now) / 1000).max(1) as u64,
-        });
-    }
-    let person = state
-        .store
-        .person(person_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let hash = person.pin_hash.clone().unwrap_or_default();
-    if verify_pin(state, pin.to_string(), hash).await? {
-        state.store.pin_reset(person_id).await?;
-        return Ok(person);
-    }
-    let max = state.config.alerts.pin_max_failures as i32;
-    let lock_until = now + (state.config.alerts.pin_lockout_minutes * 60_000) as i64;
-    let (failures, locked) = state.store.pin_failed(person_id, max, lock_until).await?;
-    tracing::warn!(alert_id = ?alert_id, "wrong PIN");
-    metrics::counter!("avisa_pin_refused_total").increment(1);
-    if let Some(until) = locked.filter(|u| *u > now) {
-        return Err(ApiError::Locked {
-            retry_after_secs: ((until - now) / 1000).max(1) as u64,
-        });
-    }
-    Err(ApiError::Forbidden {
-        code: "pin_incorrect",
-        message: format!("the PIN is not right; {} attempts left", max - failures),
-    })
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
@@ -325,7 +253,7 @@ pub async fn pin_check(
     who: Person,
     ApiJson(req): ApiJson<PinRequest>,
 ) -> ApiResult<axum::http::StatusCode> {
-    check_person_pin(&state, who.person.id, &req.pin, None).await?;
+    crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -343,7 +271,7 @@ pub async fn delete(
     who: Person,
     ApiJson(req): ApiJson<PinRequest>,
 ) -> ApiResult<axum::http::StatusCode> {
-    check_person_pin(&state, who.person.id, &req.pin, None).await?;
+    crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
     if state.store.active_alerts(who.person.id).await? > 0 {
         return Err(ApiError::Conflict {
             code: "alert_active",

@@ -246,17 +246,16 @@ pub async fn login(
         // The same work as a real check, so timing does not tell which
         // usernames exist.
         let dummy = dummy_hash(&state).await?;
-        let _ = crate::api::profile::verify_pin(&state, req.password.clone(), dummy).await;
+        crate::pin::verify_password(&state, req.password.clone(), dummy).await?;
         return Err(login_refused(failed()));
     };
     if let Some(until) = row.locked_until.filter(|u| *u > now) {
-        return Err(ApiError::Locked {
+        return Err(ApiError::LoginLocked {
             retry_after_secs: ((until - now) / 1000).max(1) as u64,
         });
     }
-    let ok =
-        crate::api::profile::verify_pin(&state, req.password.clone(), row.password_hash.clone())
-            .await?;
+    let ok = crate::pin::verify_password(&state, req.password.clone(), row.password_hash.clone())
+        .await?;
     let staff = Staff::from(&row);
     if !ok || row.disabled {
         let max = state.config.console.lockout_failures as i32;
@@ -271,7 +270,7 @@ pub async fn login(
             .await?;
         tracing::warn!(staff_id = %row.id, "console login refused");
         if let Some(until) = locked.filter(|u| *u > now) {
-            return Err(ApiError::Locked {
+            return Err(ApiError::LoginLocked {
                 retry_after_secs: ((until - now) / 1000).max(1) as u64,
             });
         }
@@ -309,7 +308,7 @@ async fn dummy_hash(state: &AppState) -> ApiResult<String> {
     let hash = DUMMY
         .get_or_try_init(|| async {
             let secret = random_token().map_err(anyhow::Error::new)?.to_string();
-            crate::api::profile::hash_pin(state, secret).await
+            crate::pin::hash_password(state, secret).await
         })
         .await?;
     Ok(hash.clone())

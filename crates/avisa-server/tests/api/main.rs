@@ -7,4 +7,6 @@ mod console;
 mod gateways;
 mod kannel;
 mod phone;
+mod pin;
+mod supervision;
 mod support;

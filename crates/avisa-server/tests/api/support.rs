@@ -23,6 +23,8 @@ pub struct TestApp {
     pub client: Client,
     pub config: Config,
     pub dispatcher: std::sync::Arc<avisa_server::dispatch::Dispatcher>,
+    /// The server's background tasks (to kill one, as a crash would).
+    pub tasks: avisa_server::tasks::Supervisor,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -61,6 +63,7 @@ impl TestApp {
         let mut app = App::build(config.clone()).await.expect("build the app");
         app.run_dispatcher = run_dispatcher;
         let dispatcher = app.dispatcher.clone();
+        let tasks = app.state.tasks.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(avisa_server::serve(listener, app, async {
             let _ = rx.await;
@@ -70,6 +73,7 @@ impl TestApp {
             client: Client::new(),
             config,
             dispatcher,
+            tasks,
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),
