@@ -59,9 +59,9 @@ pub use state::AppState;
         api::alerts::cancel, api::alerts::add_location,
         api::profile::pin_check, api::profile::delete, web::config,
         api::contacts::preview,
-        console::login, console::logout, console::whoami, console::queue, console::alert,
-        console::acknowledge, console::assign, console::note, console::resolve, console::reopen,
-        console::events, console::colleagues, console::facilities, console::audit,
+        console::session::login, console::session::logout, console::session::whoami, console::queue::queue, console::case::alert,
+        console::case::acknowledge, console::case::assign, console::case::note, console::case::resolve, console::case::reopen,
+        console::events::events, console::colleagues::colleagues, console::colleagues::facilities, console::audit::audit,
         console::stats::json, console::stats::csv, console::stats::svg,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
@@ -305,23 +305,23 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/events", get(api::alerts::events))
         .route("/alerts/{id}/cancel", post(api::alerts::cancel))
         .route("/alerts/{id}/locations", post(api::alerts::add_location))
-        .route("/console/login", post(console::login))
-        .route("/console/logout", post(console::logout))
-        .route("/console/me", get(console::whoami))
-        .route("/console/alerts", get(console::queue))
-        .route("/console/alerts/{id}", get(console::alert))
+        .route("/console/login", post(console::session::login))
+        .route("/console/logout", post(console::session::logout))
+        .route("/console/me", get(console::session::whoami))
+        .route("/console/alerts", get(console::queue::queue))
+        .route("/console/alerts/{id}", get(console::case::alert))
         .route(
             "/console/alerts/{id}/acknowledge",
-            post(console::acknowledge),
+            post(console::case::acknowledge),
         )
-        .route("/console/alerts/{id}/assign", post(console::assign))
-        .route("/console/alerts/{id}/notes", post(console::note))
-        .route("/console/alerts/{id}/resolve", post(console::resolve))
-        .route("/console/alerts/{id}/reopen", post(console::reopen))
-        .route("/console/events", get(console::events))
-        .route("/console/staff", get(console::colleagues))
-        .route("/console/facilities", get(console::facilities))
-        .route("/console/audit", get(console::audit))
+        .route("/console/alerts/{id}/assign", post(console::case::assign))
+        .route("/console/alerts/{id}/notes", post(console::case::note))
+        .route("/console/alerts/{id}/resolve", post(console::case::resolve))
+        .route("/console/alerts/{id}/reopen", post(console::case::reopen))
+        .route("/console/events", get(console::events::events))
+        .route("/console/staff", get(console::colleagues::colleagues))
+        .route("/console/facilities", get(console::colleagues::facilities))
+        .route("/console/audit", get(console::audit::audit))
         .route("/console/stats", get(console::stats::json))
         .route("/console/stats.csv", get(console::stats::csv))
         .route("/console/stats.svg", get(console::stats::svg))

@@ -76,11 +76,11 @@ async fn compute(state: &AppState, who: &StaffSession, q: &StatsQuery) -> ApiRes
     who.require_supervisor()?;
     let today = now_millis().div_euclid(DAY_MS) * DAY_MS;
     let to = match q.to.as_deref() {
-        Some(d) => super::day_start(d, "to")?,
+        Some(d) => super::queue::day_start(d, "to")?,
         None => today,
     } + DAY_MS;
     let from = match q.from.as_deref() {
-        Some(d) => super::day_start(d, "from")?,
+        Some(d) => super::queue::day_start(d, "from")?,
         None => to - 30 * DAY_MS,
     };
     if from >= to || to - from > 366 * DAY_MS {

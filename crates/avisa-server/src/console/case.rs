@@ -1,0 +1,386 @@
+//! One alert as a case: its detail (person, trail, messages, timeline) and
+//! what staff do with it (acknowledge, assign, note, resolve, reopen).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use avisa_core::{Location, now_millis};
+use avisa_store::{AlertView, CaseAction};
+
+use super::queue::usernames;
+use super::{OUTCOMES, StaffSession, alert_in_scope};
+use crate::api::alerts::ConsulateRef;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct PersonInfo {
+    pub name: Option<String>,
+    pub phone: String,
+    pub language: String,
+    pub home_state: Option<String>,
+    pub home_county: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrailPoint {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelineEntry {
+    pub at: i64,
+    /// `created`, `location`, `message_sent`, `message_delivered`,
+    /// `message_failed`, `cancelled`, `acknowledged`, `assigned`, `note`,
+    /// `resolved`, `reopened`, `escalated`.
+    pub kind: String,
+    pub staff: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseInfo {
+    pub state: String,
+    pub assigned_to: Option<String>,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub escalated_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub outcome_detail: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AlertDetail {
+    pub alert_id: Uuid,
+    pub created_at: i64,
+    pub state: String,
+    pub source: String,
+    pub coverage: &'static str,
+    pub consulate: Option<ConsulateRef>,
+    /// Coordinates of the consulate, to measure the distance on the map.
+    pub consulate_location: Option<Location>,
+    pub person: PersonInfo,
+    pub location: Option<Location>,
+    pub distance_km: Option<f64>,
+    pub trail: Vec<TrailPoint>,
+    pub recipients: Vec<crate::api::alerts::RecipientStatus>,
+    pub case: CaseInfo,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
+    let id = view.id;
+    let person = state
+        .store
+        .person(view.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let case = state.store.case(id).await?.unwrap_or_default();
+    let names = usernames(state).await?;
+    let name = |s: Option<Uuid>| s.and_then(|s| names.get(&s).cloned());
+    let trail = state.store.trail(id).await?;
+    let office = view
+        .consulate_id
+        .as_deref()
+        .and_then(|c| state.directory.get(c));
+    let mut timeline = vec![TimelineEntry {
+        at: view.created_at,
+        kind: "created".into(),
+        staff: None,
+        detail: Some(view.source.clone()),
+    }];
+    for (loc, at) in trail.iter().skip(1) {
+        timeline.push(TimelineEntry {
+            at: *at,
+            kind: "location".into(),
+            staff: None,
+            detail: Some(format!("{:.5},{:.5}", loc.lat, loc.lon)),
+        });
+    }
+    if let Some(at) = view.cancelled_at {
+        timeline.push(TimelineEntry {
+            at,
+            kind: "cancelled".into(),
+            staff: None,
+            detail: None,
+        });
+    }
+    for e in state.store.case_events(id).await? {
+        timeline.push(TimelineEntry {
+            at: e.at,
+            kind: e.kind,
+            staff: name(e.staff_id),
+            detail: e.detail,
+        });
+    }
+    timeline.sort_by_key(|t| t.at);
+    let response = crate::api::alerts::response(state, view.clone(), Vec::new());
+    Ok(AlertDetail {
+        alert_id: id,
+        created_at: view.created_at,
+        state: view.state,
+        source: view.source,
+        coverage: view.coverage.as_str(),
+        consulate: response.consulate,
+        consulate_location: office.map(|o| Location {
+            lat: o.lat,
+            lon: o.lon,
+            accuracy_m: None,
+        }),
+        person: PersonInfo {
+            name: person.profile.name,
+            phone: person.phone.to_string(),
+            language: person.profile.language.code().into(),
+            home_state: person.profile.home_state,
+            home_county: person.profile.home_county,
+        },
+        distance_km: match (view.location, office) {
+            (Some(l), Some(o)) => Some((l.distance_km(o.lat, o.lon) * 10.0).round() / 10.0),
+            _ => None,
+        },
+        location: view.location,
+        trail: trail
+            .into_iter()
+            .map(|(l, at)| TrailPoint {
+                lat: l.lat,
+                lon: l.lon,
+                accuracy_m: l.accuracy_m,
+                at,
+            })
+            .collect(),
+        recipients: response.recipients,
+        case: CaseInfo {
+            state: case.state,
+            assigned_to: name(case.assigned_to),
+            acknowledged_at: case.acknowledged_at,
+            acknowledged_by: name(case.acknowledged_by),
+            escalated_at: case.escalated_at,
+            resolved_at: case.resolved_at,
+            outcome: case.outcome,
+            outcome_detail: case.outcome_detail,
+        },
+        timeline,
+    })
+}
+
+/// One alert, with the person, the map trail, deliveries and the timeline.
+/// The view is audited.
+#[utoipa::path(get, path = "/api/v1/console/alerts/{id}", tag = "console", params(("id" = Uuid, Path)),
+    responses((status = 200, body = AlertDetail), (status = 404, body = crate::api::ErrorBody)))]
+pub async fn alert(
+    State(state): State<AppState>,
+    who: StaffSession,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AlertDetail>> {
+    let view = alert_in_scope(&state, &who, &id).await?;
+    who.audit(&state, Some(view.id), "view", None).await?;
+    Ok(Json(detail(&state, view).await?))
+}
+
+// ---- case handling -----------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    pub username: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    pub text: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `false_alarm`, `person_safe`, `detained`, `released`, `no_contact`, `other`.
+    pub outcome: String,
+    /// Where the person is held (from the facility list, or typed), or
+    /// other detail.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+async fn act(
+    state: &AppState,
+    who: &StaffSession,
+    id: &str,
+    action: CaseAction,
+    audit_detail: Option<&str>,
+) -> ApiResult<Json<AlertDetail>> {
+    let view = alert_in_scope(state, who, id).await?;
+    let name = match &action {
+        CaseAction::Acknowledge => "acknowledge",
+        CaseAction::Assign { .. } => "assign",
+        CaseAction::Note { .. } => "note",
+        CaseAction::Resolve { .. } => "resolve",
+        CaseAction::Reopen => "reopen",
+    };
+    if !state
+        .store
+        .change_case(view.id, who.staff.id, &action, now_millis())
+        .await?
+    {
+        return Err(ApiError::Conflict {
+            code: "case_state",
+            message: format!("this case cannot be {name}d in its current state"),
+        });
+    }
+    who.audit(state, Some(view.id), name, audit_detail).await?;
+    tracing::info!(alert_id = %view.id, action = name, "case updated");
+    state.events.publish(view.id);
+    Ok(Json(detail(state, view).await?))
+}
+
+/// Take the case.
+#[utoipa::path(post, path = "/api/v1/console/alerts/{id}/acknowledge", tag = "console", params(("id" = Uuid, Path)),
+    responses((status = 200, body = AlertDetail), (status = 403, description = "CSRF", body = crate::api::ErrorBody),
+              (status = 404, body = crate::api::ErrorBody), (status = 409, body = crate::api::ErrorBody)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    who: StaffSession,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AlertDetail>> {
+    act(&state, &who, &id, CaseAction::Acknowledge, None).await
+}
+
+/// Assign the case to a colleague (one who can see it).
+#[utoipa::path(post, path = "/api/v1/console/alerts/{id}/assign", tag = "console", params(("id" = Uuid, Path)),
+    request_body = AssignRequest, responses((status = 200, body = AlertDetail), (status = 422, body = crate::api::ErrorBody)))]
+pub async fn assign(
+    State(state): State<AppState>,
+    who: StaffSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AssignRequest>,
+) -> ApiResult<Json<AlertDetail>> {
+    let view = alert_in_scope(&state, &who, &id).await?;
+    let target = state.store.staff_by_username(req.username.trim()).await?;
+    let Some(target) = target.filter(|t| {
+        !t.disabled
+            && (t.consulate_id == "ciam"
+                || Some(t.consulate_id.as_str()) == view.consulate_id.as_deref())
+    }) else {
+        return Err(avisa_core::Invalid::new(
+            "username",
+            "staff_invalid",
+            "no active colleague with that username can see this case",
+        )
+        .into());
+    };
+    let username = target.username.clone();
+    act(
+        &state,
+        &who,
+        &id,
+        CaseAction::Assign {
+            to: target.id,
+            username: username.clone(),
+        },
+        Some(&username),
+    )
+    .await
+}
+
+/// Add a note to the case.
+#[utoipa::path(post, path = "/api/v1/console/alerts/{id}/notes", tag = "console", params(("id" = Uuid, Path)),
+    request_body = NoteRequest, responses((status = 200, body = AlertDetail), (status = 422, body = crate::api::ErrorBody)))]
+pub async fn note(
+    State(state): State<AppState>,
+    who: StaffSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NoteRequest>,
+) -> ApiResult<Json<AlertDetail>> {
+    let text = req.text.trim();
+    if text.is_empty() || text.chars().count() > 4000 {
+        return Err(avisa_core::Invalid::new(
+            "text",
+            "note_invalid",
+            "a note has 1 to 4000 characters",
+        )
+        .into());
+    }
+    act(
+        &state,
+        &who,
+        &id,
+        CaseAction::Note {
+            text: text.to_string(),
+        },
+        None,
+    )
+    .await
+}
+
+/// Resolve the case with an outcome.
+#[utoipa::path(post, path = "/api/v1/console/alerts/{id}/resolve", tag = "console", params(("id" = Uuid, Path)),
+    request_body = ResolveRequest, responses((status = 200, body = AlertDetail), (status = 409, body = crate::api::ErrorBody),
+                                             (status = 422, body = crate::api::ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    who: StaffSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ResolveRequest>,
+) -> ApiResult<Json<AlertDetail>> {
+    if !OUTCOMES.contains(&req.outcome.as_str()) {
+        return Err(avisa_core::Invalid::new(
+            "outcome",
+            "outcome_invalid",
+            format!("outcome is one of {}", OUTCOMES.join(", ")),
+        )
+        .into());
+    }
+    let detail = req
+        .detail
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    if detail.as_ref().is_some_and(|d| d.chars().count() > 300) {
+        return Err(avisa_core::Invalid::new(
+            "detail",
+            "too_long",
+            "the detail has at most 300 characters",
+        )
+        .into());
+    }
+    if req.outcome == "detained" && detail.is_none() {
+        return Err(avisa_core::Invalid::new(
+            "detail",
+            "facility_required",
+            "say where the person is held (pick a facility or type one)",
+        )
+        .into());
+    }
+    let outcome = req.outcome.clone();
+    act(
+        &state,
+        &who,
+        &id,
+        CaseAction::Resolve {
+            outcome: req.outcome,
+            detail,
+        },
+        Some(&outcome),
+    )
+    .await
+}
+
+/// Reopen a resolved case.
+#[utoipa::path(post, path = "/api/v1/console/alerts/{id}/reopen", tag = "console", params(("id" = Uuid, Path)),
+    responses((status = 200, body = AlertDetail), (status = 409, body = crate::api::ErrorBody)))]
+pub async fn reopen(
+    State(state): State<AppState>,
+    who: StaffSession,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AlertDetail>> {
+    act(&state, &who, &id, CaseAction::Reopen, None).await
+}

@@ -1,0 +1,48 @@
+//! The console's live stream of alert changes in scope.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use tokio_stream::wrappers::ReceiverStream;
+use uuid::Uuid;
+
+use super::StaffSession;
+use crate::state::AppState;
+
+/// Changes to alerts in scope, as they happen (SSE `changed` events with the
+/// alert id; the console re-reads its queue).
+#[utoipa::path(get, path = "/api/v1/console/events", tag = "console", responses((status = 200, content_type = "text/event-stream")))]
+pub async fn events(State(state): State<AppState>, who: StaffSession) -> impl IntoResponse {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
+    let mut changes = state.events.subscribe();
+    let scope = who.scope();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = changes.recv() => {
+                    let id = match changed {
+                        Ok(id) => id,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Uuid::nil(),
+                        Err(_) => return,
+                    };
+                    let visible = if id.is_nil() {
+                        true // missed some: tell the console to re-read
+                    } else {
+                        match state.store.alert(id).await {
+                            Ok(Some(a)) => !a.practice && (scope.is_none() || a.consulate_id == scope),
+                            _ => false,
+                        }
+                    };
+                    if visible && tx.send(Ok(Event::default().event("changed").data(id.to_string()))).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,161 @@
+//! The live queue of alerts in the staff member's scope.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use avisa_core::now_millis;
+use avisa_store::QueueFilter;
+
+use super::StaffSession;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+pub struct QueueQuery {
+    /// `new`, `acknowledged`, `resolved` or `cancelled`; default: open cases.
+    pub state: Option<String>,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub to: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Delivery {
+    pub total: i64,
+    pub queued: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub failed: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueueEntry {
+    pub alert_id: Uuid,
+    pub created_at: i64,
+    pub age_seconds: i64,
+    /// `active` or `cancelled` (by the person).
+    pub state: String,
+    /// `new`, `acknowledged` or `resolved`.
+    pub case_state: String,
+    pub escalated: bool,
+    pub source: String,
+    pub consulate_id: Option<String>,
+    pub person_name: Option<String>,
+    /// State (ISO 3166-2) of the newest location, when in the US.
+    pub place: Option<String>,
+    pub distance_km: Option<f64>,
+    pub assigned_to: Option<String>,
+    pub delivery: Delivery,
+}
+
+pub(super) fn day_start(date: &str, field: &'static str) -> ApiResult<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(date, &format)
+        .map_err(|_| avisa_core::Invalid::new(field, "date_invalid", "dates are YYYY-MM-DD"))?;
+    Ok(day.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+pub(super) fn delivery(counts: &[(String, i64)]) -> Delivery {
+    let get = |s: &str| {
+        counts
+            .iter()
+            .filter(|(k, _)| k == s)
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    Delivery {
+        total: counts.iter().map(|(_, n)| n).sum(),
+        queued: get("queued") + get("sending"),
+        sent: get("sent"),
+        delivered: get("delivered"),
+        failed: get("failed") + get("expired"),
+    }
+}
+
+pub(super) async fn usernames(
+    state: &AppState,
+) -> ApiResult<std::collections::HashMap<Uuid, String>> {
+    Ok(state
+        .store
+        .staff_all()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.username))
+        .collect())
+}
+
+/// The live queue: unacknowledged first, oldest first.
+#[utoipa::path(get, path = "/api/v1/console/alerts", tag = "console", params(
+        ("state" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, body = [QueueEntry]), (status = 401, body = crate::api::ErrorBody)))]
+pub async fn queue(
+    State(state): State<AppState>,
+    who: StaffSession,
+    Query(q): Query<QueueQuery>,
+) -> ApiResult<Json<Vec<QueueEntry>>> {
+    if let Some(s) = q.state.as_deref()
+        && !["new", "acknowledged", "resolved", "cancelled"].contains(&s)
+    {
+        return Err(avisa_core::Invalid::new(
+            "state",
+            "state_invalid",
+            "state is new, acknowledged, resolved or cancelled",
+        )
+        .into());
+    }
+    let filter = QueueFilter {
+        consulate_id: who.scope(),
+        state: q.state.clone(),
+        from: q
+            .from
+            .as_deref()
+            .map(|d| day_start(d, "from"))
+            .transpose()?,
+        to: q
+            .to
+            .as_deref()
+            .map(|d| day_start(d, "to").map(|t| t + 86_400_000))
+            .transpose()?,
+        limit: 500,
+    };
+    let now = now_millis();
+    let names = usernames(&state).await?;
+    let items = state.store.queue(&filter).await?;
+    Ok(Json(
+        items
+            .into_iter()
+            .map(|i| {
+                let office = i
+                    .consulate_id
+                    .as_deref()
+                    .and_then(|c| state.directory.get(c));
+                QueueEntry {
+                    alert_id: i.alert_id,
+                    created_at: i.created_at,
+                    age_seconds: (now - i.created_at) / 1000,
+                    state: i.state,
+                    case_state: i.case.state.clone(),
+                    escalated: i.case.escalated_at.is_some(),
+                    source: i.source,
+                    person_name: i.person_name,
+                    place: i
+                        .location
+                        .and_then(|l| avisa_core::directory::place_of(l.lat, l.lon).subdivision),
+                    distance_km: match (i.location, office) {
+                        (Some(l), Some(o)) => {
+                            Some((l.distance_km(o.lat, o.lon) * 10.0).round() / 10.0)
+                        }
+                        _ => None,
+                    },
+                    consulate_id: i.consulate_id,
+                    assigned_to: i.case.assigned_to.and_then(|s| names.get(&s).cloned()),
+                    delivery: delivery(&i.delivery),
+                }
+            })
+            .collect(),
+    ))
+}
