@@ -1,30 +1,29 @@
 //! The languages Avisa speaks. Spanish first.
 
-use serde::{Deserialize, Serialize};
+use crate::kinds::text_enum;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    #[default]
-    Es,
-    En,
+text_enum! {
+    /// A language of the app, the messages and the console.
+    Language ("language") {
+        Es = "es",
+        En = "en",
+    }
+}
+
+// Spanish first. (`text_enum!` derives a fixed set, so no `#[default]`.)
+#[allow(clippy::derivable_impls)]
+impl Default for Language {
+    fn default() -> Self {
+        Language::Es
+    }
 }
 
 impl Language {
     pub fn code(self) -> &'static str {
-        match self {
-            Language::Es => "es",
-            Language::En => "en",
-        }
+        self.as_str()
     }
 
     pub fn from_code(code: &str) -> Option<Self> {
-        match code {
-            "es" => Some(Language::Es),
-            "en" => Some(Language::En),
-            _ => None,
-        }
+        code.parse().ok()
     }
 }

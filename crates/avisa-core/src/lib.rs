@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod directory;
 pub mod facilities;
 pub mod invalid;
+pub mod kinds;
 pub mod lang;
 pub mod localtime;
 pub mod location;
@@ -20,6 +21,10 @@ pub mod sms;
 pub mod states;
 
 pub use invalid::Invalid;
+pub use kinds::{
+    AlertSource, AlertState, AuditAction, CIAM, CaseEventKind, CaseState, Coverage, MessageKind,
+    OutboxStatus, Outcome, Purpose, Role, UnknownValue,
+};
 pub use lang::Language;
 pub use location::Location;
 pub use phone::PhoneNumber;

@@ -3,6 +3,7 @@
 //! Everything is decided and rendered here, in the caller's task — routing,
 //! every message text, sealing — so the group-commit writer only writes.
 
+use avisa_core::AlertSource;
 use avisa_core::directory::{Route, RouteBasis, place_of};
 use avisa_core::localtime::{Zone, zone_for};
 use avisa_core::messages::{self, AlertFacts};
@@ -19,7 +20,7 @@ pub struct Raise {
     pub device_id: Option<Uuid>,
     pub idempotency_key: String,
     /// "app" or "sms".
-    pub source: &'static str,
+    pub source: AlertSource,
     pub practice: bool,
     pub location: Option<Location>,
     /// What the caller already read of the person's alerts, with the same
@@ -236,8 +237,8 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("alert not stored: {e}")))?;
     if let Inserted::Created(id) = inserted {
-        metrics::counter!("avisa_alerts_total", "source" => r.source, "practice" => r.practice.to_string()).increment(1);
-        tracing::info!(alert_id = %id, source = r.source, practice = r.practice, coverage = coverage.as_str(), "alert accepted");
+        metrics::counter!("avisa_alerts_total", "source" => r.source.as_str(), "practice" => r.practice.to_string()).increment(1);
+        tracing::info!(alert_id = %id, source = r.source.as_str(), practice = r.practice, coverage = coverage.as_str(), "alert accepted");
         state.events.publish(id);
     }
     let created = matches!(inserted, Inserted::Created(_)).then_some(alert);

@@ -114,7 +114,7 @@ async fn apply_receipt(
         .receipt(id, to, from, reason, now_millis())
         .await?
     {
-        metrics::counter!("avisa_receipts_total", "status" => to).increment(1);
+        metrics::counter!("avisa_receipts_total", "status" => to.as_str()).increment(1);
         if let Some(alert) = alert {
             state.events.publish(alert);
         }

@@ -116,7 +116,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         DataKey::from_base64(configured).context("data_key / AVISA_DATA_KEY")?
     } else if key_file.exists() {
         read_key_file(&key_file)?
-    } else if !avisa_store::has_data_key(backend.as_ref()).await? {
+    } else if !avisa_store::has_data_key(&backend).await? {
         let key = DataKey::generate()?;
         write_key_file(&key_file, &key)?;
         tracing::info!(path = %key_file.display(), "generated a new data key; keep it safe and out of database backups");

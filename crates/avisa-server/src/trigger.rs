@@ -60,7 +60,7 @@ pub async fn inbound(
                 person,
                 device_id: None,
                 idempotency_key: key,
-                source: "sms",
+                source: avisa_core::AlertSource::Sms,
                 practice: false,
                 location,
                 seen: None,

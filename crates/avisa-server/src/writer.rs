@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use avisa_store::{AlertInsert, Claimed, Inserted, Store, StoreError};
+use avisa_store::{Claimed, Inserted, SealedAlert, Store, StoreError};
 
 use crate::handoff::Handoff;
 use crate::tasks::TaskCtx;
@@ -21,7 +21,7 @@ use crate::tasks::TaskCtx;
 const MAX_BATCH: usize = 512;
 
 struct Job {
-    alert: AlertInsert,
+    alert: SealedAlert,
     /// Its messages in plain text, for the dispatcher if they are handed
     /// over.
     messages: Vec<Claimed>,
@@ -71,7 +71,7 @@ impl AlertWriter {
     /// gives them.
     pub async fn write(
         &self,
-        alert: AlertInsert,
+        alert: SealedAlert,
         messages: Vec<Claimed>,
     ) -> Result<Inserted, Arc<StoreError>> {
         let (reply, done_rx) = oneshot::channel();

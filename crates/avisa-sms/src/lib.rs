@@ -14,7 +14,7 @@ pub mod twilio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use avisa_core::PhoneNumber;
+use avisa_core::{OutboxStatus, PhoneNumber};
 use uuid::Uuid;
 
 pub use crate::kannel::{KannelConfig, KannelGateway};
@@ -116,11 +116,12 @@ pub enum Receipt {
 impl Receipt {
     /// The outbox status it moves a message to, and the statuses it may
     /// move it from (receipts never move a message backwards).
-    pub fn transition(self) -> (&'static str, &'static [&'static str]) {
+    pub fn transition(self) -> (OutboxStatus, &'static [OutboxStatus]) {
+        use OutboxStatus::{Delivered, Failed, Sending, Sent};
         match self {
-            Receipt::Sent => ("sent", &["sending"]),
-            Receipt::Delivered => ("delivered", &["sending", "sent"]),
-            Receipt::Failed => ("failed", &["sending", "sent"]),
+            Receipt::Sent => (Sent, &[Sending]),
+            Receipt::Delivered => (Delivered, &[Sending, Sent]),
+            Receipt::Failed => (Failed, &[Sending, Sent]),
         }
     }
 }

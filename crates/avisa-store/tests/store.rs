@@ -545,19 +545,19 @@ async fn wrong_key_is_refused(f: Fixture) {
     let store = f.store().await;
     verified_person(&store, "+12135550100").await;
     store.close().await;
-    let backend = avisa_store::connect(&f.url).await.expect("connect");
+    let connect = || async { avisa_store::connect(&f.url).await.expect("connect") };
     assert!(
-        avisa_store::has_data_key(backend.as_ref())
+        avisa_store::has_data_key(&connect().await)
             .await
             .expect("check")
     );
     let other = DataKey::generate().expect("key");
     assert!(matches!(
-        Store::open(backend.clone(), &other).await,
+        Store::open(connect().await, &other).await,
         Err(StoreError::WrongKey)
     ));
     // The right key still opens it.
-    assert!(Store::open(backend, &f.key).await.is_ok());
+    assert!(Store::open(connect().await, &f.key).await.is_ok());
 }
 
 /// Writes known personal values, then reads the raw database bytes (SQLite
@@ -643,6 +643,7 @@ async fn nothing_personal_at_rest(f: Fixture) {
 
 // ---- alerts and the outbox ------------------------------------------------
 
+use avisa_core::{AlertSource, AlertState, OutboxStatus};
 use avisa_store::{Coverage, Inserted, MessageKind, NewAlert, NewMessage, OutboxUpdate, Purpose};
 
 fn message(rank: i32, to: &str, expires_at: i64) -> NewMessage {
@@ -667,7 +668,7 @@ fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAl
         person_id: person,
         device_id: None,
         idempotency_key: key.into(),
-        source: "app",
+        source: AlertSource::App,
         practice: false,
         consulate_id: Some("chicago".into()),
         coverage: Coverage::Nearest,
@@ -813,7 +814,11 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
     for (n, c) in again.iter().enumerate() {
         assert_eq!(
             store.message(c.id).await.expect("m"),
-            Some(("sent".into(), Some("log".into()), Some(format!("log-{n}")))),
+            Some((
+                OutboxStatus::Sent,
+                Some("log".into()),
+                Some(format!("log-{n}"))
+            )),
             "each message keeps its own provider id"
         );
     }
@@ -851,7 +856,11 @@ async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
     assert_eq!(handed[0].body, "mensaje de rango 0");
     // The person sees them as queued until a gateway takes them.
     let view = store.alert(a.id).await.expect("get").expect("exists");
-    assert!(view.recipients.iter().all(|r| r.status == "queued"));
+    assert!(
+        view.recipients
+            .iter()
+            .all(|r| r.status == OutboxStatus::Queued)
+    );
     // The process died before recording anything: when the lease runs out
     // they are queued again, the same messages, their attempt counted.
     assert_eq!(
@@ -901,7 +910,13 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
     // A receipt can arrive before the send is recorded: delivered wins.
     assert_eq!(
         store
-            .receipt(one, "delivered", &["sending", "sent"], None, NOW)
+            .receipt(
+                one,
+                OutboxStatus::Delivered,
+                &[OutboxStatus::Sending, OutboxStatus::Sent],
+                None,
+                NOW
+            )
             .await
             .expect("receipt"),
         Some(Some(a.id))
@@ -929,7 +944,7 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
     assert_eq!(
         store.message(one).await.expect("m"),
         Some((
-            "delivered".into(),
+            OutboxStatus::Delivered,
             Some("twilio".into()),
             Some("SM1".into())
         ))
@@ -937,7 +952,13 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
     // Failed after delivered changes nothing.
     assert_eq!(
         store
-            .receipt(one, "failed", &["sending", "sent"], Some("late"), NOW)
+            .receipt(
+                one,
+                OutboxStatus::Failed,
+                &[OutboxStatus::Sending, OutboxStatus::Sent],
+                Some("late"),
+                NOW
+            )
             .await
             .expect("receipt"),
         None
@@ -1008,11 +1029,11 @@ async fn cancel_withdraws_and_follows_up(f: Fixture) {
         None
     );
     let view = store.alert(a.id).await.expect("get").expect("exists");
-    assert_eq!(view.state, "cancelled");
+    assert_eq!(view.state, AlertState::Cancelled);
     let st: Vec<(&str, Option<&str>)> = view
         .recipients
         .iter()
-        .map(|r| (r.status.as_str(), r.safe_status.as_deref()))
+        .map(|r| (r.status.as_str(), r.safe_status.map(|s| s.as_str())))
         .collect();
     assert_eq!(st, [("sent", Some("queued")), ("withdrawn", None)]);
     let follow = store.claim(NOW + 2, 10, 30_000).await.expect("claim");

@@ -610,7 +610,7 @@ async fn store_ceilings(
     else {
         bail!("could not make a person");
     };
-    let make = |i: usize| -> anyhow::Result<avisa_store::AlertInsert> {
+    let make = |i: usize| -> anyhow::Result<avisa_store::SealedAlert> {
         let now = now_millis();
         let messages = (0..6)
             .map(|r| NewMessage {
@@ -632,7 +632,7 @@ async fn store_ceilings(
             person_id,
             device_id: None,
             idempotency_key: format!("ceiling-{i}"),
-            source: "app",
+            source: avisa_core::AlertSource::App,
             practice: false,
             consulate_id: Some("los-angeles".into()),
             coverage: Coverage::Nearest,

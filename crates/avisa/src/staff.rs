@@ -6,8 +6,9 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 
 use avisa_core::now_millis;
+use avisa_core::{CIAM, Role};
 use avisa_server::Config;
-use avisa_server::console::{MIN_PASSWORD, ROLES};
+use avisa_server::console::MIN_PASSWORD;
 
 /// Reads a password: asked twice (not echoed) on a terminal, or one line of
 /// standard input otherwise.
@@ -53,11 +54,12 @@ pub async fn add(
     {
         bail!("a username is 3 to 64 letters, digits, . _ - or @");
     }
-    if !ROLES.contains(&role) {
-        bail!("role must be one of {}", ROLES.join(", "));
-    }
+    let Ok(role) = role.parse::<Role>() else {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        bail!("role must be one of {}", all.join(", "));
+    };
     let directory = avisa_server::load_directory(config)?;
-    if consulate != "ciam" && directory.get(consulate).is_none() {
+    if consulate != CIAM && directory.get(consulate).is_none() {
         bail!(
             "{consulate:?} is not an office of the directory (see `avisa consulates list`) nor `ciam`"
         );

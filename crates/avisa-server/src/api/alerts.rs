@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::messages::{self, AlertFacts};
+use avisa_core::{AlertState, Coverage, MessageKind, OutboxStatus};
 use avisa_core::{Invalid, Location, now_millis};
-use avisa_store::{AlertView, Inserted, MessageKind};
+use avisa_store::{AlertView, Inserted};
 
 use crate::alerting::{Preview, Raise, raise, window_start, zone_of};
 use crate::error::{ApiError, ApiResult};
@@ -45,27 +46,26 @@ pub struct ConsulateRef {
 pub struct RecipientStatus {
     pub id: Uuid,
     /// `contact`, `self` (the person's own phone) or `consulate` (duty phone).
-    pub kind: &'static str,
+    pub kind: MessageKind,
     pub name: Option<String>,
     /// `queued`, `sent`, `delivered`, `failed`, `expired` or `withdrawn`.
-    pub status: String,
+    pub status: OutboxStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The "I'm safe" message that followed a cancel, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub safe_status: Option<String>,
+    pub safe_status: Option<OutboxStatus>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct AlertResponse {
     pub alert_id: Uuid,
-    /// `active` or `cancelled`.
-    pub state: String,
+    pub state: AlertState,
     pub practice: bool,
     pub created_at: i64,
     /// How the office was chosen: `nearest`, `home_county`, `home_state`;
     /// `outside` (a location abroad) or `none`.
-    pub coverage: &'static str,
+    pub coverage: Coverage,
     pub consulate: Option<ConsulateRef>,
     pub location: Option<Location>,
     pub recipients: Vec<RecipientStatus>,
@@ -90,16 +90,6 @@ pub struct CancelRequest {
     pub pin: String,
 }
 
-fn kind_name(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Contact => "contact",
-        MessageKind::SelfPhone => "self",
-        MessageKind::Consulate => "consulate",
-        MessageKind::Verification => "verification",
-        MessageKind::Reply => "reply",
-    }
-}
-
 pub fn response(state: &AppState, view: AlertView, previews: Vec<Preview>) -> AlertResponse {
     let consulate = view
         .consulate_id
@@ -115,7 +105,7 @@ pub fn response(state: &AppState, view: AlertView, previews: Vec<Preview>) -> Al
         state: view.state,
         practice: view.practice,
         created_at: view.created_at,
-        coverage: view.coverage.as_str(),
+        coverage: view.coverage,
         consulate,
         location: view.location,
         recipients: view
@@ -123,7 +113,7 @@ pub fn response(state: &AppState, view: AlertView, previews: Vec<Preview>) -> Al
             .into_iter()
             .map(|r| RecipientStatus {
                 id: r.id,
-                kind: kind_name(r.kind),
+                kind: r.kind,
                 name: r.name,
                 status: r.status,
                 reason: r.reason,
@@ -210,7 +200,7 @@ pub async fn create(
             person,
             device_id: Some(lookup.device.id),
             idempotency_key: req.idempotency_key,
-            source: "app",
+            source: avisa_core::AlertSource::App,
             practice: req.practice,
             location,
             seen: Some((lookup.existing, lookup.recent)),
@@ -227,9 +217,9 @@ pub async fn create(
         Some(mut alert) => AlertView {
             id: alert.id,
             person_id: alert.person_id,
-            state: "active".into(),
+            state: AlertState::Active,
             practice: alert.practice,
-            source: alert.source.into(),
+            source: alert.source,
             consulate_id: alert.consulate_id,
             coverage: alert.coverage,
             created_at: alert.created_at,
@@ -245,7 +235,7 @@ pub async fn create(
                 id: m.id,
                 kind: m.kind,
                 name: m.name,
-                status: "queued".into(),
+                status: OutboxStatus::Queued,
                 reason: None,
                 language: m.language,
                 safe_status: None,
@@ -343,7 +333,7 @@ pub async fn cancel(
     let view = own_alert(&state, &who, &id).await?;
     let now = now_millis();
     let person = crate::pin::check(&state, "pin", who.person.id, &req.pin, Some(view.id)).await?;
-    if view.state != "active" {
+    if view.state != AlertState::Active {
         return Err(ApiError::Conflict {
             code: "already_cancelled",
             message: "this alert is already cancelled".into(),
@@ -415,7 +405,7 @@ pub async fn add_location(
 ) -> ApiResult<(StatusCode, Json<Location>)> {
     let view = own_alert(&state, &who, &id).await?;
     let loc = Location::new(loc.lat, loc.lon, loc.accuracy_m)?;
-    if view.state != "active" {
+    if view.state != AlertState::Active {
         return Err(ApiError::Conflict {
             code: "alert_not_active",
             message: "this alert is no longer active".into(),

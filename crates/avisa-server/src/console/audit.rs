@@ -7,6 +7,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{StaffSession, alert_in_scope};
+use avisa_core::AuditAction;
+
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -23,7 +25,7 @@ pub struct AuditLine {
     pub staff: String,
     pub consulate_id: String,
     pub alert_id: Option<Uuid>,
-    pub action: String,
+    pub action: AuditAction,
     pub detail: Option<String>,
 }
 
@@ -41,7 +43,8 @@ pub async fn audit(
         // Entries about an alert the staff member cannot see are not theirs to read.
         alert_in_scope(&state, &who, &id.to_string()).await?;
     }
-    who.audit(&state, q.alert_id, "read_audit", None).await?;
+    who.audit(&state, q.alert_id, AuditAction::ReadAudit, None)
+        .await?;
     let rows = state
         .store
         .audit_log(

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use avisa_core::{Location, now_millis};
+use avisa_core::{
+    AlertSource, AlertState, AuditAction, CaseState, Coverage, Location, Outcome, now_millis,
+};
 use avisa_store::{AlertView, CaseAction};
 
 use super::queue::usernames;
-use super::{OUTCOMES, StaffSession, alert_in_scope};
+use super::{StaffSession, alert_in_scope};
 use crate::api::alerts::ConsulateRef;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -47,13 +49,13 @@ pub struct TimelineEntry {
 
 #[derive(Serialize, ToSchema)]
 pub struct CaseInfo {
-    pub state: String,
+    pub state: CaseState,
     pub assigned_to: Option<String>,
     pub acknowledged_at: Option<i64>,
     pub acknowledged_by: Option<String>,
     pub escalated_at: Option<i64>,
     pub resolved_at: Option<i64>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub outcome_detail: Option<String>,
 }
 
@@ -61,9 +63,9 @@ pub struct CaseInfo {
 pub struct AlertDetail {
     pub alert_id: Uuid,
     pub created_at: i64,
-    pub state: String,
-    pub source: String,
-    pub coverage: &'static str,
+    pub state: AlertState,
+    pub source: AlertSource,
+    pub coverage: Coverage,
     pub consulate: Option<ConsulateRef>,
     /// Coordinates of the consulate, to measure the distance on the map.
     pub consulate_location: Option<Location>,
@@ -83,7 +85,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         .person(view.person_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let case = state.store.case(id).await?.unwrap_or_default();
+    let case = state.store.case(id).await?.ok_or(ApiError::NotFound)?;
     let names = usernames(state).await?;
     let name = |s: Option<Uuid>| s.and_then(|s| names.get(&s).cloned());
     let trail = state.store.trail(id).await?;
@@ -95,7 +97,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         at: view.created_at,
         kind: "created".into(),
         staff: None,
-        detail: Some(view.source.clone()),
+        detail: Some(view.source.as_str().into()),
     }];
     for (loc, at) in trail.iter().skip(1) {
         timeline.push(TimelineEntry {
@@ -116,7 +118,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
     for e in state.store.case_events(id).await? {
         timeline.push(TimelineEntry {
             at: e.at,
-            kind: e.kind,
+            kind: e.kind.as_str().into(),
             staff: name(e.staff_id),
             detail: e.detail,
         });
@@ -128,7 +130,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         created_at: view.created_at,
         state: view.state,
         source: view.source,
-        coverage: view.coverage.as_str(),
+        coverage: view.coverage,
         consulate: response.consulate,
         consulate_location: office.map(|o| Location {
             lat: o.lat,
@@ -181,7 +183,8 @@ pub async fn alert(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AlertDetail>> {
     let view = alert_in_scope(&state, &who, &id).await?;
-    who.audit(&state, Some(view.id), "view", None).await?;
+    who.audit(&state, Some(view.id), AuditAction::View, None)
+        .await?;
     Ok(Json(detail(&state, view).await?))
 }
 
@@ -218,13 +221,7 @@ async fn act(
     audit_detail: Option<&str>,
 ) -> ApiResult<Json<AlertDetail>> {
     let view = alert_in_scope(state, who, id).await?;
-    let name = match &action {
-        CaseAction::Acknowledge => "acknowledge",
-        CaseAction::Assign { .. } => "assign",
-        CaseAction::Note { .. } => "note",
-        CaseAction::Resolve { .. } => "resolve",
-        CaseAction::Reopen => "reopen",
-    };
+    let audited = action.audit_action();
     if !state
         .store
         .change_case(view.id, who.staff.id, &action, now_millis())
@@ -232,11 +229,15 @@ async fn act(
     {
         return Err(ApiError::Conflict {
             code: "case_state",
-            message: format!("this case cannot be {name}d in its current state"),
+            message: format!(
+                "this case cannot be {} in its current state",
+                action.event_kind()
+            ),
         });
     }
-    who.audit(state, Some(view.id), name, audit_detail).await?;
-    tracing::info!(alert_id = %view.id, action = name, "case updated");
+    who.audit(state, Some(view.id), audited, audit_detail)
+        .await?;
+    tracing::info!(alert_id = %view.id, action = audited.as_str(), "case updated");
     state.events.publish(view.id);
     Ok(Json(detail(state, view).await?))
 }
@@ -330,14 +331,15 @@ pub async fn resolve(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> ApiResult<Json<AlertDetail>> {
-    if !OUTCOMES.contains(&req.outcome.as_str()) {
+    let Ok(outcome) = req.outcome.parse::<Outcome>() else {
+        let all: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
         return Err(avisa_core::Invalid::new(
             "outcome",
             "outcome_invalid",
-            format!("outcome is one of {}", OUTCOMES.join(", ")),
+            format!("outcome is one of {}", all.join(", ")),
         )
         .into());
-    }
+    };
     let detail = req
         .detail
         .as_deref()
@@ -352,7 +354,7 @@ pub async fn resolve(
         )
         .into());
     }
-    if req.outcome == "detained" && detail.is_none() {
+    if outcome == Outcome::Detained && detail.is_none() {
         return Err(avisa_core::Invalid::new(
             "detail",
             "facility_required",
@@ -360,16 +362,12 @@ pub async fn resolve(
         )
         .into());
     }
-    let outcome = req.outcome.clone();
     act(
         &state,
         &who,
         &id,
-        CaseAction::Resolve {
-            outcome: req.outcome,
-            detail,
-        },
-        Some(&outcome),
+        CaseAction::Resolve { outcome, detail },
+        Some(outcome.as_str()),
     )
     .await
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::StaffSession;
+use avisa_core::Role;
+
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -13,7 +15,7 @@ use crate::state::AppState;
 pub struct Colleague {
     pub username: String,
     pub consulate_id: String,
-    pub role: String,
+    pub role: Role,
 }
 
 /// Colleagues a case can be assigned to: the same consulate's staff and CIAM.
@@ -30,9 +32,9 @@ pub async fn colleagues(
             .into_iter()
             .filter(|s| {
                 !s.disabled
-                    && (who.is_ciam()
+                    && (who.staff.sees_all()
                         || s.consulate_id == who.staff.consulate_id
-                        || s.consulate_id == "ciam")
+                        || s.sees_all())
             })
             .map(|s| Colleague {
                 username: s.username,

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, Method, header};
 use uuid::Uuid;
 
 use avisa_core::crypto::token_hash;
-use avisa_core::now_millis;
+use avisa_core::{AuditAction, Role, now_millis};
 use avisa_store::{AlertView, Staff};
 
 use crate::error::{ApiError, ApiResult};
@@ -33,15 +33,6 @@ pub const COOKIE: &str = "avisa_console";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Shortest password a staff account may have.
 pub const MIN_PASSWORD: usize = 12;
-pub const ROLES: &[&str] = &["operator", "supervisor", "admin"];
-pub const OUTCOMES: &[&str] = &[
-    "false_alarm",
-    "person_safe",
-    "detained",
-    "released",
-    "no_contact",
-    "other",
-];
 
 /// The staff member behind a request, from the session cookie; for
 /// state-changing methods the CSRF token is checked too.
@@ -117,20 +108,16 @@ impl FromRequestParts<AppState> for StaffSession {
 }
 
 impl StaffSession {
-    fn is_ciam(&self) -> bool {
-        self.staff.consulate_id == "ciam"
-    }
-
     fn scope(&self) -> Option<String> {
-        (!self.is_ciam()).then(|| self.staff.consulate_id.clone())
+        (!self.staff.sees_all()).then(|| self.staff.consulate_id.clone())
     }
 
     fn can_see(&self, consulate_id: Option<&str>) -> bool {
-        self.is_ciam() || consulate_id == Some(self.staff.consulate_id.as_str())
+        self.staff.sees_all() || consulate_id == Some(self.staff.consulate_id.as_str())
     }
 
     fn require_supervisor(&self) -> ApiResult<()> {
-        if self.staff.role == "operator" {
+        if self.staff.role == Role::Operator {
             return Err(ApiError::Forbidden {
                 code: "forbidden_role",
                 message: "supervisors and admins only".into(),
@@ -143,7 +130,7 @@ impl StaffSession {
         &self,
         state: &AppState,
         alert_id: Option<Uuid>,
-        action: &str,
+        action: AuditAction,
         detail: Option<&str>,
     ) -> ApiResult<()> {
         state

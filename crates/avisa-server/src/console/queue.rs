@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::now_millis;
-use avisa_store::QueueFilter;
+use avisa_core::{AlertSource, AlertState, CaseState, OutboxStatus};
+use avisa_store::{QueueFilter, QueueView};
 
 use super::StaffSession;
 use crate::error::ApiResult;
@@ -38,11 +39,10 @@ pub struct QueueEntry {
     pub created_at: i64,
     pub age_seconds: i64,
     /// `active` or `cancelled` (by the person).
-    pub state: String,
-    /// `new`, `acknowledged` or `resolved`.
-    pub case_state: String,
+    pub state: AlertState,
+    pub case_state: CaseState,
     pub escalated: bool,
-    pub source: String,
+    pub source: AlertSource,
     pub consulate_id: Option<String>,
     pub person_name: Option<String>,
     /// State (ISO 3166-2) of the newest location, when in the US.
@@ -59,20 +59,20 @@ pub(super) fn day_start(date: &str, field: &'static str) -> ApiResult<i64> {
     Ok(day.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
-pub(super) fn delivery(counts: &[(String, i64)]) -> Delivery {
-    let get = |s: &str| {
+pub(super) fn delivery(counts: &[(OutboxStatus, i64)]) -> Delivery {
+    let get = |s: OutboxStatus| {
         counts
             .iter()
-            .filter(|(k, _)| k == s)
+            .filter(|(k, _)| *k == s)
             .map(|(_, n)| n)
             .sum::<i64>()
     };
     Delivery {
         total: counts.iter().map(|(_, n)| n).sum(),
-        queued: get("queued") + get("sending"),
-        sent: get("sent"),
-        delivered: get("delivered"),
-        failed: get("failed") + get("expired"),
+        queued: get(OutboxStatus::Queued) + get(OutboxStatus::Sending),
+        sent: get(OutboxStatus::Sent),
+        delivered: get(OutboxStatus::Delivered),
+        failed: get(OutboxStatus::Failed) + get(OutboxStatus::Expired),
     }
 }
 
@@ -97,19 +97,24 @@ pub async fn queue(
     who: StaffSession,
     Query(q): Query<QueueQuery>,
 ) -> ApiResult<Json<Vec<QueueEntry>>> {
-    if let Some(s) = q.state.as_deref()
-        && !["new", "acknowledged", "resolved", "cancelled"].contains(&s)
-    {
-        return Err(avisa_core::Invalid::new(
-            "state",
-            "state_invalid",
-            "state is new, acknowledged, resolved or cancelled",
-        )
-        .into());
-    }
+    let view = match q.state.as_deref() {
+        None => QueueView::Open,
+        Some("new") => QueueView::New,
+        Some("acknowledged") => QueueView::Acknowledged,
+        Some("resolved") => QueueView::Resolved,
+        Some("cancelled") => QueueView::Cancelled,
+        Some(_) => {
+            return Err(avisa_core::Invalid::new(
+                "state",
+                "state_invalid",
+                "state is new, acknowledged, resolved or cancelled",
+            )
+            .into());
+        }
+    };
     let filter = QueueFilter {
         consulate_id: who.scope(),
-        state: q.state.clone(),
+        view,
         from: q
             .from
             .as_deref()
@@ -138,7 +143,7 @@ pub async fn queue(
                     created_at: i.created_at,
                     age_seconds: (now - i.created_at) / 1000,
                     state: i.state,
-                    case_state: i.case.state.clone(),
+                    case_state: i.case.state,
                     escalated: i.case.escalated_at.is_some(),
                     source: i.source,
                     person_name: i.person_name,

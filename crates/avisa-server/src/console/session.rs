@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use avisa_core::crypto::{random_token, token_hash};
-use avisa_core::now_millis;
+use avisa_core::{AuditAction, CIAM, Role, now_millis};
 use avisa_store::Staff;
 
 use super::{COOKIE, StaffSession};
@@ -28,7 +28,7 @@ pub struct LoginRequest {
 #[derive(Serialize, ToSchema)]
 pub struct Me {
     pub username: String,
-    pub role: String,
+    pub role: Role,
     pub consulate: ConsulateRef,
     /// Echo it in `X-CSRF-Token` on every POST.
     pub csrf_token: String,
@@ -38,9 +38,9 @@ pub struct Me {
 }
 
 fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
-    let consulate = if staff.consulate_id == "ciam" {
+    let consulate = if staff.sees_all() {
         ConsulateRef {
-            id: "ciam".into(),
+            id: CIAM.into(),
             name: "CIAM — Centro de Información y Asistencia a Personas Mexicanas (24 h)".into(),
             phone: Some(avisa_core::messages::CIAM_PHONE.into()),
         }
@@ -56,7 +56,7 @@ fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
     };
     Me {
         username: staff.username.clone(),
-        role: staff.role.clone(),
+        role: staff.role,
         consulate,
         csrf_token,
         escalate_after_seconds: state.config.console.escalate_after_seconds,
@@ -89,34 +89,33 @@ pub async fn login(
         message: "wrong username or password".into(),
     };
     let now = now_millis();
-    let row = state.store.staff_login_row(req.username.trim()).await?;
-    let Some(row) = row else {
+    let login = state.store.staff_login(req.username.trim()).await?;
+    let Some(login) = login else {
         // The same work as a real check, so timing does not tell which
         // usernames exist.
         let dummy = dummy_hash(&state).await?;
         crate::pin::verify_password(&state, req.password.clone(), dummy).await?;
         return Err(login_refused(failed()));
     };
-    if let Some(until) = row.locked_until.filter(|u| *u > now) {
+    if let Some(until) = login.locked_until.filter(|u| *u > now) {
         return Err(ApiError::LoginLocked {
             retry_after_secs: ((until - now) / 1000).max(1) as u64,
         });
     }
-    let ok = crate::pin::verify_password(&state, req.password.clone(), row.password_hash.clone())
-        .await?;
-    let staff = Staff::from(&row);
-    if !ok || row.disabled {
+    let ok = crate::pin::verify_password(&state, req.password.clone(), login.password_hash).await?;
+    let staff = login.staff;
+    if !ok || staff.disabled {
         let max = state.config.console.lockout_failures as i32;
         let lock_until = now + (state.config.console.lockout_minutes * 60_000) as i64;
         let (_, locked) = state
             .store
-            .staff_login_failed(row.id, max, lock_until)
+            .staff_login_failed(staff.id, max, lock_until)
             .await?;
         state
             .store
-            .audit(&staff, None, "login_failed", None, now)
+            .audit(&staff, None, AuditAction::LoginFailed, None, now)
             .await?;
-        tracing::warn!(staff_id = %row.id, "console login refused");
+        tracing::warn!(staff_id = %staff.id, "console login refused");
         if let Some(until) = locked.filter(|u| *u > now) {
             return Err(ApiError::LoginLocked {
                 retry_after_secs: ((until - now) / 1000).max(1) as u64,
@@ -124,15 +123,18 @@ pub async fn login(
         }
         return Err(login_refused(failed()));
     }
-    state.store.staff_login_ok(row.id).await?;
+    state.store.staff_login_ok(staff.id).await?;
     let token = random_token().map_err(anyhow::Error::new)?;
     let csrf = random_token().map_err(anyhow::Error::new)?.to_string();
     let idle = (state.config.console.session_idle_minutes * 60_000) as i64;
     state
         .store
-        .create_session(row.id, token_hash(&token), csrf.clone(), now, now + idle)
+        .create_session(staff.id, token_hash(&token), csrf.clone(), now, now + idle)
         .await?;
-    state.store.audit(&staff, None, "login", None, now).await?;
+    state
+        .store
+        .audit(&staff, None, AuditAction::Login, None, now)
+        .await?;
     let max_age = (state.config.console.session_max_hours * 3600) as i64;
     let mut response = Json(me(&state, &staff, csrf)).into_response();
     response
@@ -166,7 +168,7 @@ async fn dummy_hash(state: &AppState) -> ApiResult<String> {
 #[utoipa::path(post, path = "/api/v1/console/logout", tag = "console", responses((status = 204)))]
 pub async fn logout(State(state): State<AppState>, who: StaffSession) -> ApiResult<Response> {
     state.store.end_session(&who.token_hash).await?;
-    who.audit(&state, None, "logout", None).await?;
+    who.audit(&state, None, AuditAction::Logout, None).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use avisa_core::now_millis;
+use avisa_core::{AuditAction, now_millis};
 
 use super::StaffSession;
 use crate::error::ApiResult;
@@ -107,7 +107,7 @@ async fn compute(state: &AppState, who: &StaffSession, q: &StatsQuery) -> ApiRes
     for r in &rows {
         *days.entry(date_of(r.created_at)).or_default() += 1;
         if let Some(o) = &r.outcome {
-            *outcomes.entry(o.clone()).or_default() += 1;
+            *outcomes.entry(o.as_str().to_string()).or_default() += 1;
         }
         let entry = per
             .entry(r.consulate_id.clone().unwrap_or_else(|| "(none)".into()))
@@ -120,7 +120,7 @@ async fn compute(state: &AppState, who: &StaffSession, q: &StatsQuery) -> ApiRes
         }
     }
     acks.sort_unstable();
-    who.audit(state, None, "read_stats", None).await?;
+    who.audit(state, None, AuditAction::ReadStats, None).await?;
     Ok(Stats {
         from: date_of(from),
         to: date_of(to - DAY_MS),

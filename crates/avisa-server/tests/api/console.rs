@@ -18,7 +18,13 @@ async fn add_staff(config: &Config, username: &str, consulate: &str, role: &str)
     let store = avisa_server::open_store(config).await.expect("store");
     let hash = store.vault().hash_secret(PASSWORD).expect("hash");
     store
-        .add_staff(username, &hash, consulate, role, avisa_core::now_millis())
+        .add_staff(
+            username,
+            &hash,
+            consulate,
+            role.parse().expect("a role"),
+            avisa_core::now_millis(),
+        )
         .await
         .expect("add staff");
     store.close().await;

@@ -1,0 +1,117 @@
+//! The audit log (append-only: the database refuses changes and deletions)
+//! and the figures for statistics.
+
+use avisa_core::{AuditAction, UnixMillis};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::cases::CaseRow;
+use super::{AuditEntry, Staff, StatRow};
+use crate::alerts::AlertRow;
+use crate::db::db_run;
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, FromRow)]
+struct AuditRow {
+    id: i64,
+    at: UnixMillis,
+    staff_username: String,
+    consulate_id: String,
+    alert_id: Option<Uuid>,
+    action: AuditAction,
+    detail: Option<String>,
+}
+
+impl Store {
+    /// Writes what a staff member did.
+    pub async fn audit(
+        &self,
+        staff: &Staff,
+        alert_id: Option<Uuid>,
+        action: AuditAction,
+        detail: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let sql = "INSERT INTO audit_log (at, staff_id, staff_username, consulate_id, alert_id, \
+                   action, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(now)
+                .bind(staff.id)
+                .bind(&staff.username)
+                .bind(&staff.consulate_id)
+                .bind(alert_id)
+                .bind(action)
+                .bind(detail)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The newest entries, of one alert and/or one consulate.
+    pub async fn audit_log(
+        &self,
+        alert_id: Option<Uuid>,
+        consulate_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = db_run!(self.db.reader(), |pool| {
+            let mut b = sqlx::QueryBuilder::new("SELECT * FROM audit_log WHERE 1 = 1");
+            if let Some(id) = alert_id {
+                b.push(" AND alert_id = ").push_bind(id);
+            }
+            if let Some(c) = consulate_id {
+                b.push(" AND consulate_id = ").push_bind(c);
+            }
+            b.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+            b.build_query_as().persistent(false).fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|a| AuditEntry {
+                id: a.id,
+                at: a.at,
+                staff_username: a.staff_username,
+                consulate_id: a.consulate_id,
+                alert_id: a.alert_id,
+                action: a.action,
+                detail: a.detail,
+            })
+            .collect())
+    }
+
+    /// Real alerts created in [from, to), for statistics.
+    pub async fn stat_rows(
+        &self,
+        consulate_id: Option<&str>,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Vec<StatRow>, StoreError> {
+        let rows: Vec<(AlertRow, CaseRow)> = db_run!(self.db.reader(), |pool| {
+            let mut b = sqlx::QueryBuilder::new("SELECT * FROM alerts WHERE practice = ");
+            b.push_bind(false);
+            b.push(" AND created_at >= ").push_bind(from);
+            b.push(" AND created_at < ").push_bind(to);
+            if let Some(c) = consulate_id {
+                b.push(" AND consulate_id = ").push_bind(c);
+            }
+            b.push(" ORDER BY created_at");
+            let mut rows = Vec::new();
+            for r in b.build().persistent(false).fetch_all(pool).await? {
+                rows.push((AlertRow::from_row(&r)?, CaseRow::from_row(&r)?));
+            }
+            rows
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(a, c)| StatRow {
+                created_at: a.created_at,
+                consulate_id: a.consulate_id,
+                acknowledged_at: c.acknowledged_at,
+                outcome: c.outcome,
+                cancelled: a.state == avisa_core::AlertState::Cancelled,
+            })
+            .collect())
+    }
+}

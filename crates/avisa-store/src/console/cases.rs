@@ -1,0 +1,359 @@
+//! Cases: the console's queue, an alert's case columns and timeline, the
+//! changes staff make, and the escalation of alerts nobody took.
+
+use avisa_core::{CaseEventKind, CaseState, Location, OutboxStatus, Outcome, UnixMillis};
+use sqlx::{FromRow, Row};
+use uuid::Uuid;
+
+use super::{Case, CaseAction, CaseEvent, QueueFilter, QueueItem, QueueView};
+use crate::alerts::{AlertRow, LocationRow};
+use crate::db::{Tx, db_run};
+use crate::{Store, StoreError, aad};
+
+/// The case columns of an alert.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct CaseRow {
+    pub case_state: CaseState,
+    pub assigned_to: Option<Uuid>,
+    pub acknowledged_at: Option<UnixMillis>,
+    pub acknowledged_by: Option<Uuid>,
+    pub escalated_at: Option<UnixMillis>,
+    pub resolved_at: Option<UnixMillis>,
+    pub outcome: Option<Outcome>,
+    pub outcome_detail_enc: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct EventRow {
+    id: Uuid,
+    alert_id: Uuid,
+    at: UnixMillis,
+    staff_id: Option<Uuid>,
+    kind: CaseEventKind,
+    detail_enc: Option<Vec<u8>>,
+}
+
+/// A queue line as read: the alert, its case, the person's sealed name and
+/// the newest point of the trail.
+type QueueRow = (AlertRow, CaseRow, Option<Vec<u8>>, Option<LocationRow>);
+
+/// The newest point of an alert's trail, one column at a time.
+const LATEST: &str = "FROM alert_locations l WHERE l.alert_id = a.id \
+                      ORDER BY l.created_at DESC, l.id DESC LIMIT 1";
+
+async fn insert_event(tx: &mut Tx, e: &EventRow) -> Result<(), StoreError> {
+    db_run!(tx, |t| {
+        sqlx::query(
+            "INSERT INTO alert_events (id, alert_id, at, staff_id, kind, detail_enc) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.id)
+        .bind(e.alert_id)
+        .bind(e.at)
+        .bind(e.staff_id)
+        .bind(e.kind)
+        .bind(&e.detail_enc)
+        .execute(&mut **t)
+        .await?;
+    });
+    Ok(())
+}
+
+impl Store {
+    pub(crate) fn open_case(&self, alert_id: Uuid, r: CaseRow) -> Result<Case, StoreError> {
+        Ok(Case {
+            state: r.case_state,
+            assigned_to: r.assigned_to,
+            acknowledged_at: r.acknowledged_at,
+            acknowledged_by: r.acknowledged_by,
+            escalated_at: r.escalated_at,
+            resolved_at: r.resolved_at,
+            outcome: r.outcome,
+            outcome_detail: r
+                .outcome_detail_enc
+                .as_deref()
+                .map(|d| {
+                    self.vault
+                        .open_string(&aad("alerts.outcome_detail", alert_id), d)
+                })
+                .transpose()?,
+        })
+    }
+
+    /// A consulate's queue: unacknowledged first, then the oldest first.
+    pub async fn queue(&self, f: &QueueFilter) -> Result<Vec<QueueItem>, StoreError> {
+        let rows: Vec<QueueRow> = db_run!(self.db.reader(), |pool| {
+            let mut b = sqlx::QueryBuilder::new(format!(
+                "SELECT a.*, p.name_enc AS person_name_enc, (SELECT l.id {LATEST}) AS loc_id, \
+                   (SELECT l.location_enc {LATEST}) AS loc_enc, \
+                   (SELECT l.created_at {LATEST}) AS loc_at \
+                 FROM alerts a JOIN people p ON p.id = a.person_id WHERE a.practice = "
+            ));
+            b.push_bind(false);
+            if let Some(c) = &f.consulate_id {
+                b.push(" AND a.consulate_id = ").push_bind(c);
+            }
+            b.push(match f.view {
+                QueueView::Open => " AND a.case_state <> 'resolved'",
+                QueueView::New => " AND a.case_state = 'new' AND a.state = 'active'",
+                QueueView::Acknowledged => {
+                    " AND a.case_state = 'acknowledged' AND a.state = 'active'"
+                }
+                QueueView::Resolved => " AND a.case_state = 'resolved'",
+                QueueView::Cancelled => " AND a.state = 'cancelled'",
+            });
+            if let Some(from) = f.from {
+                b.push(" AND a.created_at >= ").push_bind(from);
+            }
+            if let Some(to) = f.to {
+                b.push(" AND a.created_at < ").push_bind(to);
+            }
+            b.push(
+                " ORDER BY CASE WHEN a.case_state = 'new' THEN 0 ELSE 1 END, a.created_at, a.id \
+                 LIMIT ",
+            )
+            .push_bind(f.limit);
+            let mut rows = Vec::new();
+            for r in b.build().persistent(false).fetch_all(pool).await? {
+                let alert = AlertRow::from_row(&r)?;
+                let latest = match r.try_get::<Option<Uuid>, _>("loc_id")? {
+                    Some(id) => Some(LocationRow {
+                        id,
+                        alert_id: alert.id,
+                        location_enc: r.try_get("loc_enc")?,
+                        created_at: r.try_get("loc_at")?,
+                    }),
+                    None => None,
+                };
+                rows.push((
+                    alert,
+                    CaseRow::from_row(&r)?,
+                    r.try_get("person_name_enc")?,
+                    latest,
+                ));
+            }
+            rows
+        });
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.0.id).collect();
+        let counts = self.delivery_counts(&ids).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (alert, case, name, latest) in rows {
+            let id = alert.id;
+            out.push(QueueItem {
+                alert_id: id,
+                created_at: alert.created_at,
+                state: alert.state,
+                source: alert.source,
+                consulate_id: alert.consulate_id,
+                coverage: alert.coverage,
+                person_name: name
+                    .as_deref()
+                    .map(|n| {
+                        self.vault
+                            .open_string(&aad("people.name", alert.person_id), n)
+                    })
+                    .transpose()?,
+                location: latest.map(|l| self.open_location(&l)).transpose()?,
+                case: self.open_case(id, case)?,
+                delivery: counts
+                    .iter()
+                    .filter(|(a, _, _)| *a == id)
+                    .map(|(_, s, n)| (*s, *n))
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Delivery counts per status of each alert's messages.
+    async fn delivery_counts(
+        &self,
+        alert_ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, OutboxStatus, i64)>, StoreError> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(db_run!(self.db.reader(), |pool| {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT alert_id, status, COUNT(*) FROM outbox \
+                 WHERE purpose = 'alert' AND alert_id IN (",
+            );
+            let mut list = b.separated(", ");
+            for id in alert_ids {
+                list.push_bind(*id);
+            }
+            b.push(") GROUP BY alert_id, status");
+            b.build_query_as().persistent(false).fetch_all(pool).await?
+        }))
+    }
+
+    pub async fn case(&self, alert_id: Uuid) -> Result<Option<Case>, StoreError> {
+        let sql = "SELECT * FROM alerts WHERE id = $1";
+        let row: Option<CaseRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
+                .bind(alert_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(|r| self.open_case(alert_id, r)).transpose()
+    }
+
+    /// Every location of the alert, oldest first.
+    pub async fn trail(&self, alert_id: Uuid) -> Result<Vec<(Location, UnixMillis)>, StoreError> {
+        let sql = "SELECT * FROM alert_locations WHERE alert_id = $1 ORDER BY created_at, id";
+        let rows: Vec<LocationRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
+        })?;
+        rows.iter()
+            .map(|l| Ok((self.open_location(l)?, l.created_at)))
+            .collect()
+    }
+
+    /// Applies a staff action with its timeline event, in one transaction;
+    /// false when the case's state does not allow it (acknowledging a
+    /// resolved case, resolving twice).
+    pub async fn change_case(
+        &self,
+        alert_id: Uuid,
+        staff: Uuid,
+        action: &CaseAction,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let event_id = Uuid::now_v7();
+        let seal = |text: &str| {
+            self.vault
+                .seal_str(&aad("alert_events.detail", event_id), text)
+        };
+        let detail = match action {
+            CaseAction::Acknowledge | CaseAction::Reopen => None,
+            CaseAction::Assign { username, .. } => Some(seal(username)?),
+            CaseAction::Note { text } => Some(seal(text)?),
+            CaseAction::Resolve { outcome, detail } => Some(seal(&match detail {
+                Some(d) => format!("{outcome}: {d}"),
+                None => outcome.to_string(),
+            })?),
+        };
+        let outcome_detail = match action {
+            CaseAction::Resolve {
+                detail: Some(d), ..
+            } => Some(
+                self.vault
+                    .seal_str(&aad("alerts.outcome_detail", alert_id), d)?,
+            ),
+            _ => None,
+        };
+        let mut tx = self.db.begin().await?;
+        let applied = db_run!(&mut tx, |t| {
+            let query = match action {
+                CaseAction::Acknowledge => Some(
+                    sqlx::query(
+                        "UPDATE alerts SET case_state = 'acknowledged', acknowledged_at = $1, \
+                         acknowledged_by = $2, assigned_to = COALESCE(assigned_to, $2) \
+                         WHERE id = $3 AND case_state = 'new'",
+                    )
+                    .bind(now)
+                    .bind(staff),
+                ),
+                CaseAction::Assign { to, .. } => Some(
+                    sqlx::query(
+                        "UPDATE alerts SET assigned_to = $1 \
+                         WHERE id = $2 AND case_state <> 'resolved'",
+                    )
+                    .bind(*to),
+                ),
+                CaseAction::Resolve { outcome, .. } => Some(
+                    sqlx::query(
+                        "UPDATE alerts SET case_state = 'resolved', resolved_at = $1, \
+                         outcome = $2, outcome_detail_enc = $3 \
+                         WHERE id = $4 AND case_state <> 'resolved'",
+                    )
+                    .bind(now)
+                    .bind(*outcome)
+                    .bind(&outcome_detail),
+                ),
+                CaseAction::Reopen => Some(sqlx::query(
+                    "UPDATE alerts SET case_state = CASE WHEN acknowledged_at IS NULL \
+                     THEN 'new' ELSE 'acknowledged' END, resolved_at = NULL, outcome = NULL, \
+                     outcome_detail_enc = NULL WHERE id = $1 AND case_state = 'resolved'",
+                )),
+                // A note changes nothing but the timeline.
+                CaseAction::Note { .. } => None,
+            };
+            match query {
+                Some(q) => q.bind(alert_id).execute(&mut **t).await?.rows_affected() == 1,
+                None => true,
+            }
+        });
+        if !applied {
+            return Ok(false);
+        }
+        let event = EventRow {
+            id: event_id,
+            alert_id,
+            at: now,
+            staff_id: Some(staff),
+            kind: action.event_kind(),
+            detail_enc: detail,
+        };
+        insert_event(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The case's timeline, oldest first.
+    pub async fn case_events(&self, alert_id: Uuid) -> Result<Vec<CaseEvent>, StoreError> {
+        let sql = "SELECT * FROM alert_events WHERE alert_id = $1 ORDER BY at, id";
+        let rows: Vec<EventRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
+        })?;
+        rows.into_iter()
+            .map(|e| {
+                Ok(CaseEvent {
+                    detail: e
+                        .detail_enc
+                        .as_deref()
+                        .map(|d| self.vault.open_string(&aad("alert_events.detail", e.id), d))
+                        .transpose()?,
+                    at: e.at,
+                    staff_id: e.staff_id,
+                    kind: e.kind,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks active, real alerts still unacknowledged since before `before`
+    /// as escalated, with a timeline event each; returns them.
+    pub async fn escalate_due(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let ids: Vec<Uuid> = db_run!(&mut tx, |t| {
+            sqlx::query_scalar(
+                "UPDATE alerts SET escalated_at = $1 WHERE case_state = 'new' \
+                 AND escalated_at IS NULL AND state = 'active' AND practice = $2 \
+                 AND created_at <= $3 RETURNING id",
+            )
+            .bind(now)
+            .bind(false)
+            .bind(before)
+            .fetch_all(&mut **t)
+            .await?
+        });
+        for id in &ids {
+            let event = EventRow {
+                id: Uuid::now_v7(),
+                alert_id: *id,
+                at: now,
+                staff_id: None,
+                kind: CaseEventKind::Escalated,
+                detail_enc: None,
+            };
+            insert_event(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+}

@@ -1,0 +1,179 @@
+//! The consulate console's side of the store: staff and their sessions,
+//! cases (an alert's case columns and timeline), the audit log and
+//! statistics. Sealed like the rest: notes and outcome details are stored
+//! as ciphertext.
+
+mod audit;
+mod cases;
+mod staff;
+
+use avisa_core::{
+    AlertSource, AlertState, AuditAction, CIAM, CaseEventKind, CaseState, Coverage, Location,
+    OutboxStatus, Outcome, Role, UnixMillis,
+};
+use uuid::Uuid;
+
+/// A staff member, without the password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staff {
+    pub id: Uuid,
+    pub username: String,
+    /// A directory office id, or [`CIAM`] (sees every consulate's alerts).
+    pub consulate_id: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+impl Staff {
+    /// Whether this is CIAM's staff, who see every consulate's alerts.
+    pub fn sees_all(&self) -> bool {
+        self.consulate_id == CIAM
+    }
+}
+
+/// What a login checks: the account, its password hash and its lockout.
+#[derive(Debug, Clone)]
+pub struct StaffLogin {
+    pub staff: Staff,
+    pub password_hash: String,
+    pub locked_until: Option<UnixMillis>,
+}
+
+/// A console session (its token is kept only as a hash).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub staff_id: Uuid,
+    pub csrf_token: String,
+    pub created_at: UnixMillis,
+    pub last_seen_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+/// A case as the console sees it.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub state: CaseState,
+    pub assigned_to: Option<Uuid>,
+    pub acknowledged_at: Option<UnixMillis>,
+    pub acknowledged_by: Option<Uuid>,
+    pub escalated_at: Option<UnixMillis>,
+    pub resolved_at: Option<UnixMillis>,
+    pub outcome: Option<Outcome>,
+    /// Where the person is held, or other detail of the outcome.
+    pub outcome_detail: Option<String>,
+}
+
+/// Which cases a queue shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueView {
+    /// Every case not resolved.
+    #[default]
+    Open,
+    /// Active alerts nobody took yet.
+    New,
+    /// Active alerts someone took.
+    Acknowledged,
+    Resolved,
+    /// Alerts the person cancelled.
+    Cancelled,
+}
+
+/// Which alerts a queue shows.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// None: every consulate (CIAM).
+    pub consulate_id: Option<String>,
+    pub view: QueueView,
+    pub from: Option<UnixMillis>,
+    pub to: Option<UnixMillis>,
+    pub limit: i64,
+}
+
+/// One line of a queue.
+#[derive(Debug, Clone)]
+pub struct QueueItem {
+    pub alert_id: Uuid,
+    pub created_at: UnixMillis,
+    pub state: AlertState,
+    pub source: AlertSource,
+    pub consulate_id: Option<String>,
+    pub coverage: Coverage,
+    pub person_name: Option<String>,
+    pub location: Option<Location>,
+    pub case: Case,
+    /// (status, count) of the alert's messages.
+    pub delivery: Vec<(OutboxStatus, i64)>,
+}
+
+/// A timeline entry made by staff or the escalation.
+#[derive(Debug, Clone)]
+pub struct CaseEvent {
+    pub at: UnixMillis,
+    pub staff_id: Option<Uuid>,
+    pub kind: CaseEventKind,
+    pub detail: Option<String>,
+}
+
+/// A change a staff member makes to a case.
+#[derive(Debug, Clone)]
+pub enum CaseAction {
+    Acknowledge,
+    Assign {
+        to: Uuid,
+        username: String,
+    },
+    Note {
+        text: String,
+    },
+    Resolve {
+        outcome: Outcome,
+        detail: Option<String>,
+    },
+    Reopen,
+}
+
+impl CaseAction {
+    /// How the action is written in the audit log.
+    pub fn audit_action(&self) -> AuditAction {
+        match self {
+            CaseAction::Acknowledge => AuditAction::Acknowledge,
+            CaseAction::Assign { .. } => AuditAction::Assign,
+            CaseAction::Note { .. } => AuditAction::Note,
+            CaseAction::Resolve { .. } => AuditAction::Resolve,
+            CaseAction::Reopen => AuditAction::Reopen,
+        }
+    }
+
+    /// The timeline entry it makes.
+    pub fn event_kind(&self) -> CaseEventKind {
+        match self {
+            CaseAction::Acknowledge => CaseEventKind::Acknowledged,
+            CaseAction::Assign { .. } => CaseEventKind::Assigned,
+            CaseAction::Note { .. } => CaseEventKind::Note,
+            CaseAction::Resolve { .. } => CaseEventKind::Resolved,
+            CaseAction::Reopen => CaseEventKind::Reopened,
+        }
+    }
+}
+
+/// A line of the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: UnixMillis,
+    pub staff_username: String,
+    pub consulate_id: String,
+    pub alert_id: Option<Uuid>,
+    pub action: AuditAction,
+    pub detail: Option<String>,
+}
+
+/// An alert's figures for statistics.
+#[derive(Debug, Clone)]
+pub struct StatRow {
+    pub created_at: UnixMillis,
+    pub consulate_id: Option<String>,
+    pub acknowledged_at: Option<UnixMillis>,
+    pub outcome: Option<Outcome>,
+    pub cancelled: bool,
+}

@@ -1,0 +1,263 @@
+//! Contacts: the people told when the button is pressed, each with their own
+//! message (name, number and message sealed), and the opened copies a press
+//! keeps in memory while they are unchanged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use avisa_core::{Language, PhoneNumber, UnixMillis};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::db::db_run;
+use crate::{Store, StoreError, aad};
+
+/// Contacts a person may have.
+pub const MAX_CONTACTS: i64 = 10;
+
+/// The people whose opened contacts are kept in memory, at most. A press
+/// reads its person's contacts from here when the person's row says they
+/// have not changed, which spares the database a read and the vault a dozen
+/// openings per press. Sized for a raid (a few thousand people pressing);
+/// when full it is emptied and refills with whoever presses next.
+const CONTACTS_CACHE_PEOPLE: usize = 4096;
+
+/// Person → (contacts version, their opened contacts).
+type KeptContacts = HashMap<Uuid, (i64, Arc<[Contact]>)>;
+pub(crate) type ContactsCache = Mutex<KeptContacts>;
+
+/// Someone told when the button is pressed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub id: Uuid,
+    pub name: String,
+    pub phone: PhoneNumber,
+    pub message: String,
+    pub language: Language,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+/// A contact as written by the person.
+#[derive(Debug, Clone)]
+pub struct ContactInput {
+    pub name: String,
+    pub phone: PhoneNumber,
+    pub message: String,
+    pub language: Language,
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct ContactRow {
+    id: Uuid,
+    person_id: Uuid,
+    name_enc: Vec<u8>,
+    phone_enc: Vec<u8>,
+    message_enc: Vec<u8>,
+    language: Language,
+    created_at: UnixMillis,
+    updated_at: UnixMillis,
+}
+
+impl Store {
+    fn contact_row(
+        &self,
+        id: Uuid,
+        person_id: Uuid,
+        input: &ContactInput,
+        created_at: UnixMillis,
+        updated_at: UnixMillis,
+    ) -> Result<ContactRow, StoreError> {
+        Ok(ContactRow {
+            id,
+            person_id,
+            name_enc: self
+                .vault
+                .seal_str(&aad("contacts.name", id), &input.name)?,
+            phone_enc: self
+                .vault
+                .seal_str(&aad("contacts.phone", id), input.phone.as_str())?,
+            message_enc: self
+                .vault
+                .seal_str(&aad("contacts.message", id), &input.message)?,
+            language: input.language,
+            created_at,
+            updated_at,
+        })
+    }
+
+    fn open_contact(&self, row: ContactRow) -> Result<Contact, StoreError> {
+        let id = row.id;
+        Ok(Contact {
+            id,
+            name: self
+                .vault
+                .open_string(&aad("contacts.name", id), &row.name_enc)?,
+            phone: PhoneNumber::from_e164_unchecked(
+                self.vault
+                    .open_string(&aad("contacts.phone", id), &row.phone_enc)?,
+            ),
+            message: self
+                .vault
+                .open_string(&aad("contacts.message", id), &row.message_enc)?,
+            language: row.language,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    pub async fn contacts(&self, person_id: Uuid) -> Result<Vec<Contact>, StoreError> {
+        let sql = "SELECT * FROM contacts WHERE person_id = $1 ORDER BY created_at, id";
+        let rows: Vec<ContactRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(person_id).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(|row| self.open_contact(row)).collect()
+    }
+
+    /// The person's contacts for an alert: from memory when `version` (the
+    /// person's `contacts_version`, just read) says they have not changed
+    /// since they were last opened, else read and opened. A version read
+    /// before the contacts can only make the kept copy newer than its
+    /// version, never older, so a stale list is never served.
+    pub async fn alert_contacts(
+        &self,
+        person_id: Uuid,
+        version: i64,
+    ) -> Result<Arc<[Contact]>, StoreError> {
+        if let Some((v, contacts)) = self.cache().get(&person_id)
+            && *v == version
+        {
+            return Ok(contacts.clone());
+        }
+        let contacts: Arc<[Contact]> = self.contacts(person_id).await?.into();
+        let mut cache = self.cache();
+        if cache.len() >= CONTACTS_CACHE_PEOPLE {
+            cache.clear();
+        }
+        cache.insert(person_id, (version, contacts.clone()));
+        Ok(contacts)
+    }
+
+    /// Drops whatever this process keeps of a person's contacts.
+    pub(crate) fn forget_contacts(&self, person_id: Uuid) {
+        self.cache().remove(&person_id);
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, KeptContacts> {
+        // A panic while holding the lock leaves nothing half-written.
+        self.contacts_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn contact_row_of(
+        &self,
+        person_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<ContactRow>, StoreError> {
+        let sql = "SELECT * FROM contacts WHERE person_id = $1 AND id = $2";
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
+                .bind(person_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?)
+    }
+
+    pub async fn contact(&self, person_id: Uuid, id: Uuid) -> Result<Option<Contact>, StoreError> {
+        self.contact_row_of(person_id, id)
+            .await?
+            .map(|row| self.open_contact(row))
+            .transpose()
+    }
+
+    /// Adds a contact, unless the person already has [`MAX_CONTACTS`]
+    /// ([`StoreError::LimitReached`]).
+    pub async fn add_contact(
+        &self,
+        person_id: Uuid,
+        input: &ContactInput,
+        now: UnixMillis,
+    ) -> Result<Contact, StoreError> {
+        let c = self.contact_row(Uuid::now_v7(), person_id, input, now, now)?;
+        let lock_person = self.db.dialect().lock_person();
+        let mut tx = self.db.begin().await?;
+        db_run!(&mut tx, |t| {
+            // Serialise concurrent inserts for one person, so the limit holds.
+            sqlx::query(lock_person)
+                .bind(person_id)
+                .execute(&mut **t)
+                .await?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE person_id = $1")
+                .bind(person_id)
+                .fetch_one(&mut **t)
+                .await?;
+            if n >= MAX_CONTACTS {
+                return Err(StoreError::LimitReached);
+            }
+            sqlx::query(
+                "INSERT INTO contacts (id, person_id, name_enc, phone_enc, message_enc, \
+                 language, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(c.id)
+            .bind(c.person_id)
+            .bind(&c.name_enc)
+            .bind(&c.phone_enc)
+            .bind(&c.message_enc)
+            .bind(c.language)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(&mut **t)
+            .await?;
+        });
+        tx.commit().await?;
+        self.open_contact(c)
+    }
+
+    pub async fn update_contact(
+        &self,
+        person_id: Uuid,
+        id: Uuid,
+        input: &ContactInput,
+        now: UnixMillis,
+    ) -> Result<Contact, StoreError> {
+        let existing = self
+            .contact_row_of(person_id, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let c = self.contact_row(id, person_id, input, existing.created_at, now)?;
+        let sql = "UPDATE contacts SET name_enc = $1, phone_enc = $2, message_enc = $3, \
+                   language = $4, updated_at = $5 WHERE person_id = $6 AND id = $7";
+        let updated = db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(&c.name_enc)
+                .bind(&c.phone_enc)
+                .bind(&c.message_enc)
+                .bind(c.language)
+                .bind(c.updated_at)
+                .bind(person_id)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if updated != 1 {
+            return Err(StoreError::NotFound);
+        }
+        self.open_contact(c)
+    }
+
+    pub async fn delete_contact(&self, person_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let sql = "DELETE FROM contacts WHERE person_id = $1 AND id = $2";
+        let deleted = db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(person_id)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted == 1)
+    }
+}

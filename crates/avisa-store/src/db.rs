@@ -1,0 +1,233 @@
+//! The database: SQLite (the embedded default) or PostgreSQL, chosen from
+//! the URL at start, and the one small macro that runs a statement written
+//! once on whichever it is.
+//!
+//! SQLite and PostgreSQL share almost every statement (`$1` placeholders
+//! work in both; ids are UUIDs, times `BIGINT` milliseconds, sealed values
+//! bytes). Each aggregate's module writes its SQL once, inside [`db_run!`],
+//! which expands the body for each backend's pool or transaction; the few
+//! statements that differ ask [`Db::is_postgres`] or take the backend's
+//! clause from [`Dialect`].
+//!
+//! SQLite: WAL journal, `synchronous=FULL` (a commit is on disk before it
+//! returns), foreign keys on; writes go through a pool of one connection (no
+//! lock-upgrade deadlocks, no busy retries) and reads through a separate
+//! pool that WAL lets run beside it. PostgreSQL: one pool.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite};
+
+use crate::StoreError;
+
+/// One of each backend's kind of thing: a pool, a transaction.
+pub(crate) enum Either<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// A write transaction on either backend.
+pub(crate) type Tx =
+    Either<sqlx::Transaction<'static, Sqlite>, sqlx::Transaction<'static, Postgres>>;
+
+/// Runs `$body` with `$x` bound to the SQLite or the PostgreSQL side of an
+/// [`Either`] (a pool, `&mut` a transaction): the statement is written once
+/// and compiled for both.
+macro_rules! db_run {
+    ($either:expr, |$x:ident| $body:expr) => {
+        match $either {
+            $crate::db::Either::Sqlite($x) => $body,
+            $crate::db::Either::Postgres($x) => $body,
+        }
+    };
+}
+pub(crate) use db_run;
+
+/// A connected database; see [`crate::connect`].
+pub struct Db {
+    pools: Pools,
+}
+
+enum Pools {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+/// Where the two backends' SQL differs.
+#[derive(Clone, Copy)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// What lets concurrent dispatchers claim different rows: PostgreSQL
+    /// skips rows another transaction locked; SQLite's claim is one
+    /// statement on the single writer.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// A statement that locks a person's row for the rest of a transaction
+    /// (SQLite's single writer already serialises write transactions).
+    pub(crate) fn lock_person(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT id FROM people WHERE id = $1",
+            Dialect::Postgres => "SELECT id FROM people WHERE id = $1 FOR UPDATE",
+        }
+    }
+}
+
+impl Db {
+    /// Opens (creating if missing) the database at a `sqlite:` URL.
+    pub(crate) async fn sqlite(url: &str) -> Result<Db, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            // 16 MiB of page cache per connection (the default is 2 MiB):
+            // the outbox's indexes stay in memory under load.
+            .pragma("cache_size", "-16384")
+            .pragma("temp_store", "memory")
+            // A dispatch round's claim returns up to 512 rows: with sqlx's
+            // default of 50 the connection's thread stalls and wakes the
+            // task again every 50 rows.
+            .row_buffer_size(1024);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Db {
+            pools: Pools::Sqlite { writer, reader },
+        })
+    }
+
+    /// Connects to a `postgres://` URL.
+    pub(crate) async fn postgres(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Db {
+            pools: Pools::Postgres { pool },
+        })
+    }
+
+    /// "sqlite" or "postgres".
+    pub fn kind(&self) -> &'static str {
+        match self.dialect() {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.pools {
+            Pools::Sqlite { .. } => Dialect::Sqlite,
+            Pools::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    /// The pool writes go through (SQLite: its one connection).
+    pub(crate) fn writer(&self) -> Either<&SqlitePool, &PgPool> {
+        match &self.pools {
+            Pools::Sqlite { writer, .. } => Either::Sqlite(writer),
+            Pools::Postgres { pool } => Either::Postgres(pool),
+        }
+    }
+
+    /// The pool reads go through.
+    pub(crate) fn reader(&self) -> Either<&SqlitePool, &PgPool> {
+        match &self.pools {
+            Pools::Sqlite { reader, .. } => Either::Sqlite(reader),
+            Pools::Postgres { pool } => Either::Postgres(pool),
+        }
+    }
+
+    /// A write transaction.
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self.writer() {
+            Either::Sqlite(pool) => Either::Sqlite(pool.begin().await?),
+            Either::Postgres(pool) => Either::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Applies the embedded migrations that are not yet applied.
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        match self.writer() {
+            Either::Sqlite(pool) => crate::migrations::sqlite().run(pool).await?,
+            Either::Postgres(pool) => crate::migrations::postgres().run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        db_run!(self.reader(), |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every connection (flushes SQLite's WAL on the last one).
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres { pool } => pool.close().await,
+        }
+    }
+
+    /// A small fact about the database itself (the key check).
+    pub(crate) async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let sql = "SELECT value FROM meta WHERE key = $1";
+        Ok(db_run!(self.reader(), |pool| {
+            sqlx::query_scalar(sql).bind(key).fetch_optional(pool).await
+        })?)
+    }
+
+    /// Inserts unless the key exists; true when inserted.
+    pub(crate) async fn meta_insert(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+        let done = db_run!(self.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map(|d| d.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+}
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        db_run!(self, |tx| tx.commit().await)?;
+        Ok(())
+    }
+}

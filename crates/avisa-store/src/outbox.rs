@@ -1,0 +1,556 @@
+//! The outbox: every SMS Avisa owes, from the commit that owes it to the
+//! gateway's verdict and the delivery receipt. Recipient, name and text are
+//! sealed; a row is never deleted by the dispatch, only moved between
+//! states, each change allowed only from the states it names so a late
+//! update never undoes a receipt.
+
+use std::sync::LazyLock;
+
+use avisa_core::{Language, MessageKind, OutboxStatus, PhoneNumber, Purpose, UnixMillis};
+use sqlx::{AssertSqlSafe, FromRow};
+use uuid::Uuid;
+
+use crate::db::{Dialect, Tx, db_run};
+use crate::{Store, StoreError, aad};
+
+/// Rows per multi-row INSERT: 24 columns x 400 rows stays under SQLite's
+/// 32,766 bound parameters. (Smaller chunks looked faster for accepting alone,
+/// but a group commit then holds the single SQLite writer longer and the
+/// dispatcher fell behind at 1,000 alerts/s: see BENCHMARKS.md.) Statements
+/// built with a varying number of rows are not kept prepared
+/// (`persistent(false)`): each row count would be a distinct cached
+/// statement, and a large one holds megabytes.
+const OUTBOX_CHUNK: usize = 400;
+
+/// One SMS to queue.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub kind: MessageKind,
+    pub purpose: Purpose,
+    pub contact_id: Option<Uuid>,
+    pub parent_id: Option<Uuid>,
+    /// Display name of the recipient (a contact's name, an office's name).
+    pub name: Option<String>,
+    pub to: PhoneNumber,
+    pub body: String,
+    pub language: Language,
+    /// Fairness rank: every rank-0 message of every alert goes before any
+    /// rank-1 message.
+    pub rank: i32,
+    pub expires_at: UnixMillis,
+}
+
+/// A message claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub alert_id: Option<Uuid>,
+    pub parent_id: Option<Uuid>,
+    pub purpose: Purpose,
+    pub to: PhoneNumber,
+    pub body: String,
+    pub attempts: i32,
+    pub gateway_index: i32,
+    pub permanent_failures: i32,
+    pub expires_at: UnixMillis,
+    pub rank: i32,
+}
+
+/// A change to a message after a send attempt. Each applies only from the
+/// states it names, so a late update never undoes a receipt.
+#[derive(Debug, Clone)]
+pub enum OutboxUpdate {
+    /// The gateway took it (from `sending`; a receipt that came first wins).
+    Sent {
+        id: Uuid,
+        gateway: String,
+        provider_id: String,
+        at: UnixMillis,
+    },
+    /// Try again later, maybe on another gateway (from `sending`).
+    Retry {
+        id: Uuid,
+        next_attempt_at: UnixMillis,
+        gateway_index: i32,
+        permanent_failures: i32,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// Given up (from `sending`).
+    Failed {
+        id: Uuid,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// Its validity ran out before it could go (from `queued` or `sending`).
+    Expired { id: Uuid, at: UnixMillis },
+    /// No longer wanted (from `queued` or `sending`).
+    Withdrawn {
+        id: Uuid,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// Back to the queue without a verdict (from `sending`).
+    Release {
+        id: Uuid,
+        next_attempt_at: UnixMillis,
+        at: UnixMillis,
+    },
+}
+
+/// An outbox row, sealed.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct OutboxRow {
+    pub id: Uuid,
+    pub alert_id: Option<Uuid>,
+    pub parent_id: Option<Uuid>,
+    pub kind: MessageKind,
+    pub purpose: Purpose,
+    pub contact_id: Option<Uuid>,
+    pub name_enc: Option<Vec<u8>>,
+    pub to_enc: Vec<u8>,
+    pub body_enc: Vec<u8>,
+    pub language: Language,
+    pub rank: i32,
+    pub status: OutboxStatus,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub gateway_index: i32,
+    pub permanent_failures: i32,
+    pub gateway: Option<String>,
+    pub provider_id: Option<String>,
+    pub next_attempt_at: UnixMillis,
+    pub lease_until: Option<UnixMillis>,
+    pub expires_at: UnixMillis,
+    pub created_at: UnixMillis,
+    pub sent_at: Option<UnixMillis>,
+    pub updated_at: UnixMillis,
+}
+
+/// Leases up to $3 due messages until $1, by rank then age: the rows chosen
+/// are the rows leased, in one statement. A follow-up waits while its parent
+/// is still in flight.
+fn claim_sql(dialect: Dialect) -> &'static str {
+    fn build(skip_locked: &str) -> String {
+        format!(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, \
+               lease_until = $1, updated_at = $2 \
+             WHERE id IN ( \
+               SELECT o.id FROM outbox o \
+               WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
+                 AND (o.parent_id IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM outbox p WHERE p.id = o.parent_id \
+                     AND p.status IN ('queued', 'sending'))) \
+               ORDER BY o.rank, o.created_at \
+               LIMIT $3 {skip_locked}) \
+             RETURNING *"
+        )
+    }
+    static SQLITE: LazyLock<String> = LazyLock::new(|| build(Dialect::Sqlite.skip_locked()));
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| build(Dialect::Postgres.skip_locked()));
+    match dialect {
+        Dialect::Sqlite => SQLITE.as_str(),
+        Dialect::Postgres => POSTGRES.as_str(),
+    }
+}
+
+/// Claims due messages in a transaction (see [`claim_sql`]).
+async fn claim_in(
+    tx: &mut Tx,
+    dialect: Dialect,
+    now: UnixMillis,
+    limit: i64,
+    lease_until: UnixMillis,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let sql = AssertSqlSafe(claim_sql(dialect));
+    let mut rows: Vec<OutboxRow> = db_run!(tx, |t| {
+        sqlx::query_as(sql)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut **t)
+            .await
+    })?;
+    rows.sort_by_key(|r| (r.rank, r.created_at));
+    Ok(rows)
+}
+
+/// Records send outcomes in a transaction; returns the alerts whose rows
+/// changed.
+async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError> {
+    let mut touched: Vec<Uuid> = Vec::new();
+    // Messages the gateway took are the bulk: one statement for all of them
+    // (a round trip each would dominate the dispatcher), joined to a VALUES
+    // list (3 parameters a row): a CASE per column would cost rows x rows
+    // comparisons.
+    let sent: Vec<(Uuid, &str, &str, UnixMillis)> = updates
+        .iter()
+        .filter_map(|u| match u {
+            OutboxUpdate::Sent {
+                id,
+                gateway,
+                provider_id,
+                at,
+            } => Some((*id, gateway.as_str(), provider_id.as_str(), *at)),
+            _ => None,
+        })
+        .collect();
+    for chunk in sent.chunks(OUTBOX_CHUNK) {
+        let latest = chunk.iter().map(|s| s.3).max().unwrap_or_default();
+        let alerts: Vec<Option<Uuid>> = db_run!(&mut *tx, |t| {
+            let mut b = sqlx::QueryBuilder::new(
+                "UPDATE outbox SET status = CASE WHEN outbox.status = 'sending' THEN 'sent' \
+                 ELSE outbox.status END, gateway = v.column2, provider_id = v.column3, \
+                 lease_until = NULL, reason = NULL, sent_at = ",
+            );
+            b.push_bind(latest);
+            b.push(", updated_at = ").push_bind(latest);
+            b.push(" FROM (");
+            b.push_values(chunk, |mut v, (id, gateway, provider, _)| {
+                v.push_bind(*id).push_bind(*gateway).push_bind(*provider);
+            });
+            b.push(") AS v WHERE outbox.id = v.column1 RETURNING outbox.alert_id");
+            b.build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut **t)
+                .await?
+        });
+        touched.extend(alerts.into_iter().flatten());
+    }
+    for u in updates {
+        let alert: Option<Option<Uuid>> = match u {
+            OutboxUpdate::Sent { .. } => None,
+            OutboxUpdate::Retry {
+                id,
+                next_attempt_at,
+                gateway_index,
+                permanent_failures,
+                reason,
+                at,
+            } => db_run!(&mut *tx, |t| {
+                sqlx::query_scalar(
+                    "UPDATE outbox SET status = 'queued', next_attempt_at = $1, gateway_index = $2, \
+                     permanent_failures = $3, reason = $4, lease_until = NULL, updated_at = $5 \
+                     WHERE id = $6 AND status = 'sending' RETURNING alert_id",
+                )
+                .bind(next_attempt_at)
+                .bind(gateway_index)
+                .bind(permanent_failures)
+                .bind(reason)
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await?
+            }),
+            OutboxUpdate::Failed { id, reason, at } => db_run!(&mut *tx, |t| {
+                sqlx::query_scalar(
+                    "UPDATE outbox SET status = 'failed', reason = $1, lease_until = NULL, \
+                     updated_at = $2 WHERE id = $3 AND status = 'sending' RETURNING alert_id",
+                )
+                .bind(reason)
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await?
+            }),
+            OutboxUpdate::Expired { id, at } => db_run!(&mut *tx, |t| {
+                sqlx::query_scalar(
+                    "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
+                     lease_until = NULL, updated_at = $1 \
+                     WHERE id = $2 AND status IN ('queued', 'sending') RETURNING alert_id",
+                )
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await?
+            }),
+            OutboxUpdate::Withdrawn { id, reason, at } => db_run!(&mut *tx, |t| {
+                sqlx::query_scalar(
+                    "UPDATE outbox SET status = 'withdrawn', reason = $1, lease_until = NULL, \
+                     updated_at = $2 WHERE id = $3 AND status IN ('queued', 'sending') \
+                     RETURNING alert_id",
+                )
+                .bind(reason)
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await?
+            }),
+            OutboxUpdate::Release {
+                id,
+                next_attempt_at,
+                at,
+            } => db_run!(&mut *tx, |t| {
+                sqlx::query_scalar(
+                    "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_until = NULL, \
+                     attempts = attempts - 1, updated_at = $2 \
+                     WHERE id = $3 AND status = 'sending' RETURNING alert_id",
+                )
+                .bind(next_attempt_at)
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await?
+            }),
+        };
+        touched.extend(alert.flatten());
+    }
+    touched.sort();
+    touched.dedup();
+    Ok(touched)
+}
+
+/// Multi-row INSERT of outbox rows, in chunks, in a transaction.
+pub(crate) async fn insert_outbox(tx: &mut Tx, rows: &[OutboxRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(OUTBOX_CHUNK) {
+        db_run!(&mut *tx, |t| {
+            let mut b = sqlx::QueryBuilder::new(
+                "INSERT INTO outbox (id, alert_id, parent_id, kind, purpose, contact_id, \
+                 name_enc, to_enc, body_enc, language, rank, status, reason, attempts, \
+                 gateway_index, permanent_failures, gateway, provider_id, next_attempt_at, \
+                 lease_until, expires_at, created_at, sent_at, updated_at) ",
+            );
+            b.push_values(chunk, |mut v, o| {
+                v.push_bind(o.id)
+                    .push_bind(o.alert_id)
+                    .push_bind(o.parent_id)
+                    .push_bind(o.kind)
+                    .push_bind(o.purpose)
+                    .push_bind(o.contact_id)
+                    .push_bind(&o.name_enc)
+                    .push_bind(&o.to_enc)
+                    .push_bind(&o.body_enc)
+                    .push_bind(o.language)
+                    .push_bind(o.rank)
+                    .push_bind(o.status)
+                    .push_bind(&o.reason)
+                    .push_bind(o.attempts)
+                    .push_bind(o.gateway_index)
+                    .push_bind(o.permanent_failures)
+                    .push_bind(&o.gateway)
+                    .push_bind(&o.provider_id)
+                    .push_bind(o.next_attempt_at)
+                    .push_bind(o.lease_until)
+                    .push_bind(o.expires_at)
+                    .push_bind(o.created_at)
+                    .push_bind(o.sent_at)
+                    .push_bind(o.updated_at);
+            });
+            b.build().persistent(false).execute(&mut **t).await?;
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// A message to queue, sealed, as its row.
+    pub(crate) fn outbox_row(
+        &self,
+        m: &NewMessage,
+        alert_id: Option<Uuid>,
+        now: UnixMillis,
+    ) -> Result<OutboxRow, StoreError> {
+        let id = m.id;
+        Ok(OutboxRow {
+            id,
+            alert_id,
+            parent_id: m.parent_id,
+            kind: m.kind,
+            purpose: m.purpose,
+            contact_id: m.contact_id,
+            name_enc: m
+                .name
+                .as_deref()
+                .map(|n| self.vault.seal_str(&aad("outbox.name", id), n))
+                .transpose()?,
+            to_enc: self.vault.seal_str(&aad("outbox.to", id), m.to.as_str())?,
+            body_enc: self.vault.seal_str(&aad("outbox.body", id), &m.body)?,
+            language: m.language,
+            rank: m.rank,
+            status: OutboxStatus::Queued,
+            reason: None,
+            attempts: 0,
+            gateway_index: 0,
+            permanent_failures: 0,
+            gateway: None,
+            provider_id: None,
+            next_attempt_at: now,
+            lease_until: None,
+            expires_at: m.expires_at,
+            created_at: now,
+            sent_at: None,
+            updated_at: now,
+        })
+    }
+
+    /// Queues messages that belong to no alert (codes, replies).
+    pub async fn enqueue(
+        &self,
+        messages: &[NewMessage],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let rows = messages
+            .iter()
+            .map(|m| self.outbox_row(m, None, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tx = self.db.begin().await?;
+        insert_outbox(&mut tx, &rows).await?;
+        tx.commit().await
+    }
+
+    /// Claims due messages, opened for sending.
+    pub async fn claim(
+        &self,
+        now: UnixMillis,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let rows = claim_in(&mut tx, self.db.dialect(), now, limit, now + lease_ms).await?;
+        tx.commit().await?;
+        self.open_claimed(rows)
+    }
+
+    /// Records a round's outcomes and claims the next round, in one
+    /// transaction (one commit on the writer for the end of a round and the
+    /// start of the next). Returns the alerts touched and the new claims.
+    pub async fn apply_then_claim(
+        &self,
+        updates: &[OutboxUpdate],
+        now: UnixMillis,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<(Vec<Uuid>, Vec<Claimed>), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let touched = apply_in(&mut tx, updates).await?;
+        let rows = claim_in(&mut tx, self.db.dialect(), now, limit, now + lease_ms).await?;
+        tx.commit().await?;
+        Ok((touched, self.open_claimed(rows)?))
+    }
+
+    fn open_claimed(&self, rows: Vec<OutboxRow>) -> Result<Vec<Claimed>, StoreError> {
+        rows.into_iter()
+            .map(|r| {
+                Ok(Claimed {
+                    to: PhoneNumber::from_e164_unchecked(
+                        self.vault.open_string(&aad("outbox.to", r.id), &r.to_enc)?,
+                    ),
+                    body: self
+                        .vault
+                        .open_string(&aad("outbox.body", r.id), &r.body_enc)?,
+                    id: r.id,
+                    alert_id: r.alert_id,
+                    parent_id: r.parent_id,
+                    purpose: r.purpose,
+                    attempts: r.attempts,
+                    gateway_index: r.gateway_index,
+                    permanent_failures: r.permanent_failures,
+                    expires_at: r.expires_at,
+                    rank: r.rank,
+                })
+            })
+            .collect()
+    }
+
+    /// The statuses of some messages (parents of claimed follow-ups).
+    pub async fn message_statuses(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, OutboxStatus)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(db_run!(self.db.reader(), |pool| {
+            let mut b = sqlx::QueryBuilder::new("SELECT id, status FROM outbox WHERE id IN (");
+            let mut list = b.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            b.push(")");
+            b.build_query_as().persistent(false).fetch_all(pool).await?
+        }))
+    }
+
+    /// Applies send results in one transaction; returns the alerts touched.
+    pub async fn apply(&self, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.db.begin().await?;
+        let touched = apply_in(&mut tx, updates).await?;
+        tx.commit().await?;
+        Ok(touched)
+    }
+
+    /// Returns to the queue messages whose worker's lease ran out.
+    pub async fn reclaim_expired_leases(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let sql = "UPDATE outbox SET status = 'queued', lease_until = NULL, updated_at = $1 \
+                   WHERE status = 'sending' AND lease_until <= $1";
+        Ok(db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// Marks queued messages past their validity as expired; returns their
+    /// alerts.
+    pub async fn expire_due(&self, now: UnixMillis) -> Result<Vec<Uuid>, StoreError> {
+        let sql = "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
+                   updated_at = $1 WHERE status = 'queued' AND expires_at <= $1 RETURNING alert_id";
+        let rows: Vec<Option<Uuid>> = db_run!(self.db.writer(), |pool| {
+            sqlx::query_scalar(sql).bind(now).fetch_all(pool).await
+        })?;
+        let mut alerts: Vec<Uuid> = rows.into_iter().flatten().collect();
+        alerts.sort();
+        alerts.dedup();
+        Ok(alerts)
+    }
+
+    /// A delivery receipt: moves a message to `status` when it is in one of
+    /// `from`. Returns Some(its alert) when it changed a row.
+    pub async fn receipt(
+        &self,
+        message_id: Uuid,
+        status: OutboxStatus,
+        from: &[OutboxStatus],
+        reason: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<Option<Option<Uuid>>, StoreError> {
+        Ok(db_run!(self.db.writer(), |pool| {
+            let mut b = sqlx::QueryBuilder::new("UPDATE outbox SET status = ");
+            b.push_bind(status);
+            b.push(", reason = COALESCE(");
+            b.push_bind(reason);
+            b.push(", reason), updated_at = ");
+            b.push_bind(now);
+            b.push(" WHERE id = ");
+            b.push_bind(message_id);
+            b.push(" AND status IN (");
+            let mut list = b.separated(", ");
+            for f in from {
+                list.push_bind(*f);
+            }
+            b.push(") RETURNING alert_id");
+            b.build_query_scalar()
+                .persistent(false)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// A message's current status, the gateway that took it and the
+    /// provider's id (tests, hooks).
+    pub async fn message(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(OutboxStatus, Option<String>, Option<String>)>, StoreError> {
+        let sql = "SELECT status, gateway, provider_id FROM outbox WHERE id = $1";
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+        })?)
+    }
+}

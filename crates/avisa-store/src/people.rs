@@ -1,0 +1,381 @@
+//! People: one per verified phone number, with the profile (sealed), the
+//! PIN's hash and its lockout, and what every phone request reads first.
+
+use std::sync::LazyLock;
+
+use avisa_core::{Language, PhoneNumber, UnixMillis};
+use sqlx::{AssertSqlSafe, FromRow, Row};
+use uuid::Uuid;
+
+use crate::db::db_run;
+use crate::devices::Device;
+use crate::{Store, StoreError, aad};
+
+/// What the person tells Avisa about themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub home_state: Option<String>,
+    pub home_county: Option<String>,
+    pub keyword: Option<String>,
+    pub language: Language,
+}
+
+/// A person: a verified phone number and its profile.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: Uuid,
+    pub phone: PhoneNumber,
+    pub profile: Profile,
+    /// argon2id hash of the cancel PIN, when set.
+    pub pin_hash: Option<String>,
+    /// Changes whenever the person's contacts change (see [`Store::alert_contacts`]).
+    pub contacts_version: i64,
+}
+
+/// What a press needs before it writes, read in one round trip.
+#[derive(Debug, Clone)]
+pub struct PressLookup {
+    pub device: Device,
+    /// None while the device is not verified.
+    pub person: Option<Person>,
+    /// The alert this idempotency key already made.
+    pub existing: Option<Uuid>,
+    /// The person's alerts since the start of the rate-limit window.
+    pub recent: i64,
+}
+
+/// A person's row as read (`SELECT *`; the lockout columns are read on
+/// their own).
+#[derive(Debug, Clone, FromRow)]
+struct PersonRow {
+    id: Uuid,
+    phone_enc: Vec<u8>,
+    name_enc: Option<Vec<u8>>,
+    home_state_enc: Option<Vec<u8>>,
+    home_county_enc: Option<Vec<u8>>,
+    keyword_enc: Option<Vec<u8>>,
+    language: Language,
+    pin_hash: Option<String>,
+    /// Bumped by the database's triggers on every change to the person's
+    /// contacts; never written by Avisa.
+    contacts_version: i64,
+}
+
+/// The device columns of the look-ups below, named apart from the person's.
+#[derive(FromRow)]
+struct DeviceHead {
+    device_id: Uuid,
+    device_person_id: Option<Uuid>,
+    device_language: Language,
+    device_verified_at: Option<UnixMillis>,
+}
+
+impl From<DeviceHead> for Device {
+    fn from(d: DeviceHead) -> Self {
+        Device {
+            id: d.device_id,
+            person_id: d.device_person_id,
+            language: d.device_language,
+            verified_at: d.device_verified_at,
+        }
+    }
+}
+
+const DEVICE_AND_PERSON: &str = "SELECT d.id AS device_id, d.person_id AS device_person_id, \
+     d.language AS device_language, d.verified_at AS device_verified_at, p.*";
+const BY_TOKEN: &str = " FROM devices d LEFT JOIN people p ON p.id = d.person_id \
+     WHERE d.token_hash = $1";
+
+/// The device by its token ($1) and its person: what every phone request
+/// reads first.
+static LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| format!("{DEVICE_AND_PERSON}{BY_TOKEN}"));
+
+/// [`LOOKUP_SQL`] with what a press needs of the person's alerts: the alert
+/// its idempotency key ($2) already made, and how many they raised since $3.
+static PRESS_LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{DEVICE_AND_PERSON}, \
+         (SELECT a.id FROM alerts a WHERE a.person_id = d.person_id \
+            AND a.idempotency_key = $2) AS existing, \
+         (SELECT COUNT(*) FROM alerts a WHERE a.person_id = d.person_id \
+            AND a.created_at >= $3) AS recent{BY_TOKEN}"
+    )
+});
+
+/// A look-up's answer: the device, its person's row, and (for a press) the
+/// key's alert and the recent count.
+type Lookup = (DeviceHead, Option<PersonRow>, Option<(Option<Uuid>, i64)>);
+
+impl Store {
+    pub async fn person(&self, id: Uuid) -> Result<Option<Person>, StoreError> {
+        let sql = "SELECT * FROM people WHERE id = $1";
+        let row: Option<PersonRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+        })?;
+        row.map(|r| self.open_person(r)).transpose()
+    }
+
+    /// The person with this (verified) phone number.
+    pub async fn person_by_phone(&self, phone: &PhoneNumber) -> Result<Option<Person>, StoreError> {
+        let sql = "SELECT * FROM people WHERE phone_index = $1";
+        let index = self.phone_index(phone);
+        let row: Option<PersonRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(&index).fetch_optional(pool).await
+        })?;
+        row.map(|r| self.open_person(r)).transpose()
+    }
+
+    /// The device with this token hash and, when verified, its person.
+    pub async fn device_and_person(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<(Device, Option<Person>)>, StoreError> {
+        let Some((device, person, _)) = self.lookup(token_hash, None).await? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            device.into(),
+            person.map(|p| self.open_person(p)).transpose()?,
+        )))
+    }
+
+    /// The device with this token hash, its person, and what a press with
+    /// `key` needs to know of the person's alerts since `since`.
+    pub async fn press_lookup(
+        &self,
+        token_hash: &[u8],
+        key: &str,
+        since: UnixMillis,
+    ) -> Result<Option<PressLookup>, StoreError> {
+        let Some((device, person, press)) = self.lookup(token_hash, Some((key, since))).await?
+        else {
+            return Ok(None);
+        };
+        let (existing, recent) = press.unwrap_or_default();
+        Ok(Some(PressLookup {
+            device: device.into(),
+            person: person.map(|p| self.open_person(p)).transpose()?,
+            existing,
+            recent,
+        }))
+    }
+
+    /// One round trip: the device, its person, and for a press the key's
+    /// alert and the recent count.
+    async fn lookup(
+        &self,
+        token_hash: &[u8],
+        press: Option<(&str, UnixMillis)>,
+    ) -> Result<Option<Lookup>, StoreError> {
+        let sql = match press {
+            None => LOOKUP_SQL.as_str(),
+            Some(_) => PRESS_LOOKUP_SQL.as_str(),
+        };
+        Ok(db_run!(self.db.reader(), |pool| {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(token_hash);
+            if let Some((key, since)) = press {
+                query = query.bind(key).bind(since);
+            }
+            match query.fetch_optional(pool).await? {
+                None => None,
+                Some(r) => {
+                    let device = DeviceHead::from_row(&r)?;
+                    let person = match device.device_person_id {
+                        Some(_) => Some(PersonRow::from_row(&r)?),
+                        None => None,
+                    };
+                    let press = match press {
+                        Some(_) => Some((r.try_get("existing")?, r.try_get("recent")?)),
+                        None => None,
+                    };
+                    Some((device, person, press))
+                }
+            }
+        }))
+    }
+
+    fn open_person(&self, row: PersonRow) -> Result<Person, StoreError> {
+        let id = row.id;
+        let phone = self
+            .vault
+            .open_string(&aad("people.phone", id), &row.phone_enc)?;
+        Ok(Person {
+            id,
+            phone: PhoneNumber::from_e164_unchecked(phone),
+            profile: Profile {
+                name: self.open_opt(&aad("people.name", id), row.name_enc.as_deref())?,
+                home_state: self
+                    .open_opt(&aad("people.home_state", id), row.home_state_enc.as_deref())?,
+                home_county: self.open_opt(
+                    &aad("people.home_county", id),
+                    row.home_county_enc.as_deref(),
+                )?,
+                keyword: self.open_opt(&aad("people.keyword", id), row.keyword_enc.as_deref())?,
+                language: row.language,
+            },
+            pin_hash: row.pin_hash,
+            contacts_version: row.contacts_version,
+        })
+    }
+
+    /// The person a device's verified phone belongs to: created now if no
+    /// person has that phone yet. The device is linked to them, and other
+    /// unverified devices of the same phone are removed.
+    pub(crate) async fn verified_person(
+        &self,
+        device_id: Uuid,
+        phone_index: &[u8],
+        phone: &str,
+        language: Language,
+        now: UnixMillis,
+    ) -> Result<Uuid, StoreError> {
+        let new_id = Uuid::now_v7();
+        let phone_enc = self.vault.seal_str(&aad("people.phone", new_id), phone)?;
+        let mut tx = self.db.begin().await?;
+        let person_id = db_run!(&mut tx, |t| {
+            sqlx::query(
+                "INSERT INTO people (id, phone_index, phone_enc, language, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (phone_index) DO NOTHING",
+            )
+            .bind(new_id)
+            .bind(phone_index)
+            .bind(&phone_enc)
+            .bind(language)
+            .bind(now)
+            .execute(&mut **t)
+            .await?;
+            let person_id: Uuid =
+                sqlx::query_scalar("SELECT id FROM people WHERE phone_index = $1")
+                    .bind(phone_index)
+                    .fetch_one(&mut **t)
+                    .await?;
+            let linked = sqlx::query(
+                "UPDATE devices SET person_id = $1, verified_at = $2, code_hash = NULL, \
+                 code_expires_at = NULL WHERE id = $3",
+            )
+            .bind(person_id)
+            .bind(now)
+            .bind(device_id)
+            .execute(&mut **t)
+            .await?
+            .rows_affected();
+            if linked != 1 {
+                return Err(StoreError::NotFound);
+            }
+            // Abandoned registrations of the same phone hold nothing useful.
+            sqlx::query(
+                "DELETE FROM devices WHERE phone_index = $1 AND person_id IS NULL AND id <> $2",
+            )
+            .bind(phone_index)
+            .bind(device_id)
+            .execute(&mut **t)
+            .await?;
+            person_id
+        });
+        tx.commit().await?;
+        Ok(person_id)
+    }
+
+    /// Writes the whole profile and the PIN hash (pass the current hash to
+    /// keep the PIN).
+    pub async fn update_profile(
+        &self,
+        id: Uuid,
+        profile: &Profile,
+        pin_hash: Option<String>,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let name = self.seal_opt(&aad("people.name", id), profile.name.as_deref())?;
+        let state = self.seal_opt(&aad("people.home_state", id), profile.home_state.as_deref())?;
+        let county = self.seal_opt(
+            &aad("people.home_county", id),
+            profile.home_county.as_deref(),
+        )?;
+        let keyword = self.seal_opt(&aad("people.keyword", id), profile.keyword.as_deref())?;
+        let sql = "UPDATE people SET name_enc = $1, home_state_enc = $2, home_county_enc = $3, \
+                   keyword_enc = $4, language = $5, pin_hash = $6, updated_at = $7 WHERE id = $8";
+        let updated = db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(&name)
+                .bind(&state)
+                .bind(&county)
+                .bind(&keyword)
+                .bind(profile.language)
+                .bind(&pin_hash)
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Deletes a person with every device, contact and alert.
+    pub async fn delete_person(&self, id: Uuid) -> Result<bool, StoreError> {
+        // Devices, contacts and alerts go with it (ON DELETE CASCADE).
+        let sql = "DELETE FROM people WHERE id = $1";
+        let deleted = db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        // Nothing of theirs stays in this process's memory either.
+        self.forget_contacts(id);
+        Ok(deleted == 1)
+    }
+
+    // ---- the PIN's lockout --------------------------------------------------
+
+    /// (failures so far, locked until) for the person's PIN.
+    pub async fn pin_state(
+        &self,
+        person_id: Uuid,
+    ) -> Result<(i32, Option<UnixMillis>), StoreError> {
+        let sql = "SELECT pin_failures, pin_locked_until FROM people WHERE id = $1";
+        let state: Option<(i32, Option<UnixMillis>)> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
+                .bind(person_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        state.ok_or(StoreError::NotFound)
+    }
+
+    /// Counts a wrong PIN; at `max` failures locks until `lock_until` and
+    /// starts counting again. Returns (failures, locked_until).
+    pub async fn pin_failed(
+        &self,
+        person_id: Uuid,
+        max: i32,
+        lock_until: UnixMillis,
+    ) -> Result<(i32, Option<UnixMillis>), StoreError> {
+        let sql = "UPDATE people SET \
+             pin_locked_until = CASE WHEN pin_failures + 1 >= $1 THEN $2 ELSE pin_locked_until END, \
+             pin_failures = CASE WHEN pin_failures + 1 >= $1 THEN 0 ELSE pin_failures + 1 END \
+           WHERE id = $3 RETURNING pin_failures, pin_locked_until";
+        Ok(db_run!(self.db.writer(), |pool| {
+            sqlx::query_as(sql)
+                .bind(max)
+                .bind(lock_until)
+                .bind(person_id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    pub async fn pin_reset(&self, person_id: Uuid) -> Result<(), StoreError> {
+        let sql = "UPDATE people SET pin_failures = 0, pin_locked_until = NULL WHERE id = $1";
+        db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql).bind(person_id).execute(pool).await?;
+        });
+        Ok(())
+    }
+}
