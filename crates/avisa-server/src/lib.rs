@@ -21,6 +21,7 @@ mod pin;
 pub mod state;
 pub mod tasks;
 mod telemetry;
+pub use telemetry::init_logging;
 pub mod trigger;
 pub mod web;
 pub mod writer;
@@ -372,6 +373,24 @@ pub async fn serve(
     tasks.shutdown().await;
     state.store.close().await;
     served
+}
+
+/// What `avisa serve` does: builds the server from `config`, listens on
+/// `config.listen`, and serves until ctrl-c or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let addr = config.listen;
+    let app = App::build(config).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        database = app.state.store.backend_kind(),
+        gateways = ?app.dispatcher.gateway_names(),
+        "Avisa is listening: open http://{local}/healthz"
+    );
+    serve(listener, app, shutdown_signal()).await
 }
 
 /// Resolves on ctrl-c or SIGTERM.

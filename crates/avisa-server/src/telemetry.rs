@@ -86,3 +86,18 @@ pub fn apply(router: Router<AppState>) -> Router<AppState> {
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
+
+/// Logs to standard error, filtered by `AVISA_LOG` (default: info, with
+/// sqlx quieter), as text or JSON lines.
+pub fn init_logging(format: crate::config::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("AVISA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        crate::config::LogFormat::Json => builder.json().init(),
+        crate::config::LogFormat::Text => builder.init(),
+    }
+}

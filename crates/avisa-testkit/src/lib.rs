@@ -1,4 +1,4 @@
-//! Test doubles for Avisa's integration tests and `avisa bench`.
+//! Test doubles for Avisa's integration tests and `avisa-bench`.
 //!
 //! [`FakeTwilio`] listens on loopback and speaks Twilio's Messages API as
 //! Twilio documents it: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`

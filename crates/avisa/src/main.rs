@@ -1,6 +1,5 @@
 //! `avisa`: one binary for the server and its tools.
 
-mod bench;
 mod demo;
 mod staff;
 
@@ -9,10 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use avisa_core::directory::{Route, place_of};
-use avisa_server::config::{Config, EXAMPLE, LogFormat};
+use avisa_server::config::{Config, EXAMPLE};
 
 #[derive(Parser)]
 #[command(
@@ -65,8 +63,6 @@ enum Command {
         #[command(subcommand)]
         command: ConsulateCommand,
     },
-    /// The load benchmark: prints numbers (see BENCHMARKS.md).
-    Bench(bench::BenchArgs),
     /// Consular staff accounts for the console.
     Staff {
         #[command(subcommand)]
@@ -128,18 +124,6 @@ impl DataOptions {
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("AVISA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn main() -> std::process::ExitCode {
     match main_inner() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -158,16 +142,12 @@ fn main_inner() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = cli.data.config()?;
-    if let Command::Bench(args) = cli.command {
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        return runtime.block_on(bench::run(args));
-    }
     if let Command::Demo = cli.command {
         // The demo narrates; logs would only interleave with it.
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
         return runtime.block_on(demo::run());
     }
-    init_tracing(config.log_format);
+    avisa_server::init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -181,19 +161,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             if let Some(addr) = listen {
                 config.listen = addr;
             }
-            let addr = config.listen;
-            let app = avisa_server::App::build(config).await?;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            let local = listener.local_addr()?;
-            tracing::info!(
-                address = %local,
-                database = app.state.store.backend_kind(),
-                gateways = ?app.dispatcher.gateway_names(),
-                "Avisa is listening: open http://{local}/healthz"
-            );
-            avisa_server::serve(listener, app, avisa_server::shutdown_signal()).await
+            avisa_server::run(config).await
         }
         Command::Migrate => {
             config.validate()?;
@@ -205,7 +173,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             backend.close().await;
             Ok(())
         }
-        Command::DefaultConfig | Command::Demo | Command::Bench(_) => {
+        Command::DefaultConfig | Command::Demo => {
             unreachable!("handled before the runtime starts")
         }
         Command::Staff { command } => {

@@ -1,0 +1,224 @@
+//! The fault runs: SIGKILLs during a burst (`crash`) and a faulty
+//! provider with a second gateway behind it (`faults`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::prelude::*;
+
+/// SIGKILL at random points during a burst; after each restart every accepted
+/// alert's messages must reach the gateway.
+pub(crate) async fn crash(
+    args: &BenchArgs,
+    database: Option<&str>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, base) = Server::write_config(dir.path(), database, 0, "")?;
+    // Short leases so restarted servers pick up what a dead one held.
+    let text = std::fs::read_to_string(&config)? + "\n[dispatch]\nlease_seconds = 2\n";
+    std::fs::write(&config, text)?;
+    let mut server = Server::start(dir.path(), &config, &base).await?;
+    let tokens = people(&server, args.people.min(100)).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let mut owed: HashMap<String, ()> = HashMap::new();
+    let mut refused = 0usize;
+    let per_round = args.alerts / (args.kills + 1);
+    for round in 0..=args.kills {
+        let next = Arc::new(AtomicUsize::new(0));
+        let tokens = Arc::new(tokens.clone());
+        let mut set = JoinSet::new();
+        for _ in 0..32 {
+            let (client, next, tokens, base) =
+                (client.clone(), next.clone(), tokens.clone(), base.clone());
+            set.spawn(async move {
+                let mut accepted = Vec::new();
+                let mut failed = 0;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= per_round {
+                        return (accepted, failed);
+                    }
+                    match press(
+                        &client,
+                        &base,
+                        &tokens[i % tokens.len()],
+                        &format!("crash-{round}-{i:08}"),
+                    )
+                    .await
+                    {
+                        Ok((_, ids, _)) => accepted.extend(ids),
+                        Err(_) => failed += 1,
+                    }
+                }
+            });
+        }
+        if round < args.kills {
+            // Kill at a random moment in the burst.
+            let wait = 50 + getrandom::u64().unwrap_or(0) % 400;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            server.kill();
+        }
+        while let Some(r) = set.join_next().await {
+            let (ids, failed) = r?;
+            refused += failed;
+            for id in ids {
+                owed.insert(id, ());
+            }
+        }
+        if round < args.kills {
+            server.restart().await?;
+        }
+    }
+    // Every accepted message must reach the gateway; count the copies.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let counts = loop {
+        let (lines, _) = read_log(&server.sms_log(), 0);
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for (id, _) in lines {
+            if owed.contains_key(&id) {
+                *counts.entry(id).or_default() += 1;
+            }
+        }
+        if counts.len() == owed.len() || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    server.stop();
+    let lost = owed.len() - counts.len();
+    let duplicates: usize = counts.values().map(|c| c - 1).sum();
+    report.section(
+        "crash",
+        vec![
+            ("alerts pressed", json!(per_round * (args.kills + 1)), ""),
+            ("SIGKILLs", json!(args.kills), ""),
+            (
+                "presses that got no 2xx (in flight at a kill)",
+                json!(refused),
+                "",
+            ),
+            ("messages owed to accepted alerts", json!(owed.len()), ""),
+            ("lost", json!(lost), ""),
+            ("duplicates", json!(duplicates), ""),
+        ],
+    );
+    if lost > 0 {
+        bail!("{lost} messages of accepted alerts never reached the gateway");
+    }
+    Ok(())
+}
+
+/// A faulty provider (30 % 500s, 10 % timeouts, some 429s) with a second
+/// gateway behind it: every message is delivered or visibly failed/expired.
+pub(crate) async fn faults(
+    args: &BenchArgs,
+    database: Option<&str>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let fake = avisa_testkit::FakeTwilio::start().await;
+    let dir = tempfile::tempdir()?;
+    let extra = format!(
+        "gateways = [\"twilio\", \"log\"]\nvalidity_minutes = 2\n[sms.twilio]\nbase_url = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nfrom = \"+15005550006\"\ntimeout_seconds = 1\n",
+        fake.base_url, fake.account_sid, fake.auth_token
+    );
+    let (config, base) = Server::write_config(dir.path(), database, 0, &extra)?;
+    let text = std::fs::read_to_string(&config)?
+        + "\n[dispatch]\nretry_base_ms = 200\nretry_max_ms = 5000\n";
+    std::fs::write(&config, text)?;
+    let mut server = Server::start(dir.path(), &config, &base).await?;
+    let tokens = people_via(&server, args.people.min(50), Some(&fake)).await?;
+    // The provider turns faulty once the people are registered.
+    fake.set_chaos(Some(avisa_testkit::Chaos {
+        server_error: 0.30,
+        timeout: 0.10,
+        too_many: 0.05,
+        hang: Duration::from_secs(3),
+    }));
+    let n = args.burst.min(1000);
+    let client = reqwest::Client::new();
+    let mut alerts = Vec::new();
+    for i in 0..n {
+        let token = &tokens[i % tokens.len()];
+        let (id, _, _) = press(&client, &base, token, &format!("faults-{i:08}")).await?;
+        alerts.push((token.clone(), id));
+    }
+    // Wait until no message is queued any more (validity is 2 minutes).
+    let started = Instant::now();
+    let mut tally: HashMap<String, usize>;
+    loop {
+        tally = HashMap::new();
+        for (token, id) in &alerts {
+            let (_, v) = call(
+                &client,
+                reqwest::Method::GET,
+                &format!("{base}/api/v1/alerts/{id}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .unwrap_or((0, Value::Null));
+            for r in v["recipients"].as_array().into_iter().flatten() {
+                *tally
+                    .entry(r["status"].as_str().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+        }
+        if tally.get("queued").copied().unwrap_or(0) == 0
+            || started.elapsed() > Duration::from_secs(200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let answered: Vec<u16> = fake.received().iter().map(|r| r.answered).collect();
+    server.stop();
+    let count = |s: &str| json!(tally.get(s).copied().unwrap_or(0));
+    let by_log = read_log(&server.sms_log(), 0).0.len();
+    report.section(
+        "faults",
+        vec![
+            ("alerts", json!(n), ""),
+            (
+                "provider answers: 201",
+                json!(answered.iter().filter(|a| **a == 201).count()),
+                "",
+            ),
+            (
+                "provider answers: 500",
+                json!(answered.iter().filter(|a| **a == 500).count()),
+                "",
+            ),
+            (
+                "provider answers: 429 + Retry-After",
+                json!(answered.iter().filter(|a| **a == 429).count()),
+                "",
+            ),
+            (
+                "provider answers: none (timeout)",
+                json!(answered.iter().filter(|a| **a == 0).count()),
+                "",
+            ),
+            ("messages through the second gateway", json!(by_log), ""),
+            ("messages sent", count("sent"), ""),
+            ("messages delivered", count("delivered"), ""),
+            ("messages failed (visible)", count("failed"), ""),
+            ("messages expired (visible)", count("expired"), ""),
+            ("messages still queued", count("queued"), ""),
+            (
+                "seconds until none queued",
+                json!(started.elapsed().as_secs_f64()),
+                "s",
+            ),
+        ],
+    );
+    Ok(())
+}
