@@ -239,7 +239,13 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     if let Inserted::Created(id) = inserted {
         metrics::counter!("avisa_alerts_total", "source" => r.source.as_str(), "practice" => r.practice.to_string()).increment(1);
         tracing::info!(alert_id = %id, source = r.source.as_str(), practice = r.practice, coverage = coverage.as_str(), "alert accepted");
-        state.events.publish(id);
+        state.events.publish_scoped(
+            id,
+            avisa_store::AlertScope {
+                consulate_id: alert.consulate_id.clone(),
+                practice: alert.practice,
+            },
+        );
     }
     let created = matches!(inserted, Inserted::Created(_)).then_some(alert);
     Ok(Raised {

@@ -118,6 +118,23 @@ pub struct AlertView {
     pub recipients: Vec<Recipient>,
 }
 
+/// Who may see an alert in the console: its consulate's staff (and CIAM),
+/// unless it is practice.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AlertScope {
+    pub consulate_id: Option<String>,
+    pub practice: bool,
+}
+
+impl AlertView {
+    pub fn scope(&self) -> AlertScope {
+        AlertScope {
+            consulate_id: self.consulate_id.clone(),
+            practice: self.practice,
+        }
+    }
+}
+
 /// An alert's own columns (`SELECT *` also brings the case's, read apart).
 #[derive(Debug, Clone, FromRow)]
 pub(crate) struct AlertRow {
@@ -330,6 +347,14 @@ impl Store {
                 .bind(false)
                 .fetch_one(pool)
                 .await
+        })?)
+    }
+
+    /// An alert's scope alone (live console streams filter by it).
+    pub async fn alert_scope(&self, id: Uuid) -> Result<Option<AlertScope>, StoreError> {
+        let sql = "SELECT consulate_id, practice FROM alerts WHERE id = $1";
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
         })?)
     }
 

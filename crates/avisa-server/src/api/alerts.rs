@@ -299,14 +299,18 @@ pub async fn events(
                 }
                 last = json;
             }
-            tokio::select! {
-                changed = changes.recv() => match changed {
-                    Ok(id) if id != alert_id => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    _ => {}
-                },
-                _ = poll.tick() => {}
-                _ = tx.closed() => return,
+            // Read again only for a change to this alert (or a missed one),
+            // or the poll that catches other processes' changes.
+            loop {
+                tokio::select! {
+                    changed = changes.recv() => match changed {
+                        Ok(c) if c.alert_id != alert_id => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        _ => break,
+                    },
+                    _ = poll.tick() => break,
+                    _ = tx.closed() => return,
+                }
             }
         }
     });
@@ -371,7 +375,7 @@ pub async fn cancel(
     };
     tracing::info!(alert_id = %view.id, withdrawn, "alert cancelled by its person");
     metrics::counter!("avisa_alerts_cancelled_total").increment(1);
-    state.events.publish(view.id);
+    state.events.publish_scoped(view.id, view.scope());
     state.dispatch_wake.notify_one();
     let view = state
         .store
@@ -415,7 +419,7 @@ pub async fn add_location(
         .store
         .add_location(view.id, &loc, now_millis())
         .await?;
-    state.events.publish(view.id);
+    state.events.publish_scoped(view.id, view.scope());
     Ok((StatusCode::CREATED, Json(loc)))
 }
 

@@ -238,7 +238,7 @@ async fn act(
     who.audit(state, Some(view.id), audited, audit_detail)
         .await?;
     tracing::info!(alert_id = %view.id, action = audited.as_str(), "case updated");
-    state.events.publish(view.id);
+    state.events.publish_scoped(view.id, view.scope());
     Ok(Json(detail(state, view).await?))
 }
 

@@ -23,18 +23,16 @@ pub async fn events(State(state): State<AppState>, who: StaffSession) -> impl In
         loop {
             tokio::select! {
                 changed = changes.recv() => {
-                    let id = match changed {
-                        Ok(id) => id,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Uuid::nil(),
-                        Err(_) => return,
-                    };
-                    let visible = if id.is_nil() {
-                        true // missed some: tell the console to re-read
-                    } else {
-                        match state.store.alert(id).await {
-                            Ok(Some(a)) => !a.practice && (scope.is_none() || a.consulate_id == scope),
-                            _ => false,
+                    let (id, visible) = match changed {
+                        Ok(change) => {
+                            let visible = change.scope(&state.store).await.is_some_and(|s| {
+                                !s.practice && (scope.is_none() || s.consulate_id == scope)
+                            });
+                            (change.alert_id, visible)
                         }
+                        // Missed some: tell the console to re-read.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => (Uuid::nil(), true),
+                        Err(_) => return,
                     };
                     if visible && tx.send(Ok(Event::default().event("changed").data(id.to_string()))).await.is_err() {
                         return;

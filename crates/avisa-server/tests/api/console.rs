@@ -732,7 +732,62 @@ async fn the_console_page_is_served() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// The live stream tells a consulate of its own real alerts only: not of
+/// another consulate's, not of practice.
+async fn the_live_stream_shows_only_the_consulates_real_alerts(backend: &str) {
+    let Some(app) = staffed_app(backend, |_| {}).await else {
+        return;
+    };
+    let la = login(&app, "la.operator").await;
+    let mut stream = app
+        .client
+        .get(format!("{}/api/v1/console/events", app.base))
+        .header("cookie", &la.cookie)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    let chicago = alert_at(&app, "+13125550101", 41.8781, -87.6298).await;
+    let token = app.person("+12135550102").await;
+    let (status, practice) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(
+                json!({"idempotency_key": "practice-in-la", "practice": true,
+                        "location": {"lat": 34.05, "lon": -118.25, "accuracy_m": 20}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{practice}");
+    let practice = practice["alert_id"].as_str().expect("id").to_string();
+    let los_angeles = alert_at(&app, "+12135550103", 34.0505, -118.2551).await;
+
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains(&los_angeles) {
+        assert!(
+            Instant::now() < deadline,
+            "no event for the LA alert: {seen}"
+        );
+        match tokio::time::timeout(Duration::from_millis(500), stream.chunk()).await {
+            Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(_) => panic!("the stream ended: {seen}"),
+            Err(_) => {}
+        }
+    }
+    assert!(seen.contains("event: changed"), "{seen}");
+    assert!(
+        !seen.contains(&chicago),
+        "another consulate's alert: {seen}"
+    );
+    assert!(!seen.contains(&practice), "a practice alert: {seen}");
+}
+
 on_both_backends!(
+    the_live_stream_shows_only_the_consulates_real_alerts,
     login_sessions_and_lockout,
     scope_is_the_consulate_and_others_are_404,
     case_handling_with_csrf_and_audit,
