@@ -22,7 +22,7 @@ pub(crate) async fn crash(
     let dir = tempfile::tempdir()?;
     let (config, base) = Server::write_config(dir.path(), database, 0, "")?;
     // Short leases so restarted servers pick up what a dead one held.
-    let text = std::fs::read_to_string(&config)? + "\n[dispatch]\nlease_seconds = 2\n";
+    let text = std::fs::read_to_string(&config)? + "\n[dispatch]\nlease = \"2s\"\n";
     std::fs::write(&config, text)?;
     let mut server = Server::start(dir.path(), &config, &base).await?;
     let tokens = people(&server, args.people.min(100)).await?;
@@ -127,12 +127,12 @@ pub(crate) async fn faults(
     let fake = avisa_testkit::FakeTwilio::start().await;
     let dir = tempfile::tempdir()?;
     let extra = format!(
-        "gateways = [\"twilio\", \"log\"]\nvalidity_minutes = 2\n[sms.twilio]\nbase_url = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nfrom = \"+15005550006\"\ntimeout_seconds = 1\n",
+        "validity = \"2m\"\n[[sms.gateways]]\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nfrom = \"+15005550006\"\ntimeout = \"1s\"\n",
         fake.base_url, fake.account_sid, fake.auth_token
     );
     let (config, base) = Server::write_config(dir.path(), database, 0, &extra)?;
     let text = std::fs::read_to_string(&config)?
-        + "\n[dispatch]\nretry_base_ms = 200\nretry_max_ms = 5000\n";
+        + "\n[dispatch]\nretry_base = \"200ms\"\nretry_max = \"5s\"\n";
     std::fs::write(&config, text)?;
     let mut server = Server::start(dir.path(), &config, &base).await?;
     let tokens = people_via(&server, args.people.min(50), Some(&fake)).await?;

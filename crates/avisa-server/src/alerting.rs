@@ -30,7 +30,7 @@ pub struct Raise {
 
 /// The start of the rate-limit window for a press at `now`.
 pub fn window_start(state: &AppState, now: i64) -> i64 {
-    now - (state.config.alerts.rate_window_minutes * 60_000) as i64
+    now - crate::config::millis(state.config.alerts.rate_window)
 }
 
 /// What a practice alert would have sent, for the person to see.
@@ -139,7 +139,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             state.config.public_url.trim_end_matches('/')
         ),
     };
-    let expires_at = now + (state.config.sms.validity_minutes * 60_000) as i64;
+    let expires_at = now + crate::config::millis(state.config.sms.validity);
     let message =
         |kind, contact_id, name: Option<String>, to: PhoneNumber, body: String, language, rank| {
             NewMessage {

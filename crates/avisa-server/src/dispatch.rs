@@ -284,7 +284,7 @@ impl Dispatcher {
             if claimed == 0 {
                 tokio::select! {
                     _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(self.config.poll_ms)) => {}
+                    _ = tokio::time::sleep(self.config.poll) => {}
                     _ = shutdown.changed() => {}
                 }
             }
@@ -472,11 +472,9 @@ impl Dispatcher {
 
     fn backoff_ms(&self, attempts: i32) -> u64 {
         let exp = attempts.clamp(1, 30) as u32 - 1;
-        let raw = self
-            .config
-            .retry_base_ms
-            .saturating_mul(1u64 << exp.min(20));
-        jitter(raw.min(self.config.retry_max_ms))
+        let base = self.config.retry_base.as_millis() as u64;
+        let max = self.config.retry_max.as_millis() as u64;
+        jitter(base.saturating_mul(1u64 << exp.min(20)).min(max))
     }
 
     async fn send_one(
@@ -534,7 +532,7 @@ impl Dispatcher {
                 let next = (index + 1) % n;
                 let fresh_gateway = next != index && !self.slots[next].is_down();
                 let delay = if fresh_gateway {
-                    jitter(self.config.retry_base_ms)
+                    jitter(self.config.retry_base.as_millis() as u64)
                 } else {
                     let wait = retry_after.map(|d| d.as_millis() as u64).unwrap_or(0);
                     self.backoff_ms(m.attempts).max(wait)

@@ -46,6 +46,7 @@ use avisa_sms::{KannelConfig, KannelGateway, LogGateway, TwilioConfig, TwilioGat
 use avisa_store::Store;
 
 pub use config::Config;
+use config::Gateway;
 pub use state::AppState;
 
 #[derive(OpenApi)]
@@ -169,14 +170,13 @@ fn write_key_file(path: &Path, key: &DataKey) -> anyhow::Result<()> {
 fn build_slots(config: &Config, store: &Store) -> anyhow::Result<Vec<dispatch::Slot>> {
     let public = config.public_url.trim_end_matches('/').to_string();
     let mut slots = Vec::new();
-    for name in &config.sms.gateways {
-        let slot = match name.as_str() {
-            "log" => dispatch::Slot::new(
+    for gateway in &config.sms.gateways {
+        let slot = match gateway {
+            Gateway::Log(l) => dispatch::Slot::new(
                 Arc::new(LogGateway::new(config.sms_log_file(), config.sms.log_echo)),
-                config.sms.log.rate_per_second,
+                l.rate_per_second,
             ),
-            "twilio" => {
-                let t = &config.sms.twilio;
+            Gateway::Twilio(t) => {
                 let gateway = TwilioGateway::new(TwilioConfig {
                     base_url: t.base_url.clone(),
                     account_sid: t.account_sid.clone(),
@@ -185,13 +185,12 @@ fn build_slots(config: &Config, store: &Store) -> anyhow::Result<Vec<dispatch::S
                     messaging_service_sid: Some(t.messaging_service_sid.clone())
                         .filter(|f| !f.is_empty()),
                     status_callback: Some(format!("{public}/hooks/twilio/status")),
-                    timeout: Duration::from_secs(t.timeout_seconds),
+                    timeout: t.timeout,
                 })
                 .context("cannot set up the twilio gateway")?;
                 dispatch::Slot::new(Arc::new(gateway), t.rate_per_second)
             }
-            "kannel" => {
-                let k = &config.sms.kannel;
+            Gateway::Kannel(k) => {
                 let signer = store.clone();
                 let dlr_base = format!("{public}/hooks/kannel/dlr");
                 let dlr_url: avisa_sms::kannel::DlrUrl = Arc::new(move |id| {
@@ -204,14 +203,13 @@ fn build_slots(config: &Config, store: &Store) -> anyhow::Result<Vec<dispatch::S
                         username: k.username.clone(),
                         password: k.password.clone(),
                         from: Some(k.from.clone()).filter(|f| !f.is_empty()),
-                        timeout: Duration::from_secs(k.timeout_seconds),
+                        timeout: k.timeout,
                     },
                     Some(dlr_url),
                 )
                 .context("cannot set up the kannel gateway")?;
                 dispatch::Slot::new(Arc::new(gateway), k.rate_per_second)
             }
-            other => anyhow::bail!("unknown SMS gateway {other:?}"),
         };
         slots.push(slot);
     }

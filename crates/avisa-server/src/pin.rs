@@ -60,7 +60,7 @@ pub async fn check(
         return Ok(person);
     }
     let max = state.config.alerts.pin_max_failures as i32;
-    let lock_until = now + (state.config.alerts.pin_lockout_minutes * 60_000) as i64;
+    let lock_until = now + crate::config::millis(state.config.alerts.pin_lockout);
     let (failures, locked_at) = state.store.pin_failed(person_id, max, lock_until).await?;
     tracing::warn!(alert_id = ?alert_id, "wrong PIN");
     metrics::counter!("avisa_pin_refused_total").increment(1);

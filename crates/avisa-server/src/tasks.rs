@@ -228,7 +228,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The periodic jobs: one line each.
 pub fn jobs(supervisor: &Supervisor, state: &AppState) {
-    let escalate_after = Duration::from_secs(state.config.console.escalate_after_seconds);
+    let escalate_after = state.config.console.escalate_after;
     // Often enough that an escalation is never late by more than a quarter
     // of the timeout (and at most 15 s).
     let every = (escalate_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
@@ -245,7 +245,7 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
 
 /// Escalates alerts nobody acknowledged in time to CIAM.
 async fn escalate(state: AppState) {
-    let after_ms = (state.config.console.escalate_after_seconds * 1000) as i64;
+    let after_ms = crate::config::millis(state.config.console.escalate_after);
     let now = avisa_core::now_millis();
     match state.store.escalate_due(now - after_ms, now).await {
         Ok(ids) => {

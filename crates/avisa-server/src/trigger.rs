@@ -93,7 +93,7 @@ pub async fn inbound(
         body: messages::inbound_not_recognised(),
         language: Language::Es,
         rank: 0,
-        expires_at: now + (state.config.sms.validity_minutes * 60_000) as i64,
+        expires_at: now + crate::config::millis(state.config.sms.validity),
     };
     state.store.enqueue(&[reply], now).await?;
     state.dispatch_wake.notify_one();

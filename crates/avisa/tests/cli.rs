@@ -74,7 +74,7 @@ fn a_bad_config_is_refused_with_reasons() {
     let file = dir.path().join("avisa.toml");
     std::fs::write(
         &file,
-        "public_url = \"ftp://x\"\n[sms]\ngateways = [\"pigeon\"]\n",
+        "public_url = \"ftp://x\"\n[[sms.gateways]]\nkind = \"twilio\"\n",
     )
     .expect("write");
     let out = avisa(
@@ -84,7 +84,7 @@ fn a_bad_config_is_refused_with_reasons() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("public_url") && err.contains("pigeon"),
+        err.contains("public_url") && err.contains("account_sid"),
         "{err}"
     );
     std::fs::write(&file, "listen = 8080\n").expect("write");
@@ -211,9 +211,8 @@ async fn a_killed_server_loses_no_accepted_alert() {
             r#"listen = "127.0.0.1:{port}"
 data_dir = "{data}"
 public_url = "{base}"
-[sms]
-gateways = ["twilio"]
-[sms.twilio]
+[[sms.gateways]]
+kind = "twilio"
 base_url = "{twilio}"
 account_sid = "{sid}"
 auth_token = "{token}"
@@ -222,10 +221,10 @@ from = "+15005550006"
 rate_limit = 1000
 [dispatch]
 batch = {batch}
-lease_seconds = 2
-retry_base_ms = 50
-retry_max_ms = 500
-poll_ms = 50
+lease = "2s"
+retry_base = "50ms"
+retry_max = "500ms"
+poll = "50ms"
 "#,
             data = dir.path().join("data").display(),
             twilio = fake.base_url,

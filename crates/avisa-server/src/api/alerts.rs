@@ -362,7 +362,7 @@ pub async fn cancel(
         MessageKind::Consulate => messages::consulate_cancelled(&facts),
         _ => messages::safe(lang, &name),
     };
-    let expires_at = now + (state.config.sms.validity_minutes * 60_000) as i64;
+    let expires_at = now + crate::config::millis(state.config.sms.validity);
     let Some(withdrawn) = state
         .store
         .cancel_alert(view.id, now, expires_at, &safe_text)

@@ -65,7 +65,7 @@ impl FromRequestParts<AppState> for StaffSession {
         let hash = token_hash(&token);
         let session = state.store.session(&hash).await?.ok_or_else(unauthorized)?;
         let now = now_millis();
-        let max_ms = (state.config.console.session_max_hours * 3_600_000) as i64;
+        let max_ms = crate::config::millis(state.config.console.session_max);
         if session.expires_at <= now || session.created_at + max_ms <= now {
             state.store.end_session(&hash).await?;
             return Err(unauthorized());
@@ -96,7 +96,7 @@ impl FromRequestParts<AppState> for StaffSession {
         }
         // Sliding expiry, written at most once a minute.
         if now - session.last_seen_at > 60_000 {
-            let idle = (state.config.console.session_idle_minutes * 60_000) as i64;
+            let idle = crate::config::millis(state.config.console.session_idle);
             state.store.touch_session(&hash, now, now + idle).await?;
         }
         Ok(StaffSession {

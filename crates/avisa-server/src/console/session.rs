@@ -59,7 +59,7 @@ fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
         role: staff.role,
         consulate,
         csrf_token,
-        escalate_after_seconds: state.config.console.escalate_after_seconds,
+        escalate_after_seconds: state.config.console.escalate_after.as_secs(),
         tile_url: Some(state.config.console.tile_url.clone()).filter(|t| !t.is_empty()),
     }
 }
@@ -106,7 +106,7 @@ pub async fn login(
     let staff = login.staff;
     if !ok || staff.disabled {
         let max = state.config.console.lockout_failures as i32;
-        let lock_until = now + (state.config.console.lockout_minutes * 60_000) as i64;
+        let lock_until = now + crate::config::millis(state.config.console.lockout);
         let (_, locked) = state
             .store
             .staff_login_failed(staff.id, max, lock_until)
@@ -126,7 +126,7 @@ pub async fn login(
     state.store.staff_login_ok(staff.id).await?;
     let token = random_token().map_err(anyhow::Error::new)?;
     let csrf = random_token().map_err(anyhow::Error::new)?.to_string();
-    let idle = (state.config.console.session_idle_minutes * 60_000) as i64;
+    let idle = crate::config::millis(state.config.console.session_idle);
     state
         .store
         .create_session(staff.id, token_hash(&token), csrf.clone(), now, now + idle)
@@ -135,7 +135,7 @@ pub async fn login(
         .store
         .audit(&staff, None, AuditAction::Login, None, now)
         .await?;
-    let max_age = (state.config.console.session_max_hours * 3600) as i64;
+    let max_age = state.config.console.session_max.as_secs() as i64;
     let mut response = Json(me(&state, &staff, csrf)).into_response();
     response
         .headers_mut()

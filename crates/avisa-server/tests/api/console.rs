@@ -568,7 +568,11 @@ async fn append_only(app: &TestApp) {
 }
 
 async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
-    let Some(app) = staffed_app(backend, |c| c.console.escalate_after_seconds = 1).await else {
+    let Some(app) = staffed_app(backend, |c| {
+        c.console.escalate_after = Duration::from_secs(1)
+    })
+    .await
+    else {
         return;
     };
     let id = alert_at(&app, "+12135550100", 34.0505, -118.2551).await;

@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use avisa_server::Config;
+use avisa_server::config::{Gateway, KannelSettings, LogSettings, TwilioSettings};
 use avisa_testkit::{FakeTwilio, Reply};
 
 use crate::support::*;
@@ -21,14 +22,23 @@ async fn twilio_config(
     gateways: &[&str],
 ) -> Option<Config> {
     let mut config = config_on(dir, backend).await?;
-    config.sms.gateways = gateways.iter().map(|g| g.to_string()).collect();
-    config.sms.twilio.base_url = fake.base_url.clone();
-    config.sms.twilio.account_sid = fake.account_sid.clone();
-    config.sms.twilio.auth_token = fake.auth_token.clone().into();
-    config.sms.twilio.from = SERVICE_FROM.into();
-    config.sms.twilio.timeout_seconds = 1;
-    config.dispatch.retry_base_ms = 20;
-    config.dispatch.retry_max_ms = 200;
+    config.sms.gateways = gateways
+        .iter()
+        .map(|g| match *g {
+            "twilio" => Gateway::Twilio(TwilioSettings {
+                base_url: fake.base_url.clone(),
+                account_sid: fake.account_sid.clone(),
+                auth_token: fake.auth_token.clone().into(),
+                from: SERVICE_FROM.into(),
+                timeout: Duration::from_secs(1),
+                ..TwilioSettings::default()
+            }),
+            "log" => Gateway::Log(LogSettings::default()),
+            other => panic!("no test set-up for the {other} gateway"),
+        })
+        .collect();
+    config.dispatch.retry_base = Duration::from_millis(20);
+    config.dispatch.retry_max = Duration::from_millis(200);
     Some(config)
 }
 
@@ -342,10 +352,10 @@ async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
     let Some(mut config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
         return;
     };
-    config.sms.validity_minutes = 1;
+    config.sms.validity = Duration::from_secs(60);
     // The first retry would come after the validity: it must expire instead.
-    config.dispatch.retry_base_ms = 120_000;
-    config.dispatch.retry_max_ms = 120_000;
+    config.dispatch.retry_base = Duration::from_secs(120);
+    config.dispatch.retry_max = Duration::from_secs(120);
     let app = TestApp::start(config, dir).await;
     let token = person_via_twilio(&app, &fake, "+12135550100", 0).await;
     fake.set_default(Reply::ServerError);
@@ -377,7 +387,9 @@ async fn under_a_rate_cap_every_alerts_first_messages_go_first(backend: &str) {
     let Some(mut config) = config_on(&dir, backend).await else {
         return;
     };
-    config.sms.log.rate_per_second = 400;
+    config.sms.gateways = vec![Gateway::Log(LogSettings {
+        rate_per_second: 400,
+    })];
     let app = TestApp::start_with(config, dir, false).await;
     let mut tokens = Vec::new();
     for p in 0..4 {
@@ -449,7 +461,7 @@ async fn a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert(back
     };
     // 500 ms between sends: time for a press to land while a message waits
     // for its slot, even on a busy machine.
-    config.sms.log.rate_per_second = 2;
+    config.sms.gateways = vec![Gateway::Log(LogSettings { rate_per_second: 2 })];
     let app = TestApp::start(config, dir).await;
     let mut tokens = Vec::new();
     for p in 0..2 {
@@ -652,7 +664,12 @@ async fn kannel_webhooks_check_their_signature_and_token(backend: &str) {
     let Some(mut config) = config_on(&dir, backend).await else {
         return;
     };
-    config.sms.kannel.inbound_token = "inbound-secret".to_string().into();
+    // Inbound SMS through Kannel, replies through the log gateway first.
+    config.sms.gateways.push(Gateway::Kannel(KannelSettings {
+        username: "avisa".into(),
+        inbound_token: "inbound-secret".to_string().into(),
+        ..KannelSettings::default()
+    }));
     let app = TestApp::start(config, dir).await;
     let id = uuid::Uuid::now_v7();
     let (status, _) = app

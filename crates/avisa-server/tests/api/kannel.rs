@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
+
+use avisa_server::config::{Gateway, KannelSettings};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -275,14 +277,16 @@ async fn the_real_kannel_round_trip(backend: &str) {
     // Kannel's sendsms port goes into the app's config; the app's port goes
     // into Kannel's (its inbound URL): reserve Kannel's first.
     let sendsms = free_port();
-    config.sms.gateways = vec!["kannel".into()];
-    config.sms.kannel.sendsms_url = format!("http://127.0.0.1:{sendsms}/cgi-bin/sendsms");
-    config.sms.kannel.username = "avisa".into();
-    config.sms.kannel.password = "kannel-secret".to_string().into();
-    config.sms.kannel.from = "5550000".into();
-    config.sms.kannel.inbound_token = "kannel-inbound-token".to_string().into();
-    config.dispatch.retry_base_ms = 100;
-    config.dispatch.retry_max_ms = 1000;
+    config.sms.gateways = vec![Gateway::Kannel(KannelSettings {
+        sendsms_url: format!("http://127.0.0.1:{sendsms}/cgi-bin/sendsms"),
+        username: "avisa".into(),
+        password: "kannel-secret".to_string().into(),
+        from: "5550000".into(),
+        inbound_token: "kannel-inbound-token".to_string().into(),
+        ..KannelSettings::default()
+    })];
+    config.dispatch.retry_base = Duration::from_millis(100);
+    config.dispatch.retry_max = Duration::from_secs(1);
     let app = TestApp::start(config, dir).await;
     let inbound = format!(
         "{}/hooks/kannel/inbound?token=kannel-inbound-token&from=%p&text=%a",

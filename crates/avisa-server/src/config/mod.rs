@@ -1,0 +1,569 @@
+//! Configuration: compiled defaults, then a TOML file, then `AVISA_*`
+//! environment variables, then command-line flags (applied by the binary).
+//!
+//! Every key can be set from the environment by one rule: `AVISA_` and the
+//! key's path in upper case, sections joined by `__`
+//! (`AVISA_CONSOLE__ESCALATE_AFTER=2m`, `AVISA_DATABASE_URL=…`); a value is
+//! read as TOML where it parses (numbers, booleans, `[…]`, `{…}`), as text
+//! otherwise. The gateways' secrets also have short names
+//! (`AVISA_TWILIO_AUTH_TOKEN`, `AVISA_KANNEL_PASSWORD`,
+//! `AVISA_KANNEL_INBOUND_TOKEN`), so they need never sit in a file.
+//! Durations are written as durations: `"30s"`, `"15m"`, `"12h"`.
+//! [`Config::validate`] (in `check.rs`) turns every mistake into a sentence
+//! a person can act on.
+
+mod check;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::Serialized;
+use figment::value::Value;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+pub use check::ConfigError;
+
+/// The commented example, also committed as `config/avisa.example.toml`.
+pub const EXAMPLE: &str = include_str!("../../../../config/avisa.example.toml");
+
+/// The top-level keys, which the environment rule may set. (Other `AVISA_`
+/// variables, such as `AVISA_LOG` for the log filter, are not configuration.)
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "data_key",
+    "directory",
+    "public_url",
+    "log_format",
+    "sms",
+    "limits",
+    "alerts",
+    "console",
+    "dispatch",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: SecretString,
+    pub data_key: SecretString,
+    pub directory: PathBuf,
+    pub public_url: String,
+    pub log_format: LogFormat,
+    pub sms: SmsConfig,
+    pub limits: Limits,
+    pub alerts: AlertsConfig,
+    pub console: ConsoleConfig,
+    pub dispatch: DispatchConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// In order of preference: a message that fails on one moves to the next.
+    pub gateways: Vec<Gateway>,
+    pub log_echo: bool,
+    pub service_number: String,
+    /// Past this a message is expired instead of sent late.
+    #[serde(with = "humantime_serde")]
+    pub validity: Duration,
+}
+
+/// An SMS gateway and its settings, by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Gateway {
+    /// Writes each SMS to `<data_dir>/sms-log.jsonl` (and the terminal).
+    Log(LogSettings),
+    Twilio(TwilioSettings),
+    Kannel(KannelSettings),
+}
+
+impl Gateway {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Gateway::Log(_) => "log",
+            Gateway::Twilio(_) => "twilio",
+            Gateway::Kannel(_) => "kannel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Messages per second; 0 for no limit.
+    pub rate_per_second: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioSettings {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub from: String,
+    pub messaging_service_sid: String,
+    pub rate_per_second: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KannelSettings {
+    pub sendsms_url: String,
+    pub username: String,
+    pub password: SecretString,
+    pub from: String,
+    pub inbound_token: SecretString,
+    pub rate_per_second: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Real alerts one person may raise per window.
+    pub rate_limit: u32,
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Duration,
+    /// Wrong PINs in a row before the PIN is locked, and for how long.
+    pub pin_max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub pin_lockout: Duration,
+    pub duty_phones: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookie {
+    /// When `public_url` is https.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub session_max: Duration,
+    pub lockout_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub escalate_after: Duration,
+    pub tile_url: String,
+    pub secure_cookie: SecureCookie,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    pub batch: u32,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub registrations_per_hour: u32,
+}
+
+/// Milliseconds, the store's time unit.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./avisa-data"),
+            database_url: SecretString::from(""),
+            data_key: SecretString::from(""),
+            directory: PathBuf::new(),
+            public_url: "http://127.0.0.1:8080".into(),
+            log_format: LogFormat::Text,
+            sms: SmsConfig::default(),
+            limits: Limits::default(),
+            alerts: AlertsConfig::default(),
+            console: ConsoleConfig::default(),
+            dispatch: DispatchConfig::default(),
+        }
+    }
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            gateways: vec![Gateway::Log(LogSettings::default())],
+            log_echo: true,
+            service_number: String::new(),
+            validity: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl Default for TwilioSettings {
+    fn default() -> Self {
+        TwilioSettings {
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: SecretString::from(""),
+            from: String::new(),
+            messaging_service_sid: String::new(),
+            rate_per_second: 0,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for KannelSettings {
+    fn default() -> Self {
+        KannelSettings {
+            sendsms_url: "http://127.0.0.1:13013/cgi-bin/sendsms".into(),
+            username: String::new(),
+            password: SecretString::from(""),
+            from: String::new(),
+            inbound_token: SecretString::from(""),
+            rate_per_second: 0,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            rate_limit: 5,
+            rate_window: Duration::from_secs(10 * 60),
+            pin_max_failures: 5,
+            pin_lockout: Duration::from_secs(15 * 60),
+            duty_phones: Default::default(),
+        }
+    }
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+            lockout_failures: 5,
+            lockout: Duration::from_secs(15 * 60),
+            escalate_after: Duration::from_secs(5 * 60),
+            tile_url: String::new(),
+            secure_cookie: SecureCookie::Auto,
+        }
+    }
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch: 512,
+            lease: Duration::from_secs(30),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024,
+            registrations_per_hour: 5,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// Whether the session cookie is marked Secure.
+    pub fn secure(&self, public_url: &str) -> bool {
+        match self.secure_cookie {
+            SecureCookie::Always => true,
+            SecureCookie::Never => false,
+            SecureCookie::Auto => public_url.starts_with("https://"),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// How long a message being sent stays leased, in milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        millis(self.lease)
+    }
+}
+
+impl SmsConfig {
+    /// The Twilio gateway's settings, if Twilio is a gateway (its token also
+    /// checks Twilio's webhooks).
+    pub fn twilio(&self) -> Option<&TwilioSettings> {
+        self.gateways.iter().find_map(|g| match g {
+            Gateway::Twilio(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The Kannel gateway's settings, if Kannel is a gateway.
+    pub fn kannel(&self) -> Option<&KannelSettings> {
+        self.gateways.iter().find_map(|g| match g {
+            Gateway::Kannel(k) => Some(k),
+            _ => None,
+        })
+    }
+}
+
+/// An environment variable's value: TOML where it parses, text otherwise. A
+/// leading `+` is a phone number's, not a sign: it stays text.
+fn env_value(raw: &str) -> Value {
+    if raw.starts_with('+') {
+        return Value::from(raw.to_string());
+    }
+    raw.parse().unwrap_or_else(|e| match e {})
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::one(format!(
+                    "cannot read the config file {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        Config::layered(text.as_deref(), std::env::vars()).map_err(|e| match file {
+            Some(path) => e.context(&format!("config file {}", path.display())),
+            None => e,
+        })
+    }
+
+    /// The file's text alone over the defaults (tests, the example).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::layered(Some(text), std::iter::empty())
+    }
+
+    /// Defaults, then `text` as TOML, then the `AVISA_*` variables among
+    /// `vars` whose name names a key (see the module's documentation).
+    pub fn layered(
+        text: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(text) = text {
+            let table: toml::Table =
+                toml::from_str(text).map_err(|e| ConfigError::one(e.to_string()))?;
+            figment = figment.merge(Serialized::defaults(table));
+        }
+        let mut secrets = Vec::new();
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("AVISA_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if KEYS
+                .iter()
+                .any(|k| key == *k || key.starts_with(&format!("{k}__")))
+            {
+                figment = figment.merge(Serialized::default(
+                    &key.replace("__", "."),
+                    env_value(&value),
+                ));
+            } else {
+                secrets.push((key, value));
+            }
+        }
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
+        config.apply_secret_aliases(|name| {
+            secrets
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        });
+        Ok(config)
+    }
+
+    /// The short names of the gateways' secrets (`AVISA_TWILIO_AUTH_TOKEN`…,
+    /// given here without the prefix), applied to the gateway of that kind.
+    fn apply_secret_aliases(&mut self, get: impl Fn(&str) -> Option<String>) {
+        for gateway in &mut self.sms.gateways {
+            match gateway {
+                Gateway::Twilio(t) => {
+                    if let Some(v) = get("TWILIO_AUTH_TOKEN") {
+                        t.auth_token = SecretString::from(v);
+                    }
+                }
+                Gateway::Kannel(k) => {
+                    if let Some(v) = get("KANNEL_PASSWORD") {
+                        k.password = SecretString::from(v);
+                    }
+                    if let Some(v) = get("KANNEL_INBOUND_TOKEN") {
+                        k.inbound_token = SecretString::from(v);
+                    }
+                }
+                Gateway::Log(_) => {}
+            }
+        }
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the data
+    /// directory.
+    pub fn database_url(&self) -> String {
+        let url = self.database_url.expose_secret().trim();
+        if url.is_empty() {
+            format!("sqlite:{}", self.data_dir.join("avisa.db").display())
+        } else {
+            url.to_string()
+        }
+    }
+
+    /// The replacement directory file, if one is configured.
+    pub fn directory_file(&self) -> Option<&Path> {
+        Some(self.directory.as_path()).filter(|p| !p.as_os_str().is_empty())
+    }
+
+    pub fn data_key_file(&self) -> PathBuf {
+        self.data_dir.join("data.key")
+    }
+
+    pub fn sms_log_file(&self) -> PathBuf {
+        self.data_dir.join("sms-log.jsonl")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_is_the_defaults() {
+        let from_example = Config::from_toml(EXAMPLE).expect("the example parses");
+        let defaults = Config::default();
+        assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
+        assert!(defaults.validate().is_ok());
+        assert_eq!(defaults.database_url(), "sqlite:./avisa-data/avisa.db");
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_every_key_has_an_environment_name() {
+        let c = Config::from_toml(
+            "listen = \"0.0.0.0:9000\"\n[limits]\nmax_body_bytes = 4096\n\
+             [console]\nescalate_after = \"2m\"\n",
+        )
+        .expect("parse");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.max_body_bytes, 4096);
+        assert_eq!(c.console.escalate_after, Duration::from_secs(120));
+        assert_eq!(
+            c.limits.registrations_per_hour, 5,
+            "unset keys keep defaults"
+        );
+        let vars = [
+            ("AVISA_LISTEN", "127.0.0.1:9100"),
+            ("AVISA_DATABASE_URL", "postgres://db/avisa"),
+            ("AVISA_DISPATCH__POLL", "100ms"),
+            (
+                "AVISA_SMS__GATEWAYS",
+                "[{kind = \"twilio\", account_sid = \"AC1\", from = \"+15005550006\"}, {kind = \"log\"}]",
+            ),
+            ("AVISA_TWILIO_AUTH_TOKEN", "secret-token"),
+            ("AVISA_SMS__SERVICE_NUMBER", "+15005550006"),
+            (
+                "AVISA_DATA_KEY",
+                "c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI=",
+            ),
+            ("AVISA_LOG", "debug"),
+        ];
+        let c = Config::layered(
+            Some("listen = \"0.0.0.0:9000\"\n"),
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .expect("env");
+        assert_eq!(c.listen.port(), 9100, "the environment wins over the file");
+        assert_eq!(c.database_url(), "postgres://db/avisa");
+        assert_eq!(c.dispatch.poll, Duration::from_millis(100));
+        assert_eq!(c.sms.service_number, "+15005550006", "numbers stay text");
+        assert_eq!(
+            c.data_key.expose_secret(),
+            "c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI="
+        );
+        assert_eq!(
+            c.sms.gateways.iter().map(Gateway::kind).collect::<Vec<_>>(),
+            ["twilio", "log"]
+        );
+        assert_eq!(
+            c.sms.twilio().expect("twilio").auth_token.expose_secret(),
+            "secret-token"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        assert!(Config::from_toml("listen = 5").is_err());
+        let err = Config::from_toml("lissen = \"x\"").expect_err("unknown key");
+        assert!(err.to_string().contains("lissen"), "{err}");
+        let err = Config::from_toml("[[sms.gateways]]\nkind = \"pigeon\"\n")
+            .expect_err("unknown gateway");
+        assert!(err.to_string().contains("pigeon"), "{err}");
+        let err = Config::from_toml("[console]\nescalate_after = \"soon\"\n")
+            .expect_err("not a duration");
+        assert!(err.to_string().contains("escalate_after"), "{err}");
+        let mut c = Config {
+            data_key: SecretString::from("not-a-key"),
+            public_url: "ftp://x".into(),
+            ..Config::default()
+        };
+        c.sms.gateways = vec![Gateway::Twilio(TwilioSettings::default())];
+        let msg = c.validate().expect_err("invalid").to_string();
+        for part in ["data_key", "public_url", "account_sid", "auth_token"] {
+            assert!(msg.contains(part), "{msg}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = Config {
+            data_key: SecretString::from("c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI="),
+            database_url: SecretString::from("postgres://avisa:hunter2@db/avisa"),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
+    }
+}
