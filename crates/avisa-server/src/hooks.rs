@@ -127,7 +127,14 @@ async fn apply_receipt(
     Ok(())
 }
 
-/// `POST /hooks/twilio/status`: a status callback.
+/// Twilio's status callback for a message (`ref` is Avisa's message id),
+/// signed with `X-Twilio-Signature`.
+#[utoipa::path(post, path = "/hooks/twilio/status", tag = "webhooks",
+    params(("ref" = Option<Uuid>, Query, description = "Avisa's message id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 204),
+              (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),
+              (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody)))]
 pub async fn twilio_status(
     State(state): State<AppState>,
     uri: Uri,
@@ -154,7 +161,13 @@ pub async fn twilio_status(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /hooks/twilio/inbound`: an SMS to the service number.
+/// An SMS to the service number, through Twilio (signed with
+/// `X-Twilio-Signature`): the keyword raises the sender's alert.
+#[utoipa::path(post, path = "/hooks/twilio/inbound", tag = "webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "empty TwiML", content_type = "text/xml"),
+              (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),
+              (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody)))]
 pub async fn twilio_inbound(
     State(state): State<AppState>,
     uri: Uri,
@@ -179,7 +192,13 @@ pub fn kannel_dlr_signature(state_vault: &avisa_core::crypto::Vault, id: Uuid) -
         .collect()
 }
 
-/// `GET /hooks/kannel/dlr?id=…&sig=…&status=%d`
+/// Kannel's delivery report for a message, on the signed URL Avisa gave it.
+#[utoipa::path(get, path = "/hooks/kannel/dlr", tag = "webhooks",
+    params(("id" = Uuid, Query, description = "Avisa's message id"),
+           ("sig" = String, Query, description = "the URL's signature"),
+           ("status" = Option<u32>, Query, description = "Kannel's DLR type (1 delivered, 2 failed, 8 SMSC ack, 16 SMSC reject)")),
+    responses((status = 200),
+              (status = 403, description = "bad signature", body = crate::api::ErrorBody)))]
 pub async fn kannel_dlr(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -203,7 +222,15 @@ pub async fn kannel_dlr(
     Ok(StatusCode::OK)
 }
 
-/// `GET /hooks/kannel/inbound?token=…&from=%p&text=%a[&id=%I]`
+/// An SMS to the service number, through Kannel's sms-service: the keyword
+/// raises the sender's alert.
+#[utoipa::path(get, path = "/hooks/kannel/inbound", tag = "webhooks",
+    params(("token" = String, Query, description = "the configured inbound_token"),
+           ("from" = String, Query, description = "the sender's number"),
+           ("text" = String, Query, description = "the message"),
+           ("id" = Option<String>, Query, description = "Kannel's message id")),
+    responses((status = 200, content_type = "text/plain"),
+              (status = 403, description = "bad token", body = crate::api::ErrorBody)))]
 pub async fn kannel_inbound(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -226,6 +253,16 @@ pub async fn kannel_inbound(
     trigger::inbound(&state, from, text, q.get("id").map(String::as_str)).await?;
     // An empty answer: the reply, if any, goes through the outbox.
     Ok((StatusCode::OK, ""))
+}
+
+/// The gateways' webhooks, with their OpenAPI operations.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(twilio_status))
+        .routes(routes!(twilio_inbound))
+        .routes(routes!(kannel_dlr))
+        .routes(routes!(kannel_inbound))
 }
 
 #[cfg(test)]

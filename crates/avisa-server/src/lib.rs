@@ -5,26 +5,25 @@
 //! on a listener the caller bound, so production and tests start it the same
 //! way.
 
-pub mod alerting;
-pub mod api;
+mod alerting;
+mod api;
 pub mod config;
-pub mod console;
+mod console;
 pub mod dispatch;
-pub mod error;
-pub mod events;
-pub mod extract;
-pub mod handoff;
+mod error;
+mod events;
+mod extract;
+mod handoff;
 mod hasher;
-pub mod hooks;
-pub mod ops;
+mod hooks;
+mod ops;
 mod pin;
-pub mod state;
+mod state;
 pub mod tasks;
 mod telemetry;
-pub use telemetry::init_logging;
-pub mod trigger;
+mod trigger;
 pub mod web;
-pub mod writer;
+mod writer;
 
 use std::future::Future;
 use std::path::Path;
@@ -33,10 +32,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::any;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use avisa_core::crypto::DataKey;
 use avisa_core::directory::Directory;
@@ -47,26 +47,15 @@ use avisa_store::Store;
 
 pub use config::Config;
 use config::Gateway;
+pub use console::MIN_PASSWORD;
 pub use state::AppState;
+pub use telemetry::init_logging;
 
+/// What the OpenAPI document says beyond its operations, which each
+/// module's `routes()` adds with its routes.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Avisa", description = "Panic-button alerts to a person's contacts and the nearest consulate."),
-    paths(
-        api::devices::register, api::devices::verify,
-        api::profile::get, api::profile::put,
-        api::contacts::list, api::contacts::create, api::contacts::get,
-        api::contacts::put, api::contacts::delete,
-        api::alerts::create, api::alerts::get, api::alerts::events,
-        api::alerts::cancel, api::alerts::add_location,
-        api::profile::pin_check, api::profile::delete, web::config,
-        api::contacts::preview,
-        console::session::login, console::session::logout, console::session::whoami, console::queue::queue, console::case::alert,
-        console::case::acknowledge, console::case::assign, console::case::note, console::case::resolve, console::case::reopen,
-        console::events::events, console::colleagues::colleagues, console::colleagues::facilities, console::audit::audit,
-        console::stats::json, console::stats::csv, console::stats::svg,
-        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
-    ),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -274,70 +263,34 @@ impl App {
     }
 }
 
-/// Every route of the server.
+/// Every module's routes with their OpenAPI operations: the one list.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::routes())
+        .merge(console::routes())
+        .merge(hooks::routes())
+        .merge(ops::routes())
+        .merge(web::routes())
+}
+
+/// Every route of the server. The OpenAPI document ([`openapi`]) is made
+/// from the same list, so it cannot miss a route.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.limits.max_body_bytes;
-    let api = Router::new()
-        .route("/devices", post(api::devices::register))
-        .route("/devices/verify", post(api::devices::verify))
+    let routes = Router::from(routes())
+        // An unknown API path is a JSON 404, not the app's page.
         .route(
-            "/profile",
-            get(api::profile::get)
-                .put(api::profile::put)
-                .delete(api::profile::delete),
+            "/api/v1/{*rest}",
+            any(|| async { error::ApiError::NotFound }),
         )
-        .route("/pin/check", post(api::profile::pin_check))
-        .route("/config", get(web::config))
-        .route(
-            "/contacts",
-            get(api::contacts::list).post(api::contacts::create),
-        )
-        .route("/contacts/preview", post(api::contacts::preview))
-        .route(
-            "/contacts/{id}",
-            get(api::contacts::get)
-                .put(api::contacts::put)
-                .delete(api::contacts::delete),
-        )
-        .route("/alerts", post(api::alerts::create))
-        .route("/alerts/{id}", get(api::alerts::get))
-        .route("/alerts/{id}/events", get(api::alerts::events))
-        .route("/alerts/{id}/cancel", post(api::alerts::cancel))
-        .route("/alerts/{id}/locations", post(api::alerts::add_location))
-        .route("/console/login", post(console::session::login))
-        .route("/console/logout", post(console::session::logout))
-        .route("/console/me", get(console::session::whoami))
-        .route("/console/alerts", get(console::queue::queue))
-        .route("/console/alerts/{id}", get(console::case::alert))
-        .route(
-            "/console/alerts/{id}/acknowledge",
-            post(console::case::acknowledge),
-        )
-        .route("/console/alerts/{id}/assign", post(console::case::assign))
-        .route("/console/alerts/{id}/notes", post(console::case::note))
-        .route("/console/alerts/{id}/resolve", post(console::case::resolve))
-        .route("/console/alerts/{id}/reopen", post(console::case::reopen))
-        .route("/console/events", get(console::events::events))
-        .route("/console/staff", get(console::colleagues::colleagues))
-        .route("/console/facilities", get(console::colleagues::facilities))
-        .route("/console/audit", get(console::audit::audit))
-        .route("/console/stats", get(console::stats::json))
-        .route("/console/stats.csv", get(console::stats::csv))
-        .route("/console/stats.svg", get(console::stats::svg))
-        .fallback(|| async { error::ApiError::NotFound });
-    let routes = Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/openapi.json", get(ops::openapi))
-        .route("/hooks/twilio/status", post(hooks::twilio_status))
-        .route("/hooks/twilio/inbound", post(hooks::twilio_inbound))
-        .route("/hooks/kannel/dlr", get(hooks::kannel_dlr))
-        .route("/hooks/kannel/inbound", get(hooks::kannel_inbound))
         .fallback(web::asset)
         .layer(DefaultBodyLimit::max(limit));
     telemetry::apply(routes).with_state(state)
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests, stops

@@ -209,3 +209,9 @@ pub async fn config(State(state): State<AppState>) -> Json<PublicConfig> {
         countdown_seconds: 5,
     })
 }
+
+/// The app's public configuration route, with its OpenAPI operation (the
+/// static files are the router's fallback, [`asset`]).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(config))
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use avisa_core::now_millis;
 use avisa_core::{CIAM, Role};
 use avisa_server::Config;
-use avisa_server::console::MIN_PASSWORD;
+use avisa_server::MIN_PASSWORD;
 
 /// Reads a password: asked twice (not echoed) on a terminal, or one line of
 /// standard input otherwise.

@@ -431,3 +431,13 @@ pub struct LocationRequest {
     #[serde(default)]
     pub accuracy_m: Option<f64>,
 }
+
+/// This module's routes, with their OpenAPI operations.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(create))
+        .routes(utoipa_axum::routes!(get))
+        .routes(utoipa_axum::routes!(events))
+        .routes(utoipa_axum::routes!(cancel))
+        .routes(utoipa_axum::routes!(add_location))
+}

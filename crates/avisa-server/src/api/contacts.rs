@@ -274,3 +274,11 @@ pub async fn preview(
         sample_location: given.is_none(),
     }))
 }
+
+/// This module's routes, with their OpenAPI operations.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list, create))
+        .routes(utoipa_axum::routes!(preview))
+        .routes(utoipa_axum::routes!(get, put, delete))
+}

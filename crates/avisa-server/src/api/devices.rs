@@ -173,3 +173,10 @@ pub async fn verify(
         .into()),
     }
 }
+
+/// This module's routes, with their OpenAPI operations.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(register))
+        .routes(utoipa_axum::routes!(verify))
+}

@@ -22,3 +22,12 @@ pub struct ErrorDetail {
     /// The input field at fault, for 422s about one value.
     pub field: Option<String>,
 }
+
+/// The phone API's routes, with their OpenAPI operations.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .merge(devices::routes())
+        .merge(profile::routes())
+        .merge(contacts::routes())
+        .merge(alerts::routes())
+}

@@ -283,3 +283,10 @@ pub async fn delete(
     metrics::counter!("avisa_people_deleted_total").increment(1);
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
+
+/// This module's routes, with their OpenAPI operations.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(get, put, delete))
+        .routes(utoipa_axum::routes!(pin_check))
+}

@@ -150,3 +150,26 @@ async fn alert_in_scope(state: &AppState, who: &StaffSession, id: &str) -> ApiRe
         _ => Err(ApiError::NotFound),
     }
 }
+
+/// The console API's routes, with their OpenAPI operations.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::whoami))
+        .routes(routes!(queue::queue))
+        .routes(routes!(case::alert))
+        .routes(routes!(case::acknowledge))
+        .routes(routes!(case::assign))
+        .routes(routes!(case::note))
+        .routes(routes!(case::resolve))
+        .routes(routes!(case::reopen))
+        .routes(routes!(events::events))
+        .routes(routes!(colleagues::colleagues))
+        .routes(routes!(colleagues::facilities))
+        .routes(routes!(audit::audit))
+        .routes(routes!(stats::json))
+        .routes(routes!(stats::csv))
+        .routes(routes!(stats::svg))
+}
