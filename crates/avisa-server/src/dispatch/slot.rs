@@ -1,0 +1,171 @@
+//! One configured gateway: its rate limit (sends spaced in the order they
+//! were reserved), its health (down after repeated failures, or for as long
+//! as it asked), and how long its sends take, which sizes the rounds under a
+//! capped gateway.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use avisa_sms::Gateway;
+
+/// Consecutive temporary failures after which a gateway counts as down.
+const DOWN_AFTER_FAILURES: u32 = 3;
+/// How long a gateway that is down is skipped (unless all are down).
+const DOWN_FOR: Duration = Duration::from_secs(30);
+
+/// Spaces sends to one gateway at a fixed rate, in the order slots are
+/// reserved.
+pub struct RateLimiter {
+    interval: Option<Duration>,
+    next: std::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> Self {
+        RateLimiter {
+            interval: (per_second > 0)
+                .then(|| Duration::from_secs_f64(1.0 / f64::from(per_second))),
+            next: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Takes the next free slot and says when it comes (None: no limit).
+    /// Called in the order messages must go: slots are handed out in call
+    /// order, whatever order the send tasks later run in.
+    pub fn reserve(&self) -> Option<Instant> {
+        let interval = self.interval?;
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = (*next).max(Instant::now());
+        *next = slot + interval;
+        Some(slot)
+    }
+}
+
+#[derive(Default)]
+struct Health {
+    consecutive_failures: u32,
+    down_until: Option<Instant>,
+}
+
+/// One configured gateway with its rate limit and health.
+pub struct Slot {
+    pub gateway: Arc<dyn Gateway>,
+    pub(super) limiter: RateLimiter,
+    health: std::sync::Mutex<Health>,
+    /// How long a send takes, a moving average in microseconds (0: none yet).
+    send_micros: std::sync::atomic::AtomicU64,
+}
+
+impl Slot {
+    pub fn new(gateway: Arc<dyn Gateway>, per_second: u32) -> Self {
+        Slot {
+            gateway,
+            limiter: RateLimiter::new(per_second),
+            health: std::sync::Mutex::new(Health::default()),
+            send_micros: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn observe_send(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let old = self.send_micros.load(Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.send_micros.store(new.max(1), Relaxed);
+    }
+
+    /// The usual time a send takes (at most a second: a gateway slower
+    /// than that is failing, and is taken out by the down-detector).
+    pub(super) fn send_time(&self) -> Duration {
+        let micros = self.send_micros.load(std::sync::atomic::Ordering::Relaxed);
+        Duration::from_micros(micros).min(Duration::from_secs(1))
+    }
+
+    pub(super) fn is_down(&self) -> bool {
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.down_until.is_some_and(|t| t > Instant::now())
+    }
+
+    pub(super) fn succeeded(&self) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.consecutive_failures = 0;
+        h.down_until = None;
+    }
+
+    pub(super) fn failed(&self, retry_after: Option<Duration>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.consecutive_failures += 1;
+        let now = Instant::now();
+        if let Some(wait) = retry_after {
+            h.down_until = Some(now + wait);
+        } else if h.consecutive_failures >= DOWN_AFTER_FAILURES {
+            h.down_until = Some(now + DOWN_FOR);
+        }
+    }
+}
+
+/// See [`Dispatcher::batch_size`].
+pub(super) fn round_size(configured: i64, slots: &[Slot]) -> i64 {
+    let slowest = slots
+        .iter()
+        .filter_map(|s| s.limiter.interval.map(|i| (i, s)))
+        .max_by_key(|(interval, _)| *interval);
+    match slowest {
+        Some((interval, slot)) => {
+            let window = 0.01 + slot.send_time().as_secs_f64();
+            let per_window = (window / interval.as_secs_f64()).ceil() as i64;
+            configured.min(per_window.max(1))
+        }
+        None => configured,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(per_second: u32) -> Slot {
+        // Never sent through: the file is opened only by a send.
+        let gateway = avisa_sms::LogGateway::new(std::env::temp_dir().join("unused.jsonl"), false);
+        Slot::new(Arc::new(gateway), per_second)
+    }
+
+    #[test]
+    fn rounds_follow_the_capped_gateways_rate_and_send_time() {
+        // No cap: the configured size.
+        assert_eq!(round_size(512, &[slot(0)]), 512);
+        // 100/s on an instant gateway: 10 ms of capacity, one message.
+        let capped = slot(100);
+        assert_eq!(round_size(512, std::slice::from_ref(&capped)), 1);
+        // The same cap on a provider answering in 200 ms: enough in flight
+        // to keep it at its rate.
+        for _ in 0..50 {
+            capped.observe_send(Duration::from_millis(200));
+        }
+        assert_eq!(round_size(512, std::slice::from_ref(&capped)), 21);
+        // A provider that hangs counts as at most a second.
+        let hanging = slot(100);
+        hanging.observe_send(Duration::from_secs(30));
+        assert_eq!(round_size(512, &[hanging]), 101);
+        // The slowest cap decides; the configured size is the most.
+        assert_eq!(round_size(512, &[slot(0), slot(1_000), slot(100)]), 1);
+        assert_eq!(round_size(8, &[slot(100_000)]), 8);
+    }
+
+    #[test]
+    fn rate_slots_go_in_reservation_order() {
+        let limiter = RateLimiter::new(100);
+        let slots: Vec<Instant> = (0..5).filter_map(|_| limiter.reserve()).collect();
+        assert_eq!(slots.len(), 5);
+        // Each slot at least one interval after the one reserved before it
+        // (more only if the machine paused this test for longer).
+        for pair in slots.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(10));
+        }
+        assert_eq!(RateLimiter::new(0).reserve(), None);
+    }
+}
