@@ -11,6 +11,7 @@ mod console;
 mod contacts;
 mod db;
 mod devices;
+mod lockout;
 mod migrations;
 mod outbox;
 mod people;

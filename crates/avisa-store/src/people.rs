@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::db_run;
 use crate::devices::Device;
+use crate::lockout::Counter;
 use crate::{Store, StoreError, aad};
 
 /// What the person tells Avisa about themselves.
@@ -357,25 +358,11 @@ impl Store {
         max: i32,
         lock_until: UnixMillis,
     ) -> Result<(i32, Option<UnixMillis>), StoreError> {
-        let sql = "UPDATE people SET \
-             pin_locked_until = CASE WHEN pin_failures + 1 >= $1 THEN $2 ELSE pin_locked_until END, \
-             pin_failures = CASE WHEN pin_failures + 1 >= $1 THEN 0 ELSE pin_failures + 1 END \
-           WHERE id = $3 RETURNING pin_failures, pin_locked_until";
-        Ok(db_run!(self.db.writer(), |pool| {
-            sqlx::query_as(sql)
-                .bind(max)
-                .bind(lock_until)
-                .bind(person_id)
-                .fetch_one(pool)
-                .await
-        })?)
+        self.count_failure(Counter::Pin, person_id, max, lock_until)
+            .await
     }
 
     pub async fn pin_reset(&self, person_id: Uuid) -> Result<(), StoreError> {
-        let sql = "UPDATE people SET pin_failures = 0, pin_locked_until = NULL WHERE id = $1";
-        db_run!(self.db.writer(), |pool| {
-            sqlx::query(sql).bind(person_id).execute(pool).await?;
-        });
-        Ok(())
+        self.reset_failures(Counter::Pin, person_id).await
     }
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{Session, Staff, StaffLogin};
 use crate::db::db_run;
+use crate::lockout::Counter;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -181,26 +182,12 @@ impl Store {
         max: i32,
         lock_until: UnixMillis,
     ) -> Result<(i32, Option<UnixMillis>), StoreError> {
-        let sql = "UPDATE staff SET \
-             locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END, \
-             failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END \
-           WHERE id = $3 RETURNING failed_logins, locked_until";
-        Ok(db_run!(self.db.writer(), |pool| {
-            sqlx::query_as(sql)
-                .bind(max)
-                .bind(lock_until)
-                .bind(id)
-                .fetch_one(pool)
-                .await
-        })?)
+        self.count_failure(Counter::Login, id, max, lock_until)
+            .await
     }
 
     pub async fn staff_login_ok(&self, id: Uuid) -> Result<(), StoreError> {
-        let sql = "UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = $1";
-        db_run!(self.db.writer(), |pool| {
-            sqlx::query(sql).bind(id).execute(pool).await?;
-        });
-        Ok(())
+        self.reset_failures(Counter::Login, id).await
     }
 
     // ---- sessions ------------------------------------------------------------
