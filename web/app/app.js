@@ -15,6 +15,8 @@ const state = {
   config: JSON.parse(localStorage.getItem('avisa.config') || 'null'),
   profile: JSON.parse(localStorage.getItem('avisa.profileCache') || 'null'),
   unlockedUntil: 0,
+  // The server's proof that the PIN was entered (X-Avisa-Unlock); memory only.
+  unlock: null,
   phone: localStorage.getItem('avisa.phone') || '',
   lastPosition: null,
   stream: null,
@@ -90,6 +92,7 @@ async function api(method, path, body, { auth = true } = {}) {
   const headers = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (auth && state.token) headers.authorization = `Bearer ${state.token}`;
+  if (auth && state.unlock && Date.now() < state.unlockedUntil) headers['x-avisa-unlock'] = state.unlock;
   let response;
   try {
     response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -121,6 +124,14 @@ function randomKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+// The PIN was entered: the server's unlock opens contacts and the profile
+// for a few minutes (never longer than the app's own unlock).
+function keepUnlock(data) {
+  if (!data || !data.unlock) return;
+  state.unlock = data.unlock;
+  state.unlockedUntil = Date.now() + Math.min(UNLOCK_MS, (data.expires_in || 0) * 1000);
 }
 
 function saveProfileCache(profile) {
@@ -283,7 +294,7 @@ function profileScreen() {
           if (r.ok) {
             saveProfileCache(r.data);
             setLang(r.data.language);
-            state.unlockedUntil = Date.now() + UNLOCK_MS;
+            keepUnlock(r.data);
             locationScreen();
           } else {
             showError(r, fields, general);
@@ -316,6 +327,7 @@ function forget() {
   state.token = null;
   state.profile = null;
   state.unlockedUntil = 0;
+  state.unlock = null;
 }
 
 // ---- home and the button -----------------------------------------------------
@@ -462,8 +474,9 @@ function renderStatus(alert, container, message) {
       h('p', { text: alert.coverage === 'outside' ? t('outside_coverage') : t('no_consulate') }),
       h('a', { class: 'tel', href: `tel:${state.config.ciam_phone.replace(/\s/g, '')}`, text: `${t('line_24h')}: ${state.config.ciam_phone}` }));
   const list = h('ul', { class: 'recipients', id: 'recipients' },
-    alert.recipients.map((r) => h('li', { 'data-status': r.status },
-      h('span', {}, h('span', { class: 'who', text: r.name || '—' }), h('span', { class: 'kind', text: t(`kind_${r.kind}`) }),
+    alert.recipients.map((r, i) => h('li', { 'data-status': r.status },
+      // Without the PIN the server gives no names: contacts by position.
+      h('span', {}, h('span', { class: 'who', text: r.name || (r.kind === 'contact' ? `${t('kind_contact')} ${1 + alert.recipients.slice(0, i).filter((x) => x.kind === 'contact').length}` : t(`kind_${r.kind}`)) }), r.name ? h('span', { class: 'kind', text: t(`kind_${r.kind}`) }) : null,
         r.reason && (r.status === 'failed' || r.status === 'expired') ? h('span', { class: 'reason', text: r.reason }) : null,
         r.safe_status ? h('span', { class: 'safe-line', text: t('safe_status', { status: statusLabel(r.safe_status) }) }) : null),
       h('span', { class: `chip ${r.status}`, text: statusLabel(r.status) }))));
@@ -591,7 +604,7 @@ function pinGate(next) {
         try {
           const r = await api('POST', '/api/v1/pin/check', { pin: pin.input.value });
           if (r.ok) {
-            state.unlockedUntil = Date.now() + UNLOCK_MS;
+            keepUnlock(r.data);
             next();
           } else {
             setFieldError({ pin }, 'pin', apiError(r).message);
@@ -777,7 +790,7 @@ function settingsScreen(message) {
             name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword,
             cancel_pin: pins.cancel_pin.input.value, current_pin: pins.current_pin.input.value,
           });
-          if (r.ok) settingsScreen(t('pin_changed'));
+          if (r.ok) { keepUnlock(r.data); settingsScreen(t('pin_changed')); }
           else if (apiError(r).code === 'pin_incorrect') setFieldError(pins, 'current_pin', apiError(r).message);
           else showError(r, pins, pinGeneral);
         } catch (err) {
@@ -821,12 +834,12 @@ function render() {
   langButton.setAttribute('aria-label', t('lang_switch_label'));
   document.title = t('app_name');
   if (!state.token) return welcome();
-  if (!state.profile || !state.profile.keyword) return state.screen === 'code' ? codeScreen() : profileScreen();
+  if (!state.profile || !(state.profile.complete || state.profile.keyword)) return state.screen === 'code' ? codeScreen() : profileScreen();
   switch (location.hash) {
     case '#/contacts': return contactsScreen();
     case '#/practice': return practiceScreen();
     case '#/rights': return rightsScreen();
-    case '#/settings': return settingsScreen();
+    case '#/settings': return pinGate(() => settingsScreen());
     case '#/status': return lastStatus();
     default: return home();
   }
@@ -837,7 +850,8 @@ document.getElementById('lang').addEventListener('click', () => {
   if (state.token && state.profile) {
     // The profile's language follows the app's, for the person's own SMS.
     api('GET', '/api/v1/profile').then((r) => {
-      if (r.ok && r.data.name) {
+      // Only with the PIN entered: the profile is not the phone holder's to change.
+      if (r.ok && r.data.name && !r.data.locked) {
         const p = r.data;
         api('PUT', '/api/v1/profile', { name: p.name, home_state: p.home_state, home_county: p.home_county, language: lang(), keyword: p.keyword }).catch(() => {});
       }
@@ -858,7 +872,9 @@ async function start() {
       const r = await api('GET', '/api/v1/profile');
       if (r.status === 401) forget();
       else if (r.status === 403) state.screen = 'code';
-      else if (r.ok && r.data.name && r.data.pin_set) saveProfileCache(r.data);
+      else if (r.ok && r.data.complete && !r.data.locked) saveProfileCache(r.data);
+      // Complete but locked (no PIN entered yet): the cached profile stands.
+      else if (r.ok && r.data.complete) state.profile = state.profile || { complete: true };
       else if (r.ok) state.profile = null;
     } catch { /* offline: the cached profile stands */ }
   }

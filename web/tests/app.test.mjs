@@ -200,6 +200,25 @@ test('practice, rights, the PIN gate, and deleting my data', async () => {
     assert.match(await page.textContent('main'), /520 623 7874/);
     assert.match(await page.textContent('main'), /Consulado General de México en Los Ángeles/);
 
+    // A fresh load forgets the unlock (it lives in memory only): a practice
+    // press then leaves out the previews of what each contact would get, and
+    // neither it nor home shows a contact's name, number or message.
+    await page.goto(`${server.base}/#/practice`);
+    await page.reload();
+    await page.waitForSelector('.practice-banner');
+    await page.click('#practice-press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    await waitFor(async () => (await statusesOf(page)).every((s) => s === 'sent'), 10000, 'the second practice SMS');
+    const secrets = ['Mamá', '555-0177', '5550177', 'Ayuda'];
+    const practiceText = await page.textContent('main');
+    for (const secret of secrets) assert.ok(!practiceText.includes(secret), `${secret} shown without the PIN: ${practiceText}`);
+    assert.match(practiceText, /MODO PRÁCTICA/);
+    await screenshot(page, 'app-practice-locked');
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press');
+    const homeText = await page.textContent('main');
+    for (const secret of secrets) assert.ok(!homeText.includes(secret), `${secret} on home without the PIN`);
+
     // A fresh load asks for the PIN before showing contacts.
     await page.goto(`${server.base}/#/contacts`);
     await page.reload();

@@ -90,9 +90,12 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// A caller whose phone number is verified: the person it belongs to (read
-/// with the device, in one round trip).
+/// with the device, in one round trip), and whether the request carries a
+/// valid unlock (always true until the person has set a PIN).
 pub struct Person {
     pub person: avisa_store::Person,
+    pub device_id: Uuid,
+    pub unlocked: bool,
 }
 
 impl FromRequestParts<AppState> for Person {
@@ -100,20 +103,47 @@ impl FromRequestParts<AppState> for Person {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = bearer_hash(parts)?;
-        Person::authenticate(state, &hash).await
+        let mut who = Person::authenticate(state, &hash).await?;
+        who.unlocked = match who.person.pin_hash.as_deref() {
+            None => true,
+            Some(pin_hash) => crate::pin::unlocked(state, &parts.headers, who.device_id, pin_hash),
+        };
+        Ok(who)
     }
 }
 
 impl Person {
-    /// The verified person a bearer token hash belongs to.
+    /// The verified person a bearer token hash belongs to (not unlocked).
     pub async fn authenticate(state: &AppState, hash: &[u8]) -> Result<Person, ApiError> {
-        let (_, person) = state
+        let (device, person) = state
             .store
             .device_and_person(hash)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         let person = person.ok_or_else(not_verified)?;
-        Ok(Person { person })
+        Ok(Person {
+            person,
+            device_id: device.id,
+            unlocked: false,
+        })
+    }
+}
+
+/// A verified caller with a valid unlock (or no PIN yet): what reading or
+/// changing contacts and the profile's personal fields needs. Anything else
+/// is 403 `pin_required`.
+pub struct Unlocked(pub Person);
+
+impl FromRequestParts<AppState> for Unlocked {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let who = Person::from_request_parts(parts, state).await?;
+        if who.unlocked {
+            Ok(Unlocked(who))
+        } else {
+            Err(crate::pin::pin_required())
+        }
     }
 }
 

@@ -243,6 +243,7 @@ impl App {
         let state = AppState::new(state::Inner {
             metrics: telemetry::metrics_handle(),
             tasks: tasks::Supervisor::default(),
+            draining: tokio::sync::watch::channel(false).0,
             writer,
             events,
             dispatch_wake: wake,
@@ -315,6 +316,12 @@ pub async fn serve(
     }
     tasks::jobs(&tasks, &state);
     let router = app.router();
+    let draining = state.draining.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Live streams end now; requests in flight (presses) still finish.
+        let _ = draining.send(true);
+    };
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

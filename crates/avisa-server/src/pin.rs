@@ -10,7 +10,18 @@
 //!
 //! Hashes run on the person's own pool (see [`crate::hasher`]), which staff
 //! logins never reach.
+//!
+//! The right PIN earns an **unlock**: a token for one device, for a few
+//! minutes, that reading or changing contacts and the profile's personal
+//! fields require once a PIN is set (`X-Avisa-Unlock`). It is a MAC over the
+//! device, its expiry and the PIN's hash, so it needs no table, dies at its
+//! expiry, is worth nothing on another device, and dies when the PIN changes.
 
+use axum::http::HeaderMap;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::{Invalid, now_millis};
@@ -116,5 +127,72 @@ fn busy(e: HashError) -> ApiError {
             retry_after_secs: 1,
         },
         HashError::Gone => ApiError::Internal(anyhow::anyhow!("the hashing threads are gone")),
+    }
+}
+
+/// How long an unlock lasts.
+pub const UNLOCK_SECONDS: u64 = 600;
+
+/// The header that carries an unlock.
+pub const UNLOCK_HEADER: &str = "x-avisa-unlock";
+
+/// Proof that this device's holder entered the PIN a moment ago.
+#[derive(Serialize, ToSchema)]
+pub struct Unlock {
+    /// Send it as `X-Avisa-Unlock` to read or change contacts and the profile.
+    pub unlock: String,
+    /// Seconds it lasts.
+    pub expires_in: u64,
+}
+
+fn unlock_mac(state: &AppState, device_id: Uuid, pin_hash: &str, expires_at: i64) -> Vec<u8> {
+    let mut input = Vec::with_capacity(24 + pin_hash.len());
+    input.extend_from_slice(device_id.as_bytes());
+    input.extend_from_slice(&expires_at.to_be_bytes());
+    input.extend_from_slice(pin_hash.as_bytes());
+    state.store.vault().blind_index("unlock", &input)
+}
+
+/// An unlock for `device_id` under the PIN whose hash is `pin_hash`.
+pub fn issue_unlock(state: &AppState, device_id: Uuid, pin_hash: &str) -> Unlock {
+    let expires_at = now_millis() + (UNLOCK_SECONDS * 1000) as i64;
+    let mut token = expires_at.to_be_bytes().to_vec();
+    token.extend(unlock_mac(state, device_id, pin_hash, expires_at));
+    Unlock {
+        unlock: URL_SAFE_NO_PAD.encode(token),
+        expires_in: UNLOCK_SECONDS,
+    }
+}
+
+/// Whether the request carries an unlock valid now for this device and PIN.
+pub fn unlocked(state: &AppState, headers: &HeaderMap, device_id: Uuid, pin_hash: &str) -> bool {
+    let Some(token) = headers
+        .get(UNLOCK_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| URL_SAFE_NO_PAD.decode(v.trim()).ok())
+    else {
+        return false;
+    };
+    if token.len() <= 8 {
+        return false;
+    }
+    let (expiry, mac) = token.split_at(8);
+    let expires_at = i64::from_be_bytes(expiry.try_into().unwrap_or_default());
+    let now = now_millis();
+    expires_at > now
+        && expires_at <= now + (UNLOCK_SECONDS * 1000) as i64
+        && avisa_core::crypto::constant_time_eq(
+            mac,
+            &unlock_mac(state, device_id, pin_hash, expires_at),
+        )
+}
+
+/// The refusal for a request that needs the PIN first.
+pub fn pin_required() -> ApiError {
+    ApiError::Forbidden {
+        code: "pin_required",
+        message:
+            "enter the PIN first (POST /api/v1/pin/check) and send its unlock as X-Avisa-Unlock"
+                .into(),
     }
 }

@@ -27,6 +27,10 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// The background tasks and periodic jobs (their health is `/readyz`'s).
     pub tasks: crate::tasks::Supervisor,
+    /// Turns true when the server starts shutting down: live streams end
+    /// then, so the graceful shutdown is not held open by a console or a
+    /// phone that never disconnects.
+    pub draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {

@@ -90,7 +90,16 @@ pub struct CancelRequest {
     pub pin: String,
 }
 
-pub fn response(state: &AppState, view: AlertView, previews: Vec<Preview>) -> AlertResponse {
+/// An alert as the phone sees it. Without `names` (no valid unlock, once a
+/// PIN is set) each recipient shows only its kind, position and status, and
+/// practice previews are left out: whoever holds the phone learns nobody's
+/// name, number or message from it.
+pub fn response(
+    state: &AppState,
+    view: AlertView,
+    previews: Vec<Preview>,
+    names: bool,
+) -> AlertResponse {
     let consulate = view
         .consulate_id
         .as_deref()
@@ -114,13 +123,13 @@ pub fn response(state: &AppState, view: AlertView, previews: Vec<Preview>) -> Al
             .map(|r| RecipientStatus {
                 id: r.id,
                 kind: r.kind,
-                name: r.name,
+                name: if names { r.name } else { None },
                 status: r.status,
                 reason: r.reason,
                 safe_status: r.safe_status,
             })
             .collect(),
-        previews,
+        previews: if names { previews } else { Vec::new() },
     }
 }
 
@@ -162,6 +171,7 @@ fn check_key(key: &str) -> Result<(), Invalid> {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Bearer(token_hash): Bearer,
     body: Result<ApiJson<AlertRequest>, ApiError>,
 ) -> ApiResult<(StatusCode, Json<AlertResponse>)> {
@@ -194,6 +204,11 @@ pub async fn create(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let person = lookup.person.ok_or_else(not_verified)?;
+    // Names in the answer only for a holder who gave the PIN.
+    let names = match person.pin_hash.as_deref() {
+        None => true,
+        Some(pin_hash) => crate::pin::unlocked(&state, &headers, lookup.device.id, pin_hash),
+    };
     let raised = raise(
         &state,
         Raise {
@@ -246,7 +261,7 @@ pub async fn create(
     };
     Ok((
         StatusCode::ACCEPTED,
-        Json(response(&state, view, raised.previews)),
+        Json(response(&state, view, raised.previews, names)),
     ))
 }
 
@@ -260,7 +275,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AlertResponse>> {
     let view = own_alert(&state, &who, &id).await?;
-    Ok(Json(response(&state, view, Vec::new())))
+    Ok(Json(response(&state, view, Vec::new(), who.unlocked)))
 }
 
 /// The same as `GET /api/v1/alerts/{id}`, as a live stream (Server-Sent
@@ -278,6 +293,8 @@ pub async fn events(
     let alert_id = view.id;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
     let mut changes = state.events.subscribe();
+    let names = who.unlocked;
+    let mut draining = state.draining.subscribe();
     let task_state = state.clone();
     tokio::spawn(async move {
         let mut last = String::new();
@@ -287,8 +304,8 @@ pub async fn events(
                 Ok(Some(v)) => v,
                 _ => return,
             };
-            let json =
-                serde_json::to_string(&response(&task_state, view, Vec::new())).unwrap_or_default();
+            let json = serde_json::to_string(&response(&task_state, view, Vec::new(), names))
+                .unwrap_or_default();
             if json != last {
                 if tx
                     .send(Ok(Event::default().event("alert").data(json.clone())))
@@ -310,6 +327,7 @@ pub async fn events(
                     },
                     _ = poll.tick() => break,
                     _ = tx.closed() => return,
+                    _ = draining.changed() => return,
                 }
             }
         }
@@ -388,7 +406,7 @@ pub async fn cancel(
         .filter(|r| r.safe_status.is_some())
         .count();
     Ok(Json(CancelResponse {
-        alert: response(&state, view, Vec::new()),
+        alert: response(&state, view, Vec::new(), who.unlocked),
         withdrawn,
         safe_messages,
     }))

@@ -12,7 +12,7 @@ use avisa_core::{Invalid, Language, PhoneNumber, now_millis};
 use avisa_store::{Contact, ContactInput, MAX_CONTACTS, StoreError};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Person, path_id};
+use crate::extract::{ApiJson, Unlocked, path_id};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -101,8 +101,11 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
 /// The person's contacts, in the order they were added.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
     security(("device_token" = [])),
-    responses((status = 200, body = ContactList), (status = 401, body = super::ErrorBody)))]
-pub async fn list(State(state): State<AppState>, who: Person) -> ApiResult<Json<ContactList>> {
+    responses((status = 200, body = ContactList), (status = 403, description = "pin_required: no valid X-Avisa-Unlock (or the device is not verified)", body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Unlocked(who): Unlocked,
+) -> ApiResult<Json<ContactList>> {
     let contacts = state.store.contacts(who.person.id).await?;
     Ok(Json(ContactList {
         contacts: contacts.into_iter().map(response).collect(),
@@ -114,12 +117,12 @@ pub async fn list(State(state): State<AppState>, who: Person) -> ApiResult<Json<
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts",
     security(("device_token" = [])),
     request_body = ContactRequest,
-    responses((status = 201, body = ContactResponse), (status = 401, body = super::ErrorBody),
+    responses((status = 201, body = ContactResponse), (status = 403, description = "pin_required: no valid X-Avisa-Unlock (or the device is not verified)", body = super::ErrorBody), (status = 401, body = super::ErrorBody),
               (status = 409, description = "already 10 contacts", body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    who: Person,
+    Unlocked(who): Unlocked,
     ApiJson(req): ApiJson<ContactRequest>,
 ) -> ApiResult<(StatusCode, Json<ContactResponse>)> {
     let input = parse(req)?;
@@ -141,10 +144,10 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
     security(("device_token" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = ContactResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = ContactResponse), (status = 403, description = "pin_required: no valid X-Avisa-Unlock (or the device is not verified)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
-    who: Person,
+    Unlocked(who): Unlocked,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ContactResponse>> {
     let id = path_id(&id)?;
@@ -161,11 +164,11 @@ pub async fn get(
     security(("device_token" = [])),
     params(("id" = Uuid, Path)),
     request_body = ContactRequest,
-    responses((status = 200, body = ContactResponse), (status = 404, body = super::ErrorBody),
+    responses((status = 200, body = ContactResponse), (status = 403, description = "pin_required: no valid X-Avisa-Unlock (or the device is not verified)", body = super::ErrorBody), (status = 404, body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
-    who: Person,
+    Unlocked(who): Unlocked,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ContactRequest>,
 ) -> ApiResult<Json<ContactResponse>> {
@@ -182,10 +185,10 @@ pub async fn put(
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
     security(("device_token" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = super::ErrorBody)))]
+    responses((status = 204), (status = 403, description = "pin_required: no valid X-Avisa-Unlock (or the device is not verified)", body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    who: Person,
+    Unlocked(who): Unlocked,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = path_id(&id)?;
@@ -224,10 +227,10 @@ pub struct PreviewResponse {
 #[utoipa::path(post, path = "/api/v1/contacts/preview", tag = "contacts",
     security(("device_token" = [])),
     request_body = PreviewRequest,
-    responses((status = 200, body = PreviewResponse), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = PreviewResponse), (status = 403, description = "pin_required: no valid X-Avisa-Unlock (or the device is not verified)", body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub async fn preview(
     State(state): State<AppState>,
-    who: Person,
+    Unlocked(who): Unlocked,
     ApiJson(req): ApiJson<PreviewRequest>,
 ) -> ApiResult<Json<PreviewResponse>> {
     let person = state

@@ -10,7 +10,7 @@ use avisa_core::{Invalid, Language, now_millis, states};
 use avisa_store::Profile;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Person};
+use crate::extract::{ApiJson, Person, Unlocked};
 use crate::state::AppState;
 
 /// Words carriers reserve for themselves; a trigger keyword must not be one.
@@ -33,10 +33,13 @@ const RESERVED_KEYWORDS: &[&str] = &[
     "BAJA",
 ];
 
+/// The profile. Once a PIN is set, its personal fields (phone, name, home
+/// state and county, keyword, consulate) are given only with a valid
+/// unlock; without one they are null and `locked` is true.
 #[derive(Serialize, ToSchema)]
 pub struct ProfileResponse {
     /// The verified phone number of this person.
-    pub phone: String,
+    pub phone: Option<String>,
     pub name: Option<String>,
     pub home_state: Option<String>,
     pub home_county: Option<String>,
@@ -44,6 +47,15 @@ pub struct ProfileResponse {
     pub keyword: Option<String>,
     /// Whether a cancel PIN is set (the PIN itself is never returned).
     pub pin_set: bool,
+    /// Whether the profile is complete (name, home state, keyword, PIN): the
+    /// button is ready.
+    pub complete: bool,
+    /// Whether the personal fields were withheld for want of an unlock.
+    pub locked: bool,
+    /// After a request that set the PIN: an unlock, so the app goes on
+    /// without asking for the PIN it was just given.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub unlock: Option<crate::pin::Unlock>,
     /// The office for the home state (and county): the one an alert without a
     /// location goes to, and the number to call.
     pub consulate: Option<crate::api::alerts::ConsulateRef>,
@@ -114,7 +126,26 @@ fn keyword(value: &str) -> Result<String, Invalid> {
     Ok(word)
 }
 
-fn response(state: &AppState, person: avisa_store::Person) -> ProfileResponse {
+fn response(state: &AppState, person: avisa_store::Person, unlocked: bool) -> ProfileResponse {
+    let complete = person.profile.name.is_some()
+        && person.profile.home_state.is_some()
+        && person.profile.keyword.is_some()
+        && person.pin_hash.is_some();
+    if !unlocked {
+        return ProfileResponse {
+            phone: None,
+            name: None,
+            home_state: None,
+            home_county: None,
+            language: person.profile.language,
+            keyword: None,
+            pin_set: person.pin_hash.is_some(),
+            complete,
+            locked: true,
+            consulate: None,
+            unlock: None,
+        };
+    }
     let consulate = person
         .profile
         .home_state
@@ -131,17 +162,20 @@ fn response(state: &AppState, person: avisa_store::Person) -> ProfileResponse {
         });
     ProfileResponse {
         consulate,
-        phone: person.phone.to_string(),
+        phone: Some(person.phone.to_string()),
         name: person.profile.name,
         home_state: person.profile.home_state,
         home_county: person.profile.home_county,
         language: person.profile.language,
         keyword: person.profile.keyword,
         pin_set: person.pin_hash.is_some(),
+        complete,
+        locked: false,
+        unlock: None,
     }
 }
 
-/// The person's profile.
+/// The person's profile: its personal fields only with a valid unlock.
 #[utoipa::path(get, path = "/api/v1/profile", tag = "profile",
     security(("device_token" = [])),
     responses((status = 200, body = ProfileResponse), (status = 401, body = super::ErrorBody),
@@ -152,19 +186,20 @@ pub async fn get(State(state): State<AppState>, who: Person) -> ApiResult<Json<P
         .person(who.person.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(response(&state, person)))
+    Ok(Json(response(&state, person, who.unlocked)))
 }
 
-/// Replace the person's profile.
+/// Replace the person's profile (with a valid unlock, once a PIN is set).
 #[utoipa::path(put, path = "/api/v1/profile", tag = "profile",
     security(("device_token" = [])),
     request_body = ProfileRequest,
     responses((status = 200, body = ProfileResponse), (status = 401, body = super::ErrorBody),
-              (status = 403, description = "not verified, or wrong current PIN", body = super::ErrorBody),
+              (status = 403, description = "not verified, pin_required (no valid X-Avisa-Unlock), or wrong current PIN", body = super::ErrorBody),
+              (status = 429, description = "the PIN is locked; see Retry-After", body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
-    who: Person,
+    Unlocked(who): Unlocked,
     ApiJson(req): ApiJson<ProfileRequest>,
 ) -> ApiResult<Json<ProfileResponse>> {
     // Validate everything before anything is written.
@@ -225,14 +260,25 @@ pub async fn put(
     };
     state
         .store
-        .update_profile(who.person.id, &profile, Some(pin_hash), now_millis())
+        .update_profile(
+            who.person.id,
+            &profile,
+            Some(pin_hash.clone()),
+            now_millis(),
+        )
         .await?;
     let person = state
         .store
         .person(who.person.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(response(&state, person)))
+    let mut body = response(&state, person, true);
+    if req.cancel_pin.is_some() {
+        // A new PIN ends every unlock made under the old one; this device,
+        // which just gave it, gets a fresh one.
+        body.unlock = Some(crate::pin::issue_unlock(&state, who.device_id, &pin_hash));
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -241,20 +287,26 @@ pub struct PinRequest {
     pub pin: String,
 }
 
-/// Check the PIN (the app asks for it before showing contacts and messages
-/// again). Wrong PINs count towards the same lockout as cancelling.
+/// Check the PIN: the right one earns an unlock for this device, which
+/// reading or changing contacts and the profile needs. Wrong PINs count
+/// towards the one lockout.
 #[utoipa::path(post, path = "/api/v1/pin/check", tag = "profile",
     security(("device_token" = [])),
     request_body = PinRequest,
-    responses((status = 204), (status = 403, description = "wrong PIN", body = super::ErrorBody),
+    responses((status = 200, body = crate::pin::Unlock), (status = 403, description = "wrong PIN", body = super::ErrorBody),
               (status = 429, description = "locked after too many wrong PINs", body = super::ErrorBody)))]
 pub async fn pin_check(
     State(state): State<AppState>,
     who: Person,
     ApiJson(req): ApiJson<PinRequest>,
-) -> ApiResult<axum::http::StatusCode> {
-    crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
+) -> ApiResult<Json<crate::pin::Unlock>> {
+    let person = crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
+    let pin_hash = person.pin_hash.unwrap_or_default();
+    Ok(Json(crate::pin::issue_unlock(
+        &state,
+        who.device_id,
+        &pin_hash,
+    )))
 }
 
 /// Delete my data: the person, every device, contact and alert of theirs,
@@ -268,7 +320,7 @@ pub async fn pin_check(
               (status = 429, body = super::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    who: Person,
+    Unlocked(who): Unlocked,
     ApiJson(req): ApiJson<PinRequest>,
 ) -> ApiResult<axum::http::StatusCode> {
     crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;

@@ -124,7 +124,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         });
     }
     timeline.sort_by_key(|t| t.at);
-    let response = crate::api::alerts::response(state, view.clone(), Vec::new());
+    let response = crate::api::alerts::response(state, view.clone(), Vec::new(), true);
     Ok(AlertDetail {
         alert_id: id,
         created_at: view.created_at,

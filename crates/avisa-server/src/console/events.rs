@@ -19,6 +19,7 @@ pub async fn events(State(state): State<AppState>, who: StaffSession) -> impl In
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     let mut changes = state.events.subscribe();
     let scope = who.scope();
+    let mut draining = state.draining.subscribe();
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -39,6 +40,7 @@ pub async fn events(State(state): State<AppState>, who: StaffSession) -> impl In
                     }
                 }
                 _ = tx.closed() => return,
+                _ = draining.changed() => return,
             }
         }
     });

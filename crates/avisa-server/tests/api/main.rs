@@ -10,3 +10,4 @@ mod phone;
 mod pin;
 mod supervision;
 mod support;
+mod unlock;

@@ -376,7 +376,7 @@ async fn profile_set_read_and_pin_rules() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"phone": "+12135550111", "name": null, "home_state": null, "home_county": null, "language": "es", "keyword": null, "pin_set": false, "consulate": null})
+        json!({"phone": "+12135550111", "name": null, "home_state": null, "home_county": null, "language": "es", "keyword": null, "pin_set": false, "complete": false, "locked": false, "consulate": null})
     );
 
     let mut no_pin = profile_body();
@@ -468,7 +468,20 @@ async fn profile_set_read_and_pin_rules() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "pin_set": true, "consulate": {"id": "los-angeles", "name": "Consulado General de México en Los Ángeles", "phone": avisa_core::directory::Directory::embedded().get("los-angeles").and_then(|o| o.phone.clone())}});
+    // Setting the PIN hands this device an unlock for what follows.
+    let mut body = body;
+    let unlock = body
+        .as_object_mut()
+        .and_then(|o| o.remove("unlock"))
+        .expect("an unlock");
+    assert!(unlock.as_str().is_some_and(|u| u.len() > 20));
+    assert!(
+        body.as_object_mut()
+            .and_then(|o| o.remove("expires_in"))
+            .and_then(|e| e.as_u64())
+            .is_some_and(|e| (1..=900).contains(&e))
+    );
+    let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "pin_set": true, "complete": true, "locked": false, "consulate": {"id": "los-angeles", "name": "Consulado General de México en Los Ángeles", "phone": avisa_core::directory::Directory::embedded().get("los-angeles").and_then(|o| o.phone.clone())}});
     assert_eq!(body, expected);
     let (_, body) = app
         .call(Method::GET, "/api/v1/profile", Some(&token), None)

@@ -24,10 +24,13 @@ fn pin_change(current: &str, new: &str) -> Value {
     body
 }
 
+/// A PIN change by the device's holder, with the device's unlock (without
+/// one it would not reach the PIN check: 403 `pin_required`).
 async fn put_profile(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
     app.client
         .put(format!("{}/api/v1/profile", app.base))
         .bearer_auth(token)
+        .header("x-avisa-unlock", app.unlock_of(token).expect("unlock"))
         .json(&body)
         .send()
         .await

@@ -54,3 +54,27 @@ async fn a_killed_writer_is_restarted_and_presses_are_accepted() {
     let (status, body) = press(&app, &token, json!({"idempotency_key": "writer-back"})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }
+
+/// A phone's live stream left open does not hold the graceful stop open (a
+/// rolling restart would otherwise end in SIGKILL).
+#[tokio::test]
+async fn a_graceful_stop_ends_open_live_streams() {
+    let mut app = sqlite_app().await;
+    let token = app.person("+12135550100").await;
+    let (status, body) = press(&app, &token, json!({"idempotency_key": "stream-open"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["alert_id"].as_str().expect("id");
+    let mut stream = app
+        .client
+        .get(format!("{}/api/v1/alerts/{id}/events", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = stream.chunk().await.expect("a first event");
+    assert!(first.is_some());
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server stopped with a stream open");
+}

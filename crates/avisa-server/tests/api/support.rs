@@ -25,6 +25,10 @@ pub struct TestApp {
     pub dispatcher: std::sync::Arc<avisa_server::dispatch::Dispatcher>,
     /// The server's background tasks (to kill one, as a crash would).
     pub tasks: avisa_server::tasks::Supervisor,
+    /// The unlock each person's device got when it set its PIN: `call` and
+    /// `raw` send it, as the app does once the PIN was entered. Tests of the
+    /// PIN's protection use `call_without_unlock`.
+    pub unlocks: std::sync::Mutex<std::collections::HashMap<String, String>>,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -74,6 +78,7 @@ impl TestApp {
             config,
             dispatcher,
             tasks,
+            unlocks: Default::default(),
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),
@@ -165,6 +170,25 @@ impl TestApp {
             .to_string()
     }
 
+    /// The unlock this device holds, if it set a PIN here.
+    pub fn unlock_of(&self, token: &str) -> Option<String> {
+        self.unlocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
+    }
+
+    /// Keeps an unlock from a response that carries one.
+    pub fn remember_unlock(&self, token: &str, body: &Value) {
+        if let Some(u) = body["unlock"].as_str() {
+            self.unlocks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(token.to_string(), u.to_string());
+        }
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -172,9 +196,36 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let unlock = token.and_then(|t| self.unlock_of(t));
+        self.call_with(method, path, token, unlock.as_deref(), body)
+            .await
+    }
+
+    /// As `call`, as whoever holds the phone without knowing the PIN.
+    pub async fn call_without_unlock(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with(method, path, token, None, body).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        unlock: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        if let Some(u) = unlock {
+            req = req.header("x-avisa-unlock", u);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -187,6 +238,10 @@ impl TestApp {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        // As the app does: an unlock a response hands over is kept.
+        if let Some(t) = token {
+            self.remember_unlock(t, &value);
+        }
         (status, value)
     }
 
@@ -203,6 +258,9 @@ impl TestApp {
             .request(method, format!("{}{path}", self.base))
             .body(body);
         if let Some(t) = token {
+            if let Some(u) = self.unlock_of(t) {
+                req = req.header("x-avisa-unlock", u);
+            }
             req = req.bearer_auth(t);
         }
         if let Some(ct) = content_type {
@@ -254,6 +312,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        self.remember_unlock(&token, &body);
         token
     }
 }
