@@ -323,7 +323,10 @@ function locationScreen() {
 }
 
 function forget() {
-  for (const k of ['avisa.token', 'avisa.profileCache', 'avisa.lastAlert']) localStorage.removeItem(k);
+  // Everything the app kept: token, phone number, cached profile, last
+  // alert, preferences. Nothing of the person stays on the phone.
+  for (const k of Object.keys(localStorage).filter((k) => k.startsWith('avisa.'))) localStorage.removeItem(k);
+  state.phone = '';
   state.token = null;
   state.profile = null;
   state.unlockedUntil = 0;

@@ -236,6 +236,10 @@ test('practice, rights, the PIN gate, and deleting my data', async () => {
     await page.getByRole('button', { name: 'Borrar todo' }).click();
     await page.waitForSelector('text=Tus datos fueron borrados.', { timeout: 5000 }).catch(async (e) => { await screenshot(page, 'debug-delete'); throw e; });
     assert.equal(await page.evaluate(() => localStorage.getItem('avisa.token')), null);
+    // Nothing of the person stays in the browser's storage.
+    const kept = await page.evaluate(() => ['avisa.token', 'avisa.phone', 'avisa.profileCache', 'avisa.lastAlert']
+      .filter((k) => localStorage.getItem(k) !== null));
+    assert.deepEqual(kept, []);
     await context.close();
   } finally {
     await server.stop();

@@ -285,8 +285,21 @@ pub fn router(state: AppState) -> Router {
             any(|| async { error::ApiError::NotFound }),
         )
         .fallback(web::asset)
-        .layer(DefaultBodyLimit::max(limit));
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(no_store));
     telemetry::apply(routes).with_state(state)
+}
+
+/// No answer of the API or the webhooks is kept in a cache (the browser's
+/// disk cache of a seized phone held contacts and locations): only the
+/// app's own files may be cached, and they say so themselves.
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The OpenAPI document of every route.

@@ -285,3 +285,44 @@ on_both_backends!(
     nothing_personal_without_the_pin,
     a_press_and_its_status_need_no_pin_and_show_no_names,
 );
+
+/// No API answer may be kept in the phone's cache; the app's files keep
+/// their own caching.
+#[tokio::test]
+async fn api_answers_are_never_cached() {
+    let app = sqlite_app().await;
+    let token = app.person("+12135550100").await;
+    for path in [
+        "/api/v1/profile",
+        "/api/v1/contacts",
+        "/api/v1/nothing-here",
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    let page = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .expect("GET /");
+    assert_ne!(
+        page.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store"),
+        "the app's own page"
+    );
+}
