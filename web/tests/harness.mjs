@@ -152,10 +152,14 @@ export async function addStaff(server, username, consulate, role, password) {
 
 /// A person pressing the button through the API; returns the alert.
 export async function pressViaApi(server, phone, location) {
-  const json = async (method, path, body, token) => {
+  const json = async (method, path, body, token, unlock) => {
     const r = await fetch(`${server.base}${path}`, {
       method,
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(unlock ? { 'x-avisa-unlock': unlock } : {}),
+      },
       body: body ? JSON.stringify(body) : undefined,
     });
     return r.json();
@@ -164,7 +168,9 @@ export async function pressViaApi(server, phone, location) {
   const e164 = `+1${phone.replace(/\D/g, '').slice(-10)}`;
   const line = await waitFor(() => server.smsLog().find((l) => l.to === e164), 10000, 'the code SMS');
   await json('POST', '/api/v1/devices/verify', { code: line.body.match(/\b(\d{6})\b/)[1] }, token);
-  await json('PUT', '/api/v1/profile', { name: 'Juana García', home_state: 'CA', cancel_pin: '4821', keyword: 'auxilio' }, token);
-  await json('POST', '/api/v1/contacts', { name: 'Mamá', phone: '(213) 555-0177', message: 'Me detuvieron.' }, token);
+  // Setting the PIN hands the device an unlock, which contacts need.
+  const { unlock } = await json('PUT', '/api/v1/profile', { name: 'Juana García', home_state: 'CA', cancel_pin: '4821', keyword: 'auxilio' }, token);
+  const contact = await json('POST', '/api/v1/contacts', { name: 'Mamá', phone: '(213) 555-0177', message: 'Me detuvieron.' }, token, unlock);
+  if (!contact.id) throw new Error(`the contact was refused: ${JSON.stringify(contact)}`);
   return json('POST', '/api/v1/alerts', { idempotency_key: `browser-${Date.now()}`, location }, token);
 }

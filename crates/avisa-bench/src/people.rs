@@ -17,9 +17,24 @@ pub(crate) async fn call(
     token: Option<&str>,
     body: Value,
 ) -> anyhow::Result<(u16, Value)> {
+    call_unlocked(client, method, url, token, None, body).await
+}
+
+/// As [`call`], with the unlock the PIN earned (contacts need it).
+pub(crate) async fn call_unlocked(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    unlock: Option<&str>,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
     let mut req = client.request(method, url).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
+    }
+    if let Some(u) = unlock {
+        req = req.header("x-avisa-unlock", u);
     }
     let resp = req.send().await?;
     let status = resp.status().as_u16();
@@ -94,10 +109,11 @@ pub(crate) async fn people_via(
         let (client, base, code) = (client.clone(), base.clone(), codes[&phone].clone());
         set.spawn(async move {
             call(&client, reqwest::Method::POST, &format!("{base}/api/v1/devices/verify"), Some(&token), json!({"code": code})).await?;
-            call(&client, reqwest::Method::PUT, &format!("{base}/api/v1/profile"), Some(&token),
+            let (_, profile) = call(&client, reqwest::Method::PUT, &format!("{base}/api/v1/profile"), Some(&token),
                 json!({"name": "Persona de Prueba", "home_state": "CA", "home_county": "Los Angeles", "cancel_pin": "4821", "keyword": "auxilio"})).await?;
+            let unlock = profile["unlock"].as_str().map(str::to_string);
             for c in 0..5 {
-                let (s, v) = call(&client, reqwest::Method::POST, &format!("{base}/api/v1/contacts"), Some(&token),
+                let (s, v) = call_unlocked(&client, reqwest::Method::POST, &format!("{base}/api/v1/contacts"), Some(&token), unlock.as_deref(),
                     json!({"name": format!("Contacto {c}"), "phone": format!("+1310555{:04}", c), "language": "es", "message": "Me detuvo inmigración. Llama a la abogada y al consulado, por favor."})).await?;
                 if s != 201 {
                     bail!("contact refused: {s} {v}");

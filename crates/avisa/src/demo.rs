@@ -17,6 +17,8 @@ struct Api {
     client: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// The unlock the server gave when the PIN was set (as the app keeps it).
+    unlock: Option<String>,
 }
 
 impl Api {
@@ -29,6 +31,9 @@ impl Api {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(u) = &self.unlock {
+            req = req.header("x-avisa-unlock", u);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -78,6 +83,7 @@ pub async fn run() -> anyhow::Result<()> {
         client: reqwest::Client::new(),
         base,
         token: None,
+        unlock: None,
     };
     let phone = "+12135550100";
     let device = api
@@ -110,12 +116,13 @@ pub async fn run() -> anyhow::Result<()> {
         Some(json!({"code": code})),
     )
     .await?;
-    api.call(
+    let profile = api.call(
         reqwest::Method::PUT,
         "/api/v1/profile",
         Some(json!({"name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "cancel_pin": "4821", "keyword": "AUXILIO"})),
     )
     .await?;
+    api.unlock = profile["unlock"].as_str().map(str::to_string);
     let contacts = [
         (
             "Mamá",

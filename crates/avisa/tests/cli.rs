@@ -296,17 +296,23 @@ poll = "50ms"
             .send()
             .await
             .expect("verify"));
-        ok(client
+        let profile: serde_json::Value = client
             .put(format!("{base}/api/v1/profile"))
             .header("authorization", &auth)
             .json(&serde_json::json!({"name": format!("Persona {p}"), "home_state": "TX", "cancel_pin": "4821", "keyword": "auxilio"}))
             .send()
             .await
-            .expect("profile"));
+            .expect("profile")
+            .json()
+            .await
+            .expect("json");
+        // Setting the PIN gave this device an unlock: contacts need it.
+        let unlock = profile["unlock"].as_str().expect("unlock").to_string();
         for c in 0..2 {
             ok(client
                 .post(format!("{base}/api/v1/contacts"))
                 .header("authorization", &auth)
+                .header("x-avisa-unlock", &unlock)
                 .json(&serde_json::json!({"name": "c", "phone": format!("+1713555{:04}", p * 10 + c), "message": "ayuda"}))
                 .send()
                 .await
