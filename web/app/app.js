@@ -564,18 +564,40 @@ function follow(id, message, previews = []) {
       } catch { /* offline: keep the last known statuses */ }
     }, 3000);
   };
-  if ('EventSource' in window) {
-    const stream = new EventSource(`/api/v1/alerts/${id}/events?access_token=${encodeURIComponent(state.token)}`);
-    stream.addEventListener('alert', (e) => update(JSON.parse(e.data)));
-    stream.onerror = () => { stream.close(); state.stream = null; poll(); };
-    state.stream = stream;
-  } else {
+  // The stream is read with fetch, not EventSource, so the token (and the
+  // unlock) travel as headers: a token in a URL is kept by proxies and
+  // browsers, and the server refuses it.
+  const controller = new AbortController();
+  state.stream = controller;
+  (async () => {
+    const headers = { authorization: `Bearer ${state.token}`, accept: 'text/event-stream' };
+    if (state.unlock && Date.now() < state.unlockedUntil) headers['x-avisa-unlock'] = state.unlock;
+    const r = await fetch(`/api/v1/alerts/${id}/events`, { headers, signal: controller.signal });
+    if (!r.ok || !r.body) throw new Error('no stream');
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('stream ended');
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+        if (data && /^event: ?alert$/m.test(event)) update(JSON.parse(data));
+      }
+    }
+  })().catch(() => {
+    if (controller.signal.aborted) return;
+    state.stream = null;
     poll();
-  }
+  });
 }
 
 function stopLive() {
-  if (state.stream) state.stream.close();
+  if (state.stream) state.stream.abort();
   if (state.poll) clearInterval(state.poll);
   state.stream = null;
   state.poll = null;

@@ -15,6 +15,12 @@ test('full journey: onboarding, two contacts, press, countdown, delivery, "I\'m 
   const server = await startServer();
   try {
     const { page, context } = await phonePage(browser, server.base);
+    const urls = [];
+    const streams = [];
+    page.on('request', (r) => {
+      urls.push(r.url());
+      if (r.url().includes('/events')) streams.push(r.headers().authorization || '');
+    });
     // Spanish first.
     await page.waitForSelector('h1');
     assert.match(await page.textContent('h1'), /Un botón para avisar/);
@@ -73,6 +79,10 @@ test('full journey: onboarding, two contacts, press, countdown, delivery, "I\'m 
     assert.match(await page.textContent('.note'), /Se retiraron 0 mensajes .* se avisó «estoy bien» a 3 personas/);
     await waitFor(() => server.smsLog().some((l) => l.to === '+525512345678' && l.body.includes('cancelo la alerta')), 10000, 'the "I\'m safe" SMS');
     assert.deepEqual(page.errors, []);
+    // The live status came by a stream opened with the token in a header,
+    // and no URL ever carried the token.
+    assert.ok(streams.length > 0 && streams.every((a) => a.startsWith('Bearer ')), `streams: ${streams}`);
+    assert.ok(!urls.some((u) => u.includes('access_token')), 'a token in a URL');
     await context.close();
   } finally {
     await server.stop();

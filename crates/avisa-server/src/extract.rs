@@ -31,22 +31,22 @@ where
     }
 }
 
-/// The hash of the bearer token of a request.
+/// The hash of the bearer token of a request. A token in the URL is refused
+/// (proxies and browsers keep URLs), even beside a valid header: the app
+/// streams with a header too.
 fn bearer_hash(parts: &Parts) -> Result<Vec<u8>, ApiError> {
-    // EventSource cannot set headers: live streams may pass the token as
-    // `?access_token=` (query strings never reach the logs).
-    let from_query = parts.uri.query().and_then(|q| {
+    if parts.uri.query().is_some_and(|q| {
         q.split('&')
-            .find_map(|pair| pair.strip_prefix("access_token="))
-            .map(str::to_string)
-    });
+            .any(|pair| pair.starts_with("access_token=") || pair == "access_token")
+    }) {
+        return Err(ApiError::Unauthorized);
+    }
     let token = parts
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string())
-        .or(from_query)
         .filter(|t| !t.is_empty() && t.len() <= 128)
         .ok_or(ApiError::Unauthorized)?;
     Ok(avisa_core::crypto::token_hash(&token))

@@ -279,8 +279,8 @@ pub async fn get(
 }
 
 /// The same as `GET /api/v1/alerts/{id}`, as a live stream (Server-Sent
-/// Events, one `alert` event per change). EventSource cannot send headers, so
-/// the token may come as `?access_token=`.
+/// Events, one `alert` event per change), read with `fetch` so the token
+/// (and an unlock) travel as headers: a token in the URL is refused.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}/events", tag = "alerts",
     security(("device_token" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, content_type = "text/event-stream"), (status = 404, body = super::ErrorBody)))]

@@ -724,13 +724,35 @@ async fn the_live_stream_follows_each_recipient(backend: &str) {
     let (_, alert) = press(&app, &token, json!({"idempotency_key": "stream-0001"})).await;
     let id = alert["alert_id"].as_str().expect("id").to_string();
 
-    // Without a header: the token as EventSource sends it.
-    let mut stream = app
+    // A token in the URL is refused, even the right one: URLs are logged.
+    let refused = app
         .client
         .get(format!(
             "{}/api/v1/alerts/{id}/events?access_token={token}",
             app.base
         ))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{id}?access_token={token}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "not beside a header either"
+    );
+    // The stream with the token as a header, as the app reads it.
+    let mut stream = app
+        .client
+        .get(format!("{}/api/v1/alerts/{id}/events", app.base))
+        .bearer_auth(&token)
         .send()
         .await
         .expect("stream");
@@ -784,8 +806,8 @@ async fn the_live_stream_follows_each_recipient(backend: &str) {
     let (status, _) = app
         .call(
             Method::GET,
-            &format!("/api/v1/alerts/{id}/events?access_token={other}"),
-            None,
+            &format!("/api/v1/alerts/{id}/events"),
+            Some(&other),
             None,
         )
         .await;
