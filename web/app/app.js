@@ -51,10 +51,21 @@ function show(...nodes) {
   if (first) first.setAttribute('tabindex', '-1');
 }
 
+// Field names differ on every load, so the browser's autofill never keys a
+// saved value to them (a seized phone's autofill held names and numbers).
+const FIELD_SALT = Math.random().toString(36).slice(2, 8);
+
 function field({ id, label, why, type = 'text', value = '', attrs = {} }) {
+  // Nothing personal is remembered by the browser; a one-time code may be
+  // filled in from the SMS.
+  const base = { id, name: `avisa-${id}-${FIELD_SALT}`, autocomplete: 'off', ...attrs };
+  if (base.autocomplete !== 'one-time-code') base.autocomplete = 'off';
+  // A PIN is masked text, not a password: no password manager offers to
+  // keep it.
+  const pin = type === 'password';
   const input = type === 'textarea'
-    ? h('textarea', { id, name: id, ...attrs }, value)
-    : h('input', { id, name: id, type, value, ...attrs });
+    ? h('textarea', base, value)
+    : h('input', { ...base, type: pin ? 'text' : type, value, ...(pin ? { class: 'pin', spellcheck: 'false' } : {}) });
   const error = h('p', { class: 'error', id: `${id}-error`, 'aria-live': 'polite' });
   input.setAttribute('aria-describedby', `${id}-error${why ? ` ${id}-why` : ''}`);
   return {
@@ -546,7 +557,7 @@ function follow(id, message, previews = []) {
     // Keep an open PIN form untouched; refresh only the list.
     const list = document.getElementById('recipients');
     if (!list) return;
-    const open = app.querySelector('form:not([hidden]) input[type=password]');
+    const open = app.querySelector('form:not([hidden]) input.pin');
     if (open) {
       const fresh = h('div');
       renderStatus(alert, fresh, message);
@@ -683,7 +694,6 @@ function contactEditor(contact) {
     phone: field({ id: 'contact-phone', label: t('contact_phone_label'), why: t('contact_phone_hint'), type: 'tel', value: contact ? contact.phone : '', attrs: { inputmode: 'tel' } }),
     message: field({ id: 'contact-message', label: t('message_label'), type: 'textarea', value: contact ? contact.message : '' }),
   };
-  fields.name.input.name = 'name';
   const language = h('select', { id: 'contact-language' },
     h('option', { value: 'es', selected: (contact ? contact.language : lang()) === 'es', text: 'Español' }),
     h('option', { value: 'en', selected: (contact ? contact.language : lang()) === 'en', text: 'English' }));
@@ -886,6 +896,14 @@ document.getElementById('lang').addEventListener('click', () => {
 });
 
 window.addEventListener('hashchange', render);
+
+// Leaving the app locks it again: whoever picks the phone up next needs the PIN.
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) {
+    state.unlock = null;
+    state.unlockedUntil = 0;
+  }
+});
 
 async function start() {
   setLang(lang());

@@ -193,6 +193,11 @@ test('practice, rights, the PIN gate, and deleting my data', async () => {
 
     await page.goto(`${server.base}/#/settings`);
     await page.fill('#countdown', '0');
+    // No field a browser would remember or a password manager would keep.
+    const remembered = await page.$$eval('input, textarea', (els) => els
+      .filter((e) => e.type === 'password' || !['off', 'one-time-code'].includes(e.getAttribute('autocomplete') || 'on') || e.name === e.id)
+      .map((e) => e.id));
+    assert.deepEqual(remembered.filter((id) => id !== 'countdown'), [], 'fields a browser could remember');
     await page.goto(`${server.base}/#/practice`);
     await page.waitForSelector('.practice-banner');
     await page.click('#practice-press');
