@@ -134,6 +134,20 @@ pub fn consulate_cancelled(facts: &AlertFacts<'_>) -> String {
     )
 }
 
+/// To the person's own phone, when their contacts or keyword changed (`at`
+/// is the local time of the change): if it was not them, someone holds
+/// their phone and the PIN.
+pub fn changes_notice(lang: Language, at: &str) -> String {
+    match lang {
+        Language::Es => format!(
+            "Avisa: tus contactos o tu palabra clave cambiaron ({at}). Si no fuiste tu, revisa tus contactos en Avisa y cambia tu PIN."
+        ),
+        Language::En => format!(
+            "Avisa: your contacts or your keyword changed ({at}). If it was not you, check your contacts in Avisa and change your PIN."
+        ),
+    }
+}
+
 /// The one-time code.
 pub fn verification_code(lang: Language, code: &str) -> String {
     match lang {

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0004_contacts_version.sql"),
         include_str!("../migrations/postgres/0004_contacts_version.sql"),
     ),
+    (
+        5,
+        "change notices",
+        include_str!("../migrations/sqlite/0005_change_notices.sql"),
+        include_str!("../migrations/postgres/0005_change_notices.sql"),
+    ),
 ];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {

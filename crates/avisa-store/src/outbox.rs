@@ -390,10 +390,24 @@ impl Store {
         messages: &[NewMessage],
         now: UnixMillis,
     ) -> Result<(), StoreError> {
+        self.enqueue_at(messages, now, now).await
+    }
+
+    /// As [`Store::enqueue`], for messages not to be sent before `at`.
+    pub async fn enqueue_at(
+        &self,
+        messages: &[NewMessage],
+        now: UnixMillis,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
         let rows = messages
             .iter()
-            .map(|m| self.outbox_row(m, None, now))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|m| {
+                let mut row = self.outbox_row(m, None, now)?;
+                row.next_attempt_at = at;
+                Ok(row)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut tx = self.db.begin().await?;
         insert_outbox(&mut tx, &rows).await?;
         tx.commit().await

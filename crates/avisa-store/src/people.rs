@@ -333,6 +333,33 @@ impl Store {
         Ok(deleted == 1)
     }
 
+    /// Records that the person's contacts or keyword changed, and says when
+    /// to tell them by SMS: now, if nobody told them in the last `window`;
+    /// at the end of the window, if they were told within it (one notice
+    /// covers every change of the window); None if that notice is already
+    /// planned. One statement, so concurrent changes plan one notice.
+    pub async fn changes_notice(
+        &self,
+        person_id: Uuid,
+        now: UnixMillis,
+        window: UnixMillis,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        let sql = "UPDATE people SET changes_notice_at = CASE \
+               WHEN changes_notice_at IS NULL OR changes_notice_at <= $2 - $3 THEN $2 \
+               ELSE changes_notice_at + $3 END \
+             WHERE id = $1 AND (changes_notice_at IS NULL OR changes_notice_at <= $2) \
+             RETURNING changes_notice_at";
+        let at: Option<Option<UnixMillis>> = db_run!(self.db.writer(), |pool| {
+            sqlx::query_scalar(sql)
+                .bind(person_id)
+                .bind(now)
+                .bind(window)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(at.flatten())
+    }
+
     // ---- the PIN's lockout --------------------------------------------------
 
     /// (failures so far, locked until) for the person's PIN.

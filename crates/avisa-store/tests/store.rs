@@ -61,6 +61,7 @@ macro_rules! both_backends {
 }
 
 both_backends! {
+    changes_are_told_at_most_once_a_window;
     verification_flow;
     expired_code_is_refused;
     second_device_joins_the_same_person;
@@ -1043,4 +1044,31 @@ async fn cancel_withdraws_and_follows_up(f: Fixture) {
         ("estoy bien (es)", Purpose::Safe)
     );
     assert_eq!(follow[0].parent_id, Some(claimed[0].id));
+}
+
+/// The notice that contacts or the keyword changed: now when nobody was
+/// told within the window, else once at the window's end for every change
+/// in it.
+async fn changes_are_told_at_most_once_a_window(f: Fixture) {
+    let store = f.store().await;
+    let id = verified_person(&store, "+12135550100").await;
+    const W: i64 = 600_000;
+    let at = |now| {
+        let store = store.clone();
+        async move { store.changes_notice(id, now, W).await.expect("notice") }
+    };
+    assert_eq!(at(NOW).await, Some(NOW), "never told: now");
+    assert_eq!(
+        at(NOW + 1).await,
+        Some(NOW + W),
+        "told a moment ago: at the window's end"
+    );
+    assert_eq!(at(NOW + 2).await, None, "that notice is already planned");
+    assert_eq!(at(NOW + W - 1).await, None);
+    assert_eq!(at(NOW + W + 1).await, Some(NOW + 2 * W), "the next window");
+    assert_eq!(
+        at(NOW + 3 * W + 5).await,
+        Some(NOW + 3 * W + 5),
+        "long after: now"
+    );
 }

@@ -131,7 +131,10 @@ pub async fn create(
         .add_contact(who.person.id, &input, now_millis())
         .await
     {
-        Ok(c) => Ok((StatusCode::CREATED, Json(response(c)))),
+        Ok(c) => {
+            tell_of_change(&state, &who.person).await;
+            Ok((StatusCode::CREATED, Json(response(c))))
+        }
         Err(StoreError::LimitReached) => Err(ApiError::Conflict {
             code: "contacts_limit",
             message: format!("a person may have at most {MAX_CONTACTS} contacts"),
@@ -178,6 +181,7 @@ pub async fn put(
         .store
         .update_contact(who.person.id, id, &input, now_millis())
         .await?;
+    tell_of_change(&state, &who.person).await;
     Ok(Json(response(contact)))
 }
 
@@ -193,6 +197,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let id = path_id(&id)?;
     if state.store.delete_contact(who.person.id, id).await? {
+        tell_of_change(&state, &who.person).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -276,6 +281,55 @@ pub async fn preview(
         characters: info.characters,
         sample_location: given.is_none(),
     }))
+}
+
+/// How often, at most, the person is told that their contacts or keyword
+/// changed.
+pub(crate) fn notice_window(state: &AppState) -> i64 {
+    crate::config::millis(state.config.alerts.changes_notice_every)
+}
+
+/// Tells the person, by SMS to their own phone, that their contacts or
+/// keyword changed: whoever rewrites them on a seized phone cannot do it
+/// silently. At most one SMS per ten minutes (the changes of a window are
+/// told together at its end, [`avisa_store::Store::changes_notice`]). A
+/// failure here is logged, never turned into a refusal of the change.
+pub(crate) async fn tell_of_change(state: &AppState, person: &avisa_store::Person) {
+    let now = now_millis();
+    let at = match state
+        .store
+        .changes_notice(person.id, now, notice_window(state))
+        .await
+    {
+        Ok(Some(at)) => at,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot plan the changes notice");
+            return;
+        }
+    };
+    let language = person.profile.language;
+    let zone = crate::alerting::zone_of(None, person.profile.home_state.as_deref());
+    let clock = avisa_core::localtime::local_clock(now, zone, language);
+    let message = avisa_store::NewMessage {
+        id: uuid::Uuid::now_v7(),
+        kind: avisa_core::MessageKind::SelfPhone,
+        // A message that belongs to no alert, as a reply does; after every
+        // alert's messages.
+        purpose: avisa_core::Purpose::Reply,
+        contact_id: None,
+        parent_id: None,
+        name: None,
+        to: person.phone.clone(),
+        body: avisa_core::messages::changes_notice(language, &clock),
+        language,
+        rank: 9,
+        expires_at: at + crate::config::millis(state.config.sms.validity),
+    };
+    match state.store.enqueue_at(&[message], now, at).await {
+        Ok(()) => state.dispatch_wake.notify_one(),
+        Err(e) => tracing::error!(error = %e, "cannot queue the changes notice"),
+    }
 }
 
 /// This module's routes, with their OpenAPI operations.

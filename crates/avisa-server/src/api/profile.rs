@@ -258,6 +258,11 @@ pub async fn put(
         keyword: Some(keyword),
         language: req.language,
     };
+    let keyword_changed = person
+        .profile
+        .keyword
+        .as_ref()
+        .is_some_and(|k| Some(k) != profile.keyword.as_ref());
     state
         .store
         .update_profile(
@@ -267,6 +272,20 @@ pub async fn put(
             now_millis(),
         )
         .await?;
+    if person.pin_hash.is_none() {
+        // The set-up: what the person does in the next minutes (adding
+        // contacts) is told together, once, at the end of the window.
+        state
+            .store
+            .changes_notice(
+                who.person.id,
+                now_millis(),
+                super::contacts::notice_window(&state),
+            )
+            .await?;
+    } else if keyword_changed {
+        super::contacts::tell_of_change(&state, &person).await;
+    }
     let person = state
         .store
         .person(who.person.id)

@@ -146,6 +146,10 @@ pub struct AlertsConfig {
     pub pin_max_failures: u32,
     #[serde(with = "humantime_serde")]
     pub pin_lockout: Duration,
+    /// At most one SMS per this long tells the person their contacts or
+    /// keyword changed (the changes of a window are told at its end).
+    #[serde(with = "humantime_serde")]
+    pub changes_notice_every: Duration,
     pub duty_phones: std::collections::BTreeMap<String, String>,
 }
 
@@ -265,6 +269,7 @@ impl Default for AlertsConfig {
             rate_window: Duration::from_secs(10 * 60),
             pin_max_failures: 5,
             pin_lockout: Duration::from_secs(15 * 60),
+            changes_notice_every: Duration::from_secs(10 * 60),
             duty_phones: Default::default(),
         }
     }

@@ -326,3 +326,83 @@ async fn api_answers_are_never_cached() {
         "the app's own page"
     );
 }
+
+/// Contacts cannot be rewritten silently: a change to them or to the keyword
+/// sends the person's own phone an SMS saying so.
+#[tokio::test]
+async fn a_change_to_contacts_or_keyword_is_told_to_the_persons_phone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    // Every change told at once (the default groups them per ten minutes).
+    config.alerts.changes_notice_every = std::time::Duration::ZERO;
+    let app = TestApp::start(config, dir).await;
+    let (token, contact) = person_with_sister(&app, "+12135550100").await;
+    let told = |app: &TestApp| {
+        app.sms_lines()
+            .iter()
+            .filter(|l| {
+                l["to"] == "+12135550100"
+                    && l["body"].as_str().is_some_and(|b| b.contains("cambiaron"))
+            })
+            .count()
+    };
+    app.wait_sms_to("+12135550100", |b| {
+        b.contains("tus contactos o tu palabra clave cambiaron")
+    })
+    .await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/contacts/{contact}"),
+            Some(&token),
+            Some(json!({"name": "Todo bien", "phone": "+12135550199", "language": "es", "message": "Todo bien, no hagas nada"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut keyword = profile_body();
+    keyword.as_object_mut().map(|p| p.remove("cancel_pin"));
+    keyword["keyword"] = json!("tranquilo");
+    let (status, body) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(keyword))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while told(&app) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "told {} times",
+            told(&app)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(told(&app), 3, "the new contact, its rewrite, the keyword");
+    assert!(
+        app.sms_lines().iter().all(|l| l["to"] != "+12135550199"),
+        "nothing went to the new number"
+    );
+}
+
+/// During the set-up the person is told once, at the end of the window,
+/// not once per contact added.
+#[tokio::test]
+async fn the_setup_is_not_told_contact_by_contact() {
+    let app = sqlite_app().await;
+    let (token, _) = person_with_sister(&app, "+12135550100").await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": "Lic. Ruiz", "phone": "+12135557002", "language": "es", "message": "Abogada: me detuvieron."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.dispatcher.drain().await.expect("drain");
+    assert!(
+        app.sms_lines()
+            .iter()
+            .all(|l| !l["body"].as_str().unwrap_or("").contains("cambiaron")),
+        "{:#?}",
+        app.sms_lines()
+    );
+}
