@@ -77,7 +77,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         Some(seen) => seen,
         None => {
             store
-                .key_and_recent(r.person.id, &r.idempotency_key, since)
+                .key_and_recent(r.person.id, &r.idempotency_key, since, r.practice)
                 .await?
         }
     };

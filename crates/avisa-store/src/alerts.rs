@@ -316,21 +316,29 @@ impl Store {
         Ok(results)
     }
 
-    /// The alert a key already made, and the person's alerts since a time.
+    /// The alert a key already made, and the person's alerts since a time
+    /// that count against a press of this kind (practice or real).
     pub async fn key_and_recent(
         &self,
         person_id: Uuid,
         key: &str,
         since: UnixMillis,
+        practice: bool,
     ) -> Result<(Option<Uuid>, i64), StoreError> {
-        let sql = "SELECT \
-             (SELECT a.id FROM alerts a WHERE a.person_id = $1 AND a.idempotency_key = $2), \
-             (SELECT COUNT(*) FROM alerts a WHERE a.person_id = $1 AND a.created_at >= $3)";
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT \
+                 (SELECT a.id FROM alerts a WHERE a.person_id = $1 AND a.idempotency_key = $2), \
+                 (SELECT COUNT(*) FROM alerts a WHERE a.person_id = $1 AND {})",
+                crate::people::RECENT
+            )
+        });
         Ok(db_run!(self.db.reader(), |pool| {
-            sqlx::query_as(sql)
+            sqlx::query_as(sqlx::AssertSqlSafe(SQL.as_str()))
                 .bind(person_id)
                 .bind(key)
                 .bind(since)
+                .bind(practice)
                 .fetch_one(pool)
                 .await
         })?)

@@ -93,16 +93,24 @@ const BY_TOKEN: &str = " FROM devices d LEFT JOIN people p ON p.id = d.person_id
 static LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| format!("{DEVICE_AND_PERSON}{BY_TOKEN}"));
 
 /// [`LOOKUP_SQL`] with what a press needs of the person's alerts: the alert
-/// its idempotency key ($2) already made, and how many they raised since $3.
+/// its idempotency key ($2) already made, and how many of the same kind
+/// (practice $4 or not) they raised since $3 ([`RECENT`]).
 static PRESS_LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{DEVICE_AND_PERSON}, \
          (SELECT a.id FROM alerts a WHERE a.person_id = d.person_id \
             AND a.idempotency_key = $2) AS existing, \
          (SELECT COUNT(*) FROM alerts a WHERE a.person_id = d.person_id \
-            AND a.created_at >= $3) AS recent{BY_TOKEN}"
+            AND {RECENT}) AS recent{BY_TOKEN}"
     )
 });
+
+/// The alerts a press's limit counts: those of its own kind since $3 —
+/// practice ($4 true) has a limit of its own, so rehearsing never blocks a
+/// real press — and, of real ones, only those not cancelled: a false alarm
+/// taken back does not count against the next press.
+pub(crate) const RECENT: &str =
+    "a.created_at >= $3 AND a.practice = $4 AND ($4 OR a.state = 'active')";
 
 /// A look-up's answer: the device, its person's row, and (for a press) the
 /// key's alert and the recent count.
@@ -142,14 +150,18 @@ impl Store {
     }
 
     /// The device with this token hash, its person, and what a press with
-    /// `key` needs to know of the person's alerts since `since`.
+    /// `key` needs to know of the person's alerts since `since` (of its own
+    /// kind, practice or real, see [`RECENT`]).
     pub async fn press_lookup(
         &self,
         token_hash: &[u8],
         key: &str,
         since: UnixMillis,
+        practice: bool,
     ) -> Result<Option<PressLookup>, StoreError> {
-        let Some((device, person, press)) = self.lookup(token_hash, Some((key, since))).await?
+        let Some((device, person, press)) = self
+            .lookup(token_hash, Some((key, since, practice)))
+            .await?
         else {
             return Ok(None);
         };
@@ -167,7 +179,7 @@ impl Store {
     async fn lookup(
         &self,
         token_hash: &[u8],
-        press: Option<(&str, UnixMillis)>,
+        press: Option<(&str, UnixMillis, bool)>,
     ) -> Result<Option<Lookup>, StoreError> {
         let sql = match press {
             None => LOOKUP_SQL.as_str(),
@@ -175,8 +187,8 @@ impl Store {
         };
         Ok(db_run!(self.db.reader(), |pool| {
             let mut query = sqlx::query(AssertSqlSafe(sql)).bind(token_hash);
-            if let Some((key, since)) = press {
-                query = query.bind(key).bind(since);
+            if let Some((key, since, practice)) = press {
+                query = query.bind(key).bind(since).bind(practice);
             }
             match query.fetch_optional(pool).await? {
                 None => None,

@@ -444,7 +444,7 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
     let token = avisa_core::crypto::token_hash("+12135550100");
 
     let none = store
-        .press_lookup(&token, "key-000001", NOW - 600_000)
+        .press_lookup(&token, "key-000001", NOW - 600_000, false)
         .await
         .expect("lookup")
         .expect("device");
@@ -460,7 +460,7 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
     store.insert_alerts(&sealed).await.expect("insert");
 
     let seen = store
-        .press_lookup(&token, "key-000001", NOW - 600_000)
+        .press_lookup(&token, "key-000001", NOW - 600_000, false)
         .await
         .expect("lookup")
         .expect("device");
@@ -472,15 +472,53 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
     assert_eq!(seen.recent, 1, "only the alert inside the window counts");
 
     let fresh = store
-        .press_lookup(&token, "key-000003", NOW - 600_000)
+        .press_lookup(&token, "key-000003", NOW - 600_000, false)
         .await
         .expect("lookup")
         .expect("device");
     assert_eq!((fresh.existing, fresh.recent), (None, 1));
 
+    // A practice press counts against practice only, and a real alert taken
+    // back counts against nothing.
+    let mut rehearsal = alert(person, "key-000004", NOW - 1_000, &[0]);
+    rehearsal.practice = true;
+    store
+        .insert_alerts(&[store.seal_alert(&rehearsal).expect("seal")])
+        .await
+        .expect("insert");
+    let real = store
+        .press_lookup(&token, "key-000005", NOW - 600_000, false)
+        .await
+        .expect("lookup")
+        .expect("device");
+    assert_eq!(real.recent, 1, "the practice press does not count");
+    let practice = store
+        .press_lookup(&token, "key-000005", NOW - 600_000, true)
+        .await
+        .expect("lookup")
+        .expect("device");
+    assert_eq!(practice.recent, 1, "practice counts its own");
+    let safe = |_: MessageKind, _: Language| "a salvo".to_string();
+    store
+        .cancel_alert(b.id, NOW, NOW + 3_600_000, &safe)
+        .await
+        .expect("cancel")
+        .expect("was active");
+    let after = store
+        .press_lookup(&token, "key-000005", NOW - 600_000, false)
+        .await
+        .expect("lookup")
+        .expect("device");
+    assert_eq!(after.recent, 0, "a cancelled alert does not count");
+
     assert!(
         store
-            .press_lookup(&avisa_core::crypto::token_hash("nobody"), "key-000001", 0)
+            .press_lookup(
+                &avisa_core::crypto::token_hash("nobody"),
+                "key-000001",
+                0,
+                false
+            )
             .await
             .expect("lookup")
             .is_none()
@@ -716,14 +754,14 @@ async fn alerts_batch_with_a_reused_key(f: Fixture) {
     // What a press reads first: the key's alert and the recent count.
     assert_eq!(
         store
-            .key_and_recent(person, "key-two", NOW)
+            .key_and_recent(person, "key-two", NOW, false)
             .await
             .expect("key"),
         (Some(b.id), 2)
     );
     assert_eq!(
         store
-            .key_and_recent(person, "unused-key", NOW + 1)
+            .key_and_recent(person, "unused-key", NOW + 1, false)
             .await
             .expect("key"),
         (None, 0)

@@ -200,6 +200,7 @@ pub async fn create(
             &token_hash,
             &req.idempotency_key,
             window_start(&state, now_millis()),
+            req.practice,
         )
         .await?
         .ok_or(ApiError::Unauthorized)?;

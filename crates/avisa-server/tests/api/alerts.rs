@@ -290,6 +290,71 @@ async fn alerts_are_rate_limited_per_person(backend: &str) {
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
+/// A rehearsal never blocks a real press, and a false alarm taken back does
+/// not count against the next one.
+async fn practice_and_cancelled_alerts_leave_the_real_limit_alone(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let token = person_with_contacts(&app, "+12135550100", 0).await;
+    for i in 0..5 {
+        let (status, body) = press(
+            &app,
+            &token,
+            json!({"idempotency_key": format!("rehearse-{i}"), "practice": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (status, _) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "rehearse-5", "practice": true}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "practice has its limit"
+    );
+    // Four real presses, each a false alarm taken back with the PIN...
+    for i in 0..4 {
+        let (status, body) = press(
+            &app,
+            &token,
+            json!({"idempotency_key": format!("real-press-{i}")}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let id = body["alert_id"].as_str().expect("id");
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/alerts/{id}/cancel"),
+                Some(&token),
+                Some(json!({"pin": "4821"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // ...and the real ones still go: five more active alerts fit.
+    for i in 4..9 {
+        let (status, body) = press(
+            &app,
+            &token,
+            json!({"idempotency_key": format!("real-press-{i}")}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (status, _) = press(&app, &token, json!({"idempotency_key": "real-press-9"})).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the real limit still holds"
+    );
+}
+
 async fn bad_presses_are_refused_and_change_nothing(backend: &str) {
     let Some(app) = app_on(backend).await else {
         return;
@@ -819,6 +884,7 @@ on_both_backends!(
     the_same_key_never_sends_twice,
     practice_reaches_only_the_persons_own_phone,
     alerts_are_rate_limited_per_person,
+    practice_and_cancelled_alerts_leave_the_real_limit_alone,
     bad_presses_are_refused_and_change_nothing,
     outside_the_us_is_outside_coverage_but_contacts_are_told,
     cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe,
