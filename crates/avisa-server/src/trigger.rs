@@ -92,7 +92,7 @@ pub async fn inbound(
         to: sender,
         body: messages::inbound_not_recognised(),
         language: Language::Es,
-        rank: 0,
+        rank: avisa_store::RANK_AFTER_ALERTS,
         expires_at: now + crate::config::millis(state.config.sms.validity),
     };
     state.store.enqueue(&[reply], now).await?;

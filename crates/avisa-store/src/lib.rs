@@ -34,7 +34,7 @@ pub use console::{
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};
 pub use db::Db;
 pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
-pub use outbox::{Claimed, NewMessage, OutboxUpdate};
+pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
 
 const KEY_CHECK: &str = "key_check";

@@ -22,6 +22,13 @@ use crate::{Store, StoreError, aad};
 /// statement, and a large one holds megabytes.
 const OUTBOX_CHUNK: usize = 400;
 
+/// The fairness rank of messages that belong to no alert (verification
+/// codes, replies, change notices): after every message of every alert (an
+/// alert's messages rank 0 to its number of contacts), so no code ever waits
+/// ahead of an alert, and such a message gives way to an alert committed
+/// while it waits for a capped gateway.
+pub const RANK_AFTER_ALERTS: i32 = 100;
+
 /// One SMS to queue.
 #[derive(Debug, Clone)]
 pub struct NewMessage {

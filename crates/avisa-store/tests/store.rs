@@ -62,6 +62,7 @@ macro_rules! both_backends {
 
 both_backends! {
     changes_are_told_at_most_once_a_window;
+    no_code_waits_ahead_of_an_alert;
     verification_flow;
     expired_code_is_refused;
     second_device_joins_the_same_person;
@@ -1108,5 +1109,38 @@ async fn changes_are_told_at_most_once_a_window(f: Fixture) {
         at(NOW + 3 * W + 5).await,
         Some(NOW + 3 * W + 5),
         "long after: now"
+    );
+}
+
+/// Verification codes queued earlier still go after every message of an
+/// alert committed later, its last contact's included.
+async fn no_code_waits_ahead_of_an_alert(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let mut code = message(
+        avisa_store::RANK_AFTER_ALERTS,
+        "+12135550111",
+        NOW + 600_000,
+    );
+    code.kind = MessageKind::Verification;
+    code.purpose = Purpose::Code;
+    store
+        .enqueue(&[code.clone()], NOW - 60_000)
+        .await
+        .expect("code");
+    let ranks: Vec<i32> = (0..avisa_store::MAX_CONTACTS as i32).collect();
+    let a = alert(person, "key-after-codes", NOW, &ranks);
+    store
+        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .await
+        .expect("insert");
+    let claimed = store.claim(NOW, 100, 30_000).await.expect("claim");
+    let order: Vec<uuid::Uuid> = claimed.iter().map(|c| c.id).collect();
+    assert_eq!(order.len(), ranks.len() + 1);
+    assert_eq!(
+        order.last(),
+        Some(&code.id),
+        "the code goes after all {} of the alert's messages",
+        ranks.len()
     );
 }

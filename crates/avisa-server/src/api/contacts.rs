@@ -323,7 +323,7 @@ pub(crate) async fn tell_of_change(state: &AppState, person: &avisa_store::Perso
         to: person.phone.clone(),
         body: avisa_core::messages::changes_notice(language, &clock),
         language,
-        rank: 9,
+        rank: avisa_store::RANK_AFTER_ALERTS,
         expires_at: at + crate::config::millis(state.config.sms.validity),
     };
     match state.store.enqueue_at(&[message], now, at).await {

@@ -108,7 +108,8 @@ pub async fn register(
         to: phone,
         body: messages::verification_code(req.language, &code),
         language: req.language,
-        rank: 0,
+        // A code never waits ahead of an alert's messages.
+        rank: avisa_store::RANK_AFTER_ALERTS,
         expires_at: expires,
     };
     state.store.enqueue(&[sms], now).await?;
