@@ -101,8 +101,14 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     };
     if recent >= i64::from(state.config.alerts.rate_limit) {
         metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
+        // The true wait: until the oldest counted alert leaves the window.
+        let oldest = store
+            .oldest_recent(r.person.id, since, r.practice)
+            .await?
+            .unwrap_or(now);
+        let wait_ms = (oldest - since).max(0);
         return Err(ApiError::TooManyRequests {
-            retry_after_secs: (now - since) as u64 / 1000,
+            retry_after_secs: ((wait_ms + 999) / 1000).max(1) as u64,
         });
     }
     let contacts = store

@@ -330,13 +330,38 @@ impl Store {
                 "SELECT \
                  (SELECT a.id FROM alerts a WHERE a.person_id = $1 AND a.idempotency_key = $2), \
                  (SELECT COUNT(*) FROM alerts a WHERE a.person_id = $1 AND {})",
-                crate::people::RECENT
+                crate::people::recent("$3", "$4")
             )
         });
         Ok(db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(SQL.as_str()))
                 .bind(person_id)
                 .bind(key)
+                .bind(since)
+                .bind(practice)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    /// When the oldest alert that counts against a press of this kind since
+    /// `since` was raised (the limit frees a place when it leaves the
+    /// window). Read only when the limit is reached.
+    pub async fn oldest_recent(
+        &self,
+        person_id: Uuid,
+        since: UnixMillis,
+        practice: bool,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT MIN(a.created_at) FROM alerts a WHERE a.person_id = $1 AND {}",
+                crate::people::recent("$2", "$3")
+            )
+        });
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(SQL.as_str()))
+                .bind(person_id)
                 .bind(since)
                 .bind(practice)
                 .fetch_one(pool)

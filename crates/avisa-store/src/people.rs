@@ -94,23 +94,29 @@ static LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| format!("{DEVICE_AND_PERS
 
 /// [`LOOKUP_SQL`] with what a press needs of the person's alerts: the alert
 /// its idempotency key ($2) already made, and how many of the same kind
-/// (practice $4 or not) they raised since $3 ([`RECENT`]).
+/// (practice $4 or not) they raised since $3 ([`recent`]).
 static PRESS_LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{DEVICE_AND_PERSON}, \
          (SELECT a.id FROM alerts a WHERE a.person_id = d.person_id \
             AND a.idempotency_key = $2) AS existing, \
          (SELECT COUNT(*) FROM alerts a WHERE a.person_id = d.person_id \
-            AND {RECENT}) AS recent{BY_TOKEN}"
+            AND {}) AS recent{BY_TOKEN}",
+        recent("$3", "$4")
     )
 });
 
-/// The alerts a press's limit counts: those of its own kind since $3 —
-/// practice ($4 true) has a limit of its own, so rehearsing never blocks a
-/// real press — and, of real ones, only those not cancelled: a false alarm
-/// taken back does not count against the next press.
-pub(crate) const RECENT: &str =
-    "a.created_at >= $3 AND a.practice = $4 AND ($4 OR a.state = 'active')";
+/// The alerts a press's limit counts (of the alerts `a`): those of its own
+/// kind since `since` — practice (`practice` true) has a limit of its own,
+/// so rehearsing never blocks a real press — and, of real ones, only those
+/// not cancelled: a false alarm taken back does not count against the next
+/// press. The arguments are the statement's placeholders.
+pub(crate) fn recent(since: &str, practice: &str) -> String {
+    format!(
+        "a.created_at >= {since} AND a.practice = {practice} \
+         AND ({practice} OR a.state = 'active')"
+    )
+}
 
 /// A look-up's answer: the device, its person's row, and (for a press) the
 /// key's alert and the recent count.
@@ -151,7 +157,7 @@ impl Store {
 
     /// The device with this token hash, its person, and what a press with
     /// `key` needs to know of the person's alerts since `since` (of its own
-    /// kind, practice or real, see [`RECENT`]).
+    /// kind, practice or real, see [`recent`]).
     pub async fn press_lookup(
         &self,
         token_hash: &[u8],

@@ -511,6 +511,31 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
         .expect("lookup")
         .expect("device");
     assert_eq!(after.recent, 0, "a cancelled alert does not count");
+    // The limit frees a place when the oldest counted alert leaves the window.
+    let c = alert(person, "key-000006", NOW - 300_000, &[0]);
+    let d = alert(person, "key-000007", NOW - 100, &[0]);
+    store
+        .insert_alerts(&[
+            store.seal_alert(&c).expect("seal"),
+            store.seal_alert(&d).expect("seal"),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(
+        store
+            .oldest_recent(person, NOW - 600_000, false)
+            .await
+            .expect("oldest"),
+        Some(NOW - 300_000)
+    );
+    assert_eq!(
+        store
+            .oldest_recent(person, NOW - 600_000, true)
+            .await
+            .expect("oldest"),
+        Some(NOW - 1_000),
+        "practice's own"
+    );
 
     assert!(
         store
