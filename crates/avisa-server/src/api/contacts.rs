@@ -66,18 +66,20 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
     if name.is_empty() {
         return Err(Invalid::new("name", "required", "name is required"));
     }
-    if name.chars().count() > 80 || name.chars().any(char::is_control) {
+    if name.chars().count() > 80 {
         return Err(Invalid::new(
             "name",
             "too_long",
             "name has at most 80 characters",
         ));
     }
+    avisa_core::invalid::check_visible("name", name)?;
     let phone = PhoneNumber::parse(&req.phone)?;
     let message = req.message.trim_end().to_string();
     if message.trim().is_empty() {
         return Err(Invalid::new("message", "required", "message is required"));
     }
+    avisa_core::invalid::check_visible("message", &message)?;
     let info = analyze(&message);
     if info.segments > MAX_MESSAGE_SEGMENTS {
         return Err(Invalid::new(

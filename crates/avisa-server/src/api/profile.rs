@@ -104,6 +104,7 @@ fn text_field(field: &'static str, value: &str, max: usize) -> Result<String, In
             format!("{field} has control characters"),
         ));
     }
+    avisa_core::invalid::check_visible(field, value)?;
     Ok(value.to_string())
 }
 

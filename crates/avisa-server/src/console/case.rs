@@ -309,6 +309,7 @@ pub async fn note(
         )
         .into());
     }
+    avisa_core::invalid::check_visible("text", text)?;
     act(
         &state,
         &who,
@@ -353,6 +354,9 @@ pub async fn resolve(
             "the detail has at most 300 characters",
         )
         .into());
+    }
+    if let Some(d) = &detail {
+        avisa_core::invalid::check_visible("detail", d)?;
     }
     if outcome == Outcome::Detained && detail.is_none() {
         return Err(avisa_core::Invalid::new(

@@ -913,3 +913,59 @@ async fn a_replacement_directory_is_used() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// What staff and contacts read must be what was written: a name or message
+/// with a bidirectional override (that shows "…ZTIRF" as "FRITZ") or other
+/// invisible formatting is refused, and nothing changes.
+#[tokio::test]
+async fn invisible_formatting_is_refused_in_names_and_messages() {
+    let app = sqlite_app().await;
+    let token = app.person("+12135550100").await;
+    let spoofed = "Ana \u{202E}ZTIRF";
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": spoofed, "phone": "+12135557001", "language": "es", "message": "Ayuda"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body), body["error"]["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_characters",
+            Some("name")
+        )
+    );
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": "Ana", "phone": "+12135557001", "language": "es", "message": "Ayuda\u{200B}"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_characters")
+    );
+    let mut profile = profile_body();
+    profile["name"] = json!(spoofed);
+    profile.as_object_mut().map(|p| p.remove("cancel_pin"));
+    let (status, body) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_characters")
+    );
+    let (_, contacts) = app
+        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
+        .await;
+    assert_eq!(contacts["contacts"], json!([]), "nothing was added");
+    let (_, me) = app
+        .call(Method::GET, "/api/v1/profile", Some(&token), None)
+        .await;
+    assert_eq!(me["name"], "María Pérez", "nothing was changed");
+}
