@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 429, with the seconds to wait.
     #[error("too many requests; try again in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// 429 for a limit that no waiting lifts soon (e.g. a full trail).
+    #[error("{message}")]
+    Limit { code: &'static str, message: String },
     /// 429 for a PIN locked after too many wrong tries.
     #[error("too many wrong PINs; try again in {retry_after_secs} s")]
     Locked { retry_after_secs: u64 },
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "pin_locked"),
+            ApiError::Limit { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::LoginLocked { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_locked"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

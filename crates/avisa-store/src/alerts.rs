@@ -472,6 +472,17 @@ impl Store {
         Ok(())
     }
 
+    /// How many points an alert's trail holds, and when the newest was taken.
+    pub async fn trail_state(
+        &self,
+        alert_id: Uuid,
+    ) -> Result<(i64, Option<UnixMillis>), StoreError> {
+        let sql = "SELECT COUNT(*), MAX(created_at) FROM alert_locations WHERE alert_id = $1";
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(alert_id).fetch_one(pool).await
+        })?)
+    }
+
     /// The newest location of any of the person's alerts.
     pub async fn last_location(&self, person_id: Uuid) -> Result<Option<Location>, StoreError> {
         let sql = "SELECT l.* FROM alert_locations l JOIN alerts a ON a.id = l.alert_id \

@@ -419,6 +419,7 @@ pub async fn cancel(
     request_body = Location,
     responses((status = 201, body = Location), (status = 404, body = super::ErrorBody),
               (status = 409, description = "the alert is not active", body = super::ErrorBody),
+              (status = 429, description = "a point within trail_every of the last (see Retry-After), or trail_full", body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]
 pub async fn add_location(
     State(state): State<AppState>,
@@ -434,10 +435,26 @@ pub async fn add_location(
             message: "this alert is no longer active".into(),
         });
     }
-    state
-        .store
-        .add_location(view.id, &loc, now_millis())
-        .await?;
+    // A bounded trail: one point per trail_every, trail_max in all, so no
+    // client can flood the store or the console's map.
+    let now = now_millis();
+    let alerts = &state.config.alerts;
+    let (points, newest) = state.store.trail_state(view.id).await?;
+    if points >= i64::from(alerts.trail_max) {
+        return Err(ApiError::Limit {
+            code: "trail_full",
+            message: format!("this alert's trail holds its {} points", alerts.trail_max),
+        });
+    }
+    if let Some(newest) = newest {
+        let next = newest + crate::config::millis(alerts.trail_every);
+        if next > now {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: ((next - now + 999) / 1000) as u64,
+            });
+        }
+    }
+    state.store.add_location(view.id, &loc, now).await?;
     state.events.publish_scoped(view.id, view.scope());
     Ok((StatusCode::CREATED, Json(loc)))
 }

@@ -150,6 +150,11 @@ pub struct AlertsConfig {
     /// keyword changed (the changes of a window are told at its end).
     #[serde(with = "humantime_serde")]
     pub changes_notice_every: Duration,
+    /// A location trail takes at most one point per this long, and at most
+    /// `trail_max` points per alert.
+    #[serde(with = "humantime_serde")]
+    pub trail_every: Duration,
+    pub trail_max: u32,
     pub duty_phones: std::collections::BTreeMap<String, String>,
 }
 
@@ -270,6 +275,8 @@ impl Default for AlertsConfig {
             pin_max_failures: 5,
             pin_lockout: Duration::from_secs(15 * 60),
             changes_notice_every: Duration::from_secs(10 * 60),
+            trail_every: Duration::from_secs(10),
+            trail_max: 720,
             duty_phones: Default::default(),
         }
     }

@@ -355,6 +355,70 @@ async fn practice_and_cancelled_alerts_leave_the_real_limit_alone(backend: &str)
     );
 }
 
+/// A trail is bounded: one point per `trail_every`, `trail_max` in all.
+async fn the_trail_is_bounded(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let token = person_with_contacts(&app, "+12135550100", 0).await;
+    let (_, alert) = press(&app, &token, json!({"idempotency_key": "trail-bounded", "location": {"lat": LA.0, "lon": LA.1, "accuracy_m": 30}})).await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/alerts/{id}/locations", app.base))
+        .bearer_auth(&token)
+        .json(&json!({"lat": 34.06, "lon": -118.24, "accuracy_m": 8}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "within 10 s of the press's point"
+    );
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
+    assert!((1..=10).contains(&wait), "{wait}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.alerts.trail_every = Duration::ZERO;
+    config.alerts.trail_max = 3;
+    let app = TestApp::start(config, dir).await;
+    let token = person_with_contacts(&app, "+12135550100", 0).await;
+    let (_, alert) = press(&app, &token, json!({"idempotency_key": "trail-capped", "location": {"lat": LA.0, "lon": LA.1, "accuracy_m": 30}})).await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let path = format!("/api/v1/alerts/{id}/locations");
+    for i in 0..2 {
+        let (status, _) = app
+            .call(
+                Method::POST,
+                &path,
+                Some(&token),
+                Some(json!({"lat": 34.06 + f64::from(i) / 100.0, "lon": -118.24})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(json!({"lat": 34.2, "lon": -118.24})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "trail_full")
+    );
+}
+
 async fn bad_presses_are_refused_and_change_nothing(backend: &str) {
     let Some(app) = app_on(backend).await else {
         return;
@@ -699,9 +763,14 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: 
 }
 
 async fn the_location_trail_grows_and_the_newest_shows(backend: &str) {
-    let Some(app) = app_on(backend).await else {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
         return;
     };
+    // Points as fast as the test sends them (see the next test for the
+    // limits).
+    config.alerts.trail_every = Duration::ZERO;
+    let app = TestApp::start(config, dir).await;
     let token = person_with_contacts(&app, "+12135550100", 0).await;
     let (_, alert) = press(&app, &token, json!({"idempotency_key": "trail-0001", "location": {"lat": LA.0, "lon": LA.1, "accuracy_m": 30}})).await;
     let id = alert["alert_id"].as_str().expect("id").to_string();
@@ -885,6 +954,7 @@ on_both_backends!(
     practice_reaches_only_the_persons_own_phone,
     alerts_are_rate_limited_per_person,
     practice_and_cancelled_alerts_leave_the_real_limit_alone,
+    the_trail_is_bounded,
     bad_presses_are_refused_and_change_nothing,
     outside_the_us_is_outside_coverage_but_contacts_are_told,
     cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe,
