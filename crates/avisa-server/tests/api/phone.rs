@@ -969,3 +969,42 @@ async fn invisible_formatting_is_refused_in_names_and_messages() {
         .await;
     assert_eq!(me["name"], "María Pérez", "nothing was changed");
 }
+
+/// The metrics stay bounded whatever clients send: unknown methods fold
+/// into one label value, unknown paths into "unmatched".
+#[tokio::test]
+async fn metrics_labels_are_bounded() {
+    let app = sqlite_app().await;
+    for i in 0..300 {
+        let method = reqwest::Method::from_bytes(format!("M{i}X").as_bytes()).expect("method");
+        let path = format!("/nothing/{i}");
+        let _ = app
+            .client
+            .request(method, format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("request");
+    }
+    let metrics = app.text("/metrics").await;
+    // (The recorder is shared by every test of this binary: the check is on
+    // the label values, which no test can push past the known set.)
+    let known = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "other",
+    ];
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("avisa_http_requests_total{"))
+    {
+        let method = line
+            .split("method=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a method label");
+        assert!(known.contains(&method), "{line}");
+    }
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    assert!(
+        !metrics.contains("M17X"),
+        "an unknown method became a label"
+    );
+}
