@@ -121,13 +121,6 @@ impl OutboxStatus {
         }
     }
 
-    /// Whether the message may have reached its recipient.
-    pub fn may_have_reached(self) -> bool {
-        matches!(
-            self,
-            OutboxStatus::Sending | OutboxStatus::Sent | OutboxStatus::Delivered
-        )
-    }
 }
 
 text_enum! {

@@ -104,10 +104,12 @@ impl FromRequestParts<AppState> for Person {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = bearer_hash(parts)?;
         let mut who = Person::authenticate(state, &hash).await?;
-        who.unlocked = match who.person.pin_hash.as_deref() {
-            None => true,
-            Some(pin_hash) => crate::pin::unlocked(state, &parts.headers, who.device_id, pin_hash),
-        };
+        who.unlocked = crate::pin::is_unlocked(
+            state,
+            &parts.headers,
+            who.device_id,
+            who.person.pin_hash.as_deref(),
+        );
         Ok(who)
     }
 }

@@ -164,8 +164,19 @@ pub fn issue_unlock(state: &AppState, device_id: Uuid, pin_hash: &str) -> Unlock
     }
 }
 
+/// Whether the person may see and change what the PIN protects in this
+/// request: always until a PIN is set, else with a valid unlock.
+pub fn is_unlocked(
+    state: &AppState,
+    headers: &HeaderMap,
+    device_id: Uuid,
+    pin_hash: Option<&str>,
+) -> bool {
+    pin_hash.is_none_or(|hash| unlocked(state, headers, device_id, hash))
+}
+
 /// Whether the request carries an unlock valid now for this device and PIN.
-pub fn unlocked(state: &AppState, headers: &HeaderMap, device_id: Uuid, pin_hash: &str) -> bool {
+fn unlocked(state: &AppState, headers: &HeaderMap, device_id: Uuid, pin_hash: &str) -> bool {
     let Some(token) = headers
         .get(UNLOCK_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -206,10 +206,12 @@ pub async fn create(
         .ok_or(ApiError::Unauthorized)?;
     let person = lookup.person.ok_or_else(not_verified)?;
     // Names in the answer only for a holder who gave the PIN.
-    let names = match person.pin_hash.as_deref() {
-        None => true,
-        Some(pin_hash) => crate::pin::unlocked(&state, &headers, lookup.device.id, pin_hash),
-    };
+    let names = crate::pin::is_unlocked(
+        &state,
+        &headers,
+        lookup.device.id,
+        person.pin_hash.as_deref(),
+    );
     let raised = raise(
         &state,
         Raise {
@@ -269,7 +271,10 @@ pub async fn create(
 /// The alert and each recipient's status.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
     security(("device_token" = [])), params(("id" = Uuid, Path)),
-    responses((status = 200, body = AlertResponse), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = AlertResponse),
+              (status = 401, description = "no token, or a token in the URL", body = super::ErrorBody),
+              (status = 403, description = "device not verified", body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     who: Person,
@@ -284,7 +289,10 @@ pub async fn get(
 /// (and an unlock) travel as headers: a token in the URL is refused.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}/events", tag = "alerts",
     security(("device_token" = [])), params(("id" = Uuid, Path)),
-    responses((status = 200, content_type = "text/event-stream"), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, content_type = "text/event-stream"),
+              (status = 401, description = "no token, or a token in the URL", body = super::ErrorBody),
+              (status = 403, description = "device not verified", body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     who: Person,
@@ -342,7 +350,9 @@ pub async fn events(
     request_body = CancelRequest,
     responses(
         (status = 200, body = CancelResponse),
-        (status = 403, description = "wrong PIN", body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody),
+        (status = 403, description = "wrong PIN, or device not verified", body = super::ErrorBody),
+        (status = 422, description = "not a PIN of 4 to 8 digits", body = super::ErrorBody),
         (status = 404, body = super::ErrorBody),
         (status = 409, description = "already cancelled", body = super::ErrorBody),
         (status = 429, description = "too many wrong PINs; see Retry-After", body = super::ErrorBody),
@@ -417,7 +427,10 @@ pub async fn cancel(
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/locations", tag = "alerts",
     security(("device_token" = [])), params(("id" = Uuid, Path)),
     request_body = Location,
-    responses((status = 201, body = Location), (status = 404, body = super::ErrorBody),
+    responses((status = 201, body = Location),
+              (status = 401, body = super::ErrorBody),
+              (status = 403, description = "device not verified", body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody),
               (status = 409, description = "the alert is not active", body = super::ErrorBody),
               (status = 429, description = "a point within trail_every of the last (see Retry-After), or trail_full", body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]

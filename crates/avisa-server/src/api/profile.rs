@@ -313,7 +313,9 @@ pub struct PinRequest {
 #[utoipa::path(post, path = "/api/v1/pin/check", tag = "profile",
     security(("device_token" = [])),
     request_body = PinRequest,
-    responses((status = 200, body = crate::pin::Unlock), (status = 403, description = "wrong PIN", body = super::ErrorBody),
+    responses((status = 200, body = crate::pin::Unlock), (status = 401, body = super::ErrorBody),
+              (status = 403, description = "wrong PIN, or device not verified", body = super::ErrorBody),
+              (status = 422, description = "not a PIN of 4 to 8 digits", body = super::ErrorBody),
               (status = 429, description = "locked after too many wrong PINs", body = super::ErrorBody)))]
 pub async fn pin_check(
     State(state): State<AppState>,

@@ -566,6 +566,17 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_rule_knows_every_top_level_key() {
+        // The example has every key: its top level is what AVISA_* may set.
+        let table: toml::Table = toml::from_str(EXAMPLE).expect("the example parses");
+        let mut in_example: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut known = KEYS.to_vec();
+        in_example.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(in_example, known);
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let c = Config {
             data_key: SecretString::from("c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI="),
