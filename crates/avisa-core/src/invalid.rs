@@ -9,6 +9,20 @@ pub struct Invalid {
     pub field: &'static str,
     pub code: &'static str,
     pub message: String,
+    /// For `phone_ambiguous`: the readings the person chooses between.
+    pub readings: Vec<PhoneReading>,
+}
+
+/// One way to read what was typed as a phone number, offered back to the
+/// person when the country is not clear.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PhoneReading {
+    /// E.164: "+525512345678".
+    pub phone: String,
+    /// ISO 3166: "MX".
+    pub country: String,
+    /// "+52 55 1234 5678".
+    pub international: String,
 }
 
 impl Invalid {
@@ -17,7 +31,13 @@ impl Invalid {
             field,
             code,
             message: message.into(),
+            readings: Vec::new(),
         }
+    }
+
+    pub fn with_readings(mut self, readings: Vec<PhoneReading>) -> Self {
+        self.readings = readings;
+        self
     }
 }
 

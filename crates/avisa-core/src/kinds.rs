@@ -120,7 +120,6 @@ impl OutboxStatus {
             other => other,
         }
     }
-
 }
 
 text_enum! {

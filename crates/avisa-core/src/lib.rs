@@ -27,7 +27,7 @@ pub use kinds::{
 };
 pub use lang::Language;
 pub use location::Location;
-pub use phone::PhoneNumber;
+pub use phone::{Country, PhoneNumber};
 
 /// Milliseconds since the Unix epoch: the one time unit the store and the API
 /// share, so both backends compare times the same way.

@@ -78,6 +78,8 @@ struct Detail<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    readings: &'a [avisa_core::invalid::PhoneReading],
 }
 
 impl ApiError {
@@ -119,9 +121,9 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(i) => i.message.clone(),
             other => other.to_string(),
         };
-        let field = match &self {
-            ApiError::Invalid(i) => Some(i.field),
-            _ => None,
+        let (field, readings) = match &self {
+            ApiError::Invalid(i) => (Some(i.field), i.readings.as_slice()),
+            _ => (None, &[][..]),
         };
         let mut response = (
             status,
@@ -130,6 +132,7 @@ impl IntoResponse for ApiError {
                     code,
                     message,
                     field,
+                    readings,
                 },
             }),
         )

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::sms::{Encoding, MAX_MESSAGE_SEGMENTS, analyze};
-use avisa_core::{Invalid, Language, PhoneNumber, now_millis};
+use avisa_core::{Invalid, Language, now_millis};
 use avisa_store::{Contact, ContactInput, MAX_CONTACTS, StoreError};
 
 use crate::error::{ApiError, ApiResult};
@@ -21,6 +21,10 @@ pub struct ContactRequest {
     pub name: String,
     /// As typed; stored in E.164.
     pub phone: String,
+    /// The country the number is read in (ISO 3166, "MX"); see
+    /// `POST /api/v1/phone/read`.
+    #[serde(default)]
+    pub country: Option<String>,
     #[serde(default)]
     pub language: Language,
     /// What this contact receives when the button is pressed (at most 3 SMS).
@@ -32,6 +36,10 @@ pub struct ContactResponse {
     pub id: Uuid,
     pub name: String,
     pub phone: String,
+    /// ISO 3166 code of the number's country.
+    pub country: String,
+    /// "+52 55 1234 5678".
+    pub international: String,
     pub language: Language,
     pub message: String,
     /// "GSM-7" or "UCS-2".
@@ -49,10 +57,13 @@ pub struct ContactList {
 
 fn response(c: Contact) -> ContactResponse {
     let info = analyze(&c.message);
+    let reading = c.phone.reading();
     ContactResponse {
         id: c.id,
         name: c.name,
-        phone: c.phone.to_string(),
+        phone: reading.phone,
+        country: reading.country,
+        international: reading.international,
         language: c.language,
         encoding: info.encoding,
         segments: info.segments,
@@ -74,7 +85,7 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
         ));
     }
     avisa_core::invalid::check_visible("name", name)?;
-    let phone = PhoneNumber::parse(&req.phone)?;
+    let phone = super::phones::parse(&req.phone, req.country.as_deref())?;
     let message = req.message.trim_end().to_string();
     if message.trim().is_empty() {
         return Err(Invalid::new("message", "required", "message is required"));

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use avisa_core::crypto::{random_digits, random_token, token_hash};
 use avisa_core::messages;
-use avisa_core::{Invalid, Language, PhoneNumber, now_millis};
+use avisa_core::{Invalid, Language, now_millis};
 use avisa_store::{MessageKind, NewMessage, Purpose, VerifyOutcome};
 
 use crate::error::{ApiError, ApiResult};
@@ -30,6 +30,10 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 pub struct RegisterRequest {
     /// The person's phone number, as typed ("(213) 555-0100", "+52 55 …").
     pub phone: String,
+    /// The country the number is read in (ISO 3166, "MX"); see
+    /// `POST /api/v1/phone/read`.
+    #[serde(default)]
+    pub country: Option<String>,
     #[serde(default)]
     pub language: Language,
 }
@@ -69,7 +73,7 @@ pub async fn register(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
-    let phone = PhoneNumber::parse(&req.phone)?;
+    let phone = super::phones::parse(&req.phone, req.country.as_deref())?;
     let now = now_millis();
     let recent = state
         .store

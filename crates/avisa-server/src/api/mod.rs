@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod contacts;
 pub mod devices;
+pub mod phones;
 pub mod profile;
 
 use serde::Serialize;
@@ -21,12 +22,16 @@ pub struct ErrorDetail {
     pub message: String,
     /// The input field at fault, for 422s about one value.
     pub field: Option<String>,
+    /// For `phone_ambiguous`: the readings to choose between.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub readings: Vec<phones::PhoneResponse>,
 }
 
 /// The phone API's routes, with their OpenAPI operations.
 pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .merge(devices::routes())
+        .merge(phones::routes())
         .merge(profile::routes())
         .merge(contacts::routes())
         .merge(alerts::routes())

@@ -6,6 +6,7 @@ mod app;
 mod console;
 mod gateways;
 mod kannel;
+mod numbers;
 mod phone;
 mod pin;
 mod supervision;
