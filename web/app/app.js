@@ -4,6 +4,7 @@
 import { t, lang, setLang, errorText, TEMPLATES, STATES } from './i18n.js';
 import { analyze } from './sms.js';
 import { getPending, savePending, clearPending } from './store.js';
+import { countryOptions, countryName } from './countries.js';
 
 const app = document.getElementById('app');
 const banner = document.getElementById('banner');
@@ -75,6 +76,58 @@ function field({ id, label, why, type = 'text', value = '', attrs = {} }) {
   };
 }
 
+// A phone number with its country. What is typed without "+" is read in
+// the chosen country; the server reads it back ("México · +52 55 1234 5678")
+// before anything is saved; a number valid in both Mexico and the US is
+// asked about with one big button per reading, never guessed.
+function phoneField({ id, label, why, value = '', country = '', attrs = {} }) {
+  const f = field({ id, label, why, type: 'tel', value, attrs: { inputmode: 'tel', ...attrs } });
+  const select = h('select', { id: `${id}-country`, name: `avisa-${id}-country-${FIELD_SALT}`, autocomplete: 'off', 'aria-describedby': `${id}-error` },
+    h('option', { value: '', text: t('country_choose') }),
+    countryOptions(lang()).map((o) => h('option', { value: o.code, selected: o.code === country, text: o.label })));
+  const readback = h('p', { class: 'readback', id: `${id}-readback`, 'aria-live': 'polite' });
+  const choices = h('div', { class: 'choices', id: `${id}-choices` });
+  const describe = (r) => `${countryName(r.country, lang())} · ${r.international}`;
+  const ask = (readings) => {
+    readback.textContent = t('phone_which');
+    choices.replaceChildren(...readings.map((r) => h('button', {
+      type: 'button', class: 'button secondary choice',
+      onclick: () => { select.value = r.country; f.error.textContent = ''; f.input.removeAttribute('aria-invalid'); check(); select.focus(); },
+    }, `${countryName(r.country, lang())} · `, h('span', { class: 'nowrap', text: r.international }))));
+  };
+  let timer = null;
+  let seq = 0;
+  const check = async () => {
+    const mine = ++seq;
+    const phone = f.input.value.trim();
+    choices.replaceChildren();
+    readback.textContent = '';
+    if (phone.replace(/\D/g, '').length < 7) return;
+    try {
+      const r = await api('POST', '/api/v1/phone/read', { phone, country: select.value || undefined }, { auth: false });
+      if (mine !== seq) return;
+      if (r.ok) readback.textContent = describe(r.data);
+      else if (r.data && r.data.error && r.data.error.code === 'phone_ambiguous') ask(r.data.error.readings);
+    } catch { /* offline: the server reads it when saving */ }
+  };
+  f.input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(check, 400); });
+  select.addEventListener('change', check);
+  if (value) check();
+  f.node.insertBefore(h('div', { class: 'country' }, h('label', { for: `${id}-country`, class: 'small', text: t('country_label') }), select), f.input);
+  f.node.append(readback, choices);
+  return {
+    input: f.input,
+    error: f.error,
+    node: f.node,
+    country: { input: select, error: f.error },
+    value: () => ({ phone: f.input.value, country: select.value || undefined }),
+    ambiguous: (readings) => {
+      ask(readings);
+      choices.querySelector('button').focus();
+    },
+  };
+}
+
 function setFieldError(fields, name, message) {
   const f = fields[name];
   if (!f) return false;
@@ -126,6 +179,12 @@ function apiError(result) {
 /// Shows an API error next to its field, or in `general`.
 function showError(result, fields, general) {
   const e = apiError(result);
+  const readings = result.data && result.data.error && result.data.error.readings;
+  if (e.code === 'phone_ambiguous' && fields[e.field] && fields[e.field].ambiguous && readings) {
+    fields[e.field].error.textContent = e.message;
+    fields[e.field].ambiguous(readings);
+    return;
+  }
   if (!(e.field && setFieldError(fields, e.field.replace(/^location\./, ''), e.message))) {
     general.textContent = e.message;
   }
@@ -189,17 +248,17 @@ function currentPosition(timeoutMs) {
 // ---- onboarding ----------------------------------------------------------------
 
 function welcome(message) {
-  const phone = field({ id: 'phone', label: t('phone_label'), why: t('phone_why'), type: 'tel', value: state.phone, attrs: { autocomplete: 'tel', inputmode: 'tel', placeholder: t('phone_placeholder') } });
+  const phone = phoneField({ id: 'phone', label: t('phone_label'), why: t('phone_why'), value: state.phone, attrs: { placeholder: t('phone_placeholder') } });
   const general = h('p', { class: 'error', role: 'alert' });
   const button = h('button', { class: 'button', type: 'submit', text: t('send_code') });
   const form = h('form', {
     onsubmit: async (e) => {
       e.preventDefault();
-      clearErrors({ phone });
+      clearErrors({ phone, country: phone.country });
       general.textContent = '';
       button.disabled = true;
       try {
-        const r = await api('POST', '/api/v1/devices', { phone: phone.input.value, language: lang() }, { auth: false });
+        const r = await api('POST', '/api/v1/devices', { ...phone.value(), language: lang() }, { auth: false });
         if (r.ok) {
           state.token = r.data.token;
           localStorage.setItem('avisa.token', state.token);
@@ -207,7 +266,7 @@ function welcome(message) {
           localStorage.setItem('avisa.phone', state.phone);
           codeScreen();
         } else {
-          showError(r, { phone }, general);
+          showError(r, { phone, country: phone.country }, general);
         }
       } catch (err) {
         general.textContent = err.message;
@@ -665,7 +724,7 @@ async function contactsScreen() {
     const contacts = r.ok ? r.data.contacts : [];
     const max = r.ok ? r.data.max : 10;
     const list = contacts.map((c) => h('div', { class: 'contact' },
-      h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind', text: `${c.phone} · ${c.language.toUpperCase()} · ${c.segments} SMS` })),
+      h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language.toUpperCase()} · ${c.segments} SMS`)),
       h('div', { class: 'actions' },
         h('button', { type: 'button', text: t('edit'), 'aria-label': `${t('edit')} ${c.name}`, onclick: () => contactEditor(c) }),
         h('button', {
@@ -691,9 +750,10 @@ async function contactsScreen() {
 function contactEditor(contact) {
   const fields = {
     name: field({ id: 'contact-name', label: t('contact_name_label'), value: contact ? contact.name : '' }),
-    phone: field({ id: 'contact-phone', label: t('contact_phone_label'), why: t('contact_phone_hint'), type: 'tel', value: contact ? contact.phone : '', attrs: { inputmode: 'tel' } }),
+    phone: phoneField({ id: 'contact-phone', label: t('contact_phone_label'), why: t('contact_phone_hint'), value: contact ? contact.international : '', country: contact ? contact.country : '' }),
     message: field({ id: 'contact-message', label: t('message_label'), type: 'textarea', value: contact ? contact.message : '' }),
   };
+  fields.country = fields.phone.country;
   const language = h('select', { id: 'contact-language' },
     h('option', { value: 'es', selected: (contact ? contact.language : lang()) === 'es', text: 'Español' }),
     h('option', { value: 'en', selected: (contact ? contact.language : lang()) === 'en', text: 'English' }));
@@ -736,7 +796,7 @@ function contactEditor(contact) {
         clearErrors(fields);
         general.textContent = '';
         button.disabled = true;
-        const body = { name: fields.name.input.value, phone: fields.phone.input.value, language: language.value, message: fields.message.input.value };
+        const body = { name: fields.name.input.value, ...fields.phone.value(), language: language.value, message: fields.message.input.value };
         try {
           const r = contact ? await api('PUT', `/api/v1/contacts/${contact.id}`, body) : await api('POST', '/api/v1/contacts', body);
           if (r.ok) contactsScreen();

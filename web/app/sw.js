@@ -2,8 +2,8 @@
 // Network first (a new version arrives at once), the cached copy when
 // offline. The API is never cached: statuses must be live.
 
-const CACHE = 'avisa-shell-v1';
-const SHELL = ['/', '/app.css', '/app.js', '/i18n.js', '/sms.js', '/store.js', '/manifest.webmanifest', '/icon.svg', '/icon-192.png'];
+const CACHE = 'avisa-shell-v2';
+const SHELL = ['/', '/app.css', '/app.js', '/i18n.js', '/sms.js', '/store.js', '/countries.js', '/manifest.webmanifest', '/icon.svg', '/icon-192.png'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));

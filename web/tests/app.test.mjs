@@ -260,3 +260,64 @@ test('practice, rights, the PIN gate, and deleting my data', async () => {
     await server.stop();
   }
 });
+
+test('numbers as people write them: a Mexican number is asked about, read back and saved as +52', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await page.waitForSelector('h1');
+    // The person's own number: a Mexican form, country chosen.
+    await page.selectOption('#phone-country', 'MX');
+    await onboard(page, server, '044 664 123 4567', '+526641234567');
+
+    // "55 1234 5678" exists in Mexico City and in New Jersey: asked, never guessed.
+    await addContact(page, { name: 'Mamá', phone: '55 1234 5678', language: 'es', message: 'Me detuvieron. Llama al consulado.' });
+    await waitFor(async () => (await page.locator('#contact-phone-choices button').count()) === 2, 5000, 'both readings offered');
+    const readings = await page.locator('#contact-phone-choices button').allTextContents();
+    assert.deepEqual(readings, ['México · +52 55 1234 5678', 'Estados Unidos · +1 551-234-5678']);
+    await screenshot(page, 'app-number-ambiguous');
+    // Saving without choosing saves nothing and asks again.
+    await page.click('#save-contact');
+    await page.waitForSelector('#contact-phone-error:has-text("Elige de qué país")');
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'México · +52 55 1234 5678');
+    await page.locator('#contact-phone-choices button').first().click();
+    await waitFor(async () => (await page.textContent('#contact-phone-readback')) === 'México · +52 55 1234 5678', 5000, 'the reading shown back');
+    assert.equal(await page.inputValue('#contact-phone-country'), 'MX');
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+
+    // Country chosen first; old Mexican prefixes still work.
+    await page.click('#add-contact');
+    await page.fill('#contact-name', 'Tío');
+    await page.selectOption('#contact-phone-country', 'MX');
+    await page.fill('#contact-phone', '01 33 1234 5678');
+    await page.fill('#contact-message', 'Me detuvieron.');
+    await waitFor(async () => (await page.textContent('#contact-phone-readback')) === 'México · +52 33 1234 5678', 5000, 'the reading shown back');
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+
+    // Written the way it is dialled from the US: its own country, no question.
+    await addContact(page, { name: 'Prima', phone: '011 52 1 81 1234 5678', language: 'es', message: 'Me detuvieron.' });
+    await waitFor(async () => (await page.textContent('#contact-phone-readback')) === 'México · +52 81 1234 5678', 5000, 'the reading shown back');
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+
+    const list = await page.locator('#contact-list .kind').allTextContents();
+    assert.deepEqual(list.map((l) => l.split(' · ').slice(0, 2).join(' · ')), [
+      'México · +52 55 1234 5678', 'México · +52 33 1234 5678', 'México · +52 81 1234 5678',
+    ]);
+    await screenshot(page, 'app-numbers-saved');
+
+    // What the server keeps is what the person saw: a practice press goes
+    // to the person only, so read the contacts back from the API.
+    const token = await page.evaluate(() => localStorage.getItem('avisa.token'));
+    const unlock = await fetch(`${server.base}/api/v1/pin/check`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ pin: '4821' }),
+    }).then((r) => r.json());
+    const contacts = await fetch(`${server.base}/api/v1/contacts`, { headers: { authorization: `Bearer ${token}`, 'x-avisa-unlock': unlock.unlock } }).then((r) => r.json());
+    assert.deepEqual(contacts.contacts.map((c) => c.phone), ['+525512345678', '+523312345678', '+528112345678']);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});

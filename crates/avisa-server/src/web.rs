@@ -53,6 +53,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../web/app/store.js"),
     ),
     (
+        "/countries.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/app/countries.js"),
+    ),
+    (
         "/sw.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../web/app/sw.js"),
@@ -214,4 +219,28 @@ pub async fn config(State(state): State<AppState>) -> Json<PublicConfig> {
 /// static files are the router's fallback, [`asset`]).
 pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(config))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The app's country list (`web/app/countries.js`) offers only countries
+    /// the server reads numbers in, and México and the US among them.
+    #[test]
+    fn the_apps_countries_are_the_servers() {
+        let js = include_str!("../../../web/app/countries.js");
+        let list = js
+            .split("export const CODES = '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("CODES in countries.js");
+        let codes: Vec<&str> = list.split(' ').collect();
+        assert!(codes.len() > 200, "{} countries", codes.len());
+        for code in &codes {
+            assert!(
+                avisa_core::Country::parse("country", code).is_ok(),
+                "{code} is not a country the server knows"
+            );
+        }
+        assert!(codes.contains(&"MX") && codes.contains(&"US"));
+    }
 }
