@@ -10,9 +10,9 @@ const TEXT = {
     login: 'Entrar', logout: 'Salir', login_failed: 'Usuario o contraseña incorrectos.', locked: 'Cuenta bloqueada por intentos fallidos. Intente en {m} minutos.',
     queue: 'Alertas', audit: 'Auditoría', stats: 'Estadísticas', state: 'Estado', all_open: 'Abiertas', st_new: 'Nuevas', st_acknowledged: 'Atendidas', st_resolved: 'Resueltas', st_cancelled: 'Canceladas',
     from: 'Desde', to: 'Hasta', empty: 'No hay alertas con estos filtros.', ago_s: 'hace {n} s', ago_m: 'hace {n} min', ago_h: 'hace {n} h', ago_d: 'hace {n} d',
-    b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_escalated: 'Escalada', b_sms: 'Por SMS',
+    b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_duress: 'Cancelada bajo presión', b_escalated: 'Escalada', b_sms: 'Por SMS',
     delivered_of: '{ok} de {total} mensajes salieron', failed_n: '{n} fallaron', no_location: 'Sin ubicación', km: '{d} km del consulado',
-    pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
+    pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', duress_banner: 'CANCELADA BAJO PRESIÓN: la persona usó su PIN de coacción. La alerta SIGUE ACTIVA; su teléfono muestra «cancelada». No le llame: quien tiene su teléfono podría contestar.', duress_alert: '¡{name} canceló BAJO PRESIÓN!', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
     person: 'Persona', name: 'Nombre', phone: 'Teléfono', language: 'Idioma', home: 'Estado / condado', time: 'Hora', location: 'Ubicación', accuracy: 'precisión ±{m} m',
     distance: 'Distancia al consulado', map_no_tiles: 'Mapa sin fondo (no hay servidor de mapas configurado): puntos de la trayectoria y el consulado.',
     recipients: 'A quién se avisó', timeline: 'Historial', case: 'Caso', assigned: 'Asignada a', nobody: 'nadie', outcome: 'Resultado',
@@ -20,7 +20,7 @@ const TEXT = {
     facility: 'Centro de detención (busque o escriba)', detail: 'Detalle',
     o_false_alarm: 'Falsa alarma', o_person_safe: 'Persona a salvo', o_detained: 'Detenida', o_released: 'Liberada', o_no_contact: 'Sin contacto', o_other: 'Otro',
     k_created: 'Alerta recibida', k_location: 'Nueva ubicación', k_cancelled: 'Cancelada por la persona', k_acknowledged: 'Caso tomado', k_assigned: 'Asignada',
-    k_note: 'Nota', k_resolved: 'Resuelta', k_reopened: 'Reabierta', k_escalated: 'Escalada al CIAM',
+    k_note: 'Nota', k_resolved: 'Resuelta', k_reopened: 'Reabierta', k_escalated: 'Escalada al CIAM', k_duress: 'Cancelada bajo presión (PIN de coacción)',
     kind_contact: 'Contacto', kind_self: 'La persona', kind_consulate: 'Guardia del consulado',
     s_queued: 'En espera', s_sent: 'Enviado', s_delivered: 'Entregado', s_failed: 'Falló', s_expired: 'Venció', s_withdrawn: 'Retirado',
     notify_on: 'Activar avisos', notify_active: 'Avisos activos', new_alert: 'Nueva alerta de {name}',
@@ -33,9 +33,9 @@ const TEXT = {
     login: 'Log in', logout: 'Log out', login_failed: 'Wrong username or password.', locked: 'Account locked after failed attempts. Try again in {m} minutes.',
     queue: 'Alerts', audit: 'Audit', stats: 'Statistics', state: 'State', all_open: 'Open', st_new: 'New', st_acknowledged: 'Acknowledged', st_resolved: 'Resolved', st_cancelled: 'Cancelled',
     from: 'From', to: 'To', empty: 'No alerts with these filters.', ago_s: '{n} s ago', ago_m: '{n} min ago', ago_h: '{n} h ago', ago_d: '{n} d ago',
-    b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_escalated: 'Escalated', b_sms: 'By SMS',
+    b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_duress: 'Cancelled under duress', b_escalated: 'Escalated', b_sms: 'By SMS',
     delivered_of: '{ok} of {total} messages went out', failed_n: '{n} failed', no_location: 'No location', km: '{d} km from the consulate',
-    pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
+    pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', duress_banner: 'CANCELLED UNDER DURESS: the person used their duress PIN. The alert STILL STANDS; their phone shows "cancelled". Do not call them: whoever holds their phone may answer.', duress_alert: '{name} cancelled UNDER DURESS!', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
     person: 'Person', name: 'Name', phone: 'Phone', language: 'Language', home: 'State / county', time: 'Time', location: 'Location', accuracy: 'accuracy ±{m} m',
     distance: 'Distance to the consulate', map_no_tiles: 'Map without background (no tile server configured): the trail and the consulate.',
     recipients: 'Who was told', timeline: 'Timeline', case: 'Case', assigned: 'Assigned to', nobody: 'nobody', outcome: 'Outcome',
@@ -43,7 +43,7 @@ const TEXT = {
     facility: 'Detention facility (search or type)', detail: 'Detail',
     o_false_alarm: 'False alarm', o_person_safe: 'Person safe', o_detained: 'Detained', o_released: 'Released', o_no_contact: 'No contact', o_other: 'Other',
     k_created: 'Alert received', k_location: 'New location', k_cancelled: 'Cancelled by the person', k_acknowledged: 'Case taken', k_assigned: 'Assigned',
-    k_note: 'Note', k_resolved: 'Resolved', k_reopened: 'Reopened', k_escalated: 'Escalated to CIAM',
+    k_note: 'Note', k_resolved: 'Resolved', k_reopened: 'Reopened', k_escalated: 'Escalated to CIAM', k_duress: 'Cancelled under duress (duress PIN)',
     kind_contact: 'Contact', kind_self: 'The person', kind_consulate: 'Consulate duty phone',
     s_queued: 'Waiting', s_sent: 'Sent', s_delivered: 'Delivered', s_failed: 'Failed', s_expired: 'Expired', s_withdrawn: 'Withdrawn',
     notify_on: 'Turn on alerts', notify_active: 'Alerts on', new_alert: 'New alert from {name}',
@@ -56,7 +56,7 @@ const TEXT = {
 let lang = localStorage.getItem('avisa.console.lang') === 'en' ? 'en' : 'es';
 const t = (k, vars = {}) => (TEXT[lang][k] ?? k).replace(/\{(\w+)\}/g, (_, x) => String(vars[x] ?? ''));
 
-const state = { me: null, tab: 'queue', filter: { state: '', from: '', to: '' }, queue: [], known: new Set(), selected: null, detail: null, events: null, audio: null, map: null };
+const state = { me: null, tab: 'queue', filter: { state: '', from: '', to: '' }, queue: [], known: new Set(), duressKnown: new Set(), selected: null, detail: null, events: null, audio: null, map: null };
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -144,10 +144,10 @@ function loginScreen(message) {
 
 // ---- live events, sound, notifications -----------------------------------------
 
-function beep() {
+function beep(tones = [880, 660, 880]) {
   if (!state.audio) return;
   const ctx = state.audio;
-  for (const [i, f] of [880, 660, 880].entries()) {
+  for (const [i, f] of tones.entries()) {
     const o = ctx.createOscillator();
     const g = ctx.createGain();
     o.frequency.value = f;
@@ -209,6 +209,15 @@ async function loadQueue() {
       for (const a of fresh) new Notification('Avisa', { body: t('new_alert', { name: a.person_name || '?' }), tag: a.alert_id });
     }
   }
+  // A cancel forced with the duress PIN: a sound of its own, low and long.
+  const forced = r.data.filter((a) => a.duress_at && !state.duressKnown.has(a.alert_id));
+  if (forced.length) {
+    beep([440, 330, 440, 330, 440, 330]);
+    if ('Notification' in window && Notification.permission === 'granted') {
+      for (const a of forced) new Notification('Avisa', { body: t('duress_alert', { name: a.person_name || '?' }), tag: `${a.alert_id}-duress`, requireInteraction: true });
+    }
+  }
+  for (const a of forced) state.duressKnown.add(a.alert_id);
   for (const a of r.data) state.known.add(a.alert_id);
   if (!state.known.size) state.known.add('-');
   state.queue = r.data;
@@ -217,6 +226,7 @@ async function loadQueue() {
 
 function badges(a) {
   return h('span', { class: 'badges' },
+    a.duress_at ? h('span', { class: 'badge duress', text: t('b_duress') }) : null,
     a.state === 'cancelled' ? h('span', { class: 'badge cancelled', text: t('b_cancelled') }) : null,
     a.escalated ? h('span', { class: 'badge escalated', text: t('b_escalated') }) : null,
     h('span', { class: `badge ${a.case_state}`, text: t(`b_${a.case_state}`) }),
@@ -228,7 +238,7 @@ function renderQueue() {
   if (!list) return;
   list.replaceChildren(...(state.queue.length ? state.queue.map((a) => {
     const ok = a.delivery.sent + a.delivery.delivered;
-    const cls = [a.state === 'cancelled' ? 'cancelled' : a.case_state, a.escalated ? 'escalated' : ''].join(' ');
+    const cls = [a.state === 'cancelled' ? 'cancelled' : a.case_state, a.escalated ? 'escalated' : '', a.duress_at ? 'duress' : ''].join(' ');
     return h('li', { class: cls, tabindex: '0', 'data-id': a.alert_id, 'aria-current': a.alert_id === state.selected ? 'true' : 'false',
       onclick: () => loadDetail(a.alert_id, true), onkeydown: (e) => { if (e.key === 'Enter') loadDetail(a.alert_id, true); } },
     h('div', { class: 'row' }, h('span', { class: 'name', text: a.person_name || '—' }), h('span', { class: 'meta', text: age(a.created_at) })),
@@ -323,6 +333,7 @@ function renderDetail(d) {
     actions.push(h('button', { class: 'secondary', type: 'button', id: 'reopen', text: t('reopen'), onclick: () => act(d, 'reopen') }));
   }
   box.replaceChildren(...[
+    d.duress_at ? h('div', { class: 'banner-duress', role: 'alert', text: t('duress_banner') }) : null,
     d.state === 'cancelled' ? h('div', { class: 'banner-cancelled', text: t('cancelled_banner') }) : null,
     d.case.escalated_at ? h('div', { class: 'banner-escalated', text: t('escalated_banner') }) : null,
     h('h1', { text: d.person.name || '—' }),

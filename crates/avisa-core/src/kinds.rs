@@ -214,6 +214,8 @@ text_enum! {
         Resolved = "resolved",
         Reopened = "reopened",
         Escalated = "escalated",
+        /// The person "cancelled" with the duress PIN: forced, the alert stands.
+        Duress = "duress",
     }
 }
 

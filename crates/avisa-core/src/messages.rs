@@ -134,6 +134,28 @@ pub fn consulate_cancelled(facts: &AlertFacts<'_>) -> String {
     )
 }
 
+/// To each contact, when the person "cancelled" with the duress PIN: the
+/// cancel was forced and the alert stands (never "I'm safe").
+pub fn duress(lang: Language, person_name: &str) -> String {
+    match lang {
+        Language::Es => format!(
+            "Avisa: a {person_name} le obligaron a cancelar la alerta. La alerta SIGUE EN PIE: no esta a salvo. Sigue con lo que te pidio y no le llames."
+        ),
+        Language::En => format!(
+            "Avisa: {person_name} was forced to cancel the alert. The alert STANDS: they are not safe. Keep doing what they asked and do not call them."
+        ),
+    }
+}
+
+/// The same to a consulate's duty phone.
+pub fn consulate_duress(facts: &AlertFacts<'_>) -> String {
+    let short = &facts.alert_id.simple().to_string()[..8];
+    format!(
+        "AVISA {short} CANCELADA BAJO PRESION: la persona uso su PIN de coaccion. La alerta SIGUE ACTIVA. {}",
+        facts.console_url
+    )
+}
+
 /// To the person's own phone, when their contacts or keyword changed (`at`
 /// is the local time of the change): if it was not them, someone holds
 /// their phone and the PIN.

@@ -5,8 +5,9 @@
 //! counter: five wrong PINs anywhere lock every one of them for the lockout
 //! time (429 with the real remaining time), and a locked PIN is refused
 //! before it is hashed — the right PIN included — so a phone's holder cannot
-//! go on guessing through another door. A later path that takes the PIN (a
-//! duress PIN, a check-in's check-out) belongs here too.
+//! go on guessing through another door. The duress PIN is checked here too
+//! ([`Entered::Duress`]); a later path that takes the PIN (a check-in's
+//! check-out) belongs here as well.
 //!
 //! Hashes run on the person's own pool (see [`crate::hasher`]), which staff
 //! logins never reach.
@@ -43,17 +44,32 @@ pub fn check_shape(field: &'static str, pin: &str) -> Result<(), Invalid> {
     }
 }
 
-/// Checks the person's PIN under the lockout and returns the person when it
-/// is right. Refusals: 422 `pin_invalid` (not 4–8 digits; counts nothing),
-/// 403 `pin_incorrect` (wrong; counts), 429 `pin_locked` with `Retry-After`
+/// Which of the person's PINs was entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entered {
+    /// The cancel PIN.
+    Pin,
+    /// The duress PIN: whoever watches must see exactly what the cancel PIN
+    /// gives; only a cancel (and "delete my data") act on it, unseen.
+    Duress,
+}
+
+/// Checks the person's PIN under the lockout and returns the person, with
+/// which PIN it was, when it is either the cancel PIN or the duress PIN.
+/// Refusals: 422 `pin_invalid` (not 4–8 digits; counts nothing), 403
+/// `pin_incorrect` (wrong; counts), 429 `pin_locked` with `Retry-After`
 /// (locked: nothing is hashed, nothing counts).
+///
+/// Both hashes are always verified, in one job on the person's pool, so the
+/// time a check takes tells nothing of which PIN was entered or whether a
+/// duress PIN is set (a person without one has a random secret's hash).
 pub async fn check(
     state: &AppState,
     field: &'static str,
     person_id: Uuid,
     pin: &str,
     alert_id: Option<Uuid>,
-) -> ApiResult<avisa_store::Person> {
+) -> ApiResult<(avisa_store::Person, Entered)> {
     check_shape(field, pin)?;
     let now = now_millis();
     let (_, locked_until) = state.store.pin_state(person_id).await?;
@@ -66,9 +82,31 @@ pub async fn check(
         .await?
         .ok_or(ApiError::NotFound)?;
     let hash = person.pin_hash.clone().unwrap_or_default();
-    if verify(state, Pool::Person, pin.to_string(), hash).await? {
+    // Before the first duress hash exists, the cancel PIN's hash stands in,
+    // so the work done is the same.
+    let duress = person.duress_hash.clone().unwrap_or_else(|| hash.clone());
+    let real_duress = person.duress_hash.is_some();
+    let store = state.store.clone();
+    let secret = pin.to_string();
+    let (is_pin, is_duress) = hasher::run(Pool::Person, move || {
+        let vault = store.vault();
+        (
+            vault.verify_secret(&secret, &hash),
+            vault.verify_secret(&secret, &duress),
+        )
+    })
+    .await
+    .map_err(busy)?;
+    let entered = if is_pin {
+        Some(Entered::Pin)
+    } else if is_duress && real_duress {
+        Some(Entered::Duress)
+    } else {
+        None
+    };
+    if let Some(entered) = entered {
         state.store.pin_reset(person_id).await?;
-        return Ok(person);
+        return Ok((person, entered));
     }
     let max = state.config.alerts.pin_max_failures as i32;
     let lock_until = now + crate::config::millis(state.config.alerts.pin_lockout);
@@ -82,6 +120,19 @@ pub async fn check(
         code: "pin_incorrect",
         message: format!("the PIN is not right; {} attempts left", max - failures),
     })
+}
+
+/// Whether `pin` is the one whose hash is `hash` (on the person's pool).
+pub async fn matches(state: &AppState, pin: String, hash: String) -> ApiResult<bool> {
+    verify(state, Pool::Person, pin, hash).await
+}
+
+/// A hash of 32 random bytes: what stands for "no duress PIN", at the same
+/// cost as a real one.
+pub async fn hash_nothing(state: &AppState) -> ApiResult<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    hash(state, Pool::Person, URL_SAFE_NO_PAD.encode(bytes)).await
 }
 
 fn locked(until: i64, now: i64) -> ApiError {

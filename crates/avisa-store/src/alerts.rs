@@ -101,6 +101,15 @@ pub struct Recipient {
     pub safe_status: Option<OutboxStatus>,
 }
 
+/// A person's real alerts still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveAlerts {
+    /// Every active one, those under duress included.
+    pub active: i64,
+    /// Those "cancelled" with the duress PIN (active for the consulate).
+    pub under_duress: i64,
+}
+
 /// An alert as it stands.
 #[derive(Debug, Clone)]
 pub struct AlertView {
@@ -113,6 +122,9 @@ pub struct AlertView {
     pub coverage: Coverage,
     pub created_at: UnixMillis,
     pub cancelled_at: Option<UnixMillis>,
+    /// When the person "cancelled" with the duress PIN: the alert stays
+    /// active for the consulate and looks cancelled on the person's phone.
+    pub duress_at: Option<UnixMillis>,
     /// The newest location.
     pub location: Option<Location>,
     pub recipients: Vec<Recipient>,
@@ -150,6 +162,7 @@ pub(crate) struct AlertRow {
     pub created_at: UnixMillis,
     pub cancelled_at: Option<UnixMillis>,
     pub updated_at: UnixMillis,
+    pub duress_at: Option<UnixMillis>,
 }
 
 /// One point of a trail, sealed.
@@ -222,6 +235,7 @@ impl Store {
                 created_at: a.created_at,
                 cancelled_at: None,
                 updated_at: a.created_at,
+                duress_at: None,
             },
             location: a
                 .location
@@ -370,17 +384,21 @@ impl Store {
     }
 
     /// Real alerts of the person that are still active.
-    pub async fn active_alerts(&self, person_id: Uuid) -> Result<i64, StoreError> {
-        let sql =
-            "SELECT COUNT(*) FROM alerts WHERE person_id = $1 AND state = $2 AND practice = $3";
-        Ok(db_run!(self.db.reader(), |pool| {
-            sqlx::query_scalar(sql)
+    pub async fn active_alerts(&self, person_id: Uuid) -> Result<ActiveAlerts, StoreError> {
+        let sql = "SELECT COUNT(*), COUNT(duress_at) FROM alerts \
+                   WHERE person_id = $1 AND state = $2 AND practice = $3";
+        let (active, under_duress): (i64, i64) = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
                 .bind(person_id)
                 .bind(AlertState::Active)
                 .bind(false)
                 .fetch_one(pool)
                 .await
-        })?)
+        })?;
+        Ok(ActiveAlerts {
+            active,
+            under_duress,
+        })
     }
 
     /// An alert's scope alone (live console streams filter by it).
@@ -438,6 +456,7 @@ impl Store {
             coverage: row.coverage,
             created_at: row.created_at,
             cancelled_at: row.cancelled_at,
+            duress_at: row.duress_at,
             location: latest.map(|l| self.open_location(&l)).transpose()?,
             recipients,
         }))
@@ -566,5 +585,85 @@ impl Store {
         insert_outbox(&mut tx, &follow).await?;
         tx.commit().await?;
         Ok(Some(withdrawn))
+    }
+
+    /// The duress PIN's "cancel", in one transaction: the alert stays active
+    /// and nothing is withdrawn; `duress_at` is set; every contact and the
+    /// consulate (whatever their message's status) and the person's own
+    /// phone (only when its confirmation went out, as after a real cancel)
+    /// get the follow-up `notice` makes for them, queued after the alerts.
+    /// Returns None when the alert was not active or already under duress,
+    /// else the number of follow-ups.
+    pub async fn duress_cancel(
+        &self,
+        alert_id: Uuid,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+        notice: &(dyn Fn(MessageKind, Language) -> String + Sync),
+    ) -> Result<Option<usize>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let (marked, parents) = db_run!(&mut tx, |t| {
+            let marked = sqlx::query(
+                "UPDATE alerts SET duress_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND state = 'active' AND duress_at IS NULL",
+            )
+            .bind(now)
+            .bind(alert_id)
+            .execute(&mut **t)
+            .await?
+            .rows_affected();
+            if marked != 1 {
+                (false, Vec::new())
+            } else {
+                let parents: Vec<OutboxRow> = sqlx::query_as(
+                    "SELECT * FROM outbox WHERE alert_id = $1 AND purpose = 'alert' AND ( \
+                       (kind <> 'self' AND status IN ('queued', 'sending', 'sent', 'delivered')) \
+                       OR (kind = 'self' AND status IN ('sending', 'sent', 'delivered'))) \
+                     ORDER BY rank, created_at",
+                )
+                .bind(alert_id)
+                .fetch_all(&mut **t)
+                .await?;
+                (true, parents)
+            }
+        });
+        if !marked {
+            return Ok(None);
+        }
+        let mut follow = Vec::with_capacity(parents.len());
+        for parent in &parents {
+            let to = self
+                .vault
+                .open_string(&aad("outbox.to", parent.id), &parent.to_enc)?;
+            let message = NewMessage {
+                id: Uuid::now_v7(),
+                kind: parent.kind,
+                purpose: Purpose::Safe,
+                contact_id: parent.contact_id,
+                parent_id: Some(parent.id),
+                name: self.open_outbox_name(parent)?,
+                to: PhoneNumber::from_e164_unchecked(to),
+                body: notice(parent.kind, parent.language),
+                language: parent.language,
+                rank: crate::outbox::RANK_AFTER_ALERTS,
+                expires_at,
+            };
+            follow.push(self.outbox_row(&message, Some(alert_id), now)?);
+        }
+        insert_outbox(&mut tx, &follow).await?;
+        crate::console::cases::insert_event(
+            &mut tx,
+            &crate::console::cases::EventRow {
+                id: Uuid::now_v7(),
+                alert_id,
+                at: now,
+                staff_id: None,
+                kind: avisa_core::CaseEventKind::Duress,
+                detail_enc: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(follow.len()))
     }
 }

@@ -133,6 +133,16 @@ impl Store {
         Ok(row.map(Device::from))
     }
 
+    /// Removes one device (its token stops working); the person and their
+    /// alerts stay. Used for "delete my data" forced with the duress PIN.
+    pub async fn forget_device(&self, device_id: Uuid) -> Result<(), StoreError> {
+        let sql = "DELETE FROM devices WHERE id = $1";
+        db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql).bind(device_id).execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// Checks a one-time code, consuming one attempt.
     pub async fn verify_device(
         &self,

@@ -24,7 +24,7 @@ use avisa_core::PhoneNumber;
 use avisa_core::crypto::{CryptoError, DataKey, Vault};
 use uuid::Uuid;
 
-pub use alerts::{AlertScope, AlertView, Inserted, NewAlert, Recipient, SealedAlert};
+pub use alerts::{ActiveAlerts, AlertScope, AlertView, Inserted, NewAlert, Recipient, SealedAlert};
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
 pub use console::{

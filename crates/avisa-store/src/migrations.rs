@@ -6,6 +6,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 /// (version, description, SQLite text, PostgreSQL text). Append only.
+///
+/// A new migration whose SQL means the same on both backends is written once,
+/// in `migrations/common/`, and named in both slots; only what cannot be
+/// (types, defaults that differ) goes into a file per backend.
 type Entry = (i64, &'static str, &'static str, &'static str);
 
 const MIGRATIONS: &[Entry] = &[
@@ -38,6 +42,12 @@ const MIGRATIONS: &[Entry] = &[
         "change notices",
         include_str!("../migrations/sqlite/0005_change_notices.sql"),
         include_str!("../migrations/postgres/0005_change_notices.sql"),
+    ),
+    (
+        6,
+        "duress",
+        include_str!("../migrations/common/0006_duress.sql"),
+        include_str!("../migrations/common/0006_duress.sql"),
     ),
 ];
 

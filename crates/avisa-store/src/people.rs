@@ -30,6 +30,9 @@ pub struct Person {
     pub profile: Profile,
     /// argon2id hash of the cancel PIN, when set.
     pub pin_hash: Option<String>,
+    /// argon2id hash of the duress PIN, or of a random secret when none is
+    /// set (see migration 0006); None only before the first PIN.
+    pub duress_hash: Option<String>,
     /// Changes whenever the person's contacts change (see [`Store::alert_contacts`]).
     pub contacts_version: i64,
 }
@@ -58,6 +61,7 @@ struct PersonRow {
     keyword_enc: Option<Vec<u8>>,
     language: Language,
     pin_hash: Option<String>,
+    duress_hash: Option<String>,
     /// Bumped by the database's triggers on every change to the person's
     /// contacts; never written by Avisa.
     contacts_version: i64,
@@ -234,6 +238,7 @@ impl Store {
                 language: row.language,
             },
             pin_hash: row.pin_hash,
+            duress_hash: row.duress_hash,
             contacts_version: row.contacts_version,
         })
     }
@@ -297,12 +302,13 @@ impl Store {
     }
 
     /// Writes the whole profile and the PIN hash (pass the current hash to
-    /// keep the PIN).
+    /// keep the PIN); the duress hash only when `duress_hash` is Some.
     pub async fn update_profile(
         &self,
         id: Uuid,
         profile: &Profile,
         pin_hash: Option<String>,
+        duress_hash: Option<String>,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
         let name = self.seal_opt(&aad("people.name", id), profile.name.as_deref())?;
@@ -313,7 +319,8 @@ impl Store {
         )?;
         let keyword = self.seal_opt(&aad("people.keyword", id), profile.keyword.as_deref())?;
         let sql = "UPDATE people SET name_enc = $1, home_state_enc = $2, home_county_enc = $3, \
-                   keyword_enc = $4, language = $5, pin_hash = $6, updated_at = $7 WHERE id = $8";
+                   keyword_enc = $4, language = $5, pin_hash = $6, updated_at = $7, \
+                   duress_hash = COALESCE($9, duress_hash) WHERE id = $8";
         let updated = db_run!(self.db.writer(), |pool| {
             sqlx::query(sql)
                 .bind(&name)
@@ -324,6 +331,7 @@ impl Store {
                 .bind(&pin_hash)
                 .bind(now)
                 .bind(id)
+                .bind(&duress_hash)
                 .execute(pool)
                 .await?
                 .rows_affected()

@@ -277,14 +277,28 @@ async fn profile_round_trip(f: Fixture) {
         language: Language::En,
     };
     store
-        .update_profile(id, &profile, Some("$argon2id$fake".into()), NOW)
+        .update_profile(
+            id,
+            &profile,
+            Some("$argon2id$fake".into()),
+            Some("$argon2id$other".into()),
+            NOW,
+        )
         .await
         .expect("update");
     let person = store.person(id).await.expect("get").expect("exists");
     assert_eq!(person.profile, profile);
     assert_eq!(person.pin_hash.as_deref(), Some("$argon2id$fake"));
+    assert_eq!(person.duress_hash.as_deref(), Some("$argon2id$other"));
+    // None keeps the duress hash.
+    store
+        .update_profile(id, &profile, Some("$argon2id$new".into()), None, NOW)
+        .await
+        .expect("update");
+    let person = store.person(id).await.expect("get").expect("exists");
+    assert_eq!(person.duress_hash.as_deref(), Some("$argon2id$other"));
     let missing = store
-        .update_profile(uuid::Uuid::now_v7(), &profile, None, NOW)
+        .update_profile(uuid::Uuid::now_v7(), &profile, None, None, NOW)
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
 }
@@ -638,7 +652,7 @@ async fn nothing_personal_at_rest(f: Fixture) {
         language: Language::Es,
     };
     store
-        .update_profile(person, &profile, None, NOW)
+        .update_profile(person, &profile, None, None, NOW)
         .await
         .expect("profile");
     store

@@ -111,7 +111,13 @@ pub fn response(
         });
     AlertResponse {
         alert_id: view.id,
-        state: view.state,
+        // Cancelled with the duress PIN: cancelled, to whoever holds the
+        // phone (the console reads the true state from the view).
+        state: if view.duress_at.is_some() {
+            AlertState::Cancelled
+        } else {
+            view.state
+        },
         practice: view.practice,
         created_at: view.created_at,
         coverage: view.coverage,
@@ -242,6 +248,7 @@ pub async fn create(
             coverage: alert.coverage,
             created_at: alert.created_at,
             cancelled_at: None,
+            duress_at: None,
             location: alert.location,
             recipients: {
                 // The order GET gives: by fairness rank, then as written.
@@ -365,8 +372,9 @@ pub async fn cancel(
 ) -> ApiResult<Json<CancelResponse>> {
     let view = own_alert(&state, &who, &id).await?;
     let now = now_millis();
-    let person = crate::pin::check(&state, "pin", who.person.id, &req.pin, Some(view.id)).await?;
-    if view.state != AlertState::Active {
+    let (person, entered) =
+        crate::pin::check(&state, "pin", who.person.id, &req.pin, Some(view.id)).await?;
+    if view.state != AlertState::Active || view.duress_at.is_some() {
         return Err(ApiError::Conflict {
             code: "already_cancelled",
             message: "this alert is already cancelled".into(),
@@ -387,23 +395,55 @@ pub async fn cancel(
             view.id
         ),
     };
-    let safe_text = |kind: MessageKind, lang| match kind {
-        MessageKind::Consulate => messages::consulate_cancelled(&facts),
-        _ => messages::safe(lang, &name),
-    };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
-    let Some(withdrawn) = state
-        .store
-        .cancel_alert(view.id, now, expires_at, &safe_text)
-        .await?
-    else {
-        return Err(ApiError::Conflict {
-            code: "already_cancelled",
-            message: "this alert is already cancelled".into(),
-        });
+    let withdrawn = if entered == crate::pin::Entered::Duress {
+        // Forced: the phone gets what a cancel gives (and its own SMS is
+        // the ordinary one), but nothing is withdrawn, the alert stays open
+        // and flagged for the consulate, and the contacts hear it was forced.
+        let notice = |kind: MessageKind, lang| match kind {
+            MessageKind::Consulate => messages::consulate_duress(&facts),
+            MessageKind::SelfPhone => messages::safe(lang, &name),
+            _ => messages::duress(lang, &name),
+        };
+        // What a real cancel would have withdrawn, so the count says nothing.
+        let queued = view
+            .recipients
+            .iter()
+            .filter(|r| r.status == OutboxStatus::Queued)
+            .count() as u64;
+        if state
+            .store
+            .duress_cancel(view.id, now, expires_at, &notice)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::Conflict {
+                code: "already_cancelled",
+                message: "this alert is already cancelled".into(),
+            });
+        }
+        tracing::warn!(alert_id = %view.id, "alert cancelled under duress; it stays open");
+        metrics::counter!("avisa_alerts_duress_total").increment(1);
+        queued
+    } else {
+        let safe_text = |kind: MessageKind, lang| match kind {
+            MessageKind::Consulate => messages::consulate_cancelled(&facts),
+            _ => messages::safe(lang, &name),
+        };
+        let Some(withdrawn) = state
+            .store
+            .cancel_alert(view.id, now, expires_at, &safe_text)
+            .await?
+        else {
+            return Err(ApiError::Conflict {
+                code: "already_cancelled",
+                message: "this alert is already cancelled".into(),
+            });
+        };
+        tracing::info!(alert_id = %view.id, withdrawn, "alert cancelled by its person");
+        metrics::counter!("avisa_alerts_cancelled_total").increment(1);
+        withdrawn
     };
-    tracing::info!(alert_id = %view.id, withdrawn, "alert cancelled by its person");
-    metrics::counter!("avisa_alerts_cancelled_total").increment(1);
     state.events.publish_scoped(view.id, view.scope());
     state.dispatch_wake.notify_one();
     let view = state
@@ -442,7 +482,7 @@ pub async fn add_location(
 ) -> ApiResult<(StatusCode, Json<Location>)> {
     let view = own_alert(&state, &who, &id).await?;
     let loc = Location::new(loc.lat, loc.lon, loc.accuracy_m)?;
-    if view.state != AlertState::Active {
+    if view.state != AlertState::Active || view.duress_at.is_some() {
         return Err(ApiError::Conflict {
             code: "alert_not_active",
             message: "this alert is no longer active".into(),

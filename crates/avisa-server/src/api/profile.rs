@@ -77,6 +77,13 @@ pub struct ProfileRequest {
     pub cancel_pin: Option<String>,
     #[serde(default)]
     pub current_pin: Option<String>,
+    /// A second PIN, 4 to 8 digits and not the cancel PIN, for a cancel
+    /// forced on the person: it cancels on the phone exactly as the cancel
+    /// PIN does, but the alert stays open, the consulate sees it flagged and
+    /// the contacts are told the cancel was forced. `""` removes it. Never
+    /// returned; no answer tells whether one is set.
+    #[serde(default)]
+    pub duress_pin: Option<String>,
     /// The word that, sent by SMS to the service number, raises the alert.
     pub keyword: String,
 }
@@ -222,6 +229,13 @@ pub async fn put(
     if let Some(pin) = &req.cancel_pin {
         crate::pin::check_shape("cancel_pin", pin)?;
     }
+    let duress_pin = req.duress_pin.as_deref().filter(|p| !p.is_empty());
+    if let Some(duress) = duress_pin {
+        crate::pin::check_shape("duress_pin", duress)?;
+        if req.cancel_pin.as_deref() == Some(duress) {
+            return Err(same_as_pin().into());
+        }
+    }
     let person = state
         .store
         .person(who.person.id)
@@ -252,6 +266,7 @@ pub async fn put(
             crate::pin::hash_pin(&state, new_pin.clone()).await?
         }
     };
+    let duress_hash = duress_hash(&state, &req, &person, duress_pin).await?;
     let profile = Profile {
         name: Some(name),
         home_state: Some(home_state.to_string()),
@@ -270,6 +285,7 @@ pub async fn put(
             who.person.id,
             &profile,
             Some(pin_hash.clone()),
+            duress_hash,
             now_millis(),
         )
         .await?;
@@ -301,6 +317,48 @@ pub async fn put(
     Ok(Json(body))
 }
 
+fn same_as_pin() -> Invalid {
+    Invalid::new(
+        "duress_pin",
+        "duress_same_as_pin",
+        "the duress PIN must differ from the cancel PIN",
+    )
+}
+
+/// The duress hash to write, or None to keep the stored one. A new duress
+/// PIN is refused when it is the cancel PIN (new or kept); `""` or the first
+/// PIN without one stores a random secret's hash, so the database never
+/// tells whether a duress PIN is set; a new cancel PIN equal to the duress
+/// PIN replaces the duress PIN the same way (silently: saying so would tell).
+async fn duress_hash(
+    state: &AppState,
+    req: &ProfileRequest,
+    person: &avisa_store::Person,
+    duress_pin: Option<&str>,
+) -> ApiResult<Option<String>> {
+    if let Some(duress) = duress_pin {
+        if req.cancel_pin.is_none()
+            && let Some(current) = person.pin_hash.clone()
+            && crate::pin::matches(state, duress.to_string(), current).await?
+        {
+            return Err(same_as_pin().into());
+        }
+        return Ok(Some(crate::pin::hash_pin(state, duress.to_string()).await?));
+    }
+    let removed = req.duress_pin.is_some();
+    let first = person.duress_hash.is_none();
+    let collides = match (&req.cancel_pin, person.duress_hash.clone()) {
+        (Some(new_pin), Some(stored)) => {
+            crate::pin::matches(state, new_pin.clone(), stored).await?
+        }
+        _ => false,
+    };
+    if removed || first || collides {
+        return Ok(Some(crate::pin::hash_nothing(state).await?));
+    }
+    Ok(None)
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
@@ -322,7 +380,9 @@ pub async fn pin_check(
     who: Person,
     ApiJson(req): ApiJson<PinRequest>,
 ) -> ApiResult<Json<crate::pin::Unlock>> {
-    let person = crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
+    // The duress PIN unlocks too: refusing it would tell whoever forces the
+    // person that the PIN they were given is not the real one.
+    let (person, _) = crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
     let pin_hash = person.pin_hash.unwrap_or_default();
     Ok(Json(crate::pin::issue_unlock(
         &state,
@@ -345,8 +405,18 @@ pub async fn delete(
     Unlocked(who): Unlocked,
     ApiJson(req): ApiJson<PinRequest>,
 ) -> ApiResult<axum::http::StatusCode> {
-    crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
-    if state.store.active_alerts(who.person.id).await? > 0 {
+    let (_, entered) = crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
+    let open = state.store.active_alerts(who.person.id).await?;
+    if entered == crate::pin::Entered::Duress || open.under_duress > 0 {
+        // Forced: the phone sees its data deleted (and its token stops
+        // working), but the person, their contacts and the open case stay
+        // for the consulate. Refusing, or deleting, would serve whoever
+        // forces the person.
+        state.store.forget_device(who.device_id).await?;
+        tracing::warn!("delete my data under duress: this device forgotten, the data kept");
+        return Ok(axum::http::StatusCode::NO_CONTENT);
+    }
+    if open.active > 0 {
         return Err(ApiError::Conflict {
             code: "alert_active",
             message: "an alert is active: cancel it first, then delete your data".into(),

@@ -64,6 +64,9 @@ pub struct AlertDetail {
     pub alert_id: Uuid,
     pub created_at: i64,
     pub state: AlertState,
+    /// When the person "cancelled" with the duress PIN: forced, the alert
+    /// stands.
+    pub duress_at: Option<i64>,
     pub source: AlertSource,
     pub coverage: Coverage,
     pub consulate: Option<ConsulateRef>,
@@ -129,6 +132,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         alert_id: id,
         created_at: view.created_at,
         state: view.state,
+        duress_at: view.duress_at,
         source: view.source,
         coverage: view.coverage,
         consulate: response.consulate,

@@ -40,6 +40,9 @@ pub struct QueueEntry {
     pub age_seconds: i64,
     /// `active` or `cancelled` (by the person).
     pub state: AlertState,
+    /// When the person "cancelled" with the duress PIN: forced, the alert
+    /// stands (state stays `active`); such a case tops the queue.
+    pub duress_at: Option<i64>,
     pub case_state: CaseState,
     pub escalated: bool,
     pub source: AlertSource,
@@ -143,6 +146,7 @@ pub async fn queue(
                     created_at: i.created_at,
                     age_seconds: (now - i.created_at) / 1000,
                     state: i.state,
+                    duress_at: i.duress_at,
                     case_state: i.case.state,
                     escalated: i.case.escalated_at.is_some(),
                     source: i.source,

@@ -11,10 +11,10 @@ use avisa_server::Config;
 
 use crate::support::*;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// Adds a staff account directly in the store the server uses.
-async fn add_staff(config: &Config, username: &str, consulate: &str, role: &str) {
+pub(crate) async fn add_staff(config: &Config, username: &str, consulate: &str, role: &str) {
     let store = avisa_server::open_store(config).await.expect("store");
     let hash = store.vault().hash_secret(PASSWORD).expect("hash");
     store
@@ -31,7 +31,7 @@ async fn add_staff(config: &Config, username: &str, consulate: &str, role: &str)
 }
 
 /// A logged-in console client: the cookie and the CSRF token, by hand.
-struct Console<'a> {
+pub(crate) struct Console<'a> {
     app: &'a TestApp,
     cookie: String,
     csrf: String,
@@ -46,7 +46,7 @@ async fn login_raw(app: &TestApp, username: &str, password: &str) -> reqwest::Re
         .expect("login")
 }
 
-async fn login<'a>(app: &'a TestApp, username: &str) -> Console<'a> {
+pub(crate) async fn login<'a>(app: &'a TestApp, username: &str) -> Console<'a> {
     let resp = login_raw(app, username, PASSWORD).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let set = resp.headers()["set-cookie"]
@@ -63,7 +63,12 @@ async fn login<'a>(app: &'a TestApp, username: &str) -> Console<'a> {
 }
 
 impl Console<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.call_csrf(method, path, body, Some(&self.csrf.clone()))
             .await
     }

@@ -4,6 +4,7 @@
 mod alerts;
 mod app;
 mod console;
+mod duress;
 mod gateways;
 mod kannel;
 mod numbers;

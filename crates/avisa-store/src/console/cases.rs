@@ -24,13 +24,13 @@ pub(crate) struct CaseRow {
 }
 
 #[derive(Debug, Clone, FromRow)]
-struct EventRow {
-    id: Uuid,
-    alert_id: Uuid,
-    at: UnixMillis,
-    staff_id: Option<Uuid>,
-    kind: CaseEventKind,
-    detail_enc: Option<Vec<u8>>,
+pub(crate) struct EventRow {
+    pub id: Uuid,
+    pub alert_id: Uuid,
+    pub at: UnixMillis,
+    pub staff_id: Option<Uuid>,
+    pub kind: CaseEventKind,
+    pub detail_enc: Option<Vec<u8>>,
 }
 
 /// A queue line as read: the alert, its case, the person's sealed name and
@@ -41,7 +41,7 @@ type QueueRow = (AlertRow, CaseRow, Option<Vec<u8>>, Option<LocationRow>);
 const LATEST: &str = "FROM alert_locations l WHERE l.alert_id = a.id \
                       ORDER BY l.created_at DESC, l.id DESC LIMIT 1";
 
-async fn insert_event(tx: &mut Tx, e: &EventRow) -> Result<(), StoreError> {
+pub(crate) async fn insert_event(tx: &mut Tx, e: &EventRow) -> Result<(), StoreError> {
     db_run!(tx, |t| {
         sqlx::query(
             "INSERT INTO alert_events (id, alert_id, at, staff_id, kind, detail_enc) \
@@ -109,7 +109,10 @@ impl Store {
                 b.push(" AND a.created_at < ").push_bind(to);
             }
             b.push(
-                " ORDER BY CASE WHEN a.case_state = 'new' THEN 0 ELSE 1 END, a.created_at, a.id \
+                // A cancel forced with the duress PIN tops the queue until
+                // the case is resolved; then what nobody took yet.
+                " ORDER BY CASE WHEN a.duress_at IS NOT NULL AND a.case_state <> 'resolved' THEN 0 \
+                   WHEN a.case_state = 'new' THEN 1 ELSE 2 END, a.created_at, a.id \
                  LIMIT ",
             )
             .push_bind(f.limit);
@@ -143,6 +146,7 @@ impl Store {
                 alert_id: id,
                 created_at: alert.created_at,
                 state: alert.state,
+                duress_at: alert.duress_at,
                 source: alert.source,
                 consulate_id: alert.consulate_id,
                 coverage: alert.coverage,

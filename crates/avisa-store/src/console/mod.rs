@@ -4,7 +4,7 @@
 //! as ciphertext.
 
 mod audit;
-mod cases;
+pub(crate) mod cases;
 mod staff;
 
 use avisa_core::{
@@ -95,6 +95,8 @@ pub struct QueueItem {
     pub alert_id: Uuid,
     pub created_at: UnixMillis,
     pub state: AlertState,
+    /// When the person "cancelled" under duress (the alert stands).
+    pub duress_at: Option<UnixMillis>,
     pub source: AlertSource,
     pub consulate_id: Option<String>,
     pub coverage: Coverage,
