@@ -863,6 +863,29 @@ function settingsScreen(message) {
     pin_again: field({ id: 'new_pin_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
   };
   const pinGeneral = h('p', { class: 'error', role: 'alert' });
+  // The duress PIN: the screen never says whether one is set.
+  const duress = {
+    duress_pin: field({ id: 'duress_pin', label: t('duress_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
+    duress_again: field({ id: 'duress_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
+  };
+  const duressGeneral = h('p', { class: 'error', role: 'alert' });
+  const saveDuress = async (pin) => {
+    clearErrors(duress);
+    duressGeneral.textContent = '';
+    if (pin && pin !== duress.duress_again.input.value) return setFieldError(duress, 'duress_again', t('pin_mismatch'));
+    try {
+      const current = await api('GET', '/api/v1/profile');
+      if (!current.ok) return showError(current, duress, duressGeneral);
+      const p = current.data;
+      const r = await api('PUT', '/api/v1/profile', {
+        name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, duress_pin: pin,
+      });
+      if (r.ok) settingsScreen(t('duress_saved'));
+      else showError(r, duress, duressGeneral);
+    } catch (err) {
+      duressGeneral.textContent = err.message;
+    }
+  };
   const del = field({ id: 'delete_pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } });
   const delGeneral = h('p', { class: 'error', role: 'alert' });
   show(
@@ -893,6 +916,13 @@ function settingsScreen(message) {
         }
       },
     }, pins.current_pin.node, pins.cancel_pin.node, pins.pin_again.node, pinGeneral, h('button', { class: 'button', type: 'submit', text: t('change_pin') })),
+    h('p', { class: 'muted', text: t('pin_protects') }),
+    h('h2', { text: t('duress_title') }),
+    h('p', { class: 'muted', text: t('duress_body') }),
+    h('form', { id: 'duress-form', onsubmit: (e) => { e.preventDefault(); saveDuress(duress.duress_pin.input.value); } },
+      duress.duress_pin.node, duress.duress_again.node, duressGeneral,
+      h('button', { class: 'button', type: 'submit', id: 'duress-save', text: t('duress_save') }),
+      h('button', { class: 'button secondary', type: 'button', id: 'duress-remove', text: t('duress_remove'), onclick: () => saveDuress('') })),
     h('h2', { text: t('delete_title') }),
     h('p', { class: 'muted', text: t('delete_body') }),
     h('form', {

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer, launch, phonePage, onboard, addContact, waitFor, screenshot } from './harness.mjs';
+import { startServer, launch, phonePage, onboard, addContact, addStaff, waitFor, screenshot } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -317,6 +317,75 @@ test('numbers as people write them: a Mexican number is asked about, read back a
     const contacts = await fetch(`${server.base}/api/v1/contacts`, { headers: { authorization: `Bearer ${token}`, 'x-avisa-unlock': unlock.unlock } }).then((r) => r.json());
     assert.deepEqual(contacts.contacts.map((c) => c.phone), ['+525512345678', '+523312345678', '+528112345678']);
     await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('the duress PIN: the phone shows a cancel, the console an alert cancelled under duress', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await page.waitForSelector('h1');
+    await onboard(page, server);
+    await addContact(page, { name: 'Lupita', phone: '(213) 555-0177', language: 'es', message: 'Me detuvieron. Llama a la abogada.' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+
+    // Settings: never the cancel PIN; then a duress PIN.
+    await page.goto(`${server.base}/#/settings`);
+    await page.waitForSelector('#duress_pin');
+    await page.fill('#duress_pin', '4821');
+    await page.fill('#duress_again', '4821');
+    await page.click('#duress-save');
+    await page.waitForSelector('#duress_pin-error:has-text("distinto de tu PIN")');
+    await page.fill('#duress_pin', '2580');
+    await page.fill('#duress_again', '2580');
+    await page.click('#duress-save');
+    await page.waitForSelector('.note:has-text("Listo.")');
+    await page.locator('#duress_pin').scrollIntoViewIfNeeded();
+    await screenshot(page, 'app-duress-settings');
+
+    // The press, then "I'm safe" with the duress PIN: a cancel, as always.
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press');
+    await page.click('#press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    await waitFor(async () => {
+      const s = await page.$$eval('#recipients li', (lis) => lis.map((li) => li.dataset.status));
+      return s.length === 2 && s.every((x) => x === 'sent' || x === 'delivered');
+    }, 15000, 'every recipient sent');
+    await page.click('#im-safe');
+    await page.fill('#safe-pin', '2580');
+    await page.click('#safe-confirm');
+    await page.waitForSelector('text=Alerta cancelada');
+    await screenshot(page, 'app-duress-cancelled');
+    assert.ok(!(await page.textContent('main')).includes('presión'), 'nothing on the phone tells');
+
+    const to = (n, text) => server.smsLog().some((l) => l.to === n && l.body.includes(text));
+    await waitFor(() => to('+12135550177', 'SIGUE EN PIE'), 10000, 'the contact told the cancel was forced');
+    await waitFor(() => to('+12135550100', 'cancelo la alerta anterior'), 10000, 'the ordinary confirmation to the person');
+    assert.ok(!to('+12135550177', 'esta bien'), 'no "I\'m safe" to the contact');
+    await context.close();
+
+    // The console: open, at the top, flagged.
+    await addStaff(server, 'ana.supervisora', 'los-angeles', 'supervisor', 'correct horse battery staple');
+    const staff = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'es-MX' });
+    const console_ = await staff.newPage();
+    await console_.goto(`${server.base}/console`);
+    await console_.fill('#username', 'ana.supervisora');
+    await console_.fill('#password', 'correct horse battery staple');
+    await console_.click('button[type=submit]');
+    await console_.waitForSelector('#queue li');
+    const first = console_.locator('#queue li').first();
+    assert.match(await first.getAttribute('class'), /duress/);
+    assert.match(await first.textContent(), /Cancelada bajo presión/);
+    await first.click();
+    await console_.waitForSelector('.banner-duress');
+    assert.match(await console_.textContent('.banner-duress'), /CANCELADA BAJO PRESIÓN/);
+    await console_.waitForSelector('#timeline >> text=Cancelada bajo presión');
+    await screenshot(console_, 'console-duress');
+    await staff.close();
   } finally {
     await server.stop();
   }

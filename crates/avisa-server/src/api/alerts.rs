@@ -396,7 +396,9 @@ pub async fn cancel(
         ),
     };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
-    let withdrawn = if entered == crate::pin::Entered::Duress {
+    // A practice under duress is an ordinary cancel: no one else hears of a
+    // practice, and the phone shows the same either way.
+    let withdrawn = if entered == crate::pin::Entered::Duress && !view.practice {
         // Forced: the phone gets what a cancel gives (and its own SMS is
         // the ordinary one), but nothing is withdrawn, the alert stays open
         // and flagged for the consulate, and the contacts hear it was forced.
