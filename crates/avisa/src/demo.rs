@@ -126,28 +126,33 @@ pub async fn run() -> anyhow::Result<()> {
     let contacts = [
         (
             "Mamá",
-            "+52 55 1234 5678",
+            "55 1234 5678",
+            "MX",
             "es",
             "Mamá, me detuvo inmigración. Llama a la licenciada Torres y al consulado. Te quiero.",
         ),
         (
             "Lic. Torres (abogada)",
             "(213) 555-0142",
+            "US",
             "es",
             "Licenciada: soy María Pérez, me están deteniendo. Mi número de caso está en mi carpeta.",
         ),
         (
             "Jefe (Tom)",
             "(323) 555-0199",
+            "US",
             "en",
             "Tom, I have been detained by immigration. I will not make it to work. Please call my lawyer.",
         ),
     ];
-    for (name, number, language, message) in contacts {
+    // Each number in its country, as the app sends it: "55 1234 5678" in
+    // Mexico is Mexico City, not New Jersey.
+    for (name, number, country, language, message) in contacts {
         api.call(
             reqwest::Method::POST,
             "/api/v1/contacts",
-            Some(json!({"name": name, "phone": number, "language": language, "message": message})),
+            Some(json!({"name": name, "phone": number, "country": country, "language": language, "message": message})),
         )
         .await?;
     }
