@@ -213,6 +213,36 @@ impl PhoneNumber {
         }
     }
 
+    /// Refuses a number an SMS must never be paid to (422
+    /// `phone_not_allowed`): premium-rate, shared-cost, toll-free, universal
+    /// access, pager, voicemail and personal numbers, short codes, and the
+    /// non-geographic codes of no country (satellite phones, +881/+882):
+    /// the ranges SMS pumping makes money from, where no family member
+    /// waits for a message either.
+    pub fn check_sms_allowed(&self, field: &'static str) -> Result<(), Invalid> {
+        use phonenumber::Type;
+        let refused = || {
+            Invalid::new(
+                field,
+                "phone_not_allowed",
+                "Avisa does not send SMS to premium-rate, toll-free, shared-cost or satellite numbers",
+            )
+        };
+        let parsed = self.parsed().ok_or_else(refused)?;
+        if parsed.country().id().is_none() {
+            return Err(refused());
+        }
+        match parsed.number_type(&phonenumber::metadata::DATABASE) {
+            Type::FixedLine
+            | Type::Mobile
+            | Type::FixedLineOrMobile
+            | Type::Voip
+            | Type::StandardRate
+            | Type::Unknown => Ok(()),
+            _ => Err(refused()),
+        }
+    }
+
     /// This number as one reading offered back to the person.
     pub fn reading(&self) -> PhoneReading {
         PhoneReading {
@@ -358,6 +388,37 @@ mod tests {
             PhoneNumber::parse("52 55 1234 5678").map(|p| p.0),
             Ok("+525512345678".into())
         );
+    }
+
+    #[test]
+    fn costly_numbers_are_not_sent_to() {
+        for costly in [
+            "+1 900 555 0100",
+            "+1 800 555 0100",
+            "+44 909 879 0000",
+            "+881 6 12345678",
+            "+52 900 123 4567",
+        ] {
+            let p = PhoneNumber::parse(costly);
+            if let Ok(p) = p {
+                assert_eq!(
+                    p.check_sms_allowed("phone").map_err(|e| e.code),
+                    Err("phone_not_allowed"),
+                    "{costly}"
+                );
+            }
+        }
+        let premium = PhoneNumber::parse("+1 900 555 0100").expect("valid");
+        assert!(premium.check_sms_allowed("phone").is_err());
+        for fine in [
+            "+12135550100",
+            "+525512345678",
+            "+526641234567",
+            "+502 5512 3456",
+        ] {
+            let p = PhoneNumber::parse(fine).expect("valid");
+            assert_eq!(p.check_sms_allowed("phone"), Ok(()), "{fine}");
+        }
     }
 
     #[test]

@@ -13,6 +13,36 @@ use avisa_store::Device;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The client's address: the peer's, or — for a request from the configured
+/// trusted proxy — the last address in its `X-Forwarded-For`. None when the
+/// server was not given connection info (a router called directly).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let (Some(peer), Some(proxy)) = (peer, state.config.limits.trusted_proxy)
+            && peer == proxy
+            && let Some(client) = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+                .and_then(|v| v.trim().parse().ok())
+        {
+            return Ok(ClientAddr(Some(client)));
+        }
+        Ok(ClientAddr(peer))
+    }
+}
+
 /// `axum::Json`, with rejections turned into [`ApiError`]s.
 pub struct ApiJson<T>(pub T);
 

@@ -335,10 +335,13 @@ pub async fn serve(
         // Live streams end now; requests in flight (presses) still finish.
         let _ = draining.send(true);
     };
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed");
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the HTTP server failed");
     // Requests are finished; the dispatcher finishes its round and hands back
     // what it held (whatever it could not record comes back after its lease).
     tasks.shutdown().await;

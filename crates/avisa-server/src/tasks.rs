@@ -233,6 +233,7 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
     // of the timeout (and at most 15 s).
     let every = (escalate_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
     supervisor.every("escalation", every, state.clone(), escalate);
+    supervisor.every("purge", Duration::from_secs(600), state.clone(), purge);
     supervisor.every(
         "metrics-upkeep",
         Duration::from_secs(5),
@@ -241,6 +242,26 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
             s.metrics.run_upkeep();
         },
     );
+}
+
+/// Forgets spent budget windows (older than two hours) and devices never
+/// verified within `limits.unverified_ttl`.
+async fn purge(state: AppState) {
+    let now = avisa_core::now_millis();
+    let ttl = crate::config::millis(state.config.limits.unverified_ttl);
+    match state
+        .store
+        .purge_budgets_and_unverified(now - 2 * 3_600_000, now - ttl)
+        .await
+    {
+        Ok((windows, devices)) => {
+            if devices > 0 {
+                tracing::info!(devices, windows, "unverified devices forgotten");
+            }
+            metrics::counter!("avisa_unverified_devices_purged_total").increment(devices);
+        }
+        Err(e) => tracing::error!(error = %e, "purge failed"),
+    }
 }
 
 /// Escalates alerts nobody acknowledged in time to CIAM.

@@ -7,6 +7,7 @@
 //! of the database alone reveals no number, name, message or place.
 
 mod alerts;
+mod budgets;
 mod console;
 mod contacts;
 mod db;
@@ -27,6 +28,7 @@ use uuid::Uuid;
 pub use alerts::{ActiveAlerts, AlertScope, AlertView, Inserted, NewAlert, Recipient, SealedAlert};
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
+pub use budgets::Budget;
 pub use console::{
     AuditEntry, Case, CaseAction, CaseEvent, QueueFilter, QueueItem, QueueView, Session, Staff,
     StaffLogin, StatRow,

@@ -49,6 +49,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0006_duress.sql"),
         include_str!("../migrations/common/0006_duress.sql"),
     ),
+    (
+        7,
+        "sms budgets",
+        include_str!("../migrations/common/0007_sms_budgets.sql"),
+        include_str!("../migrations/common/0007_sms_budgets.sql"),
+    ),
 ];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {

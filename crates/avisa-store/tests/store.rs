@@ -79,6 +79,7 @@ both_backends! {
     alerts_committed_leased_come_back_if_never_recorded;
     receipts_never_move_backwards_and_expiry_sweeps;
     cancel_withdraws_and_follows_up;
+    budgets_are_all_or_nothing_and_purged;
 }
 
 const NOW: i64 = 1_800_000_000_000;
@@ -1182,4 +1183,92 @@ async fn no_code_waits_ahead_of_an_alert(f: Fixture) {
         "the code goes after all {} of the alert's messages",
         ranks.len()
     );
+}
+
+async fn budgets_are_all_or_nothing_and_purged(f: Fixture) {
+    use avisa_store::Budget;
+    let store = f.store().await;
+    let number = phone("+12135550100");
+    let window = NOW - NOW % 3_600_000;
+    let budgets = [Budget::number(&store, &number, 2), Budget::all(3)];
+    for _ in 0..2 {
+        assert_eq!(
+            store.take_budgets(&budgets, window).await.expect("take"),
+            None
+        );
+    }
+    let spent = store.take_budgets(&budgets, window).await.expect("take");
+    assert_eq!(spent.map(|b| b.kind), Some("number"));
+    // The number's budget refused, so nothing was taken from "all": one
+    // unit of it is left for another number.
+    let other = [
+        Budget::number(&store, &phone("+12135550101"), 2),
+        Budget::all(3),
+    ];
+    assert_eq!(
+        store.take_budgets(&other, window).await.expect("take"),
+        None
+    );
+    let spent = store.take_budgets(&other, window).await.expect("take");
+    assert_eq!(spent.map(|b| b.kind), Some("all"));
+    // A new window starts afresh.
+    assert_eq!(
+        store
+            .take_budgets(&budgets, window + 3_600_000)
+            .await
+            .expect("take"),
+        None
+    );
+
+    // An unverified device older than the cut is forgotten; a verified one
+    // and a recent one stay.
+    let person = verified_person(&store, "+12135550102").await;
+    let recent = store
+        .register_device(
+            &phone("+12135550103"),
+            Language::Es,
+            vec![9u8; 32],
+            "111111",
+            NOW + 600_000,
+            NOW,
+        )
+        .await
+        .expect("register");
+    let old = store
+        .register_device(
+            &phone("+12135550104"),
+            Language::Es,
+            vec![8u8; 32],
+            "222222",
+            NOW,
+            NOW - 86_400_000,
+        )
+        .await
+        .expect("register");
+    let (windows, devices) = store
+        .purge_budgets_and_unverified(window + 3_600_000, NOW - 3_600_000)
+        .await
+        .expect("purge");
+    assert_eq!(
+        (windows, devices),
+        (3, 1),
+        "the first window's three budgets and one device"
+    );
+    assert!(
+        store
+            .device_by_token_hash(&[8u8; 32])
+            .await
+            .expect("read")
+            .is_none(),
+        "{old:?}"
+    );
+    assert!(
+        store
+            .device_by_token_hash(&[9u8; 32])
+            .await
+            .expect("read")
+            .is_some(),
+        "{recent:?}"
+    );
+    assert!(store.person(person).await.expect("read").is_some());
 }

@@ -15,10 +15,10 @@ use uuid::Uuid;
 use avisa_core::crypto::{random_digits, random_token, token_hash};
 use avisa_core::messages;
 use avisa_core::{Invalid, Language, now_millis};
-use avisa_store::{MessageKind, NewMessage, Purpose, VerifyOutcome};
+use avisa_store::{Budget, MessageKind, NewMessage, Purpose, VerifyOutcome};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, Caller, ClientAddr};
 use crate::state::AppState;
 
 /// How long a one-time code is valid.
@@ -66,24 +66,58 @@ pub struct VerifyResponse {
     request_body = RegisterRequest,
     responses(
         (status = 201, body = RegisterResponse),
-        (status = 422, description = "invalid phone number or body", body = super::ErrorBody),
-        (status = 429, description = "too many codes sent to this phone", body = super::ErrorBody),
+        (status = 422, description = "invalid phone number or body; phone_not_allowed for a number outside the code countries or a premium-rate, toll-free, shared-cost or satellite one", body = super::ErrorBody),
+        (status = 429, description = "a code budget is spent (this number, this address, the country or all); Retry-After is the true time left", body = super::ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
     let phone = super::phones::parse(&req.phone, req.country.as_deref())?;
+    let limits = &state.config.limits;
+    let country = phone.country().map(|c| c.to_string()).unwrap_or_default();
+    if !limits
+        .code_countries
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(&country))
+    {
+        metrics::counter!("avisa_registrations_refused_total", "reason" => "country").increment(1);
+        return Err(Invalid::new(
+            "phone",
+            "phone_not_allowed",
+            "Avisa sends codes only to phone numbers in the United States and Mexico",
+        )
+        .into());
+    }
     let now = now_millis();
-    let recent = state
-        .store
-        .registrations_since(&phone, now - HOUR_MS)
-        .await?;
-    if recent >= i64::from(state.config.limits.registrations_per_hour) {
-        metrics::counter!("avisa_registrations_refused_total", "reason" => "rate_limited")
-            .increment(1);
+    // Every code is paid for from each budget of the hour, all or none.
+    let window = now - now.rem_euclid(HOUR_MS);
+    let mut budgets = vec![
+        Budget::number(
+            &state.store,
+            &phone,
+            i64::from(limits.registrations_per_hour),
+        ),
+        Budget::country(&country, i64::from(limits.codes_per_country_per_hour)),
+        Budget::all(i64::from(limits.codes_per_hour)),
+    ];
+    if let Some(addr) = client {
+        budgets.push(Budget::address(
+            &state.store,
+            addr,
+            i64::from(limits.codes_per_address_per_hour),
+        ));
+    }
+    if let Some(spent) = state.store.take_budgets(&budgets, window).await? {
+        metrics::counter!("avisa_registrations_refused_total", "reason" => spent.kind).increment(1);
+        tracing::warn!(
+            budget = spent.kind,
+            "verification code refused: budget spent"
+        );
         return Err(ApiError::TooManyRequests {
-            retry_after_secs: 600,
+            // The true time left: until the hour's window ends.
+            retry_after_secs: ((window + HOUR_MS - now + 999) / 1000) as u64,
         });
     }
     let token = random_token().map_err(anyhow::Error::new)?;

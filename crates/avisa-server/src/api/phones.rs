@@ -39,7 +39,9 @@ pub(crate) fn parse(phone: &str, country: Option<&str>) -> Result<PhoneNumber, I
         .filter(|c| !c.trim().is_empty())
         .map(|c| Country::parse("country", c))
         .transpose()?;
-    PhoneNumber::parse_in("phone", phone, country)
+    let phone = PhoneNumber::parse_in("phone", phone, country)?;
+    phone.check_sms_allowed("phone")?;
+    Ok(phone)
 }
 
 pub(crate) fn describe(phone: &PhoneNumber) -> PhoneResponse {
@@ -59,7 +61,7 @@ pub(crate) fn describe(phone: &PhoneNumber) -> PhoneResponse {
         (status = 400, description = "malformed JSON", body = super::ErrorBody),
         (status = 413, description = "body too large", body = super::ErrorBody),
         (status = 415, description = "not JSON", body = super::ErrorBody),
-        (status = 422, description = "phone_invalid, phone_required, country_invalid, or phone_ambiguous with `readings`", body = super::ErrorBody),
+        (status = 422, description = "phone_invalid, phone_required, country_invalid, phone_not_allowed (premium-rate, toll-free, shared-cost, satellite), or phone_ambiguous with `readings`", body = super::ErrorBody),
     ))]
 pub async fn read(ApiJson(req): ApiJson<PhoneRequest>) -> ApiResult<Json<PhoneResponse>> {
     let phone = parse(&req.phone, req.country.as_deref())?;

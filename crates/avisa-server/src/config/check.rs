@@ -65,6 +65,13 @@ impl Config {
         if !(1024..=1024 * 1024).contains(&self.limits.max_body_bytes) {
             errors.push("limits.max_body_bytes must be between 1024 and 1048576".into());
         }
+        for code in &self.limits.code_countries {
+            if avisa_core::Country::parse("code_countries", code).is_err() {
+                errors.push(format!(
+                    "limits.code_countries: {code:?} is not a country code such as US or MX"
+                ));
+            }
+        }
         if self.limits.registrations_per_hour == 0 {
             errors.push("limits.registrations_per_hour must be at least 1".into());
         }

@@ -201,7 +201,23 @@ pub struct DispatchConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Verification codes to one phone number per hour.
     pub registrations_per_hour: u32,
+    /// Verification codes asked for from one client address per hour.
+    pub codes_per_address_per_hour: u32,
+    /// Verification codes per hour to each allowed country.
+    pub codes_per_country_per_hour: u32,
+    /// Verification codes per hour in all.
+    pub codes_per_hour: u32,
+    /// The countries (ISO 3166) verification codes are sent to.
+    pub code_countries: Vec<String>,
+    /// The reverse proxy in front of Avisa, if any: only for requests from
+    /// this address is `X-Forwarded-For` believed (its last entry is the
+    /// client). Unset, the peer's own address counts.
+    pub trusted_proxy: Option<std::net::IpAddr>,
+    /// Unverified devices are forgotten after this long.
+    #[serde(with = "humantime_serde")]
+    pub unverified_ttl: Duration,
 }
 
 /// Milliseconds, the store's time unit.
@@ -312,7 +328,16 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 16 * 1024,
-            registrations_per_hour: 5,
+            registrations_per_hour: 3,
+            codes_per_address_per_hour: 10,
+            codes_per_country_per_hour: 300,
+            codes_per_hour: 500,
+            // The US with its territories, and Mexico.
+            code_countries: ["US", "MX", "PR", "VI", "GU", "AS", "MP"]
+                .map(String::from)
+                .to_vec(),
+            trusted_proxy: None,
+            unverified_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -500,7 +525,7 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 4096);
         assert_eq!(c.console.escalate_after, Duration::from_secs(120));
         assert_eq!(
-            c.limits.registrations_per_hour, 5,
+            c.limits.registrations_per_hour, 3,
             "unset keys keep defaults"
         );
         let vars = [

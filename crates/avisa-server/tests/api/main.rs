@@ -3,6 +3,7 @@
 
 mod alerts;
 mod app;
+mod budgets;
 mod console;
 mod duress;
 mod gateways;

@@ -1,0 +1,129 @@
+//! SMS budgets: units counted per fixed window in the database, so a limit
+//! holds under any number of parallel requests and across instances.
+//!
+//! A budget's key names what it counts for; numbers and addresses appear
+//! only as blind indexes ([`Budget::number`], [`Budget::address`]).
+
+use std::net::IpAddr;
+
+use avisa_core::{PhoneNumber, UnixMillis};
+
+use crate::db::db_run;
+use crate::{Store, StoreError};
+
+/// One budget: what it counts for, and how many units a window holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    key: String,
+    pub limit: i64,
+    /// Said in logs and metrics ("number", "address", "country", "all").
+    pub kind: &'static str,
+}
+
+impl Budget {
+    /// Codes to one destination number.
+    pub fn number(store: &Store, phone: &PhoneNumber, limit: i64) -> Budget {
+        Budget {
+            key: format!("number:{}", hex(&store.phone_index(phone))),
+            limit,
+            kind: "number",
+        }
+    }
+
+    /// Codes asked for by one client address.
+    pub fn address(store: &Store, addr: IpAddr, limit: i64) -> Budget {
+        let bytes = match addr {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        Budget {
+            key: format!(
+                "address:{}",
+                hex(&store.vault.blind_index("address", &bytes))
+            ),
+            limit,
+            kind: "address",
+        }
+    }
+
+    /// Codes to one country.
+    pub fn country(code: &str, limit: i64) -> Budget {
+        Budget {
+            key: format!("country:{code}"),
+            limit,
+            kind: "country",
+        }
+    }
+
+    /// Every code, everywhere.
+    pub fn all(limit: i64) -> Budget {
+        Budget {
+            key: "all".into(),
+            limit,
+            kind: "all",
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Store {
+    /// Takes one unit from every budget for the window that starts at
+    /// `window_start`, all or none. Returns the first budget found spent
+    /// (nothing is taken then), or None when every one gave its unit.
+    pub async fn take_budgets<'a>(
+        &self,
+        budgets: &'a [Budget],
+        window_start: UnixMillis,
+    ) -> Result<Option<&'a Budget>, StoreError> {
+        let sql = "INSERT INTO sms_budgets (key, window_start, used) VALUES ($1, $2, 1) \
+                   ON CONFLICT (key, window_start) DO UPDATE SET used = sms_budgets.used + 1 \
+                   WHERE sms_budgets.used < $3 RETURNING used";
+        if let Some(spent) = budgets.iter().find(|b| b.limit <= 0) {
+            return Ok(Some(spent));
+        }
+        let mut tx = self.db.begin().await?;
+        for budget in budgets {
+            let used: Option<i64> = db_run!(&mut tx, |t| {
+                sqlx::query_scalar(sql)
+                    .bind(&budget.key)
+                    .bind(window_start)
+                    .bind(budget.limit)
+                    .fetch_optional(&mut **t)
+                    .await?
+            });
+            if used.is_none() {
+                // Dropped without a commit: nothing was taken.
+                return Ok(Some(budget));
+            }
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    /// Forgets budget windows that ended before `before`, and devices never
+    /// verified that were registered before `unverified_before`. Returns
+    /// (windows, devices) removed.
+    pub async fn purge_budgets_and_unverified(
+        &self,
+        before: UnixMillis,
+        unverified_before: UnixMillis,
+    ) -> Result<(u64, u64), StoreError> {
+        Ok(db_run!(self.db.writer(), |pool| {
+            let windows = sqlx::query("DELETE FROM sms_budgets WHERE window_start < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let devices =
+                sqlx::query("DELETE FROM devices WHERE verified_at IS NULL AND created_at < $1")
+                    .bind(unverified_before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+            (windows, devices)
+        }))
+    }
+}
