@@ -255,6 +255,34 @@ test('practice, rights, the PIN gate, and deleting my data', async () => {
     const kept = await page.evaluate(() => ['avisa.token', 'avisa.phone', 'avisa.profileCache', 'avisa.lastAlert']
       .filter((k) => localStorage.getItem(k) !== null));
     assert.deepEqual(kept, []);
+    // Nor in IndexedDB, nor in Cache Storage (which holds the app shell
+    // only), nor anywhere else in localStorage: the test reads them all.
+    const stored = await page.evaluate(async () => {
+      const out = { localStorage: Object.keys(localStorage), indexedDB: [], caches: [] };
+      for (const { name, version } of await indexedDB.databases()) {
+        const db = await new Promise((res, rej) => { const r = indexedDB.open(name, version); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+        for (const store of db.objectStoreNames) {
+          const all = await new Promise((res) => { const r = db.transaction(store).objectStore(store).getAll(); r.onsuccess = () => res(r.result); });
+          out.indexedDB.push(...all.map((v) => JSON.stringify(v)));
+        }
+        db.close();
+      }
+      for (const name of await caches.keys()) {
+        const cache = await caches.open(name);
+        for (const req of await cache.keys()) out.caches.push({ url: new URL(req.url).pathname, body: await (await cache.match(req)).text() });
+      }
+      return out;
+    });
+    assert.deepEqual(stored.localStorage.filter((k) => k.startsWith('avisa.')), []);
+    assert.deepEqual(stored.indexedDB, [], 'no record of a press or anything else');
+    assert.ok(stored.caches.every((c) => !c.url.startsWith('/api/')), 'no API answer cached');
+    // Each cached file is the server's own, byte for byte: the shell, with
+    // nothing of the person written into it.
+    for (const c of stored.caches) {
+      const served = await fetch(`${server.base}${c.url}`).then((r) => r.text());
+      assert.equal(c.body, served, `the cached ${c.url} is the app's own file`);
+    }
+    assert.ok(stored.caches.length > 0, 'the shell is cached (the check above saw something)');
     await context.close();
   } finally {
     await server.stop();
