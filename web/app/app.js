@@ -190,6 +190,16 @@ function showError(result, fields, general) {
   }
 }
 
+// A tel: link that dials from anywhere: the directory writes US numbers
+// without their "+1".
+function telHref(phone) {
+  const digits = phone.replace(/[^0-9]/g, '');
+  if (phone.trim().startsWith('+')) return `tel:+${digits}`;
+  if (digits.length === 10) return `tel:+1${digits}`;
+  if (digits.length === 11 && digits.startsWith('1')) return `tel:+${digits}`;
+  return `tel:${digits}`;
+}
+
 function randomKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
@@ -452,7 +462,9 @@ function countdown(practice) {
     overlay.remove();
     const wait = Math.max(0, GPS_WAIT_MS - (Date.now() - started));
     const location = await Promise.race([position, new Promise((r) => setTimeout(() => r(null), wait))]);
-    await sendAlert({ idempotency_key: randomKey(), location: location || undefined, practice });
+    // The moment of the press travels with it: sent late, the SMS say when
+    // it was pressed and when it went.
+    await sendAlert({ idempotency_key: randomKey(), location: location || undefined, practice, pressed_at: started });
   };
   const timer = setInterval(() => {
     left -= 1;
@@ -488,14 +500,54 @@ async function flushPending() {
     setBanner('');
     if (!pending.practice) localStorage.setItem('avisa.lastAlert', r.data.alert_id);
     statusScreen(r.data);
-  } else if (r.status >= 500) {
+  } else if (r.status >= 500 || r.status === 429) {
+    // The server is down or asks to wait: the press waits and goes by itself.
     offlineScreen();
     scheduleRetry();
   } else {
-    await clearPending();
+    // No answer throws a press away: it stays until it goes or the person
+    // withdraws it with the PIN. A 401 (this phone lost its registration)
+    // is the SMS keyword's job at once; any other refusal says what to do.
     stopRetry();
-    home(apiError(r).message);
+    offlineScreen(r.status === 401 ? t('refused_401') : `${apiError(r).message} ${t('refused_keep')}`);
   }
+}
+
+// Withdraws the press waiting on the phone, with the PIN (checked by the
+// server: whoever holds the phone cannot withdraw it).
+function withdrawPending() {
+  const pin = field({ id: 'withdraw-pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } });
+  const general = h('p', { class: 'error', role: 'alert' });
+  show(
+    h('h1', { text: t('withdraw_title') }),
+    h('p', { text: t('withdraw_body') }),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        clearErrors({ pin });
+        general.textContent = '';
+        let r;
+        try {
+          r = await api('POST', '/api/v1/pin/check', { pin: pin.input.value });
+        } catch {
+          general.textContent = t('withdraw_offline');
+          return;
+        }
+        if (r.ok) {
+          keepUnlock(r.data);
+          await clearPending();
+          stopRetry();
+          setBanner('');
+          home(t('withdrawn'));
+        } else if (r.status === 401) {
+          general.textContent = t('withdraw_unregistered');
+        } else {
+          setFieldError({ pin }, 'pin', apiError(r).message);
+        }
+      },
+    }, pin.node, general, h('button', { class: 'button danger', type: 'submit', id: 'withdraw-confirm', text: t('withdraw_confirm') })),
+    h('button', { class: 'button secondary', type: 'button', text: t('back'), onclick: () => offlineScreen() }),
+  );
 }
 
 function scheduleRetry() {
@@ -521,12 +573,19 @@ function smsLink() {
     h('p', { class: 'muted', text: t('sms_fallback_body', { keyword, number }) }));
 }
 
-function offlineScreen() {
+// The press is waiting (no connection, or refused): text the keyword, call
+// the consulate, or withdraw it with the PIN.
+function offlineScreen(refusal) {
+  const consulate = state.profile && state.profile.consulate;
+  const call = consulate && consulate.phone
+    ? h('a', { class: 'button secondary tel', id: 'call-consulate', href: telHref(consulate.phone), text: `${t('call')} ${consulate.name}` })
+    : h('a', { class: 'button secondary tel', id: 'call-consulate', href: telHref(state.config.ciam_phone), text: `${t('line_24h')}: ${state.config.ciam_phone}` });
   show(
-    h('h1', { text: t('offline_title') }),
-    h('p', { class: 'warn', role: 'alert', text: t('offline_body') }),
+    h('h1', { text: refusal ? t('refused_title') : t('offline_title') }),
+    h('p', { class: 'warn', role: 'alert', text: refusal || t('offline_body') }),
     smsLink(),
-    h('p', {}, h('a', { class: 'tel', href: `tel:${state.config.ciam_phone.replace(/\s/g, '')}`, text: `${t('line_24h')}: ${state.config.ciam_phone}` })),
+    call,
+    h('button', { class: 'button secondary', type: 'button', id: 'withdraw', text: t('withdraw_button'), onclick: () => withdrawPending() }),
   );
 }
 
@@ -542,10 +601,10 @@ function renderStatus(alert, container, message) {
     ? h('div', { class: 'card consulate' },
       h('h2', { text: t('consulate_heading') }),
       h('div', { text: alert.consulate.name }),
-      alert.consulate.phone ? h('a', { class: 'tel', href: `tel:${alert.consulate.phone.replace(/[^0-9+]/g, '')}`, text: `${t('call')} ${alert.consulate.phone}` }) : null)
+      alert.consulate.phone ? h('a', { class: 'tel', href: telHref(alert.consulate.phone), text: `${t('call')} ${alert.consulate.phone}` }) : null)
     : practice ? null : h('div', { class: 'card' },
       h('p', { text: alert.coverage === 'outside' ? t('outside_coverage') : t('no_consulate') }),
-      h('a', { class: 'tel', href: `tel:${state.config.ciam_phone.replace(/\s/g, '')}`, text: `${t('line_24h')}: ${state.config.ciam_phone}` }));
+      h('a', { class: 'tel', href: telHref(state.config.ciam_phone), text: `${t('line_24h')}: ${state.config.ciam_phone}` }));
   const list = h('ul', { class: 'recipients', id: 'recipients' },
     alert.recipients.map((r, i) => h('li', { 'data-status': r.status },
       // Without the PIN the server gives no names: contacts by position.
@@ -840,9 +899,9 @@ function rightsScreen() {
     h('h1', { text: t('rights_title') }),
     h('ol', { class: 'rights' }, t('rights').map((r) => h('li', { text: r }))),
     consulate ? h('div', { class: 'card' }, h('h2', { text: t('rights_consulate') }), h('div', { text: consulate.name }),
-      consulate.phone ? h('a', { class: 'tel', href: `tel:${consulate.phone.replace(/[^0-9+]/g, '')}`, text: consulate.phone }) : null) : null,
+      consulate.phone ? h('a', { class: 'tel', href: telHref(consulate.phone), text: consulate.phone }) : null) : null,
     h('div', { class: 'card' }, h('h2', { text: t('line_24h') }),
-      h('a', { class: 'tel', href: `tel:${state.config.ciam_phone.replace(/\s/g, '')}`, text: state.config.ciam_phone })),
+      h('a', { class: 'tel', href: telHref(state.config.ciam_phone), text: state.config.ciam_phone })),
     h('a', { class: 'button secondary', href: '#/', text: t('back_home') }),
   );
 }

@@ -140,14 +140,32 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
     await page.waitForSelector('text=Sin conexión');
     const sms = await page.getAttribute('#sms-fallback', 'href');
     assert.equal(sms, 'sms:+15005550006?body=AUXILIO');
+    // Beside the SMS: the consulate to call, and the press to withdraw.
+    assert.equal(await page.getAttribute('#call-consulate', 'href'), 'tel:+12133516800');
+    assert.ok(await page.$('#withdraw'));
+    await screenshot(page, 'app-offline');
     // The app opens with no connection (service worker), and still knows.
     await page.reload();
     await page.waitForSelector('#sms-fallback');
+    // Withdrawing needs the PIN, which needs the server: offline, it says so
+    // and the press stays.
+    await page.click('#withdraw');
+    await page.fill('#withdraw-pin', '4821');
+    await page.click('#withdraw-confirm');
+    await page.waitForSelector('text=Sin conexión no se puede comprobar tu PIN');
+    assert.equal(await page.evaluate(() => new Promise((res) => {
+      const r = indexedDB.open('avisa', 1);
+      r.onsuccess = () => { const g = r.result.transaction('pending').objectStore('pending').get('alert'); g.onsuccess = () => res(!!g.result); };
+    })), true, 'the press is kept');
 
+    // Two minutes without connection: the SMS then say when it was pressed.
+    await new Promise((r) => setTimeout(r, 125000));
     await context.setOffline(false);
     await page.evaluate(() => window.dispatchEvent(new Event('online')));
     await page.waitForSelector('#recipients', { timeout: 15000 });
     await waitFor(() => server.smsLog().filter((l) => l.to === '+12135550177').length === 1, 10000, 'the contact SMS');
+    const late = server.smsLog().find((l) => l.to === '+12135550177').body;
+    assert.match(late, /Pulso el boton a las \d{1,2}:\d\d hora del Pacifico; enviado \d{1,2}:\d\d hora del Pacifico \(sin conexion\)/, late);
     // Retries, if any, used one key; the server made one alert.
     await new Promise((r) => setTimeout(r, 1000));
     assert.ok(keys.length >= 1);
@@ -414,6 +432,46 @@ test('the duress PIN: the phone shows a cancel, the console an alert cancelled u
     await console_.waitForSelector('#timeline >> text=Cancelada bajo presión');
     await screenshot(console_, 'console-duress');
     await staff.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a press refused with 401 is kept, offers the SMS at once, and is not withdrawn without a PIN the server checked', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press');
+    // The server forgets this phone behind the app's back (as a reset
+    // would): its token now answers 401.
+    const token = await page.evaluate(() => localStorage.getItem('avisa.token'));
+    const post = (path, body, unlock) => fetch(`${server.base}${path}`, {
+      method: path === '/api/v1/profile' ? 'DELETE' : 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(unlock ? { 'x-avisa-unlock': unlock } : {}) },
+      body: JSON.stringify(body),
+    });
+    const { unlock } = await (await post('/api/v1/pin/check', { pin: '4821' })).json();
+    assert.equal((await post('/api/v1/profile', { pin: '4821' }, unlock)).status, 204);
+    await page.click('#press');
+    await page.waitForSelector('text=Tu alerta no salió');
+    assert.match(await page.textContent('main'), /perdió su registro/);
+    assert.equal(await page.getAttribute('#sms-fallback', 'href'), 'sms:+15005550006?body=AUXILIO');
+    const kept = () => page.evaluate(() => new Promise((res) => {
+      const r = indexedDB.open('avisa', 1);
+      r.onsuccess = () => { const g = r.result.transaction('pending').objectStore('pending').get('alert'); g.onsuccess = () => res(!!g.result); };
+    }));
+    assert.equal(await kept(), true, 'a 401 throws nothing away');
+    await screenshot(page, 'app-refused-401');
+    await page.click('#withdraw');
+    await page.fill('#withdraw-pin', '4821');
+    await page.click('#withdraw-confirm');
+    await page.waitForSelector('text=no se puede comprobar tu PIN');
+    assert.equal(await kept(), true, 'not withdrawn on an unchecked PIN');
+    await context.close();
   } finally {
     await server.stop();
   }

@@ -33,7 +33,11 @@ pub struct AlertFacts<'a> {
     pub person_name: &'a str,
     pub person_phone: &'a PhoneNumber,
     pub location: Option<Location>,
+    /// When the button was pressed (the time the texts give).
     pub at_millis: i64,
+    /// When it reached the server, if that was much later (a press made
+    /// without connection): the texts then say both.
+    pub sent_millis: Option<i64>,
     pub zone: Zone,
     /// The office alerted (name, switchboard), if any.
     pub consulate: Option<(&'a str, Option<&'a str>)>,
@@ -44,20 +48,44 @@ pub struct AlertFacts<'a> {
 /// A contact's SMS: the person's own text, then where and when.
 pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> String {
     let clock = local_clock(facts.at_millis, facts.zone, lang);
-    let line = match (&facts.location, lang) {
-        (Some(loc), Language::Es) => format!(
+    let line = match (facts.sent_millis, &facts.location, lang) {
+        (None, Some(loc), Language::Es) => format!(
             "Ubicacion: {}{} a las {clock}.",
             map_link(loc),
             accuracy(loc)
         ),
-        (Some(loc), Language::En) => {
+        (None, Some(loc), Language::En) => {
             format!("Location: {}{} at {clock}.", map_link(loc), accuracy(loc))
         }
-        (None, Language::Es) => format!("Sin ubicacion. Enviado a las {clock}."),
-        (None, Language::En) => format!("No location. Sent at {clock}."),
+        (None, None, Language::Es) => format!("Sin ubicacion. Enviado a las {clock}."),
+        (None, None, Language::En) => format!("No location. Sent at {clock}."),
+        // Pressed without connection, sent later: both times, so nobody
+        // takes the sending time for the moment of the press.
+        (Some(sent), loc, lang) => {
+            let sent = local_clock(sent, facts.zone, lang);
+            let place = loc.map(|l| format!("{}{}", map_link(&l), accuracy(&l)));
+            match (place, lang) {
+                (Some(p), Language::Es) => format!(
+                    "Ubicacion: {p}. Pulso el boton a las {clock}; enviado {sent} (sin conexion)."
+                ),
+                (Some(p), Language::En) => format!(
+                    "Location: {p}. Pressed the button at {clock}; sent {sent} (no connection)."
+                ),
+                (None, Language::Es) => format!(
+                    "Sin ubicacion. Pulso el boton a las {clock}; enviado {sent} (sin conexion)."
+                ),
+                (None, Language::En) => format!(
+                    "No location. Pressed the button at {clock}; sent {sent} (no connection)."
+                ),
+            }
+        }
     };
     format!("{}\n{line}", text.trim_end())
 }
+
+/// How far apart a press and its arrival must be for the texts to give
+/// both times.
+pub const DELAY_TOLD_MS: i64 = 2 * 60 * 1000;
 
 /// The confirmation to the person's own phone.
 pub fn self_confirmation(
@@ -104,12 +132,17 @@ pub fn consulate_duty(facts: &AlertFacts<'_>) -> String {
         Some(loc) => format!("{:.5},{:.5}{}", loc.lat, loc.lon, accuracy(loc)),
         None => "sin ubicacion".into(),
     };
+    let clock = local_clock(facts.at_millis, facts.zone, Language::Es);
+    let when = match facts.sent_millis {
+        Some(sent) => format!(
+            "Pulsado {clock}, enviado {} (sin conexion)",
+            local_clock(sent, facts.zone, Language::Es)
+        ),
+        None => clock,
+    };
     format!(
-        "AVISA ALERTA {short}: {}, tel {}. {place}. {}. {}",
-        facts.person_name,
-        facts.person_phone,
-        local_clock(facts.at_millis, facts.zone, Language::Es),
-        facts.console_url
+        "AVISA ALERTA {short}: {}, tel {}. {place}. {when}. {}",
+        facts.person_name, facts.person_phone, facts.console_url
     )
 }
 
@@ -202,6 +235,7 @@ mod tests {
             person_phone: phone,
             location: Some(Location::new(34.05223, -118.24368, Some(14.6)).expect("loc")),
             at_millis: 1_782_934_200_000, // 2026-07-01 19:30 UTC
+            sent_millis: None,
             zone: Zone::Pacific,
             consulate: Some((
                 "Consulado General de Mexico en Los Angeles",
@@ -230,6 +264,21 @@ mod tests {
             text,
             "They took me.\nNo location. Sent at 12:30 Pacific time."
         );
+    }
+
+    #[test]
+    fn a_late_press_gives_both_times() {
+        let phone = PhoneNumber::parse("+12135550100").expect("phone");
+        let mut f = facts(&phone);
+        f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
+        let text = contact_alert("Me detuvieron.", Language::Es, &f);
+        assert!(
+            text.ends_with("Pulso el boton a las 12:30 hora del Pacifico; enviado 12:49 hora del Pacifico (sin conexion)."),
+            "{text}"
+        );
+        let text = contact_alert("They took me.", Language::En, &f);
+        assert!(text.contains("Pressed the button at 12:30"), "{text}");
+        assert!(consulate_duty(&f).contains("Pulsado 12:30 hora del Pacifico, enviado 12:49"));
     }
 
     #[test]

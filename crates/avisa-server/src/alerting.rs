@@ -22,6 +22,9 @@ pub struct Raise {
     /// "app" or "sms".
     pub source: AlertSource,
     pub practice: bool,
+    /// When the button was pressed, by the phone's clock, for a press that
+    /// waited for a connection; None: now.
+    pub pressed_at: Option<i64>,
     pub location: Option<Location>,
     /// What the caller already read of the person's alerts, with the same
     /// window as [`window_start`]: (the key's alert, the recent count).
@@ -137,7 +140,13 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         person_name: name,
         person_phone: &r.person.phone,
         location: r.location,
-        at_millis: now,
+        // A press that waited for a connection says when it was made
+        // (never later than now: a phone's clock may run ahead).
+        at_millis: r.pressed_at.map_or(now, |p| p.min(now)),
+        sent_millis: r
+            .pressed_at
+            .filter(|p| now - p >= messages::DELAY_TOLD_MS)
+            .map(|_| now),
         zone: zone_of(r.location.as_ref(), profile.home_state.as_deref()),
         consulate: office.map(|o| (o.name.as_str(), o.phone.as_deref())),
         console_url: format!(

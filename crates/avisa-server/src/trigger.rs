@@ -62,6 +62,7 @@ pub async fn inbound(
                 idempotency_key: key,
                 source: avisa_core::AlertSource::Sms,
                 practice: false,
+                pressed_at: None,
                 location,
                 seen: None,
             },

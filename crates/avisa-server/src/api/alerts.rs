@@ -32,6 +32,12 @@ pub struct AlertRequest {
     /// Runs the whole flow but reaches only the person's own phone.
     #[serde(default)]
     pub practice: bool,
+    /// When the button was pressed (milliseconds since the epoch, the
+    /// phone's clock), for a press kept while there was no connection: the
+    /// SMS then say when it was pressed and when it went. At most 7 days
+    /// old; a time ahead of the server's counts as now.
+    #[serde(default)]
+    pub pressed_at: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -183,6 +189,16 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<AlertResponse>)> {
     let checked = body.and_then(|ApiJson(req)| {
         check_key(&req.idempotency_key)?;
+        if let Some(at) = req.pressed_at
+            && at < now_millis() - 7 * 24 * 3_600_000
+        {
+            return Err(Invalid::new(
+                "pressed_at",
+                "pressed_at_invalid",
+                "pressed_at is milliseconds since the epoch, at most 7 days ago",
+            )
+            .into());
+        }
         let location = req
             .location
             .map(Location::validated)
@@ -226,6 +242,7 @@ pub async fn create(
             idempotency_key: req.idempotency_key,
             source: avisa_core::AlertSource::App,
             practice: req.practice,
+            pressed_at: req.pressed_at,
             location,
             seen: Some((lookup.existing, lookup.recent)),
         },
@@ -387,6 +404,7 @@ pub async fn cancel(
         person_phone: &person.phone,
         location: view.location,
         at_millis: now,
+        sent_millis: None,
         zone: zone_of(view.location.as_ref(), person.profile.home_state.as_deref()),
         consulate: None,
         console_url: format!(

@@ -281,6 +281,7 @@ pub async fn preview(
         person_phone: &person.phone,
         location,
         at_millis: now_millis(),
+        sent_millis: None,
         zone: crate::alerting::zone_of(location.as_ref(), home.as_deref()),
         consulate: None,
         console_url: String::new(),

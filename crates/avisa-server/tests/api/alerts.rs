@@ -961,3 +961,51 @@ on_both_backends!(
     the_location_trail_grows_and_the_newest_shows,
     the_live_stream_follows_each_recipient,
 );
+
+/// A press that waited for a connection carries its press time: the SMS say
+/// when it was pressed and when it went; a week
+/// old is refused (422) and sends nothing.
+#[tokio::test]
+async fn a_late_press_says_when_it_was_pressed() {
+    let app = sqlite_app().await;
+    let token = app.person("+12135550100").await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": "Lupita", "phone": "+12135557001", "message": "Me detuvieron."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let now = avisa_core::now_millis();
+    let (status, body) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "late-press-too-old", "pressed_at": now - 8 * 24 * 3_600_000}),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body), &body["error"]["field"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "pressed_at_invalid",
+            &json!("pressed_at")
+        )
+    );
+    let (status, body) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "late-press-19-min", "pressed_at": now - 19 * 60 * 1000, "location": {"lat": 34.0505, "lon": -118.2551}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let sms = app
+        .wait_sms_to("+12135557001", |b| b.contains("Me detuvieron."))
+        .await;
+    let text = sms["body"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Pulso el boton a las") && text.contains("(sin conexion)"),
+        "{text}"
+    );
+}
