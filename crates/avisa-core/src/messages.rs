@@ -87,13 +87,28 @@ pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> Stri
 /// both times.
 pub const DELAY_TOLD_MS: i64 = 2 * 60 * 1000;
 
-/// The confirmation to the person's own phone.
+/// The confirmation to the person's own phone, to which an alert raised by
+/// SMS adds how to cancel it if it was not them (a sender can be spoofed).
 pub fn self_confirmation(
     lang: Language,
     facts: &AlertFacts<'_>,
     contacts: usize,
     practice: bool,
+    by_sms: bool,
 ) -> String {
+    let text = confirmation(lang, facts, contacts, practice);
+    match (by_sms, lang) {
+        (false, _) => text,
+        (true, Language::Es) => format!(
+            "{text} La activo un SMS con tu palabra clave; si no fuiste tu, cancelala en la app con tu PIN."
+        ),
+        (true, Language::En) => format!(
+            "{text} An SMS with your keyword raised it; if it was not you, cancel it in the app with your PIN."
+        ),
+    }
+}
+
+fn confirmation(lang: Language, facts: &AlertFacts<'_>, contacts: usize, practice: bool) -> String {
     let office = facts.consulate.map(|(name, phone)| {
         let name = crate::sms::fold_to_gsm(name);
         match phone {
@@ -286,8 +301,10 @@ mod tests {
         let phone = PhoneNumber::parse("+12135550100").expect("phone");
         let f = facts(&phone);
         for text in [
-            self_confirmation(Language::Es, &f, 3, false),
-            self_confirmation(Language::En, &f, 3, true),
+            self_confirmation(Language::Es, &f, 3, false, false),
+            self_confirmation(Language::En, &f, 3, true, false),
+            self_confirmation(Language::Es, &f, 3, false, true),
+            self_confirmation(Language::En, &f, 3, false, true),
             consulate_duty(&f),
             safe(Language::Es, "Maria"),
             verification_code(Language::Es, "123456"),

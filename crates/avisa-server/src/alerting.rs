@@ -217,7 +217,13 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             ));
         }
     }
-    let own = messages::self_confirmation(profile.language, &facts, contacts.len(), r.practice);
+    let own = messages::self_confirmation(
+        profile.language,
+        &facts,
+        contacts.len(),
+        r.practice,
+        r.source == AlertSource::Sms,
+    );
     messages.push(message(
         MessageKind::SelfPhone,
         None,

@@ -244,14 +244,15 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
     );
 }
 
-/// Forgets spent budget windows (older than two hours) and devices never
-/// verified within `limits.unverified_ttl`.
+/// Forgets budget windows that ended (the longest are a day: anything
+/// older than two days) and devices never verified within
+/// `limits.unverified_ttl`.
 async fn purge(state: AppState) {
     let now = avisa_core::now_millis();
     let ttl = crate::config::millis(state.config.limits.unverified_ttl);
     match state
         .store
-        .purge_budgets_and_unverified(now - 2 * 3_600_000, now - ttl)
+        .purge_budgets_and_unverified(now - 48 * 3_600_000, now - ttl)
         .await
     {
         Ok((windows, devices)) => {

@@ -3,10 +3,18 @@
 //! location, or routed by home state). Anything else raises nothing, and the
 //! reply is the same for every sender, so it says nothing about whether a
 //! number is registered.
+//!
+//! Replies cost money and anyone can ask for one, so they are bounded: at
+//! most one a day per sender, none to a country codes do not go to or to a
+//! premium-rate, toll-free or satellite number, none twice for one provider
+//! message id, and none for the hour to a number that sent five texts that
+//! raised nothing. The right keyword from the person's phone always raises
+//! the alert, whatever came before: a person who mistyped in panic is never
+//! silenced (a spoofed sender must also guess the word).
 
 use avisa_core::messages;
 use avisa_core::{Language, PhoneNumber, now_millis};
-use avisa_store::{MessageKind, NewMessage, Purpose};
+use avisa_store::{Budget, MessageKind, NewMessage, Purpose};
 use uuid::Uuid;
 
 use crate::alerting::{Raise, raise};
@@ -83,6 +91,10 @@ pub async fn inbound(
         tracing::info!("inbound SMS raised no alert");
     }
     metrics::counter!("avisa_inbound_sms_total", "outcome" => "no_alert").increment(1);
+    if !may_reply(state, &sender, reference, now).await? {
+        metrics::counter!("avisa_inbound_replies_withheld_total").increment(1);
+        return Ok(());
+    }
     let reply = NewMessage {
         id: Uuid::now_v7(),
         kind: MessageKind::Reply,
@@ -99,4 +111,44 @@ pub async fn inbound(
     state.store.enqueue(&[reply], now).await?;
     state.dispatch_wake.notify_one();
     Ok(())
+}
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Whether a text that raised nothing may be answered (see the module's
+/// notes): each budget is taken only when the ones before it allow.
+async fn may_reply(
+    state: &AppState,
+    sender: &PhoneNumber,
+    reference: Option<&str>,
+    now: i64,
+) -> ApiResult<bool> {
+    let store = &state.store;
+    let limits = &state.config.limits;
+    let allowed_country = sender.country().is_some_and(|c| {
+        limits
+            .code_countries
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(c.as_str()))
+    });
+    if !allowed_country || sender.check_sms_allowed("from").is_err() {
+        return Ok(false);
+    }
+    let phone = sender.as_str().as_bytes();
+    // Five texts that raised nothing in an hour: quiet for the hour.
+    let hour = now - now.rem_euclid(HOUR_MS);
+    let guesses = [Budget::of(store, "inbound-miss", phone, 5)];
+    if store.take_budgets(&guesses, hour).await?.is_some() {
+        return Ok(false);
+    }
+    let day = now - now.rem_euclid(DAY_MS);
+    if let Some(id) = reference.filter(|r| !r.is_empty()) {
+        let once = [Budget::of(store, "inbound-id", id.as_bytes(), 1)];
+        if store.take_budgets(&once, day).await?.is_some() {
+            return Ok(false);
+        }
+    }
+    let daily = [Budget::of(store, "reply", phone, 1)];
+    Ok(store.take_budgets(&daily, day).await?.is_none())
 }

@@ -55,6 +55,16 @@ impl Budget {
         }
     }
 
+    /// Anything else counted per subject (an inbound sender, a provider's
+    /// message id): the subject only as a blind index under `kind`.
+    pub fn of(store: &Store, kind: &'static str, subject: &[u8], limit: i64) -> Budget {
+        Budget {
+            key: format!("{kind}:{}", hex(&store.vault.blind_index(kind, subject))),
+            limit,
+            kind,
+        }
+    }
+
     /// Every code, everywhere.
     pub fn all(limit: i64) -> Budget {
         Budget {

@@ -705,7 +705,87 @@ async fn kannel_webhooks_check_their_signature_and_token(backend: &str) {
     assert_eq!(reply["to"], "+12135550999");
 }
 
+/// Replies to texts that raised nothing are bounded: one a day per sender,
+/// one per provider message id, none to a premium-rate or foreign number,
+/// none after five misses in an hour; the right keyword from the person's
+/// phone still raises the alert, and its confirmation says how to cancel.
+async fn inbound_replies_are_bounded_and_the_keyword_always_works(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.sms.gateways.push(Gateway::Kannel(KannelSettings {
+        username: "avisa".into(),
+        inbound_token: "inbound-secret".to_string().into(),
+        ..KannelSettings::default()
+    }));
+    let app = TestApp::start(config, dir).await;
+    app.person("+12135550100").await;
+    let text = |from: &str, body: &str, id: &str| {
+        format!(
+            "/hooks/kannel/inbound?token=inbound-secret&from={}&text={body}&id={id}",
+            from.replace('+', "%2B")
+        )
+    };
+    let send = |path: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.call(Method::GET, &path, None, None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    for (n, id) in ["u1", "u2", "u3"].iter().enumerate() {
+        send(text("+12135550999", &format!("hola{n}"), id)).await;
+    }
+    send(text("+12135550998", "hola", "same-id")).await;
+    send(text("+12135550998", "hola", "same-id")).await;
+    send(text("+19005550100", "hola", "p1")).await;
+    send(text("+447911123456", "hola", "uk1")).await;
+    // The person mistypes six times, then gets it right.
+    for n in 0..6 {
+        send(text(
+            "+12135550100",
+            &format!("auxlio{n}"),
+            &format!("m{n}"),
+        ))
+        .await;
+    }
+    send(text("+12135550100", "auxilio", "right")).await;
+    let confirmation = app
+        .wait_sms_to("+12135550100", |b| b.contains("tu alerta se envio"))
+        .await;
+    assert!(
+        confirmation["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("si no fuiste tu, cancelala en la app con tu PIN")),
+        "{confirmation}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lines = app.sms_lines();
+    let replies_to = |to: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l["to"] == to
+                    && l["body"]
+                        .as_str()
+                        .is_some_and(|b| b.contains("no activo ninguna alerta"))
+            })
+            .count()
+    };
+    assert_eq!(replies_to("+12135550999"), 1, "one reply a day per sender");
+    assert_eq!(replies_to("+12135550998"), 1, "one message id handled once");
+    assert_eq!(replies_to("+19005550100"), 0, "no reply to premium rate");
+    assert_eq!(replies_to("+447911123456"), 0, "no reply abroad");
+    assert_eq!(
+        replies_to("+12135550100"),
+        1,
+        "the person's misses: one reply"
+    );
+}
+
 on_both_backends!(
+    inbound_replies_are_bounded_and_the_keyword_always_works,
     twilio_sends_and_signed_receipts_deliver,
     twilio_error_classes_retry_or_fail,
     a_failing_gateway_fails_over_to_the_next,
