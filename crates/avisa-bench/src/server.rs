@@ -43,6 +43,7 @@ impl Server {
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npublic_url = \"{base}\"\n{database}\
                  [limits]\nregistrations_per_hour = 1000000\ncodes_per_address_per_hour = 1000000\n\
                  codes_per_country_per_hour = 1000000\ncodes_per_hour = 1000000\n\
+                 connections_per_address = 100000\n\
                  [alerts]\nrate_limit = 1000000000\n\
                  [sms]\nlog_echo = false\n{extra}\n[[sms.gateways]]\nkind = \"log\"\nrate_per_second = {gateway_rate}\n",
                 dir.join("data").display()

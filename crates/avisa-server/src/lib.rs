@@ -16,6 +16,7 @@ mod extract;
 mod handoff;
 mod hasher;
 mod hooks;
+mod listen;
 mod ops;
 mod pin;
 mod state;
@@ -286,6 +287,9 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(web::asset)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.limits.body_timeout,
+        ))
         .layer(axum::middleware::map_response(no_store));
     telemetry::apply(routes).with_state(state)
 }
@@ -335,13 +339,16 @@ pub async fn serve(
         // Live streams end now; requests in flight (presses) still finish.
         let _ = draining.send(true);
     };
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the HTTP server failed");
+    let limits = &state.config.limits;
+    let limits = listen::Limits {
+        header_timeout: limits.header_timeout,
+        max_connections: limits.max_connections,
+        connections_per_address: limits.connections_per_address,
+        trusted_proxy: limits.trusted_proxy,
+    };
+    let served = listen::serve(listener, router, limits, shutdown)
+        .await
+        .context("the HTTP server failed");
     // Requests are finished; the dispatcher finishes its round and hands back
     // what it held (whatever it could not record comes back after its lease).
     tasks.shutdown().await;

@@ -72,6 +72,15 @@ impl Config {
                 ));
             }
         }
+        if self.limits.max_connections == 0 || self.limits.connections_per_address == 0 {
+            errors.push(
+                "limits.max_connections and limits.connections_per_address must be at least 1"
+                    .into(),
+            );
+        }
+        if self.limits.header_timeout.is_zero() || self.limits.body_timeout.is_zero() {
+            errors.push("limits.header_timeout and limits.body_timeout must be above 0".into());
+        }
         if self.limits.registrations_per_hour == 0 {
             errors.push("limits.registrations_per_hour must be at least 1".into());
         }

@@ -218,6 +218,18 @@ pub struct Limits {
     /// Unverified devices are forgotten after this long.
     #[serde(with = "humantime_serde")]
     pub unverified_ttl: Duration,
+    /// A request's headers must arrive within this; it is also how long a
+    /// kept-alive connection may wait idle for its next request.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Connections served at once from one address (the trusted proxy
+    /// excepted).
+    pub connections_per_address: usize,
 }
 
 /// Milliseconds, the store's time unit.
@@ -338,6 +350,12 @@ impl Default for Limits {
                 .to_vec(),
             trusted_proxy: None,
             unverified_ttl: Duration::from_secs(24 * 3600),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            // Below the usual 1,024 open files, with room for the database
+            // and the gateways.
+            max_connections: 900,
+            connections_per_address: 64,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod alerts;
 mod app;
 mod budgets;
+mod connections;
 mod console;
 mod duress;
 mod gateways;
