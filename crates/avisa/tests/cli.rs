@@ -219,6 +219,9 @@ auth_token = "{token}"
 from = "+15005550006"
 [alerts]
 rate_limit = 1000
+[limits]
+# 200 presses at once, all from 127.0.0.1.
+connections_per_address = 1000
 [dispatch]
 batch = {batch}
 lease = "2s"
