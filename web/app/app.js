@@ -190,6 +190,10 @@ function showError(result, fields, general) {
   }
 }
 
+function hhmm(ms) {
+  return new Date(ms).toLocaleTimeString(lang() === 'es' ? 'es-MX' : 'en-US', { hour: 'numeric', minute: '2-digit' });
+}
+
 // A tel: link that dials from anywhere: the directory writes US numbers
 // without their "+1".
 function telHref(phone) {
@@ -601,6 +605,11 @@ function renderStatus(alert, container, message) {
     ? h('div', { class: 'card consulate' },
       h('h2', { text: t('consulate_heading') }),
       h('div', { text: alert.consulate.name }),
+      // What the consulate did, live: received, then someone took the case.
+      alert.consulate_received_at ? h('p', { class: 'seen', id: 'consulate-received', text: `${t('consulate_received')} · ${hhmm(alert.consulate_received_at)}` }) : null,
+      alert.consulate_acknowledged_at
+        ? h('p', { class: 'seen', id: 'consulate-acknowledged', text: `${t('consulate_acknowledged')} · ${hhmm(alert.consulate_acknowledged_at)}` })
+        : (alert.consulate_received_at && alert.state === 'active' ? h('p', { class: 'muted', id: 'consulate-waiting', text: t('consulate_waiting') }) : null),
       alert.consulate.phone ? h('a', { class: 'tel', href: telHref(alert.consulate.phone), text: `${t('call')} ${alert.consulate.phone}` }) : null)
     : practice ? null : h('div', { class: 'card' },
       h('p', { text: alert.coverage === 'outside' ? t('outside_coverage') : t('no_consulate') }),

@@ -62,6 +62,21 @@ test('full journey: onboarding, two contacts, press, countdown, delivery, "I\'m 
       return s.length === 3 && s.every((x) => x === 'sent' || x === 'delivered') && s;
     }, 15000, 'every recipient sent');
     assert.equal(done.length, 3);
+    // The person sees the consulate: received, then, live, someone takes it.
+    assert.match(await page.textContent('#consulate-received'), /^Recibió tu alerta · \d{1,2}:\d\d/);
+    assert.ok(await page.$('#consulate-waiting'));
+    await addStaff(server, 'ana.supervisora', 'los-angeles', 'supervisor', 'correct horse battery staple');
+    const login = await fetch(`${server.base}/api/v1/console/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'ana.supervisora', password: 'correct horse battery staple' }),
+    });
+    const cookie = login.headers.get('set-cookie').split(';')[0];
+    const { csrf_token: csrf } = await login.json();
+    const alertId = await page.evaluate(() => localStorage.getItem('avisa.lastAlert'));
+    const ack = await fetch(`${server.base}/api/v1/console/alerts/${alertId}/acknowledge`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf } });
+    assert.equal(ack.status, 200, await ack.text());
+    await page.waitForSelector('#consulate-acknowledged', { timeout: 10000 });
+    assert.match(await page.textContent('#consulate-acknowledged'), /ya atiende tu caso · \d{1,2}:\d\d/);
     await screenshot(page, 'app-status');
     const log = server.smsLog();
     const mum = log.find((l) => l.to === '+525512345678');

@@ -125,6 +125,8 @@ pub struct AlertView {
     /// When the person "cancelled" with the duress PIN: the alert stays
     /// active for the consulate and looks cancelled on the person's phone.
     pub duress_at: Option<UnixMillis>,
+    /// When consulate staff took the case.
+    pub acknowledged_at: Option<UnixMillis>,
     /// The newest location.
     pub location: Option<Location>,
     pub recipients: Vec<Recipient>,
@@ -163,6 +165,9 @@ pub(crate) struct AlertRow {
     pub cancelled_at: Option<UnixMillis>,
     pub updated_at: UnixMillis,
     pub duress_at: Option<UnixMillis>,
+    /// When consulate staff took the case (a case column, read here for the
+    /// person's status screen).
+    pub acknowledged_at: Option<UnixMillis>,
 }
 
 /// One point of a trail, sealed.
@@ -236,6 +241,7 @@ impl Store {
                 cancelled_at: None,
                 updated_at: a.created_at,
                 duress_at: None,
+                acknowledged_at: None,
             },
             location: a
                 .location
@@ -457,6 +463,7 @@ impl Store {
             created_at: row.created_at,
             cancelled_at: row.cancelled_at,
             duress_at: row.duress_at,
+            acknowledged_at: row.acknowledged_at,
             location: latest.map(|l| self.open_location(&l)).transpose()?,
             recipients,
         }))

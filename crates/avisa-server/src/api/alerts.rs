@@ -73,6 +73,11 @@ pub struct AlertResponse {
     /// `outside` (a location abroad) or `none`.
     pub coverage: Coverage,
     pub consulate: Option<ConsulateRef>,
+    /// When the consulate's console received the alert (None for practice
+    /// or without a consulate).
+    pub consulate_received_at: Option<i64>,
+    /// When consulate staff took the case.
+    pub consulate_acknowledged_at: Option<i64>,
     pub location: Option<Location>,
     pub recipients: Vec<RecipientStatus>,
     /// Practice only: what each recipient would have received.
@@ -115,7 +120,15 @@ pub fn response(
             name: o.name.clone(),
             phone: o.phone.clone(),
         });
+    let received = (!view.practice && view.consulate_id.is_some()).then_some(view.created_at);
+    // After a forced cancel the phone shows nothing the consulate did since:
+    // whoever holds it must not see the case go on.
+    let acknowledged = view
+        .acknowledged_at
+        .filter(|at| view.duress_at.is_none_or(|d| *at <= d));
     AlertResponse {
+        consulate_received_at: received,
+        consulate_acknowledged_at: acknowledged,
         alert_id: view.id,
         // Cancelled with the duress PIN: cancelled, to whoever holds the
         // phone (the console reads the true state from the view).
@@ -266,6 +279,7 @@ pub async fn create(
             created_at: alert.created_at,
             cancelled_at: None,
             duress_at: None,
+            acknowledged_at: None,
             location: alert.location,
             recipients: {
                 // The order GET gives: by fairness rank, then as written.

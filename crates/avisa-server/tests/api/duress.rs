@@ -277,6 +277,27 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
         "{detail}"
     );
 
+    // Staff take the case; the phone, held by whoever forced the cancel,
+    // does not see it go on.
+    let (status, body) = console
+        .call(
+            Method::POST,
+            &format!("/api/v1/console/alerts/{forced_id}/acknowledge"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, seen) = app
+        .call_without_unlock(
+            Method::GET,
+            &format!("/api/v1/alerts/{forced_id}"),
+            Some(&forced_token),
+            None,
+        )
+        .await;
+    assert!(seen["consulate_received_at"].is_i64(), "{seen}");
+    assert!(seen["consulate_acknowledged_at"].is_null(), "{seen}");
+
     // "Delete my data", forced after it: the phone sees a delete, the data
     // stays for the consulate.
     let (status, body) = app
