@@ -43,6 +43,23 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// The address of the connection's peer itself (no header believed); None
+/// when the server was not given connection info.
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// `axum::Json`, with rejections turned into [`ApiError`]s.
 pub struct ApiJson<T>(pub T);
 

@@ -3,11 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::error::ApiError;
+use crate::extract::Peer;
 use crate::state::AppState;
 use crate::tasks::Health as TaskHealth;
 
@@ -51,13 +54,38 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+/// Prometheus text exposition. It tells when alerts, cancellations and
+/// escalations happen, so it is not public: with `metrics_token` set it
+/// needs `Authorization: Bearer <metrics_token>`; without, it answers only
+/// a scraper on this machine (a loopback peer that is not the trusted
+/// proxy). Anyone else gets 404, as if it were not there.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain"),
+              (status = 404, description = "not a loopback scraper, or no valid metrics token", body = crate::api::ErrorBody)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = state.config.metrics_token.expose_secret();
+    let allowed = if token.is_empty() {
+        peer.is_some_and(|ip| ip.is_loopback() && state.config.limits.trusted_proxy != Some(ip))
+    } else {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                avisa_core::crypto::constant_time_eq(given.as_bytes(), token.as_bytes())
+            })
+    };
+    if !allowed {
+        return Err(ApiError::NotFound);
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
-    )
+    ))
 }
 
 /// This API's OpenAPI description, generated from the code.

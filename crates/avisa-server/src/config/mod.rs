@@ -36,6 +36,7 @@ const KEYS: &[&str] = &[
     "data_dir",
     "database_url",
     "data_key",
+    "metrics_token",
     "directory",
     "public_url",
     "log_format",
@@ -60,6 +61,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: SecretString,
     pub data_key: SecretString,
+    /// The bearer token a remote Prometheus sends for `/metrics`; empty:
+    /// `/metrics` answers only a scraper on this machine.
+    pub metrics_token: SecretString,
     pub directory: PathBuf,
     pub public_url: String,
     pub log_format: LogFormat,
@@ -244,6 +248,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./avisa-data"),
             database_url: SecretString::from(""),
             data_key: SecretString::from(""),
+            metrics_token: SecretString::from(""),
             directory: PathBuf::new(),
             public_url: "http://127.0.0.1:8080".into(),
             log_format: LogFormat::Text,

@@ -1008,3 +1008,34 @@ async fn metrics_labels_are_bounded() {
         "an unknown method became a label"
     );
 }
+
+/// `/metrics` is not public: without a token only a loopback scraper that
+/// is not the proxy reads it; with one, only its bearer.
+#[tokio::test]
+async fn metrics_are_for_the_scraper_only() {
+    let get = |app: &TestApp, auth: Option<&'static str>| {
+        let mut req = app.client.get(format!("{}/metrics", app.base));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { req.send().await.expect("metrics").status() }
+    };
+    // Behind a proxy on this machine, every request comes from loopback:
+    // without a token, none is the scraper.
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.limits.trusted_proxy = Some("127.0.0.1".parse().expect("ip"));
+    let app = TestApp::start(config, dir).await;
+    assert_eq!(get(&app, None).await, StatusCode::NOT_FOUND);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.metrics_token = "scrape-me-0123456789".to_string().into();
+    let app = TestApp::start(config, dir).await;
+    assert_eq!(get(&app, None).await, StatusCode::NOT_FOUND);
+    assert_eq!(get(&app, Some("Bearer wrong")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, Some("Bearer scrape-me-0123456789")).await,
+        StatusCode::OK
+    );
+}
