@@ -16,6 +16,7 @@
 mod faults;
 mod load;
 mod people;
+mod pumping;
 mod report;
 mod scenarios;
 mod server;
@@ -62,7 +63,7 @@ enum Serve {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// all (accept, ceilings, e2e, fairness, resources), or one of those, or
-    /// crash, or faults.
+    /// crash, faults or pumping.
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Print one JSON object instead of tables.
@@ -85,10 +86,10 @@ pub struct BenchArgs {
     /// e2e: alerts per second.
     #[arg(long, default_value_t = 1000)]
     pub rate: usize,
-    /// e2e: seconds.
+    /// e2e and pumping: seconds.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
-    /// fairness: the gateway's cap, messages per second.
+    /// fairness and pumping: the gateway's cap, messages per second.
     #[arg(long, default_value_t = 100)]
     pub gateway_rate: u32,
     /// fairness and crash: alerts in the burst.
@@ -139,6 +140,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let result = match args.scenario.as_str() {
         "crash" => crash(&args, database.as_deref(), &mut report).await,
         "faults" => faults(&args, database.as_deref(), &mut report).await,
+        "pumping" => pumping::pumping(&args, database.as_deref(), &mut report).await,
         "all" | "accept" | "ceilings" | "e2e" | "fairness" | "resources" => {
             load(
                 &args,
