@@ -2,7 +2,7 @@
 // Network first (a new version arrives at once), the cached copy when
 // offline. The API is never cached: statuses must be live.
 
-const CACHE = 'avisa-shell-v2';
+const CACHE = 'avisa-shell-v3';
 const SHELL = ['/', '/app.css', '/app.js', '/i18n.js', '/sms.js', '/store.js', '/countries.js', '/manifest.webmanifest', '/icon.svg', '/icon-192.png'];
 
 self.addEventListener('install', (event) => {
@@ -19,10 +19,16 @@ self.addEventListener('activate', (event) => {
 
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
-  if (event.request.method !== 'GET' || url.origin !== self.location.origin || url.pathname.startsWith('/api/') || url.pathname.startsWith('/hooks/')) {
+  // The app's own page and files only: the console, the API and anything
+  // else on this origin are never answered or stored by this worker (a
+  // visit to /console once replaced the app's start page, and offline the
+  // button was gone).
+  const page = event.request.mode === 'navigate' && (url.pathname === '/' || url.pathname === '/index.html');
+  const asset = !page && SHELL.includes(url.pathname);
+  if (event.request.method !== 'GET' || url.origin !== self.location.origin || !(page || asset)) {
     return;
   }
-  const key = event.request.mode === 'navigate' ? '/' : url.pathname;
+  const key = page ? '/' : url.pathname;
   event.respondWith(
     fetch(event.request)
       .then((response) => {

@@ -150,7 +150,14 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
     const keys = [];
     page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/v1/alerts')) keys.push(JSON.parse(r.postData()).idempotency_key); });
 
+    // A visit to the console (a link someone sent), then the connection
+    // goes: the app still opens with its button (the worker never stored
+    // the console in place of the app's start page).
+    await page.goto(`${server.base}/console`);
+    await page.waitForSelector('#username');
     await context.setOffline(true);
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press');
     await page.click('#press');
     await page.waitForSelector('text=Sin conexión');
     const sms = await page.getAttribute('#sms-fallback', 'href');
@@ -162,6 +169,8 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
     // The app opens with no connection (service worker), and still knows.
     await page.reload();
     await page.waitForSelector('#sms-fallback');
+    const cached = await page.evaluate(async () => (await (await caches.match('/')).text()));
+    assert.ok(!cached.includes('Consola'), 'the cached start page is the app, not the console');
     // Withdrawing needs the PIN, which needs the server: offline, it says so
     // and the press stays.
     await page.click('#withdraw');
