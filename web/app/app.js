@@ -204,6 +204,15 @@ function telHref(phone) {
   return `tel:${digits}`;
 }
 
+// The longest location line an alert adds to a contact's message (as
+// avisa_core::messages::longest_contact_alert writes it).
+function longestLine(language) {
+  const link = 'https://www.openstreetmap.org/?mlat=-89.99999&mlon=-179.99999 (+/-1000000 m)';
+  return language === 'en'
+    ? `Location: ${link} at 00:00 Atlantic time.`
+    : `Ubicacion: ${link} a las 00:00 hora del Atlantico.`;
+}
+
 function randomKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
@@ -831,21 +840,33 @@ function contactEditor(contact) {
   const general = h('p', { class: 'error', role: 'alert' });
   const max = state.config.max_message_segments;
   let previewTimer = null;
-  const refresh = () => {
-    const info = analyze(fields.message.input.value);
+  // The counter counts what the contact receives: the text with the
+  // location line the alert adds. At once, an estimate with the longest
+  // such line; then the server's own preview, exactly as it would be sent
+  // now. The 3-SMS limit is on the text alone, as the server checks it.
+  const showCount = (info, limit) => {
     counter.textContent = t('counter', { chars: info.characters, encoding: info.encoding, segments: info.segments }) +
-      (info.segments > max ? ` — ${t('too_long', { max })}` : '');
-    counter.classList.toggle('over', info.segments > max);
+      (limit.segments > max ? ` — ${t('too_long', { max })}` : '');
+    counter.dataset.segments = String(info.segments);
+    counter.classList.toggle('over', limit.segments > max);
+  };
+  const refresh = () => {
+    const text = fields.message.input.value.replace(/\s+$/, '');
+    const limit = analyze(text);
+    showCount(analyze(`${text}\n${longestLine(language.value)}`), limit);
+    delete counter.dataset.exact;
     clearTimeout(previewTimer);
     previewTimer = setTimeout(async () => {
       if (!fields.message.input.value.trim()) { preview.textContent = ''; sample.textContent = ''; return; }
       try {
         const r = await api('POST', '/api/v1/contacts/preview', { message: fields.message.input.value, language: language.value, location: state.lastPosition || undefined });
-        if (r.ok) {
+        if (r.ok && fields.message.input.value.replace(/\s+$/, '') === text) {
           preview.textContent = r.data.body;
           sample.textContent = r.data.sample_location ? t('preview_sample') : '';
+          showCount(r.data, limit);
+          counter.dataset.exact = 'true';
         }
-      } catch { /* offline: the counter still works */ }
+      } catch { /* offline: the estimate stands */ }
     }, 400);
   };
   const name = (state.profile && state.profile.name) || '';

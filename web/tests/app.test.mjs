@@ -500,3 +500,74 @@ test('a press refused with 401 is kept, offers the SMS at once, and is not withd
     await server.stop();
   }
 });
+
+test('the SMS counter counts what each contact receives, and the app and the server count alike', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    const messages = [
+      'Me detuvieron.',
+      'Mamá, me detuvo inmigración. Llama a la licenciada Torres.',
+      'I have been detained by immigration. Please call my lawyer and pick up the kids at 3.',
+      'x'.repeat(150),
+      'Llama a la abogada € [urgente] {caso 123}',
+      'Necesito ayuda 🙏 llama a mi hermana',
+      'ñ'.repeat(120),
+      'Soy María. Me llevaron. Mi número de caso A-123-456-789 está en la carpeta azul.',
+      'á'.repeat(60),
+      'OK',
+    ];
+    const counted = [];
+    for (const [i, message] of messages.entries()) {
+      await page.waitForSelector('#add-contact');
+      await addContact(page, { name: `Contacto ${i}`, phone: `(213) 555-01${String(i).padStart(2, '0')}`, language: i % 3 === 2 ? 'en' : 'es', message })
+        .catch(async (e) => { await screenshot(page, `debug-add-${i}`); throw e; });
+      await page.waitForSelector('#counter[data-exact="true"]');
+      counted.push(Number(await page.getAttribute('#counter', 'data-segments')));
+      await page.click('#save-contact');
+      await page.waitForSelector('#contact-list', { timeout: 5000 }).catch(async (e) => {
+        await screenshot(page, `debug-counter-${i}`);
+        throw new Error(`contact ${i} not saved: ${await page.textContent('main')}`);
+      });
+    }
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+    await page.goto(`${server.base}/#/`);
+    await page.click('#press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    const billed = await waitFor(() => {
+      const log = server.smsLog();
+      const got = messages.map((_, i) => log.find((l) => l.to === `+121355501${String(i).padStart(2, '0')}`));
+      return got.every(Boolean) && got.map((l) => l.segments);
+    }, 15000, 'every contact SMS');
+    assert.deepEqual(counted, billed, 'the counter said what the gateway billed');
+
+    // 500 random texts: the app's encoder and the server's agree.
+    const token = await page.evaluate(() => localStorage.getItem('avisa.token'));
+    const post = (path, body, unlock) => fetch(`${server.base}${path}`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(unlock ? { 'x-avisa-unlock': unlock } : {}) }, body: JSON.stringify(body),
+    }).then((r) => r.json());
+    const { unlock } = await post('/api/v1/pin/check', { pin: '4821' });
+    const alphabet = [...'abcdefghijklmnopqrstuvwxyz ABCXYZ0123456789.,;:!?¿¡áéíóúüñÁÉÍÓÚÑ€[]{}^~|\\çÇàèìòù'].concat(['🙏', '日', 'ß', 'Ω', '\n']);
+    let seed = 42;
+    const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    const texts = Array.from({ length: 500 }, () => Array.from({ length: 1 + rand(180) }, () => alphabet[rand(alphabet.length)]).join('').trim() || 'x');
+    const bodies = [];
+    for (const message of texts) {
+      const p = await post('/api/v1/contacts/preview', { message, language: 'es' }, unlock);
+      bodies.push(p);
+    }
+    const mismatches = await page.evaluate(async (previews) => {
+      const { analyze } = await import('/sms.js');
+      return previews.filter((p) => {
+        const a = analyze(p.body);
+        return a.encoding !== p.encoding || a.segments !== p.segments || a.characters !== p.characters;
+      }).length;
+    }, bodies);
+    assert.equal(mismatches, 0, 'the app and the server count 500 random texts alike');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});

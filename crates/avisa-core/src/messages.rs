@@ -83,6 +83,36 @@ pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> Stri
     format!("{}\n{line}", text.trim_end())
 }
 
+/// A contact's SMS at its longest: the person's text with the longest
+/// location line an alert can add (a point with every digit, the largest
+/// accuracy, the longest zone name). The 3-SMS limit applies to this, so
+/// what a contact receives never runs longer than the person was told.
+pub fn longest_contact_alert(text: &str, lang: Language) -> String {
+    let phone = PhoneNumber::from_e164_unchecked("+10000000000".into());
+    [Zone::Atlantic, Zone::Mountain]
+        .into_iter()
+        .map(|zone| {
+            let facts = AlertFacts {
+                alert_id: uuid::Uuid::nil(),
+                person_name: "",
+                person_phone: &phone,
+                location: Some(Location {
+                    lat: -89.99999,
+                    lon: -179.99999,
+                    accuracy_m: Some(crate::location::MAX_ACCURACY_M),
+                }),
+                at_millis: 0,
+                sent_millis: None,
+                zone,
+                consulate: None,
+                console_url: String::new(),
+            };
+            contact_alert(text, lang, &facts)
+        })
+        .max_by_key(|t| t.chars().count())
+        .unwrap_or_default()
+}
+
 /// How far apart a press and its arrival must be for the texts to give
 /// both times.
 pub const DELAY_TOLD_MS: i64 = 2 * 60 * 1000;

@@ -244,3 +244,48 @@ mod tests {
         assert!(codes.contains(&"MX") && codes.contains(&"US"));
     }
 }
+
+#[cfg(test)]
+mod counter_tests {
+    use avisa_core::Language;
+    use avisa_core::messages::longest_contact_alert;
+    use avisa_core::sms::analyze;
+
+    /// The app's estimate (`longestLine` in app.js) counts the same as the
+    /// server's 3-SMS limit (`longest_contact_alert`), in both languages.
+    #[test]
+    fn the_apps_longest_line_counts_as_the_servers() {
+        let js = include_str!("../../../web/app/app.js");
+        let link = js
+            .split("const link = '")
+            .nth(1)
+            .and_then(|r| r.split('\'').next())
+            .expect("link in app.js");
+        let line = |lang: Language| {
+            let marker = match lang {
+                Language::En => "? `Location: ${link}",
+                Language::Es => ": `Ubicacion: ${link}",
+            };
+            let rest = js.split(marker).nth(1).expect("line in app.js");
+            let tail = rest.split('`').next().expect("template end");
+            let head = &marker[3..marker.len() - "${link}".len()];
+            format!("{head}{link}{tail}")
+        };
+        for lang in [Language::Es, Language::En] {
+            for text in [
+                "Me detuvieron.",
+                &"a".repeat(300),
+                &"á".repeat(90),
+                "Llama a la abogada €",
+            ] {
+                let app = analyze(&format!("{text}\n{}", line(lang)));
+                let server = analyze(&longest_contact_alert(text, lang));
+                assert_eq!(
+                    (app.encoding, app.characters, app.segments),
+                    (server.encoding, server.characters, server.segments),
+                    "{lang:?} {text:?}"
+                );
+            }
+        }
+    }
+}

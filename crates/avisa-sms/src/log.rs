@@ -1,7 +1,8 @@
 //! The `log` gateway: the embedded default for trying Avisa on one machine.
 //!
 //! It sends nothing. Each message is appended as one JSON object per line to
-//! a file (`<data-dir>/sms-log.jsonl`: `id`, `to`, `body`, `at`, `gateway`)
+//! a file (`<data-dir>/sms-log.jsonl`: `id`, `to`, `body`, `at`, `gateway`,
+//! and the `encoding` and `segments` a carrier would bill)
 //! and summarised on the terminal, so a person trying Avisa locally can read
 //! their verification code. That file is a contract: tests and tools read it.
 //! It holds numbers and texts in plain form, which is why this gateway is for
@@ -32,6 +33,8 @@ struct Line<'a> {
     body: &'a str,
     at: String,
     gateway: &'static str,
+    encoding: &'static str,
+    segments: usize,
 }
 
 impl LogGateway {
@@ -58,12 +61,15 @@ impl Gateway for LogGateway {
         let at = time::OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
+        let billed = avisa_core::sms::analyze(&sms.body);
         let mut line = serde_json::to_vec(&Line {
             id: sms.id.to_string(),
             to: sms.to.as_str(),
             body: &sms.body,
             at,
             gateway: "log",
+            encoding: billed.encoding.as_str(),
+            segments: billed.segments,
         })
         .map_err(|e| GatewayError::Permanent {
             reason: e.to_string(),

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use avisa_core::messages::longest_contact_alert;
 use avisa_core::sms::{Encoding, MAX_MESSAGE_SEGMENTS, analyze};
 use avisa_core::{Invalid, Language, now_millis};
 use avisa_store::{Contact, ContactInput, MAX_CONTACTS, StoreError};
@@ -42,8 +43,10 @@ pub struct ContactResponse {
     pub international: String,
     pub language: Language,
     pub message: String,
-    /// "GSM-7" or "UCS-2".
+    /// "GSM-7" or "UCS-2", of what the contact receives: the message with
+    /// the longest location line an alert adds.
     pub encoding: Encoding,
+    /// SMS that makes at most (the 3-SMS limit applies to the text alone).
     pub segments: usize,
     pub characters: usize,
 }
@@ -56,7 +59,7 @@ pub struct ContactList {
 }
 
 fn response(c: Contact) -> ContactResponse {
-    let info = analyze(&c.message);
+    let info = analyze(&longest_contact_alert(&c.message, c.language));
     let reading = c.phone.reading();
     ContactResponse {
         id: c.id,
@@ -91,6 +94,10 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
         return Err(Invalid::new("message", "required", "message is required"));
     }
     avisa_core::invalid::check_visible("message", &message)?;
+    // The 3-SMS limit is on the person's text. Applied to the whole SMS (the
+    // text and the location line of up to 110 characters) it would leave an
+    // accented Spanish message about 90 characters, and refuse the app's own
+    // templates for most names; the counter and `segments` tell the whole.
     let info = analyze(&message);
     if info.segments > MAX_MESSAGE_SEGMENTS {
         return Err(Invalid::new(

@@ -567,6 +567,9 @@ async fn contacts_crud_with_encoding_and_limits() {
         .await;
     assert_eq!((status, &got), (StatusCode::OK, &created));
 
+    // `segments` counts what the contact receives: the text and the location
+    // line (at its longest, 110 characters in English); the limit is on the
+    // text alone (3 SMS: 201 UCS-2 characters).
     let long = "á".repeat(150);
     let (status, updated) = app
         .call(
@@ -583,7 +586,20 @@ async fn contacts_crud_with_encoding_and_limits() {
             &updated["segments"],
             &updated["language"]
         ),
-        (&json!("UCS-2"), &json!(3), &json!("en"))
+        (&json!("UCS-2"), &json!(4), &json!("en")),
+        "the text is 3 SMS; with the location line the contact gets 4"
+    );
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            Some(json!({"name": "Mamá", "phone": "2135550100", "language": "en", "message": "á".repeat(202)})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "message_too_long")
     );
 
     let bad: Vec<(Value, &str, &str)> = vec![
