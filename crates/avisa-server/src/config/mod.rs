@@ -360,7 +360,9 @@ impl Default for Limits {
             // Below the usual 1,024 open files, with room for the database
             // and the gateways.
             max_connections: 900,
-            connections_per_address: 64,
+            // A consulate behind one address: a browser opens up to six
+            // connections, so 256 leaves room for forty staff.
+            connections_per_address: 256,
         }
     }
 }
