@@ -522,6 +522,42 @@ impl Store {
         row.map(|l| self.open_location(&l)).transpose()
     }
 
+    /// The follow-up of each of an alert's messages (an "I'm safe", or the
+    /// notice of a forced cancel): to the same recipient, with the text
+    /// `text` makes for its kind and language, sealed for the outbox.
+    fn follow_ups(
+        &self,
+        alert_id: Uuid,
+        parents: &[OutboxRow],
+        text: &(dyn Fn(MessageKind, Language) -> String + Sync),
+        rank: i32,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        parents
+            .iter()
+            .map(|parent| {
+                let to = self
+                    .vault
+                    .open_string(&aad("outbox.to", parent.id), &parent.to_enc)?;
+                let message = NewMessage {
+                    id: Uuid::now_v7(),
+                    kind: parent.kind,
+                    purpose: Purpose::Safe,
+                    contact_id: parent.contact_id,
+                    parent_id: Some(parent.id),
+                    name: self.open_outbox_name(parent)?,
+                    to: PhoneNumber::from_e164_unchecked(to),
+                    body: text(parent.kind, parent.language),
+                    language: parent.language,
+                    rank,
+                    expires_at,
+                };
+                self.outbox_row(&message, Some(alert_id), now)
+            })
+            .collect()
+    }
+
     /// Cancels an active alert in one transaction: withdraws what has not
     /// gone, and queues for every recipient the alert may have reached the
     /// text `safe_text` makes for them (by kind and language). Returns the
@@ -569,26 +605,7 @@ impl Store {
         if !cancelled {
             return Ok(None);
         }
-        let mut follow = Vec::with_capacity(reached.len());
-        for parent in &reached {
-            let to = self
-                .vault
-                .open_string(&aad("outbox.to", parent.id), &parent.to_enc)?;
-            let message = NewMessage {
-                id: Uuid::now_v7(),
-                kind: parent.kind,
-                purpose: Purpose::Safe,
-                contact_id: parent.contact_id,
-                parent_id: Some(parent.id),
-                name: self.open_outbox_name(parent)?,
-                to: PhoneNumber::from_e164_unchecked(to),
-                body: safe_text(parent.kind, parent.language),
-                language: parent.language,
-                rank: 0,
-                expires_at,
-            };
-            follow.push(self.outbox_row(&message, Some(alert_id), now)?);
-        }
+        let follow = self.follow_ups(alert_id, &reached, safe_text, 0, expires_at, now)?;
         insert_outbox(&mut tx, &follow).await?;
         tx.commit().await?;
         Ok(Some(withdrawn))
@@ -637,26 +654,14 @@ impl Store {
         if !marked {
             return Ok(None);
         }
-        let mut follow = Vec::with_capacity(parents.len());
-        for parent in &parents {
-            let to = self
-                .vault
-                .open_string(&aad("outbox.to", parent.id), &parent.to_enc)?;
-            let message = NewMessage {
-                id: Uuid::now_v7(),
-                kind: parent.kind,
-                purpose: Purpose::Safe,
-                contact_id: parent.contact_id,
-                parent_id: Some(parent.id),
-                name: self.open_outbox_name(parent)?,
-                to: PhoneNumber::from_e164_unchecked(to),
-                body: notice(parent.kind, parent.language),
-                language: parent.language,
-                rank: crate::outbox::RANK_AFTER_ALERTS,
-                expires_at,
-            };
-            follow.push(self.outbox_row(&message, Some(alert_id), now)?);
-        }
+        let follow = self.follow_ups(
+            alert_id,
+            &parents,
+            notice,
+            crate::outbox::RANK_AFTER_ALERTS,
+            expires_at,
+            now,
+        )?;
         insert_outbox(&mut tx, &follow).await?;
         crate::console::cases::insert_event(
             &mut tx,
