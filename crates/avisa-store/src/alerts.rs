@@ -1,12 +1,12 @@
 //! Alerts: a press with the messages it owes, written in one transaction
-//! (group commit), its location trail (sealed), what it looks like now, and
-//! its cancellation with the "I'm safe" that follows.
+//! (group commit), its location trail (sealed), and what it looks like now.
+//! Cancelling one is in `cancel.rs`.
 
 use std::collections::HashSet;
 
 use avisa_core::{
-    AlertSource, AlertState, Coverage, Language, Location, MessageKind, OutboxStatus, PhoneNumber,
-    Purpose, UnixMillis,
+    AlertSource, AlertState, Coverage, Language, Location, MessageKind, OutboxStatus, Purpose,
+    UnixMillis,
 };
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -469,7 +469,7 @@ impl Store {
         }))
     }
 
-    fn open_outbox_name(&self, o: &OutboxRow) -> Result<Option<String>, StoreError> {
+    pub(crate) fn open_outbox_name(&self, o: &OutboxRow) -> Result<Option<String>, StoreError> {
         Ok(o.name_enc
             .as_deref()
             .map(|n| self.vault.open_string(&aad("outbox.name", o.id), n))
@@ -520,162 +520,5 @@ impl Store {
                 .await
         })?;
         row.map(|l| self.open_location(&l)).transpose()
-    }
-
-    /// The follow-up of each of an alert's messages (an "I'm safe", or the
-    /// notice of a forced cancel): to the same recipient, with the text
-    /// `text` makes for its kind and language, sealed for the outbox.
-    fn follow_ups(
-        &self,
-        alert_id: Uuid,
-        parents: &[OutboxRow],
-        text: &(dyn Fn(MessageKind, Language) -> String + Sync),
-        rank: i32,
-        expires_at: UnixMillis,
-        now: UnixMillis,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        parents
-            .iter()
-            .map(|parent| {
-                let to = self
-                    .vault
-                    .open_string(&aad("outbox.to", parent.id), &parent.to_enc)?;
-                let message = NewMessage {
-                    id: Uuid::now_v7(),
-                    kind: parent.kind,
-                    purpose: Purpose::Safe,
-                    contact_id: parent.contact_id,
-                    parent_id: Some(parent.id),
-                    name: self.open_outbox_name(parent)?,
-                    to: PhoneNumber::from_e164_unchecked(to),
-                    body: text(parent.kind, parent.language),
-                    language: parent.language,
-                    rank,
-                    expires_at,
-                };
-                self.outbox_row(&message, Some(alert_id), now)
-            })
-            .collect()
-    }
-
-    /// Cancels an active alert in one transaction: withdraws what has not
-    /// gone, and queues for every recipient the alert may have reached the
-    /// text `safe_text` makes for them (by kind and language). Returns the
-    /// number withdrawn, or None when the alert was not active.
-    pub async fn cancel_alert(
-        &self,
-        alert_id: Uuid,
-        now: UnixMillis,
-        expires_at: UnixMillis,
-        safe_text: &(dyn Fn(MessageKind, Language) -> String + Sync),
-    ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.db.begin().await?;
-        let (cancelled, withdrawn, reached) = db_run!(&mut tx, |t| {
-            let cancelled = sqlx::query(
-                "UPDATE alerts SET state = 'cancelled', cancelled_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND state = 'active'",
-            )
-            .bind(now)
-            .bind(alert_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected();
-            if cancelled != 1 {
-                (false, 0, Vec::new())
-            } else {
-                let withdrawn = sqlx::query(
-                    "UPDATE outbox SET status = 'withdrawn', reason = 'cancelled', updated_at = $1 \
-                     WHERE alert_id = $2 AND purpose = 'alert' AND status = 'queued'",
-                )
-                .bind(now)
-                .bind(alert_id)
-                .execute(&mut **t)
-                .await?
-                .rows_affected();
-                let reached: Vec<OutboxRow> = sqlx::query_as(
-                    "SELECT * FROM outbox WHERE alert_id = $1 AND purpose = 'alert' \
-                     AND status IN ('sending', 'sent', 'delivered') ORDER BY rank, created_at",
-                )
-                .bind(alert_id)
-                .fetch_all(&mut **t)
-                .await?;
-                (true, withdrawn, reached)
-            }
-        });
-        if !cancelled {
-            return Ok(None);
-        }
-        let follow = self.follow_ups(alert_id, &reached, safe_text, 0, expires_at, now)?;
-        insert_outbox(&mut tx, &follow).await?;
-        tx.commit().await?;
-        Ok(Some(withdrawn))
-    }
-
-    /// The duress PIN's "cancel", in one transaction: the alert stays active
-    /// and nothing is withdrawn; `duress_at` is set; every contact and the
-    /// consulate (whatever their message's status) and the person's own
-    /// phone (only when its confirmation went out, as after a real cancel)
-    /// get the follow-up `notice` makes for them, queued after the alerts.
-    /// Returns None when the alert was not active or already under duress,
-    /// else the number of follow-ups.
-    pub async fn duress_cancel(
-        &self,
-        alert_id: Uuid,
-        now: UnixMillis,
-        expires_at: UnixMillis,
-        notice: &(dyn Fn(MessageKind, Language) -> String + Sync),
-    ) -> Result<Option<usize>, StoreError> {
-        let mut tx = self.db.begin().await?;
-        let (marked, parents) = db_run!(&mut tx, |t| {
-            let marked = sqlx::query(
-                "UPDATE alerts SET duress_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND state = 'active' AND duress_at IS NULL",
-            )
-            .bind(now)
-            .bind(alert_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected();
-            if marked != 1 {
-                (false, Vec::new())
-            } else {
-                let parents: Vec<OutboxRow> = sqlx::query_as(
-                    "SELECT * FROM outbox WHERE alert_id = $1 AND purpose = 'alert' AND ( \
-                       (kind <> 'self' AND status IN ('queued', 'sending', 'sent', 'delivered')) \
-                       OR (kind = 'self' AND status IN ('sending', 'sent', 'delivered'))) \
-                     ORDER BY rank, created_at",
-                )
-                .bind(alert_id)
-                .fetch_all(&mut **t)
-                .await?;
-                (true, parents)
-            }
-        });
-        if !marked {
-            return Ok(None);
-        }
-        let follow = self.follow_ups(
-            alert_id,
-            &parents,
-            notice,
-            crate::outbox::RANK_AFTER_ALERTS,
-            expires_at,
-            now,
-        )?;
-        insert_outbox(&mut tx, &follow).await?;
-        crate::console::cases::insert_event(
-            &mut tx,
-            &crate::console::cases::EventRow {
-                id: Uuid::now_v7(),
-                alert_id,
-                at: now,
-                staff_id: None,
-                kind: avisa_core::CaseEventKind::Duress,
-                detail_enc: None,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(follow.len()))
     }
 }

@@ -8,6 +8,7 @@
 
 mod alerts;
 mod budgets;
+mod cancel;
 mod console;
 mod contacts;
 mod db;

@@ -1,0 +1,68 @@
+//! `[limits]`: what any one client may ask of the server — request sizes,
+//! the budgets of the SMS a stranger can make Avisa send, and how long and
+//! how many connections are served.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Verification codes to one phone number per hour.
+    pub registrations_per_hour: u32,
+    /// Verification codes asked for from one client address per hour.
+    pub codes_per_address_per_hour: u32,
+    /// Verification codes per hour to each allowed country.
+    pub codes_per_country_per_hour: u32,
+    /// Verification codes per hour in all.
+    pub codes_per_hour: u32,
+    /// The countries (ISO 3166) verification codes are sent to.
+    pub code_countries: Vec<String>,
+    /// The reverse proxy in front of Avisa, if any: only for requests from
+    /// this address is `X-Forwarded-For` believed (its last entry is the
+    /// client). Unset, the peer's own address counts.
+    pub trusted_proxy: Option<std::net::IpAddr>,
+    /// Unverified devices are forgotten after this long.
+    #[serde(with = "humantime_serde")]
+    pub unverified_ttl: Duration,
+    /// A request's headers must arrive within this; it is also how long a
+    /// kept-alive connection may wait idle for its next request.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Connections served at once from one address (the trusted proxy
+    /// excepted).
+    pub connections_per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024,
+            registrations_per_hour: 3,
+            codes_per_address_per_hour: 10,
+            codes_per_country_per_hour: 300,
+            codes_per_hour: 500,
+            // The US with its territories, and Mexico.
+            code_countries: ["US", "MX", "PR", "VI", "GU", "AS", "MP"]
+                .map(String::from)
+                .to_vec(),
+            trusted_proxy: None,
+            unverified_ttl: Duration::from_secs(24 * 3600),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            // Below the usual 1,024 open files, with room for the database
+            // and the gateways.
+            max_connections: 900,
+            // A consulate behind one address: a browser opens up to six
+            // connections, so 256 leaves room for forty staff.
+            connections_per_address: 256,
+        }
+    }
+}
