@@ -137,12 +137,12 @@ async fn may_reply(
     }
     let phone = sender.as_str().as_bytes();
     // Five texts that raised nothing in an hour: quiet for the hour.
-    let hour = now - now.rem_euclid(HOUR_MS);
+    let (hour, _) = avisa_store::window(now, HOUR_MS);
     let guesses = [Budget::of(store, "inbound-miss", phone, 5)];
     if store.take_budgets(&guesses, hour).await?.is_some() {
         return Ok(false);
     }
-    let day = now - now.rem_euclid(DAY_MS);
+    let (day, _) = avisa_store::window(now, DAY_MS);
     if let Some(id) = reference.filter(|r| !r.is_empty()) {
         let once = [Budget::of(store, "inbound-id", id.as_bytes(), 1)];
         if store.take_budgets(&once, day).await?.is_some() {

@@ -75,6 +75,13 @@ impl Budget {
     }
 }
 
+/// The start of the fixed window of `length` ms that holds `now`, and the
+/// seconds left in it (rounded up: the true wait, never a second early).
+pub fn window(now: UnixMillis, length: i64) -> (UnixMillis, u64) {
+    let start = now - now.rem_euclid(length);
+    (start, ((start + length - now + 999) / 1000) as u64)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

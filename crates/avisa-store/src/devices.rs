@@ -102,23 +102,6 @@ impl Store {
         })
     }
 
-    /// How many devices registered for a phone since a time.
-    pub async fn registrations_since(
-        &self,
-        phone: &PhoneNumber,
-        since: UnixMillis,
-    ) -> Result<i64, StoreError> {
-        let sql = "SELECT COUNT(*) FROM devices WHERE phone_index = $1 AND created_at >= $2";
-        let index = self.phone_index(phone);
-        Ok(db_run!(self.db.reader(), |pool| {
-            sqlx::query_scalar(sql)
-                .bind(&index)
-                .bind(since)
-                .fetch_one(pool)
-                .await
-        })?)
-    }
-
     pub async fn device_by_token_hash(
         &self,
         token_hash: &[u8],

@@ -29,7 +29,7 @@ use uuid::Uuid;
 pub use alerts::{ActiveAlerts, AlertScope, AlertView, Inserted, NewAlert, Recipient, SealedAlert};
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
-pub use budgets::Budget;
+pub use budgets::{Budget, window};
 pub use console::{
     AuditEntry, Case, CaseAction, CaseEvent, QueueFilter, QueueItem, QueueView, Session, Staff,
     StaffLogin, StatRow,

@@ -86,13 +86,13 @@ pub async fn register(
         return Err(Invalid::new(
             "phone",
             "phone_not_allowed",
-            "Avisa sends codes only to phone numbers in the United States and Mexico",
+            "Avisa does not send codes to phone numbers in this country",
         )
         .into());
     }
     let now = now_millis();
     // Every code is paid for from each budget of the hour, all or none.
-    let window = now - now.rem_euclid(HOUR_MS);
+    let (window, retry_after_secs) = avisa_store::window(now, HOUR_MS);
     let mut budgets = vec![
         Budget::number(
             &state.store,
@@ -117,7 +117,7 @@ pub async fn register(
         );
         return Err(ApiError::TooManyRequests {
             // The true time left: until the hour's window ends.
-            retry_after_secs: ((window + HOUR_MS - now + 999) / 1000) as u64,
+            retry_after_secs,
         });
     }
     let token = random_token().map_err(anyhow::Error::new)?;
