@@ -7,7 +7,7 @@ const flash = document.getElementById('flash');
 const TEXT = {
   es: {
     lang: 'English', office: 'Consola', login_title: 'Consola consular', username: 'Usuario', password: 'Contraseña',
-    login: 'Entrar', logout: 'Salir', login_failed: 'Usuario o contraseña incorrectos.', locked: 'Cuenta bloqueada por intentos fallidos. Intente en {m} minutos.',
+    login: 'Entrar', logout: 'Salir', login_failed: 'Usuario o contraseña incorrectos.', locked: 'Demasiados intentos fallidos desde este equipo. Espere {s} segundos e intente de nuevo.',
     queue: 'Alertas', audit: 'Auditoría', stats: 'Estadísticas', state: 'Estado', all_open: 'Abiertas', st_new: 'Nuevas', st_acknowledged: 'Atendidas', st_resolved: 'Resueltas', st_cancelled: 'Canceladas',
     from: 'Desde', to: 'Hasta', empty: 'No hay alertas con estos filtros.', ago_s: 'hace {n} s', ago_m: 'hace {n} min', ago_h: 'hace {n} h', ago_d: 'hace {n} d',
     b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_duress: 'Cancelada bajo presión', b_escalated: 'Escalada', b_sms: 'Por SMS',
@@ -30,7 +30,7 @@ const TEXT = {
   },
   en: {
     lang: 'Español', office: 'Console', login_title: 'Consular console', username: 'Username', password: 'Password',
-    login: 'Log in', logout: 'Log out', login_failed: 'Wrong username or password.', locked: 'Account locked after failed attempts. Try again in {m} minutes.',
+    login: 'Log in', logout: 'Log out', login_failed: 'Wrong username or password.', locked: 'Too many failed attempts from this device. Wait {s} seconds and try again.',
     queue: 'Alerts', audit: 'Audit', stats: 'Statistics', state: 'State', all_open: 'Open', st_new: 'New', st_acknowledged: 'Acknowledged', st_resolved: 'Resolved', st_cancelled: 'Cancelled',
     from: 'From', to: 'To', empty: 'No alerts with these filters.', ago_s: '{n} s ago', ago_m: '{n} min ago', ago_h: '{n} h ago', ago_d: '{n} d ago',
     b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_duress: 'Cancelled under duress', b_escalated: 'Escalated', b_sms: 'By SMS',
@@ -132,7 +132,7 @@ function loginScreen(message) {
         state.me = r.data;
         start();
       } else if (r.status === 429) {
-        error.textContent = t('locked', { m: Math.ceil(Number(r.headers.get('retry-after') || 900) / 60) });
+        error.textContent = t('locked', { s: Number(r.headers.get('retry-after') || 60) });
       } else {
         error.textContent = t('login_failed');
       }

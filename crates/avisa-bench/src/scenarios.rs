@@ -198,6 +198,7 @@ pub(crate) async fn store_ceilings(
             }),
             created_at: now,
             messages,
+            limit: None,
         })?)
     };
     let one: Vec<_> = (0..single).map(make).collect::<anyhow::Result<_>>()?;

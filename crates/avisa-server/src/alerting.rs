@@ -8,7 +8,9 @@ use avisa_core::directory::{Route, RouteBasis, place_of};
 use avisa_core::localtime::{Zone, zone_for};
 use avisa_core::messages::{self, AlertFacts};
 use avisa_core::{Language, Location, PhoneNumber, now_millis, states};
-use avisa_store::{Coverage, Inserted, MessageKind, NewAlert, NewMessage, Person, Purpose};
+use avisa_store::{
+    AlertLimit, Coverage, Inserted, MessageKind, NewAlert, NewMessage, Person, Purpose,
+};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -36,6 +38,17 @@ pub fn window_start(state: &AppState, now: i64) -> i64 {
     now - crate::config::millis(state.config.alerts.rate_window)
 }
 
+/// A press over the person's limit: 429 with the wait until the oldest
+/// counted alert (raised at `oldest`) leaves the window that starts at
+/// `since`.
+fn rate_limited(oldest: i64, since: i64) -> ApiError {
+    metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
+    let wait_ms = (oldest - since).max(0);
+    ApiError::TooManyRequests {
+        retry_after_secs: ((wait_ms + 999) / 1000).max(1) as u64,
+    }
+}
+
 /// What a practice alert would have sent, for the person to see.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Preview {
@@ -45,7 +58,8 @@ pub struct Preview {
 }
 
 pub struct Raised {
-    pub inserted: Inserted,
+    /// The alert this press made, or the one its key made before.
+    pub id: Uuid,
     pub previews: Vec<Preview>,
     /// The alert as written, when this press created it (its response is
     /// built from it, without reading it back).
@@ -86,7 +100,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     };
     if let Some(existing) = existing {
         return Ok(Raised {
-            inserted: Inserted::Existing(existing),
+            id: existing,
             previews: Vec::new(),
             created: None,
         });
@@ -103,16 +117,12 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         });
     };
     if recent >= i64::from(state.config.alerts.rate_limit) {
-        metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
         // The true wait: until the oldest counted alert leaves the window.
         let oldest = store
             .oldest_recent(r.person.id, since, r.practice)
             .await?
             .unwrap_or(now);
-        let wait_ms = (oldest - since).max(0);
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: ((wait_ms + 999) / 1000).max(1) as u64,
-        });
+        return Err(rate_limited(oldest, since));
     }
     let contacts = store
         .alert_contacts(r.person.id, r.person.contacts_version)
@@ -250,6 +260,12 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         location: r.location,
         created_at: now,
         messages,
+        // Counted again where the alert is written: parallel presses read
+        // the same count above.
+        limit: Some(AlertLimit {
+            since,
+            max: i64::from(state.config.alerts.rate_limit),
+        }),
     };
     let sealed = store.seal_alert(&alert)?;
     let inserted = state
@@ -257,6 +273,10 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         .write(sealed, alert.leased_messages())
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("alert not stored: {e}")))?;
+    let id = match inserted {
+        Inserted::Created(id) | Inserted::Existing(id) => id,
+        Inserted::Limited { oldest } => return Err(rate_limited(oldest, since)),
+    };
     if let Inserted::Created(id) = inserted {
         metrics::counter!("avisa_alerts_total", "source" => r.source.as_str(), "practice" => r.practice.to_string()).increment(1);
         tracing::info!(alert_id = %id, source = r.source.as_str(), practice = r.practice, coverage = coverage.as_str(), "alert accepted");
@@ -270,7 +290,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     }
     let created = matches!(inserted, Inserted::Created(_)).then_some(alert);
     Ok(Raised {
-        inserted,
+        id,
         previews,
         created,
     })

@@ -59,9 +59,10 @@ pub enum ApiError {
     /// `retry_after_secs`.
     #[error("busy; try again in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },
-    /// 429 for a console account locked after repeated failed logins.
-    #[error("too many failed logins; try again in {retry_after_secs} s")]
-    LoginLocked { retry_after_secs: u64 },
+    /// 429 for a console login from an address that failed too often: it
+    /// waits (the account itself is never locked).
+    #[error("too many failed logins from this address; try again in {retry_after_secs} s")]
+    LoginThrottled { retry_after_secs: u64 },
     /// 500: logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -100,7 +101,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "pin_locked"),
             ApiError::Limit { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
-            ApiError::LoginLocked { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_locked"),
+            ApiError::LoginThrottled { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -139,7 +140,7 @@ impl IntoResponse for ApiError {
             .into_response();
         if let ApiError::TooManyRequests { retry_after_secs }
         | ApiError::Locked { retry_after_secs }
-        | ApiError::LoginLocked { retry_after_secs }
+        | ApiError::LoginThrottled { retry_after_secs }
         | ApiError::Busy { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {

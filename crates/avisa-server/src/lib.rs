@@ -245,6 +245,7 @@ impl App {
             metrics: telemetry::metrics_handle(),
             tasks: tasks::Supervisor::default(),
             draining: tokio::sync::watch::channel(false).0,
+            logins_in_flight: Default::default(),
             writer,
             events,
             dispatch_wake: wake,

@@ -31,6 +31,9 @@ pub struct Inner {
     /// then, so the graceful shutdown is not held open by a console or a
     /// phone that never disconnects.
     pub draining: tokio::sync::watch::Sender<bool>,
+    /// Client addresses with a console login being checked: one at a time
+    /// each, so parallel guesses cannot all pass the throttle's count.
+    pub logins_in_flight: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
 }
 
 impl AppState {

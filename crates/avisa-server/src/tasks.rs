@@ -263,6 +263,10 @@ async fn purge(state: AppState) {
         }
         Err(e) => tracing::error!(error = %e, "purge failed"),
     }
+    let forget = crate::config::millis(state.config.console.login_forget);
+    if let Err(e) = state.store.purge_login_failures(now - forget).await {
+        tracing::error!(error = %e, "purge of login failures failed");
+    }
 }
 
 /// Escalates alerts nobody acknowledged in time to CIAM.

@@ -26,7 +26,9 @@ use avisa_core::PhoneNumber;
 use avisa_core::crypto::{CryptoError, DataKey, Vault};
 use uuid::Uuid;
 
-pub use alerts::{ActiveAlerts, AlertScope, AlertView, Inserted, NewAlert, Recipient, SealedAlert};
+pub use alerts::{
+    ActiveAlerts, AlertLimit, AlertScope, AlertView, Inserted, NewAlert, Recipient, SealedAlert,
+};
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
 pub use budgets::{Budget, window};
@@ -37,6 +39,7 @@ pub use console::{
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};
 pub use db::Db;
 pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
+pub use lockout::LoginFailures;
 pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
 

@@ -1,6 +1,9 @@
-//! Failures counted towards a lock: the person's PIN (on `people`) and a
-//! staff login (on `staff`) count the same way, in one statement, so two
-//! guesses racing each other are both counted.
+//! Failures counted towards a lock or a delay: a person's wrong PINs (on
+//! `people`, counted in one statement so two guesses racing each other are
+//! both counted) and failed console logins per client address (on
+//! `login_throttle`, the address only as a blind index).
+
+use std::net::IpAddr;
 
 use avisa_core::UnixMillis;
 use uuid::Uuid;
@@ -8,78 +11,116 @@ use uuid::Uuid;
 use crate::db::db_run;
 use crate::{Store, StoreError};
 
-/// What is being counted.
-#[derive(Clone, Copy)]
-pub(crate) enum Counter {
-    /// Wrong PINs of a person.
-    Pin,
-    /// Failed logins of a staff account.
-    Login,
-}
-
-impl Counter {
-    /// At `$1` failures, lock until `$2` and count from 0 again; `$3` is the
-    /// row. Returns (failures, locked until).
-    fn failed_sql(self) -> &'static str {
-        match self {
-            Counter::Pin => {
-                "UPDATE people SET \
-                 pin_locked_until = CASE WHEN pin_failures + 1 >= $1 THEN $2 ELSE pin_locked_until END, \
-                 pin_failures = CASE WHEN pin_failures + 1 >= $1 THEN 0 ELSE pin_failures + 1 END \
-                 WHERE id = $3 RETURNING pin_failures, pin_locked_until"
-            }
-            Counter::Login => {
-                "UPDATE staff SET \
-                 locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END, \
-                 failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END \
-                 WHERE id = $3 RETURNING failed_logins, locked_until"
-            }
-        }
-    }
-
-    fn reset_sql(self) -> &'static str {
-        match self {
-            Counter::Pin => {
-                "UPDATE people SET pin_failures = 0, pin_locked_until = NULL WHERE id = $1"
-            }
-            Counter::Login => {
-                "UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = $1"
-            }
-        }
-    }
+/// The failed logins from one address: how many since the count last
+/// started again, and when the last one was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginFailures {
+    pub failures: i64,
+    pub last_at: UnixMillis,
 }
 
 impl Store {
-    /// Counts a failure; at `max` locks until `lock_until` and starts
-    /// counting again. Returns (failures, locked_until).
-    pub(crate) async fn count_failure(
+    /// Counts a wrong PIN; at `max` failures locks until `lock_until` and
+    /// starts counting again. Returns (failures, locked_until).
+    pub async fn pin_failed(
         &self,
-        counter: Counter,
-        id: Uuid,
+        person_id: Uuid,
         max: i32,
         lock_until: UnixMillis,
     ) -> Result<(i32, Option<UnixMillis>), StoreError> {
-        let sql = counter.failed_sql();
+        let sql = "UPDATE people SET \
+                   pin_locked_until = CASE WHEN pin_failures + 1 >= $1 THEN $2 ELSE pin_locked_until END, \
+                   pin_failures = CASE WHEN pin_failures + 1 >= $1 THEN 0 ELSE pin_failures + 1 END \
+                   WHERE id = $3 RETURNING pin_failures, pin_locked_until";
         Ok(db_run!(self.db.writer(), |pool| {
             sqlx::query_as(sql)
                 .bind(max)
                 .bind(lock_until)
-                .bind(id)
+                .bind(person_id)
                 .fetch_one(pool)
                 .await
         })?)
     }
 
-    /// A success: the count starts again and any lock ends.
-    pub(crate) async fn reset_failures(
-        &self,
-        counter: Counter,
-        id: Uuid,
-    ) -> Result<(), StoreError> {
-        let sql = counter.reset_sql();
+    /// A right PIN: the count starts again and any lock ends.
+    pub async fn pin_reset(&self, person_id: Uuid) -> Result<(), StoreError> {
+        let sql = "UPDATE people SET pin_failures = 0, pin_locked_until = NULL WHERE id = $1";
         db_run!(self.db.writer(), |pool| {
-            sqlx::query(sql).bind(id).execute(pool).await?;
+            sqlx::query(sql).bind(person_id).execute(pool).await?;
         });
         Ok(())
+    }
+
+    fn login_key(&self, addr: IpAddr) -> String {
+        let bytes = match addr {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        let index = self.vault.blind_index("login", &bytes);
+        format!(
+            "login:{}",
+            index.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    }
+
+    /// The failed logins counted for an address (zero when none).
+    pub async fn login_failures(&self, addr: IpAddr) -> Result<LoginFailures, StoreError> {
+        let key = self.login_key(addr);
+        let sql = "SELECT failures, last_at FROM login_throttle WHERE key = $1";
+        let row: Option<(i64, UnixMillis)> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(&key).fetch_optional(pool).await
+        })?;
+        Ok(row
+            .map(|(failures, last_at)| LoginFailures { failures, last_at })
+            .unwrap_or_default())
+    }
+
+    /// Counts a failed login from an address at `now`, in one statement; a
+    /// count whose last failure was before `forget_before` starts again.
+    /// Returns the count with this one.
+    pub async fn login_failed(
+        &self,
+        addr: IpAddr,
+        now: UnixMillis,
+        forget_before: UnixMillis,
+    ) -> Result<i64, StoreError> {
+        let key = self.login_key(addr);
+        let sql = "INSERT INTO login_throttle (key, failures, last_at) VALUES ($1, 1, $2) \
+                   ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN login_throttle.last_at < $3 THEN 1 \
+                                   ELSE login_throttle.failures + 1 END, \
+                   last_at = $2 \
+                   RETURNING failures";
+        Ok(db_run!(self.db.writer(), |pool| {
+            sqlx::query_scalar(sql)
+                .bind(&key)
+                .bind(now)
+                .bind(forget_before)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    /// A successful login from an address: its count starts again.
+    pub async fn login_succeeded(&self, addr: IpAddr) -> Result<(), StoreError> {
+        let key = self.login_key(addr);
+        db_run!(self.db.writer(), |pool| {
+            sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+                .bind(&key)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Forgets the counts whose last failure was before `before`.
+    pub async fn purge_login_failures(&self, before: UnixMillis) -> Result<u64, StoreError> {
+        Ok(db_run!(self.db.writer(), |pool| {
+            sqlx::query("DELETE FROM login_throttle WHERE last_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 }

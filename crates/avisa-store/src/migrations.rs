@@ -55,6 +55,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0007_sms_budgets.sql"),
         include_str!("../migrations/common/0007_sms_budgets.sql"),
     ),
+    (
+        8,
+        "login throttle",
+        include_str!("../migrations/common/0008_login_throttle.sql"),
+        include_str!("../migrations/common/0008_login_throttle.sql"),
+    ),
 ];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use crate::db::db_run;
 use crate::devices::Device;
-use crate::lockout::Counter;
 use crate::{Store, StoreError, aad};
 
 /// What the person tells Avisa about themselves.
@@ -401,21 +400,5 @@ impl Store {
                 .await
         })?;
         state.ok_or(StoreError::NotFound)
-    }
-
-    /// Counts a wrong PIN; at `max` failures locks until `lock_until` and
-    /// starts counting again. Returns (failures, locked_until).
-    pub async fn pin_failed(
-        &self,
-        person_id: Uuid,
-        max: i32,
-        lock_until: UnixMillis,
-    ) -> Result<(i32, Option<UnixMillis>), StoreError> {
-        self.count_failure(Counter::Pin, person_id, max, lock_until)
-            .await
-    }
-
-    pub async fn pin_reset(&self, person_id: Uuid) -> Result<(), StoreError> {
-        self.reset_failures(Counter::Pin, person_id).await
     }
 }

@@ -75,6 +75,7 @@ both_backends! {
     wrong_key_is_refused;
     nothing_personal_at_rest;
     alerts_batch_with_a_reused_key;
+    the_alert_limit_holds_where_alerts_are_written;
     claims_go_by_rank_and_leases_come_back;
     alerts_committed_leased_come_back_if_never_recorded;
     receipts_never_move_backwards_and_expiry_sweeps;
@@ -751,6 +752,7 @@ fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAl
             .iter()
             .map(|r| message(*r, "+13125550100", created_at + 3_600_000))
             .collect(),
+        limit: None,
     }
 }
 
@@ -799,6 +801,75 @@ async fn alerts_batch_with_a_reused_key(f: Fixture) {
             .await
             .expect("key"),
         (None, 0)
+    );
+}
+
+async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let limit = Some(avisa_store::AlertLimit {
+        since: NOW - 600_000,
+        max: 2,
+    });
+    let limited = |key: &str, at: i64| {
+        let mut a = alert(person, key, at, &[0]);
+        a.limit = limit;
+        a
+    };
+    // One older real alert counts; a practice one and one before the
+    // window do not.
+    let before = alert(person, "before", NOW - 700_000, &[0]);
+    let mut practice = alert(person, "practice", NOW - 100, &[0]);
+    practice.practice = true;
+    let first = limited("first", NOW - 1000);
+    for a in [&before, &practice, &first] {
+        store
+            .insert_alerts(&[store.seal_alert(a).expect("seal")])
+            .await
+            .expect("insert");
+    }
+    // Three presses in one batch, all of which read "one so far": one
+    // place is left; the first key again is answered, never limited.
+    let (a, b, c) = (limited("a", NOW), limited("b", NOW), limited("c", NOW));
+    let again = limited("first", NOW);
+    let sealed: Vec<_> = [&a, &b, &again, &c]
+        .iter()
+        .map(|x| store.seal_alert(x).expect("seal"))
+        .collect();
+    let results = store.insert_alerts(&sealed).await.expect("insert");
+    assert_eq!(
+        results,
+        vec![
+            Inserted::Created(a.id),
+            Inserted::Limited { oldest: NOW - 1000 },
+            Inserted::Existing(first.id),
+            Inserted::Limited { oldest: NOW - 1000 },
+        ]
+    );
+    assert!(store.alert(b.id).await.expect("get").is_none());
+    // A later batch: still full.
+    let d = limited("d", NOW + 1);
+    assert_eq!(
+        store
+            .insert_alerts(&[store.seal_alert(&d).expect("seal")])
+            .await
+            .expect("insert"),
+        vec![Inserted::Limited { oldest: NOW - 1000 }]
+    );
+    // A cancelled alert gives its place back.
+    let safe = |_: MessageKind, _: Language| "a salvo".to_string();
+    store
+        .cancel_alert(first.id, NOW + 2, NOW + 3_600_000, &safe)
+        .await
+        .expect("cancel")
+        .expect("was active");
+    let e = limited("e", NOW + 3);
+    assert_eq!(
+        store
+            .insert_alerts(&[store.seal_alert(&e).expect("seal")])
+            .await
+            .expect("insert"),
+        vec![Inserted::Created(e.id)]
     );
 }
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use avisa_core::messages::{self, AlertFacts};
 use avisa_core::{AlertState, Coverage, MessageKind, OutboxStatus};
 use avisa_core::{Invalid, Location, now_millis};
-use avisa_store::{AlertView, Inserted};
+use avisa_store::AlertView;
 
 use crate::alerting::{Preview, Raise, raise, window_start, zone_of};
 use crate::error::{ApiError, ApiResult};
@@ -261,9 +261,7 @@ pub async fn create(
         },
     )
     .await?;
-    let id = match raised.inserted {
-        Inserted::Created(id) | Inserted::Existing(id) => id,
-    };
+    let id = raised.id;
     state.dispatch_wake.notify_one();
     // A new alert is answered from what was just written (every message
     // queued); a retried one is read back as it stands now.

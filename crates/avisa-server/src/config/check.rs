@@ -115,10 +115,11 @@ impl Config {
         let c = &self.console;
         if c.session_idle.is_zero()
             || c.session_max.is_zero()
-            || c.lockout_failures == 0
+            || c.login_max_delay.is_zero()
+            || c.login_forget.is_zero()
             || c.escalate_after.is_zero()
         {
-            errors.push("console: session_idle, session_max, lockout_failures and escalate_after must be positive".into());
+            errors.push("console: session_idle, session_max, login_max_delay, login_forget and escalate_after must be positive".into());
         }
         if !c.tile_url.is_empty() && !is_http(&c.tile_url) {
             errors.push("console.tile_url must be an http(s) URL with {z}, {x} and {y}".into());

@@ -181,9 +181,15 @@ pub struct ConsoleConfig {
     pub session_idle: Duration,
     #[serde(with = "humantime_serde")]
     pub session_max: Duration,
-    pub lockout_failures: u32,
+    /// Failed logins from one client address before each next try waits
+    /// (1 s, then doubling up to `login_max_delay`). Accounts are never
+    /// locked: an attack from one address must not keep staff out.
+    pub login_free_failures: u32,
     #[serde(with = "humantime_serde")]
-    pub lockout: Duration,
+    pub login_max_delay: Duration,
+    /// An address's count starts again after this long without a failure.
+    #[serde(with = "humantime_serde")]
+    pub login_forget: Duration,
     #[serde(with = "humantime_serde")]
     pub escalate_after: Duration,
     pub tile_url: String,
@@ -288,8 +294,9 @@ impl Default for ConsoleConfig {
         ConsoleConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
-            lockout_failures: 5,
-            lockout: Duration::from_secs(15 * 60),
+            login_free_failures: 5,
+            login_max_delay: Duration::from_secs(15 * 60),
+            login_forget: Duration::from_secs(3600),
             escalate_after: Duration::from_secs(5 * 60),
             tile_url: String::new(),
             secure_cookie: SecureCookie::Auto,

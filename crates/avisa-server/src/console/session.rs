@@ -1,5 +1,7 @@
 //! Logging in and out: password check on the staff hashing pool, the session
-//! cookie and its CSRF token, the account lockout.
+//! cookie and its CSRF token, failed logins throttled per client address.
+
+use std::net::{IpAddr, Ipv4Addr};
 
 use axum::Json;
 use axum::extract::State;
@@ -10,12 +12,12 @@ use utoipa::ToSchema;
 
 use avisa_core::crypto::{random_token, token_hash};
 use avisa_core::{AuditAction, CIAM, Role, now_millis};
-use avisa_store::Staff;
+use avisa_store::{LoginFailures, Staff};
 
 use super::{COOKIE, StaffSession};
 use crate::api::alerts::ConsulateRef;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientAddr};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -77,53 +79,69 @@ fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> HeaderVal
 }
 
 /// Log in.
+///
+/// Failed logins are counted per client address: after
+/// `console.login_free_failures` of them each next try from that address
+/// waits (1 s, doubling up to `login_max_delay`) and is answered 429
+/// `login_throttled` before any password is checked. Accounts are never
+/// locked, so the right password from another address always works, and
+/// unknown usernames are answered exactly as known ones (the same status,
+/// body and hashing work).
 #[utoipa::path(post, path = "/api/v1/console/login", tag = "console", request_body = LoginRequest,
     responses((status = 200, body = Me), (status = 401, description = "wrong username or password", body = crate::api::ErrorBody),
-              (status = 429, description = "locked after repeated failures", body = crate::api::ErrorBody)))]
+              (status = 429, description = "login_throttled: too many failed logins from this address (see Retry-After)", body = crate::api::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let failed = || ApiError::Forbidden {
-        code: "login_failed",
-        message: "wrong username or password".into(),
-    };
+    let addr = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let _turn = LoginTurn::take(&state, addr)?;
     let now = now_millis();
-    let login = state.store.staff_login(req.username.trim()).await?;
-    let Some(login) = login else {
-        // The same work as a real check, so timing does not tell which
-        // usernames exist.
-        let dummy = dummy_hash(&state).await?;
-        crate::pin::verify_password(&state, req.password.clone(), dummy).await?;
-        return Err(login_refused(failed()));
-    };
-    if let Some(until) = login.locked_until.filter(|u| *u > now) {
-        return Err(ApiError::LoginLocked {
-            retry_after_secs: ((until - now) / 1000).max(1) as u64,
+    let counted = state.store.login_failures(addr).await?;
+    if let Some(wait_ms) = login_wait(&state, counted, now) {
+        metrics::counter!("avisa_console_logins_total", "outcome" => "throttled").increment(1);
+        return Err(ApiError::LoginThrottled {
+            retry_after_secs: ((wait_ms + 999) / 1000).max(1) as u64,
         });
     }
-    let ok = crate::pin::verify_password(&state, req.password.clone(), login.password_hash).await?;
-    let staff = login.staff;
-    if !ok || staff.disabled {
-        let max = state.config.console.lockout_failures as i32;
-        let lock_until = now + crate::config::millis(state.config.console.lockout);
-        let (_, locked) = state
-            .store
-            .staff_login_failed(staff.id, max, lock_until)
-            .await?;
-        state
-            .store
-            .audit(&staff, None, AuditAction::LoginFailed, None, now)
-            .await?;
-        tracing::warn!(staff_id = %staff.id, "console login refused");
-        if let Some(until) = locked.filter(|u| *u > now) {
-            return Err(ApiError::LoginLocked {
-                retry_after_secs: ((until - now) / 1000).max(1) as u64,
+    let login = state.store.staff_login(req.username.trim()).await?;
+    let (hash, staff) = match login {
+        Some(l) => (l.password_hash, Some(l.staff)),
+        // The same work as a real check, so timing does not tell which
+        // usernames exist.
+        None => (dummy_hash(&state).await?, None),
+    };
+    let ok = crate::pin::verify_password(&state, req.password.clone(), hash).await?;
+    let staff = match staff {
+        Some(staff) if ok && !staff.disabled => staff,
+        refused => {
+            let forget = crate::config::millis(state.config.console.login_forget);
+            state.store.login_failed(addr, now, now - forget).await?;
+            metrics::counter!("avisa_console_logins_total", "outcome" => "failed").increment(1);
+            if let Some(staff) = refused {
+                tracing::warn!(staff_id = %staff.id, "console login refused");
+                // Written after the answer, so a known username takes no
+                // longer to refuse than an unknown one.
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = store
+                        .audit(&staff, None, AuditAction::LoginFailed, None, now)
+                        .await
+                    {
+                        tracing::error!(error = %e, "audit of a refused login failed");
+                    }
+                });
+            } else {
+                tracing::warn!("console login refused for an unknown username");
+            }
+            return Err(ApiError::LoginFailed {
+                message: "wrong username or password".into(),
             });
         }
-        return Err(login_refused(failed()));
-    }
-    state.store.staff_login_ok(staff.id).await?;
+    };
+    state.store.login_succeeded(addr).await?;
+    metrics::counter!("avisa_console_logins_total", "outcome" => "ok").increment(1);
     let token = random_token().map_err(anyhow::Error::new)?;
     let csrf = random_token().map_err(anyhow::Error::new)?.to_string();
     let idle = crate::config::millis(state.config.console.session_idle);
@@ -143,11 +161,50 @@ pub async fn login(
     Ok(response)
 }
 
-/// A login refusal is 401, whatever the reason.
-fn login_refused(e: ApiError) -> ApiError {
-    match e {
-        ApiError::Forbidden { message, .. } => ApiError::LoginFailed { message },
-        other => other,
+/// How long an address with these failures still waits before its next
+/// try, if it must: nothing for the first `login_free_failures`, then 1 s
+/// after the last failure, doubling with each one, up to `login_max_delay`.
+fn login_wait(state: &AppState, counted: LoginFailures, now: i64) -> Option<i64> {
+    let c = &state.config.console;
+    let over = counted.failures - i64::from(c.login_free_failures);
+    if over < 0 || counted.last_at < now - crate::config::millis(c.login_forget) {
+        return None;
+    }
+    let delay = (1000_i64 << over.min(30)).min(crate::config::millis(c.login_max_delay));
+    let until = counted.last_at + delay;
+    (until > now).then_some(until - now)
+}
+
+/// One login checked at a time per client address (a person never sends
+/// two at once): parallel guesses would otherwise all read the same count.
+struct LoginTurn<'a> {
+    state: &'a AppState,
+    addr: IpAddr,
+}
+
+impl<'a> LoginTurn<'a> {
+    fn take(state: &'a AppState, addr: IpAddr) -> ApiResult<LoginTurn<'a>> {
+        let mut busy = state
+            .logins_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !busy.insert(addr) {
+            metrics::counter!("avisa_console_logins_total", "outcome" => "throttled").increment(1);
+            return Err(ApiError::LoginThrottled {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(LoginTurn { state, addr })
+    }
+}
+
+impl Drop for LoginTurn<'_> {
+    fn drop(&mut self) {
+        self.state
+            .logins_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.addr);
     }
 }
 

@@ -290,6 +290,62 @@ async fn alerts_are_rate_limited_per_person(backend: &str) {
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
+/// 50 parallel presses with different keys: exactly the limit's 5 are
+/// accepted (the count is checked again where alerts are written), and the
+/// contact gets 5 alerts, not more.
+async fn the_alert_limit_holds_under_parallel_presses(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let token = person_with_contacts(&app, "+12135550100", 1).await;
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move {
+                let resp = app
+                    .client
+                    .post(format!("{}/api/v1/alerts", app.base))
+                    .bearer_auth(&token)
+                    .json(&json!({"idempotency_key": format!("parallel-{i}")}))
+                    .send()
+                    .await
+                    .expect("press");
+                let retry = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                (resp.status(), retry)
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            (StatusCode::ACCEPTED, _) => accepted += 1,
+            (StatusCode::TOO_MANY_REQUESTS, retry) => {
+                let retry = retry.expect("Retry-After");
+                assert!((590..=600).contains(&retry), "the true wait: {retry}");
+            }
+            (other, _) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(accepted, 5, "the limit held");
+    let to_contact = |lines: &[Value]| lines.iter().filter(|l| l["to"] == "+12135557000").count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while to_contact(&app.sms_lines()) < 5 {
+        assert!(std::time::Instant::now() < deadline, "the 5 alerts' SMS");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Give any message of a sixth alert time to show.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        to_contact(&app.sms_lines()),
+        5,
+        "one SMS per accepted alert"
+    );
+}
+
 /// A rehearsal never blocks a real press, and a false alarm taken back does
 /// not count against the next one.
 async fn practice_and_cancelled_alerts_leave_the_real_limit_alone(backend: &str) {
@@ -953,6 +1009,7 @@ on_both_backends!(
     the_same_key_never_sends_twice,
     practice_reaches_only_the_persons_own_phone,
     alerts_are_rate_limited_per_person,
+    the_alert_limit_holds_under_parallel_presses,
     practice_and_cancelled_alerts_leave_the_real_limit_alone,
     the_trail_is_bounded,
     bad_presses_are_refused_and_change_nothing,

@@ -9,6 +9,7 @@ mod console;
 mod duress;
 mod gateways;
 mod kannel;
+mod login;
 mod numbers;
 mod phone;
 mod pin;

@@ -31,12 +31,11 @@ impl Staff {
     }
 }
 
-/// What a login checks: the account, its password hash and its lockout.
+/// What a login checks: the account and its password hash.
 #[derive(Debug, Clone)]
 pub struct StaffLogin {
     pub staff: Staff,
     pub password_hash: String,
-    pub locked_until: Option<UnixMillis>,
 }
 
 /// A console session (its token is kept only as a hash).

@@ -1,5 +1,6 @@
-//! Staff accounts (argon2id password hashes, a lockout after failed logins)
-//! and their console sessions (tokens kept only as hashes).
+//! Staff accounts (argon2id password hashes) and their console sessions
+//! (tokens kept only as hashes). Failed logins are throttled per client
+//! address ([`crate::lockout`]), never by locking the account.
 
 use avisa_core::{Role, UnixMillis};
 use sqlx::FromRow;
@@ -7,7 +8,6 @@ use uuid::Uuid;
 
 use super::{Session, Staff, StaffLogin};
 use crate::db::db_run;
-use crate::lockout::Counter;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -18,7 +18,6 @@ struct StaffRow {
     consulate_id: String,
     role: Role,
     disabled: bool,
-    locked_until: Option<UnixMillis>,
 }
 
 impl From<&StaffRow> for Staff {
@@ -54,7 +53,7 @@ impl Store {
     ) -> Result<Staff, StoreError> {
         let id = Uuid::now_v7();
         let sql = "INSERT INTO staff (id, username, password_hash, consulate_id, role, disabled, \
-                   failed_logins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) \
+                   created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
                    ON CONFLICT (username) DO NOTHING";
         let inserted = db_run!(self.db.writer(), |pool| {
             sqlx::query(sql)
@@ -96,7 +95,7 @@ impl Store {
         }))
     }
 
-    /// The account, its password hash and lockout, for a login.
+    /// The account and its password hash, for a login.
     pub async fn staff_login(&self, username: &str) -> Result<Option<StaffLogin>, StoreError> {
         Ok(self
             .staff_row(StaffKey::Username(username))
@@ -104,7 +103,6 @@ impl Store {
             .map(|r| StaffLogin {
                 staff: Staff::from(&r),
                 password_hash: r.password_hash,
-                locked_until: r.locked_until,
             }))
     }
 
@@ -139,8 +137,7 @@ impl Store {
         hash: &str,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        let sql = "UPDATE staff SET password_hash = $1, failed_logins = 0, locked_until = NULL, \
-                   updated_at = $2 WHERE id = $3";
+        let sql = "UPDATE staff SET password_hash = $1, updated_at = $2 WHERE id = $3";
         db_run!(self.db.writer(), |pool| {
             sqlx::query(sql)
                 .bind(hash)
@@ -172,22 +169,6 @@ impl Store {
             self.end_sessions_of(id).await?;
         }
         Ok(())
-    }
-
-    /// Counts a failed login; at `max` locks until `lock_until` and starts
-    /// counting again. Returns (failures, locked_until).
-    pub async fn staff_login_failed(
-        &self,
-        id: Uuid,
-        max: i32,
-        lock_until: UnixMillis,
-    ) -> Result<(i32, Option<UnixMillis>), StoreError> {
-        self.count_failure(Counter::Login, id, max, lock_until)
-            .await
-    }
-
-    pub async fn staff_login_ok(&self, id: Uuid) -> Result<(), StoreError> {
-        self.reset_failures(Counter::Login, id).await
     }
 
     // ---- sessions ------------------------------------------------------------
