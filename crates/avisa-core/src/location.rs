@@ -8,9 +8,12 @@ use crate::Invalid;
 /// optional accuracy radius in metres.
 #[derive(Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Location {
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub lon: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1000000.0)]
     pub accuracy_m: Option<f64>,
 }
 

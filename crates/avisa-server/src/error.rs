@@ -21,6 +21,17 @@ pub enum ApiError {
     /// 400: the body is not JSON.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// 400: a query string of the wrong shape.
+    #[error("invalid query string: {0}")]
+    InvalidQuery(String),
+    /// A refusal made outside the handlers (the router's 405, an
+    /// extractor's plain-text rejection), in the JSON shape.
+    #[error("{message}")]
+    Status {
+        status: StatusCode,
+        code: &'static str,
+        message: &'static str,
+    },
     /// 422: JSON of the wrong shape (missing or unknown field, wrong type).
     #[error("invalid request body: {0}")]
     InvalidBody(String),
@@ -89,6 +100,8 @@ impl ApiError {
             ApiError::Invalid(i) => (StatusCode::UNPROCESSABLE_ENTITY, i.code),
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::InvalidBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            ApiError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ApiError::Status { status, code, .. } => (*status, code),
             ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -104,6 +117,40 @@ impl ApiError {
             ApiError::LoginThrottled { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl ApiError {
+    /// The JSON refusal for a status answered outside the handlers.
+    pub fn from_status(status: StatusCode) -> ApiError {
+        let (code, message) = match status.as_u16() {
+            400 => ("bad_request", "the request is not well-formed"),
+            404 => ("not_found", "not found"),
+            405 => (
+                "method_not_allowed",
+                "this path does not answer that method",
+            ),
+            408 => ("timeout", "the request took too long to arrive"),
+            413 => ("body_too_large", "the request body is too large"),
+            415 => (
+                "unsupported_media_type",
+                "the body is not of a type this path reads",
+            ),
+            422 => (
+                "invalid_body",
+                "the request body is not of the expected shape",
+            ),
+            s if s >= 500 => (
+                "internal",
+                "something went wrong on our side; please try again",
+            ),
+            _ => ("refused", "the request was refused"),
+        };
+        ApiError::Status {
+            status,
+            code,
+            message,
         }
     }
 }

@@ -78,6 +78,24 @@ where
     }
 }
 
+/// `axum::extract::Query`, with rejections turned into a JSON 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::InvalidQuery(rejection.body_text())),
+        }
+    }
+}
+
 /// The hash of the bearer token of a request. A token in the URL is refused
 /// (proxies and browsers keep URLs), even beside a valid header: the app
 /// streams with a header too.

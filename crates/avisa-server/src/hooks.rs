@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
@@ -127,11 +129,33 @@ async fn apply_receipt(
     Ok(())
 }
 
+/// The fields of Twilio's status callback that Avisa reads (the handler
+/// reads the raw form: the signature covers every field as sent).
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+pub struct TwilioStatusForm {
+    MessageSid: Option<String>,
+    /// queued, sending, sent, delivered, undelivered or failed.
+    MessageStatus: Option<String>,
+    ErrorCode: Option<String>,
+}
+
+/// The fields of Twilio's incoming-message webhook that Avisa reads.
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+pub struct TwilioInboundForm {
+    /// The sender's number, E.164.
+    From: Option<String>,
+    /// The text.
+    Body: Option<String>,
+    MessageSid: Option<String>,
+}
+
 /// Twilio's status callback for a message (`ref` is Avisa's message id),
 /// signed with `X-Twilio-Signature`.
 #[utoipa::path(post, path = "/hooks/twilio/status", tag = "webhooks",
     params(("ref" = Option<Uuid>, Query, description = "Avisa's message id")),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = TwilioStatusForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 204),
               (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),
               (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody)))]
@@ -164,7 +188,7 @@ pub async fn twilio_status(
 /// An SMS to the service number, through Twilio (signed with
 /// `X-Twilio-Signature`): the keyword raises the sender's alert.
 #[utoipa::path(post, path = "/hooks/twilio/inbound", tag = "webhooks",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = TwilioInboundForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "empty TwiML", content_type = "text/xml"),
               (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),
               (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody)))]
@@ -201,7 +225,7 @@ pub fn kannel_dlr_signature(state_vault: &avisa_core::crypto::Vault, id: Uuid) -
               (status = 403, description = "bad signature", body = crate::api::ErrorBody)))]
 pub async fn kannel_dlr(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {
     let id = q
         .get("id")
@@ -233,7 +257,7 @@ pub async fn kannel_dlr(
               (status = 403, description = "bad token", body = crate::api::ErrorBody)))]
 pub async fn kannel_inbound(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> ApiResult<(StatusCode, &'static str)> {
     let token = state
         .config

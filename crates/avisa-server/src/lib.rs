@@ -17,6 +17,7 @@ mod handoff;
 mod hasher;
 mod hooks;
 mod listen;
+mod openapi;
 mod ops;
 mod pin;
 mod state;
@@ -53,26 +54,14 @@ pub use state::AppState;
 pub use telemetry::init_logging;
 
 /// What the OpenAPI document says beyond its operations, which each
-/// module's `routes()` adds with its routes.
+/// module's `routes()` adds with its routes; [`openapi::complete`] adds the
+/// security schemes and the refusals common to every route of a kind.
 #[derive(OpenApi)]
-#[openapi(
-    info(title = "Avisa", description = "Panic-button alerts to a person's contacts and the nearest consulate."),
-    modifiers(&BearerAuth),
-)]
+#[openapi(info(
+    title = "Avisa",
+    description = "Panic-button alerts to a person's contacts and the nearest consulate."
+))]
 pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "device_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// Loads the consulate directory in effect: the operator's file or the
 /// embedded one.
@@ -291,8 +280,39 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.config.limits.body_timeout,
         ))
-        .layer(axum::middleware::map_response(no_store));
+        .layer(axum::middleware::map_response(no_store))
+        .layer(axum::middleware::from_fn(json_errors));
     telemetry::apply(routes).with_state(state)
+}
+
+/// Every refusal of the API and the webhooks in the JSON error shape: the
+/// router's own 405 and the body extractors' plain-text rejections (a
+/// webhook's raw body over the limit) become `{"error": {...}}`, with
+/// `Allow` and `Retry-After` kept.
+async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    let ours = path.starts_with("/api/") || path.starts_with("/hooks/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !ours || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let mut replaced = error::ApiError::from_status(status).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = response.headers().get(&name) {
+            replaced.headers_mut().insert(name, v.clone());
+        }
+    }
+    replaced
 }
 
 /// No answer of the API or the webhooks is kept in a cache (the browser's
@@ -309,7 +329,9 @@ async fn no_store(mut response: axum::response::Response) -> axum::response::Res
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut doc = routes().into_openapi();
+    openapi::complete(&mut doc);
+    doc
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests, stops

@@ -26,6 +26,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct AlertRequest {
     /// Made by the phone (e.g. a UUID); the same key never sends twice.
+    #[schema(pattern = r"^[A-Za-z0-9_:.-]{8,128}$")]
     pub idempotency_key: String,
     #[serde(default)]
     pub location: Option<Location>,
@@ -37,6 +38,7 @@ pub struct AlertRequest {
     /// SMS then say when it was pressed and when it went. At most 7 days
     /// old; a time ahead of the server's counts as now.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub pressed_at: Option<i64>,
 }
 
@@ -98,6 +100,7 @@ pub struct CancelResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
+    #[schema(pattern = r"^[0-9]{4,8}$")]
     pub pin: String,
 }
 
@@ -498,7 +501,7 @@ pub async fn cancel(
 /// Add a point to the alert's location trail.
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/locations", tag = "alerts",
     security(("device_token" = [])), params(("id" = Uuid, Path)),
-    request_body = Location,
+    request_body = LocationRequest,
     responses((status = 201, body = Location),
               (status = 401, body = super::ErrorBody),
               (status = 403, description = "device not verified", body = super::ErrorBody),
@@ -547,9 +550,12 @@ pub async fn add_location(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationRequest {
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub lon: f64,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1000000.0)]
     pub accuracy_m: Option<f64>,
 }
 

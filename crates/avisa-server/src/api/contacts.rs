@@ -19,16 +19,20 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
+    #[schema(min_length = 1, max_length = 80, pattern = r"\S")]
     pub name: String,
     /// As typed; stored in E.164.
+    #[schema(min_length = 1, max_length = 40)]
     pub phone: String,
     /// The country the number is read in (ISO 3166, "MX"); see
     /// `POST /api/v1/phone/read`.
     #[serde(default)]
+    #[schema(pattern = r"^\s*([A-Za-z]{2})?\s*$")]
     pub country: Option<String>,
     #[serde(default)]
     pub language: Language,
     /// What this contact receives when the button is pressed (at most 3 SMS).
+    #[schema(min_length = 1, pattern = r"\S")]
     pub message: String,
 }
 

@@ -29,10 +29,12 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The person's phone number, as typed ("(213) 555-0100", "+52 55 …").
+    #[schema(min_length = 1, max_length = 40)]
     pub phone: String,
     /// The country the number is read in (ISO 3166, "MX"); see
     /// `POST /api/v1/phone/read`.
     #[serde(default)]
+    #[schema(pattern = r"^\s*([A-Za-z]{2})?\s*$")]
     pub country: Option<String>,
     #[serde(default)]
     pub language: Language,
@@ -52,6 +54,7 @@ pub struct RegisterResponse {
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The 6-digit code received by SMS.
+    #[schema(pattern = r"^[0-9]{6}$")]
     pub code: String,
 }
 

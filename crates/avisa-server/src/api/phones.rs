@@ -15,11 +15,13 @@ use crate::extract::ApiJson;
 #[serde(deny_unknown_fields)]
 pub struct PhoneRequest {
     /// As typed: "55 1234 5678", "044 55 1234 5678", "(213) 555-0100".
+    #[schema(min_length = 1, max_length = 40)]
     pub phone: String,
     /// The country the person chose (ISO 3166, "MX"); a number with "+",
     /// "00" or "011" names its own. Without it, a number valid both in
     /// Mexico and in the US is refused as `phone_ambiguous`.
     #[serde(default)]
+    #[schema(pattern = r"^\s*([A-Za-z]{2})?\s*$")]
     pub country: Option<String>,
 }
 
@@ -34,7 +36,17 @@ pub struct PhoneResponse {
 }
 
 /// Parses a request's phone and country hint (fields `phone`, `country`).
+/// The longest phone number as typed (spaces, dots and dashes included).
+pub(crate) const MAX_TYPED: usize = 40;
+
 pub(crate) fn parse(phone: &str, country: Option<&str>) -> Result<PhoneNumber, Invalid> {
+    if phone.chars().count() > MAX_TYPED {
+        return Err(Invalid::new(
+            "phone",
+            "phone_invalid",
+            format!("a phone number as typed has at most {MAX_TYPED} characters"),
+        ));
+    }
     let country = country
         .filter(|c| !c.trim().is_empty())
         .map(|c| Country::parse("country", c))

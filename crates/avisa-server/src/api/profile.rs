@@ -53,9 +53,13 @@ pub struct ProfileResponse {
     /// Whether the personal fields were withheld for want of an unlock.
     pub locked: bool,
     /// After a request that set the PIN: an unlock, so the app goes on
-    /// without asking for the PIN it was just given.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub unlock: Option<crate::pin::Unlock>,
+    /// without asking for the PIN it was just given (send it as
+    /// `X-Avisa-Unlock`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlock: Option<String>,
+    /// Seconds that unlock lasts; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
     /// The office for the home state (and county): the one an alert without a
     /// location goes to, and the number to call.
     pub consulate: Option<crate::api::alerts::ConsulateRef>,
@@ -64,18 +68,23 @@ pub struct ProfileResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileRequest {
+    #[schema(min_length = 1, max_length = 80, pattern = r"\S")]
     pub name: String,
     /// Two-letter code of a US state, DC, PR or VI.
+    #[schema(pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub home_state: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 60, pattern = r"\S")]
     pub home_county: Option<String>,
     #[serde(default)]
     pub language: Language,
     /// 4 to 8 digits. Required the first time; to change it later, send
     /// `current_pin` too.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]{4,8}$")]
     pub cancel_pin: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]{4,8}$")]
     pub current_pin: Option<String>,
     /// A second PIN, 4 to 8 digits and not the cancel PIN, for a cancel
     /// forced on the person: it cancels on the phone exactly as the cancel
@@ -83,8 +92,10 @@ pub struct ProfileRequest {
     /// the contacts are told the cancel was forced. `""` removes it. Never
     /// returned; no answer tells whether one is set.
     #[serde(default)]
+    #[schema(pattern = r"^([0-9]{4,8})?$")]
     pub duress_pin: Option<String>,
     /// The word that, sent by SMS to the service number, raises the alert.
+    #[schema(pattern = r"^\s*[A-Za-z0-9]{3,20}\s*$")]
     pub keyword: String,
 }
 
@@ -152,6 +163,7 @@ fn response(state: &AppState, person: avisa_store::Person, unlocked: bool) -> Pr
             locked: true,
             consulate: None,
             unlock: None,
+            expires_in: None,
         };
     }
     let consulate = person
@@ -180,6 +192,7 @@ fn response(state: &AppState, person: avisa_store::Person, unlocked: bool) -> Pr
         complete,
         locked: false,
         unlock: None,
+        expires_in: None,
     }
 }
 
@@ -312,7 +325,9 @@ pub async fn put(
     if req.cancel_pin.is_some() {
         // A new PIN ends every unlock made under the old one; this device,
         // which just gave it, gets a fresh one.
-        body.unlock = Some(crate::pin::issue_unlock(&state, who.device_id, &pin_hash));
+        let unlock = crate::pin::issue_unlock(&state, who.device_id, &pin_hash);
+        body.unlock = Some(unlock.unlock);
+        body.expires_in = Some(unlock.expires_in);
     }
     Ok(Json(body))
 }
@@ -362,6 +377,7 @@ async fn duress_hash(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
+    #[schema(pattern = r"^[0-9]{4,8}$")]
     pub pin: String,
 }
 

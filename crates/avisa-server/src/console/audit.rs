@@ -1,7 +1,9 @@
 //! The audit log, for supervisors and admins.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -36,7 +38,7 @@ pub struct AuditLine {
 pub async fn audit(
     State(state): State<AppState>,
     who: StaffSession,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditLine>>> {
     who.require_supervisor()?;
     if let Some(id) = q.alert_id {

@@ -203,6 +203,7 @@ pub struct AssignRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub text: String,
 }
 
@@ -214,6 +215,7 @@ pub struct ResolveRequest {
     /// Where the person is held (from the facility list, or typed), or
     /// other detail.
     #[serde(default)]
+    #[schema(max_length = 300)]
     pub detail: Option<String>,
 }
 

@@ -1,7 +1,9 @@
 //! Look-ups for case forms: colleagues to assign to, detention facilities.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -55,7 +57,7 @@ pub struct FacilityQuery {
     responses((status = 200, body = [avisa_core::facilities::Facility])))]
 pub async fn facilities(
     _who: StaffSession,
-    Query(q): Query<FacilityQuery>,
+    ApiQuery(q): ApiQuery<FacilityQuery>,
 ) -> Json<Vec<avisa_core::facilities::Facility>> {
     Json(
         avisa_core::facilities::search(q.q.as_deref().unwrap_or(""), 20)

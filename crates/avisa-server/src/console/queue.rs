@@ -1,7 +1,9 @@
 //! The live queue of alerts in the staff member's scope.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -98,7 +100,7 @@ pub(super) async fn usernames(
 pub async fn queue(
     State(state): State<AppState>,
     who: StaffSession,
-    Query(q): Query<QueueQuery>,
+    ApiQuery(q): ApiQuery<QueueQuery>,
 ) -> ApiResult<Json<Vec<QueueEntry>>> {
     let view = match q.state.as_deref() {
         None => QueueView::Open,

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::extract::ApiQuery;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -158,7 +160,7 @@ async fn compute(state: &AppState, who: &StaffSession, q: &StatsQuery) -> ApiRes
 pub async fn json(
     State(state): State<AppState>,
     who: StaffSession,
-    Query(q): Query<StatsQuery>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<Stats>> {
     Ok(Json(compute(&state, &who, &q).await?))
 }
@@ -169,7 +171,7 @@ pub async fn json(
 pub async fn csv(
     State(state): State<AppState>,
     who: StaffSession,
-    Query(q): Query<StatsQuery>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let s = compute(&state, &who, &q).await?;
     let mut out = String::from("date,alerts\n");
@@ -213,7 +215,7 @@ pub async fn csv(
 pub async fn svg(
     State(state): State<AppState>,
     who: StaffSession,
-    Query(q): Query<StatsQuery>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let s = compute(&state, &who, &q).await?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], chart(&s.days)))

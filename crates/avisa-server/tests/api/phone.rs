@@ -52,6 +52,40 @@ async fn operations_endpoints() {
         );
     }
     assert!(spec["components"]["schemas"]["ContactRequest"].is_object());
+    // The refusals every route of a kind can give are in the document, and
+    // the console's session and CSRF token are its security.
+    let press = &spec["paths"]["/api/v1/alerts"]["post"]["responses"];
+    for status in ["400", "401", "403", "413", "415", "422", "429"] {
+        assert!(press[status].is_object(), "POST /api/v1/alerts lacks {status}");
+    }
+    let ack = &spec["paths"]["/api/v1/console/alerts/{id}/acknowledge"]["post"];
+    assert_eq!(
+        ack["security"],
+        json!([{"console_session": [], "console_csrf": []}])
+    );
+    assert!(ack["responses"]["401"].is_object() && ack["responses"]["404"].is_object());
+    assert_eq!(
+        spec["components"]["schemas"]["Language"]["enum"],
+        json!(["es", "en"]),
+        "the values the API speaks"
+    );
+    // A method a path does not answer, a bad query string: the JSON error
+    // shape like every other refusal.
+    let resp = app
+        .client
+        .patch(format!("{}/api/v1/profile", app.base))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.headers().get("allow").is_some());
+    let body: serde_json::Value = resp.json().await.expect("a JSON body");
+    assert_eq!(error_code(&body), "method_not_allowed");
+    let (status, body) = app
+        .call(Method::GET, "/hooks/kannel/dlr?id=1&id=2&%zz", None, None)
+        .await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(body["error"]["code"].is_string(), "{body}");
 
     let metrics = app.text("/metrics").await;
     assert!(metrics.contains("avisa_http_requests_total"), "{metrics}");
