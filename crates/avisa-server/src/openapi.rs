@@ -2,7 +2,7 @@
 //! the security schemes, and the refusals every route of a kind can answer
 //! whatever its handler does — a JSON body's 400/413/415/422, a path id's
 //! 404, a device token's 401/403, a console session's 401/403, a query
-//! string's 400 — added here once, so no handler can forget one and
+//! string's 400/422 — added here once, so no handler can forget one and
 //! schemathesis (in `.ci/run`) holds the document to what is served.
 
 use utoipa::openapi::path::Operation;
@@ -99,6 +99,7 @@ fn refusals(path: &str, method: &str, op: &mut Operation) {
     });
     if query {
         add(op, "400", "the query string is not of the declared shape");
+        add(op, "422", "a query parameter's value is invalid");
     }
     if path.contains('{') {
         add(op, "404", "no such resource (or not the caller's)");

@@ -19,7 +19,10 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
-    #[schema(min_length = 1, max_length = 80, pattern = r"\S")]
+    #[schema(
+        max_length = 80,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub name: String,
     /// As typed; stored in E.164.
     #[schema(min_length = 1, max_length = 40)]
@@ -32,7 +35,9 @@ pub struct ContactRequest {
     #[serde(default)]
     pub language: Language,
     /// What this contact receives when the button is pressed (at most 3 SMS).
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub message: String,
 }
 
@@ -84,7 +89,7 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
     if name.is_empty() {
         return Err(Invalid::new("name", "required", "name is required"));
     }
-    if name.chars().count() > 80 {
+    if req.name.chars().count() > 80 {
         return Err(Invalid::new(
             "name",
             "too_long",

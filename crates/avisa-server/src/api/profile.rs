@@ -68,13 +68,19 @@ pub struct ProfileResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileRequest {
-    #[schema(min_length = 1, max_length = 80, pattern = r"\S")]
+    #[schema(
+        max_length = 80,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\s\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF][^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub name: String,
     /// Two-letter code of a US state, DC, PR or VI.
     #[schema(pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub home_state: String,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 60, pattern = r"\S")]
+    #[schema(
+        max_length = 60,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\s\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF][^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub home_county: Option<String>,
     #[serde(default)]
     pub language: Language,
@@ -99,8 +105,10 @@ pub struct ProfileRequest {
     pub keyword: String,
 }
 
-fn text_field(field: &'static str, value: &str, max: usize) -> Result<String, Invalid> {
-    let value = value.trim();
+fn text_field(field: &'static str, raw: &str, max: usize) -> Result<String, Invalid> {
+    // The limit counts what was sent, as the OpenAPI document's maxLength.
+    let too_long = raw.chars().count() > max;
+    let value = raw.trim();
     if value.is_empty() {
         return Err(Invalid::new(
             field,
@@ -108,7 +116,7 @@ fn text_field(field: &'static str, value: &str, max: usize) -> Result<String, In
             format!("{field} is required"),
         ));
     }
-    if value.chars().count() > max {
+    if too_long {
         return Err(Invalid::new(
             field,
             "too_long",

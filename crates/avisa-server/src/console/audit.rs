@@ -34,7 +34,8 @@ pub struct AuditLine {
 /// The audit log (supervisors and admins; a consulate's own entries, or all
 /// for CIAM). Reading it is itself audited.
 #[utoipa::path(get, path = "/api/v1/console/audit", tag = "console", params(("alert_id" = Option<Uuid>, Query), ("limit" = Option<i64>, Query)),
-    responses((status = 200, body = [AuditLine]), (status = 403, body = crate::api::ErrorBody)))]
+    responses((status = 200, body = [AuditLine]), (status = 403, body = crate::api::ErrorBody),
+              (status = 404, description = "alert_id names no alert this staff member may see", body = crate::api::ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
     who: StaffSession,

@@ -203,7 +203,10 @@ pub struct AssignRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
-    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub text: String,
 }
 
@@ -211,11 +214,15 @@ pub struct NoteRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// `false_alarm`, `person_safe`, `detained`, `released`, `no_contact`, `other`.
+    #[schema(value_type = avisa_core::Outcome)]
     pub outcome: String,
     /// Where the person is held (from the facility list, or typed), or
     /// other detail.
     #[serde(default)]
-    #[schema(max_length = 300)]
+    #[schema(
+        max_length = 300,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub detail: Option<String>,
 }
 
@@ -307,7 +314,7 @@ pub async fn note(
     ApiJson(req): ApiJson<NoteRequest>,
 ) -> ApiResult<Json<AlertDetail>> {
     let text = req.text.trim();
-    if text.is_empty() || text.chars().count() > 4000 {
+    if text.is_empty() || req.text.chars().count() > 4000 {
         return Err(avisa_core::Invalid::new(
             "text",
             "note_invalid",
@@ -353,7 +360,7 @@ pub async fn resolve(
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(str::to_string);
-    if detail.as_ref().is_some_and(|d| d.chars().count() > 300) {
+    if req.detail.as_ref().is_some_and(|d| d.chars().count() > 300) {
         return Err(avisa_core::Invalid::new(
             "detail",
             "too_long",

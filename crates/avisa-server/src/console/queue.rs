@@ -26,6 +26,18 @@ pub struct QueueQuery {
     pub to: Option<String>,
 }
 
+/// The cases a queue shows, for the OpenAPI document (the handler reads
+/// the text and answers `state_invalid` for anything else).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum QueueState {
+    New,
+    Acknowledged,
+    Resolved,
+    Cancelled,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Delivery {
     pub total: i64,
@@ -95,7 +107,9 @@ pub(super) async fn usernames(
 
 /// The live queue: unacknowledged first, oldest first.
 #[utoipa::path(get, path = "/api/v1/console/alerts", tag = "console", params(
-        ("state" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+        ("state" = inline(Option<QueueState>), Query, description = "default: the open cases"),
+        ("from" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive"),
+        ("to" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive")),
     responses((status = 200, body = [QueueEntry]), (status = 401, body = crate::api::ErrorBody)))]
 pub async fn queue(
     State(state): State<AppState>,

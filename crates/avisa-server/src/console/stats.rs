@@ -155,7 +155,7 @@ async fn compute(state: &AppState, who: &StaffSession, q: &StatsQuery) -> ApiRes
 }
 
 /// Statistics as JSON (supervisors and admins).
-#[utoipa::path(get, path = "/api/v1/console/stats", tag = "console", params(("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+#[utoipa::path(get, path = "/api/v1/console/stats", tag = "console", params(("from" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive; default: the 30 days ending with to"), ("to" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive; default: today")),
     responses((status = 200, body = Stats), (status = 403, body = crate::api::ErrorBody)))]
 pub async fn json(
     State(state): State<AppState>,
@@ -166,7 +166,7 @@ pub async fn json(
 }
 
 /// Statistics as CSV: one line per day, then the totals.
-#[utoipa::path(get, path = "/api/v1/console/stats.csv", tag = "console", params(("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+#[utoipa::path(get, path = "/api/v1/console/stats.csv", tag = "console", params(("from" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive; default: the 30 days ending with to"), ("to" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive; default: today")),
     responses((status = 200, content_type = "text/csv")))]
 pub async fn csv(
     State(state): State<AppState>,
@@ -210,7 +210,7 @@ pub async fn csv(
 }
 
 /// Alerts per day as an SVG bar chart.
-#[utoipa::path(get, path = "/api/v1/console/stats.svg", tag = "console", params(("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+#[utoipa::path(get, path = "/api/v1/console/stats.svg", tag = "console", params(("from" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive; default: the 30 days ending with to"), ("to" = Option<String>, Query, format = Date, description = "YYYY-MM-DD (UTC), inclusive; default: today")),
     responses((status = 200, content_type = "image/svg+xml")))]
 pub async fn svg(
     State(state): State<AppState>,

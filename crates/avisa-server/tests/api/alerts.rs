@@ -325,7 +325,9 @@ async fn the_alert_limit_holds_under_parallel_presses(backend: &str) {
             (StatusCode::ACCEPTED, _) => accepted += 1,
             (StatusCode::TOO_MANY_REQUESTS, retry) => {
                 let retry = retry.expect("Retry-After");
-                assert!((590..=600).contains(&retry), "the true wait: {retry}");
+                // The wait counts down from 600 s from the oldest accepted press
+                // (a loaded machine may spread the 50 over seconds).
+                assert!((501..=600).contains(&retry), "the true wait: {retry}");
             }
             (other, _) => panic!("unexpected {other}"),
         }

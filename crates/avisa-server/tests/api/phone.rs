@@ -56,7 +56,10 @@ async fn operations_endpoints() {
     // the console's session and CSRF token are its security.
     let press = &spec["paths"]["/api/v1/alerts"]["post"]["responses"];
     for status in ["400", "401", "403", "413", "415", "422", "429"] {
-        assert!(press[status].is_object(), "POST /api/v1/alerts lacks {status}");
+        assert!(
+            press[status].is_object(),
+            "POST /api/v1/alerts lacks {status}"
+        );
     }
     let ack = &spec["paths"]["/api/v1/console/alerts/{id}/acknowledge"]["post"];
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The OpenAPI document is the contract: schemathesis (every check, the
 //! stateful phase included) runs against `avisa serve` on its embedded
-//! defaults, with a verified device's token, and must find nothing. Its
+//! defaults, with a verified device's token and a staff member's session,
+//! and must find nothing. Its
 //! configuration is `.ci/schemathesis.toml`; `.ci/run` installs the pinned
 //! schemathesis into `target/schemathesis`. Skipped with a message where it
 //! is missing, except under `CI=true`, where that fails.
@@ -112,6 +113,40 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
         .await
         .expect("verify");
     assert!(verified.status().is_success());
+    // A staff member logged in, so the console's routes are reached too.
+    let password = "correct horse battery staple";
+    let added = super::avisa_stdin(
+        dir.path(),
+        &[
+            "staff",
+            "add",
+            "--username",
+            "la.super",
+            "--consulate",
+            "los-angeles",
+            "--role",
+            "supervisor",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(added.status.success(), "{added:?}");
+    let login = client
+        .post(format!("{base}/api/v1/console/login"))
+        .json(&serde_json::json!({"username": "la.super", "password": password}))
+        .send()
+        .await
+        .expect("login");
+    assert!(login.status().is_success());
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .expect("the session cookie");
+    let me: serde_json::Value = login.json().await.expect("json");
+    let csrf = me["csrf_token"].as_str().expect("csrf").to_string();
 
     let out = tokio::task::spawn_blocking(move || {
         // .ci/st.py is schemathesis's own command line with a
@@ -123,8 +158,9 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
             .arg(format!("{base}/api/openapi.json"))
             .args(["--checks", "all", "--max-examples", "25", "--workers", "2"])
             .args(["--seed", "20261126", "--generation-database", "none"])
-            .arg("--header")
-            .arg(format!("Authorization: Bearer {token}"))
+            .env("AVISA_ST_DEVICE_TOKEN", token)
+            .env("AVISA_ST_CONSOLE_SESSION", session)
+            .env("AVISA_ST_CONSOLE_CSRF", csrf)
             .output()
             .expect("run schemathesis")
     })
