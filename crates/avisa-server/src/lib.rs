@@ -21,6 +21,7 @@ mod openapi;
 mod ops;
 mod pin;
 mod state;
+mod streams;
 pub mod tasks;
 mod telemetry;
 mod trigger;
@@ -235,6 +236,7 @@ impl App {
             tasks: tasks::Supervisor::default(),
             draining: tokio::sync::watch::channel(false).0,
             logins_in_flight: Default::default(),
+            streams: Default::default(),
             writer,
             events,
             dispatch_wake: wake,

@@ -33,6 +33,8 @@ pub struct Inner {
     pub draining: tokio::sync::watch::Sender<bool>,
     /// Client addresses with a console login being checked: one at a time
     /// each, so parallel guesses cannot all pass the throttle's count.
+    /// The live streams each phone and console session holds open.
+    pub streams: crate::streams::Streams,
     pub logins_in_flight: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
 }
 

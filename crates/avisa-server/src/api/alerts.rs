@@ -331,13 +331,18 @@ pub async fn get(
     responses((status = 200, content_type = "text/event-stream"),
               (status = 401, description = "no token, or a token in the URL", body = super::ErrorBody),
               (status = 403, description = "device not verified", body = super::ErrorBody),
-              (status = 404, body = super::ErrorBody)))]
+              (status = 404, body = super::ErrorBody),
+              (status = 429, description = "too_many_streams: this phone holds streams_per_device open", body = super::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     who: Person,
     Path(id): Path<String>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let view = own_alert(&state, &who, &id).await?;
+    let slot = state.streams.open(
+        who.device_id.as_bytes(),
+        state.config.limits.streams_per_device,
+    )?;
     let alert_id = view.id;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
     let mut changes = state.events.subscribe();
@@ -345,6 +350,8 @@ pub async fn events(
     let mut draining = state.draining.subscribe();
     let task_state = state.clone();
     tokio::spawn(async move {
+        // Held until the stream ends.
+        let _slot = slot;
         let mut last = String::new();
         let mut poll = tokio::time::interval(Duration::from_secs(2));
         loop {

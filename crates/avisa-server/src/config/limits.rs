@@ -39,6 +39,10 @@ pub struct Limits {
     /// Connections served at once from one address (the trusted proxy
     /// excepted).
     pub connections_per_address: usize,
+    /// Live streams open at once per phone (an alert's status screen).
+    pub streams_per_device: usize,
+    /// Live streams open at once per console session (one per tab).
+    pub streams_per_session: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +67,11 @@ impl Default for Limits {
             // A consulate behind one address: a browser opens up to six
             // connections, so 256 leaves room for forty staff.
             connections_per_address: 256,
+            // A phone shows one alert's status at a time; a few for tabs
+            // and reconnects that overlap.
+            streams_per_device: 4,
+            // A supervisor may keep the queue open in several tabs.
+            streams_per_session: 8,
         }
     }
 }

@@ -10,17 +10,27 @@ use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use super::StaffSession;
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Changes to alerts in scope, as they happen (SSE `changed` events with the
 /// alert id; the console re-reads its queue).
-#[utoipa::path(get, path = "/api/v1/console/events", tag = "console", responses((status = 200, content_type = "text/event-stream")))]
-pub async fn events(State(state): State<AppState>, who: StaffSession) -> impl IntoResponse {
+#[utoipa::path(get, path = "/api/v1/console/events", tag = "console", responses((status = 200, content_type = "text/event-stream"),
+    (status = 429, description = "too_many_streams: this session holds streams_per_session open", body = crate::api::ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    who: StaffSession,
+) -> ApiResult<impl IntoResponse> {
+    let slot = state
+        .streams
+        .open(who.token_hash(), state.config.limits.streams_per_session)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     let mut changes = state.events.subscribe();
     let scope = who.scope();
     let mut draining = state.draining.subscribe();
     tokio::spawn(async move {
+        // Held until the stream ends.
+        let _slot = slot;
         loop {
             tokio::select! {
                 changed = changes.recv() => {
@@ -44,5 +54,6 @@ pub async fn events(State(state): State<AppState>, who: StaffSession) -> impl In
             }
         }
     });
-    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -42,6 +42,13 @@ pub struct StaffSession {
     token_hash: Vec<u8>,
 }
 
+impl StaffSession {
+    /// What names this session (its token's hash).
+    pub fn token_hash(&self) -> &[u8] {
+        &self.token_hash
+    }
+}
+
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)

@@ -101,3 +101,78 @@ async fn connections_that_never_finish_are_closed_and_capped() {
     );
     drop(flood);
 }
+
+/// Live streams are capped per phone and per console session: one more is
+/// 429 `too_many_streams`, and a closed stream gives its place back.
+async fn live_streams_are_capped_per_phone_and_per_session(backend: &str) {
+    let Some(app) = crate::console::staffed_app(backend, |c| {
+        c.limits.streams_per_device = 2;
+        c.limits.streams_per_session = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let token = app.person("+12135550100").await;
+    let (status, alert) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(serde_json::json!({"idempotency_key": "streams-cap-1"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{alert}");
+    let url = format!(
+        "{}/api/v1/alerts/{}/events",
+        app.base,
+        alert["alert_id"].as_str().expect("id")
+    );
+    let open_phone = || app.client.get(&url).bearer_auth(&token).send();
+    let first = open_phone().await.expect("stream");
+    let _second = open_phone().await.expect("stream");
+    assert_eq!(first.status(), reqwest::StatusCode::OK);
+    let third = open_phone().await.expect("stream");
+    assert_eq!(third.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = third.json().await.expect("json");
+    assert_eq!(error_code(&body), "too_many_streams");
+    // Closing one gives its place back (the server notices the closed
+    // connection at its next write or poll).
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = open_phone().await.expect("stream");
+        if again.status() == reqwest::StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let la = crate::console::login(&app, "la.operator").await;
+    let open_console = || {
+        app.client
+            .get(format!("{}/api/v1/console/events", app.base))
+            .header("cookie", &la.cookie)
+            .send()
+    };
+    let _a = open_console().await.expect("stream");
+    let _b = open_console().await.expect("stream");
+    let c = open_console().await.expect("stream");
+    assert_eq!(c.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    // Another session of the same account has its own places.
+    let other = crate::console::login(&app, "la.operator").await;
+    let d = app
+        .client
+        .get(format!("{}/api/v1/console/events", app.base))
+        .header("cookie", &other.cookie)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(d.status(), reqwest::StatusCode::OK);
+}
+
+on_both_backends!(live_streams_are_capped_per_phone_and_per_session);

@@ -33,7 +33,7 @@ pub(crate) async fn add_staff(config: &Config, username: &str, consulate: &str, 
 /// A logged-in console client: the cookie and the CSRF token, by hand.
 pub(crate) struct Console<'a> {
     app: &'a TestApp,
-    cookie: String,
+    pub(crate) cookie: String,
     csrf: String,
 }
 

@@ -1,0 +1,79 @@
+//! How many live streams each phone and each console session holds open: a
+//! stream is a task and a connection for as long as the client keeps it, so
+//! one client must not open them without end. A [`Slot`] counts one stream
+//! and gives its place back when the stream ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::ApiError;
+
+/// The open streams per holder (a device id, a session's token hash).
+#[derive(Default, Clone)]
+pub struct Streams(Arc<Mutex<HashMap<Vec<u8>, usize>>>);
+
+/// One open stream; dropping it gives the place back.
+pub struct Slot {
+    streams: Streams,
+    holder: Vec<u8>,
+}
+
+impl Streams {
+    /// A place for one more stream of `holder`, or 429 `too_many_streams`
+    /// when it holds `max` already.
+    pub fn open(&self, holder: &[u8], max: usize) -> Result<Slot, ApiError> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(holder.to_vec()).or_default();
+        if *count >= max {
+            metrics::counter!("avisa_streams_refused_total").increment(1);
+            return Err(ApiError::Limit {
+                code: "too_many_streams",
+                message: format!("at most {max} live streams at once; close one first"),
+            });
+        }
+        *count += 1;
+        Ok(Slot {
+            streams: self.clone(),
+            holder: holder.to_vec(),
+        })
+    }
+
+    #[cfg(test)]
+    fn count(&self, holder: &[u8]) -> usize {
+        let open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(holder).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.holder) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.holder);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_gets_its_places_and_each_ended_stream_gives_one_back() {
+        let streams = Streams::default();
+        let a: Vec<Slot> = (0..3)
+            .map(|_| streams.open(b"phone", 3).expect("a place"))
+            .collect();
+        assert!(streams.open(b"phone", 3).is_err(), "the fourth is refused");
+        assert!(
+            streams.open(b"other", 3).is_ok(),
+            "others are not held back"
+        );
+        drop(a);
+        assert_eq!(streams.count(b"phone"), 0, "every place came back");
+        assert!(streams.open(b"phone", 3).is_ok());
+    }
+}
