@@ -1,7 +1,7 @@
 // Avisa, the phone app. Plain modules, no framework: the whole app is a few
 // screens drawn with the DOM (never innerHTML with data), Spanish first.
 
-import { t, lang, setLang, errorText, TEMPLATES, STATES } from './i18n.js';
+import { t, lang, setLang, errorText, TEMPLATES, states } from './i18n.js';
 import { analyze } from './sms.js';
 import { getPending, savePending, clearPending } from './store.js';
 import { countryOptions, countryName } from './countries.js';
@@ -338,7 +338,7 @@ function codeScreen() {
 function stateSelect(id, selected) {
   return h('select', { id, name: id },
     h('option', { value: '', text: '—' }),
-    STATES.map(([code, name]) => h('option', { value: code, selected: code === selected, text: name })));
+    states().map(([code, name]) => h('option', { value: code, selected: code === selected, text: name })));
 }
 
 function profileScreen() {
@@ -438,9 +438,11 @@ function menu() {
 
 function home(message) {
   const last = localStorage.getItem('avisa.lastAlert');
+  const alone = localStorage.getItem('avisa.contactCount') === '0';
   show(
+    alone ? h('p', { class: 'warn', role: 'status' }, t('no_contacts_warning'), ' ', h('a', { href: '#/contacts', text: t('contacts_link') })) : null,
     h('div', { class: 'press-area' },
-      h('p', { class: 'press-hint', text: t('press_hint') }),
+      h('h1', { class: 'press-hint', text: t('press_hint') }),
       h('button', { class: 'big', type: 'button', id: 'press', 'aria-label': t('big_button_label'), text: t('big_button'), onclick: () => countdown(false) })),
     message ? h('p', { class: 'note', role: 'status', text: message }) : null,
     last ? h('a', { class: 'button secondary', href: '#/status', text: t('status_title') }) : null,
@@ -800,6 +802,8 @@ async function contactsScreen() {
     }
     const contacts = r.ok ? r.data.contacts : [];
     const max = r.ok ? r.data.max : 10;
+    // How many, not who: home warns when an alert would reach no one.
+    if (r.ok) localStorage.setItem('avisa.contactCount', String(contacts.length));
     const list = contacts.map((c) => h('div', { class: 'contact' },
       h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language.toUpperCase()} · ${c.segments} SMS`)),
       h('div', { class: 'actions' },
@@ -943,7 +947,7 @@ function settingsScreen(message) {
     id: 'countdown', type: 'range', min: '0', max: '10', step: '1', value: String(seconds),
     oninput: (e) => { localStorage.setItem('avisa.countdown', e.target.value); label.textContent = t('countdown_label', { n: e.target.value }); },
   });
-  const language = h('select', { id: 'settings-language', onchange: (e) => { setLang(e.target.value); render(); } },
+  const language = h('select', { id: 'settings-language', onchange: (e) => { setLang(e.target.value); followLanguage(); render(); } },
     h('option', { value: 'es', selected: lang() === 'es', text: 'Español' }),
     h('option', { value: 'en', selected: lang() === 'en', text: 'English' }));
   const pins = {
@@ -1059,18 +1063,21 @@ function render() {
   }
 }
 
+// The profile's language follows the app's, for the person's own SMS —
+// only with the PIN entered: the profile is not the phone holder's to change.
+function followLanguage() {
+  if (!state.token || !state.profile) return;
+  api('GET', '/api/v1/profile').then((r) => {
+    if (r.ok && r.data.name && !r.data.locked && r.data.language !== lang()) {
+      const p = r.data;
+      api('PUT', '/api/v1/profile', { name: p.name, home_state: p.home_state, home_county: p.home_county, language: lang(), keyword: p.keyword }).catch(() => {});
+    }
+  }).catch(() => {});
+}
+
 document.getElementById('lang').addEventListener('click', () => {
   setLang(lang() === 'es' ? 'en' : 'es');
-  if (state.token && state.profile) {
-    // The profile's language follows the app's, for the person's own SMS.
-    api('GET', '/api/v1/profile').then((r) => {
-      // Only with the PIN entered: the profile is not the phone holder's to change.
-      if (r.ok && r.data.name && !r.data.locked) {
-        const p = r.data;
-        api('PUT', '/api/v1/profile', { name: p.name, home_state: p.home_state, home_county: p.home_county, language: lang(), keyword: p.keyword }).catch(() => {});
-      }
-    }).catch(() => {});
-  }
+  followLanguage();
   render();
 });
 
@@ -1088,23 +1095,41 @@ async function start() {
   setLang(lang());
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
   if (!navigator.onLine) setBanner(t('offline_banner'));
-  await loadConfig();
-  if (state.token) {
-    try {
-      const r = await api('GET', '/api/v1/profile');
-      if (r.status === 401) forget();
-      else if (r.status === 403) state.screen = 'code';
-      else if (r.ok && r.data.complete && !r.data.locked) saveProfileCache(r.data);
-      // Complete but locked (no PIN entered yet): the cached profile stands.
-      else if (r.ok && r.data.complete) state.profile = state.profile || { complete: true };
-      else if (r.ok) state.profile = null;
-    } catch { /* offline: the cached profile stands */ }
-  }
+  const fetchedConfig = !state.config;
+  if (fetchedConfig) await loadConfig();
+  // The button first, from what this phone already knows: a reopen waits
+  // for no network at all. What the server says comes after, below.
   render();
   if (await getPending()) {
     setBanner(t('pending_banner'));
     if (navigator.onLine) flushPending(); else { offlineScreen(); scheduleRetry(); }
   }
+  refresh(!fetchedConfig);
+}
+
+// The server's view of this phone, after the first screen is up: redraws
+// only when it changes which screen the phone should show (a device reset,
+// a profile to finish), and never in the middle of a press.
+async function refresh(config) {
+  if (config) loadConfig();
+  if (!state.token) return;
+  const before = state.profile && state.profile.complete;
+  const quiet = () => (!location.hash || location.hash === '#/') && !document.querySelector('.overlay');
+  try {
+    const r = await api('GET', '/api/v1/profile');
+    if (r.status === 401) {
+      forget();
+      if (quiet()) render();
+      return;
+    }
+    if (r.status === 403) state.screen = 'code';
+    else if (r.ok && r.data.complete && !r.data.locked) saveProfileCache(r.data);
+    // Complete but locked (no PIN entered yet): the cached profile stands.
+    else if (r.ok && r.data.complete) state.profile = state.profile || { complete: true };
+    else if (r.ok) state.profile = null;
+    const after = state.profile && state.profile.complete;
+    if ((before !== after || r.status === 403) && quiet()) render();
+  } catch { /* offline: the cached profile stands */ }
 }
 
 start();

@@ -4,7 +4,7 @@ const STRINGS = {
   es: {
     app_name: 'Avisa',
     lang_switch: 'English',
-    lang_switch_label: 'Cambiar a inglés',
+    lang_switch_label: 'English: cambiar la app a inglés',
     loading: 'Cargando…',
     encrypted_note: 'Todo lo que escribes se guarda cifrado. Ni una copia de la base de datos lo revela.',
     // onboarding
@@ -41,7 +41,7 @@ const STRINGS = {
     // home
     press_hint: 'Presiona si te están deteniendo',
     big_button: 'AVISAR',
-    big_button_label: 'Enviar alerta a mis contactos y al consulado',
+    big_button_label: 'AVISAR: enviar alerta a mis contactos y al consulado',
     contacts_link: 'Contactos y mensajes',
     practice_link: 'Practicar',
     rights_link: 'Conoce tus derechos',
@@ -201,7 +201,7 @@ const STRINGS = {
   en: {
     app_name: 'Avisa',
     lang_switch: 'Español',
-    lang_switch_label: 'Switch to Spanish',
+    lang_switch_label: 'Español: switch the app to Spanish',
     loading: 'Loading…',
     encrypted_note: 'Everything you write is stored encrypted. Even a copy of the database does not reveal it.',
     welcome_title: 'One button to warn others if you are detained',
@@ -236,7 +236,7 @@ const STRINGS = {
     skip: 'Not now',
     press_hint: 'Press if you are being detained',
     big_button: 'ALERT',
-    big_button_label: 'Send an alert to my contacts and the consulate',
+    big_button_label: 'ALERT: send an alert to my contacts and the consulate',
     contacts_link: 'Contacts and messages',
     practice_link: 'Practice',
     rights_link: 'Know your rights',
@@ -402,20 +402,28 @@ export const TEMPLATES = {
   },
 };
 
-export const STATES = [
+// US states, DC and the territories a consulate serves: [code, Spanish
+// name, English name] (the Spanish names as Mexican consulates write them).
+const STATE_NAMES = [
   ['AL', 'Alabama'], ['AK', 'Alaska'], ['AZ', 'Arizona'], ['AR', 'Arkansas'], ['CA', 'California'],
-  ['CO', 'Colorado'], ['CT', 'Connecticut'], ['DE', 'Delaware'], ['DC', 'District of Columbia'],
-  ['FL', 'Florida'], ['GA', 'Georgia'], ['HI', 'Hawaii'], ['ID', 'Idaho'], ['IL', 'Illinois'],
-  ['IN', 'Indiana'], ['IA', 'Iowa'], ['KS', 'Kansas'], ['KY', 'Kentucky'], ['LA', 'Louisiana'],
-  ['ME', 'Maine'], ['MD', 'Maryland'], ['MA', 'Massachusetts'], ['MI', 'Michigan'], ['MN', 'Minnesota'],
-  ['MS', 'Mississippi'], ['MO', 'Missouri'], ['MT', 'Montana'], ['NE', 'Nebraska'], ['NV', 'Nevada'],
-  ['NH', 'New Hampshire'], ['NJ', 'New Jersey'], ['NM', 'New Mexico'], ['NY', 'New York'],
-  ['NC', 'North Carolina'], ['ND', 'North Dakota'], ['OH', 'Ohio'], ['OK', 'Oklahoma'], ['OR', 'Oregon'],
-  ['PA', 'Pennsylvania'], ['RI', 'Rhode Island'], ['SC', 'South Carolina'], ['SD', 'South Dakota'],
+  ['CO', 'Colorado'], ['CT', 'Connecticut'], ['DE', 'Delaware'], ['DC', 'Distrito de Columbia', 'District of Columbia'],
+  ['FL', 'Florida'], ['GA', 'Georgia'], ['HI', 'Hawái', 'Hawaii'], ['ID', 'Idaho'], ['IL', 'Illinois'],
+  ['IN', 'Indiana'], ['IA', 'Iowa'], ['KS', 'Kansas'], ['KY', 'Kentucky'], ['LA', 'Luisiana', 'Louisiana'],
+  ['ME', 'Maine'], ['MD', 'Maryland'], ['MA', 'Massachusetts'], ['MI', 'Míchigan', 'Michigan'], ['MN', 'Minnesota'],
+  ['MS', 'Misisipi', 'Mississippi'], ['MO', 'Misuri', 'Missouri'], ['MT', 'Montana'], ['NE', 'Nebraska'], ['NV', 'Nevada'],
+  ['NH', 'Nuevo Hampshire', 'New Hampshire'], ['NJ', 'Nueva Jersey', 'New Jersey'], ['NM', 'Nuevo México', 'New Mexico'], ['NY', 'Nueva York', 'New York'],
+  ['NC', 'Carolina del Norte', 'North Carolina'], ['ND', 'Dakota del Norte', 'North Dakota'], ['OH', 'Ohio'], ['OK', 'Oklahoma'], ['OR', 'Oregón', 'Oregon'],
+  ['PA', 'Pensilvania', 'Pennsylvania'], ['RI', 'Rhode Island'], ['SC', 'Carolina del Sur', 'South Carolina'], ['SD', 'Dakota del Sur', 'South Dakota'],
   ['TN', 'Tennessee'], ['TX', 'Texas'], ['UT', 'Utah'], ['VT', 'Vermont'], ['VA', 'Virginia'],
-  ['WA', 'Washington'], ['WV', 'West Virginia'], ['WI', 'Wisconsin'], ['WY', 'Wyoming'],
-  ['PR', 'Puerto Rico'], ['VI', 'Islas Vírgenes / Virgin Islands'],
+  ['WA', 'Washington'], ['WV', 'Virginia Occidental', 'West Virginia'], ['WI', 'Wisconsin'], ['WY', 'Wyoming'],
+  ['PR', 'Puerto Rico'], ['VI', 'Islas Vírgenes de EE. UU.', 'U.S. Virgin Islands'],
 ];
+
+/// The states as [code, name] in the app's language, sorted by that name.
+export function states() {
+  const named = STATE_NAMES.map(([code, es, en]) => [code, current === 'en' ? (en || es) : es]);
+  return named.sort((a, b) => a[1].localeCompare(b[1], current));
+}
 
 let current = localStorage.getItem('avisa.lang') === 'en' ? 'en' : 'es';
 

@@ -8,7 +8,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -20,107 +20,52 @@ use avisa_store::MAX_CONTACTS;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// (path, content type, bytes): every file of the app.
-const ASSETS: &[(&str, &str, &[u8])] = &[
-    (
-        "/",
-        "text/html; charset=utf-8",
-        include_bytes!("../../../web/app/index.html"),
-    ),
-    (
-        "/app.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../../web/app/app.css"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/app/app.js"),
-    ),
-    (
-        "/i18n.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/app/i18n.js"),
-    ),
-    (
-        "/sms.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/app/sms.js"),
-    ),
-    (
-        "/store.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/app/store.js"),
-    ),
-    (
-        "/countries.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/app/countries.js"),
-    ),
-    (
-        "/sw.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/app/sw.js"),
-    ),
-    (
-        "/manifest.webmanifest",
-        "application/manifest+json",
-        include_bytes!("../../../web/app/manifest.webmanifest"),
-    ),
-    (
-        "/icon.svg",
-        "image/svg+xml",
-        include_bytes!("../../../web/app/icon.svg"),
-    ),
-    (
-        "/icon-192.png",
-        "image/png",
-        include_bytes!("../../../web/app/icon-192.png"),
-    ),
-    (
-        "/icon-512.png",
-        "image/png",
-        include_bytes!("../../../web/app/icon-512.png"),
-    ),
-];
+/// A file of the app or the console, with its encodings precompressed at
+/// build time (`build.rs`; images are served as they are).
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    raw: &'static [u8],
+    gzip: Option<&'static [u8]>,
+    brotli: Option<&'static [u8]>,
+    /// A hash of the file, for `If-None-Match`.
+    etag: &'static str,
+}
 
-/// The consulate console (`web/console/`), Leaflet vendored beside it.
-const CONSOLE_ASSETS: &[(&str, &str, &[u8])] = &[
-    (
-        "/console",
-        "text/html; charset=utf-8",
-        include_bytes!("../../../web/console/index.html"),
-    ),
-    (
-        "/console/console.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/console/console.js"),
-    ),
-    (
-        "/console/console.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../../web/console/console.css"),
-    ),
-    (
-        "/console/vendor/leaflet/leaflet.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/console/vendor/leaflet/leaflet.js"),
-    ),
-    (
-        "/console/vendor/leaflet/leaflet.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../../web/console/vendor/leaflet/leaflet.css"),
-    ),
-];
+// `APP_VERSION`, `ASSETS` (the app) and `CONSOLE_ASSETS`.
+include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 /// Every path of the app, for the service worker's list and for tests.
 pub fn asset_paths() -> impl Iterator<Item = &'static str> {
-    ASSETS.iter().map(|(p, _, _)| *p)
+    ASSETS.iter().map(|a| a.path)
 }
 
 /// Every path of the console.
 pub fn console_paths() -> impl Iterator<Item = &'static str> {
-    CONSOLE_ASSETS.iter().map(|(p, _, _)| *p)
+    CONSOLE_ASSETS.iter().map(|a| a.path)
+}
+
+/// The encodings a request accepts, best first, of those we keep.
+fn accepted(headers: &HeaderMap) -> (bool, bool) {
+    let mut brotli = false;
+    let mut gzip = false;
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        for item in value.to_str().unwrap_or("").split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            match name {
+                "br" => brotli |= !refused,
+                "gzip" => gzip |= !refused,
+                _ => {}
+            }
+        }
+    }
+    (brotli, gzip)
 }
 
 /// The origin of a tile URL template, to allow its images.
@@ -138,7 +83,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// Serves a file of the app or the console, or the JSON 404 for anything
 /// else. Any other path under `/console/` is the console's page (its links,
 /// such as `/console/alerts/{id}` in a duty SMS, are routes of the page).
-pub async fn asset(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
+pub async fn asset(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    request_headers: HeaderMap,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::NotFound.into_response();
     }
@@ -149,43 +99,70 @@ pub async fn asset(State(state): State<AppState>, method: Method, uri: Uri) -> R
     };
     let console = path == "/console" || path.starts_with("/console/");
     let found = if console {
-        CONSOLE_ASSETS
-            .iter()
-            .find(|(p, _, _)| *p == path)
-            .or_else(|| {
-                (!path.starts_with("/console/vendor/")
-                    && !path.ends_with(".js")
-                    && !path.ends_with(".css"))
-                .then_some(&CONSOLE_ASSETS[0])
-            })
+        CONSOLE_ASSETS.iter().find(|a| a.path == path).or_else(|| {
+            (!path.starts_with("/console/vendor/")
+                && !path.ends_with(".js")
+                && !path.ends_with(".css"))
+            .then_some(&CONSOLE_ASSETS[0])
+        })
     } else {
-        ASSETS.iter().find(|(p, _, _)| *p == path)
+        ASSETS.iter().find(|a| a.path == path)
     };
-    let Some((_, content_type, bytes)) = found else {
+    let Some(asset) = found else {
         return ApiError::NotFound.into_response();
     };
-    let mut response = (*bytes).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // The service worker keeps its own copy for offline use; the network
-    // copy is always checked first, so a new version arrives at once.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let csp = match (console, tile_origin(&state.config.console.tile_url)) {
-        (true, Some(origin)) => HeaderValue::from_str(&CSP.replace(
-            "img-src 'self' data:",
-            &format!("img-src 'self' data: {origin}"),
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static(CSP)),
-        _ => HeaderValue::from_static(CSP),
+    let fresh = request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim() == asset.etag))
+        });
+    let (br, gz) = accepted(&request_headers);
+    let (body, encoding) = match (asset.brotli, asset.gzip) {
+        _ if fresh => (&[][..], None),
+        (Some(b), _) if br => (b, Some("br")),
+        (_, Some(g)) if gz => (g, Some("gzip")),
+        _ => (asset.raw, None),
     };
-    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    let mut response = if fresh {
+        axum::http::StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        body.into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    if let Some(encoding) = encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    headers.insert(header::ETAG, HeaderValue::from_static(asset.etag));
+    // Checked on every use (a 304 when unchanged); the app's service worker
+    // keeps its own copy, versioned, and answers from it first.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The policy governs documents and workers; a script, a style sheet
+    // or an image ignores it, and it would cost every one of them 230 bytes.
+    if asset.content_type.starts_with("text/html") || asset.path == "/sw.js" {
+        let csp = match (console, tile_origin(&state.config.console.tile_url)) {
+            (true, Some(origin)) => HeaderValue::from_str(&CSP.replace(
+                "img-src 'self' data:",
+                &format!("img-src 'self' data: {origin}"),
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static(CSP)),
+            _ => HeaderValue::from_static(CSP),
+        };
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
     );
     response
 }

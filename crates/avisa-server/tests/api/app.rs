@@ -18,14 +18,17 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() {
             .await
             .expect("get");
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        let csp = resp.headers()["content-security-policy"]
-            .to_str()
-            .expect("csp")
-            .to_string();
-        assert!(
-            csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
-            "{path}: {csp}"
-        );
+        // The policy where it governs: the page and the worker.
+        if path == "/" || path == "/sw.js" {
+            let csp = resp.headers()["content-security-policy"]
+                .to_str()
+                .expect("csp")
+                .to_string();
+            assert!(
+                csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+                "{path}: {csp}"
+            );
+        }
         assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
         total += resp.bytes().await.expect("body").len();
     }
@@ -34,6 +37,12 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() {
     assert!(total < 150 * 1024, "the app weighs {total} bytes");
     let index = app.text("/").await;
     assert!(index.contains("<html lang=\"es\">"), "Spanish first");
+    // The worker's cache is named for this version of the app's files.
+    let worker = app.text("/sw.js").await;
+    assert!(
+        worker.contains(&format!("avisa-shell-{}", avisa_server::web::APP_VERSION)),
+        "{worker}"
+    );
     assert!(
         !index.contains("http://") && !index.contains("https://"),
         "nothing loaded from elsewhere"

@@ -1,0 +1,116 @@
+// The phone app is fast and offline-first: its files travel compressed, the
+// first load is small, and a reopen costs almost nothing before the button
+// can be pressed, or nothing at all with no network.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect } from 'node:net';
+
+import { startServer, launch, phonePage, onboard, screenshot } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser.close(); });
+
+/// A TCP relay in front of the server that counts every byte the server
+/// sends to the browser (headers included), with the time it went.
+async function byteCounter(base) {
+  const target = new URL(base);
+  const chunks = [];
+  const sockets = new Set();
+  const relay = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    client.pipe(upstream);
+    upstream.on('data', (d) => chunks.push({ at: Date.now(), n: d.length }));
+    upstream.pipe(client);
+    const end = () => { client.destroy(); upstream.destroy(); };
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+  });
+  await new Promise((r) => relay.listen(0, '127.0.0.1', r));
+  return {
+    base: `http://127.0.0.1:${relay.address().port}`,
+    bytesUntil(at) { return chunks.filter((c) => c.at <= at).reduce((s, c) => s + c.n, 0); },
+    reset() { chunks.length = 0; },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => relay.close(r));
+    },
+  };
+}
+
+/// Waits for the button and says when it appeared (the page's own clock,
+/// which is this machine's).
+async function buttonAt(page) {
+  await page.waitForSelector('#press');
+  return page.evaluate(() => window.__pressShownAt || Date.now());
+}
+
+test('files travel compressed, the first load is small, a reopen costs at most 2 KB, offline costs nothing', async () => {
+  const server = await startServer();
+  const counter = await byteCounter(server.base);
+  try {
+    // Each encoding as asked, the same file whatever the encoding, and a
+    // 304 for a file the browser already has.
+    const plain = await fetch(`${server.base}/app.js`, { headers: { 'accept-encoding': 'identity' } });
+    const text = await plain.text();
+    for (const encoding of ['br', 'gzip']) {
+      const r = await fetch(`${server.base}/app.js`, { headers: { 'accept-encoding': encoding } });
+      assert.equal(r.headers.get('content-encoding'), encoding);
+      assert.match(r.headers.get('vary') || '', /accept-encoding/i);
+      assert.equal(await r.text(), text, `${encoding} decodes to the same file`);
+    }
+    const again = await fetch(`${server.base}/app.js`, { headers: { 'if-none-match': plain.headers.get('etag') } });
+    assert.equal(again.status, 304);
+
+    // The first visit: everything the app needs, its worker's copy included.
+    const context = await browser.newContext({
+      viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+      geolocation: { latitude: 34.0505, longitude: -118.2551, accuracy: 15 }, permissions: ['geolocation'], locale: 'es-US',
+    });
+    await context.addInitScript(() => {
+      new MutationObserver(() => {
+        if (!window.__pressShownAt && document.getElementById('press')) window.__pressShownAt = Date.now();
+      }).observe(document, { childList: true, subtree: true });
+    });
+    const page = await context.newPage();
+    await page.goto(counter.base);
+    await page.waitForSelector('#phone');
+    await page.waitForFunction(() => navigator.serviceWorker.ready.then((r) => r.active && r.active.state === 'activated'));
+    await new Promise((r) => setTimeout(r, 500));
+    const first = counter.bytesUntil(Date.now());
+    console.log(`first load: ${first} bytes on the wire`);
+    assert.ok(first <= 30 * 1024, `the first load took ${first} bytes`);
+
+    // Onboarded, then opened again with the worker's copy.
+    await onboard(page, server);
+    await page.goto(`${counter.base}/#/`);
+    await page.waitForSelector('#press');
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+    await page.close();
+    counter.reset();
+    const reopened = await context.newPage();
+    await reopened.goto(counter.base);
+    const shown = await buttonAt(reopened);
+    const reopen = counter.bytesUntil(shown);
+    console.log(`reopen: ${reopen} bytes on the wire before the button`);
+    assert.ok(reopen <= 2048, `a reopen took ${reopen} bytes before the button`);
+    await screenshot(reopened, 'app-reopened');
+
+    // No network at all: the button still comes.
+    await reopened.close();
+    await context.setOffline(true);
+    const offline = await context.newPage();
+    await offline.goto(counter.base).catch(() => {});
+    await offline.waitForSelector('#press');
+    assert.equal(await offline.textContent('#press'), 'AVISAR');
+    await context.close();
+  } finally {
+    await counter.close();
+    await server.stop();
+  }
+});

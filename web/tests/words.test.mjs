@@ -1,0 +1,61 @@
+// The words a person under stress reads: states by their Spanish names, a
+// warning when an alert would reach no one, and the language setting that
+// also changes the language of the person's own SMS.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startServer, launch, phonePage, onboard, screenshot, waitFor } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser.close(); });
+
+test('states in Spanish, the no-contacts warning, and the language setting follows into the profile', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await page.fill('#phone', '(213) 555-0100');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#code');
+    const line = await waitFor(() => server.smsLog().find((l) => l.to === '+12135550100'), 10000, 'the code SMS');
+    await page.fill('#code', line.body.match(/\b(\d{6})\b/)[1]);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#home_state');
+    const names = await page.$$eval('#home_state option', (os) => os.map((o) => o.textContent));
+    for (const name of ['Carolina del Norte', 'Nueva York', 'Nuevo México', 'Luisiana', 'Distrito de Columbia']) {
+      assert.ok(names.includes(name), `${name} among ${names.join(', ')}`);
+    }
+    assert.ok(!names.includes('North Carolina'), 'no English name in Spanish');
+    await context.close();
+
+    // Onboarded with no contact: home says the alert would reach only the
+    // consulate, with the way to add one.
+    const { page: p2 } = await phonePage(browser, server.base);
+    await onboard(p2, server, '(213) 555-0101', '+12135550101');
+    await p2.goto(`${server.base}/#/`);
+    await p2.waitForSelector('#press');
+    const warning = await p2.textContent('p.warn');
+    assert.match(warning, /Aún no tienes contactos/);
+    assert.equal(await p2.getAttribute('p.warn a', 'href'), '#/contacts');
+    await screenshot(p2, 'app-home-no-contacts');
+
+    // The language setting (behind the PIN) changes the profile's too.
+    // (No gate yet: the PIN was entered a moment ago, when it was set.)
+    await p2.goto(`${server.base}/#/settings`);
+    await p2.waitForSelector('#gate-pin, #settings-language');
+    if (await p2.$('#gate-pin')) {
+      await p2.fill('#gate-pin', '4821');
+      await p2.click('button[type=submit]');
+    }
+    await p2.waitForSelector('#settings-language');
+    await p2.selectOption('#settings-language', 'en');
+    const token = await p2.evaluate(() => localStorage.getItem('avisa.token'));
+    await waitFor(async () => {
+      const r = await fetch(`${server.base}/api/v1/profile`, { headers: { authorization: `Bearer ${token}` } });
+      return (await r.json()).language === 'en';
+    }, 10000, "the profile's language to follow");
+  } finally {
+    await server.stop();
+  }
+});
