@@ -369,8 +369,11 @@ function profileScreen() {
         e.preventDefault();
         clearErrors(fields);
         general.textContent = '';
-        if (fields.cancel_pin.input.value !== fields.pin_again.input.value) {
-          setFieldError(fields, 'pin_again', t('pin_mismatch'));
+        // Every problem at once, each beside its field (the server checks
+        // again, and says what only it can know).
+        const problems = profileProblems(fields);
+        if (problems.length) {
+          for (const [name, message] of problems.reverse()) setFieldError(fields, name, message);
           return;
         }
         button.disabled = true;
@@ -406,6 +409,20 @@ function profileScreen() {
   );
 }
 
+/// What is wrong with the profile form as typed, field by field, in the
+/// server's own rules (`PUT /api/v1/profile`).
+function profileProblems(fields) {
+  const problems = [];
+  const value = (name) => fields[name].input.value;
+  if (!value('name').trim()) problems.push(['name', errorText('required')]);
+  else if ([...value('name')].length > 80) problems.push(['name', errorText('too_long')]);
+  if (!value('home_state')) problems.push(['home_state', errorText('home_state_invalid')]);
+  if (!/^[0-9]{4,8}$/.test(value('cancel_pin'))) problems.push(['cancel_pin', errorText('pin_invalid')]);
+  else if (value('cancel_pin') !== value('pin_again')) problems.push(['pin_again', t('pin_mismatch')]);
+  if (!/^\s*[A-Za-z0-9]{3,20}\s*$/.test(value('keyword'))) problems.push(['keyword', errorText('keyword_invalid')]);
+  return problems;
+}
+
 function locationScreen() {
   show(
     h('h1', { text: t('location_title') }),
@@ -439,13 +456,19 @@ function menu() {
 function home(message) {
   const last = localStorage.getItem('avisa.lastAlert');
   const alone = localStorage.getItem('avisa.contactCount') === '0';
+  // What became of the last alert, as the phone last heard: sent, or
+  // cancelled; a press still waiting for a connection says so instead.
+  const lastLabel = localStorage.getItem('avisa.lastAlertState') === 'cancelled' ? t('last_alert_cancelled') : t('status_title');
+  const waiting = h('p', { class: 'warn', role: 'status', id: 'waiting', hidden: true, text: t('pending_home') });
+  getPending().then((p) => { if (p && !p.practice) waiting.hidden = false; }).catch(() => {});
   show(
-    alone ? h('p', { class: 'warn', role: 'status' }, t('no_contacts_warning'), ' ', h('a', { href: '#/contacts', text: t('contacts_link') })) : null,
+    waiting,
+    alone ? h('p', { class: 'warn', role: 'status', id: 'no-contacts' }, t('no_contacts_warning'), ' ', h('a', { href: '#/contacts', text: t('contacts_link') })) : null,
     h('div', { class: 'press-area' },
       h('h1', { class: 'press-hint', text: t('press_hint') }),
       h('button', { class: 'big', type: 'button', id: 'press', 'aria-label': t('big_button_label'), text: t('big_button'), onclick: () => countdown(false) })),
     message ? h('p', { class: 'note', role: 'status', text: message }) : null,
-    last ? h('a', { class: 'button secondary', href: '#/status', text: t('status_title') }) : null,
+    last ? h('a', { class: 'button secondary', href: '#/status', id: 'last-alert', text: lastLabel }) : null,
     menu(),
   );
 }
@@ -513,7 +536,10 @@ async function flushPending() {
     await clearPending();
     stopRetry();
     setBanner('');
-    if (!pending.practice) localStorage.setItem('avisa.lastAlert', r.data.alert_id);
+    if (!pending.practice) {
+      localStorage.setItem('avisa.lastAlert', r.data.alert_id);
+      localStorage.setItem('avisa.lastAlertState', 'sent');
+    }
     statusScreen(r.data);
   } else if (r.status >= 500 || r.status === 429) {
     // The server is down or asks to wait: the press waits and goes by itself.
@@ -612,6 +638,10 @@ function statusLabel(s) {
 
 function renderStatus(alert, container, message) {
   const practice = alert.practice;
+  // Home says what became of the last real alert.
+  if (!practice && alert.alert_id === localStorage.getItem('avisa.lastAlert')) {
+    localStorage.setItem('avisa.lastAlertState', alert.state === 'cancelled' ? 'cancelled' : 'sent');
+  }
   const consulate = alert.consulate
     ? h('div', { class: 'card consulate' },
       h('h2', { text: t('consulate_heading') }),
@@ -662,7 +692,9 @@ function safeForm(alert) {
       try {
         const r = await api('POST', `/api/v1/alerts/${alert.alert_id}/cancel`, { pin: pin.input.value });
         if (r.ok) {
-          const message = t('safe_done', { withdrawn: r.data.withdrawn, safe: r.data.safe_messages });
+          // Those told, the person's own phone not counted among them.
+          const told = (r.data.recipients || []).filter((x) => x.safe_status && x.kind !== 'self').length;
+          const message = t('safe_done', { withdrawn: r.data.withdrawn, safe: told });
           renderStatus(r.data, app, message);
           follow(r.data.alert_id, message, []);
         } else {
@@ -805,7 +837,7 @@ async function contactsScreen() {
     // How many, not who: home warns when an alert would reach no one.
     if (r.ok) localStorage.setItem('avisa.contactCount', String(contacts.length));
     const list = contacts.map((c) => h('div', { class: 'contact' },
-      h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language.toUpperCase()} · ${c.segments} SMS`)),
+      h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language === 'en' ? 'English' : 'Español'} · ${c.segments} SMS`)),
       h('div', { class: 'actions' },
         h('button', { type: 'button', text: t('edit'), 'aria-label': `${t('edit')} ${c.name}`, onclick: () => contactEditor(c) }),
         h('button', {
@@ -849,7 +881,9 @@ function contactEditor(contact) {
   // such line; then the server's own preview, exactly as it would be sent
   // now. The 3-SMS limit is on the text alone, as the server checks it.
   const showCount = (info, limit) => {
-    counter.textContent = t('counter', { chars: info.characters, encoding: info.encoding, segments: info.segments }) +
+    // No jargon: "UCS-2" means nothing to a person; fewer letters per SMS does.
+    const accents = info.encoding === 'GSM-7' ? '' : t('counter_accents');
+    counter.textContent = t('counter', { chars: info.characters, segments: info.segments, accents }) +
       (limit.segments > max ? ` — ${t('too_long', { max })}` : '');
     counter.dataset.segments = String(info.segments);
     counter.classList.toggle('over', limit.segments > max);
@@ -1082,6 +1116,15 @@ document.getElementById('lang').addEventListener('click', () => {
 });
 
 window.addEventListener('hashchange', render);
+// A link to the screen the address already names ("Volver al inicio" from a
+// status shown at #/) changes no hash: draw that screen anyway.
+document.addEventListener('click', (e) => {
+  const link = e.target.closest && e.target.closest('a[href^="#"]');
+  if (link && link.getAttribute('href') === (location.hash || '#/')) {
+    e.preventDefault();
+    render();
+  }
+});
 
 // Leaving the app locks it again: whoever picks the phone up next needs the PIN.
 document.addEventListener('visibilitychange', () => {

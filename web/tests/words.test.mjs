@@ -11,7 +11,7 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser.close(); });
 
-test('states in Spanish, the no-contacts warning, and the language setting follows into the profile', async () => {
+test('states in Spanish, every profile error at once, the no-contacts warning, and the language setting follows into the profile', async () => {
   const server = await startServer();
   try {
     const { page, context } = await phonePage(browser, server.base);
@@ -27,6 +27,16 @@ test('states in Spanish, the no-contacts warning, and the language setting follo
       assert.ok(names.includes(name), `${name} among ${names.join(', ')}`);
     }
     assert.ok(!names.includes('North Carolina'), 'no English name in Spanish');
+    // Every problem of the form at once, each beside its field.
+    await page.fill('#name', '   ');
+    await page.fill('#cancel_pin', '12');
+    await page.fill('#keyword', 'a b');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#keyword[aria-invalid="true"]');
+    const invalid = await page.$$eval('[aria-invalid="true"]', (els) => els.map((e) => e.id));
+    assert.deepEqual(invalid.sort(), ['cancel_pin', 'home_state', 'keyword', 'name'].sort());
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'name', 'the first one has the focus');
+    await screenshot(page, 'app-profile-errors');
     await context.close();
 
     // Onboarded with no contact: home says the alert would reach only the
@@ -35,9 +45,9 @@ test('states in Spanish, the no-contacts warning, and the language setting follo
     await onboard(p2, server, '(213) 555-0101', '+12135550101');
     await p2.goto(`${server.base}/#/`);
     await p2.waitForSelector('#press');
-    const warning = await p2.textContent('p.warn');
+    const warning = await p2.textContent('#no-contacts');
     assert.match(warning, /Aún no tienes contactos/);
-    assert.equal(await p2.getAttribute('p.warn a', 'href'), '#/contacts');
+    assert.equal(await p2.getAttribute('#no-contacts a', 'href'), '#/contacts');
     await screenshot(p2, 'app-home-no-contacts');
 
     // The language setting (behind the PIN) changes the profile's too.

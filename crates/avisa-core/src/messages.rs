@@ -80,7 +80,35 @@ pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> Stri
             }
         }
     };
+    // The line keeps its accents when the person's text is UCS-2 anyway
+    // (they cost nothing more then); a GSM-7 text keeps the GSM-7 line.
+    let line = if crate::sms::analyze(text).encoding == crate::sms::Encoding::Gsm7 {
+        line
+    } else {
+        with_accents(&line)
+    };
     format!("{}\n{line}", text.trim_end())
+}
+
+/// Avisa's Spanish system words with the accents GSM-7 lacks, for an SMS
+/// that is UCS-2 already. Each pair has the same number of characters, so
+/// the count of a message does not change with them.
+const ACCENTED: &[(&str, &str)] = &[
+    ("Ubicacion", "Ubicación"),
+    ("ubicacion", "ubicación"),
+    ("Pulso el boton", "Pulsó el botón"),
+    ("sin conexion", "sin conexión"),
+    ("hora del Atlantico", "hora del Atlántico"),
+    ("hora del Pacifico", "hora del Pacífico"),
+    ("hora de Hawai", "hora de Hawái"),
+];
+
+fn with_accents(line: &str) -> String {
+    ACCENTED
+        .iter()
+        .fold(line.to_string(), |l, (plain, accented)| {
+            l.replace(plain, accented)
+        })
 }
 
 /// A contact's SMS at its longest: the person's text with the longest
@@ -324,6 +352,26 @@ mod tests {
         let text = contact_alert("They took me.", Language::En, &f);
         assert!(text.contains("Pressed the button at 12:30"), "{text}");
         assert!(consulate_duty(&f).contains("Pulsado 12:30 hora del Pacifico, enviado 12:49"));
+    }
+
+    #[test]
+    fn the_system_line_keeps_its_accents_only_where_the_sms_is_ucs2_anyway() {
+        let phone = PhoneNumber::parse("+12135550100").expect("phone");
+        let mut f = facts(&phone);
+        f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
+        // GSM-7 text: the line stays GSM-7, and so does the SMS.
+        let plain = contact_alert("Me detuvieron.", Language::Es, &f);
+        assert!(plain.contains("Ubicacion:") && plain.contains("Pulso el boton"));
+        assert_eq!(analyze(&plain).encoding, Encoding::Gsm7);
+        // A text with "ó" is UCS-2 already: the line is written properly,
+        // at the same length.
+        let accented = contact_alert("Me detuvo inmigración.", Language::Es, &f);
+        assert!(
+            accented.ends_with("Ubicación: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m). Pulsó el botón a las 12:30 hora del Pacífico; enviado 12:49 hora del Pacífico (sin conexión)."),
+            "{accented}"
+        );
+        let line = |s: &str| s.lines().last().map(|l| l.chars().count());
+        assert_eq!(line(&plain), line(&accented), "the same length either way");
     }
 
     #[test]
