@@ -354,7 +354,8 @@ function profileScreen() {
     home_county: field({ id: 'home_county', label: t('county_label'), why: t('county_why'), value: p.home_county || '' }),
     cancel_pin: field({ id: 'cancel_pin', label: t('pin_label'), why: t('pin_why'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'new-password', maxlength: '8' } }),
     pin_again: field({ id: 'pin_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'new-password', maxlength: '8' } }),
-    keyword: field({ id: 'keyword', label: t('keyword_label'), why: t('keyword_why'), value: p.keyword || (lang() === 'es' ? 'AUXILIO' : 'HELPME'), attrs: { autocapitalize: 'characters' } }),
+    // The number to text it to, beside the word (the server's, when set).
+    keyword: field({ id: 'keyword', label: t('keyword_label'), why: state.config && state.config.service_number ? t('keyword_why', { number: state.config.service_number }) : t('keyword_why_no_number'), value: p.keyword || (lang() === 'es' ? 'AUXILIO' : 'HELPME'), attrs: { autocapitalize: 'characters' } }),
   };
   const language = h('select', { id: 'language' },
     h('option', { value: 'es', selected: lang() === 'es', text: 'Español' }),

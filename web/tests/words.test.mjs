@@ -27,6 +27,8 @@ test('states in Spanish, every profile error at once, the no-contacts warning, a
       assert.ok(names.includes(name), `${name} among ${names.join(', ')}`);
     }
     assert.ok(!names.includes('North Carolina'), 'no English name in Spanish');
+    // The keyword comes with the number to text it to.
+    assert.match(await page.textContent('#keyword-why'), /\+15005550006/);
     // Every problem of the form at once, each beside its field.
     await page.fill('#name', '   ');
     await page.fill('#cancel_pin', '12');
