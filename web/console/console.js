@@ -12,7 +12,7 @@ const TEXT = {
     from: 'Desde', to: 'Hasta', empty: 'No hay alertas con estos filtros.', ago_s: 'hace {n} s', ago_m: 'hace {n} min', ago_h: 'hace {n} h', ago_d: 'hace {n} d',
     b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_duress: 'Cancelada bajo presión', b_escalated: 'Escalada', b_sms: 'Por SMS',
     delivered_of: '{ok} de {total} mensajes salieron', failed_n: '{n} fallaron', no_location: 'Sin ubicación', km: '{d} km del consulado',
-    pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', duress_banner: 'CANCELADA BAJO PRESIÓN: la persona usó su PIN de coacción. La alerta SIGUE ACTIVA; su teléfono muestra «cancelada». No le llame: quien tiene su teléfono podría contestar.', duress_alert: '¡{name} canceló BAJO PRESIÓN!', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
+    pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', checkin_missed: 'CITA NO CONFIRMADA.', checkin_plan: 'Tenía cita a las {at} y debía confirmar su salida antes de las {deadline}.', checkin_place: 'Lugar', checkin_note: 'Nota de la persona', checkin_forced_banner: 'CONFIRMÓ SU SALIDA BAJO PRESIÓN: usó su PIN de coacción. Su teléfono muestra la cita como confirmada. No le llame: quien tiene su teléfono podría contestar.', duress_banner: 'CANCELADA BAJO PRESIÓN: la persona usó su PIN de coacción. La alerta SIGUE ACTIVA; su teléfono muestra «cancelada». No le llame: quien tiene su teléfono podría contestar.', duress_alert: '¡{name} canceló BAJO PRESIÓN!', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
     person: 'Persona', name: 'Nombre', phone: 'Teléfono', language: 'Idioma', home: 'Estado / condado', time: 'Hora', location: 'Ubicación', accuracy: 'precisión ±{m} m',
     distance: 'Distancia al consulado', map_no_tiles: 'Mapa sin fondo (no hay servidor de mapas configurado): puntos de la trayectoria y el consulado.',
     recipients: 'A quién se avisó', timeline: 'Historial', case: 'Caso', assigned: 'Asignada a', nobody: 'nadie', outcome: 'Resultado',
@@ -35,7 +35,7 @@ const TEXT = {
     from: 'From', to: 'To', empty: 'No alerts with these filters.', ago_s: '{n} s ago', ago_m: '{n} min ago', ago_h: '{n} h ago', ago_d: '{n} d ago',
     b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_duress: 'Cancelled under duress', b_escalated: 'Escalated', b_sms: 'By SMS',
     delivered_of: '{ok} of {total} messages went out', failed_n: '{n} failed', no_location: 'No location', km: '{d} km from the consulate',
-    pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', duress_banner: 'CANCELLED UNDER DURESS: the person used their duress PIN. The alert STILL STANDS; their phone shows "cancelled". Do not call them: whoever holds their phone may answer.', duress_alert: '{name} cancelled UNDER DURESS!', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
+    pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', checkin_missed: 'MISSED CHECK-IN.', checkin_plan: 'Had an appointment at {at} and was to check out by {deadline}.', checkin_place: 'Place', checkin_note: 'Note from the person', checkin_forced_banner: 'CHECKED OUT UNDER DURESS: used their duress PIN. Their phone shows the appointment as confirmed. Do not call them: whoever holds their phone may answer.', duress_banner: 'CANCELLED UNDER DURESS: the person used their duress PIN. The alert STILL STANDS; their phone shows "cancelled". Do not call them: whoever holds their phone may answer.', duress_alert: '{name} cancelled UNDER DURESS!', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
     person: 'Person', name: 'Name', phone: 'Phone', language: 'Language', home: 'State / county', time: 'Time', location: 'Location', accuracy: 'accuracy ±{m} m',
     distance: 'Distance to the consulate', map_no_tiles: 'Map without background (no tile server configured): the trail and the consulate.',
     recipients: 'Who was told', timeline: 'Timeline', case: 'Case', assigned: 'Assigned to', nobody: 'nobody', outcome: 'Outcome',
@@ -333,7 +333,12 @@ function renderDetail(d) {
     actions.push(h('button', { class: 'secondary', type: 'button', id: 'reopen', text: t('reopen'), onclick: () => act(d, 'reopen') }));
   }
   box.replaceChildren(...[
-    d.duress_at ? h('div', { class: 'banner-duress', role: 'alert', text: t('duress_banner') }) : null,
+    d.duress_at ? h('div', { class: 'banner-duress', role: 'alert', text: t(d.checkin ? 'checkin_forced_banner' : 'duress_banner') }) : null,
+    d.checkin ? h('div', { class: 'banner-escalated', id: 'checkin-plan', role: 'note' },
+      h('strong', { text: t('checkin_missed') }), ' ',
+      t('checkin_plan', { at: clock(d.checkin.appointment_at), deadline: clock(d.checkin.deadline) }),
+      d.checkin.place ? h('div', { text: `${t('checkin_place')}: ${d.checkin.place}` }) : null,
+      d.checkin.note ? h('div', { text: `${t('checkin_note')}: ${d.checkin.note}` }) : null) : null,
     d.state === 'cancelled' ? h('div', { class: 'banner-cancelled', text: t('cancelled_banner') }) : null,
     d.case.escalated_at ? h('div', { class: 'banner-escalated', text: t('escalated_banner') }) : null,
     h('h1', { text: d.person.name || '—' }),

@@ -182,6 +182,18 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a check-in timer stands.
+    CheckinState ("check-in state") {
+        /// Waiting for the person to check out before the deadline.
+        Scheduled = "scheduled",
+        CheckedOut = "checked_out",
+        /// The deadline passed without a check-out: the alert was raised.
+        Fired = "fired",
+        Cancelled = "cancelled",
+    }
+}
+
+text_enum! {
     /// Why a message exists.
     Purpose ("message purpose") {
         Alert = "alert",

@@ -22,8 +22,8 @@ pub mod states;
 
 pub use invalid::Invalid;
 pub use kinds::{
-    AlertSource, AlertState, AuditAction, CIAM, CaseEventKind, CaseState, Coverage, MessageKind,
-    OutboxStatus, Outcome, Purpose, Role, UnknownValue,
+    AlertSource, AlertState, AuditAction, CIAM, CaseEventKind, CaseState, CheckinState, Coverage,
+    MessageKind, OutboxStatus, Outcome, Purpose, Role, UnknownValue,
 };
 pub use lang::Language;
 pub use location::Location;

@@ -43,6 +43,9 @@ pub struct AlertFacts<'a> {
     pub consulate: Option<(&'a str, Option<&'a str>)>,
     /// Link to the alert in the consulate console.
     pub console_url: String,
+    /// Raised by a check-in timer whose deadline passed without a
+    /// check-out: the planned place (empty when none was given).
+    pub missed_checkin: Option<&'a str>,
 }
 
 /// A contact's SMS: the person's own text, then where and when.
@@ -87,7 +90,34 @@ pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> Stri
     } else {
         with_accents(&line)
     };
+    let line = match (facts.missed_checkin, lang) {
+        (Some(place), Language::Es) => format!("Cita no confirmada{}. {line}", at_place(place)),
+        (Some(place), Language::En) => format!("Missed check-in{}. {line}", at_place(place)),
+        (None, _) => line,
+    };
     format!("{}\n{line}", text.trim_end())
+}
+
+/// ": the place" for a missed check-in's planned place, or nothing.
+fn at_place(place: &str) -> String {
+    let place = crate::sms::fold_to_gsm(place.trim());
+    if place.is_empty() {
+        String::new()
+    } else {
+        format!(" ({place})")
+    }
+}
+
+/// The reminder to the person before a check-in's deadline.
+pub fn checkin_reminder(lang: Language, deadline_clock: &str) -> String {
+    match lang {
+        Language::Es => format!(
+            "Avisa: si no confirmas en la app antes de las {deadline_clock} que saliste de tu cita, se enviara tu alerta."
+        ),
+        Language::En => format!(
+            "Avisa: if you do not confirm in the app by {deadline_clock} that you left your appointment, your alert will be sent."
+        ),
+    }
 }
 
 /// Avisa's Spanish system words with the accents GSM-7 lacks, for an SMS
@@ -134,6 +164,7 @@ pub fn longest_contact_alert(text: &str, lang: Language) -> String {
                 zone,
                 consulate: None,
                 console_url: String::new(),
+                missed_checkin: None,
             };
             contact_alert(text, lang, &facts)
         })
@@ -213,8 +244,12 @@ pub fn consulate_duty(facts: &AlertFacts<'_>) -> String {
         ),
         None => clock,
     };
+    let kind = match facts.missed_checkin {
+        Some(plan) => format!("CITA NO CONFIRMADA{}", at_place(plan)),
+        None => "ALERTA".into(),
+    };
     format!(
-        "AVISA ALERTA {short}: {}, tel {}. {place}. {when}. {}",
+        "AVISA {kind} {short}: {}, tel {}. {place}. {when}. {}",
         facts.person_name, facts.person_phone, facts.console_url
     )
 }
@@ -315,6 +350,7 @@ mod tests {
                 Some("(213) 351-6800"),
             )),
             console_url: "https://avisa.example/console/alerts/x".into(),
+            missed_checkin: None,
         }
     }
 

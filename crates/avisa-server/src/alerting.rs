@@ -31,6 +31,13 @@ pub struct Raise {
     /// What the caller already read of the person's alerts, with the same
     /// window as [`window_start`]: (the key's alert, the recent count).
     pub seen: Option<(Option<Uuid>, i64)>,
+    /// Raised by a check-in timer (its planned place): the messages say a
+    /// check-in was missed, and no rate limit stands in its way — a missed
+    /// check-in is the one alert that cannot be pressed again.
+    pub missed_checkin: Option<String>,
+    /// No SMS to the person's own phone: a check-out forced with the duress
+    /// PIN raises the alert in silence, where the phone's holder sees it.
+    pub quiet: bool,
 }
 
 /// The start of the rate-limit window for a press at `now`.
@@ -116,7 +123,8 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             message: "set your name, home state and cancel PIN before raising an alert".into(),
         });
     };
-    if recent >= i64::from(state.config.alerts.rate_limit) {
+    let limited = r.missed_checkin.is_none();
+    if limited && recent >= i64::from(state.config.alerts.rate_limit) {
         // The true wait: until the oldest counted alert leaves the window.
         let oldest = store
             .oldest_recent(r.person.id, since, r.practice)
@@ -163,6 +171,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             "{}/console/alerts/{id}",
             state.config.public_url.trim_end_matches('/')
         ),
+        missed_checkin: r.missed_checkin.as_deref(),
     };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
     let message =
@@ -234,15 +243,17 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         r.practice,
         r.source == AlertSource::Sms,
     );
-    messages.push(message(
-        MessageKind::SelfPhone,
-        None,
-        Some(name.to_string()),
-        r.person.phone.clone(),
-        own,
-        profile.language,
-        1,
-    ));
+    if !r.quiet {
+        messages.push(message(
+            MessageKind::SelfPhone,
+            None,
+            Some(name.to_string()),
+            r.person.phone.clone(),
+            own,
+            profile.language,
+            1,
+        ));
+    }
     let alert = NewAlert {
         id,
         person_id: r.person.id,
@@ -262,7 +273,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         messages,
         // Counted again where the alert is written: parallel presses read
         // the same count above.
-        limit: Some(AlertLimit {
+        limit: limited.then(|| AlertLimit {
             since,
             max: i64::from(state.config.alerts.rate_limit),
         }),

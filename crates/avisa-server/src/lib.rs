@@ -7,6 +7,7 @@
 
 mod alerting;
 mod api;
+mod checkins;
 pub mod config;
 mod console;
 pub mod dispatch;

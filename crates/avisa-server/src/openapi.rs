@@ -45,6 +45,7 @@ pub fn complete(doc: &mut OpenApi) {
             ("PUT", &mut item.put),
             ("POST", &mut item.post),
             ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
         ];
         for (method, op) in ops {
             if let Some(op) = op {

@@ -73,6 +73,8 @@ pub async fn inbound(
                 pressed_at: None,
                 location,
                 seen: None,
+                missed_checkin: None,
+                quiet: false,
             },
         )
         .await

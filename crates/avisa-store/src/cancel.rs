@@ -167,4 +167,40 @@ impl Store {
         tx.commit().await?;
         Ok(Some(follow.len()))
     }
+
+    /// Flags an active alert as raised under duress, with no message of
+    /// its own (a check-out forced with the duress PIN raises the alert in
+    /// silence: the contacts get the alert itself, the consulate sees the
+    /// flag). False when it was flagged already or is not active.
+    pub async fn flag_duress(&self, alert_id: Uuid, now: UnixMillis) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let marked = db_run!(&mut tx, |t| {
+            sqlx::query(
+                "UPDATE alerts SET duress_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND state = 'active' AND duress_at IS NULL",
+            )
+            .bind(now)
+            .bind(alert_id)
+            .execute(&mut **t)
+            .await?
+            .rows_affected()
+        });
+        if marked != 1 {
+            return Ok(false);
+        }
+        crate::console::cases::insert_event(
+            &mut tx,
+            &crate::console::cases::EventRow {
+                id: Uuid::now_v7(),
+                alert_id,
+                at: now,
+                staff_id: None,
+                kind: avisa_core::CaseEventKind::Duress,
+                detail_enc: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }

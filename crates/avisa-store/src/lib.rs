@@ -9,6 +9,7 @@
 mod alerts;
 mod budgets;
 mod cancel;
+mod checkins;
 mod console;
 mod contacts;
 mod db;
@@ -32,6 +33,7 @@ pub use alerts::{
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
 pub use budgets::{Budget, window};
+pub use checkins::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin};
 pub use console::{
     AuditEntry, Case, CaseAction, CaseEvent, QueueFilter, QueueItem, QueueView, Session, Staff,
     StaffLogin, StatRow,

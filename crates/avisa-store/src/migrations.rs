@@ -61,6 +61,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0008_login_throttle.sql"),
         include_str!("../migrations/common/0008_login_throttle.sql"),
     ),
+    (
+        9,
+        "check-in timers",
+        include_str!("../migrations/sqlite/0009_checkins.sql"),
+        include_str!("../migrations/postgres/0009_checkins.sql"),
+    ),
 ];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {

@@ -76,6 +76,7 @@ both_backends! {
     nothing_personal_at_rest;
     alerts_batch_with_a_reused_key;
     the_alert_limit_holds_where_alerts_are_written;
+    checkin_timers_end_once_and_remind_once;
     claims_go_by_rank_and_leases_come_back;
     alerts_committed_leased_come_back_if_never_recorded;
     receipts_never_move_backwards_and_expiry_sweeps;
@@ -663,7 +664,23 @@ async fn nothing_personal_at_rest(f: Fixture) {
         )
         .await
         .expect("contact");
+    store
+        .add_checkin(
+            &avisa_store::NewCheckin {
+                person_id: person,
+                appointment_at: NOW,
+                deadline: NOW + 3_600_000,
+                place: Some("Tribunal de Inmigracion Tonatiuh".into()),
+                note: Some("Expediente Citlalli".into()),
+                location: None,
+            },
+            NOW,
+        )
+        .await
+        .expect("check-in");
     let needles = [
+        "Tonatiuh",
+        "Citlalli",
         "Guadalupe",
         "Xochitl",
         "Maricopa",
@@ -1335,4 +1352,92 @@ async fn budgets_are_all_or_nothing_and_purged(f: Fixture) {
         "{recent:?}"
     );
     assert!(store.person(person).await.expect("read").is_some());
+}
+
+async fn checkin_timers_end_once_and_remind_once(f: Fixture) {
+    use avisa_core::CheckinState;
+    use avisa_store::{MAX_SCHEDULED_CHECKINS, NewCheckin};
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let new = |deadline| NewCheckin {
+        person_id: person,
+        appointment_at: NOW,
+        deadline,
+        place: Some("Oficina de ICE".into()),
+        note: Some("A-123".into()),
+        location: Some(avisa_core::Location::new(34.05, -118.24, Some(30.0)).expect("loc")),
+    };
+    let soon = store
+        .add_checkin(&new(NOW + 60_000), NOW)
+        .await
+        .expect("add");
+    let later = store
+        .add_checkin(&new(NOW + 3_600_000), NOW)
+        .await
+        .expect("add");
+    // Read back whole, the sealed fields opened.
+    let read = store
+        .checkin(person, soon.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(read, soon);
+    // Due: only the one whose deadline came.
+    let due = store.due_checkins(NOW + 60_000, 10).await.expect("due");
+    assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), vec![soon.id]);
+    // Reminders: each taken once, however often asked.
+    let taken = store
+        .take_reminders(NOW + 30_000, 15 * 60_000, 10)
+        .await
+        .expect("remind");
+    assert_eq!(taken.iter().map(|t| t.0).collect::<Vec<_>>(), vec![soon.id]);
+    assert!(
+        store
+            .take_reminders(NOW + 31_000, 15 * 60_000, 10)
+            .await
+            .expect("remind")
+            .is_empty()
+    );
+    // Ended once: the second of two racing ends loses.
+    assert!(
+        store
+            .end_checkin(soon.id, CheckinState::CheckedOut, None, NOW + 1)
+            .await
+            .expect("end")
+    );
+    assert!(
+        !store
+            .end_checkin(soon.id, CheckinState::Fired, None, NOW + 2)
+            .await
+            .expect("end")
+    );
+    assert!(
+        store
+            .due_checkins(NOW + 60_000, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    // Extended: a later deadline, its reminder owed again.
+    assert!(
+        store
+            .extend_checkin(later.id, NOW + 7_200_000, None, NOW + 3)
+            .await
+            .expect("extend")
+    );
+    // At most MAX_SCHEDULED_CHECKINS scheduled.
+    for _ in 1..MAX_SCHEDULED_CHECKINS {
+        store
+            .add_checkin(&new(NOW + 3_600_000), NOW)
+            .await
+            .expect("add");
+    }
+    assert!(matches!(
+        store.add_checkin(&new(NOW + 3_600_000), NOW).await,
+        Err(StoreError::LimitReached)
+    ));
+    assert_eq!(
+        store.checkins_of(person).await.expect("list").len() as i64,
+        MAX_SCHEDULED_CHECKINS + 1
+    );
 }

@@ -261,6 +261,8 @@ pub async fn create(
             pressed_at: req.pressed_at,
             location,
             seen: Some((lookup.existing, lookup.recent)),
+            missed_checkin: None,
+            quiet: false,
         },
     )
     .await?;
@@ -434,6 +436,7 @@ pub async fn cancel(
             state.config.public_url.trim_end_matches('/'),
             view.id
         ),
+        missed_checkin: None,
     };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
     // A practice under duress is an ordinary cancel: no one else hears of a

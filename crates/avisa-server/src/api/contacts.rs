@@ -301,6 +301,7 @@ pub async fn preview(
         zone: crate::alerting::zone_of(location.as_ref(), home.as_deref()),
         consulate: None,
         console_url: String::new(),
+        missed_checkin: None,
     };
     let body = avisa_core::messages::contact_alert(&req.message, req.language, &facts);
     let info = analyze(&body);

@@ -1,6 +1,7 @@
 //! The phone API (`/api/v1/…`), one module per resource.
 
 pub mod alerts;
+pub mod checkins;
 pub mod contacts;
 pub mod devices;
 pub mod phones;
@@ -35,4 +36,5 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::state::AppSt
         .merge(profile::routes())
         .merge(contacts::routes())
         .merge(alerts::routes())
+        .merge(checkins::routes())
 }

@@ -162,6 +162,9 @@ pub struct AlertsConfig {
     #[serde(with = "humantime_serde")]
     pub trail_every: Duration,
     pub trail_max: u32,
+    /// A check-in timer's reminder SMS goes this long before its deadline.
+    #[serde(with = "humantime_serde")]
+    pub checkin_reminder: Duration,
     pub duty_phones: std::collections::BTreeMap<String, String>,
 }
 
@@ -284,6 +287,7 @@ impl Default for AlertsConfig {
             changes_notice_every: Duration::from_secs(10 * 60),
             trail_every: Duration::from_secs(10),
             trail_max: 720,
+            checkin_reminder: Duration::from_secs(15 * 60),
             duty_phones: Default::default(),
         }
     }

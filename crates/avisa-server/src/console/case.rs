@@ -79,6 +79,21 @@ pub struct AlertDetail {
     pub recipients: Vec<crate::api::alerts::RecipientStatus>,
     pub case: CaseInfo,
     pub timeline: Vec<TimelineEntry>,
+    /// The check-in timer that raised it: the appointment the person did
+    /// not come back from ("cita no confirmada").
+    pub checkin: Option<CheckinPlan>,
+}
+
+/// A check-in timer's plan, as the person wrote it.
+#[derive(Serialize, ToSchema)]
+pub struct CheckinPlan {
+    pub appointment_at: i64,
+    pub deadline: i64,
+    pub place: Option<String>,
+    pub note: Option<String>,
+    /// Forced: the person checked out (or moved or cancelled the timer)
+    /// with the duress PIN.
+    pub forced: bool,
 }
 
 async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
@@ -92,6 +107,17 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
     let names = usernames(state).await?;
     let name = |s: Option<Uuid>| s.and_then(|s| names.get(&s).cloned());
     let trail = state.store.trail(id).await?;
+    let checkin = state
+        .store
+        .checkin_of_alert(id)
+        .await?
+        .map(|c| CheckinPlan {
+            appointment_at: c.appointment_at,
+            deadline: c.deadline,
+            place: c.place,
+            note: c.note,
+            forced: view.duress_at.is_some(),
+        });
     let office = view
         .consulate_id
         .as_deref()
@@ -174,6 +200,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
             outcome_detail: case.outcome_detail,
         },
         timeline,
+        checkin,
     })
 }
 

@@ -4,6 +4,7 @@
 mod alerts;
 mod app;
 mod budgets;
+mod checkins;
 mod connections;
 mod console;
 mod duress;

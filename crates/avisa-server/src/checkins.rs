@@ -1,0 +1,135 @@
+//! The check-in timers' periodic job: reminders before the deadline, and
+//! the alert of every timer whose deadline passed without a check-out.
+//!
+//! Once, across instances and restarts: a timer's alert is raised with the
+//! timer's own idempotency key (`checkin-<id>`), so two instances, or one
+//! that died between raising and recording, make one alert; the timer is
+//! then marked fired, whoever gets there first. A reminder is taken and
+//! marked in one statement.
+
+use avisa_core::localtime::local_clock;
+use avisa_core::{AlertSource, CheckinState, messages, now_millis};
+use avisa_store::{Checkin, MessageKind, NewMessage, Purpose};
+use uuid::Uuid;
+
+use crate::alerting::{Raise, raise, zone_of};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Timers fired (or reminded) per round at most; the next round, a second
+/// later, takes the rest.
+const PER_ROUND: i64 = 500;
+
+/// Raises a timer's alert as the button would, with the planned place in
+/// its messages. `quiet`: no SMS to the person's own phone (a check-out
+/// forced with the duress PIN). Returns the alert's id (the same one
+/// however often it is called for a timer).
+pub async fn raise_for(state: &AppState, checkin: &Checkin, quiet: bool) -> ApiResult<Uuid> {
+    let person = state
+        .store
+        .person(checkin.person_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let location = match checkin.location {
+        Some(l) => Some(l),
+        None => state.store.last_location(person.id).await?,
+    };
+    let raised = raise(
+        state,
+        Raise {
+            person,
+            device_id: None,
+            idempotency_key: format!("checkin-{}", checkin.id),
+            source: AlertSource::App,
+            practice: false,
+            pressed_at: None,
+            location,
+            seen: None,
+            missed_checkin: Some(checkin.place.clone().unwrap_or_default()),
+            quiet,
+        },
+    )
+    .await?;
+    state.dispatch_wake.notify_one();
+    Ok(raised.id)
+}
+
+/// One round: reminders due, then timers due.
+pub async fn run(state: AppState) {
+    let now = now_millis();
+    remind(&state, now).await;
+    let due = match state.store.due_checkins(now, PER_ROUND).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the check-in timers due failed");
+            return;
+        }
+    };
+    for checkin in due {
+        match raise_for(&state, &checkin, false).await {
+            Ok(alert_id) => {
+                match state
+                    .store
+                    .end_checkin(checkin.id, CheckinState::Fired, Some(alert_id), now)
+                    .await
+                {
+                    Ok(true) => {
+                        metrics::counter!("avisa_checkins_fired_total").increment(1);
+                        tracing::warn!(checkin_id = %checkin.id, %alert_id, "check-in missed: alert raised");
+                    }
+                    // Another instance recorded it, or the person checked
+                    // out in the same instant: the alert stands either way.
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "recording a fired check-in failed"),
+                }
+            }
+            // Left scheduled: the next round tries again.
+            Err(e) => {
+                tracing::error!(checkin_id = %checkin.id, error = %e, "a missed check-in's alert was not raised")
+            }
+        }
+    }
+}
+
+async fn remind(state: &AppState, now: i64) {
+    let ahead = crate::config::millis(state.config.alerts.checkin_reminder);
+    let taken = match state.store.take_reminders(now, ahead, PER_ROUND).await {
+        Ok(taken) => taken,
+        Err(e) => {
+            tracing::error!(error = %e, "taking check-in reminders failed");
+            return;
+        }
+    };
+    let expires_at = now + crate::config::millis(state.config.sms.validity);
+    let mut reminders = Vec::with_capacity(taken.len());
+    for (_, person_id, deadline) in taken {
+        let Ok(Some(person)) = state.store.person(person_id).await else {
+            continue;
+        };
+        let zone = zone_of(None, person.profile.home_state.as_deref());
+        let lang = person.profile.language;
+        reminders.push(NewMessage {
+            id: Uuid::now_v7(),
+            kind: MessageKind::Reply,
+            purpose: Purpose::Reply,
+            contact_id: None,
+            parent_id: None,
+            name: None,
+            to: person.phone.clone(),
+            body: messages::checkin_reminder(lang, &local_clock(deadline, zone, lang)),
+            language: lang,
+            rank: avisa_store::RANK_AFTER_ALERTS,
+            expires_at,
+        });
+    }
+    if reminders.is_empty() {
+        return;
+    }
+    match state.store.enqueue(&reminders, now).await {
+        Ok(_) => {
+            metrics::counter!("avisa_checkin_reminders_total").increment(reminders.len() as u64);
+            state.dispatch_wake.notify_one();
+        }
+        Err(e) => tracing::error!(error = %e, "queueing check-in reminders failed"),
+    }
+}
