@@ -25,6 +25,11 @@ const APP: &[(&str, &str, &str)] = &[
         "app/countries.js",
         "text/javascript; charset=utf-8",
     ),
+    (
+        "/checkins.js",
+        "app/checkins.js",
+        "text/javascript; charset=utf-8",
+    ),
     ("/sw.js", "app/sw.js", "text/javascript; charset=utf-8"),
     (
         "/manifest.webmanifest",

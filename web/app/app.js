@@ -5,6 +5,7 @@ import { t, lang, setLang, errorText, TEMPLATES, states } from './i18n.js';
 import { analyze } from './sms.js';
 import { getPending, savePending, clearPending } from './store.js';
 import { countryOptions, countryName } from './countries.js';
+import { checkinsScreen } from './checkins.js';
 
 const app = document.getElementById('app');
 const banner = document.getElementById('banner');
@@ -450,6 +451,7 @@ function menu() {
   return h('nav', { class: 'menu', 'aria-label': 'Avisa' },
     h('a', { href: '#/contacts', text: t('contacts_link') }),
     h('a', { href: '#/practice', text: t('practice_link') }),
+    h('a', { href: '#/checkins', text: t('checkins_link') }),
     h('a', { href: '#/rights', text: t('rights_link') }),
     h('a', { href: '#/settings', text: t('settings_link') }));
 }
@@ -1092,6 +1094,7 @@ function render() {
     case '#/contacts': return contactsScreen();
     case '#/practice': return practiceScreen();
     case '#/rights': return rightsScreen();
+    case '#/checkins': return pinGate(() => checkinsScreen({ h, show, field, api, apiError, showError, clearErrors, setFieldError }));
     case '#/settings': return pinGate(() => settingsScreen());
     case '#/status': return lastStatus();
     default: return home();

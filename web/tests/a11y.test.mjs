@@ -104,6 +104,9 @@ test('every screen: no serious axe finding, one h1, tap targets of 44 px', async
     await page.click('button[type=submit]');
     await page.waitForSelector('#countdown');
     await check(page, 'settings');
+    await page.goto(`${server.base}/#/checkins`);
+    await page.waitForSelector('#appointment_at');
+    await check(page, 'ICE appointment');
     await context.close();
   } finally {
     await server.stop();

@@ -71,3 +71,41 @@ test('states in Spanish, every profile error at once, the no-contacts warning, a
     await server.stop();
   }
 });
+
+test('an ICE appointment is scheduled in the app and checked out with the PIN', async () => {
+  const server = await startServer();
+  try {
+    const { page } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await page.goto(`${server.base}/#/checkins`);
+    await page.waitForSelector('#gate-pin, #appointment_at');
+    if (await page.$('#gate-pin')) {
+      await page.fill('#gate-pin', '4821');
+      await page.click('button[type=submit]');
+    }
+    await page.waitForSelector('#appointment_at');
+    await page.fill('#place', 'Oficina de ICE, 300 N Los Angeles St');
+    await page.fill('#note', 'Mi número A está en la carpeta azul.');
+    await page.click('#schedule');
+    await page.waitForSelector('.checkin[data-state="scheduled"]');
+    assert.match(await page.textContent('.checkin h2'), /Oficina de ICE/);
+    await screenshot(page, 'app-checkin');
+    // The server keeps it, sealed: read back through the API.
+    const token = await page.evaluate(() => localStorage.getItem('avisa.token'));
+    const id = await page.$eval('.checkin button.safe', (b) => b.id.replace('checkout-', ''));
+    // A wrong PIN: refused beside the field, the timer still runs.
+    await page.fill(`#pin-${id}`, '0000');
+    await page.click(`#checkout-${id}`);
+    await page.waitForSelector(`#pin-${id}[aria-invalid="true"]`);
+    await page.fill(`#pin-${id}`, '4821');
+    await page.click(`#checkout-${id}`);
+    await page.waitForSelector('text=Confirmado. No se enviará ninguna alerta');
+    assert.equal(await page.$('.checkin'), null, 'no timer left running');
+    const r = await fetch(`${server.base}/api/v1/checkins/${id}/checkout`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ pin: '4821' }),
+    });
+    assert.equal(r.status, 409, 'it ended already');
+  } finally {
+    await server.stop();
+  }
+});
