@@ -5,7 +5,6 @@ import { t, lang, setLang, errorText, TEMPLATES, states } from './i18n.js';
 import { analyze } from './sms.js';
 import { getPending, savePending, clearPending } from './store.js';
 import { countryOptions, countryName } from './countries.js';
-import { checkinsScreen } from './checkins.js';
 
 const app = document.getElementById('app');
 const banner = document.getElementById('banner');
@@ -1094,7 +1093,12 @@ function render() {
     case '#/contacts': return contactsScreen();
     case '#/practice': return practiceScreen();
     case '#/rights': return rightsScreen();
-    case '#/checkins': return pinGate(() => checkinsScreen({ h, show, field, api, apiError, showError, clearErrors, setFieldError }));
+    // Loaded when opened (it needs the network anyway): the first load and
+    // the worker's copy stay as small as the button needs.
+    case '#/checkins': return pinGate(async () => {
+      const { checkinsScreen } = await import('./checkins.js');
+      checkinsScreen({ h, show, field, api, apiError, showError, clearErrors, setFieldError });
+    });
     case '#/settings': return pinGate(() => settingsScreen());
     case '#/status': return lastStatus();
     default: return home();

@@ -8,7 +8,7 @@
 const CACHE = 'avisa-shell-__AVISA_SHELL_VERSION__';
 // What the button needs with no network (the larger icons only serve
 // installing the app, which needs a network anyway).
-const SHELL = ['/', '/app.css', '/app.js', '/i18n.js', '/sms.js', '/store.js', '/countries.js', '/checkins.js', '/manifest.webmanifest', '/icon.svg'];
+const SHELL = ['/', '/app.css', '/app.js', '/i18n.js', '/sms.js', '/store.js', '/countries.js', '/manifest.webmanifest', '/icon.svg'];
 
 self.addEventListener('install', (event) => {
   // All or nothing; each file revalidated (a 304 when the browser has it).
