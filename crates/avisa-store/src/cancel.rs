@@ -115,34 +115,20 @@ impl Store {
         notice: &(dyn Fn(MessageKind, Language) -> String + Sync),
     ) -> Result<Option<usize>, StoreError> {
         let mut tx = self.db.begin().await?;
-        let (marked, parents) = db_run!(&mut tx, |t| {
-            let marked = sqlx::query(
-                "UPDATE alerts SET duress_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND state = 'active' AND duress_at IS NULL",
-            )
-            .bind(now)
-            .bind(alert_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected();
-            if marked != 1 {
-                (false, Vec::new())
-            } else {
-                let parents: Vec<OutboxRow> = sqlx::query_as(
-                    "SELECT * FROM outbox WHERE alert_id = $1 AND purpose = 'alert' AND ( \
-                       (kind <> 'self' AND status IN ('queued', 'sending', 'sent', 'delivered')) \
-                       OR (kind = 'self' AND status IN ('sending', 'sent', 'delivered'))) \
-                     ORDER BY rank, created_at",
-                )
-                .bind(alert_id)
-                .fetch_all(&mut **t)
-                .await?;
-                (true, parents)
-            }
-        });
-        if !marked {
+        if !mark_duress(&mut tx, alert_id, now).await? {
             return Ok(None);
         }
+        let parents: Vec<OutboxRow> = db_run!(&mut tx, |t| {
+            sqlx::query_as(
+                "SELECT * FROM outbox WHERE alert_id = $1 AND purpose = 'alert' AND ( \
+                   (kind <> 'self' AND status IN ('queued', 'sending', 'sent', 'delivered')) \
+                   OR (kind = 'self' AND status IN ('sending', 'sent', 'delivered'))) \
+                 ORDER BY rank, created_at",
+            )
+            .bind(alert_id)
+            .fetch_all(&mut **t)
+            .await?
+        });
         let follow = self.follow_ups(
             alert_id,
             &parents,
@@ -152,18 +138,6 @@ impl Store {
             now,
         )?;
         insert_outbox(&mut tx, &follow).await?;
-        crate::console::cases::insert_event(
-            &mut tx,
-            &crate::console::cases::EventRow {
-                id: Uuid::now_v7(),
-                alert_id,
-                at: now,
-                staff_id: None,
-                kind: avisa_core::CaseEventKind::Duress,
-                detail_enc: None,
-            },
-        )
-        .await?;
         tx.commit().await?;
         Ok(Some(follow.len()))
     }
@@ -174,33 +148,46 @@ impl Store {
     /// flag). False when it was flagged already or is not active.
     pub async fn flag_duress(&self, alert_id: Uuid, now: UnixMillis) -> Result<bool, StoreError> {
         let mut tx = self.db.begin().await?;
-        let marked = db_run!(&mut tx, |t| {
-            sqlx::query(
-                "UPDATE alerts SET duress_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND state = 'active' AND duress_at IS NULL",
-            )
-            .bind(now)
-            .bind(alert_id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected()
-        });
-        if marked != 1 {
+        if !mark_duress(&mut tx, alert_id, now).await? {
             return Ok(false);
         }
-        crate::console::cases::insert_event(
-            &mut tx,
-            &crate::console::cases::EventRow {
-                id: Uuid::now_v7(),
-                alert_id,
-                at: now,
-                staff_id: None,
-                kind: avisa_core::CaseEventKind::Duress,
-                detail_enc: None,
-            },
-        )
-        .await?;
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Marks an active alert as under duress, with its `duress` case event, in
+/// the caller's transaction. False when it was not active or marked already.
+async fn mark_duress(
+    tx: &mut crate::db::Tx,
+    alert_id: Uuid,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let marked = db_run!(&mut *tx, |t| {
+        sqlx::query(
+            "UPDATE alerts SET duress_at = $1, updated_at = $1 \
+             WHERE id = $2 AND state = 'active' AND duress_at IS NULL",
+        )
+        .bind(now)
+        .bind(alert_id)
+        .execute(&mut **t)
+        .await?
+        .rows_affected()
+    });
+    if marked != 1 {
+        return Ok(false);
+    }
+    crate::console::cases::insert_event(
+        tx,
+        &crate::console::cases::EventRow {
+            id: Uuid::now_v7(),
+            alert_id,
+            at: now,
+            staff_id: None,
+            kind: avisa_core::CaseEventKind::Duress,
+            detail_enc: None,
+        },
+    )
+    .await?;
+    Ok(true)
 }
