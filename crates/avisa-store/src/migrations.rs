@@ -67,6 +67,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0009_checkins.sql"),
         include_str!("../migrations/postgres/0009_checkins.sql"),
     ),
+    (
+        10,
+        "alerts recent index",
+        include_str!("../migrations/common/0010_alerts_recent_index.sql"),
+        include_str!("../migrations/common/0010_alerts_recent_index.sql"),
+    ),
 ];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {

@@ -888,6 +888,30 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
             .expect("insert"),
         vec![Inserted::Created(e.id)]
     );
+    // A retry racing its first press, in a batch with a new press one
+    // place below the limit: the retry takes no place, the new one passes.
+    let other = verified_person(&store, "+12135550101").await;
+    let for_other = |key: &str| {
+        let mut a = alert(other, key, NOW, &[0]);
+        a.limit = limit;
+        a
+    };
+    let x1 = for_other("x-one");
+    store
+        .insert_alerts(&[store.seal_alert(&x1).expect("seal")])
+        .await
+        .expect("insert");
+    let (retry, x2) = (for_other("x-one"), for_other("x-two"));
+    assert_eq!(
+        store
+            .insert_alerts(&[
+                store.seal_alert(&retry).expect("seal"),
+                store.seal_alert(&x2).expect("seal")
+            ])
+            .await
+            .expect("insert"),
+        vec![Inserted::Existing(x1.id), Inserted::Created(x2.id)]
+    );
 }
 
 async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {

@@ -36,17 +36,12 @@ impl Store {
         people.sort_unstable();
         people.dedup();
         let lock = matches!(self.db.dialect(), crate::db::Dialect::Postgres);
-        // (person, practice) -> times of the alerts that count, oldest first.
-        let mut counted: HashMap<(Uuid, bool), Vec<UnixMillis>> = HashMap::new();
-        // Keys this batch reuses (written before, or twice in the batch).
-        let mut keys: HashSet<(Uuid, &str)> = HashSet::new();
-        let mut batch_keys: HashMap<Uuid, Vec<&str>> = HashMap::new();
-        for a in batch {
-            batch_keys
-                .entry(a.alert.person_id)
-                .or_default()
-                .push(a.alert.idempotency_key.as_str());
-        }
+        // (person, practice) -> (alerts that count, the oldest's time): one
+        // row per person from the index, never the alerts themselves (a
+        // person pressing often must not make every commit read them all).
+        // The window starts at the batch's earliest start: alerts of one
+        // batch were raised within milliseconds of each other.
+        let mut counted: HashMap<(Uuid, bool), (i64, Option<UnixMillis>)> = HashMap::new();
         for chunk in people.chunks(1000) {
             if lock {
                 db_run!(&mut *tx, |t| {
@@ -59,9 +54,9 @@ impl Store {
                     b.build().persistent(false).execute(&mut **t).await?;
                 });
             }
-            let rows: Vec<(Uuid, bool, UnixMillis, String)> = db_run!(&mut *tx, |t| {
+            let rows: Vec<(Uuid, bool, i64, Option<UnixMillis>)> = db_run!(&mut *tx, |t| {
                 let mut b = sqlx::QueryBuilder::new(
-                    "SELECT a.person_id, a.practice, a.created_at, a.idempotency_key \
+                    "SELECT a.person_id, a.practice, COUNT(*), MIN(a.created_at) \
                      FROM alerts a WHERE a.person_id IN (",
                 );
                 let mut list = b.separated(", ");
@@ -70,46 +65,67 @@ impl Store {
                 }
                 b.push(") AND a.created_at >= ");
                 b.push_bind(since);
-                b.push(" AND (a.practice OR a.state = 'active')");
+                b.push(" AND (a.practice OR a.state = 'active') GROUP BY a.person_id, a.practice");
                 b.build_query_as()
                     .persistent(false)
                     .fetch_all(&mut **t)
                     .await?
             });
-            for (person, practice, at, key) in rows {
-                counted.entry((person, practice)).or_default().push(at);
-                if let Some(&reused) = batch_keys
-                    .get(&person)
-                    .and_then(|ks| ks.iter().find(|k| **k == key))
-                {
-                    keys.insert((person, reused));
-                }
+            for (person, practice, count, oldest) in rows {
+                counted.insert((person, practice), (count, oldest));
             }
         }
-        for times in counted.values_mut() {
-            times.sort_unstable();
-        }
+        // A key seen earlier in the batch is answered with that alert.
+        let mut seen: HashSet<(Uuid, &str)> = HashSet::new();
+        // The batch's keys counted so far, per (person, practice): at a
+        // refusal those written before (a retry racing its first press)
+        // are taken back out, so only alerts this commit creates count.
+        let mut taken: HashMap<(Uuid, bool), Vec<&str>> = HashMap::new();
         for a in batch {
             let (Some(limit), row) = (a.limit, &a.alert) else {
                 continue;
             };
-            // A reused key (written before or earlier in this batch) is
-            // answered with its first alert and counts nothing.
-            if !keys.insert((row.person_id, row.idempotency_key.as_str())) {
+            let key = row.idempotency_key.as_str();
+            if !seen.insert((row.person_id, key)) {
                 continue;
             }
-            let times = counted.entry((row.person_id, row.practice)).or_default();
-            let within: Vec<UnixMillis> = times
-                .iter()
-                .copied()
-                .filter(|&at| at >= limit.since)
-                .collect();
-            if within.len() as i64 >= limit.max {
-                limited.insert(row.id, within.first().copied().unwrap_or(row.created_at));
-            } else {
-                times.push(row.created_at);
+            let slot = (row.person_id, row.practice);
+            let (count, oldest) = counted.entry(slot).or_default();
+            if *count >= limit.max {
+                // Rare (a person at their limit): exact, key by key.
+                let mine = taken.entry(slot).or_default();
+                let mut kept = Vec::with_capacity(mine.len());
+                for k in mine.drain(..) {
+                    if key_used(tx, row.person_id, k).await? {
+                        *count -= 1;
+                    } else {
+                        kept.push(k);
+                    }
+                }
+                *mine = kept;
+            }
+            if *count < limit.max {
+                *count += 1;
+                oldest.get_or_insert(row.created_at);
+                taken.entry(slot).or_default().push(key);
+            } else if !key_used(tx, row.person_id, key).await? {
+                // Full, and not a retry (ON CONFLICT answers a retry with
+                // its first alert): refused.
+                limited.insert(row.id, oldest.unwrap_or(row.created_at));
             }
         }
         Ok(limited)
     }
+}
+
+/// Whether the person already has an alert with this key.
+async fn key_used(tx: &mut crate::db::Tx, person: Uuid, key: &str) -> Result<bool, StoreError> {
+    let found: Option<i32> = db_run!(&mut *tx, |t| {
+        sqlx::query_scalar("SELECT 1 FROM alerts WHERE person_id = $1 AND idempotency_key = $2")
+            .bind(person)
+            .bind(key)
+            .fetch_optional(&mut **t)
+            .await?
+    });
+    Ok(found.is_some())
 }
