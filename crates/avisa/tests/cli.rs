@@ -110,20 +110,18 @@ fn migrate_creates_the_database_in_the_data_dir() {
     assert!(dir.path().join("elsewhere/avisa.db").exists());
 }
 
-/// `avisa serve` with no configuration: creates ./avisa-data, serves
-/// /healthz, and a registration writes its code to ./avisa-data/sms-log.jsonl.
-#[tokio::test]
-async fn serve_on_embedded_defaults() {
-    let dir = tempfile::tempdir().expect("dir");
+/// Starts `avisa serve` on embedded defaults in `dir`, on a free port, and
+/// waits for `/healthz`: the child and its base URL.
+async fn serve_in(dir: &Path) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_avisa"))
+    let child = Command::new(env!("CARGO_BIN_EXE_avisa"))
         .args(["serve", "--listen", &listen])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env_remove("AVISA_DATA_KEY")
         .env_remove("AVISA_DATABASE_URL")
         .stdout(Stdio::null())
@@ -143,6 +141,16 @@ async fn serve_on_embedded_defaults() {
         assert!(Instant::now() < deadline, "the server did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (child, base)
+}
+
+/// `avisa serve` with no configuration: creates ./avisa-data, serves
+/// /healthz, and a registration writes its code to ./avisa-data/sms-log.jsonl.
+#[tokio::test]
+async fn serve_on_embedded_defaults() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut child, base) = serve_in(dir.path()).await;
+    let client = reqwest::Client::new();
     let resp = client
         .post(format!("{base}/api/v1/devices"))
         .json(&serde_json::json!({"phone": "(213) 555-0100"}))

@@ -7,7 +7,7 @@
 //! is missing, except under `CI=true`, where that fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn workspace() -> PathBuf {
@@ -19,12 +19,7 @@ fn schemathesis_python() -> Option<PathBuf> {
     let path = std::env::var_os("AVISA_SCHEMATHESIS_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target/schemathesis/bin/python3"));
-    (path.exists()
-        && workspace()
-            .join("target/schemathesis/bin/schemathesis")
-            .exists()
-        || std::env::var_os("AVISA_SCHEMATHESIS_PYTHON").is_some())
-    .then_some(path)
+    path.exists().then_some(path)
 }
 
 /// Kills the server when the test ends, however it ends.
@@ -48,35 +43,9 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
         return;
     };
     let dir = tempfile::tempdir().expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_avisa"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(dir.path())
-            .env_remove("AVISA_DATA_KEY")
-            .env_remove("AVISA_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start avisa serve"),
-    );
-    avisa_sms::http::init_tls();
+    let (child, base) = super::serve_in(dir.path()).await;
+    let _server = Server(child);
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // A verified device, so the person's routes are reached past 401.
     let device: serde_json::Value = client
         .post(format!("{base}/api/v1/devices"))
