@@ -10,7 +10,7 @@ const TEXT = {
     login: 'Entrar', logout: 'Salir', login_failed: 'Usuario o contraseña incorrectos.', locked: 'Demasiados intentos fallidos desde este equipo. Espere {s} segundos e intente de nuevo.',
     queue: 'Alertas', audit: 'Auditoría', stats: 'Estadísticas', state: 'Estado', all_open: 'Abiertas', st_new: 'Nuevas', st_acknowledged: 'Atendidas', st_resolved: 'Resueltas', st_cancelled: 'Canceladas',
     from: 'Desde', to: 'Hasta', empty: 'No hay alertas con estos filtros.', ago_s: 'hace {n} s', ago_m: 'hace {n} min', ago_h: 'hace {n} h', ago_d: 'hace {n} d',
-    b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_duress: 'Cancelada bajo presión', b_escalated: 'Escalada', b_sms: 'Por SMS',
+    b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_duress: 'Cancelada bajo presión', b_escalated: 'Escalada', b_sms: 'Por SMS', b_call: 'Por llamada', b_checkin: 'Cita no confirmada', caller_line: 'Pidió ayuda desde otro teléfono: {number}. Puede ser el de un centro de detención o uno prestado.',
     delivered_of: '{ok} de {total} mensajes salieron', failed_n: '{n} fallaron', no_location: 'Sin ubicación', km: '{d} km del consulado',
     pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', checkin_missed: 'CITA NO CONFIRMADA.', checkin_plan: 'Tenía cita a las {at} y debía confirmar su salida antes de las {deadline}.', checkin_place: 'Lugar', checkin_note: 'Nota de la persona', checkin_forced_banner: 'CONFIRMÓ SU SALIDA BAJO PRESIÓN: usó su PIN de coacción. Su teléfono muestra la cita como confirmada. No le llame: quien tiene su teléfono podría contestar.', duress_banner: 'CANCELADA BAJO PRESIÓN: la persona usó su PIN de coacción. La alerta SIGUE ACTIVA; su teléfono muestra «cancelada». No le llame: quien tiene su teléfono podría contestar.', duress_alert: '¡{name} canceló BAJO PRESIÓN!', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
     person: 'Persona', name: 'Nombre', phone: 'Teléfono', language: 'Idioma', home: 'Estado / condado', time: 'Hora', location: 'Ubicación', accuracy: 'precisión ±{m} m',
@@ -33,7 +33,7 @@ const TEXT = {
     login: 'Log in', logout: 'Log out', login_failed: 'Wrong username or password.', locked: 'Too many failed attempts from this device. Wait {s} seconds and try again.',
     queue: 'Alerts', audit: 'Audit', stats: 'Statistics', state: 'State', all_open: 'Open', st_new: 'New', st_acknowledged: 'Acknowledged', st_resolved: 'Resolved', st_cancelled: 'Cancelled',
     from: 'From', to: 'To', empty: 'No alerts with these filters.', ago_s: '{n} s ago', ago_m: '{n} min ago', ago_h: '{n} h ago', ago_d: '{n} d ago',
-    b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_duress: 'Cancelled under duress', b_escalated: 'Escalated', b_sms: 'By SMS',
+    b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_duress: 'Cancelled under duress', b_escalated: 'Escalated', b_sms: 'By SMS', b_call: 'By phone call', b_checkin: 'Missed check-in', caller_line: 'Asked for help from another phone: {number}. It may be a detention facility\'s or a borrowed one.',
     delivered_of: '{ok} of {total} messages went out', failed_n: '{n} failed', no_location: 'No location', km: '{d} km from the consulate',
     pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', checkin_missed: 'MISSED CHECK-IN.', checkin_plan: 'Had an appointment at {at} and was to check out by {deadline}.', checkin_place: 'Place', checkin_note: 'Note from the person', checkin_forced_banner: 'CHECKED OUT UNDER DURESS: used their duress PIN. Their phone shows the appointment as confirmed. Do not call them: whoever holds their phone may answer.', duress_banner: 'CANCELLED UNDER DURESS: the person used their duress PIN. The alert STILL STANDS; their phone shows "cancelled". Do not call them: whoever holds their phone may answer.', duress_alert: '{name} cancelled UNDER DURESS!', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
     person: 'Person', name: 'Name', phone: 'Phone', language: 'Language', home: 'State / county', time: 'Time', location: 'Location', accuracy: 'accuracy ±{m} m',
@@ -230,7 +230,7 @@ function badges(a) {
     a.state === 'cancelled' ? h('span', { class: 'badge cancelled', text: t('b_cancelled') }) : null,
     a.escalated ? h('span', { class: 'badge escalated', text: t('b_escalated') }) : null,
     h('span', { class: `badge ${a.case_state}`, text: t(`b_${a.case_state}`) }),
-    a.source === 'sms' ? h('span', { class: 'badge', text: t('b_sms') }) : null);
+    { sms: 1, call: 1, checkin: 1 }[a.source] ? h('span', { class: 'badge', text: t('b_' + a.source) }) : null);
 }
 
 function renderQueue() {
@@ -334,6 +334,8 @@ function renderDetail(d) {
   }
   box.replaceChildren(...[
     d.duress_at ? h('div', { class: 'banner-duress', role: 'alert', text: t(d.checkin ? 'checkin_forced_banner' : 'duress_banner') }) : null,
+    d.caller ? h('div', { class: 'banner-escalated', id: 'caller', role: 'note' },
+      ...TEXT[lang].caller_line.split('{number}').flatMap((part, i) => i ? [h('a', { href: 'tel:' + d.caller, text: d.caller }), part] : [part])) : null,
     d.checkin ? h('div', { class: 'banner-escalated', id: 'checkin-plan', role: 'note' },
       h('strong', { text: t('checkin_missed') }), ' ',
       t('checkin_plan', { at: clock(d.checkin.appointment_at), deadline: clock(d.checkin.deadline) }),

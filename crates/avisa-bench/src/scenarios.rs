@@ -196,6 +196,7 @@ pub(crate) async fn store_ceilings(
                 lon: -118.25,
                 accuracy_m: Some(20.0),
             }),
+            caller: None,
             created_at: now,
             messages,
             limit: None,

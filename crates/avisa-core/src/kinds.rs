@@ -152,8 +152,12 @@ text_enum! {
     AlertSource ("alert source") {
         /// The button in the phone app.
         App = "app",
-        /// The keyword by SMS.
+        /// The keyword by SMS, or "AYUDA <number> <PIN>" from another phone.
         Sms = "sms",
+        /// The voice line: number and PIN dialled from any phone.
+        Call = "call",
+        /// A check-in timer whose deadline passed without a check-out.
+        Checkin = "checkin",
     }
 }
 
@@ -201,6 +205,9 @@ text_enum! {
         Safe = "safe",
         Code = "code",
         Reply = "reply",
+        /// "Nueva ubicación": a newer location while an alert is active, to
+        /// a contact who chose such updates.
+        Update = "update",
     }
 }
 

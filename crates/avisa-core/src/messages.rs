@@ -325,6 +325,15 @@ pub fn verification_code(lang: Language, code: &str) -> String {
 
 /// The reply to an inbound SMS that raised no alert: the same for every
 /// sender, so it says nothing about whether a number is registered.
+/// The reply to "AYUDA <number> <PIN>" from another phone that raised (or
+/// had raised) the person's alert: to the phone that asked, which may be
+/// borrowed, so it names nobody.
+pub fn help_sent(contacts: usize) -> String {
+    format!(
+        "Avisa: alerta enviada a {contacts} contactos y al consulado. Alert sent to {contacts} contacts and the consulate. Linea 24 h: {CIAM_PHONE}"
+    )
+}
+
 pub fn inbound_not_recognised() -> String {
     format!(
         "Avisa: este mensaje no activo ninguna alerta. This message did not raise an alert. Emergencias/emergency: 911. Consulado 24 h: {CIAM_PHONE}"
@@ -423,6 +432,7 @@ mod tests {
             safe(Language::Es, "Maria"),
             verification_code(Language::Es, "123456"),
             inbound_not_recognised(),
+            help_sent(10),
         ] {
             assert!(analyze(&text).segments <= 2, "{text}");
         }

@@ -186,6 +186,28 @@ impl PhoneNumber {
         }
     }
 
+    /// Every number `digits` could be when dialled on a keypad with no
+    /// country named (the voice line, "AYUDA <number> <PIN>"): its reading
+    /// in the US and in Mexico, and with "+" before it when it starts with
+    /// a country code. Empty when none is valid.
+    pub fn candidates(digits: &str) -> Vec<PhoneNumber> {
+        let mut out: Vec<PhoneNumber> = Vec::new();
+        let with_plus =
+            (!digits.trim_start().starts_with('+')).then(|| format!("+{}", digits.trim()));
+        let readings = [Country::US, Country::MX]
+            .into_iter()
+            .map(|c| Self::parse_in("phone", digits, Some(c)).ok())
+            .chain(std::iter::once(
+                with_plus.and_then(|d| Self::parse_in("phone", &d, None).ok()),
+            ));
+        for p in readings.flatten() {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
     /// Rebuilds a number that was stored in E.164 form by this type.
     pub fn from_e164_unchecked(e164: String) -> Self {
         PhoneNumber(e164)
@@ -281,6 +303,22 @@ impl<'de> Deserialize<'de> for PhoneNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keypad_number_has_every_reading() {
+        let all = |d: &str| {
+            PhoneNumber::candidates(d)
+                .into_iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(all("2135550100"), vec!["+12135550100"]);
+        assert_eq!(all("5512345678"), vec!["+15512345678", "+525512345678"]);
+        assert_eq!(all("525512345678"), vec!["+525512345678"]);
+        assert_eq!(all("12135550100"), vec!["+12135550100"]);
+        assert!(all("123").is_empty());
+        assert!(all("").is_empty());
+    }
 
     #[test]
     fn parses_what_people_type() {

@@ -21,7 +21,7 @@ pub struct Raise {
     pub person: Person,
     pub device_id: Option<Uuid>,
     pub idempotency_key: String,
-    /// "app" or "sms".
+    /// The button, the keyword by SMS, the voice line or a check-in timer.
     pub source: AlertSource,
     pub practice: bool,
     /// When the button was pressed, by the phone's clock, for a press that
@@ -38,6 +38,9 @@ pub struct Raise {
     /// No SMS to the person's own phone: a check-out forced with the duress
     /// PIN raises the alert in silence, where the phone's holder sees it.
     pub quiet: bool,
+    /// The number that raised it, when not the person's own phone (the
+    /// voice line, "AYUDA <number> <PIN>" by SMS): the console shows it.
+    pub caller: Option<PhoneNumber>,
 }
 
 /// The start of the rate-limit window for a press at `now`.
@@ -269,6 +272,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         },
         coverage,
         location: r.location,
+        caller: r.caller,
         created_at: now,
         messages,
         // Counted again where the alert is written: parallel presses read

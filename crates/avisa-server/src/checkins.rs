@@ -43,13 +43,14 @@ pub async fn raise_for(state: &AppState, checkin: &Checkin, quiet: bool) -> ApiR
             person,
             device_id: None,
             idempotency_key: format!("checkin-{}", checkin.id),
-            source: AlertSource::App,
+            source: AlertSource::Checkin,
             practice: false,
             pressed_at: None,
             location,
             seen: None,
             missed_checkin: Some(checkin.place.clone().unwrap_or_default()),
             quiet,
+            caller: None,
         },
     )
     .await?;

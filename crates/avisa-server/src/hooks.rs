@@ -34,7 +34,7 @@ fn forbidden() -> ApiError {
 }
 
 /// Parses a form body and checks Twilio's signature over it.
-fn twilio_params(
+pub(crate) fn twilio_params(
     state: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
@@ -73,7 +73,7 @@ fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
     url_decode_pairs(std::str::from_utf8(body).unwrap_or(""))
 }
 
-fn url_decode_pairs(text: &str) -> Vec<(String, String)> {
+pub(crate) fn url_decode_pairs(text: &str) -> Vec<(String, String)> {
     text.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {

@@ -16,6 +16,7 @@ mod events;
 mod extract;
 mod handoff;
 mod hasher;
+mod help;
 mod hooks;
 mod listen;
 mod openapi;
@@ -26,6 +27,7 @@ mod streams;
 pub mod tasks;
 mod telemetry;
 mod trigger;
+mod voice;
 pub mod web;
 mod writer;
 
@@ -264,6 +266,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::routes())
         .merge(console::routes())
         .merge(hooks::routes())
+        .merge(voice::routes())
         .merge(ops::routes())
         .merge(web::routes())
 }

@@ -6,8 +6,8 @@
 //! time (429 with the real remaining time), and a locked PIN is refused
 //! before it is hashed — the right PIN included — so a phone's holder cannot
 //! go on guessing through another door. The duress PIN is checked here too
-//! ([`Entered::Duress`]); a later path that takes the PIN (a check-in's
-//! check-out) belongs here as well.
+//! ([`Entered::Duress`]); so do a check-in's check-out and the help line
+//! ([`crate::help`]), which tries a number and PIN from any phone.
 //!
 //! Hashes run on the person's own pool (see [`crate::hasher`]), which staff
 //! logins never reach.
@@ -120,6 +120,26 @@ pub async fn check(
         code: "pin_incorrect",
         message: format!("the PIN is not right; {} attempts left", max - failures),
     })
+}
+
+/// The work [`check`] does, for a PIN that belongs to nobody (a number
+/// that is not registered, a locked PIN): two verifications against the
+/// hash of a random secret, so the time taken tells nothing. Never matches.
+pub async fn check_nothing(state: &AppState, pin: &str) -> ApiResult<()> {
+    static NOTHING: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let hash = NOTHING
+        .get_or_try_init(|| hash_nothing(state))
+        .await?
+        .clone();
+    let store = state.store.clone();
+    let secret = pin.to_string();
+    hasher::run(Pool::Person, move || {
+        let vault = store.vault();
+        vault.verify_secret(&secret, &hash) || vault.verify_secret(&secret, &hash)
+    })
+    .await
+    .map_err(busy)?;
+    Ok(())
 }
 
 /// Whether `pin` is the one whose hash is `hash` (on the person's pool).

@@ -11,14 +11,20 @@
 //! raised nothing. The right keyword from the person's phone always raises
 //! the alert, whatever came before: a person who mistyped in panic is never
 //! silenced (a spoofed sender must also guess the word).
+//!
+//! "AYUDA <number> <PIN>" (or "HELP …") from any phone is the voice line by
+//! SMS, for a person whose phone was taken: the help line's guard
+//! ([`crate::help`]) and, with the right pair, the alert; the phone that
+//! asked is told it went out.
 
 use avisa_core::messages;
-use avisa_core::{Language, PhoneNumber, now_millis};
+use avisa_core::{AlertSource, Language, PhoneNumber, now_millis};
 use avisa_store::{Budget, MessageKind, NewMessage, Purpose};
 use uuid::Uuid;
 
 use crate::alerting::{Raise, raise};
 use crate::error::ApiResult;
+use crate::help::Outcome;
 use crate::state::AppState;
 
 /// Handles one inbound SMS. `reference` is the provider's message id, used
@@ -34,6 +40,9 @@ pub async fn inbound(
         return Ok(());
     };
     let now = now_millis();
+    if let Some((typed, pin)) = help_request(text) {
+        return help_by_sms(state, &sender, typed, pin, reference, now).await;
+    }
     let person = state.store.person_by_phone(&sender).await?;
     let word = text.trim();
     let matched = person.filter(|p| {
@@ -43,24 +52,7 @@ pub async fn inbound(
             .is_some_and(|k| !word.is_empty() && k.eq_ignore_ascii_case(word))
     });
     if let Some(person) = matched {
-        let key = match reference.filter(|r| !r.is_empty() && r.len() <= 100) {
-            Some(r) => format!("sms:{r}"),
-            // Without a provider id, one alert per sender and minute.
-            None => {
-                let minute = now / 60_000;
-                let mac = state
-                    .store
-                    .vault()
-                    .blind_index("sms-trigger", format!("{sender}:{minute}").as_bytes());
-                format!(
-                    "sms:{}",
-                    mac.iter()
-                        .take(12)
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>()
-                )
-            }
-        };
+        let key = inbound_key(state, "sms", &sender, reference, now);
         let location = state.store.last_location(person.id).await?;
         match raise(
             state,
@@ -68,13 +60,14 @@ pub async fn inbound(
                 person,
                 device_id: None,
                 idempotency_key: key,
-                source: avisa_core::AlertSource::Sms,
+                source: AlertSource::Sms,
                 practice: false,
                 pressed_at: None,
                 location,
                 seen: None,
                 missed_checkin: None,
                 quiet: false,
+                caller: None,
             },
         )
         .await
@@ -92,11 +85,102 @@ pub async fn inbound(
     } else {
         tracing::info!("inbound SMS raised no alert");
     }
+    neutral_reply(state, &sender, reference, now).await
+}
+
+/// The idempotency key of an alert raised by an inbound SMS: the provider's
+/// message id, or without one, one alert per sender and minute.
+fn inbound_key(
+    state: &AppState,
+    prefix: &str,
+    sender: &PhoneNumber,
+    reference: Option<&str>,
+    now: i64,
+) -> String {
+    match reference.filter(|r| !r.is_empty() && r.len() <= 100) {
+        Some(r) => format!("{prefix}:{r}"),
+        None => {
+            let minute = now / 60_000;
+            let mac = state
+                .store
+                .vault()
+                .blind_index("sms-trigger", format!("{sender}:{minute}").as_bytes());
+            format!(
+                "{prefix}:{}",
+                mac.iter()
+                    .take(12)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        }
+    }
+}
+
+/// "AYUDA <number> <PIN>" (or "HELP …"): the number as typed and the PIN.
+fn help_request(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim();
+    let (word, rest) = text.split_once(char::is_whitespace)?;
+    if !(word.eq_ignore_ascii_case("ayuda") || word.eq_ignore_ascii_case("help")) {
+        return None;
+    }
+    let (typed, pin) = rest.trim().rsplit_once(char::is_whitespace)?;
+    let typed = typed.trim();
+    let number_like = typed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    (number_like && typed.chars().any(|c| c.is_ascii_digit()) && !pin.is_empty())
+        .then_some((typed, pin))
+}
+
+/// "AYUDA <number> <PIN>" from any phone: the help line's guard, then the
+/// alert; the phone that asked is told it went out, or gets the neutral
+/// reply whatever was wrong.
+async fn help_by_sms(
+    state: &AppState,
+    sender: &PhoneNumber,
+    typed: &str,
+    pin: &str,
+    reference: Option<&str>,
+    now: i64,
+) -> ApiResult<()> {
+    let key = inbound_key(state, "help-sms", sender, reference, now);
+    let contacts =
+        match crate::help::attempt(state, sender, typed, pin, AlertSource::Sms, key).await? {
+            Outcome::Raised { contacts, .. } => Some(contacts),
+            Outcome::AlreadyActive => Some(0),
+            Outcome::Incomplete | Outcome::Refused | Outcome::CallerLimited => None,
+        };
+    let Some(contacts) = contacts else {
+        return neutral_reply(state, sender, reference, now).await;
+    };
+    metrics::counter!("avisa_inbound_sms_total", "outcome" => "help").increment(1);
+    // One confirmation per provider message id (a webhook delivered twice).
+    if let Some(id) = reference.filter(|r| !r.is_empty()) {
+        let (day, _) = avisa_store::window(now, DAY_MS);
+        let once = [Budget::of(&state.store, "inbound-id", id.as_bytes(), 1)];
+        if state.store.take_budgets(&once, day).await?.is_some() {
+            return Ok(());
+        }
+    }
+    reply(state, sender, messages::help_sent(contacts), now).await
+}
+
+/// The reply that says nothing was raised, within the reply budgets.
+async fn neutral_reply(
+    state: &AppState,
+    sender: &PhoneNumber,
+    reference: Option<&str>,
+    now: i64,
+) -> ApiResult<()> {
     metrics::counter!("avisa_inbound_sms_total", "outcome" => "no_alert").increment(1);
-    if !may_reply(state, &sender, reference, now).await? {
+    if !may_reply(state, sender, reference, now).await? {
         metrics::counter!("avisa_inbound_replies_withheld_total").increment(1);
         return Ok(());
     }
+    reply(state, sender, messages::inbound_not_recognised(), now).await
+}
+
+async fn reply(state: &AppState, sender: &PhoneNumber, body: String, now: i64) -> ApiResult<()> {
     let reply = NewMessage {
         id: Uuid::now_v7(),
         kind: MessageKind::Reply,
@@ -104,8 +188,8 @@ pub async fn inbound(
         contact_id: None,
         parent_id: None,
         name: None,
-        to: sender,
-        body: messages::inbound_not_recognised(),
+        to: sender.clone(),
+        body,
         language: Language::Es,
         rank: avisa_store::RANK_AFTER_ALERTS,
         expires_at: now + crate::config::millis(state.config.sms.validity),
@@ -153,4 +237,25 @@ async fn may_reply(
     }
     let daily = [Budget::of(store, "reply", phone, 1)];
     Ok(store.take_budgets(&daily, day).await?.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::help_request;
+
+    #[test]
+    fn reads_a_help_request() {
+        assert_eq!(
+            help_request(" ayuda (213) 555-0100  1234 "),
+            Some(("(213) 555-0100", "1234"))
+        );
+        assert_eq!(
+            help_request("HELP +52 55 1234 5678 987654"),
+            Some(("+52 55 1234 5678", "987654"))
+        );
+        assert_eq!(help_request("ayuda"), None);
+        assert_eq!(help_request("ayuda 1234"), None);
+        assert_eq!(help_request("ayuda por favor 1234"), None);
+        assert_eq!(help_request("auxilio 2135550100 1234"), None);
+    }
 }

@@ -34,6 +34,9 @@ pub struct Contact {
     pub phone: PhoneNumber,
     pub message: String,
     pub language: Language,
+    /// Gets a "nueva ubicación" SMS when the person moves during an alert
+    /// (at most one per 15 minutes, three per alert).
+    pub location_updates: bool,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -45,6 +48,7 @@ pub struct ContactInput {
     pub phone: PhoneNumber,
     pub message: String,
     pub language: Language,
+    pub location_updates: bool,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -55,6 +59,7 @@ struct ContactRow {
     phone_enc: Vec<u8>,
     message_enc: Vec<u8>,
     language: Language,
+    location_updates: bool,
     created_at: UnixMillis,
     updated_at: UnixMillis,
 }
@@ -81,6 +86,7 @@ impl Store {
                 .vault
                 .seal_str(&aad("contacts.message", id), &input.message)?,
             language: input.language,
+            location_updates: input.location_updates,
             created_at,
             updated_at,
         })
@@ -101,6 +107,7 @@ impl Store {
                 .vault
                 .open_string(&aad("contacts.message", id), &row.message_enc)?,
             language: row.language,
+            location_updates: row.location_updates,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -198,7 +205,8 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO contacts (id, person_id, name_enc, phone_enc, message_enc, \
-                 language, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 language, location_updates, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(c.id)
             .bind(c.person_id)
@@ -206,6 +214,7 @@ impl Store {
             .bind(&c.phone_enc)
             .bind(&c.message_enc)
             .bind(c.language)
+            .bind(c.location_updates)
             .bind(c.created_at)
             .bind(c.updated_at)
             .execute(&mut **t)
@@ -228,7 +237,8 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let c = self.contact_row(id, person_id, input, existing.created_at, now)?;
         let sql = "UPDATE contacts SET name_enc = $1, phone_enc = $2, message_enc = $3, \
-                   language = $4, updated_at = $5 WHERE person_id = $6 AND id = $7";
+                   language = $4, updated_at = $5, location_updates = $6 \
+                   WHERE person_id = $7 AND id = $8";
         let updated = db_run!(self.db.writer(), |pool| {
             sqlx::query(sql)
                 .bind(&c.name_enc)
@@ -236,6 +246,7 @@ impl Store {
                 .bind(&c.message_enc)
                 .bind(c.language)
                 .bind(c.updated_at)
+                .bind(c.location_updates)
                 .bind(person_id)
                 .bind(id)
                 .execute(pool)

@@ -73,9 +73,19 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0010_alerts_recent_index.sql"),
         include_str!("../migrations/common/0010_alerts_recent_index.sql"),
     ),
+    (
+        11,
+        "alert sources, caller, live location",
+        include_str!("../migrations/sqlite/0011_alert_sources.sql"),
+        include_str!("../migrations/postgres/0011_alert_sources.sql"),
+    ),
 ];
 
-fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {
+/// SQLite migrations that hold their own transaction (a table rebuilt with
+/// foreign keys off, which cannot be switched inside one).
+const SQLITE_OWN_TRANSACTION: &[i64] = &[11];
+
+fn migrator(pick: impl Fn(&Entry) -> &'static str, own_tx: &[i64]) -> Migrator {
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
@@ -85,7 +95,7 @@ fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {
                     Cow::Borrowed(m.1),
                     MigrationType::Simple,
                     AssertSqlSafe(pick(m)).into_sql_str(),
-                    false,
+                    own_tx.contains(&m.0),
                 )
             })
             .collect(),
@@ -93,9 +103,93 @@ fn migrator(pick: impl Fn(&Entry) -> &'static str) -> Migrator {
 }
 
 pub fn sqlite() -> Migrator {
-    migrator(|m: &Entry| m.2)
+    migrator(|m: &Entry| m.2, SQLITE_OWN_TRANSACTION)
 }
 
 pub fn postgres() -> Migrator {
-    migrator(|m: &Entry| m.3)
+    migrator(|m: &Entry| m.3, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    /// Migration 11 rebuilds `alerts` on SQLite: a database made before it
+    /// keeps every alert, case column and child row, and its foreign keys
+    /// still cascade afterwards.
+    #[tokio::test]
+    async fn the_alerts_rebuild_keeps_every_row() {
+        let dir = tempfile::tempdir().expect("dir");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open");
+        let before = sqlx::migrate::Migrator::with_migrations(
+            super::sqlite()
+                .iter()
+                .filter(|m| m.version <= 10)
+                .cloned()
+                .collect(),
+        );
+        before.run(&pool).await.expect("migrations 1-10");
+        for sql in [
+            "INSERT INTO people (id, phone_index, phone_enc, created_at, updated_at) \
+             VALUES (x'01', x'aa', x'bb', 1, 1)",
+            "INSERT INTO alerts (id, person_id, idempotency_key, source, practice, state, \
+             coverage, created_at, updated_at, case_state, acknowledged_at, duress_at) \
+             VALUES (x'02', x'01', 'k', 'sms', FALSE, 'active', 'nearest', 5, 5, 'acknowledged', 7, 9)",
+            "INSERT INTO alert_locations (id, alert_id, location_enc, created_at) VALUES (x'03', x'02', x'cc', 5)",
+            "INSERT INTO outbox (id, alert_id, kind, purpose, to_enc, body_enc, language, rank, status, \
+             next_attempt_at, expires_at, created_at, updated_at) \
+             VALUES (x'04', x'02', 'contact', 'alert', x'dd', x'ee', 'es', 0, 'sent', 5, 99, 5, 5)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+        }
+        super::sqlite().run(&pool).await.expect("migration 11");
+        let row = sqlx::query(
+            "SELECT source, case_state, acknowledged_at, duress_at, caller_enc FROM alerts",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the alert");
+        assert_eq!(row.get::<String, _>(0), "sms");
+        assert_eq!(row.get::<String, _>(1), "acknowledged");
+        assert_eq!(row.get::<i64, _>(2), 7);
+        assert_eq!(row.get::<i64, _>(3), 9);
+        assert_eq!(row.get::<Option<Vec<u8>>, _>(4), None);
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect(sql)
+            }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM outbox").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM alert_locations").await, 1);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM pragma_foreign_key_check").await,
+            0
+        );
+        sqlx::query("INSERT INTO alerts (id, person_id, idempotency_key, source, practice, state, coverage, created_at, updated_at) VALUES (x'05', x'01', 'c', 'call', FALSE, 'active', 'none', 6, 6)")
+            .execute(&pool)
+            .await
+            .expect("a call's alert is allowed now");
+        // The children still point at the rebuilt table: deleting the
+        // person cascades to all of it.
+        sqlx::query("DELETE FROM people")
+            .execute(&pool)
+            .await
+            .expect("delete");
+        assert_eq!(count("SELECT COUNT(*) FROM alerts").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM outbox").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM alert_locations").await, 0);
+    }
 }

@@ -309,6 +309,7 @@ fn contact(n: usize) -> ContactInput {
         } else {
             Language::En
         },
+        location_updates: n == 1,
     }
 }
 
@@ -332,6 +333,12 @@ async fn contacts_crud_and_limit(f: Fixture) {
     assert_eq!(
         (edited.name.as_str(), edited.created_at, edited.updated_at),
         ("Contacto 1", NOW, NOW + 1)
+    );
+    assert!(!first.location_updates && edited.location_updates);
+    assert_eq!(
+        store.contact(person, first.id).await.expect("get"),
+        Some(edited.clone()),
+        "the choice of location updates is kept"
     );
 
     for n in 1..MAX_CONTACTS as usize {
@@ -659,6 +666,7 @@ async fn nothing_personal_at_rest(f: Fixture) {
                 phone: phone("+525512345678"),
                 message: "Llama a la licenciada Torres inmediatamente".into(),
                 language: Language::Es,
+                location_updates: false,
             },
             NOW,
         )
@@ -764,6 +772,7 @@ fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAl
         consulate_id: Some("chicago".into()),
         coverage: Coverage::Nearest,
         location: Some(avisa_core::Location::new(41.88, -87.63, Some(10.0)).expect("loc")),
+        caller: None,
         created_at,
         messages: ranks
             .iter()

@@ -263,6 +263,7 @@ pub async fn create(
             seen: Some((lookup.existing, lookup.recent)),
             missed_checkin: None,
             quiet: false,
+            caller: None,
         },
     )
     .await?;
@@ -284,6 +285,7 @@ pub async fn create(
             duress_at: None,
             acknowledged_at: None,
             location: alert.location,
+            caller: alert.caller.map(|c| c.as_str().to_string()),
             recipients: {
                 // The order GET gives: by fairness rank, then as written.
                 alert.messages.sort_by_key(|m| m.rank);

@@ -39,6 +39,10 @@ pub struct ContactRequest {
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
     )]
     pub message: String,
+    /// Send this contact a "nueva ubicación" SMS when the person moves while
+    /// an alert is active (at most one per 15 minutes, three per alert).
+    #[serde(default)]
+    pub location_updates: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -52,6 +56,8 @@ pub struct ContactResponse {
     pub international: String,
     pub language: Language,
     pub message: String,
+    /// Gets "nueva ubicación" SMS during an alert.
+    pub location_updates: bool,
     /// "GSM-7" or "UCS-2", of what the contact receives: the message with
     /// the longest location line an alert adds.
     pub encoding: Encoding,
@@ -77,6 +83,7 @@ fn response(c: Contact) -> ContactResponse {
         country: reading.country,
         international: reading.international,
         language: c.language,
+        location_updates: c.location_updates,
         encoding: info.encoding,
         segments: info.segments,
         characters: info.characters,
@@ -124,6 +131,7 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
         phone,
         message,
         language: req.language,
+        location_updates: req.location_updates,
     })
 }
 

@@ -43,6 +43,11 @@ pub struct Limits {
     pub streams_per_device: usize,
     /// Live streams open at once per console session (one per tab).
     pub streams_per_session: usize,
+    /// Number-and-PIN attempts per hour from one calling number, on the
+    /// voice line and by "AYUDA" SMS together. A detention facility's phone
+    /// is shared, so this only stops one caller from trying many pairs; each
+    /// person's PIN has its own lockout besides.
+    pub help_attempts_per_caller_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -72,6 +77,7 @@ impl Default for Limits {
             streams_per_device: 4,
             // A supervisor may keep the queue open in several tabs.
             streams_per_session: 8,
+            help_attempts_per_caller_per_hour: 10,
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct AlertDetail {
     /// stands.
     pub duress_at: Option<i64>,
     pub source: AlertSource,
+    /// The number the alert was raised from when it is not the person's own
+    /// phone (the voice line, "AYUDA" by SMS from another phone): a
+    /// facility's phone or a borrowed one, worth calling back.
+    pub caller: Option<String>,
     pub coverage: Coverage,
     pub consulate: Option<ConsulateRef>,
     /// Coordinates of the consulate, to measure the distance on the map.
@@ -160,6 +164,7 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         state: view.state,
         duress_at: view.duress_at,
         source: view.source,
+        caller: view.caller.clone(),
         coverage: view.coverage,
         consulate: response.consulate,
         consulate_location: office.map(|o| Location {

@@ -13,9 +13,9 @@ use avisa_testkit::{FakeTwilio, Reply};
 
 use crate::support::*;
 
-const SERVICE_FROM: &str = "+15005550006";
+pub(crate) const SERVICE_FROM: &str = "+15005550006";
 
-async fn twilio_config(
+pub(crate) async fn twilio_config(
     dir: &tempfile::TempDir,
     backend: &str,
     fake: &FakeTwilio,
@@ -43,7 +43,7 @@ async fn twilio_config(
 }
 
 /// A complete person whose codes went through the fake Twilio.
-async fn person_via_twilio(
+pub(crate) async fn person_via_twilio(
     app: &TestApp,
     fake: &FakeTwilio,
     phone: &str,

@@ -17,3 +17,4 @@ mod pin;
 mod supervision;
 mod support;
 mod unlock;
+mod voice;

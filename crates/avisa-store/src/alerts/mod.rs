@@ -7,8 +7,8 @@ mod limit;
 use std::collections::HashSet;
 
 use avisa_core::{
-    AlertSource, AlertState, Coverage, Language, Location, MessageKind, OutboxStatus, Purpose,
-    UnixMillis,
+    AlertSource, AlertState, Coverage, Language, Location, MessageKind, OutboxStatus, PhoneNumber,
+    Purpose, UnixMillis,
 };
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -29,6 +29,9 @@ pub struct NewAlert {
     pub consulate_id: Option<String>,
     pub coverage: Coverage,
     pub location: Option<Location>,
+    /// The number it was raised from when not the person's own phone (the
+    /// voice line, an SMS from another phone); sealed.
+    pub caller: Option<PhoneNumber>,
     pub created_at: UnixMillis,
     pub messages: Vec<NewMessage>,
     /// The person's limit on alerts of this kind (practice or real), checked
@@ -150,6 +153,8 @@ pub struct AlertView {
     pub acknowledged_at: Option<UnixMillis>,
     /// The newest location.
     pub location: Option<Location>,
+    /// The number it was raised from, when not the person's own phone.
+    pub caller: Option<String>,
     pub recipients: Vec<Recipient>,
 }
 
@@ -189,6 +194,8 @@ pub(crate) struct AlertRow {
     /// When consulate staff took the case (a case column, read here for the
     /// person's status screen).
     pub acknowledged_at: Option<UnixMillis>,
+    /// The calling number, sealed (see [`NewAlert::caller`]).
+    pub caller_enc: Option<Vec<u8>>,
 }
 
 /// One point of a trail, sealed.
@@ -263,6 +270,11 @@ impl Store {
                 updated_at: a.created_at,
                 duress_at: None,
                 acknowledged_at: None,
+                caller_enc: a
+                    .caller
+                    .as_ref()
+                    .map(|c| self.vault.seal_str(&aad("alerts.caller", a.id), c.as_str()))
+                    .transpose()?,
             },
             location: a
                 .location
@@ -292,13 +304,13 @@ impl Store {
             .filter(|a| !limited.contains_key(&a.alert.id))
             .collect();
         let mut created = HashSet::new();
-        // 12 columns x 1,000 alerts stays under every bind limit.
+        // 13 columns x 1,000 alerts stays under every bind limit.
         for chunk in batch.chunks(1000) {
             let ids: Vec<Uuid> = db_run!(&mut tx, |t| {
                 let mut b = sqlx::QueryBuilder::new(
                     "INSERT INTO alerts (id, person_id, device_id, idempotency_key, source, \
                      practice, state, consulate_id, coverage, created_at, cancelled_at, \
-                     updated_at) ",
+                     updated_at, caller_enc) ",
                 );
                 b.push_values(chunk.iter().copied(), |mut v, a| {
                     let a = &a.alert;
@@ -313,7 +325,8 @@ impl Store {
                         .push_bind(a.coverage)
                         .push_bind(a.created_at)
                         .push_bind(a.cancelled_at)
-                        .push_bind(a.updated_at);
+                        .push_bind(a.updated_at)
+                        .push_bind(&a.caller_enc);
                 });
                 // A reused key inserts nothing: the first alert stands.
                 b.push(" ON CONFLICT (person_id, idempotency_key) DO NOTHING RETURNING id");
@@ -465,6 +478,7 @@ impl Store {
         let latest: Option<LocationRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(id).fetch_optional(pool).await
         })?;
+        let caller = self.open_caller(&row)?;
         let mut recipients = Vec::new();
         for o in outbox.iter().filter(|o| o.purpose == Purpose::Alert) {
             let safe_status = outbox
@@ -494,8 +508,17 @@ impl Store {
             duress_at: row.duress_at,
             acknowledged_at: row.acknowledged_at,
             location: latest.map(|l| self.open_location(&l)).transpose()?,
+            caller,
             recipients,
         }))
+    }
+
+    pub(crate) fn open_caller(&self, row: &AlertRow) -> Result<Option<String>, StoreError> {
+        Ok(row
+            .caller_enc
+            .as_deref()
+            .map(|c| self.vault.open_string(&aad("alerts.caller", row.id), c))
+            .transpose()?)
     }
 
     pub(crate) fn open_outbox_name(&self, o: &OutboxRow) -> Result<Option<String>, StoreError> {
