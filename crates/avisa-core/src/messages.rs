@@ -297,6 +297,24 @@ pub fn consulate_duress(facts: &AlertFacts<'_>) -> String {
     )
 }
 
+/// To a contact who chose location updates, when the person moved while
+/// their alert is active: `name` is the person's, `clock` the local time of
+/// the point.
+pub fn location_update(lang: Language, name: &str, loc: &Location, clock: &str) -> String {
+    match lang {
+        Language::Es => format!(
+            "Avisa: nueva ubicacion de {name}: {}{} a las {clock}.",
+            map_link(loc),
+            accuracy(loc)
+        ),
+        Language::En => format!(
+            "Avisa: new location of {name}: {}{} at {clock}.",
+            map_link(loc),
+            accuracy(loc)
+        ),
+    }
+}
+
 /// To the person's own phone, when their contacts or keyword changed (`at`
 /// is the local time of the change): if it was not them, someone holds
 /// their phone and the PIN.

@@ -19,6 +19,7 @@ mod hasher;
 mod help;
 mod hooks;
 mod listen;
+mod live;
 mod openapi;
 mod ops;
 mod pin;

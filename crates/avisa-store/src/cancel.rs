@@ -74,7 +74,7 @@ impl Store {
             } else {
                 let withdrawn = sqlx::query(
                     "UPDATE outbox SET status = 'withdrawn', reason = 'cancelled', updated_at = $1 \
-                     WHERE alert_id = $2 AND purpose = 'alert' AND status = 'queued'",
+                     WHERE alert_id = $2 AND purpose IN ('alert', 'update') AND status = 'queued'",
                 )
                 .bind(now)
                 .bind(alert_id)

@@ -28,7 +28,8 @@ use avisa_core::crypto::{CryptoError, DataKey, Vault};
 use uuid::Uuid;
 
 pub use alerts::{
-    ActiveAlerts, AlertLimit, AlertScope, AlertView, Inserted, NewAlert, Recipient, SealedAlert,
+    ActiveAlerts, AlertLimit, AlertScope, AlertView, Fix, Inserted, NewAlert, Recipient,
+    SealedAlert,
 };
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};

@@ -182,6 +182,18 @@ mod tests {
             .execute(&pool)
             .await
             .expect("a call's alert is allowed now");
+        sqlx::query("INSERT INTO outbox (id, alert_id, kind, purpose, to_enc, body_enc, language, rank, status, next_attempt_at, expires_at, created_at, updated_at) VALUES (x'06', x'05', 'contact', 'update', x'dd', x'ee', 'es', 100, 'queued', 6, 99, 6, 6)")
+            .execute(&pool)
+            .await
+            .expect("a location update is allowed now");
+        assert_eq!(
+            count("SELECT COUNT(*) FROM contacts WHERE location_updates").await,
+            0
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM alert_locations WHERE implausible").await,
+            0
+        );
         // The children still point at the rebuilt table: deleting the
         // person cascades to all of it.
         sqlx::query("DELETE FROM people")

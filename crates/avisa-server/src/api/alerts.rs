@@ -518,7 +518,7 @@ pub async fn cancel(
               (status = 401, body = super::ErrorBody),
               (status = 403, description = "device not verified", body = super::ErrorBody),
               (status = 404, body = super::ErrorBody),
-              (status = 409, description = "the alert is not active", body = super::ErrorBody),
+              (status = 409, description = "alert_not_active, or sharing_ended (the case is resolved, or live_location_for has passed)", body = super::ErrorBody),
               (status = 429, description = "a point within trail_every of the last (see Retry-After), or trail_full", body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]
 pub async fn add_location(
@@ -535,10 +535,24 @@ pub async fn add_location(
             message: "this alert is no longer active".into(),
         });
     }
-    // A bounded trail: one point per trail_every, trail_max in all, so no
-    // client can flood the store or the console's map.
     let now = now_millis();
     let alerts = &state.config.alerts;
+    // Live sharing ends by itself: after live_location_for, and once the
+    // consulate resolved the case.
+    let resolved = state
+        .store
+        .case(view.id)
+        .await?
+        .is_some_and(|c| c.state == avisa_core::CaseState::Resolved);
+    if resolved || now >= view.created_at + crate::config::millis(alerts.live_location_for) {
+        return Err(ApiError::Conflict {
+            code: "sharing_ended",
+            message: "this alert no longer takes locations (resolved, or shared for long enough)"
+                .into(),
+        });
+    }
+    // A bounded trail: one point per trail_every, trail_max in all, so no
+    // client can flood the store or the console's map.
     let (points, newest) = state.store.trail_state(view.id).await?;
     if points >= i64::from(alerts.trail_max) {
         return Err(ApiError::Limit {
@@ -546,16 +560,29 @@ pub async fn add_location(
             message: format!("this alert's trail holds its {} points", alerts.trail_max),
         });
     }
-    if let Some(newest) = newest {
-        let next = newest + crate::config::millis(alerts.trail_every);
+    if let Some(newest) = &newest {
+        let next = newest.at + crate::config::millis(alerts.trail_every);
         if next > now {
             return Err(ApiError::TooManyRequests {
                 retry_after_secs: ((next - now + 999) / 1000) as u64,
             });
         }
     }
-    state.store.add_location(view.id, &loc, now).await?;
+    let implausible = newest
+        .as_ref()
+        .is_some_and(|prev| crate::live::implausible(prev, &loc, now));
+    if implausible {
+        tracing::warn!(alert_id = %view.id, "a trail point implausibly far from the one before: kept, flagged");
+    }
+    state
+        .store
+        .add_location(view.id, &loc, now, implausible)
+        .await?;
     state.events.publish_scoped(view.id, view.scope());
+    // The point is stored whatever happens to the updates it owes.
+    if let Err(e) = crate::live::tell_contacts(&state, &view, &loc).await {
+        tracing::error!(alert_id = %view.id, error = %e, "location updates to contacts not queued");
+    }
     Ok((StatusCode::CREATED, Json(loc)))
 }
 

@@ -162,6 +162,15 @@ pub struct AlertsConfig {
     #[serde(with = "humantime_serde")]
     pub trail_every: Duration,
     pub trail_max: u32,
+    /// The phone shares its location for at most this long after a press
+    /// (a hard stop: later points are refused with 409 `sharing_ended`).
+    #[serde(with = "humantime_serde")]
+    pub live_location_for: Duration,
+    /// Contacts who chose location updates get a "nueva ubicación" SMS at
+    /// most once per this long, and at most `location_updates_max` per alert.
+    #[serde(with = "humantime_serde")]
+    pub location_update_every: Duration,
+    pub location_updates_max: u32,
     /// A check-in timer's reminder SMS goes this long before its deadline.
     #[serde(with = "humantime_serde")]
     pub checkin_reminder: Duration,
@@ -286,7 +295,11 @@ impl Default for AlertsConfig {
             pin_lockout: Duration::from_secs(15 * 60),
             changes_notice_every: Duration::from_secs(10 * 60),
             trail_every: Duration::from_secs(10),
-            trail_max: 720,
+            // Four hours of one point per 10 s: the whole live sharing.
+            trail_max: 1440,
+            live_location_for: Duration::from_secs(4 * 3600),
+            location_update_every: Duration::from_secs(15 * 60),
+            location_updates_max: 3,
             checkin_reminder: Duration::from_secs(15 * 60),
             duty_phones: Default::default(),
         }

@@ -34,6 +34,9 @@ pub struct TrailPoint {
     pub lon: f64,
     pub accuracy_m: Option<f64>,
     pub at: i64,
+    /// Too far from the point before for the time between them: kept, to
+    /// be judged (a bad fix, or a wrong phone).
+    pub implausible: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -132,12 +135,13 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         staff: None,
         detail: Some(view.source.as_str().into()),
     }];
-    for (loc, at) in trail.iter().skip(1) {
+    for fix in trail.iter().skip(1) {
+        let (loc, flag) = (&fix.location, if fix.implausible { " ⚠" } else { "" });
         timeline.push(TimelineEntry {
-            at: *at,
+            at: fix.at,
             kind: "location".into(),
             staff: None,
-            detail: Some(format!("{:.5},{:.5}", loc.lat, loc.lon)),
+            detail: Some(format!("{:.5},{:.5}{flag}", loc.lat, loc.lon)),
         });
     }
     if let Some(at) = view.cancelled_at {
@@ -186,11 +190,12 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         location: view.location,
         trail: trail
             .into_iter()
-            .map(|(l, at)| TrailPoint {
-                lat: l.lat,
-                lon: l.lon,
-                accuracy_m: l.accuracy_m,
-                at,
+            .map(|f| TrailPoint {
+                lat: f.location.lat,
+                lon: f.location.lon,
+                accuracy_m: f.location.accuracy_m,
+                at: f.at,
+                implausible: f.implausible,
             })
             .collect(),
         recipients: response.recipients,

@@ -10,6 +10,7 @@ mod console;
 mod duress;
 mod gateways;
 mod kannel;
+mod live;
 mod login;
 mod numbers;
 mod phone;

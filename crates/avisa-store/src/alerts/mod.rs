@@ -3,6 +3,9 @@
 //! Cancelling one is in `cancel.rs`.
 
 mod limit;
+mod trail;
+
+pub use trail::Fix;
 
 use std::collections::HashSet;
 
@@ -205,6 +208,8 @@ pub(crate) struct LocationRow {
     pub alert_id: Uuid,
     pub location_enc: Vec<u8>,
     pub created_at: UnixMillis,
+    /// Too far from the point before for the time between them.
+    pub implausible: bool,
 }
 
 impl Store {
@@ -236,7 +241,7 @@ impl Store {
         }
     }
 
-    fn location_row(
+    pub(crate) fn location_row(
         &self,
         alert_id: Uuid,
         loc: &Location,
@@ -248,6 +253,7 @@ impl Store {
             alert_id,
             location_enc: self.seal_location(id, loc)?,
             created_at: at,
+            implausible: false,
         })
     }
 
@@ -526,51 +532,5 @@ impl Store {
             .as_deref()
             .map(|n| self.vault.open_string(&aad("outbox.name", o.id), n))
             .transpose()?)
-    }
-
-    /// Appends to an alert's location trail.
-    pub async fn add_location(
-        &self,
-        alert_id: Uuid,
-        loc: &Location,
-        now: UnixMillis,
-    ) -> Result<(), StoreError> {
-        let l = self.location_row(alert_id, loc, now)?;
-        let sql = "INSERT INTO alert_locations (id, alert_id, location_enc, created_at) \
-                   VALUES ($1, $2, $3, $4)";
-        db_run!(self.db.writer(), |pool| {
-            sqlx::query(sql)
-                .bind(l.id)
-                .bind(l.alert_id)
-                .bind(&l.location_enc)
-                .bind(l.created_at)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// How many points an alert's trail holds, and when the newest was taken.
-    pub async fn trail_state(
-        &self,
-        alert_id: Uuid,
-    ) -> Result<(i64, Option<UnixMillis>), StoreError> {
-        let sql = "SELECT COUNT(*), MAX(created_at) FROM alert_locations WHERE alert_id = $1";
-        Ok(db_run!(self.db.reader(), |pool| {
-            sqlx::query_as(sql).bind(alert_id).fetch_one(pool).await
-        })?)
-    }
-
-    /// The newest location of any of the person's alerts.
-    pub async fn last_location(&self, person_id: Uuid) -> Result<Option<Location>, StoreError> {
-        let sql = "SELECT l.* FROM alert_locations l JOIN alerts a ON a.id = l.alert_id \
-                   WHERE a.person_id = $1 ORDER BY l.created_at DESC, l.id DESC LIMIT 1";
-        let row: Option<LocationRow> = db_run!(self.db.reader(), |pool| {
-            sqlx::query_as(sql)
-                .bind(person_id)
-                .fetch_optional(pool)
-                .await
-        })?;
-        row.map(|l| self.open_location(&l)).transpose()
     }
 }

@@ -1,7 +1,7 @@
 //! Cases: the console's queue, an alert's case columns and timeline, the
 //! changes staff make, and the escalation of alerts nobody took.
 
-use avisa_core::{CaseEventKind, CaseState, Location, OutboxStatus, Outcome, UnixMillis};
+use avisa_core::{CaseEventKind, CaseState, OutboxStatus, Outcome, UnixMillis};
 use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
@@ -125,6 +125,7 @@ impl Store {
                         alert_id: alert.id,
                         location_enc: r.try_get("loc_enc")?,
                         created_at: r.try_get("loc_at")?,
+                        implausible: false,
                     }),
                     None => None,
                 };
@@ -203,16 +204,6 @@ impl Store {
     }
 
     /// Every location of the alert, oldest first.
-    pub async fn trail(&self, alert_id: Uuid) -> Result<Vec<(Location, UnixMillis)>, StoreError> {
-        let sql = "SELECT * FROM alert_locations WHERE alert_id = $1 ORDER BY created_at, id";
-        let rows: Vec<LocationRow> = db_run!(self.db.reader(), |pool| {
-            sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
-        })?;
-        rows.iter()
-            .map(|l| Ok((self.open_location(l)?, l.created_at)))
-            .collect()
-    }
-
     /// Applies a staff action with its timeline event, in one transaction;
     /// false when the case's state does not allow it (acknowledging a
     /// resolved case, resolving twice).

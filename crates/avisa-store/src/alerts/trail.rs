@@ -1,0 +1,130 @@
+//! An alert's location trail: the points the phone sends while the alert is
+//! active (sealed like every location), and the "nueva ubicación" SMS that
+//! contacts who chose them receive.
+
+use avisa_core::{Location, Purpose, UnixMillis};
+use uuid::Uuid;
+
+use super::LocationRow;
+use crate::db::db_run;
+use crate::outbox::{NewMessage, insert_outbox};
+use crate::{Store, StoreError};
+
+/// One point of a trail, opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fix {
+    pub location: Location,
+    pub at: UnixMillis,
+    /// Too far from the point before for the time between them: kept, and
+    /// flagged for the console, never dropped.
+    pub implausible: bool,
+}
+
+impl Store {
+    /// Appends to an alert's location trail.
+    pub async fn add_location(
+        &self,
+        alert_id: Uuid,
+        loc: &Location,
+        now: UnixMillis,
+        implausible: bool,
+    ) -> Result<(), StoreError> {
+        let l = self.location_row(alert_id, loc, now)?;
+        let sql = "INSERT INTO alert_locations (id, alert_id, location_enc, created_at, \
+                   implausible) VALUES ($1, $2, $3, $4, $5)";
+        db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(l.id)
+                .bind(l.alert_id)
+                .bind(&l.location_enc)
+                .bind(l.created_at)
+                .bind(implausible)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// How many points an alert's trail holds, and its newest point.
+    pub async fn trail_state(&self, alert_id: Uuid) -> Result<(i64, Option<Fix>), StoreError> {
+        let sql = "SELECT COUNT(*) FROM alert_locations WHERE alert_id = $1";
+        let count: i64 = db_run!(self.db.reader(), |pool| {
+            sqlx::query_scalar(sql).bind(alert_id).fetch_one(pool).await
+        })?;
+        let sql = "SELECT * FROM alert_locations WHERE alert_id = $1 \
+                   ORDER BY created_at DESC, id DESC LIMIT 1";
+        let newest: Option<LocationRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
+                .bind(alert_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok((count, newest.map(|l| self.fix(&l)).transpose()?))
+    }
+
+    fn fix(&self, row: &LocationRow) -> Result<Fix, StoreError> {
+        Ok(Fix {
+            location: self.open_location(row)?,
+            at: row.created_at,
+            implausible: row.implausible,
+        })
+    }
+
+    /// Every point of an alert's trail, oldest first.
+    pub async fn trail(&self, alert_id: Uuid) -> Result<Vec<Fix>, StoreError> {
+        let sql = "SELECT * FROM alert_locations WHERE alert_id = $1 ORDER BY created_at, id";
+        let rows: Vec<LocationRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
+        })?;
+        rows.iter().map(|l| self.fix(l)).collect()
+    }
+
+    /// The newest location of any of the person's alerts.
+    pub async fn last_location(&self, person_id: Uuid) -> Result<Option<Location>, StoreError> {
+        let sql = "SELECT l.* FROM alert_locations l JOIN alerts a ON a.id = l.alert_id \
+                   WHERE a.person_id = $1 ORDER BY l.created_at DESC, l.id DESC LIMIT 1";
+        let row: Option<LocationRow> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
+                .bind(person_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(|l| self.open_location(&l)).transpose()
+    }
+
+    /// The "nueva ubicación" SMS an alert has owed a contact so far: how
+    /// many, and when the last was written.
+    pub async fn updates_sent(
+        &self,
+        alert_id: Uuid,
+        contact_id: Uuid,
+    ) -> Result<(i64, Option<UnixMillis>), StoreError> {
+        let sql = "SELECT COUNT(*), MAX(created_at) FROM outbox \
+                   WHERE alert_id = $1 AND contact_id = $2 AND purpose = $3";
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
+                .bind(alert_id)
+                .bind(contact_id)
+                .bind(Purpose::Update)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    /// Queues messages that belong to an alert (a cancel withdraws them
+    /// while they wait).
+    pub async fn enqueue_for_alert(
+        &self,
+        alert_id: Uuid,
+        messages: &[NewMessage],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let rows = messages
+            .iter()
+            .map(|m| self.outbox_row(m, Some(alert_id), now))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut tx = self.db.begin().await?;
+        insert_outbox(&mut tx, &rows).await?;
+        tx.commit().await
+    }
+}
