@@ -252,6 +252,11 @@ text_enum! {
         Escalated = "escalated",
         /// The person "cancelled" with the duress PIN: forced, the alert stands.
         Duress = "duress",
+        /// The person stopped sharing their location, with their PIN.
+        SharingStopped = "sharing_stopped",
+        /// "Stopped" sharing with the duress PIN: the phone stops, the
+        /// server would still take points, and the consulate is told.
+        SharingForced = "sharing_forced",
     }
 }
 

@@ -518,7 +518,7 @@ pub async fn cancel(
               (status = 401, body = super::ErrorBody),
               (status = 403, description = "device not verified", body = super::ErrorBody),
               (status = 404, body = super::ErrorBody),
-              (status = 409, description = "alert_not_active, or sharing_ended (the case is resolved, or live_location_for has passed)", body = super::ErrorBody),
+              (status = 409, description = "alert_not_active, or sharing_ended (the case is resolved, the person stopped sharing, or live_location_for has passed)", body = super::ErrorBody),
               (status = 429, description = "a point within trail_every of the last (see Retry-After), or trail_full", body = super::ErrorBody),
               (status = 422, body = super::ErrorBody)))]
 pub async fn add_location(
@@ -544,7 +544,10 @@ pub async fn add_location(
         .case(view.id)
         .await?
         .is_some_and(|c| c.state == avisa_core::CaseState::Resolved);
-    if resolved || now >= view.created_at + crate::config::millis(alerts.live_location_for) {
+    if resolved
+        || now >= view.created_at + crate::config::millis(alerts.live_location_for)
+        || state.store.sharing_stopped(view.id).await?
+    {
         return Err(ApiError::Conflict {
             code: "sharing_ended",
             message: "this alert no longer takes locations (resolved, or shared for long enough)"
@@ -586,6 +589,48 @@ pub async fn add_location(
     Ok((StatusCode::CREATED, Json(loc)))
 }
 
+/// The answer to a stop of location sharing.
+#[derive(Serialize, ToSchema)]
+pub struct SharingResponse {
+    /// Always false: the phone stops sending.
+    pub sharing: bool,
+}
+
+/// Stop sharing the location of an active alert, with the PIN. The duress
+/// PIN answers exactly the same; the stop is then not kept (the server
+/// would still take points) and the consulate sees it was forced.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/sharing/stop", tag = "alerts",
+    security(("device_token" = [])), params(("id" = Uuid, Path)),
+    request_body = super::profile::PinRequest,
+    responses((status = 200, body = SharingResponse),
+              (status = 401, body = super::ErrorBody),
+              (status = 403, description = "wrong PIN, or device not verified", body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody),
+              (status = 422, description = "not a PIN of 4 to 8 digits", body = super::ErrorBody),
+              (status = 429, description = "PIN locked after too many wrong PINs", body = super::ErrorBody)))]
+pub async fn stop_sharing(
+    State(state): State<AppState>,
+    who: Person,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<super::profile::PinRequest>,
+) -> ApiResult<Json<SharingResponse>> {
+    let view = own_alert(&state, &who, &id).await?;
+    let (_, entered) =
+        crate::pin::check(&state, "pin", who.person.id, &req.pin, Some(view.id)).await?;
+    let forced = entered == crate::pin::Entered::Duress;
+    if view.state == AlertState::Active {
+        state
+            .store
+            .stop_sharing(view.id, forced, now_millis())
+            .await?;
+        state.events.publish_scoped(view.id, view.scope());
+        if forced {
+            tracing::warn!(alert_id = %view.id, "location sharing stopped with the duress PIN");
+        }
+    }
+    Ok(Json(SharingResponse { sharing: false }))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationRequest {
@@ -606,4 +651,5 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(events))
         .routes(utoipa_axum::routes!(cancel))
         .routes(utoipa_axum::routes!(add_location))
+        .routes(utoipa_axum::routes!(stop_sharing))
 }

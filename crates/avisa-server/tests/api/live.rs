@@ -159,4 +159,103 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
     );
 }
 
-on_both_backends!(live_location_reaches_the_console_and_chosen_contacts);
+async fn stopping_needs_the_pin_and_the_duress_pin_keeps_the_trail(backend: &str) {
+    let Some(app) = staffed_app(backend, |c| c.alerts.trail_every = Duration::from_millis(1)).await
+    else {
+        return;
+    };
+    let token = app.person("+12135550100").await;
+    let mut profile = profile_body();
+    profile.as_object_mut().map(|p| p.remove("cancel_pin"));
+    profile["duress_pin"] = json!("9999");
+    let (s, body) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let raise = |key: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let (s, a) = press(
+                app,
+                &token,
+                json!({"idempotency_key": key, "location": {"lat": 34.0505, "lon": -118.2551}}),
+            )
+            .await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{a}");
+            a["alert_id"].as_str().expect("id").to_string()
+        }
+    };
+    let stop = |id: String, pin: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/v1/alerts/{id}/sharing/stop"),
+                Some(&token),
+                Some(json!({"pin": pin})),
+            )
+            .await
+        }
+    };
+
+    // A wrong PIN stops nothing.
+    let first = raise("stop-press-1").await;
+    let (s, body) = stop(first.clone(), "1111").await;
+    assert_eq!(
+        (s, error_code(&body)),
+        (StatusCode::FORBIDDEN, "pin_incorrect")
+    );
+    let (s, _) = point(&app, &token, &first, 34.0550, -118.2551).await;
+    assert_eq!(s, StatusCode::CREATED);
+    // The PIN stops it for good.
+    let (s, with_pin) = stop(first.clone(), "4821").await;
+    assert_eq!(s, StatusCode::OK, "{with_pin}");
+    let (s, body) = point(&app, &token, &first, 34.0600, -118.2551).await;
+    assert_eq!(
+        (s, error_code(&body)),
+        (StatusCode::CONFLICT, "sharing_ended")
+    );
+
+    // The duress PIN answers the same, yet the trail still takes points and
+    // the consulate sees the stop was forced.
+    let second = raise("stop-press-2").await;
+    let (s, forced) = stop(second.clone(), "9999").await;
+    assert_eq!((s, &forced), (StatusCode::OK, &with_pin), "the same answer");
+    let (s, _) = point(&app, &token, &second, 34.0550, -118.2551).await;
+    assert_eq!(s, StatusCode::CREATED, "a forced stop keeps the trail open");
+    let console = login(&app, "la.operator").await;
+    let (_, detail) = console
+        .call(
+            Method::GET,
+            &format!("/api/v1/console/alerts/{second}"),
+            None,
+        )
+        .await;
+    assert!(
+        detail["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .any(|e| e["kind"] == "sharing_forced"),
+        "{detail}"
+    );
+    let (_, detail) = console
+        .call(
+            Method::GET,
+            &format!("/api/v1/console/alerts/{first}"),
+            None,
+        )
+        .await;
+    assert!(
+        detail["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .any(|e| e["kind"] == "sharing_stopped")
+    );
+}
+
+on_both_backends!(
+    live_location_reaches_the_console_and_chosen_contacts,
+    stopping_needs_the_pin_and_the_duress_pin_keeps_the_trail
+);

@@ -2,7 +2,7 @@
 //! active (sealed like every location), and the "nueva ubicación" SMS that
 //! contacts who chose them receive.
 
-use avisa_core::{Location, Purpose, UnixMillis};
+use avisa_core::{CaseEventKind, Location, Purpose, UnixMillis};
 use uuid::Uuid;
 
 use super::LocationRow;
@@ -126,5 +126,47 @@ impl Store {
         let mut tx = self.db.begin().await?;
         insert_outbox(&mut tx, &rows).await?;
         tx.commit().await
+    }
+
+    /// Records that the person stopped sharing their location (`forced`:
+    /// with the duress PIN), on the case's timeline.
+    pub async fn stop_sharing(
+        &self,
+        alert_id: Uuid,
+        forced: bool,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        crate::console::cases::insert_event(
+            &mut tx,
+            &crate::console::cases::EventRow {
+                id: Uuid::now_v7(),
+                alert_id,
+                at: now,
+                staff_id: None,
+                kind: if forced {
+                    CaseEventKind::SharingForced
+                } else {
+                    CaseEventKind::SharingStopped
+                },
+                detail_enc: None,
+            },
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Whether the person stopped sharing this alert's location with their
+    /// PIN (a stop with the duress PIN does not count).
+    pub async fn sharing_stopped(&self, alert_id: Uuid) -> Result<bool, StoreError> {
+        let sql = "SELECT COUNT(*) FROM alert_events WHERE alert_id = $1 AND kind = $2";
+        let n: i64 = db_run!(self.db.reader(), |pool| {
+            sqlx::query_scalar(sql)
+                .bind(alert_id)
+                .bind(CaseEventKind::SharingStopped)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(n > 0)
     }
 }
