@@ -30,6 +30,7 @@ const APP: &[(&str, &str, &str)] = &[
         "app/checkins.js",
         "text/javascript; charset=utf-8",
     ),
+    ("/live.js", "app/live.js", "text/javascript; charset=utf-8"),
     ("/sw.js", "app/sw.js", "text/javascript; charset=utf-8"),
     (
         "/manifest.webmanifest",

@@ -168,7 +168,7 @@ async function api(method, path, body, { auth = true } = {}) {
   if (text) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
-  return { ok: response.ok, status: response.status, data };
+  return { ok: response.ok, status: response.status, data, retryAfter: response.headers.get('retry-after') };
 }
 
 function apiError(result) {
@@ -669,11 +669,13 @@ function renderStatus(alert, container, message) {
       alert.previews.map((p) => h('div', { class: 'card' }, h('div', { class: 'who', text: p.name || '' }), h('div', { class: 'preview', text: p.body }))))
     : null;
   const safe = !practice && alert.state === 'active' ? safeForm(alert) : null;
+  const sharing = !practice && alert.state === 'active' ? h('div', { id: 'sharing' }) : null;
   container.replaceChildren(...[
     practice ? h('div', { class: 'practice-banner', text: t('practice_banner') }) : null,
     h('h1', { text: alert.state === 'cancelled' ? t('alert_cancelled') : t(practice ? 'status_practice_title' : 'status_title') }),
     message ? h('p', { class: 'note', role: 'status', text: message }) : null,
     consulate,
+    sharing,
     h('h2', { text: t('recipients_heading') }),
     list,
     previews,
@@ -694,6 +696,7 @@ function safeForm(alert) {
       try {
         const r = await api('POST', `/api/v1/alerts/${alert.alert_id}/cancel`, { pin: pin.input.value });
         if (r.ok) {
+          if (state.live) state.live.stopSharing();
           // Those told, the person's own phone not counted among them.
           const told = (r.data.recipients || []).filter((x) => x.safe_status && x.kind !== 'self').length;
           const message = t('safe_done', { withdrawn: r.data.withdrawn, safe: told });
@@ -717,7 +720,23 @@ function safeForm(alert) {
 function statusScreen(alert, message) {
   show(h('div', { id: 'status' }));
   renderStatus(alert, app, message);
+  shareLocation(alert);
   follow(alert.alert_id, message, alert.previews);
+}
+
+/// Live location while a real alert is active (web/app/live.js, loaded when
+/// needed: the first load stays as small as the button needs). Each render
+/// of the status gives it a fresh #sharing box to fill.
+function shareLocation(alert) {
+  if (alert.practice) return;
+  if (alert.state !== 'active') {
+    if (state.live) state.live.stopSharing();
+    return;
+  }
+  import('./live.js').then((live) => {
+    state.live = live;
+    live.mount({ h, field, api, apiError, setFieldError, clearErrors }, alert);
+  }).catch(() => { /* offline before it was ever loaded: the press stands */ });
 }
 
 /// Follows an alert live (SSE), falling back to polling every 3 s. A
@@ -737,6 +756,7 @@ function follow(id, message, previews = []) {
     } else {
       renderStatus(alert, app, message);
     }
+    shareLocation(alert);
   };
   const poll = () => {
     if (state.poll) return;
@@ -872,6 +892,7 @@ function contactEditor(contact) {
   const language = h('select', { id: 'contact-language' },
     h('option', { value: 'es', selected: (contact ? contact.language : lang()) === 'es', text: 'Español' }),
     h('option', { value: 'en', selected: (contact ? contact.language : lang()) === 'en', text: 'English' }));
+  const updates = h('input', { type: 'checkbox', id: 'contact-updates', checked: Boolean(contact && contact.location_updates) });
   const counter = h('p', { class: 'counter', id: 'counter', 'aria-live': 'polite' });
   const preview = h('div', { class: 'preview', id: 'preview' });
   const sample = h('p', { class: 'muted' });
@@ -925,7 +946,7 @@ function contactEditor(contact) {
         clearErrors(fields);
         general.textContent = '';
         button.disabled = true;
-        const body = { name: fields.name.input.value, ...fields.phone.value(), language: language.value, message: fields.message.input.value };
+        const body = { name: fields.name.input.value, ...fields.phone.value(), language: language.value, message: fields.message.input.value, location_updates: updates.checked };
         try {
           const r = contact ? await api('PUT', `/api/v1/contacts/${contact.id}`, body) : await api('POST', '/api/v1/contacts', body);
           if (r.ok) contactsScreen();
@@ -943,6 +964,7 @@ function contactEditor(contact) {
     h('div', { class: 'chips' }, ['family', 'lawyer', 'employer', 'school'].map(template)),
     fields.message.node, counter,
     h('h2', { text: t('preview_heading') }), preview, sample,
+    h('label', { class: 'check', for: 'contact-updates' }, updates, t('contact_updates_label')),
     general, button),
     h('button', { class: 'button secondary', type: 'button', text: t('cancel'), onclick: () => contactsScreen() }),
   );
