@@ -112,12 +112,55 @@ fn at_place(place: &str) -> String {
 pub fn checkin_reminder(lang: Language, deadline_clock: &str) -> String {
     match lang {
         Language::Es => format!(
-            "Avisa: si no confirmas en la app antes de las {deadline_clock} que saliste de tu cita, se enviara tu alerta."
+            "Avisa: si no confirmas antes de las {deadline_clock} que saliste de tu cita (en la app, o responde SALI y tu PIN), se enviara tu alerta."
         ),
         Language::En => format!(
-            "Avisa: if you do not confirm in the app by {deadline_clock} that you left your appointment, your alert will be sent."
+            "Avisa: if you do not confirm by {deadline_clock} that you left your appointment (in the app, or reply OUT and your PIN), your alert will be sent."
         ),
     }
+}
+
+/// The answer to "SALI <PIN>" from the person's phone.
+pub fn checkout_reply(lang: Language, outcome: CheckoutReply<'_>) -> String {
+    match (lang, outcome) {
+        (Language::Es, CheckoutReply::Done(place)) => format!(
+            "Avisa: confirmaste que saliste de tu cita{}. No se enviara la alerta.",
+            place.map(|p| format!(" ({p})")).unwrap_or_default()
+        ),
+        (Language::En, CheckoutReply::Done(place)) => format!(
+            "Avisa: you confirmed you left your appointment{}. The alert will not be sent.",
+            place.map(|p| format!(" ({p})")).unwrap_or_default()
+        ),
+        (Language::Es, CheckoutReply::NoTimer) => {
+            "Avisa: no tienes ninguna cita pendiente de confirmar.".into()
+        }
+        (Language::En, CheckoutReply::NoTimer) => {
+            "Avisa: you have no appointment waiting to be confirmed.".into()
+        }
+        (Language::Es, CheckoutReply::WrongPin) => {
+            "Avisa: NO se confirmo tu salida: el PIN no es correcto. Intenta otra vez: SALI y tu PIN.".into()
+        }
+        (Language::En, CheckoutReply::WrongPin) => {
+            "Avisa: your check-out was NOT confirmed: the PIN is not right. Try again: OUT and your PIN.".into()
+        }
+        (Language::Es, CheckoutReply::Locked(minutes)) => format!(
+            "Avisa: NO se confirmo tu salida: demasiados PIN incorrectos. Intenta en {minutes} min."
+        ),
+        (Language::En, CheckoutReply::Locked(minutes)) => format!(
+            "Avisa: your check-out was NOT confirmed: too many wrong PINs. Try again in {minutes} min."
+        ),
+    }
+}
+
+/// What a check-out by SMS came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutReply<'a> {
+    /// Checked out (the planned place, if any).
+    Done(Option<&'a str>),
+    NoTimer,
+    WrongPin,
+    /// The PIN is locked for this many minutes.
+    Locked(u64),
 }
 
 /// Avisa's Spanish system words with the accents GSM-7 lacks, for an SMS

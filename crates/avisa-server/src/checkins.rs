@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::alerting::{Raise, raise, zone_of};
 use crate::error::{ApiError, ApiResult};
+use crate::pin::Entered;
 use crate::state::AppState;
 
 /// Timers fired (or reminded) per round at most; the next round, a second
@@ -56,6 +57,76 @@ pub async fn raise_for(state: &AppState, checkin: &Checkin, quiet: bool) -> ApiR
     .await?;
     state.dispatch_wake.notify_one();
     Ok(raised.id)
+}
+
+/// With the duress PIN: the timer's alert, raised now in silence (no SMS
+/// to the person's phone) and flagged for the consulate. None with the PIN.
+pub(crate) async fn forced(
+    state: &AppState,
+    checkin: &Checkin,
+    entered: Entered,
+    now: i64,
+) -> ApiResult<Option<Uuid>> {
+    if entered != Entered::Duress {
+        return Ok(None);
+    }
+    let alert_id = raise_for(state, checkin, true).await?;
+    state.store.flag_duress(alert_id, now).await?;
+    tracing::warn!(checkin_id = %checkin.id, %alert_id, "check-in timer used under duress: alert raised");
+    metrics::counter!("avisa_checkins_duress_total").increment(1);
+    Ok(Some(alert_id))
+}
+
+/// "SALI <PIN>" (or "OUT <PIN>") from the person's own phone: checks out
+/// the scheduled timer whose deadline comes first, through the PIN guard;
+/// the duress PIN checks out the same and raises the alert in silence.
+/// Returns the reply for the person's phone.
+pub(crate) async fn checkout_by_sms(
+    state: &AppState,
+    person: &avisa_store::Person,
+    pin: &str,
+) -> ApiResult<String> {
+    use messages::CheckoutReply;
+    let lang = person.profile.language;
+    let entered = match crate::pin::check(state, "pin", person.id, pin, None).await {
+        Ok((_, entered)) => entered,
+        Err(ApiError::Locked { retry_after_secs }) => {
+            let minutes = retry_after_secs.div_ceil(60);
+            return Ok(messages::checkout_reply(
+                lang,
+                CheckoutReply::Locked(minutes),
+            ));
+        }
+        Err(ApiError::Forbidden { .. } | ApiError::Invalid(_)) => {
+            return Ok(messages::checkout_reply(lang, CheckoutReply::WrongPin));
+        }
+        Err(e) => return Err(e),
+    };
+    let now = now_millis();
+    let next = state
+        .store
+        .checkins_of(person.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == CheckinState::Scheduled)
+        .min_by_key(|c| c.deadline);
+    let Some(checkin) = next else {
+        return Ok(messages::checkout_reply(lang, CheckoutReply::NoTimer));
+    };
+    let alert_id = forced(state, &checkin, entered, now).await?;
+    if !state
+        .store
+        .end_checkin(checkin.id, CheckinState::CheckedOut, alert_id, now)
+        .await?
+    {
+        // Fired or ended in the same instant.
+        return Ok(messages::checkout_reply(lang, CheckoutReply::NoTimer));
+    }
+    metrics::counter!("avisa_checkins_checked_out_total", "by" => "sms").increment(1);
+    Ok(messages::checkout_reply(
+        lang,
+        CheckoutReply::Done(checkin.place.as_deref().filter(|p| !p.is_empty())),
+    ))
 }
 
 /// One round: reminders due, then timers due.

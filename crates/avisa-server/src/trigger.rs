@@ -16,6 +16,10 @@
 //! SMS, for a person whose phone was taken: the help line's guard
 //! ([`crate::help`]) and, with the right pair, the alert; the phone that
 //! asked is told it went out.
+//!
+//! "SALI <PIN>" (or "OUT <PIN>") from the person's own phone checks out
+//! their next check-in timer ([`crate::checkins::checkout_by_sms`]); the
+//! answer goes to that phone, whatever it says.
 
 use avisa_core::messages;
 use avisa_core::{AlertSource, Language, PhoneNumber, now_millis};
@@ -44,6 +48,15 @@ pub async fn inbound(
         return help_by_sms(state, &sender, typed, pin, reference, now).await;
     }
     let person = state.store.person_by_phone(&sender).await?;
+    if let (Some(pin), Some(person)) = (checkout_request(text), person.as_ref()) {
+        // A webhook delivered twice checks out (and answers) once: the
+        // second copy would take the next timer.
+        if !first_delivery(state, reference, now).await? {
+            return Ok(());
+        }
+        let answer = crate::checkins::checkout_by_sms(state, person, pin).await?;
+        return reply(state, &sender, answer, now).await;
+    }
     let word = text.trim();
     let matched = person.filter(|p| {
         p.profile
@@ -154,15 +167,43 @@ async fn help_by_sms(
         return neutral_reply(state, sender, reference, now).await;
     };
     metrics::counter!("avisa_inbound_sms_total", "outcome" => "help").increment(1);
-    // One confirmation per provider message id (a webhook delivered twice).
-    if let Some(id) = reference.filter(|r| !r.is_empty()) {
-        let (day, _) = avisa_store::window(now, DAY_MS);
-        let once = [Budget::of(&state.store, "inbound-id", id.as_bytes(), 1)];
-        if state.store.take_budgets(&once, day).await?.is_some() {
-            return Ok(());
-        }
+    reply_once(state, sender, messages::help_sent(contacts), reference, now).await
+}
+
+/// "SALI <PIN>" / "OUT <PIN>": the PIN of a check-out by SMS.
+fn checkout_request(text: &str) -> Option<&str> {
+    let mut words = text.split_whitespace();
+    let (word, pin) = (words.next()?, words.next()?);
+    let is_out = ["sali", "salí", "out", "checkout"]
+        .iter()
+        .any(|w| word.to_lowercase() == *w);
+    (is_out && words.next().is_none() && pin.chars().all(|c| c.is_ascii_digit())).then_some(pin)
+}
+
+/// Whether this is the first delivery of the provider's message `reference`
+/// today (always, without one).
+async fn first_delivery(state: &AppState, reference: Option<&str>, now: i64) -> ApiResult<bool> {
+    let Some(id) = reference.filter(|r| !r.is_empty()) else {
+        return Ok(true);
+    };
+    let (day, _) = avisa_store::window(now, DAY_MS);
+    let once = [Budget::of(&state.store, "inbound-id", id.as_bytes(), 1)];
+    Ok(state.store.take_budgets(&once, day).await?.is_none())
+}
+
+/// A reply that must go (it answers something the person did), once per
+/// provider message id: a webhook delivered twice is answered once.
+async fn reply_once(
+    state: &AppState,
+    sender: &PhoneNumber,
+    body: String,
+    reference: Option<&str>,
+    now: i64,
+) -> ApiResult<()> {
+    if !first_delivery(state, reference, now).await? {
+        return Ok(());
     }
-    reply(state, sender, messages::help_sent(contacts), now).await
+    reply(state, sender, body, now).await
 }
 
 /// The reply that says nothing was raised, within the reply budgets.
@@ -257,5 +298,15 @@ mod tests {
         assert_eq!(help_request("ayuda 1234"), None);
         assert_eq!(help_request("ayuda por favor 1234"), None);
         assert_eq!(help_request("auxilio 2135550100 1234"), None);
+    }
+
+    #[test]
+    fn reads_a_checkout() {
+        use super::checkout_request;
+        assert_eq!(checkout_request(" SALÍ 4821 "), Some("4821"));
+        assert_eq!(checkout_request("out 12345678"), Some("12345678"));
+        assert_eq!(checkout_request("sali"), None);
+        assert_eq!(checkout_request("sali 4821 ya"), None);
+        assert_eq!(checkout_request("sali ya"), None);
     }
 }

@@ -19,7 +19,6 @@ use avisa_store::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Person, Unlocked, path_id};
-use crate::pin::Entered;
 use crate::state::AppState;
 
 /// The longest a timer may run: a deadline further away is a mistake.
@@ -247,24 +246,6 @@ fn not_scheduled() -> ApiError {
     }
 }
 
-/// With the duress PIN: the timer's alert, raised now in silence (no SMS
-/// to the person's phone) and flagged for the consulate. None with the PIN.
-async fn forced(
-    state: &AppState,
-    checkin: &Checkin,
-    entered: Entered,
-    now: i64,
-) -> ApiResult<Option<Uuid>> {
-    if entered != Entered::Duress {
-        return Ok(None);
-    }
-    let alert_id = crate::checkins::raise_for(state, checkin, true).await?;
-    state.store.flag_duress(alert_id, now).await?;
-    tracing::warn!(checkin_id = %checkin.id, %alert_id, "check-in timer used under duress: alert raised");
-    metrics::counter!("avisa_checkins_duress_total").increment(1);
-    Ok(Some(alert_id))
-}
-
 /// Ends a scheduled timer as `to`; with the duress PIN, the phone sees the
 /// same while the alert is raised in silence and flagged for the consulate.
 async fn end(
@@ -280,7 +261,7 @@ async fn end(
         return Err(not_scheduled());
     }
     let now = now_millis();
-    let alert_id = forced(state, &checkin, entered, now).await?;
+    let alert_id = crate::checkins::forced(state, &checkin, entered, now).await?;
     if !state
         .store
         .end_checkin(checkin.id, to, alert_id, now)
@@ -350,7 +331,7 @@ pub async fn extend(
     // Forced to move it: the phone sees the new deadline, and the timer
     // runs on as if extended (at its new deadline it records the alert it
     // raised now).
-    let alert_id = forced(&state, &checkin, entered, now).await?;
+    let alert_id = crate::checkins::forced(&state, &checkin, entered, now).await?;
     if !state
         .store
         .extend_checkin(checkin.id, deadline, alert_id, now)

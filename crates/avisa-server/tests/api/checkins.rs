@@ -316,10 +316,163 @@ async fn a_duress_check_out_answers_like_one_and_raises_the_alert(backend: &str)
     );
 }
 
+/// "SALI <PIN>" from the person's phone checks out the next timer: a wrong
+/// PIN is told and counts, the right one checks out, the duress PIN checks
+/// out the same and raises the alert in silence; each answered once.
+async fn a_check_out_by_sms_needs_the_pin(backend: &str) {
+    use crate::gateways::{SERVICE_FROM, person_via_twilio, twilio_config};
+    let fake = avisa_testkit::FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
+    let mut profile = profile_body();
+    profile.as_object_mut().map(|p| p.remove("cancel_pin"));
+    profile["duress_pin"] = json!("9999");
+    let (s, body) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let first = schedule(&app, &token, 60 * 60_000).await;
+    let second = schedule(&app, &token, 2 * 60 * 60_000).await;
+    let auth = fake.auth_token.clone();
+    let sms = |body: &'static str, sid: &'static str| {
+        [
+            ("From", "+12135550100"),
+            ("To", SERVICE_FROM),
+            ("Body", body),
+            ("MessageSid", sid),
+            ("AccountSid", "AC00000000000000000000000000000001"),
+        ]
+    };
+    let answer = |n: usize| {
+        let fake = &fake;
+        async move {
+            let got = fake.wait_accepted(n, Duration::from_secs(5)).await;
+            got[n - 1].body.clone()
+        }
+    };
+    let state_of = |timer: &Value| {
+        let (app, token, id) = (
+            &app,
+            token.clone(),
+            timer["id"].as_str().expect("id").to_string(),
+        );
+        async move {
+            let (_, t) = app
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/checkins/{id}"),
+                    Some(&token),
+                    None,
+                )
+                .await;
+            t["state"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    let before = fake.accepted().len();
+    let (s, _) = crate::voice::voice(
+        &app,
+        "/hooks/twilio/inbound",
+        &sms("sali 1111", "SMout1"),
+        &auth,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        answer(before + 1)
+            .await
+            .contains("NO se confirmo tu salida: el PIN no es correcto")
+    );
+    assert_eq!(
+        state_of(&first).await,
+        "scheduled",
+        "a wrong PIN checks out nothing"
+    );
+
+    let (s, _) = crate::voice::voice(
+        &app,
+        "/hooks/twilio/inbound",
+        &sms("SALÍ 4821", "SMout2"),
+        &auth,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // Delivered twice by the provider: answered once.
+    crate::voice::voice(
+        &app,
+        "/hooks/twilio/inbound",
+        &sms("SALÍ 4821", "SMout2"),
+        &auth,
+    )
+    .await;
+    let done = answer(before + 2).await;
+    assert!(
+        done.contains("confirmaste que saliste de tu cita (Oficina de ICE"),
+        "{done}"
+    );
+    assert_eq!(
+        state_of(&first).await,
+        "checked_out",
+        "the first deadline first"
+    );
+    assert_eq!(state_of(&second).await, "scheduled");
+
+    // The duress PIN: the same answer, and the alert goes out in silence.
+    let (s, _) = crate::voice::voice(
+        &app,
+        "/hooks/twilio/inbound",
+        &sms("sali 9999", "SMout3"),
+        &auth,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let forced = fake.wait_accepted(before + 4, Duration::from_secs(5)).await;
+    let new = &forced[before + 2..];
+    assert!(
+        new.iter()
+            .any(|m| m.to == "+12135557000" && m.body.contains("Cita no confirmada")),
+        "{new:?}"
+    );
+    let reply = new
+        .iter()
+        .find(|m| m.to == "+12135550100")
+        .expect("the answer");
+    assert!(
+        reply.body.contains("confirmaste que saliste de tu cita"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(state_of(&second).await, "checked_out");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.accepted().len(),
+        before + 4,
+        "one answer per text, nothing to the person's phone beyond it"
+    );
+
+    // Nothing left to confirm.
+    crate::voice::voice(
+        &app,
+        "/hooks/twilio/inbound",
+        &sms("out 4821", "SMout4"),
+        &auth,
+    )
+    .await;
+    assert!(
+        answer(before + 5)
+            .await
+            .contains("no tienes ninguna cita pendiente")
+    );
+}
+
 on_both_backends!(
     a_missed_deadline_raises_one_alert_and_a_check_out_none,
     a_timer_survives_a_restart_and_fires_once_across_servers,
     a_duress_check_out_answers_like_one_and_raises_the_alert,
+    a_check_out_by_sms_needs_the_pin,
 );
 
 /// The person is reminded by SMS before the deadline, once.

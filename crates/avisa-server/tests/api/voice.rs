@@ -17,7 +17,7 @@ const FACILITY: &str = "+16265550199";
 
 /// Posts a signed voice webhook the way Twilio does; returns the status and
 /// the TwiML.
-async fn voice(
+pub(crate) async fn voice(
     app: &TestApp,
     path: &str,
     fields: &[(&str, &str)],
