@@ -20,6 +20,7 @@ mod pumping;
 mod report;
 mod scenarios;
 mod server;
+mod timers;
 
 /// What every module of the bench shares.
 mod prelude {
@@ -63,7 +64,8 @@ enum Serve {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// all (accept, ceilings, e2e, fairness, resources), or one of those, or
-    /// crash, faults or pumping.
+    /// crash, faults, pumping or timers (`--people` × 10 check-in timers
+    /// due in one minute).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Print one JSON object instead of tables.
@@ -141,6 +143,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "crash" => crash(&args, database.as_deref(), &mut report).await,
         "faults" => faults(&args, database.as_deref(), &mut report).await,
         "pumping" => pumping::pumping(&args, database.as_deref(), &mut report).await,
+        "timers" => timers::timers(&args, database.as_deref(), &mut report).await,
         "all" | "accept" | "ceilings" | "e2e" | "fairness" | "resources" => {
             load(
                 &args,
