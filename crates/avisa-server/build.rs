@@ -31,6 +31,11 @@ const APP: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     ("/live.js", "app/live.js", "text/javascript; charset=utf-8"),
+    (
+        "/history.js",
+        "app/history.js",
+        "text/javascript; charset=utf-8",
+    ),
     ("/sw.js", "app/sw.js", "text/javascript; charset=utf-8"),
     (
         "/manifest.webmanifest",

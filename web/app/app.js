@@ -451,6 +451,7 @@ function menu() {
     h('a', { href: '#/contacts', text: t('contacts_link') }),
     h('a', { href: '#/practice', text: t('practice_link') }),
     h('a', { href: '#/checkins', text: t('checkins_link') }),
+    h('a', { href: '#/history', text: t('history_link') }),
     h('a', { href: '#/rights', text: t('rights_link') }),
     h('a', { href: '#/settings', text: t('settings_link') }));
 }
@@ -1120,6 +1121,10 @@ function render() {
     case '#/checkins': return pinGate(async () => {
       const { checkinsScreen } = await import('./checkins.js');
       checkinsScreen({ h, show, field, api, apiError, showError, clearErrors, setFieldError });
+    });
+    case '#/history': return pinGate(async () => {
+      const { historyScreen } = await import('./history.js');
+      historyScreen({ h, show, api });
     });
     case '#/settings': return pinGate(() => settingsScreen());
     case '#/status': return lastStatus();

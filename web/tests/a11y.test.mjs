@@ -107,6 +107,9 @@ test('every screen: no serious axe finding, one h1, tap targets of 44 px', async
     await page.goto(`${server.base}/#/checkins`);
     await page.waitForSelector('#appointment_at');
     await check(page, 'ICE appointment');
+    await page.goto(`${server.base}/#/history`);
+    await page.waitForSelector('#history-alerts');
+    await check(page, 'history');
     await context.close();
   } finally {
     await server.stop();

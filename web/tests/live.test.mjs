@@ -97,6 +97,18 @@ test('stopping the sharing asks for the PIN', async () => {
     await context.setGeolocation({ latitude: 34.0650, longitude: -118.2551, accuracy: 15 });
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal(points.length, atStop, 'nothing sent after the stop');
+
+    // The history (the PIN was just entered): the alert with each message.
+    await page.goto(`${server.base}/#/history`);
+    await page.waitForSelector('#gate-pin, #history-alerts');
+    if (await page.$('#gate-pin')) {
+      await page.fill('#gate-pin', '4821');
+      await page.click('button[type=submit]');
+    }
+    await page.waitForSelector('#history-alerts .history-alert');
+    assert.equal(await page.locator('#history-alerts .history-alert').count(), 1);
+    assert.match(await page.textContent('#history-alerts'), /Lupita/);
+    await screenshot(page, 'app-history');
     assert.deepEqual(page.errors, []);
     await context.close();
   } finally {

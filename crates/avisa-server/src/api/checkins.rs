@@ -149,7 +149,7 @@ fn optional_text(
 
 /// The person's view: a timer forced with the duress PIN shows as checked
 /// out (or cancelled), with no alert.
-fn response(c: Checkin) -> CheckinResponse {
+pub(crate) fn response(c: Checkin) -> CheckinResponse {
     CheckinResponse {
         id: c.id,
         appointment_at: rfc3339(c.appointment_at),

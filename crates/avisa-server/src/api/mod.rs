@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod checkins;
 pub mod contacts;
 pub mod devices;
+pub mod history;
 pub mod phones;
 pub mod profile;
 
@@ -37,4 +38,5 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::state::AppSt
         .merge(contacts::routes())
         .merge(alerts::routes())
         .merge(checkins::routes())
+        .merge(history::routes())
 }

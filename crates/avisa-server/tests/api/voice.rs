@@ -449,6 +449,35 @@ async fn help_by_sms_and_the_duress_pin_from_another_phone(backend: &str) {
         "the duress PIN flags it: {detail}"
     );
 
+    // The person's history shows what their phone saw: a press of theirs,
+    // not the alert raised from another phone (whoever forces the PIN out
+    // of them reads this screen too).
+    let (s, pressed) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "history-press", "location": {"lat": 34.0505, "lon": -118.2551}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{pressed}");
+    let (s, history) = app
+        .call(Method::GET, "/api/v1/history", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{history}");
+    let alerts = history["alerts"].as_array().expect("alerts");
+    assert_eq!(alerts.len(), 1, "{history}");
+    assert_eq!(alerts[0]["alert_id"], pressed["alert_id"]);
+    assert_eq!(
+        alerts[0]["recipients"][0]["name"], "C0",
+        "with the PIN, names"
+    );
+    let (s, body) = app
+        .call_without_unlock(Method::GET, "/api/v1/history", Some(&token), None)
+        .await;
+    assert_eq!(
+        (s, error_code(&body)),
+        (StatusCode::FORBIDDEN, "pin_required")
+    );
+
     // A wrong PIN by SMS: the neutral reply, the same as for any text.
     let before = fake.accepted().len();
     let (s, _) = voice(

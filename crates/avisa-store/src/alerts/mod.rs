@@ -2,6 +2,7 @@
 //! (group commit), its location trail (sealed), and what it looks like now.
 //! Cancelling one is in `cancel.rs`.
 
+mod history;
 mod limit;
 mod trail;
 
