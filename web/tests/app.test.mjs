@@ -516,7 +516,9 @@ test('the SMS counter counts what each contact receives, and the app and the ser
   try {
     const { page, context } = await phonePage(browser, server.base);
     await onboard(page, server);
-    const messages = [
+    // Twenty texts (ten contacts each for two people, the most one may
+    // have): each contact's counter against what the log gateway billed.
+    const first = [
       'Me detuvieron.',
       'Mamá, me detuvo inmigración. Llama a la licenciada Torres.',
       'I have been detained by immigration. Please call my lawyer and pick up the kids at 3.',
@@ -528,30 +530,49 @@ test('the SMS counter counts what each contact receives, and the app and the ser
       'á'.repeat(60),
       'OK',
     ];
-    const counted = [];
-    for (const [i, message] of messages.entries()) {
-      await page.waitForSelector('#add-contact');
-      await addContact(page, { name: `Contacto ${i}`, phone: `(213) 555-01${String(i).padStart(2, '0')}`, language: i % 3 === 2 ? 'en' : 'es', message })
-        .catch(async (e) => { await screenshot(page, `debug-add-${i}`); throw e; });
-      await page.waitForSelector('#counter[data-exact="true"]');
-      counted.push(Number(await page.getAttribute('#counter', 'data-segments')));
-      await page.click('#save-contact');
-      await page.waitForSelector('#contact-list', { timeout: 5000 }).catch(async (e) => {
-        await screenshot(page, `debug-counter-${i}`);
-        throw new Error(`contact ${i} not saved: ${await page.textContent('main')}`);
-      });
-    }
-    await page.goto(`${server.base}/#/settings`);
-    await page.fill('#countdown', '0');
-    await page.goto(`${server.base}/#/`);
-    await page.click('#press');
-    await page.waitForSelector('#recipients', { timeout: 15000 });
-    const billed = await waitFor(() => {
-      const log = server.smsLog();
-      const got = messages.map((_, i) => log.find((l) => l.to === `+121355501${String(i).padStart(2, '0')}`));
-      return got.every(Boolean) && got.map((l) => l.segments);
-    }, 15000, 'every contact SMS');
-    assert.deepEqual(counted, billed, 'the counter said what the gateway billed');
+    const second = [
+      '¿Dónde estás? ¡Llama ya!',
+      'Caret ^ pipe | tilde ~ backslash \\ all in the GSM extension table.',
+      'g'.repeat(160),
+      'ú'.repeat(70),
+      'Please call Ms. Johnson at the school before 3:00 pm and tell her I cannot pick up Sofía and Mateo today; my sister Ana will go.',
+      'Llévame los papeles: pasaporte, acta de nacimiento, matrícula consular y la carta de la abogada. Están en el cajón de la cocina.',
+      '👨‍👩‍👧 familia',
+      'Primera línea\nsegunda línea, después de un salto.',
+      'Αθήνα Ελλάδα',
+      'Me detuvieron en el trabajo, 5ª calle y Main. Llama al 213-555-0000.',
+    ];
+    const countAndPress = async (pg, messages, prefix) => {
+      const counted = [];
+      for (const [i, message] of messages.entries()) {
+        await pg.waitForSelector('#add-contact');
+        await addContact(pg, { name: `Contacto ${i}`, phone: `(213) 555-${prefix}${String(i).padStart(2, '0')}`, language: i % 3 === 2 ? 'en' : 'es', message })
+          .catch(async (e) => { await screenshot(pg, `debug-add-${prefix}-${i}`); throw e; });
+        await pg.waitForSelector('#counter[data-exact="true"]');
+        counted.push(Number(await pg.getAttribute('#counter', 'data-segments')));
+        await pg.click('#save-contact');
+        await pg.waitForSelector('#contact-list', { timeout: 5000 }).catch(async () => {
+          await screenshot(pg, `debug-counter-${prefix}-${i}`);
+          throw new Error(`contact ${prefix}${i} not saved: ${await pg.textContent('main')}`);
+        });
+      }
+      await pg.goto(`${server.base}/#/settings`);
+      await pg.fill('#countdown', '0');
+      await pg.goto(`${server.base}/#/`);
+      await pg.click('#press');
+      await pg.waitForSelector('#recipients', { timeout: 15000 });
+      const billed = await waitFor(() => {
+        const log = server.smsLog();
+        const got = messages.map((_, i) => log.find((l) => l.to === `+1213555${prefix}${String(i).padStart(2, '0')}`));
+        return got.every(Boolean) && got.map((l) => l.segments);
+      }, 15000, 'every contact SMS');
+      assert.deepEqual(counted, billed, `the counter said what the gateway billed (${prefix})`);
+    };
+    await countAndPress(page, first, '01');
+    const other = await phonePage(browser, server.base);
+    await onboard(other.page, server, '(213) 555-0188', '+12135550188');
+    await countAndPress(other.page, second, '02');
+    await other.context.close();
 
     // 500 random texts: the app's encoder and the server's agree.
     const token = await page.evaluate(() => localStorage.getItem('avisa.token'));
