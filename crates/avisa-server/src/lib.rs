@@ -23,6 +23,7 @@ mod live;
 mod openapi;
 mod ops;
 mod pin;
+mod retention;
 mod state;
 mod streams;
 pub mod tasks;
@@ -96,6 +97,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let backend = avisa_store::connect(&config.database_url())
         .await
         .context("cannot open the database (check database_url / AVISA_DATABASE_URL)")?;
+    owner_only(&config.data_dir);
     let configured = config.data_key.expose_secret().trim();
     let key_file = config.data_key_file();
     let key = if !configured.is_empty() {
@@ -117,18 +119,45 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(backend, &key).await?)
 }
 
+/// The data directory and what it holds (the SQLite database, its WAL and
+/// shared memory, the SMS log) for the server's own user only: 0700 and
+/// 0600. Files SQLite makes later take the database file's mode.
+fn owner_only(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |path: &Path, mode: u32| {
+            if path.exists()
+                && let Err(e) =
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot restrict the permissions");
+            }
+        };
+        set(dir, 0o700);
+        for name in ["avisa.db", "avisa.db-wal", "avisa.db-shm", "sms-log.jsonl"] {
+            set(&dir.join(name), 0o600);
+        }
+    }
+}
+
 fn read_key_file(path: &Path) -> anyhow::Result<DataKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the data key file {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path)
             && meta.permissions().mode() & 0o077 != 0
         {
-            tracing::warn!(path = %path.display(), "the data key file is readable by other users; chmod 600 it");
+            anyhow::bail!(
+                "the data key file {} can be read by other users of this machine: \
+                 run `chmod 600 {}` (and check who may have copied it), then start again",
+                path.display(),
+                path.display()
+            );
         }
     }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the data key file {}", path.display()))?;
     DataKey::from_base64(&text)
         .with_context(|| format!("the data key file {} does not hold a key", path.display()))
 }
@@ -156,10 +185,16 @@ fn build_slots(config: &Config, store: &Store) -> anyhow::Result<Vec<dispatch::S
     let mut slots = Vec::new();
     for gateway in &config.sms.gateways {
         let slot = match gateway {
-            Gateway::Log(l) => dispatch::Slot::new(
-                Arc::new(LogGateway::new(config.sms_log_file(), config.sms.log_echo)),
-                l.rate_per_second,
-            ),
+            Gateway::Log(l) => {
+                tracing::warn!(
+                    path = %config.sms_log_file().display(),
+                    "the log gateway writes every number and message in plain text (mode 0600): for trying Avisa on one machine only"
+                );
+                dispatch::Slot::new(
+                    Arc::new(LogGateway::new(config.sms_log_file(), config.sms.log_echo)),
+                    l.rate_per_second,
+                )
+            }
             Gateway::Twilio(t) => {
                 let gateway = TwilioGateway::new(TwilioConfig {
                     base_url: t.base_url.clone(),
@@ -289,7 +324,22 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(no_store))
         .layer(axum::middleware::from_fn(json_errors));
+    let routes = if state.config.public_url.starts_with("https://") {
+        // Behind https, browsers are told to come back only that way.
+        routes.layer(axum::middleware::map_response(hsts))
+    } else {
+        routes
+    };
     telemetry::apply(routes).with_state(state)
+}
+
+async fn hsts(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 /// Every refusal of the API and the webhooks in the JSON error shape: the

@@ -234,6 +234,12 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
     let every = (escalate_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
     supervisor.every("escalation", every, state.clone(), escalate);
     supervisor.every("purge", Duration::from_secs(600), state.clone(), purge);
+    supervisor.every(
+        "retention",
+        state.config.retention.every,
+        state.clone(),
+        crate::retention::run,
+    );
     // A missed check-in's alert leaves within a second of its deadline.
     supervisor.every(
         "checkins",

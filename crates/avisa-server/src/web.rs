@@ -159,6 +159,16 @@ pub async fn asset(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         );
+        // The app may ask where the phone is, for its own origin only; the
+        // console never; nothing else any page could ask for.
+        headers.insert(
+            "permissions-policy",
+            HeaderValue::from_static(if console {
+                "geolocation=(), camera=(), microphone=(), payment=(), usb=(), interest-cohort=()"
+            } else {
+                "geolocation=(self), camera=(), microphone=(), payment=(), usb=(), interest-cohort=()"
+            }),
+        );
     }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -82,12 +82,14 @@ impl Gateway for LogGateway {
             let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
             let file = match &mut *file {
                 Some(open) => open,
-                None => file.insert(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&self.path)?,
-                ),
+                None => {
+                    let mut options = std::fs::OpenOptions::new();
+                    options.create(true).append(true);
+                    // Numbers and texts in plain text: for its owner only.
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    file.insert(options.open(&self.path)?)
+                }
             };
             file.write_all(&line)
         })();

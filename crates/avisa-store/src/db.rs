@@ -102,6 +102,10 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             // 16 MiB of page cache per connection (the default is 2 MiB):
             // the outbox's indexes stay in memory under load.
+            // What is deleted is overwritten, not left in free pages; a new
+            // database gives freed pages back when the retention job asks.
+            .pragma("secure_delete", "on")
+            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
             .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory")
             // A dispatch round's claim returns up to 512 rows: with sqlx's

@@ -18,6 +18,7 @@ mod lockout;
 mod migrations;
 mod outbox;
 mod people;
+mod retention;
 #[doc(hidden)]
 pub mod testing;
 
@@ -45,6 +46,7 @@ pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
 pub use lockout::LoginFailures;
 pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
+pub use retention::{Cutoffs, Removed};
 
 const KEY_CHECK: &str = "key_check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"avisa data key check v1";

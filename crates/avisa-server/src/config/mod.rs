@@ -14,8 +14,10 @@
 
 mod check;
 mod limits;
+mod retention;
 
 pub use limits::Limits;
+pub use retention::Retention;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,7 @@ const KEYS: &[&str] = &[
     "alerts",
     "console",
     "dispatch",
+    "retention",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -75,6 +78,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub console: ConsoleConfig,
     pub dispatch: DispatchConfig,
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +247,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             console: ConsoleConfig::default(),
             dispatch: DispatchConfig::default(),
+            retention: Retention::default(),
         }
     }
 }

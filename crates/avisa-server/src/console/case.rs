@@ -89,6 +89,25 @@ pub struct AlertDetail {
     /// The check-in timer that raised it: the appointment the person did
     /// not come back from ("cita no confirmada").
     pub checkin: Option<CheckinPlan>,
+    /// A resolved case's retention: when its trail, then its personal
+    /// fields, are erased ("se borra el …"). None while it is open.
+    pub erased_at: Option<ErasedAt>,
+    /// What each recipient was sent (by recipient id); `text` is null once
+    /// retention wiped it (`retention.message_bodies` after it was final).
+    pub messages: Vec<MessageText>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageText {
+    pub recipient_id: Uuid,
+    pub text: Option<String>,
+}
+
+/// When retention erases parts of a resolved case (`[retention]`).
+#[derive(Serialize, ToSchema)]
+pub struct ErasedAt {
+    pub trail: i64,
+    pub personal: i64,
 }
 
 /// A check-in timer's plan, as the person wrote it.
@@ -161,6 +180,16 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         });
     }
     timeline.sort_by_key(|t| t.at);
+    let retention = &state.config.retention;
+    let erased_at = state
+        .store
+        .erased_at(
+            id,
+            crate::config::millis(retention.resolved_trail),
+            crate::config::millis(retention.resolved_personal),
+        )
+        .await?
+        .map(|(trail, personal)| ErasedAt { trail, personal });
     let response = crate::api::alerts::response(state, view.clone(), Vec::new(), true);
     Ok(AlertDetail {
         alert_id: id,
@@ -211,6 +240,14 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         },
         timeline,
         checkin,
+        erased_at,
+        messages: state
+            .store
+            .message_texts(id)
+            .await?
+            .into_iter()
+            .map(|(recipient_id, text)| MessageText { recipient_id, text })
+            .collect(),
     })
 }
 

@@ -19,6 +19,17 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() {
             .expect("get");
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         // The policy where it governs: the page and the worker.
+        if path == "/" {
+            assert_eq!(
+                resp.headers()["permissions-policy"],
+                "geolocation=(self), camera=(), microphone=(), payment=(), usb=(), interest-cohort=()",
+                "the app asks where the phone is, for itself only"
+            );
+            assert!(
+                resp.headers().get("strict-transport-security").is_none(),
+                "no HSTS over plain http"
+            );
+        }
         if path == "/" || path == "/sw.js" {
             let csp = resp.headers()["content-security-policy"]
                 .to_str()
@@ -271,4 +282,51 @@ async fn deleting_my_data_needs_the_pin_and_no_active_alert() {
         !text.contains("Mam"),
         "nothing of the person is left in plain text either"
     );
+}
+
+/// Behind https, HSTS on every answer; the console's page may not ask for
+/// the position; no API answer is kept in a cache.
+#[tokio::test]
+async fn headers_for_a_seized_or_shared_browser() {
+    // Served here over http, but published behind a TLS proxy.
+    avisa_sms::http::init_tls();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.public_url = "https://avisa.example.org".into();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = avisa_server::App::build(config).await.expect("build");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(avisa_server::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    for path in ["/", "/console", "/api/v1/config", "/healthz"] {
+        let resp = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            resp.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{path}"
+        );
+        if path == "/console" {
+            assert!(
+                resp.headers()["permissions-policy"]
+                    .to_str()
+                    .expect("text")
+                    .starts_with("geolocation=()"),
+                "{path}"
+            );
+        }
+        if path.starts_with("/api/") {
+            assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+        }
+    }
+    let _ = stop.send(());
+    let _ = server.await;
 }

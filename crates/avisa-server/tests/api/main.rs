@@ -15,6 +15,7 @@ mod login;
 mod numbers;
 mod phone;
 mod pin;
+mod retention;
 mod supervision;
 mod support;
 mod unlock;

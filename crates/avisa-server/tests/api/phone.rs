@@ -885,6 +885,21 @@ async fn wrong_or_missing_key_is_a_clear_error() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        // What a copy of the machine's disk would read: the data directory
+        // and the database for the server's user only.
+        let mode_of =
+            |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode_of(&app.config.data_dir), 0o700);
+        assert_eq!(mode_of(&app.config.data_dir.join("avisa.db")), 0o600);
+        assert_eq!(mode_of(&app.sms_log()), 0o600, "the log gateway's file");
+        // A key others can read stops the start, saying what to do.
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = App::build(app.config.clone())
+            .await
+            .err()
+            .expect("a readable key refused");
+        assert!(format!("{err:#}").contains("chmod 600"), "{err:#}");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
     // Restarting on the same data works.
     App::build(app.config.clone())

@@ -352,3 +352,26 @@ impl Store {
         Ok(ids)
     }
 }
+
+impl Store {
+    /// The text of each message an alert sent, by message id; None once
+    /// retention wiped it.
+    pub async fn message_texts(
+        &self,
+        alert_id: Uuid,
+    ) -> Result<Vec<(Uuid, Option<String>)>, StoreError> {
+        let sql = "SELECT id, body_enc FROM outbox WHERE alert_id = $1 AND purpose = 'alert' \
+                   ORDER BY rank, created_at, id";
+        let rows: Vec<(Uuid, Vec<u8>)> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
+        })?;
+        rows.into_iter()
+            .map(|(id, body)| {
+                let text = (!body.is_empty())
+                    .then(|| self.vault.open_string(&aad("outbox.body", id), &body))
+                    .transpose()?;
+                Ok((id, text))
+            })
+            .collect()
+    }
+}

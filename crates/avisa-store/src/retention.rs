@@ -1,0 +1,160 @@
+//! Retention: what is wiped or deleted once it has served (the periodic job
+//! is `avisa-server/src/retention.rs`). Each statement is idempotent, so two
+//! instances running it at once remove each thing once; counts say what this
+//! run changed.
+//!
+//! SQLite overwrites what it frees (`secure_delete`, set at connect), gives
+//! free pages back (`incremental_vacuum`, for databases created with
+//! `auto_vacuum = INCREMENTAL`) and truncates its WAL after a run that
+//! changed something, so old copies of the rows do not linger in the files.
+//! PostgreSQL leaves dead row versions to VACUUM (autovacuum by default);
+//! until then a copy of its files may hold them, as may any backup — which
+//! is why every such value is sealed, and useless without the data key.
+
+use avisa_core::UnixMillis;
+
+use crate::db::{Either, db_run};
+use crate::{Store, StoreError};
+
+/// Everything older than these goes (times in milliseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    /// Messages final before this lose their text.
+    pub bodies: UnixMillis,
+    /// Cases resolved before this lose their trail.
+    pub trail: UnixMillis,
+    /// Cases resolved before this lose their personal fields.
+    pub personal: UnixMillis,
+    /// Timers that ended without an alert, with a deadline before this,
+    /// are deleted.
+    pub checkins: UnixMillis,
+}
+
+/// What one run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub message_bodies: u64,
+    pub trail_points: u64,
+    /// Messages, notes and case fields wiped of who and where.
+    pub personal_fields: u64,
+    pub checkins: u64,
+}
+
+impl Removed {
+    pub fn any(&self) -> bool {
+        *self != Removed::default()
+    }
+}
+
+const FINAL: &str = "('sent', 'delivered', 'failed', 'expired', 'withdrawn')";
+const RESOLVED_BEFORE: &str =
+    "SELECT id FROM alerts WHERE case_state = 'resolved' AND resolved_at < $1";
+
+impl Store {
+    /// Applies the retention cutoffs once.
+    pub async fn apply_retention(&self, c: &Cutoffs) -> Result<Removed, StoreError> {
+        // Statements that take the cutoff ($1), and those that also set a
+        // sealed column that cannot be NULL to no bytes ($2).
+        let run = |sql: String, at: UnixMillis| async move {
+            Ok::<u64, StoreError>(db_run!(self.db.writer(), |pool| {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(at)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }))
+        };
+        let wipe = |sql: String, at: UnixMillis| async move {
+            let empty: &[u8] = &[];
+            Ok::<u64, StoreError>(db_run!(self.db.writer(), |pool| {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(at)
+                    .bind(empty)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }))
+        };
+        let mut removed = Removed {
+            message_bodies: wipe(
+                format!(
+                    "UPDATE outbox SET body_enc = $2 WHERE status IN {FINAL} \
+                     AND updated_at < $1 AND length(body_enc) > 0"
+                ),
+                c.bodies,
+            )
+            .await?,
+            trail_points: run(
+                format!("DELETE FROM alert_locations WHERE alert_id IN ({RESOLVED_BEFORE})"),
+                c.trail,
+            )
+            .await?,
+            personal_fields: wipe(
+                format!(
+                    "UPDATE outbox SET name_enc = NULL, to_enc = $2 \
+                     WHERE alert_id IN ({RESOLVED_BEFORE}) AND length(to_enc) > 0"
+                ),
+                c.personal,
+            )
+            .await?,
+            checkins: run(
+                "DELETE FROM checkins WHERE state IN ('checked_out', 'cancelled') \
+                 AND deadline < $1"
+                    .into(),
+                c.checkins,
+            )
+            .await?,
+        };
+        for sql in [
+            format!(
+                "UPDATE alerts SET caller_enc = NULL, outcome_detail_enc = NULL \
+                 WHERE id IN ({RESOLVED_BEFORE}) \
+                 AND (caller_enc IS NOT NULL OR outcome_detail_enc IS NOT NULL)"
+            ),
+            format!(
+                "UPDATE alert_events SET detail_enc = NULL \
+                 WHERE alert_id IN ({RESOLVED_BEFORE}) AND detail_enc IS NOT NULL"
+            ),
+            format!(
+                "UPDATE checkins SET place_enc = NULL, note_enc = NULL, location_enc = NULL \
+                 WHERE alert_id IN ({RESOLVED_BEFORE}) \
+                 AND (place_enc IS NOT NULL OR note_enc IS NOT NULL OR location_enc IS NOT NULL)"
+            ),
+        ] {
+            removed.personal_fields += run(sql, c.personal).await?;
+        }
+        if removed.any()
+            && let Either::Sqlite(pool) = self.db.writer()
+        {
+            // Free pages back to the file system, and the WAL's old page
+            // images gone with it.
+            sqlx::query("PRAGMA incremental_vacuum")
+                .execute(pool)
+                .await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// When a resolved case loses its trail and its personal fields (None
+    /// while it is open).
+    pub async fn erased_at(
+        &self,
+        alert_id: uuid::Uuid,
+        trail_after: i64,
+        personal_after: i64,
+    ) -> Result<Option<(UnixMillis, UnixMillis)>, StoreError> {
+        let sql = "SELECT resolved_at FROM alerts WHERE id = $1 AND case_state = 'resolved'";
+        let resolved: Option<Option<UnixMillis>> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_scalar(sql)
+                .bind(alert_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(resolved
+            .flatten()
+            .map(|at| (at + trail_after, at + personal_after)))
+    }
+}
