@@ -10,7 +10,7 @@ const TEXT = {
     login: 'Entrar', logout: 'Salir', login_failed: 'Usuario o contraseña incorrectos.', locked: 'Demasiados intentos fallidos desde este equipo. Espere {s} segundos e intente de nuevo.',
     queue: 'Alertas', audit: 'Auditoría', stats: 'Estadísticas', state: 'Estado', all_open: 'Abiertas', st_new: 'Nuevas', st_acknowledged: 'Atendidas', st_resolved: 'Resueltas', st_cancelled: 'Canceladas',
     from: 'Desde', to: 'Hasta', empty: 'No hay alertas con estos filtros.', ago_s: 'hace {n} s', ago_m: 'hace {n} min', ago_h: 'hace {n} h', ago_d: 'hace {n} d',
-    b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_duress: 'Cancelada bajo presión', b_escalated: 'Escalada', b_sms: 'Por SMS', text_erased: '(texto borrado)', erased: 'Se borra', erased_at: 'el recorrido el {trail}; los datos personales el {personal}', implausible: 'ubicación dudosa: demasiado lejos de la anterior para el tiempo transcurrido', b_call: 'Por llamada', b_checkin: 'Cita no confirmada', caller_line: 'Pidió ayuda desde otro teléfono: {number}. Puede ser el de un centro de detención o uno prestado.',
+    b_new: 'Nueva', b_acknowledged: 'Atendida', b_resolved: 'Resuelta', b_cancelled: 'Cancelada', b_duress: 'Cancelada bajo presión', b_escalated: 'Escalada', b_sms: 'Por SMS', choose_outcome: '— Elija el resultado —', confirm_resolve: '¿Cerrar el caso como «{outcome}»? Deja de estar abierto para todo el consulado.', confirm_yes: 'Sí, cerrar el caso', confirm_no: 'No', text_erased: '(texto borrado)', erased: 'Se borra', erased_at: 'el recorrido el {trail}; los datos personales el {personal}', implausible: 'ubicación dudosa: demasiado lejos de la anterior para el tiempo transcurrido', b_call: 'Por llamada', b_checkin: 'Cita no confirmada', caller_line: 'Pidió ayuda desde otro teléfono: {number}. Puede ser el de un centro de detención o uno prestado.',
     delivered_of: '{ok} de {total} mensajes salieron', failed_n: '{n} fallaron', no_location: 'Sin ubicación', km: '{d} km del consulado',
     pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', checkin_missed: 'CITA NO CONFIRMADA.', checkin_plan: 'Tenía cita a las {at} y debía confirmar su salida antes de las {deadline}.', checkin_place: 'Lugar', checkin_note: 'Nota de la persona', checkin_forced_banner: 'CONFIRMÓ SU SALIDA BAJO PRESIÓN: usó su PIN de coacción. Su teléfono muestra la cita como confirmada. No le llame: quien tiene su teléfono podría contestar.', duress_banner: 'CANCELADA BAJO PRESIÓN: la persona usó su PIN de coacción. La alerta SIGUE ACTIVA; su teléfono muestra «cancelada». No le llame: quien tiene su teléfono podría contestar.', duress_alert: '¡{name} canceló BAJO PRESIÓN!', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
     person: 'Persona', name: 'Nombre', phone: 'Teléfono', language: 'Idioma', home: 'Estado / condado', time: 'Hora', location: 'Ubicación', accuracy: 'precisión ±{m} m',
@@ -20,7 +20,7 @@ const TEXT = {
     facility: 'Centro de detención (busque o escriba)', detail: 'Detalle',
     o_false_alarm: 'Falsa alarma', o_person_safe: 'Persona a salvo', o_detained: 'Detenida', o_released: 'Liberada', o_no_contact: 'Sin contacto', o_other: 'Otro',
     k_created: 'Alerta recibida', k_location: 'Nueva ubicación', k_cancelled: 'Cancelada por la persona', k_acknowledged: 'Caso tomado', k_assigned: 'Asignada',
-    k_note: 'Nota', k_resolved: 'Resuelta', k_reopened: 'Reabierta', k_escalated: 'Escalada al CIAM', k_duress: 'Cancelada bajo presión (PIN de coacción)', k_sharing_stopped: 'La persona dejó de compartir su ubicación (con su PIN)', k_sharing_forced: 'Dejó de compartir su ubicación BAJO PRESIÓN (PIN de coacción)',
+    k_note: 'Nota', k_resolved: 'Resuelta', k_reopened: 'Reabierta', k_escalated: 'Escalada al CIAM', k_escalated_again: 'Sigue sin atender: escalada otra vez', k_duress: 'Cancelada bajo presión (PIN de coacción)', k_sharing_stopped: 'La persona dejó de compartir su ubicación (con su PIN)', k_sharing_forced: 'Dejó de compartir su ubicación BAJO PRESIÓN (PIN de coacción)',
     kind_contact: 'Contacto', kind_self: 'La persona', kind_consulate: 'Guardia del consulado',
     s_queued: 'En espera', s_sent: 'Enviado', s_delivered: 'Entregado', s_failed: 'Falló', s_expired: 'Venció', s_withdrawn: 'Retirado',
     notify_on: 'Activar avisos', notify_active: 'Avisos activos', new_alert: 'Nueva alerta de {name}',
@@ -33,7 +33,7 @@ const TEXT = {
     login: 'Log in', logout: 'Log out', login_failed: 'Wrong username or password.', locked: 'Too many failed attempts from this device. Wait {s} seconds and try again.',
     queue: 'Alerts', audit: 'Audit', stats: 'Statistics', state: 'State', all_open: 'Open', st_new: 'New', st_acknowledged: 'Acknowledged', st_resolved: 'Resolved', st_cancelled: 'Cancelled',
     from: 'From', to: 'To', empty: 'No alerts with these filters.', ago_s: '{n} s ago', ago_m: '{n} min ago', ago_h: '{n} h ago', ago_d: '{n} d ago',
-    b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_duress: 'Cancelled under duress', b_escalated: 'Escalated', b_sms: 'By SMS', text_erased: '(text erased)', erased: 'Erased', erased_at: 'the trail on {trail}; the personal data on {personal}', implausible: 'doubtful location: too far from the one before for the time between them', b_call: 'By phone call', b_checkin: 'Missed check-in', caller_line: 'Asked for help from another phone: {number}. It may be a detention facility\'s or a borrowed one.',
+    b_new: 'New', b_acknowledged: 'Acknowledged', b_resolved: 'Resolved', b_cancelled: 'Cancelled', b_duress: 'Cancelled under duress', b_escalated: 'Escalated', b_sms: 'By SMS', choose_outcome: '— Choose the outcome —', confirm_resolve: 'Close the case as “{outcome}”? It stops being open for the whole consulate.', confirm_yes: 'Yes, close the case', confirm_no: 'No', text_erased: '(text erased)', erased: 'Erased', erased_at: 'the trail on {trail}; the personal data on {personal}', implausible: 'doubtful location: too far from the one before for the time between them', b_call: 'By phone call', b_checkin: 'Missed check-in', caller_line: 'Asked for help from another phone: {number}. It may be a detention facility\'s or a borrowed one.',
     delivered_of: '{ok} of {total} messages went out', failed_n: '{n} failed', no_location: 'No location', km: '{d} km from the consulate',
     pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', checkin_missed: 'MISSED CHECK-IN.', checkin_plan: 'Had an appointment at {at} and was to check out by {deadline}.', checkin_place: 'Place', checkin_note: 'Note from the person', checkin_forced_banner: 'CHECKED OUT UNDER DURESS: used their duress PIN. Their phone shows the appointment as confirmed. Do not call them: whoever holds their phone may answer.', duress_banner: 'CANCELLED UNDER DURESS: the person used their duress PIN. The alert STILL STANDS; their phone shows "cancelled". Do not call them: whoever holds their phone may answer.', duress_alert: '{name} cancelled UNDER DURESS!', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
     person: 'Person', name: 'Name', phone: 'Phone', language: 'Language', home: 'State / county', time: 'Time', location: 'Location', accuracy: 'accuracy ±{m} m',
@@ -43,7 +43,7 @@ const TEXT = {
     facility: 'Detention facility (search or type)', detail: 'Detail',
     o_false_alarm: 'False alarm', o_person_safe: 'Person safe', o_detained: 'Detained', o_released: 'Released', o_no_contact: 'No contact', o_other: 'Other',
     k_created: 'Alert received', k_location: 'New location', k_cancelled: 'Cancelled by the person', k_acknowledged: 'Case taken', k_assigned: 'Assigned',
-    k_note: 'Note', k_resolved: 'Resolved', k_reopened: 'Reopened', k_escalated: 'Escalated to CIAM', k_duress: 'Cancelled under duress (duress PIN)', k_sharing_stopped: 'The person stopped sharing their location (with their PIN)', k_sharing_forced: 'Stopped sharing their location UNDER DURESS (duress PIN)',
+    k_note: 'Note', k_resolved: 'Resolved', k_reopened: 'Reopened', k_escalated: 'Escalated to CIAM', k_escalated_again: 'Still not taken: escalated again', k_duress: 'Cancelled under duress (duress PIN)', k_sharing_stopped: 'The person stopped sharing their location (with their PIN)', k_sharing_forced: 'Stopped sharing their location UNDER DURESS (duress PIN)',
     kind_contact: 'Contact', kind_self: 'The person', kind_consulate: 'Consulate duty phone',
     s_queued: 'Waiting', s_sent: 'Sent', s_delivered: 'Delivered', s_failed: 'Failed', s_expired: 'Expired', s_withdrawn: 'Withdrawn',
     notify_on: 'Turn on alerts', notify_active: 'Alerts on', new_alert: 'New alert from {name}',
@@ -311,7 +311,8 @@ function renderDetail(d) {
   if (d.case.state === 'new') actions.push(h('button', { class: 'primary', type: 'button', id: 'ack', text: t('acknowledge'), onclick: () => act(d, 'acknowledge') }));
   if (caseOpen) {
     const who = h('select', { id: 'assign-to' });
-    api('GET', '/api/v1/console/staff').then((r) => { if (r.ok) who.replaceChildren(...r.data.map((s) => h('option', { value: s.username, text: `${s.username} (${s.consulate_id})` }))); });
+    // The signed-in officer first: never someone else by default.
+    api('GET', '/api/v1/console/staff').then((r) => { if (r.ok) who.replaceChildren(...r.data.map((s) => h('option', { value: s.username, text: `${s.username} (${s.consulate_id})`, selected: s.username === state.me.username }))); });
     actions.push(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); act(d, 'assign', { username: who.value }); } },
       h('div', {}, h('label', { for: 'assign-to', text: t('assign') }), who), h('button', { class: 'secondary', type: 'submit', text: t('assign') })));
   }
@@ -319,17 +320,31 @@ function renderDetail(d) {
   actions.push(h('form', { onsubmit: (e) => { e.preventDefault(); act(d, 'notes', { text: noteText.value }); } },
     h('label', { for: 'note-text', text: t('note') }), noteText, h('button', { class: 'secondary', type: 'submit', id: 'add-note', text: t('add_note') })));
   if (caseOpen) {
-    const outcome = h('select', { id: 'outcome' }, ['false_alarm', 'person_safe', 'detained', 'released', 'no_contact', 'other'].map((o) => h('option', { value: o, text: t(`o_${o}`) })));
+    // No outcome by default, and a second click to confirm the one chosen:
+    // a case closed by mistake at 3 a.m. is a person nobody looks for.
+    const outcome = h('select', { id: 'outcome', required: true },
+      h('option', { value: '', text: t('choose_outcome'), selected: true, disabled: true }),
+      ['false_alarm', 'person_safe', 'detained', 'released', 'no_contact', 'other'].map((o) => h('option', { value: o, text: t(`o_${o}`) })));
     const facility = h('input', { id: 'facility', list: 'facility-list', autocomplete: 'off' });
     const options = h('datalist', { id: 'facility-list' });
     facility.addEventListener('input', async () => {
       const r = await api('GET', `/api/v1/console/facilities?q=${encodeURIComponent(facility.value)}`);
       if (r.ok) options.replaceChildren(...r.data.map((f) => h('option', { value: `${f.name}, ${f.city}, ${f.state}` })));
     });
-    actions.push(h('form', { onsubmit: (e) => { e.preventDefault(); act(d, 'resolve', { outcome: outcome.value, detail: facility.value || null }); } },
+    const confirmBox = h('div', { class: 'confirm', id: 'resolve-confirm-box', hidden: true });
+    const resolveForm = h('form', { onsubmit: (e) => {
+      e.preventDefault();
+      if (!outcome.value) return;
+      confirmBox.replaceChildren(
+        h('p', { role: 'alert', text: t('confirm_resolve', { outcome: t(`o_${outcome.value}`) }) }),
+        h('button', { class: 'danger', type: 'button', id: 'resolve-confirm', text: t('confirm_yes'), onclick: () => act(d, 'resolve', { outcome: outcome.value, detail: facility.value || null }) }),
+        h('button', { class: 'secondary', type: 'button', text: t('confirm_no'), onclick: () => { confirmBox.hidden = true; } }));
+      confirmBox.hidden = false;
+    } },
       h('label', { for: 'outcome', text: t('outcome') }), outcome,
       h('label', { for: 'facility', text: t('facility') }), facility, options,
-      h('button', { class: 'danger', type: 'submit', id: 'resolve', text: t('resolve') })));
+      h('button', { class: 'danger', type: 'submit', id: 'resolve', text: t('resolve') }), confirmBox);
+    actions.push(resolveForm);
   } else {
     actions.push(h('button', { class: 'secondary', type: 'button', id: 'reopen', text: t('reopen'), onclick: () => act(d, 'reopen') }));
   }

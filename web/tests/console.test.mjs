@@ -50,11 +50,19 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     await page.fill('#note-text', 'Hablé con su hermana; está en Adelanto.');
     await page.click('#add-note');
     await page.waitForSelector('#timeline >> text=Hablé con su hermana');
+    // Safe defaults: assigned to the officer signed in, no outcome chosen,
+    // and a resolution asks to confirm.
+    await waitFor(async () => (await page.$eval('#assign-to', (s) => s.value)) === 'ana.supervisora', 5000, 'assign defaults to me');
+    assert.equal(await page.$eval('#outcome', (s) => s.value), '');
     await page.selectOption('#outcome', 'detained');
     await page.fill('#facility', 'adelanto');
     const facility = await waitFor(async () => page.$eval('#facility-list', (l) => (l.options[0] ? l.options[0].value : null)), 5000, 'facility suggestions');
     await page.fill('#facility', facility);
     await page.click('#resolve');
+    await page.waitForSelector('#resolve-confirm');
+    assert.match(await page.textContent('#resolve-confirm-box'), /¿Cerrar el caso como «Detenida»\?/);
+    assert.equal(await page.$('#outcome-shown'), null, 'nothing resolved before the confirmation');
+    await page.click('#resolve-confirm');
     await page.waitForSelector('#outcome-shown');
     assert.match(await page.textContent('#outcome-shown'), /Detenida — .*ADELANTO/i);
     // A resolved case leaves the queue of open cases.

@@ -205,8 +205,8 @@ text_enum! {
         Safe = "safe",
         Code = "code",
         Reply = "reply",
-        /// "Nueva ubicación": a newer location while an alert is active, to
-        /// a contact who chose such updates.
+        /// A follow-up about an active alert: "nueva ubicación" to a
+        /// contact who chose such updates, an escalation to the duty phones.
         Update = "update",
     }
 }
@@ -250,6 +250,9 @@ text_enum! {
         Resolved = "resolved",
         Reopened = "reopened",
         Escalated = "escalated",
+        /// Still nobody took it at the second threshold: the duty phones
+        /// are told again.
+        EscalatedAgain = "escalated_again",
         /// The person "cancelled" with the duress PIN: forced, the alert stands.
         Duress = "duress",
         /// The person stopped sharing their location, with their PIN.

@@ -358,6 +358,40 @@ pub fn location_update(lang: Language, name: &str, loc: &Location, clock: &str) 
     }
 }
 
+/// "María Pérez López" → "María P.": enough for a duty officer to tell
+/// cases apart by phone, not a full name in an SMS.
+pub fn short_name(name: &str) -> String {
+    let mut words = name.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(first), Some(second)) => {
+            let initial: String = second.chars().take(1).collect();
+            format!("{first} {initial}.")
+        }
+        (Some(first), None) => first.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// To a consulate's duty phone and CIAM's when nobody acknowledged an alert
+/// in time (`again`: the second threshold), with the console link.
+pub fn escalation_duty(
+    again: bool,
+    consulate: Option<&str>,
+    person: &str,
+    minutes: i64,
+    console_url: &str,
+) -> String {
+    let level = if again {
+        "SIGUE SIN ATENDER"
+    } else {
+        "SIN ATENDER"
+    };
+    let office = consulate.unwrap_or("sin consulado");
+    format!(
+        "AVISA: alerta de {person} {level} desde hace {minutes} min ({office}). Tomela en la consola: {console_url}"
+    )
+}
+
 /// To the person's own phone, when their contacts or keyword changed (`at`
 /// is the local time of the change): if it was not them, someone holds
 /// their phone and the PIN.
@@ -494,6 +528,13 @@ mod tests {
             verification_code(Language::Es, "123456"),
             inbound_not_recognised(),
             help_sent(10),
+            escalation_duty(
+                true,
+                Some("Consulado General de México en Los Ángeles"),
+                "María P.",
+                15,
+                "https://avisa.example.org/console/alerts/0193a0b2-7c4d-7000-8000-000000000000",
+            ),
         ] {
             assert!(analyze(&text).segments <= 2, "{text}");
         }

@@ -250,9 +250,10 @@ impl App {
         config.validate()?;
         let directory = load_directory(&config)?;
         for office in config.alerts.duty_phones.keys() {
-            if directory.get(office).is_none() {
+            // "ciam": the 24-hour centre's duty phone, for escalations.
+            if office != "ciam" && directory.get(office).is_none() {
                 anyhow::bail!(
-                    "alerts.duty_phones names {office:?}, which is not an office of the directory (see `avisa consulates list`)"
+                    "alerts.duty_phones names {office:?}, which is neither \"ciam\" nor an office of the directory (see `avisa consulates list`)"
                 );
             }
         }

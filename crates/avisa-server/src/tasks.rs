@@ -282,16 +282,70 @@ async fn purge(state: AppState) {
     }
 }
 
-/// Escalates alerts nobody acknowledged in time to CIAM.
+/// Escalates alerts nobody acknowledged in time to CIAM, and again at the
+/// second threshold: each time an SMS to the consulate's duty phone and
+/// CIAM's (`alerts.duty_phones`), written with the escalation itself so it
+/// goes once across instances and restarts.
 async fn escalate(state: AppState) {
-    let after_ms = crate::config::millis(state.config.console.escalate_after);
+    use avisa_core::messages;
+    let console = &state.config.console;
     let now = avisa_core::now_millis();
-    match state.store.escalate_due(now - after_ms, now).await {
-        Ok(ids) => {
-            for id in &ids {
-                tracing::warn!(alert_id = %id, "alert not acknowledged in time: escalated to CIAM");
+    let first = now - crate::config::millis(console.escalate_after);
+    let second = now - crate::config::millis(console.escalate_again_after);
+    let duty = &state.config.alerts.duty_phones;
+    let validity = crate::config::millis(state.config.sms.validity);
+    let public = state.config.public_url.trim_end_matches('/').to_string();
+    let notify = |e: &avisa_store::Escalated| {
+        let office = e
+            .consulate_id
+            .as_deref()
+            .and_then(|c| state.directory.get(c));
+        let body = messages::escalation_duty(
+            e.again,
+            office.map(|o| o.name.as_str()),
+            &messages::short_name(e.person_name.as_deref().unwrap_or_default()),
+            (now - e.created_at) / 60_000,
+            &format!("{public}/console/alerts/{}", e.id),
+        );
+        [e.consulate_id.as_deref(), Some("ciam")]
+            .into_iter()
+            .flatten()
+            .filter_map(|key| {
+                duty.get(key)
+                    .and_then(|p| avisa_core::PhoneNumber::parse(p).ok())
+                    .map(|p| (key, p))
+            })
+            .map(|(key, to)| avisa_store::NewMessage {
+                id: uuid::Uuid::now_v7(),
+                kind: avisa_store::MessageKind::Consulate,
+                // A follow-up, not one of the alert's own messages: the
+                // person's list of recipients does not grow with it.
+                purpose: avisa_store::Purpose::Update,
+                contact_id: None,
+                parent_id: None,
+                name: Some(
+                    office
+                        .filter(|_| key != "ciam")
+                        .map_or("CIAM".into(), |o| o.name.clone()),
+                ),
+                to,
+                body: body.clone(),
+                language: avisa_core::Language::Es,
+                rank: 0,
+                expires_at: now + validity,
+            })
+            .collect()
+    };
+    match state.store.escalate_due(first, second, now, notify).await {
+        Ok(escalated) => {
+            for e in &escalated {
+                tracing::warn!(alert_id = %e.id, again = e.again, "alert not acknowledged in time: escalated");
             }
-            metrics::counter!("avisa_alerts_escalated_total").increment(ids.len() as u64);
+            metrics::counter!("avisa_alerts_escalated_total").increment(escalated.len() as u64);
+            let ids: Vec<uuid::Uuid> = escalated.iter().map(|e| e.id).collect();
+            if !ids.is_empty() {
+                state.dispatch_wake.notify_one();
+            }
             state.events.publish_all(&ids);
         }
         Err(e) => tracing::error!(error = %e, "escalation check failed"),

@@ -79,6 +79,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0011_alert_sources.sql"),
         include_str!("../migrations/postgres/0011_alert_sources.sql"),
     ),
+    (
+        12,
+        "escalated again",
+        include_str!("../migrations/common/0012_escalated_again.sql"),
+        include_str!("../migrations/common/0012_escalated_again.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

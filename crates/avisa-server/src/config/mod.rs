@@ -208,6 +208,10 @@ pub struct ConsoleConfig {
     pub login_forget: Duration,
     #[serde(with = "humantime_serde")]
     pub escalate_after: Duration,
+    /// Still unacknowledged this long after the alert, it escalates again:
+    /// the duty phones are told a second time.
+    #[serde(with = "humantime_serde")]
+    pub escalate_again_after: Duration,
     pub tile_url: String,
     pub secure_cookie: SecureCookie,
 }
@@ -320,6 +324,7 @@ impl Default for ConsoleConfig {
             login_max_delay: Duration::from_secs(15 * 60),
             login_forget: Duration::from_secs(3600),
             escalate_after: Duration::from_secs(5 * 60),
+            escalate_again_after: Duration::from_secs(15 * 60),
             tile_url: String::new(),
             secure_cookie: SecureCookie::Auto,
         }

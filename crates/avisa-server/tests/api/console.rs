@@ -559,7 +559,14 @@ async fn append_only(app: &TestApp) {
 
 async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
     let Some(app) = staffed_app(backend, |c| {
-        c.console.escalate_after = Duration::from_secs(1)
+        c.console.escalate_after = Duration::from_secs(1);
+        c.console.escalate_again_after = Duration::from_secs(2);
+        c.alerts
+            .duty_phones
+            .insert("los-angeles".into(), "+12135550199".into());
+        c.alerts
+            .duty_phones
+            .insert("ciam".into(), "+15205550100".into());
     })
     .await
     else {
@@ -591,6 +598,48 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
         d["timeline"]
             .as_array()
             .is_some_and(|t| t.iter().any(|e| e["kind"] == "escalated"))
+    );
+    // The duty phones are told: the consulate's and CIAM's, once at each
+    // threshold, with the person's first name and the console link.
+    let escalations = |phone: &str| {
+        app.sms_lines()
+            .into_iter()
+            .filter(|l| l["to"] == phone)
+            .filter_map(|l| l["body"].as_str().map(str::to_string))
+            .filter(|b| b.contains("SIN ATENDER"))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while escalations("+15205550100").len() < 2 || escalations("+12135550199").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "escalation SMS: {:?}",
+            app.sms_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for phone in ["+15205550100", "+12135550199"] {
+        let sent = escalations(phone);
+        assert_eq!(sent.len(), 2, "once at each threshold: {sent:?}");
+        assert!(
+            sent[0].contains("María P.") && sent[0].contains(&format!("/console/alerts/{id}")),
+            "{}",
+            sent[0]
+        );
+        assert!(sent[1].contains("SIGUE SIN ATENDER"), "{}", sent[1]);
+    }
+    let (_, d) = la
+        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
+        .await;
+    assert!(
+        d["timeline"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["kind"] == "escalated_again"))
+    );
+    assert!(
+        d["recipients"].as_array().is_some_and(|r| r.len() == 2),
+        "the person's list of recipients does not grow with escalations: {d}"
     );
     // An acknowledged alert is not escalated.
     let other = alert_at(&app, "+12135550111", 34.0505, -118.2551).await;

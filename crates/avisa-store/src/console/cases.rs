@@ -5,9 +5,10 @@ use avisa_core::{CaseEventKind, CaseState, OutboxStatus, Outcome, UnixMillis};
 use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
-use super::{Case, CaseAction, CaseEvent, QueueFilter, QueueItem, QueueView};
+use super::{Case, CaseAction, CaseEvent, Escalated, QueueFilter, QueueItem, QueueView};
 use crate::alerts::{AlertRow, LocationRow};
 use crate::db::{Tx, db_run};
+use crate::outbox::NewMessage;
 use crate::{Store, StoreError, aad};
 
 /// The case columns of an alert.
@@ -110,9 +111,15 @@ impl Store {
             }
             b.push(
                 // A cancel forced with the duress PIN tops the queue until
-                // the case is resolved; then what nobody took yet.
+                // the case is resolved, escalated ones next; then what
+                // nobody took yet, newest first (it is the one nobody has
+                // seen); a cancelled alert leaves that group, to be
+                // confirmed with the rest.
                 " ORDER BY CASE WHEN a.duress_at IS NOT NULL AND a.case_state <> 'resolved' THEN 0 \
-                   WHEN a.case_state = 'new' THEN 1 ELSE 2 END, a.created_at, a.id \
+                   WHEN a.case_state = 'new' AND a.state = 'active' AND a.escalated_at IS NOT NULL THEN 1 \
+                   WHEN a.case_state = 'new' AND a.state = 'active' THEN 2 ELSE 3 END, \
+                   CASE WHEN a.case_state = 'new' AND a.state = 'active' THEN -a.created_at \
+                   ELSE a.created_at END, a.id \
                  LIMIT ",
             )
             .push_bind(f.limit);
@@ -317,39 +324,84 @@ impl Store {
             .collect()
     }
 
-    /// Marks active, real alerts still unacknowledged since before `before`
-    /// as escalated, with a timeline event each; returns them.
+    /// Escalates, once across instances, every real alert still new after
+    /// the first threshold (created before `first`), and again after the
+    /// second (`second`): each marked and put on the timeline in one
+    /// transaction with the duty SMS `notify` makes for it, so a crash can
+    /// neither lose them nor send them twice.
     pub async fn escalate_due(
         &self,
-        before: UnixMillis,
+        first: UnixMillis,
+        second: UnixMillis,
         now: UnixMillis,
-    ) -> Result<Vec<Uuid>, StoreError> {
+        notify: impl Fn(&Escalated) -> Vec<NewMessage>,
+    ) -> Result<Vec<Escalated>, StoreError> {
         let mut tx = self.db.begin().await?;
-        let ids: Vec<Uuid> = db_run!(&mut tx, |t| {
-            sqlx::query_scalar(
+        let mut escalated = Vec::new();
+        for (again, sql) in [
+            (
+                false,
                 "UPDATE alerts SET escalated_at = $1 WHERE case_state = 'new' \
                  AND escalated_at IS NULL AND state = 'active' AND practice = $2 \
-                 AND created_at <= $3 RETURNING id",
-            )
-            .bind(now)
-            .bind(false)
-            .bind(before)
-            .fetch_all(&mut **t)
-            .await?
-        });
-        for id in &ids {
+                 AND created_at <= $3 RETURNING id, consulate_id, person_id, created_at",
+            ),
+            (
+                true,
+                "UPDATE alerts SET escalated_again_at = $1 WHERE case_state = 'new' \
+                 AND escalated_at IS NOT NULL AND escalated_again_at IS NULL \
+                 AND state = 'active' AND practice = $2 AND created_at <= $3 \
+                 RETURNING id, consulate_id, person_id, created_at",
+            ),
+        ] {
+            let rows: Vec<(Uuid, Option<String>, Uuid, UnixMillis)> = db_run!(&mut tx, |t| {
+                sqlx::query_as(sql)
+                    .bind(now)
+                    .bind(false)
+                    .bind(if again { second } else { first })
+                    .fetch_all(&mut **t)
+                    .await?
+            });
+            for (id, consulate_id, person_id, created_at) in rows {
+                let name_enc: Option<Vec<u8>> = db_run!(&mut tx, |t| {
+                    sqlx::query_scalar("SELECT name_enc FROM people WHERE id = $1")
+                        .bind(person_id)
+                        .fetch_one(&mut **t)
+                        .await?
+                });
+                let name = name_enc
+                    .map(|n| self.vault.open_string(&aad("people.name", person_id), &n))
+                    .transpose()?;
+                escalated.push(Escalated {
+                    id,
+                    consulate_id,
+                    person_name: name,
+                    created_at,
+                    again,
+                });
+            }
+        }
+        let mut outbox = Vec::new();
+        for e in &escalated {
             let event = EventRow {
                 id: Uuid::now_v7(),
-                alert_id: *id,
+                alert_id: e.id,
                 at: now,
                 staff_id: None,
-                kind: CaseEventKind::Escalated,
+                kind: if e.again {
+                    CaseEventKind::EscalatedAgain
+                } else {
+                    CaseEventKind::Escalated
+                },
                 detail_enc: None,
             };
             insert_event(&mut tx, &event).await?;
+            for m in notify(e) {
+                outbox.push(self.outbox_row(&m, Some(e.id), now)?);
+            }
         }
+        crate::outbox::insert_outbox(&mut tx, &outbox).await?;
         tx.commit().await?;
-        Ok(ids)
+        Ok(escalated)
     }
 }
 

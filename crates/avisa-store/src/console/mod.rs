@@ -106,6 +106,16 @@ pub struct QueueItem {
     pub delivery: Vec<(OutboxStatus, i64)>,
 }
 
+/// An alert the escalation just took up (`again`: its second threshold).
+#[derive(Debug, Clone)]
+pub struct Escalated {
+    pub id: Uuid,
+    pub consulate_id: Option<String>,
+    pub person_name: Option<String>,
+    pub created_at: UnixMillis,
+    pub again: bool,
+}
+
 /// A timeline entry made by staff or the escalation.
 #[derive(Debug, Clone)]
 pub struct CaseEvent {
