@@ -349,25 +349,29 @@ poll = "50ms"
                     .json(&serde_json::json!({"idempotency_key": format!("crash-{round}-{}", uuid_like(round))}))
                     .send()
                     .await
-                    .ok()?;
+                    .map_err(|e| format!("{e}"))?;
                 if !r.status().is_success() {
-                    return None;
+                    return Err(format!("{} {}", r.status(), r.text().await.unwrap_or_default()));
                 }
-                Some((auth, r.json::<serde_json::Value>().await.ok()?))
+                Ok((auth, r.json::<serde_json::Value>().await.map_err(|e| format!("{e}"))?))
             });
         }
     }
     let mut expected: Vec<String> = Vec::new();
     let mut alerts: Vec<(String, String)> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
     while let Some(done) = presses.join_next().await {
-        if let Ok(Some((auth, alert))) = done {
-            alerts.push((auth, alert["alert_id"].as_str().expect("id").to_string()));
-            for r in alert["recipients"].as_array().expect("recipients") {
-                expected.push(r["id"].as_str().expect("id").to_string());
+        match done.expect("join") {
+            Ok((auth, alert)) => {
+                alerts.push((auth, alert["alert_id"].as_str().expect("id").to_string()));
+                for r in alert["recipients"].as_array().expect("recipients") {
+                    expected.push(r["id"].as_str().expect("id").to_string());
+                }
             }
+            Err(e) => refused.push(e),
         }
     }
-    assert_eq!(expected.len(), 200 * 3, "every press was accepted");
+    assert_eq!(expected.len(), 200 * 3, "every press was accepted; refused: {refused:?}");
 
     // Kill it mid-dispatch.
     let deadline = Instant::now() + Duration::from_secs(20);
