@@ -639,6 +639,15 @@ function statusLabel(s) {
   return t(`status_${s}`);
 }
 
+/// Why a message did not go, in words: a contact who blocked Avisa or a
+/// number that does not exist is said plainly; anything else as the
+/// provider put it.
+function reasonText(r) {
+  if (r.reason.startsWith('opted_out')) return t('reason_opted_out');
+  if (r.reason.startsWith('invalid_number')) return t('reason_invalid_number');
+  return r.reason;
+}
+
 function renderStatus(alert, container, message) {
   const practice = alert.practice;
   // Home says what became of the last real alert.
@@ -662,7 +671,7 @@ function renderStatus(alert, container, message) {
     alert.recipients.map((r, i) => h('li', { 'data-status': r.status },
       // Without the PIN the server gives no names: contacts by position.
       h('span', {}, h('span', { class: 'who', text: r.name || (r.kind === 'contact' ? `${t('kind_contact')} ${1 + alert.recipients.slice(0, i).filter((x) => x.kind === 'contact').length}` : t(`kind_${r.kind}`)) }), r.name ? h('span', { class: 'kind', text: t(`kind_${r.kind}`) }) : null,
-        r.reason && (r.status === 'failed' || r.status === 'expired') ? h('span', { class: 'reason', text: r.reason }) : null,
+        r.reason && (r.status === 'failed' || r.status === 'expired') ? h('span', { class: 'reason', text: reasonText(r) }) : null,
         r.safe_status ? h('span', { class: 'safe-line', text: t('safe_status', { status: statusLabel(r.safe_status) }) }) : null),
       h('span', { class: `chip ${r.status}`, text: statusLabel(r.status) }))));
   const previews = practice && alert.previews && alert.previews.length
@@ -860,7 +869,9 @@ async function contactsScreen() {
     // How many, not who: home warns when an alert would reach no one.
     if (r.ok) localStorage.setItem('avisa.contactCount', String(contacts.length));
     const list = contacts.map((c) => h('div', { class: 'contact' },
-      h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language === 'en' ? 'English' : 'Español'} · ${c.segments} SMS`)),
+      h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language === 'en' ? 'English' : 'Español'} · ${c.segments} SMS`),
+        // Their number replied STOP to Avisa's messages: alerts no longer reach them.
+        c.blocked ? h('p', { class: 'warn blocked', role: 'alert', text: t('contact_blocked', { name: c.name }) }) : null),
       h('div', { class: 'actions' },
         h('button', { type: 'button', text: t('edit'), 'aria-label': `${t('edit')} ${c.name}`, onclick: () => contactEditor(c) }),
         h('button', {

@@ -4,6 +4,8 @@
 
 import { t } from './i18n.js';
 
+const reason = (r) => (r.startsWith('opted_out') ? t('reason_opted_out') : r.startsWith('invalid_number') ? t('reason_invalid_number') : r);
+
 const when = (ms) => new Date(ms).toLocaleString(undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
 
 export async function historyScreen(ui) {
@@ -23,7 +25,7 @@ export async function historyScreen(ui) {
     a.consulate ? h('p', { text: a.consulate.name }) : null,
     h('ul', { class: 'recipients' }, a.recipients.map((x) => h('li', { 'data-status': x.status },
       h('span', {}, h('span', { class: 'who', text: x.name || t(`kind_${x.kind}`) }),
-        x.reason && (x.status === 'failed' || x.status === 'expired') ? h('span', { class: 'reason', text: x.reason }) : null,
+        x.reason && (x.status === 'failed' || x.status === 'expired') ? h('span', { class: 'reason', text: reason(x.reason) }) : null,
         x.safe_status ? h('span', { class: 'safe-line', text: t('safe_status', { status: t(`status_${x.safe_status}`) }) }) : null),
       h('span', { class: `chip ${x.status}`, text: t(`status_${x.status}`) })))));
   const timerCard = (c) => h('div', { class: 'card', 'data-state': c.state },

@@ -51,6 +51,11 @@ pub enum GatewayError {
     /// credentials).
     #[error("permanent gateway failure: {reason}")]
     Permanent { reason: String },
+    /// Final for this recipient on every gateway: the number is invalid, or
+    /// its owner unsubscribed from our messages (`opted_out`). Another
+    /// gateway must not try it — that would bypass their STOP.
+    #[error("the recipient refuses or cannot receive: {reason}")]
+    Recipient { reason: String, opted_out: bool },
 }
 
 /// A way to send SMS.

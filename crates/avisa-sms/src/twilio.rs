@@ -113,11 +113,8 @@ impl Gateway for TwilioGateway {
             });
         }
         let detail = response.json::<TwilioError>().await.ok();
-        let code = detail
-            .as_ref()
-            .and_then(|d| d.code)
-            .map(|c| format!(" {c}"))
-            .unwrap_or_default();
+        let number = detail.as_ref().and_then(|d| d.code);
+        let code = number.map(|c| format!(" {c}")).unwrap_or_default();
         let text = detail
             .and_then(|d| d.message)
             .map(|m| {
@@ -128,6 +125,24 @@ impl Gateway for TwilioGateway {
             })
             .unwrap_or_default();
         let reason = format!("twilio {}{code}{text}", status.as_u16());
+        // The recipient's own refusals, final on every gateway: 21610 the
+        // number replied STOP; 21211 / 21614 it is not a valid (mobile)
+        // number.
+        match number {
+            Some(21610) => {
+                return Err(GatewayError::Recipient {
+                    reason: format!("opted_out: {reason}"),
+                    opted_out: true,
+                });
+            }
+            Some(21211 | 21614) => {
+                return Err(GatewayError::Recipient {
+                    reason: format!("invalid_number: {reason}"),
+                    opted_out: false,
+                });
+            }
+            _ => {}
+        }
         Err(match status.as_u16() {
             429 => GatewayError::Retryable {
                 reason,

@@ -16,6 +16,7 @@ mod db;
 mod devices;
 mod lockout;
 mod migrations;
+mod opt_outs;
 mod outbox;
 mod people;
 mod retention;

@@ -85,6 +85,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0012_escalated_again.sql"),
         include_str!("../migrations/common/0012_escalated_again.sql"),
     ),
+    (
+        13,
+        "opt-outs",
+        include_str!("../migrations/sqlite/0013_opt_outs.sql"),
+        include_str!("../migrations/postgres/0013_opt_outs.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

@@ -27,6 +27,8 @@ pub enum Reply {
     Created,
     /// 400: Twilio error 21211, invalid `To` number.
     InvalidNumber,
+    /// 400: Twilio error 21610, the recipient unsubscribed (replied STOP).
+    Unsubscribed,
     /// 401: Twilio error 20003, authentication failed.
     Unauthorized,
     /// 429 with `Retry-After` seconds.
@@ -282,6 +284,14 @@ async fn messages(
                 StatusCode::BAD_REQUEST,
                 21211,
                 "The 'To' number is not a valid phone number.",
+            )
+        }
+        Reply::Unsubscribed => {
+            push(record(400, None));
+            error(
+                StatusCode::BAD_REQUEST,
+                21610,
+                "Attempt to send to unsubscribed recipient",
             )
         }
         Reply::Unauthorized => {

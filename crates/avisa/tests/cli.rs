@@ -371,7 +371,11 @@ poll = "50ms"
             Err(e) => refused.push(e),
         }
     }
-    assert_eq!(expected.len(), 200 * 3, "every press was accepted; refused: {refused:?}");
+    assert_eq!(
+        expected.len(),
+        200 * 3,
+        "every press was accepted; refused: {refused:?}"
+    );
 
     // Kill it mid-dispatch.
     let deadline = Instant::now() + Duration::from_secs(20);

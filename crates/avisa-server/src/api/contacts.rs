@@ -58,6 +58,10 @@ pub struct ContactResponse {
     pub message: String,
     /// Gets "nueva ubicación" SMS during an alert.
     pub location_updates: bool,
+    /// The contact's number told the SMS provider to stop Avisa's messages
+    /// (replied STOP): alerts no longer reach them. Saving the contact again
+    /// clears it (after they sent START, or with another number).
+    pub blocked: bool,
     /// "GSM-7" or "UCS-2", of what the contact receives: the message with
     /// the longest location line an alert adds.
     pub encoding: Encoding,
@@ -73,7 +77,7 @@ pub struct ContactList {
     pub max: i64,
 }
 
-fn response(c: Contact) -> ContactResponse {
+fn response(c: Contact, blocked: bool) -> ContactResponse {
     let info = analyze(&longest_contact_alert(&c.message, c.language));
     let reading = c.phone.reading();
     ContactResponse {
@@ -84,6 +88,7 @@ fn response(c: Contact) -> ContactResponse {
         international: reading.international,
         language: c.language,
         location_updates: c.location_updates,
+        blocked,
         encoding: info.encoding,
         segments: info.segments,
         characters: info.characters,
@@ -144,8 +149,16 @@ pub async fn list(
     Unlocked(who): Unlocked,
 ) -> ApiResult<Json<ContactList>> {
     let contacts = state.store.contacts(who.person.id).await?;
+    let phones: Vec<_> = contacts.iter().map(|c| &c.phone).collect();
+    let blocked = state.store.opted_out(&phones).await?;
     Ok(Json(ContactList {
-        contacts: contacts.into_iter().map(response).collect(),
+        contacts: contacts
+            .into_iter()
+            .map(|c| {
+                let b = blocked.contains(c.phone.as_str());
+                response(c, b)
+            })
+            .collect(),
         max: MAX_CONTACTS,
     }))
 }
@@ -170,7 +183,8 @@ pub async fn create(
     {
         Ok(c) => {
             tell_of_change(&state, &who.person).await;
-            Ok((StatusCode::CREATED, Json(response(c))))
+            state.store.clear_opt_out(&c.phone).await?;
+            Ok((StatusCode::CREATED, Json(response(c, false))))
         }
         Err(StoreError::LimitReached) => Err(ApiError::Conflict {
             code: "contacts_limit",
@@ -196,7 +210,8 @@ pub async fn get(
         .contact(who.person.id, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(response(contact)))
+    let blocked = !state.store.opted_out(&[&contact.phone]).await?.is_empty();
+    Ok(Json(response(contact, blocked)))
 }
 
 /// Replace a contact.
@@ -219,7 +234,8 @@ pub async fn put(
         .update_contact(who.person.id, id, &input, now_millis())
         .await?;
     tell_of_change(&state, &who.person).await;
-    Ok(Json(response(contact)))
+    state.store.clear_opt_out(&contact.phone).await?;
+    Ok(Json(response(contact, false)))
 }
 
 /// Delete a contact.

@@ -441,6 +441,25 @@ impl Dispatcher {
                     }
                 }
             }
+            Err(GatewayError::Recipient { reason, opted_out }) => {
+                // Final on every gateway: another would bypass a STOP, or
+                // fail the same way.
+                metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "recipient_refused").increment(1);
+                tracing::warn!(gateway = %gateway, opted_out, "the recipient refuses or cannot receive; not tried elsewhere");
+                if opted_out {
+                    let (store, to) = (self.store.clone(), m.to.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.record_opt_out(&to, now).await {
+                            tracing::error!(error = %e, "recording an opt-out failed");
+                        }
+                    });
+                }
+                OutboxUpdate::Failed {
+                    id: m.id,
+                    reason,
+                    at: now,
+                }
+            }
             Err(GatewayError::Permanent { reason }) => {
                 metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "refused").increment(1);
                 let failures = m.permanent_failures + 1;

@@ -346,6 +346,70 @@ async fn a_failing_gateway_fails_over_to_the_next(backend: &str) {
     assert!(logged.contains(&"+12135550100".to_string()));
 }
 
+/// A contact's STOP (Twilio 21610) and an invalid number (21211) are final
+/// on every gateway: never resent through the next one, the reason kept,
+/// and the person told on the contact.
+async fn a_stop_is_final_on_every_gateway(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio", "log"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
+    for (reply, key, reason) in [
+        (Reply::Unsubscribed, "stop-final-1", "opted_out"),
+        (Reply::InvalidNumber, "stop-final-2", "invalid_number"),
+    ] {
+        fake.script([reply]);
+        let (_, alert) = app
+            .call(
+                Method::POST,
+                "/api/v1/alerts",
+                Some(&token),
+                Some(json!({"idempotency_key": key})),
+            )
+            .await;
+        let id = alert["alert_id"].as_str().expect("id").to_string();
+        let r = wait_recipient(&app, &token, &id, 0, "failed").await;
+        assert!(
+            r["reason"].as_str().is_some_and(|s| s.starts_with(reason)),
+            "{r}"
+        );
+        wait_recipient(&app, &token, &id, 1, "sent").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !app.sms_lines().iter().any(|l| l["to"] == "+12135557000"),
+            "never resent through the log gateway: {:?}",
+            app.sms_lines()
+        );
+    }
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
+        .await;
+    let contact = &list["contacts"][0];
+    assert_eq!(contact["blocked"], true, "{list}");
+    // Saved again (after they sent START): the mark is cleared.
+    let id = contact["id"].as_str().expect("id").to_string();
+    let (s, saved) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            Some(json!({"name": "C0", "phone": "+12135557000", "message": "ayuda 0"})),
+        )
+        .await;
+    assert_eq!(
+        (s, saved["blocked"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{saved}"
+    );
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
+        .await;
+    assert_eq!(list["contacts"][0]["blocked"], false);
+}
+
 async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
     let fake = FakeTwilio::start().await;
     let dir = tempfile::tempdir().expect("dir");
@@ -789,6 +853,7 @@ on_both_backends!(
     twilio_sends_and_signed_receipts_deliver,
     twilio_error_classes_retry_or_fail,
     a_failing_gateway_fails_over_to_the_next,
+    a_stop_is_final_on_every_gateway,
     a_message_not_sent_in_its_validity_expires,
     under_a_rate_cap_every_alerts_first_messages_go_first,
     a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert,
