@@ -112,18 +112,30 @@ fn decode(s: &str) -> String {
 async fn apply_receipt(
     state: &AppState,
     id: Uuid,
+    provider_id: Option<&str>,
     receipt: Receipt,
     reason: Option<&str>,
 ) -> ApiResult<()> {
     let (to, from) = receipt.transition();
-    if let Some(alert) = state
+    match state
         .store
-        .receipt(id, to, from, reason, now_millis())
+        .receipt(id, provider_id, to, from, reason, now_millis())
         .await?
     {
-        metrics::counter!("avisa_receipts_total", "status" => to.as_str()).increment(1);
-        if let Some(alert) = alert {
-            state.events.publish(alert);
+        Some(alert) => {
+            metrics::counter!("avisa_receipts_total", "status" => to.as_str()).increment(1);
+            if let Some(alert) = alert {
+                state.events.publish(alert);
+            }
+        }
+        None => {
+            // An older status arriving late, or a receipt for another copy
+            // of the message (its provider id is not the one recorded).
+            tracing::info!(
+                status = to.as_str(),
+                "a receipt changed nothing: late, or another copy's"
+            );
+            metrics::counter!("avisa_receipts_ignored_total").increment(1);
         }
     }
     Ok(())
@@ -180,7 +192,8 @@ pub async fn twilio_status(
             .get("ErrorCode")
             .filter(|c| !c.is_empty())
             .map(|c| format!("twilio error {c}"));
-        apply_receipt(&state, id, receipt, reason.as_deref()).await?;
+        let sid = params.get("MessageSid").map(String::as_str);
+        apply_receipt(&state, id, sid, receipt, reason.as_deref()).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -241,7 +254,7 @@ pub async fn kannel_dlr(
     let code: u32 = q.get("status").and_then(|s| s.parse().ok()).unwrap_or(0);
     if let Some(receipt) = kannel::dlr_status(code) {
         let reason = (receipt == Receipt::Failed).then(|| format!("kannel DLR {code}"));
-        apply_receipt(&state, id, receipt, reason.as_deref()).await?;
+        apply_receipt(&state, id, None, receipt, reason.as_deref()).await?;
     }
     Ok(StatusCode::OK)
 }

@@ -69,6 +69,11 @@ impl Gateway for KannelGateway {
         if let Some(from) = &self.config.from {
             query.push(("from", from.clone()));
         }
+        if let Some(valid) = sms.valid_for {
+            // Kannel's `validity` is in minutes: what remains, rounded down
+            // (a message must not outlive its validity), at least one.
+            query.push(("validity", (valid.as_secs() / 60).max(1).to_string()));
+        }
         if let Some(dlr) = &self.dlr_url {
             query.push(("dlr-mask", "31".into()));
             query.push(("dlr-url", dlr(sms.id)));

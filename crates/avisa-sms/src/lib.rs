@@ -29,6 +29,10 @@ pub struct OutgoingSms {
     pub id: Uuid,
     pub to: PhoneNumber,
     pub body: String,
+    /// What remains of the message's validity: a provider must not hold it
+    /// longer (an alert SMS hours late does harm). None: the provider's own
+    /// default.
+    pub valid_for: Option<std::time::Duration>,
 }
 
 /// A provider took the message.

@@ -121,6 +121,7 @@ mod tests {
                 id: Uuid::now_v7(),
                 to: PhoneNumber::parse("+12135550100").expect("phone"),
                 body: body.into(),
+                valid_for: None,
             };
             let accepted = gw.send(&sms).await.expect("send");
             assert_eq!(accepted.provider_id, format!("log-{}", sms.id));

@@ -89,6 +89,13 @@ impl Gateway for TwilioGateway {
         if let Some(cb) = &self.config.status_callback {
             form.push(("StatusCallback", format!("{cb}?ref={}", sms.id)));
         }
+        if let Some(valid) = sms.valid_for {
+            // Twilio takes 1 to 36,000 seconds; past it, the message is not sent.
+            form.push((
+                "ValidityPeriod",
+                valid.as_secs().clamp(1, 36_000).to_string(),
+            ));
+        }
         let response = self
             .http
             .post(&self.url)
@@ -103,13 +110,19 @@ impl Gateway for TwilioGateway {
         let status = response.status();
         let wait = retry_after(response.headers());
         if status.is_success() {
-            let resource: MessageResource =
-                response.json().await.map_err(|_| GatewayError::Retryable {
-                    reason: "twilio: unreadable answer to an accepted message".into(),
-                    retry_after: None,
-                })?;
+            // Taken is taken: an answer we cannot read still says Twilio has
+            // the message, and sending it again would send it twice. Its id
+            // is unknown (receipts still match by our `ref`).
             return Ok(Accepted {
-                provider_id: resource.sid,
+                provider_id: match response.json::<MessageResource>().await {
+                    Ok(resource) => resource.sid,
+                    Err(_) => {
+                        tracing::warn!(
+                            "twilio accepted a message with an unreadable answer: sent, id unknown"
+                        );
+                        String::new()
+                    }
+                },
             });
         }
         let detail = response.json::<TwilioError>().await.ok();

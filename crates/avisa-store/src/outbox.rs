@@ -536,6 +536,7 @@ impl Store {
     pub async fn receipt(
         &self,
         message_id: Uuid,
+        provider_id: Option<&str>,
         status: OutboxStatus,
         from: &[OutboxStatus],
         reason: Option<&str>,
@@ -550,6 +551,13 @@ impl Store {
             b.push_bind(now);
             b.push(" WHERE id = ");
             b.push_bind(message_id);
+            // Matched by the pair: a receipt for another copy of the message
+            // (a provider id that is not the one recorded) changes nothing.
+            if let Some(sid) = provider_id.filter(|p| !p.is_empty()) {
+                b.push(" AND (provider_id IS NULL OR provider_id = '' OR provider_id = ");
+                b.push_bind(sid.to_string());
+                b.push(")");
+            }
             b.push(" AND status IN (");
             let mut list = b.separated(", ");
             for f in from {

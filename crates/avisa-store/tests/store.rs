@@ -1106,6 +1106,7 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
         store
             .receipt(
                 one,
+                None,
                 OutboxStatus::Delivered,
                 &[OutboxStatus::Sending, OutboxStatus::Sent],
                 None,
@@ -1148,6 +1149,7 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
         store
             .receipt(
                 one,
+                None,
                 OutboxStatus::Failed,
                 &[OutboxStatus::Sending, OutboxStatus::Sent],
                 Some("late"),

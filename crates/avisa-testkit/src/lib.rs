@@ -29,6 +29,9 @@ pub enum Reply {
     InvalidNumber,
     /// 400: Twilio error 21610, the recipient unsubscribed (replied STOP).
     Unsubscribed,
+    /// Takes the message and answers 201 with a body that is not JSON (a
+    /// proxy's page, a truncated answer).
+    Unreadable,
     /// 401: Twilio error 20003, authentication failed.
     Unauthorized,
     /// 429 with `Retry-After` seconds.
@@ -54,6 +57,8 @@ pub struct Received {
     /// Our message id, from the status callback's `ref`.
     pub reference: Option<String>,
     pub sid: Option<String>,
+    /// `ValidityPeriod`, seconds, as sent.
+    pub validity_period: Option<u64>,
     /// The status the fake answered with (0: it held the request instead).
     pub answered: u16,
     pub at: Instant,
@@ -220,6 +225,7 @@ async fn messages(
         status_callback: callback.clone(),
         reference: reference.clone(),
         sid,
+        validity_period: get("ValidityPeriod").and_then(|v| v.parse().ok()),
         answered,
         at: Instant::now(),
     };
@@ -285,6 +291,11 @@ async fn messages(
                 21211,
                 "The 'To' number is not a valid phone number.",
             )
+        }
+        Reply::Unreadable => {
+            let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
+            push(record(201, Some(sid)));
+            (StatusCode::CREATED, "<html>upstream answered</html>").into_response()
         }
         Reply::Unsubscribed => {
             push(record(400, None));

@@ -39,6 +39,10 @@ const CLAIM_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
 /// the person's own phone rank 1).
 const LATER_RANK: i32 = 2;
 
+/// A message whose backoff would pass its deadline gets one last try this
+/// long before it (room for the send itself).
+const LAST_TRY_MARGIN_MS: i64 = 2_000;
+
 pub struct Dispatcher {
     store: Store,
     slots: Vec<Slot>,
@@ -392,6 +396,10 @@ impl Dispatcher {
             id: m.id,
             to: m.to.clone(),
             body: m.body.clone(),
+            // The provider holds it no longer than it is worth sending.
+            valid_for: Some(Duration::from_millis(
+                (m.expires_at - now_millis()).max(1_000) as u64,
+            )),
         };
         let gateway = slot.gateway.name().to_string();
         let started = Instant::now();
@@ -426,8 +434,14 @@ impl Dispatcher {
                     let wait = retry_after.map(|d| d.as_millis() as u64).unwrap_or(0);
                     self.backoff_ms(m.attempts).max(wait)
                 };
-                let next_attempt_at = now + delay as i64;
-                tracing::warn!(gateway = %gateway, reason = %reason, delay_ms = delay, "temporary failure; will retry");
+                let mut next_attempt_at = now + delay as i64;
+                // The backoff would pass the deadline: one last try before
+                // it instead of none, when there is room for one.
+                let last_chance = m.expires_at - LAST_TRY_MARGIN_MS;
+                if next_attempt_at >= m.expires_at && last_chance > now {
+                    next_attempt_at = last_chance;
+                }
+                tracing::warn!(gateway = %gateway, reason = %reason, delay_ms = next_attempt_at - now, "temporary failure; will retry");
                 if next_attempt_at >= m.expires_at {
                     OutboxUpdate::Expired { id: m.id, at: now }
                 } else {

@@ -235,8 +235,30 @@ async fn twilio_sends_and_signed_receipts_deliver(backend: &str) {
         own["id"].as_str().expect("id")
     );
     wait_recipient(&app, &token, &id, 1, "sent").await;
+    // Matched by the pair (our ref, the provider's id): a receipt naming
+    // another message's id changes nothing.
     assert_eq!(
         twilio_webhook(&app, &own_path, &failed, &fake.auth_token).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        alert_json(&app, &token, &id).await["recipients"][1]["status"],
+        "sent",
+        "another copy's receipt is ignored"
+    );
+    let own_sid = fake
+        .accepted()
+        .into_iter()
+        .find(|m| m.reference.as_deref() == own["id"].as_str())
+        .and_then(|m| m.sid)
+        .expect("the own message's sid");
+    let own_failed = [
+        ("MessageSid", own_sid.as_str()),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "30003"),
+    ];
+    assert_eq!(
+        twilio_webhook(&app, &own_path, &own_failed, &fake.auth_token).await,
         StatusCode::NO_CONTENT
     );
     let own = alert_json(&app, &token, &id).await["recipients"][1].clone();
@@ -346,6 +368,37 @@ async fn a_failing_gateway_fails_over_to_the_next(backend: &str) {
     assert!(logged.contains(&"+12135550100".to_string()));
 }
 
+/// A 201 whose body cannot be read still means Twilio has the message: it
+/// is "sent" (id unknown) and never sent again.
+async fn an_accepted_answer_is_accepted_even_unreadable(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
+    fake.script([Reply::Unreadable]);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "unreadable-1"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    wait_recipient(&app, &token, &id, 0, "sent").await;
+    wait_recipient(&app, &token, &id, 1, "sent").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let to_contact = fake
+        .received()
+        .into_iter()
+        .filter(|m| m.to == "+12135557000")
+        .count();
+    assert_eq!(to_contact, 1, "one request, one SMS: never resent");
+}
+
 /// A contact's STOP (Twilio 21610) and an invalid number (21211) are final
 /// on every gateway: never resent through the next one, the reason kept,
 /// and the person told on the contact.
@@ -417,12 +470,14 @@ async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
         return;
     };
     config.sms.validity = Duration::from_secs(60);
-    // The first retry would come after the validity: it must expire instead.
+    // The backoff would put the first retry past the validity: one last
+    // try lands before the deadline instead, then it expires.
     config.dispatch.retry_base = Duration::from_secs(120);
     config.dispatch.retry_max = Duration::from_secs(120);
     let app = TestApp::start(config, dir).await;
     let token = person_via_twilio(&app, &fake, "+12135550100", 0).await;
     fake.set_default(Reply::ServerError);
+    let before = fake.received().len();
     let (_, alert) = app
         .call(
             Method::POST,
@@ -432,7 +487,40 @@ async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
         )
         .await;
     let id = alert["alert_id"].as_str().expect("id").to_string();
-    wait_recipient(&app, &token, &id, 0, "expired").await;
+    // The last try comes 2 s before the minute's end: wait it out.
+    let deadline = Instant::now() + Duration::from_secs(75);
+    let r = loop {
+        let r = alert_json(&app, &token, &id).await["recipients"][0].clone();
+        if r["status"] == "expired" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never expired: {r}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let rid = r["id"].as_str().expect("id");
+    let tries: Vec<_> = fake.received()[before..]
+        .iter()
+        .filter(|m| m.reference.as_deref() == Some(rid))
+        .cloned()
+        .collect();
+    assert_eq!(
+        tries.len(),
+        2,
+        "the first try and one last before the deadline: {tries:?}"
+    );
+    // Twilio is told what remains of the validity, so it never holds the
+    // message past it.
+    assert!(
+        tries[0]
+            .validity_period
+            .is_some_and(|v| (58..=60).contains(&v)),
+        "{tries:?}"
+    );
+    assert!(
+        tries[1].validity_period.is_some_and(|v| v <= 3),
+        "{tries:?}"
+    );
+    assert!(tries[1].at.duration_since(tries[0].at) >= Duration::from_secs(50));
 }
 
 /// Three contacts for person `p`, whose numbers encode person and rank:
@@ -854,6 +942,7 @@ on_both_backends!(
     twilio_error_classes_retry_or_fail,
     a_failing_gateway_fails_over_to_the_next,
     a_stop_is_final_on_every_gateway,
+    an_accepted_answer_is_accepted_even_unreadable,
     a_message_not_sent_in_its_validity_expires,
     under_a_rate_cap_every_alerts_first_messages_go_first,
     a_later_message_waiting_for_its_rate_slot_gives_way_to_a_new_alert,
