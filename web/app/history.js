@@ -2,7 +2,38 @@
 // each message, and their check-in timers. Loaded when opened, like the
 // timers screen: the first load stays as small as the button needs.
 
-import { t } from './i18n.js';
+import { t, addStrings } from './i18n.js';
+
+addStrings({
+  es: {
+    history_title: 'Mi historial',
+    history_body: 'Tus alertas y citas, y qué pasó con cada mensaje.',
+    history_alerts: 'Alertas',
+    history_alert: 'Alerta',
+    history_practice: 'Práctica',
+    history_cancelled: 'Cancelada',
+    history_active: 'Activa',
+    history_none: 'Todavía no has enviado ninguna alerta.',
+    history_checkin_scheduled: 'Pendiente de confirmar',
+    history_checkin_checked_out: 'Confirmaste tu salida',
+    history_checkin_cancelled: 'Cancelada',
+    history_checkin_fired: 'No se confirmó: se envió tu alerta',
+  },
+  en: {
+    history_title: 'My history',
+    history_body: 'Your alerts and appointments, and what became of each message.',
+    history_alerts: 'Alerts',
+    history_alert: 'Alert',
+    history_practice: 'Practice',
+    history_cancelled: 'Cancelled',
+    history_active: 'Active',
+    history_none: 'You have not sent any alert yet.',
+    history_checkin_scheduled: 'Waiting to be confirmed',
+    history_checkin_checked_out: 'You confirmed you left',
+    history_checkin_cancelled: 'Cancelled',
+    history_checkin_fired: 'Not confirmed: your alert was sent',
+  },
+});
 
 const reason = (r) => (r.startsWith('opted_out') ? t('reason_opted_out') : r.startsWith('invalid_number') ? t('reason_invalid_number') : r);
 

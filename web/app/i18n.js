@@ -52,18 +52,6 @@ const STRINGS = {
     contact_blocked: '{name} bloqueó los mensajes de Avisa (respondió STOP): tus alertas ya no le llegan. Pídele que envíe START al número de Avisa y guarda el contacto otra vez, o elige a otra persona.',
     reason_opted_out: 'Bloqueó los mensajes de Avisa',
     reason_invalid_number: 'Ese número no existe',
-    history_title: 'Mi historial',
-    history_body: 'Tus alertas y citas, y qué pasó con cada mensaje.',
-    history_alerts: 'Alertas',
-    history_alert: 'Alerta',
-    history_practice: 'Práctica',
-    history_cancelled: 'Cancelada',
-    history_active: 'Activa',
-    history_none: 'Todavía no has enviado ninguna alerta.',
-    history_checkin_scheduled: 'Pendiente de confirmar',
-    history_checkin_checked_out: 'Confirmaste tu salida',
-    history_checkin_cancelled: 'Cancelada',
-    history_checkin_fired: 'No se confirmó: se envió tu alerta',
     checkins_title: 'Cita con ICE o en la corte',
     checkins_body: 'Si vas a una cita de inmigración o a la corte, prográmala aquí. Si no confirmas que saliste antes de la hora límite, Avisa manda tu alerta aunque ya no tengas tu teléfono.',
     checkin_new: 'Nueva cita',
@@ -115,11 +103,6 @@ const STRINGS = {
     safe_status: '«Estoy a salvo»: {status}',
     im_safe: 'Estoy a salvo',
     im_safe_help: 'Cancela la alerta: lo que no salió se retira y quien la recibió sabrá que estás bien.',
-    sharing_on: 'Compartiendo tu ubicación con el consulado',
-    sharing_help: 'Se envía cuando te mueves 100 m o cada 2 minutos, hasta que canceles, el consulado cierre tu caso o pasen 4 horas.',
-    sharing_stop: 'Dejar de compartir',
-    sharing_stopped: 'Ya no se comparte tu ubicación.',
-    sharing_ended: 'Se dejó de compartir tu ubicación.',
     contact_updates_label: 'Mandarle mi nueva ubicación por SMS si me muevo durante una alerta (máximo 3)',
     pin_prompt: 'Escribe tu PIN',
     confirm: 'Confirmar',
@@ -311,18 +294,6 @@ const STRINGS = {
     contact_blocked: '{name} blocked Avisa’s messages (replied STOP): your alerts no longer reach them. Ask them to text START to Avisa’s number and save the contact again, or choose someone else.',
     reason_opted_out: 'Blocked Avisa’s messages',
     reason_invalid_number: 'That number does not exist',
-    history_title: 'My history',
-    history_body: 'Your alerts and appointments, and what became of each message.',
-    history_alerts: 'Alerts',
-    history_alert: 'Alert',
-    history_practice: 'Practice',
-    history_cancelled: 'Cancelled',
-    history_active: 'Active',
-    history_none: 'You have not sent any alert yet.',
-    history_checkin_scheduled: 'Waiting to be confirmed',
-    history_checkin_checked_out: 'You confirmed you left',
-    history_checkin_cancelled: 'Cancelled',
-    history_checkin_fired: 'Not confirmed: your alert was sent',
     checkins_title: 'ICE or court appointment',
     checkins_body: 'If you are going to an immigration appointment or to court, schedule it here. If you do not confirm you left before the deadline, Avisa sends your alert even if you no longer have your phone.',
     checkin_new: 'New appointment',
@@ -372,11 +343,6 @@ const STRINGS = {
     safe_status: '“I’m safe”: {status}',
     im_safe: 'I’m safe',
     im_safe_help: 'Cancels the alert: what has not gone out is withdrawn, and whoever got it learns you are safe.',
-    sharing_on: 'Sharing your location with the consulate',
-    sharing_help: 'Sent when you move 100 m or every 2 minutes, until you cancel, the consulate closes your case or 4 hours pass.',
-    sharing_stop: 'Stop sharing',
-    sharing_stopped: 'Your location is no longer shared.',
-    sharing_ended: 'Your location stopped being shared.',
     contact_updates_label: 'Text them my new location if I move during an alert (at most 3)',
     pin_prompt: 'Enter your PIN',
     confirm: 'Confirm',
@@ -553,6 +519,12 @@ export function setLang(code) {
   current = code === 'en' ? 'en' : 'es';
   localStorage.setItem('avisa.lang', current);
   document.documentElement.lang = current;
+}
+
+/// Adds a lazily loaded screen's own strings (they stay out of the first
+/// load).
+export function addStrings(more) {
+  for (const code of ['es', 'en']) Object.assign(STRINGS[code], more[code]);
 }
 
 export function t(key, vars = {}) {

@@ -5,7 +5,24 @@
 // sharing_ended). The browser's geolocation only; nothing else is asked.
 // Loaded when the status screen of an active alert opens.
 
-import { t } from './i18n.js';
+import { t, addStrings } from './i18n.js';
+
+addStrings({
+  es: {
+    sharing_on: 'Compartiendo tu ubicación con el consulado',
+    sharing_help: 'Se envía cuando te mueves 100 m o cada 2 minutos, hasta que canceles, el consulado cierre tu caso o pasen 4 horas.',
+    sharing_stop: 'Dejar de compartir',
+    sharing_stopped: 'Ya no se comparte tu ubicación.',
+    sharing_ended: 'Se dejó de compartir tu ubicación.',
+  },
+  en: {
+    sharing_on: 'Sharing your location with the consulate',
+    sharing_help: 'Sent when you move 100 m or every 2 minutes, until you cancel, the consulate closes your case or 4 hours pass.',
+    sharing_stop: 'Stop sharing',
+    sharing_stopped: 'Your location is no longer shared.',
+    sharing_ended: 'Your location stopped being shared.',
+  },
+});
 
 const MOVE_M = 100;
 const EVERY_MS = 2 * 60 * 1000;

@@ -122,7 +122,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// The data directory and what it holds (the SQLite database, its WAL and
 /// shared memory, the SMS log) for the server's own user only: 0700 and
 /// 0600. Files SQLite makes later take the database file's mode.
-fn owner_only(dir: &Path) {
+pub fn owner_only(dir: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -100,22 +100,28 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
+            // What is deleted is overwritten, not left in free pages.
+            .pragma("secure_delete", "on")
             // 16 MiB of page cache per connection (the default is 2 MiB):
             // the outbox's indexes stay in memory under load.
-            // What is deleted is overwritten, not left in free pages; a new
-            // database gives freed pages back when the retention job asks.
-            .pragma("secure_delete", "on")
-            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
             .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory")
             // A dispatch round's claim returns up to 512 rows: with sqlx's
             // default of 50 the connection's thread stalls and wakes the
             // task again every 50 rows.
             .row_buffer_size(1024);
+        // A new database gives freed pages back when the retention job
+        // asks. Set by the writer alone, which connects first: on a reader
+        // the pragma takes a write lock, and the writer's transaction that
+        // read before it then fails at once with "database is locked".
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental),
+            )
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)

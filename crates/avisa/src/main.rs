@@ -169,6 +169,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let backend = avisa_store::connect(&config.database_url())
                 .await
                 .context("cannot open the database")?;
+            avisa_server::owner_only(&config.data_dir);
             println!("migrations applied ({})", backend.kind());
             backend.close().await;
             Ok(())
