@@ -386,7 +386,9 @@ pub fn escalation_duty(
     } else {
         "SIN ATENDER"
     };
-    let office = consulate.unwrap_or("sin consulado");
+    // GSM-7 throughout: one accent would make it UCS-2, and three SMS.
+    let office = crate::sms::fold_to_gsm(consulate.unwrap_or("sin consulado"));
+    let person = crate::sms::fold_to_gsm(person);
     format!(
         "AVISA: alerta de {person} {level} desde hace {minutes} min ({office}). Tomela en la consola: {console_url}"
     )

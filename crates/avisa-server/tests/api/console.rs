@@ -623,7 +623,7 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
         let sent = escalations(phone);
         assert_eq!(sent.len(), 2, "once at each threshold: {sent:?}");
         assert!(
-            sent[0].contains("María P.") && sent[0].contains(&format!("/console/alerts/{id}")),
+            sent[0].contains("Maria P.") && sent[0].contains(&format!("/console/alerts/{id}")),
             "{}",
             sent[0]
         );
