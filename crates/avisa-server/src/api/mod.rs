@@ -5,6 +5,7 @@ pub mod checkins;
 pub mod contacts;
 pub mod devices;
 pub mod history;
+pub mod locations;
 pub mod phones;
 pub mod profile;
 
@@ -37,6 +38,7 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::state::AppSt
         .merge(profile::routes())
         .merge(contacts::routes())
         .merge(alerts::routes())
+        .merge(locations::routes())
         .merge(checkins::routes())
         .merge(history::routes())
 }

@@ -15,9 +15,11 @@
 mod check;
 mod limits;
 mod retention;
+mod sms;
 
 pub use limits::Limits;
 pub use retention::Retention;
+pub use sms::{Gateway, KannelSettings, LogSettings, SmsConfig, TwilioSettings};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,71 +81,6 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub dispatch: DispatchConfig,
     pub retention: Retention,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SmsConfig {
-    /// In order of preference: a message that fails on one moves to the next.
-    pub gateways: Vec<Gateway>,
-    pub log_echo: bool,
-    pub service_number: String,
-    /// Past this a message is expired instead of sent late.
-    #[serde(with = "humantime_serde")]
-    pub validity: Duration,
-}
-
-/// An SMS gateway and its settings, by `kind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Gateway {
-    /// Writes each SMS to `<data_dir>/sms-log.jsonl` (and the terminal).
-    Log(LogSettings),
-    Twilio(TwilioSettings),
-    Kannel(KannelSettings),
-}
-
-impl Gateway {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Gateway::Log(_) => "log",
-            Gateway::Twilio(_) => "twilio",
-            Gateway::Kannel(_) => "kannel",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// Messages per second; 0 for no limit.
-    pub rate_per_second: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TwilioSettings {
-    pub base_url: String,
-    pub account_sid: String,
-    pub auth_token: SecretString,
-    pub from: String,
-    pub messaging_service_sid: String,
-    pub rate_per_second: u32,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KannelSettings {
-    pub sendsms_url: String,
-    pub username: String,
-    pub password: SecretString,
-    pub from: String,
-    pub inbound_token: SecretString,
-    pub rate_per_second: u32,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,45 +193,6 @@ impl Default for Config {
     }
 }
 
-impl Default for SmsConfig {
-    fn default() -> Self {
-        SmsConfig {
-            gateways: vec![Gateway::Log(LogSettings::default())],
-            log_echo: true,
-            service_number: String::new(),
-            validity: Duration::from_secs(60 * 60),
-        }
-    }
-}
-
-impl Default for TwilioSettings {
-    fn default() -> Self {
-        TwilioSettings {
-            base_url: "https://api.twilio.com".into(),
-            account_sid: String::new(),
-            auth_token: SecretString::from(""),
-            from: String::new(),
-            messaging_service_sid: String::new(),
-            rate_per_second: 0,
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Default for KannelSettings {
-    fn default() -> Self {
-        KannelSettings {
-            sendsms_url: "http://127.0.0.1:13013/cgi-bin/sendsms".into(),
-            username: String::new(),
-            password: SecretString::from(""),
-            from: String::new(),
-            inbound_token: SecretString::from(""),
-            rate_per_second: 0,
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
@@ -358,25 +256,6 @@ impl DispatchConfig {
     /// How long a message being sent stays leased, in milliseconds.
     pub fn lease_ms(&self) -> i64 {
         millis(self.lease)
-    }
-}
-
-impl SmsConfig {
-    /// The Twilio gateway's settings, if Twilio is a gateway (its token also
-    /// checks Twilio's webhooks).
-    pub fn twilio(&self) -> Option<&TwilioSettings> {
-        self.gateways.iter().find_map(|g| match g {
-            Gateway::Twilio(t) => Some(t),
-            _ => None,
-        })
-    }
-
-    /// The Kannel gateway's settings, if Kannel is a gateway.
-    pub fn kannel(&self) -> Option<&KannelSettings> {
-        self.gateways.iter().find_map(|g| match g {
-            Gateway::Kannel(k) => Some(k),
-            _ => None,
-        })
     }
 }
 
