@@ -55,7 +55,7 @@ use avisa_store::Store;
 
 pub use config::Config;
 use config::Gateway;
-pub use console::MIN_PASSWORD;
+pub use console::{MIN_PASSWORD, password_problem};
 pub use state::AppState;
 pub use telemetry::init_logging;
 

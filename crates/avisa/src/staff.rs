@@ -8,11 +8,11 @@ use anyhow::{Context, bail};
 use avisa_core::now_millis;
 use avisa_core::{CIAM, Role};
 use avisa_server::Config;
-use avisa_server::MIN_PASSWORD;
+use avisa_server::password_problem;
 
 /// Reads a password: asked twice (not echoed) on a terminal, or one line of
 /// standard input otherwise.
-fn read_password(prompt: &str) -> anyhow::Result<String> {
+fn read_password(prompt: &str, username: &str) -> anyhow::Result<String> {
     let password = if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password(prompt).context("cannot read the password")?;
         let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
@@ -28,8 +28,10 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
             .context("cannot read the password from standard input")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
-    if password.chars().count() < MIN_PASSWORD {
-        bail!("a staff password has at least {MIN_PASSWORD} characters");
+    if let Some(problem) = password_problem(&password, username) {
+        bail!(
+            "{problem}: choose another (a few ordinary words together, 12 characters or more, work well)"
+        );
     }
     Ok(password)
 }
@@ -64,7 +66,7 @@ pub async fn add(
             "{consulate:?} is not an office of the directory (see `avisa consulates list`) nor `ciam`"
         );
     }
-    let password = read_password(&format!("Password for {username}: "))?;
+    let password = read_password(&format!("Password for {username}: "), username)?;
     let store = avisa_server::open_store(config).await?;
     let hashed = hash(&store, password).await?;
     match store
@@ -123,7 +125,7 @@ pub async fn reset_password(config: &Config, username: &str) -> anyhow::Result<(
         .staff_by_username(username)
         .await?
         .with_context(|| format!("no staff account named {username:?}"))?;
-    let password = read_password(&format!("New password for {username}: "))?;
+    let password = read_password(&format!("New password for {username}: "), username)?;
     let hashed = hash(&store, password).await?;
     store
         .set_staff_password(staff.id, &hashed, now_millis())

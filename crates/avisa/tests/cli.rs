@@ -611,6 +611,23 @@ fn staff_accounts_from_the_command_line() {
             "at least 12",
         ),
         (
+            add("bob", "los-angeles", "operator", "aaaaaaaaaaaa"),
+            "too few different characters",
+        ),
+        (
+            add(
+                "roberto.diaz",
+                "los-angeles",
+                "operator",
+                "Roberto.Diaz2026",
+            ),
+            "built from the username",
+        ),
+        (
+            add("bob", "los-angeles", "operator", "Password2026!!"),
+            "common word",
+        ),
+        (
             add("bob", "atlantis", "operator", "correct horse battery"),
             "not an office",
         ),

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod case;
 pub mod colleagues;
 pub mod events;
+mod passwords;
 pub mod queue;
 pub mod session;
 pub mod stats;
@@ -31,8 +32,7 @@ use crate::state::AppState;
 
 pub const COOKIE: &str = "avisa_console";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// Shortest password a staff account may have.
-pub const MIN_PASSWORD: usize = 12;
+pub use passwords::{MIN_PASSWORD, password_problem};
 
 /// The staff member behind a request, from the session cookie; for
 /// state-changing methods the CSRF token is checked too.
