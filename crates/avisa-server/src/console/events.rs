@@ -28,11 +28,22 @@ pub async fn events(
     let mut changes = state.events.subscribe();
     let scope = who.scope();
     let mut draining = state.draining.subscribe();
+    let token_hash = who.token_hash().to_vec();
     tokio::spawn(async move {
         // Held until the stream ends.
         let _slot = slot;
+        // A logout, a disabled account or a password reset ends the stream
+        // within a second: alerts are not shown to whoever lost the right.
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let max_ms = crate::config::millis(state.config.console.session_max);
         loop {
             tokio::select! {
+                _ = check.tick() => {
+                    let now = avisa_core::now_millis();
+                    if !state.store.session_stands(&token_hash, now, now - max_ms).await.unwrap_or(true) {
+                        return;
+                    }
+                }
                 changed = changes.recv() => {
                     let (id, visible) = match changed {
                         Ok(change) => {

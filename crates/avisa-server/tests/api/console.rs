@@ -827,6 +827,24 @@ async fn the_live_stream_shows_only_the_consulates_real_alerts(backend: &str) {
         "another consulate's alert: {seen}"
     );
     assert!(!seen.contains(&practice), "a practice alert: {seen}");
+
+    // Logging out ends the open stream within a second: alerts are not
+    // shown to a session that no longer stands.
+    let (s, _) = la.call(Method::POST, "/api/v1/console/logout", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let out = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(1500), stream.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(_) => break,
+            Err(_) => panic!("the stream outlived the logout"),
+        }
+    }
+    assert!(
+        out.elapsed() <= Duration::from_millis(1500),
+        "{:?}",
+        out.elapsed()
+    );
 }
 
 on_both_backends!(

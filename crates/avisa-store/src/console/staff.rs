@@ -213,6 +213,31 @@ impl Store {
         }))
     }
 
+    /// Whether a session still stands at `now`: not logged out or ended by
+    /// a password reset, within its idle and maximum times (`created_after`
+    /// = now − the maximum), its account not disabled. Live streams ask
+    /// this every second.
+    pub async fn session_stands(
+        &self,
+        token_hash: &[u8],
+        now: UnixMillis,
+        created_after: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let sql = "SELECT COUNT(*) FROM staff_sessions s JOIN staff t ON t.id = s.staff_id \
+                   WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.created_at > $3 \
+                   AND t.disabled = $4";
+        let n: i64 = db_run!(self.db.reader(), |pool| {
+            sqlx::query_scalar(sql)
+                .bind(token_hash)
+                .bind(now)
+                .bind(created_after)
+                .bind(false)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(n > 0)
+    }
+
     /// Slides a session's idle expiry.
     pub async fn touch_session(
         &self,
