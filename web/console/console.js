@@ -99,7 +99,12 @@ function age(ms) {
   return t('ago_d', { n: Math.round(s / 86400) });
 }
 
-const clock = (ms) => new Date(ms).toLocaleString(lang === 'es' ? 'es-MX' : 'en-US', { dateStyle: 'short', timeStyle: 'medium' });
+// Every time in the consulate's own zone, named (a night shift in Los
+// Angeles reads Pacific time whatever the computer says).
+const clock = (ms) => new Date(ms).toLocaleString(lang === 'es' ? 'es-MX' : 'en-US', {
+  year: '2-digit', month: '2-digit', day: '2-digit', hour: 'numeric', minute: '2-digit', second: '2-digit',
+  timeZone: (state.me && state.me.time_zone) || undefined, timeZoneName: 'short',
+});
 
 function header() {
   document.documentElement.lang = lang;

@@ -40,6 +40,20 @@ impl Zone {
         !matches!(self, Zone::Atlantic | Zone::Arizona | Zone::Hawaii)
     }
 
+    /// The IANA name, for clients that format times themselves.
+    pub fn iana(self) -> &'static str {
+        match self {
+            Zone::Atlantic => "America/Puerto_Rico",
+            Zone::Eastern => "America/New_York",
+            Zone::Central => "America/Chicago",
+            Zone::Mountain => "America/Denver",
+            Zone::Arizona => "America/Phoenix",
+            Zone::Pacific => "America/Los_Angeles",
+            Zone::Alaska => "America/Anchorage",
+            Zone::Hawaii => "Pacific/Honolulu",
+        }
+    }
+
     /// The zone's name in Spanish and English.
     pub fn name(self, lang: crate::Language) -> &'static str {
         use crate::Language::{En, Es};

@@ -37,9 +37,25 @@ pub struct Me {
     pub escalate_after_seconds: u64,
     /// Map tiles, when configured.
     pub tile_url: Option<String>,
+    /// The consulate's time zone (IANA): every time the console shows is in
+    /// it. CIAM, in Tucson: America/Phoenix.
+    pub time_zone: &'static str,
 }
 
 fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
+    let time_zone = state
+        .directory
+        .get(&staff.consulate_id)
+        .filter(|_| !staff.sees_all())
+        .map(|o| {
+            let at = avisa_core::Location {
+                lat: o.lat,
+                lon: o.lon,
+                accuracy_m: None,
+            };
+            crate::alerting::zone_of(Some(&at), Some(&o.state)).iana()
+        })
+        .unwrap_or("America/Phoenix");
     let consulate = if staff.sees_all() {
         ConsulateRef {
             id: CIAM.into(),
@@ -63,6 +79,7 @@ fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
         csrf_token,
         escalate_after_seconds: state.config.console.escalate_after.as_secs(),
         tile_url: Some(state.config.console.tile_url.clone()).filter(|t| !t.is_empty()),
+        time_zone,
     }
 }
 

@@ -155,6 +155,15 @@ async fn login_and_sessions(backend: &str) {
     let (status, me) = console.call(Method::GET, "/api/v1/console/me", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
+        me["time_zone"], "America/Los_Angeles",
+        "the console's times are the consulate's"
+    );
+    let (_, ciam) = login(&app, "ciam.duty")
+        .await
+        .call(Method::GET, "/api/v1/console/me", None)
+        .await;
+    assert_eq!(ciam["time_zone"], "America/Phoenix", "CIAM is in Tucson");
+    assert_eq!(
         (
             me["username"].as_str(),
             me["role"].as_str(),
