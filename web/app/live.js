@@ -115,7 +115,7 @@ export function stopSharing() {
 /// the server; the duress PIN looks the same).
 export function mount(ui, alert) {
   const box = document.getElementById('sharing');
-  const created = Date.parse(alert.created_at) || Number(alert.created_at) || Date.now();
+  const created = Number(alert.created_at) || Date.now();
   const on = startSharing({
     id: alert.alert_id,
     api: ui.api,

@@ -120,7 +120,8 @@ async fn raise_for(
             seen: None,
             missed_checkin: None,
             quiet: true,
-            caller: Some(caller.clone()),
+            // A withheld caller id is counted under one name, never shown.
+            caller: Some(caller.clone()).filter(|c| c.as_str().starts_with('+')),
         },
     )
     .await;

@@ -269,13 +269,10 @@ async fn may_reply(
     if store.take_budgets(&guesses, hour).await?.is_some() {
         return Ok(false);
     }
-    let (day, _) = avisa_store::window(now, DAY_MS);
-    if let Some(id) = reference.filter(|r| !r.is_empty()) {
-        let once = [Budget::of(store, "inbound-id", id.as_bytes(), 1)];
-        if store.take_budgets(&once, day).await?.is_some() {
-            return Ok(false);
-        }
+    if !first_delivery(state, reference, now).await? {
+        return Ok(false);
     }
+    let (day, _) = avisa_store::window(now, DAY_MS);
     let daily = [Budget::of(store, "reply", phone, 1)];
     Ok(store.take_budgets(&daily, day).await?.is_none())
 }
