@@ -200,6 +200,8 @@ pub(crate) async fn store_ceilings(
             created_at: now,
             messages,
             limit: None,
+            // Numbered like a real alert: the counter is part of the commit.
+            case_prefix: Some("LAX-2026".into()),
         })?)
     };
     let one: Vec<_> = (0..single).map(make).collect::<anyhow::Result<_>>()?;

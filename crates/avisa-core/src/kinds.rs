@@ -278,6 +278,12 @@ text_enum! {
         Reopen = "reopen",
         ReadAudit = "read_audit",
         ReadStats = "read_stats",
+        /// Asked for, or tried to change, an alert outside their scope (it
+        /// was answered 404, as a missing one).
+        Denied = "denied",
+        /// Listed past or filtered cases (the live queue itself is the
+        /// shift's standing screen, polled every few seconds, and is not).
+        Search = "search",
     }
 }
 

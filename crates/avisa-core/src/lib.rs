@@ -10,6 +10,7 @@
 pub mod crypto;
 pub mod directory;
 pub mod facilities;
+pub mod gazetteer;
 pub mod invalid;
 pub mod kinds;
 pub mod lang;

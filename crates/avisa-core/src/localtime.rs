@@ -137,6 +137,14 @@ pub fn zone_for(state: &str, lon: Option<f64>) -> Zone {
     }
 }
 
+/// The calendar year in the zone at `at_millis` (case numbers restart
+/// with each local year).
+pub fn local_year(at_millis: i64, zone: Zone) -> i32 {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_millis) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    at.to_offset(zone.offset_at(at)).year()
+}
+
 /// "14:32" in the zone, and the zone's name.
 pub fn local_clock(at_millis: i64, zone: Zone, lang: crate::Language) -> String {
     let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_millis) * 1_000_000)

@@ -46,6 +46,22 @@ pub struct AlertFacts<'a> {
     /// Raised by a check-in timer whose deadline passed without a
     /// check-out: the planned place (empty when none was given).
     pub missed_checkin: Option<&'a str>,
+    /// The case number staff say ("LAX-2026-0042"); [`CASE_SLOT`] in the
+    /// first duty SMS, whose number the store gives as it writes the alert.
+    pub case_number: Option<&'a str>,
+}
+
+/// Stands for the case number in a duty SMS written before the alert has
+/// one; the store puts the number in as it writes the alert.
+pub const CASE_SLOT: &str = "#CASO#";
+
+/// The case as duty texts name it: its number, else the alert id's start
+/// (alerts from before case numbers).
+fn case_label(facts: &AlertFacts<'_>) -> String {
+    match facts.case_number {
+        Some(n) => n.to_string(),
+        None => facts.alert_id.simple().to_string()[..8].to_string(),
+    }
 }
 
 /// A contact's SMS: the person's own text, then where and when.
@@ -208,6 +224,7 @@ pub fn longest_contact_alert(text: &str, lang: Language) -> String {
                 consulate: None,
                 console_url: String::new(),
                 missed_checkin: None,
+                case_number: None,
             };
             contact_alert(text, lang, &facts)
         })
@@ -274,7 +291,7 @@ fn confirmation(lang: Language, facts: &AlertFacts<'_>, contacts: usize, practic
 
 /// The structured SMS to a consulate's duty phone (Spanish: consular staff).
 pub fn consulate_duty(facts: &AlertFacts<'_>) -> String {
-    let short = &facts.alert_id.simple().to_string()[..8];
+    let short = case_label(facts);
     let place = match &facts.location {
         Some(loc) => format!("{:.5},{:.5}{}", loc.lat, loc.lon, accuracy(loc)),
         None => "sin ubicacion".into(),
@@ -310,12 +327,20 @@ pub fn safe(lang: Language, person_name: &str) -> String {
 }
 
 /// The same notice to a consulate's duty phone.
+/// "AVISA LAX-2026-0042 Maria G.: CANCELADA …": the number and the first
+/// name, so an officer stands down the right case when presses cluster.
 pub fn consulate_cancelled(facts: &AlertFacts<'_>) -> String {
-    let short = &facts.alert_id.simple().to_string()[..8];
     format!(
-        "AVISA {short} CANCELADA por la persona con su PIN. {}",
+        "AVISA {}: CANCELADA por la persona con su PIN. {}",
+        duty_case(facts),
         facts.console_url
     )
+}
+
+/// "LAX-2026-0042 Maria G." in GSM-7.
+fn duty_case(facts: &AlertFacts<'_>) -> String {
+    let name = crate::sms::fold_to_gsm(&short_name(facts.person_name));
+    format!("{} {name}", case_label(facts)).trim_end().to_string()
 }
 
 /// To each contact, when the person "cancelled" with the duress PIN: the
@@ -333,9 +358,9 @@ pub fn duress(lang: Language, person_name: &str) -> String {
 
 /// The same to a consulate's duty phone.
 pub fn consulate_duress(facts: &AlertFacts<'_>) -> String {
-    let short = &facts.alert_id.simple().to_string()[..8];
     format!(
-        "AVISA {short} CANCELADA BAJO PRESION: la persona uso su PIN de coaccion. La alerta SIGUE ACTIVA. {}",
+        "AVISA {}: CANCELADA BAJO PRESION: la persona uso su PIN de coaccion. La alerta SIGUE ACTIVA. {}",
+        duty_case(facts),
         facts.console_url
     )
 }
@@ -376,6 +401,7 @@ pub fn short_name(name: &str) -> String {
 /// in time (`again`: the second threshold), with the console link.
 pub fn escalation_duty(
     again: bool,
+    case_number: &str,
     consulate: Option<&str>,
     person: &str,
     minutes: i64,
@@ -390,7 +416,7 @@ pub fn escalation_duty(
     let office = crate::sms::fold_to_gsm(consulate.unwrap_or("sin consulado"));
     let person = crate::sms::fold_to_gsm(person);
     format!(
-        "AVISA: alerta de {person} {level} desde hace {minutes} min ({office}). Tomela en la consola: {console_url}"
+        "AVISA {case_number} {person}: {level} desde hace {minutes} min ({office}). Tomela en la consola: {console_url}"
     )
 }
 
@@ -457,7 +483,26 @@ mod tests {
             )),
             console_url: "https://avisa.example/console/alerts/x".into(),
             missed_checkin: None,
+            case_number: Some("LAX-2026-0042"),
         }
+    }
+
+    #[test]
+    fn duty_texts_name_the_case_and_the_person() {
+        let phone = PhoneNumber::parse("+12135550100").expect("phone");
+        let mut f = facts(&phone);
+        f.person_name = "María Guadalupe Pérez";
+        assert_eq!(
+            consulate_cancelled(&f),
+            "AVISA LAX-2026-0042 Maria G.: CANCELADA por la persona con su PIN. https://avisa.example/console/alerts/x"
+        );
+        assert!(consulate_duress(&f).starts_with("AVISA LAX-2026-0042 Maria G.: CANCELADA BAJO PRESION"));
+        assert!(consulate_duty(&f).starts_with("AVISA ALERTA LAX-2026-0042: "));
+        assert!(escalation_duty(false, "LAX-2026-0042", None, "María G.", 5, "u")
+            .starts_with("AVISA LAX-2026-0042 Maria G.: SIN ATENDER desde hace 5 min"));
+        // Alerts from before case numbers: the id's start.
+        f.case_number = None;
+        assert!(consulate_cancelled(&f).starts_with("AVISA 00000000 Maria G.: CANCELADA"));
     }
 
     #[test]
@@ -530,8 +575,11 @@ mod tests {
             verification_code(Language::Es, "123456"),
             inbound_not_recognised(),
             help_sent(10),
+            consulate_cancelled(&f),
+            consulate_duress(&f),
             escalation_duty(
                 true,
+                "LAX-2026-0042",
                 Some("Consulado General de México en Los Ángeles"),
                 "María P.",
                 15,

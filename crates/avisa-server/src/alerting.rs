@@ -94,6 +94,33 @@ pub fn zone_of(location: Option<&Location>, home_state: Option<&str>) -> Zone {
     zone_for(&state, location.map(|l| l.lon))
 }
 
+/// An office's own time zone; CIAM's (None), in Tucson: Arizona.
+pub fn office_zone(office: Option<&avisa_core::directory::Consulate>) -> Zone {
+    match office {
+        Some(o) => zone_of(
+            Some(&Location {
+                lat: o.lat,
+                lon: o.lon,
+                accuracy_m: None,
+            }),
+            Some(&o.state),
+        ),
+        None => Zone::Arizona,
+    }
+}
+
+/// What a real alert's case number starts with: the office's code (CIAM's
+/// for an alert no office covers) and the year where that office is.
+pub fn case_prefix(office: Option<&avisa_core::directory::Consulate>, now: i64) -> String {
+    let code = office.map_or(avisa_core::directory::CIAM_CASE_CODE, |o| {
+        o.case_code.as_str()
+    });
+    format!(
+        "{code}-{}",
+        avisa_core::localtime::local_year(now, office_zone(office))
+    )
+}
+
 pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     let store = &state.store;
     let now = now_millis();
@@ -175,6 +202,8 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             state.config.public_url.trim_end_matches('/')
         ),
         missed_checkin: r.missed_checkin.as_deref(),
+        // The store writes the number in as it writes the alert.
+        case_number: Some(messages::CASE_SLOT),
     };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
     let message =
@@ -202,6 +231,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     {
         let body = messages::consulate_duty(&facts);
         if r.practice {
+            let body = body.replace(messages::CASE_SLOT, "PRACTICA");
             previews.push(Preview {
                 kind: "consulate",
                 name: Some(o.name.clone()),
@@ -281,6 +311,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             since,
             max: i64::from(state.config.alerts.rate_limit),
         }),
+        case_prefix: (!r.practice).then(|| case_prefix(office, now)),
     };
     let sealed = store.seal_alert(&alert)?;
     let inserted = state

@@ -302,6 +302,9 @@ async fn escalate(state: AppState) {
             .and_then(|c| state.directory.get(c));
         let body = messages::escalation_duty(
             e.again,
+            e.case_number
+                .as_deref()
+                .unwrap_or(&e.id.simple().to_string()[..8]),
             office.map(|o| o.name.as_str()),
             &messages::short_name(e.person_name.as_deref().unwrap_or_default()),
             (now - e.created_at) / 60_000,

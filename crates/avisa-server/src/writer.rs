@@ -14,6 +14,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use avisa_store::{Claimed, Inserted, SealedAlert, Store, StoreError};
 
+use avisa_core::messages::CASE_SLOT;
+
 use crate::handoff::Handoff;
 use crate::tasks::TaskCtx;
 
@@ -138,9 +140,9 @@ impl Worker {
         }
         metrics::histogram!("avisa_group_commit_size").record(batch.len() as f64);
         let started = std::time::Instant::now();
-        let written = store.insert_alerts(&batch).await;
+        let written = store.insert_alerts_numbered(&batch).await;
         metrics::histogram!("avisa_group_commit_seconds").record(started.elapsed().as_secs_f64());
-        let results: Vec<Result<Inserted, Arc<StoreError>>> = match written {
+        let results: Vec<Result<(Inserted, Option<String>), Arc<StoreError>>> = match written {
             Ok(results) => results.into_iter().map(Ok).collect(),
             Err(e) if batch.len() > 1 => {
                 // One bad alert must not fail its neighbours: write each
@@ -150,7 +152,7 @@ impl Worker {
                 for alert in &batch {
                     results.push(
                         store
-                            .insert_alerts(std::slice::from_ref(alert))
+                            .insert_alerts_numbered(std::slice::from_ref(alert))
                             .await
                             .map(|mut r| r.remove(0))
                             .map_err(Arc::new),
@@ -166,15 +168,29 @@ impl Worker {
             let created = results
                 .iter()
                 .zip(plain)
-                .filter(|(result, _)| matches!(result, Ok(Inserted::Created(_))))
-                .flat_map(|(_, messages)| messages)
+                .filter_map(|(result, messages)| match result {
+                    Ok((Inserted::Created(id), number)) => Some((*id, number, messages)),
+                    _ => None,
+                })
+                .flat_map(|(id, number, messages)| {
+                    // The duty SMS names the case as the stored copy does.
+                    let label = number
+                        .clone()
+                        .unwrap_or_else(|| id.simple().to_string()[..8].to_string());
+                    messages.into_iter().map(move |mut m| {
+                        if m.body.contains(CASE_SLOT) {
+                            m.body = m.body.replace(CASE_SLOT, &label);
+                        }
+                        m
+                    })
+                })
                 .collect();
             r.deliver(created);
         }
         // Counted after the rows are durable and before any press hears so.
         handoff.committed();
         for (reply, result) in replies.into_iter().zip(results) {
-            let _ = reply.send(result);
+            let _ = reply.send(result.map(|(inserted, _)| inserted));
         }
         committed.notify_one();
     }

@@ -31,15 +31,15 @@ use uuid::Uuid;
 
 pub use alerts::{
     ActiveAlerts, AlertLimit, AlertScope, AlertView, Fix, Inserted, NewAlert, Recipient,
-    SealedAlert,
+    SealedAlert, format_case_number,
 };
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
 pub use budgets::{Budget, window};
 pub use checkins::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin};
 pub use console::{
-    AuditEntry, Case, CaseAction, CaseEvent, Escalated, QueueFilter, QueueItem, QueueView, Session,
-    Staff, StaffLogin, StatRow,
+    AuditEntry, Case, CaseAction, CaseEvent, Escalated, QueueFilter, QueueItem, QueueView, SentMessage,
+    PersonAlert, Session, Staff, StaffLogin, StatRow,
 };
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};
 pub use db::Db;

@@ -91,6 +91,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0013_opt_outs.sql"),
         include_str!("../migrations/postgres/0013_opt_outs.sql"),
     ),
+    (
+        14,
+        "case numbers",
+        include_str!("../migrations/common/0014_case_numbers.sql"),
+        include_str!("../migrations/common/0014_case_numbers.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

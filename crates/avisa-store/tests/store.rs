@@ -75,6 +75,7 @@ both_backends! {
     wrong_key_is_refused;
     nothing_personal_at_rest;
     alerts_batch_with_a_reused_key;
+    case_numbers_are_unique_per_office_and_year;
     the_alert_limit_holds_where_alerts_are_written;
     checkin_timers_end_once_and_remind_once;
     claims_go_by_rank_and_leases_come_back;
@@ -779,7 +780,72 @@ fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAl
             .map(|r| message(*r, "+13125550100", created_at + 3_600_000))
             .collect(),
         limit: None,
+        case_prefix: None,
     }
+}
+
+/// Case numbers: one counter per office and year, advanced in the commit,
+/// never shared (not by a batch, not by parallel writers), none for a
+/// reused key or practice; the first duty SMS carries its number.
+async fn case_numbers_are_unique_per_office_and_year(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let numbered = |key: &str, prefix: Option<&str>| {
+        let mut a = alert(person, key, NOW, &[0]);
+        a.case_prefix = prefix.map(str::to_string);
+        a
+    };
+    let mut first = numbered("k1", Some("LAX-2026"));
+    first.messages[0].kind = MessageKind::Consulate;
+    first.messages[0].body = format!("AVISA ALERTA {}: Maria", avisa_core::messages::CASE_SLOT);
+    let second = numbered("k2", Some("LAX-2026"));
+    let chicago = numbered("k3", Some("CHI-2026"));
+    let again = numbered("k1", Some("LAX-2026"));
+    let mut practice = numbered("k4", None);
+    practice.practice = true;
+    let batch: Vec<_> = [&first, &second, &chicago, &again, &practice]
+        .iter()
+        .map(|a| store.seal_alert(a).expect("seal"))
+        .collect();
+    let results = store.insert_alerts_numbered(&batch).await.expect("insert");
+    let numbers: Vec<Option<&str>> = results.iter().map(|(_, n)| n.as_deref()).collect();
+    assert_eq!(
+        numbers,
+        [Some("LAX-2026-0001"), Some("LAX-2026-0002"), Some("CHI-2026-0001"), None, None]
+    );
+    assert_eq!(results[3].0, Inserted::Existing(first.id));
+    let view = store.alert(first.id).await.expect("get").expect("exists");
+    assert_eq!(view.case_number.as_deref(), Some("LAX-2026-0001"));
+    // The stored duty SMS says the number, not the slot.
+    let texts = store.message_texts(first.id).await.expect("texts");
+    assert_eq!(texts[0].text.as_deref(), Some("AVISA ALERTA LAX-2026-0001: Maria"));
+    assert_eq!(texts[0].to.as_deref(), Some("+13125550100"));
+    // Parallel commits (other instances) never take the same number.
+    let parallel: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let sealed = store
+                .seal_alert(&numbered(&format!("p{i}"), Some("LAX-2026")))
+                .expect("seal");
+            tokio::spawn(async move { store.insert_alerts_numbered(&[sealed]).await })
+        })
+        .collect();
+    let mut taken = std::collections::BTreeSet::new();
+    for p in parallel {
+        let (_, n) = p.await.expect("join").expect("insert").remove(0);
+        assert!(taken.insert(n.expect("numbered")));
+    }
+    let expected: std::collections::BTreeSet<String> =
+        (3..=10).map(|n| format!("LAX-2026-{n:04}")).collect();
+    assert_eq!(taken, expected);
+    // A new year starts again at 1.
+    let next_year = store
+        .insert_alerts_numbered(&[store
+            .seal_alert(&numbered("y", Some("LAX-2027")))
+            .expect("seal")])
+        .await
+        .expect("insert");
+    assert_eq!(next_year[0].1.as_deref(), Some("LAX-2027-0001"));
 }
 
 async fn alerts_batch_with_a_reused_key(f: Fixture) {

@@ -103,6 +103,9 @@ pub struct Consulate {
     pub phone: Option<String>,
     pub lat: f64,
     pub lon: f64,
+    /// Three letters staff say on the phone, the start of each case number
+    /// ("LAX-2026-0042"); unique in the directory.
+    pub case_code: String,
     #[serde(skip)]
     pub jurisdiction: Vec<Jurisdiction>,
 }
@@ -179,6 +182,95 @@ pub fn place_of(lat: f64, lon: f64) -> Place {
 fn is_covered(place: &Place) -> bool {
     matches!(place.country.as_deref(), Some("US") | Some("PR"))
         || place.subdivision.as_deref() == Some("US-PR")
+}
+
+/// The code each embedded office's case numbers start with: airport-like
+/// letters staff already know ("LAX", "CHI"). Offices of another directory
+/// file get the first letters of their id, made unique.
+const CASE_CODES: &[(&str, &str)] = &[
+    ("albuquerque", "ABQ"),
+    ("atlanta", "ATL"),
+    ("austin", "AUS"),
+    ("boise", "BOI"),
+    ("boston", "BOS"),
+    ("brownsville", "BRO"),
+    ("calexico", "CXL"),
+    ("chicago", "CHI"),
+    ("dallas", "DAL"),
+    ("del-rio", "DRT"),
+    ("denver", "DEN"),
+    ("detroit", "DET"),
+    ("douglas", "DGL"),
+    ("eagle-pass", "EGP"),
+    ("el-paso", "ELP"),
+    ("filadelfia", "PHL"),
+    ("fresno", "FAT"),
+    ("houston", "HOU"),
+    ("indianapolis", "IND"),
+    ("kansas-city", "MKC"),
+    ("laredo", "LRD"),
+    ("las-vegas", "LAS"),
+    ("little-rock", "LIT"),
+    ("los-angeles", "LAX"),
+    ("mcallen", "MFE"),
+    ("miami", "MIA"),
+    ("milwaukee", "MKE"),
+    ("new-brunswick", "NBR"),
+    ("nogales", "NOG"),
+    ("nueva-orleans", "MSY"),
+    ("nueva-york", "NYC"),
+    ("oklahoma", "OKC"),
+    ("omaha", "OMA"),
+    ("orlando", "ORL"),
+    ("oxnard", "OXR"),
+    ("phoenix", "PHX"),
+    ("portland", "PDX"),
+    ("presidio", "PRS"),
+    ("raleigh", "RDU"),
+    ("sacramento", "SAC"),
+    ("saint-paul", "STP"),
+    ("salt-lake-city", "SLC"),
+    ("san-antonio", "SAT"),
+    ("san-bernardino", "SBD"),
+    ("san-diego", "SAN"),
+    ("san-francisco", "SFO"),
+    ("san-jose", "SJC"),
+    ("san-juan", "SJU"),
+    ("santa-ana", "SNA"),
+    ("seattle", "SEA"),
+    ("tucson", "TUS"),
+    ("washington", "WAS"),
+    ("yuma", "YUM"),
+];
+
+/// The case-number code of the 24-hour centre's own cases (alerts no
+/// office covers).
+pub const CIAM_CASE_CODE: &str = "CIAM";
+
+fn assign_case_codes(offices: &mut [Consulate]) {
+    let mut taken: HashSet<String> = HashSet::from([CIAM_CASE_CODE.to_string()]);
+    for o in offices.iter_mut() {
+        if let Some((_, code)) = CASE_CODES.iter().find(|(id, _)| *id == o.id) {
+            o.case_code = (*code).to_string();
+            taken.insert(o.case_code.clone());
+        }
+    }
+    for o in offices.iter_mut().filter(|o| o.case_code.is_empty()) {
+        let letters: String = o
+            .id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let base: String = letters.chars().take(3).collect();
+        let mut code = base.clone();
+        let mut n = 2;
+        while !taken.insert(code.clone()) {
+            code = format!("{base}{n}");
+            n += 1;
+        }
+        o.case_code = code;
+    }
 }
 
 /// The consulate directory.
@@ -278,9 +370,11 @@ impl Directory {
                 phone,
                 lat,
                 lon,
+                case_code: String::new(),
                 jurisdiction,
             });
         }
+        assign_case_codes(&mut offices);
         if offices.is_empty() {
             return Err(DirectoryError {
                 line: 1,

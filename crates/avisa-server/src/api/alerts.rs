@@ -286,6 +286,8 @@ pub async fn create(
             acknowledged_at: None,
             location: alert.location,
             caller: alert.caller.map(|c| c.as_str().to_string()),
+            // The person's screens do not show it.
+            case_number: None,
             recipients: {
                 // The order GET gives: by fairness rank, then as written.
                 alert.messages.sort_by_key(|m| m.rank);
@@ -439,6 +441,7 @@ pub async fn cancel(
             view.id
         ),
         missed_checkin: None,
+        case_number: view.case_number.as_deref(),
     };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
     // A practice under duress is an ordinary cancel: no one else hears of a

@@ -326,6 +326,7 @@ pub async fn preview(
         consulate: None,
         console_url: String::new(),
         missed_checkin: None,
+        case_number: None,
     };
     let body = avisa_core::messages::contact_alert(&req.message, req.language, &facts);
     let info = analyze(&body);

@@ -27,12 +27,15 @@ pub struct AuditLine {
     pub staff: String,
     pub consulate_id: String,
     pub alert_id: Option<Uuid>,
+    /// The alert's case number ("LAX-2026-0042"), when it has one.
+    pub case_number: Option<String>,
     pub action: AuditAction,
     pub detail: Option<String>,
 }
 
-/// The audit log (supervisors and admins; a consulate's own entries, or all
-/// for CIAM). Reading it is itself audited.
+/// The audit log (supervisors and admins; for a consulate, its staff's
+/// entries and every entry on its cases, CIAM's and refused attempts
+/// included; all for CIAM). Reading it is itself audited.
 #[utoipa::path(get, path = "/api/v1/console/audit", tag = "console", params(("alert_id" = Option<Uuid>, Query), ("limit" = Option<i64>, Query)),
     responses((status = 200, body = [AuditLine]), (status = 403, body = crate::api::ErrorBody),
               (status = 404, description = "alert_id names no alert this staff member may see", body = crate::api::ErrorBody)))]
@@ -64,6 +67,7 @@ pub async fn audit(
                 staff: a.staff_username,
                 consulate_id: a.consulate_id,
                 alert_id: a.alert_id,
+                case_number: a.case_number,
                 action: a.action,
                 detail: a.detail,
             })

@@ -65,6 +65,9 @@ pub struct CaseInfo {
 #[derive(Serialize, ToSchema)]
 pub struct AlertDetail {
     pub alert_id: Uuid,
+    /// The number staff say ("LAX-2026-0042"); null for alerts from before
+    /// case numbers.
+    pub case_number: Option<String>,
     pub created_at: i64,
     pub state: AlertState,
     /// When the person "cancelled" with the duress PIN: forced, the alert
@@ -95,12 +98,47 @@ pub struct AlertDetail {
     /// What each recipient was sent (by recipient id); `text` is null once
     /// retention wiped it (`retention.message_bodies` after it was final).
     pub messages: Vec<MessageText>,
+    /// The person's other real alerts in the staff member's scope, newest
+    /// first (at most 20).
+    pub earlier: Vec<EarlierAlert>,
+    /// The nearest town to the newest location, from the gazetteer built
+    /// into the binary (GeoNames, CC BY 4.0): no location leaves the server.
+    pub place: Option<NearestPlace>,
+}
+
+/// A town of the offline gazetteer and how far the point is from it.
+#[derive(Serialize, ToSchema)]
+pub struct NearestPlace {
+    pub name: String,
+    /// The state ("California", "Jalisco").
+    pub admin: String,
+    /// ISO 3166-1 ("US", "MX").
+    pub country: String,
+    pub distance_km: f64,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct MessageText {
     pub recipient_id: Uuid,
     pub text: Option<String>,
+    /// The number it went to (a contact to call back); null once the
+    /// case's personal data is erased.
+    pub to: Option<String>,
+    /// When the gateway took it.
+    pub sent_at: Option<i64>,
+    /// Its last change: the delivery receipt or the failure.
+    pub updated_at: i64,
+}
+
+/// One of the person's other real alerts in the staff member's scope.
+#[derive(Serialize, ToSchema)]
+pub struct EarlierAlert {
+    pub alert_id: Uuid,
+    pub case_number: Option<String>,
+    pub created_at: i64,
+    pub state: AlertState,
+    pub case_state: CaseState,
+    pub outcome: Option<Outcome>,
 }
 
 /// When retention erases parts of a resolved case (`[retention]`).
@@ -122,7 +160,7 @@ pub struct CheckinPlan {
     pub forced: bool,
 }
 
-async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
+async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiResult<AlertDetail> {
     let id = view.id;
     let person = state
         .store
@@ -191,8 +229,25 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
         .await?
         .map(|(trail, personal)| ErasedAt { trail, personal });
     let response = crate::api::alerts::response(state, view.clone(), Vec::new(), true);
+    let earlier = state
+        .store
+        .person_alerts(view.person_id, 21)
+        .await?
+        .into_iter()
+        .filter(|a| a.id != id && who.can_see(a.consulate_id.as_deref()))
+        .take(20)
+        .map(|a| EarlierAlert {
+            alert_id: a.id,
+            case_number: a.case_number,
+            created_at: a.created_at,
+            state: a.state,
+            case_state: a.case_state,
+            outcome: a.outcome,
+        })
+        .collect();
     Ok(AlertDetail {
         alert_id: id,
+        case_number: view.case_number.clone(),
         created_at: view.created_at,
         state: view.state,
         duress_at: view.duress_at,
@@ -246,8 +301,23 @@ async fn detail(state: &AppState, view: AlertView) -> ApiResult<AlertDetail> {
             .message_texts(id)
             .await?
             .into_iter()
-            .map(|(recipient_id, text)| MessageText { recipient_id, text })
+            .map(|m| MessageText {
+                recipient_id: m.recipient_id,
+                text: m.text,
+                to: m.to,
+                sent_at: m.sent_at,
+                updated_at: m.updated_at,
+            })
             .collect(),
+        earlier,
+        place: view.location.and_then(|l| {
+            avisa_core::gazetteer::nearest(l.lat, l.lon).map(|p| NearestPlace {
+                name: p.name.to_string(),
+                admin: p.admin.to_string(),
+                country: p.country.to_string(),
+                distance_km: (p.distance_km * 10.0).round() / 10.0,
+            })
+        }),
     })
 }
 
@@ -263,7 +333,7 @@ pub async fn alert(
     let view = alert_in_scope(&state, &who, &id).await?;
     who.audit(&state, Some(view.id), AuditAction::View, None)
         .await?;
-    Ok(Json(detail(&state, view).await?))
+    Ok(Json(detail(&state, &who, view).await?))
 }
 
 // ---- case handling -----------------------------------------------------------------
@@ -326,7 +396,7 @@ async fn act(
         .await?;
     tracing::info!(alert_id = %view.id, action = audited.as_str(), "case updated");
     state.events.publish_scoped(view.id, view.scope());
-    Ok(Json(detail(state, view).await?))
+    Ok(Json(detail(state, who, view).await?))
 }
 
 /// Take the case.

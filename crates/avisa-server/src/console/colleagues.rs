@@ -20,7 +20,8 @@ pub struct Colleague {
     pub role: Role,
 }
 
-/// Colleagues a case can be assigned to: the same consulate's staff and CIAM.
+/// Colleagues a case can be assigned to: the same consulate's staff (CIAM
+/// sees everyone's). CIAM's own names and roles are not listed to offices.
 #[utoipa::path(get, path = "/api/v1/console/staff", tag = "console", responses((status = 200, body = [Colleague])))]
 pub async fn colleagues(
     State(state): State<AppState>,
@@ -33,10 +34,7 @@ pub async fn colleagues(
             .await?
             .into_iter()
             .filter(|s| {
-                !s.disabled
-                    && (who.staff.sees_all()
-                        || s.consulate_id == who.staff.consulate_id
-                        || s.sees_all())
+                !s.disabled && (who.staff.sees_all() || s.consulate_id == who.staff.consulate_id)
             })
             .map(|s| Colleague {
                 username: s.username,

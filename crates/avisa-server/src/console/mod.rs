@@ -150,10 +150,18 @@ impl StaffSession {
 
 /// A real alert in the staff member's scope, or 404 (practice alerts, other
 /// consulates' alerts and missing ones answer alike).
+/// A real alert that exists but lies outside the scope is audited as
+/// `denied` (its consulate's supervisors see who tried).
 async fn alert_in_scope(state: &AppState, who: &StaffSession, id: &str) -> ApiResult<AlertView> {
     let id = path_id(id)?;
     match state.store.alert(id).await? {
         Some(view) if !view.practice && who.can_see(view.consulate_id.as_deref()) => Ok(view),
+        Some(view) if !view.practice => {
+            who.audit(state, Some(view.id), AuditAction::Denied, None)
+                .await?;
+            tracing::warn!(alert_id = %view.id, "console request outside the staff member's scope refused");
+            Err(ApiError::NotFound)
+        }
         _ => Err(ApiError::NotFound),
     }
 }

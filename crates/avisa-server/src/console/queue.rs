@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::now_millis;
-use avisa_core::{AlertSource, AlertState, CaseState, OutboxStatus};
+use avisa_core::{AlertSource, AlertState, AuditAction, CaseState, OutboxStatus};
 use avisa_store::{QueueFilter, QueueView};
 
 use super::StaffSession;
@@ -50,6 +50,9 @@ pub struct Delivery {
 #[derive(Serialize, ToSchema)]
 pub struct QueueEntry {
     pub alert_id: Uuid,
+    /// The number staff say ("LAX-2026-0042"); null for alerts from before
+    /// case numbers.
+    pub case_number: Option<String>,
     pub created_at: i64,
     pub age_seconds: i64,
     /// `active` or `cancelled` (by the person).
@@ -146,6 +149,16 @@ pub async fn queue(
             .transpose()?,
         limit: 500,
     };
+    // A search through past or filtered cases leaves a trace; the live
+    // queue, polled all shift long, does not.
+    let searched: Vec<String> = [("state", &q.state), ("from", &q.from), ("to", &q.to)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={v}")))
+        .collect();
+    if !searched.is_empty() {
+        who.audit(&state, None, AuditAction::Search, Some(&searched.join(" ")))
+            .await?;
+    }
     let now = now_millis();
     let names = usernames(&state).await?;
     let items = state.store.queue(&filter).await?;
@@ -159,6 +172,7 @@ pub async fn queue(
                     .and_then(|c| state.directory.get(c));
                 QueueEntry {
                     alert_id: i.alert_id,
+                    case_number: i.case_number,
                     created_at: i.created_at,
                     age_seconds: (now - i.created_at) / 1000,
                     state: i.state,

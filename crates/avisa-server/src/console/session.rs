@@ -43,19 +43,11 @@ pub struct Me {
 }
 
 fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
-    let time_zone = state
+    let office = state
         .directory
         .get(&staff.consulate_id)
-        .filter(|_| !staff.sees_all())
-        .map(|o| {
-            let at = avisa_core::Location {
-                lat: o.lat,
-                lon: o.lon,
-                accuracy_m: None,
-            };
-            crate::alerting::zone_of(Some(&at), Some(&o.state)).iana()
-        })
-        .unwrap_or("America/Phoenix");
+        .filter(|_| !staff.sees_all());
+    let time_zone = crate::alerting::office_zone(office).iana();
     let consulate = if staff.sees_all() {
         ConsulateRef {
             id: CIAM.into(),

@@ -2,13 +2,15 @@
 //! (group commit), its location trail (sealed), and what it looks like now.
 //! Cancelling one is in `cancel.rs`.
 
+mod case_number;
 mod history;
 mod limit;
 mod trail;
 
+pub use case_number::format_case_number;
 pub use trail::Fix;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use avisa_core::{
     AlertSource, AlertState, Coverage, Language, Location, MessageKind, OutboxStatus, PhoneNumber,
@@ -20,6 +22,7 @@ use uuid::Uuid;
 use crate::db::db_run;
 use crate::outbox::{Claimed, NewMessage, OutboxRow, insert_outbox};
 use crate::{Store, StoreError, aad};
+use avisa_core::messages::CASE_SLOT;
 
 /// An alert to store, with every message it owes.
 #[derive(Debug, Clone)]
@@ -42,6 +45,9 @@ pub struct NewAlert {
     /// again inside the transaction that writes the alert, so parallel
     /// presses cannot all pass it; None: no limit.
     pub limit: Option<AlertLimit>,
+    /// What its case number starts with ("LAX-2026": the office's code and
+    /// its local year); None for practice, which is no case.
+    pub case_prefix: Option<String>,
 }
 
 /// At most `max` alerts of a kind counted since `since` (practice presses,
@@ -84,6 +90,9 @@ pub struct SealedAlert {
     location: Option<LocationRow>,
     outbox: Vec<OutboxRow>,
     limit: Option<AlertLimit>,
+    case_prefix: Option<String>,
+    /// Messages whose text names the case number, not known yet.
+    slotted: Vec<case_number::Slotted>,
 }
 
 impl SealedAlert {
@@ -159,6 +168,8 @@ pub struct AlertView {
     pub location: Option<Location>,
     /// The number it was raised from, when not the person's own phone.
     pub caller: Option<String>,
+    /// "LAX-2026-0042"; None for practice and alerts from before numbers.
+    pub case_number: Option<String>,
     pub recipients: Vec<Recipient>,
 }
 
@@ -200,6 +211,8 @@ pub(crate) struct AlertRow {
     pub acknowledged_at: Option<UnixMillis>,
     /// The calling number, sealed (see [`NewAlert::caller`]).
     pub caller_enc: Option<Vec<u8>>,
+    /// Given in the transaction that writes the alert.
+    pub case_number: Option<String>,
 }
 
 /// One point of a trail, sealed.
@@ -282,6 +295,7 @@ impl Store {
                     .as_ref()
                     .map(|c| self.vault.seal_str(&aad("alerts.caller", a.id), c.as_str()))
                     .transpose()?,
+                case_number: None,
             },
             location: a
                 .location
@@ -291,9 +305,29 @@ impl Store {
             outbox: a
                 .messages
                 .iter()
-                .map(|m| self.outbox_row(m, Some(a.id), a.created_at))
+                .map(|m| {
+                    if !m.body.contains(CASE_SLOT) {
+                        return self.outbox_row(m, Some(a.id), a.created_at);
+                    }
+                    // Sealed with the id's start for now: what stays if the
+                    // alert gets no number.
+                    let mut m = m.clone();
+                    m.body = m.body.replace(CASE_SLOT, &a.id.simple().to_string()[..8]);
+                    self.outbox_row(&m, Some(a.id), a.created_at)
+                })
                 .collect::<Result<_, _>>()?,
             limit: a.limit,
+            case_prefix: a.case_prefix.clone(),
+            slotted: a
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| a.case_prefix.is_some() && m.body.contains(CASE_SLOT))
+                .map(|(index, m)| case_number::Slotted {
+                    index,
+                    text: m.body.clone(),
+                })
+                .collect(),
         })
     }
 
@@ -301,6 +335,20 @@ impl Store {
     /// An alert whose (person, idempotency key) exists is skipped, with the
     /// first alert's id returned.
     pub async fn insert_alerts(&self, all: &[SealedAlert]) -> Result<Vec<Inserted>, StoreError> {
+        Ok(self
+            .insert_alerts_numbered(all)
+            .await?
+            .into_iter()
+            .map(|(inserted, _)| inserted)
+            .collect())
+    }
+
+    /// [`Store::insert_alerts`], with the case number each created alert
+    /// got (the writer puts it in the texts it hands the dispatcher).
+    pub async fn insert_alerts_numbered(
+        &self,
+        all: &[SealedAlert],
+    ) -> Result<Vec<(Inserted, Option<String>)>, StoreError> {
         if all.is_empty() {
             return Ok(Vec::new());
         }
@@ -344,16 +392,35 @@ impl Store {
             });
             created.extend(ids);
         }
+        let to_number: Vec<(Uuid, &str)> = batch
+            .iter()
+            .filter(|a| created.contains(&a.alert.id))
+            .filter_map(|a| a.case_prefix.as_deref().map(|p| (a.alert.id, p)))
+            .collect();
+        let numbers: HashMap<Uuid, String> = if to_number.is_empty() {
+            HashMap::new()
+        } else {
+            self.number_cases(&mut tx, &to_number).await?
+        };
         let mut results = Vec::with_capacity(all.len());
         let mut locations = Vec::new();
         let mut outbox = Vec::new();
         for a in all {
             if let Some(&oldest) = limited.get(&a.alert.id) {
-                results.push(Inserted::Limited { oldest });
+                results.push((Inserted::Limited { oldest }, None));
             } else if created.contains(&a.alert.id) {
-                results.push(Inserted::Created(a.alert.id));
+                let number = numbers.get(&a.alert.id).cloned();
                 locations.extend(a.location.iter());
-                outbox.extend(a.outbox.iter().cloned());
+                let mut rows = a.outbox.clone();
+                if let Some(number) = &number {
+                    for s in &a.slotted {
+                        if let Some(row) = rows.get_mut(s.index) {
+                            self.fill_slot(row, &s.text, number)?;
+                        }
+                    }
+                }
+                outbox.extend(rows);
+                results.push((Inserted::Created(a.alert.id), number));
             } else {
                 let sql = "SELECT id FROM alerts WHERE person_id = $1 AND idempotency_key = $2";
                 let id: Uuid = db_run!(&mut tx, |t| {
@@ -363,7 +430,7 @@ impl Store {
                         .fetch_one(&mut **t)
                         .await?
                 });
-                results.push(Inserted::Existing(id));
+                results.push((Inserted::Existing(id), None));
             }
         }
         for chunk in locations.chunks(1000) {
@@ -516,6 +583,7 @@ impl Store {
             acknowledged_at: row.acknowledged_at,
             location: latest.map(|l| self.open_location(&l)).transpose()?,
             caller,
+            case_number: row.case_number,
             recipients,
         }))
     }

@@ -2,7 +2,7 @@
 //! and the figures for statistics.
 
 use avisa_core::{AuditAction, UnixMillis};
-use sqlx::FromRow;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::cases::CaseRow;
@@ -49,27 +49,40 @@ impl Store {
         Ok(())
     }
 
-    /// The newest entries, of one alert and/or one consulate.
+    /// The newest entries, of one alert and/or one consulate: a
+    /// consulate's are its own staff's and everyone's on its cases (CIAM's
+    /// work, and refused attempts by other offices), with each case's
+    /// number.
     pub async fn audit_log(
         &self,
         alert_id: Option<Uuid>,
         consulate_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<AuditRow> = db_run!(self.db.reader(), |pool| {
-            let mut b = sqlx::QueryBuilder::new("SELECT * FROM audit_log WHERE 1 = 1");
+        let rows: Vec<(AuditRow, Option<String>)> = db_run!(self.db.reader(), |pool| {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT l.*, a.case_number FROM audit_log l \
+                 LEFT JOIN alerts a ON a.id = l.alert_id WHERE 1 = 1",
+            );
             if let Some(id) = alert_id {
-                b.push(" AND alert_id = ").push_bind(id);
+                b.push(" AND l.alert_id = ").push_bind(id);
             }
             if let Some(c) = consulate_id {
-                b.push(" AND consulate_id = ").push_bind(c);
+                b.push(" AND (l.consulate_id = ").push_bind(c);
+                b.push(" OR a.consulate_id = ").push_bind(c);
+                b.push(")");
             }
-            b.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-            b.build_query_as().persistent(false).fetch_all(pool).await?
+            b.push(" ORDER BY l.id DESC LIMIT ").push_bind(limit);
+            let mut rows = Vec::new();
+            for r in b.build().persistent(false).fetch_all(pool).await? {
+                rows.push((AuditRow::from_row(&r)?, r.try_get("case_number")?));
+            }
+            rows
         });
         Ok(rows
             .into_iter()
-            .map(|a| AuditEntry {
+            .map(|(a, case_number)| AuditEntry {
+                case_number,
                 id: a.id,
                 at: a.at,
                 staff_username: a.staff_username,

@@ -5,7 +5,10 @@ use avisa_core::{CaseEventKind, CaseState, OutboxStatus, Outcome, UnixMillis};
 use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
-use super::{Case, CaseAction, CaseEvent, Escalated, QueueFilter, QueueItem, QueueView};
+use super::{
+    Case, CaseAction, CaseEvent, Escalated, PersonAlert, QueueFilter, QueueItem, QueueView,
+    SentMessage,
+};
 use crate::alerts::{AlertRow, LocationRow};
 use crate::db::{Tx, db_run};
 use crate::outbox::NewMessage;
@@ -158,6 +161,7 @@ impl Store {
                 source: alert.source,
                 consulate_id: alert.consulate_id,
                 coverage: alert.coverage,
+                case_number: alert.case_number,
                 person_name: name
                     .as_deref()
                     .map(|n| {
@@ -343,17 +347,18 @@ impl Store {
                 false,
                 "UPDATE alerts SET escalated_at = $1 WHERE case_state = 'new' \
                  AND escalated_at IS NULL AND state = 'active' AND practice = $2 \
-                 AND created_at <= $3 RETURNING id, consulate_id, person_id, created_at",
+                 AND created_at <= $3 RETURNING id, consulate_id, person_id, created_at, case_number",
             ),
             (
                 true,
                 "UPDATE alerts SET escalated_again_at = $1 WHERE case_state = 'new' \
                  AND escalated_at IS NOT NULL AND escalated_again_at IS NULL \
                  AND state = 'active' AND practice = $2 AND created_at <= $3 \
-                 RETURNING id, consulate_id, person_id, created_at",
+                 RETURNING id, consulate_id, person_id, created_at, case_number",
             ),
         ] {
-            let rows: Vec<(Uuid, Option<String>, Uuid, UnixMillis)> = db_run!(&mut tx, |t| {
+            type Due = (Uuid, Option<String>, Uuid, UnixMillis, Option<String>);
+            let rows: Vec<Due> = db_run!(&mut tx, |t| {
                 sqlx::query_as(sql)
                     .bind(now)
                     .bind(false)
@@ -361,7 +366,7 @@ impl Store {
                     .fetch_all(&mut **t)
                     .await?
             });
-            for (id, consulate_id, person_id, created_at) in rows {
+            for (id, consulate_id, person_id, created_at, case_number) in rows {
                 let name_enc: Option<Vec<u8>> = db_run!(&mut tx, |t| {
                     sqlx::query_scalar("SELECT name_enc FROM people WHERE id = $1")
                         .bind(person_id)
@@ -377,6 +382,7 @@ impl Store {
                     person_name: name,
                     created_at,
                     again,
+                    case_number,
                 });
             }
         }
@@ -406,24 +412,51 @@ impl Store {
 }
 
 impl Store {
-    /// The text of each message an alert sent, by message id; None once
-    /// retention wiped it.
-    pub async fn message_texts(
-        &self,
-        alert_id: Uuid,
-    ) -> Result<Vec<(Uuid, Option<String>)>, StoreError> {
-        let sql = "SELECT id, body_enc FROM outbox WHERE alert_id = $1 AND purpose = 'alert' \
-                   ORDER BY rank, created_at, id";
-        let rows: Vec<(Uuid, Vec<u8>)> = db_run!(self.db.reader(), |pool| {
+    /// What each of an alert's own messages said and to which number, as
+    /// the console shows them; text and number are None once retention
+    /// erased them.
+    pub async fn message_texts(&self, alert_id: Uuid) -> Result<Vec<SentMessage>, StoreError> {
+        let sql = "SELECT id, body_enc, to_enc, sent_at, updated_at FROM outbox \
+                   WHERE alert_id = $1 AND purpose = 'alert' ORDER BY rank, created_at, id";
+        type Row = (Uuid, Vec<u8>, Vec<u8>, Option<UnixMillis>, UnixMillis);
+        let rows: Vec<Row> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
         })?;
         rows.into_iter()
-            .map(|(id, body)| {
-                let text = (!body.is_empty())
-                    .then(|| self.vault.open_string(&aad("outbox.body", id), &body))
-                    .transpose()?;
-                Ok((id, text))
+            .map(|(id, body, to, sent_at, updated_at)| {
+                let open = |field: &str, sealed: &[u8]| {
+                    (!sealed.is_empty())
+                        .then(|| self.vault.open_string(&aad(field, id), sealed))
+                        .transpose()
+                };
+                Ok(SentMessage {
+                    recipient_id: id,
+                    text: open("outbox.body", &body)?,
+                    to: open("outbox.to", &to)?,
+                    sent_at,
+                    updated_at,
+                })
             })
             .collect()
+    }
+
+    /// The person's real alerts, newest first: for a case's "earlier
+    /// alerts" (the caller keeps those in the staff member's scope).
+    pub async fn person_alerts(
+        &self,
+        person_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<PersonAlert>, StoreError> {
+        let sql = "SELECT id, consulate_id, case_number, created_at, state, case_state, outcome \
+                   FROM alerts WHERE person_id = $1 AND practice = $2 \
+                   ORDER BY created_at DESC, id DESC LIMIT $3";
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql)
+                .bind(person_id)
+                .bind(false)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?)
     }
 }

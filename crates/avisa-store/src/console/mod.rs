@@ -99,11 +99,39 @@ pub struct QueueItem {
     pub source: AlertSource,
     pub consulate_id: Option<String>,
     pub coverage: Coverage,
+    /// "LAX-2026-0042" (None for alerts from before numbers).
+    pub case_number: Option<String>,
     pub person_name: Option<String>,
     pub location: Option<Location>,
     pub case: Case,
     /// (status, count) of the alert's messages.
     pub delivery: Vec<(OutboxStatus, i64)>,
+}
+
+/// One of a person's real alerts, as a case lists the others.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PersonAlert {
+    pub id: Uuid,
+    pub consulate_id: Option<String>,
+    pub case_number: Option<String>,
+    pub created_at: UnixMillis,
+    pub state: AlertState,
+    pub case_state: CaseState,
+    pub outcome: Option<Outcome>,
+}
+
+/// One of an alert's own messages as the console shows it.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    pub recipient_id: Uuid,
+    /// None once retention erased it (`retention.message_bodies`).
+    pub text: Option<String>,
+    /// The number it went to; None once the case's personal data is erased.
+    pub to: Option<String>,
+    /// When the gateway took it.
+    pub sent_at: Option<UnixMillis>,
+    /// Its last change (the delivery receipt, the failure).
+    pub updated_at: UnixMillis,
 }
 
 /// An alert the escalation just took up (`again`: its second threshold).
@@ -114,6 +142,7 @@ pub struct Escalated {
     pub person_name: Option<String>,
     pub created_at: UnixMillis,
     pub again: bool,
+    pub case_number: Option<String>,
 }
 
 /// A timeline entry made by staff or the escalation.
@@ -175,6 +204,8 @@ pub struct AuditEntry {
     pub staff_username: String,
     pub consulate_id: String,
     pub alert_id: Option<Uuid>,
+    /// The alert's case number, when it has one.
+    pub case_number: Option<String>,
     pub action: AuditAction,
     pub detail: Option<String>,
 }
