@@ -295,6 +295,84 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
         "{d}"
     );
 
+    // Chicago's tries on LA's alert are in the audit, for LA's supervisor
+    // to see (entries on LA's cases, whoever made them).
+    let la_sup = login(&app, "la.super").await;
+    let (_, log) = la_sup
+        .call(Method::GET, "/api/v1/console/audit?limit=100", None)
+        .await;
+    let denied: Vec<&Value> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|e| e["action"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 7, "one read, five writes, one audit read: {log}");
+    assert!(denied.iter().all(|e| e["staff"] == "chi.super" && e["alert_id"] == la.as_str()));
+    assert!(denied[0]["case_number"].as_str().is_some_and(|n| n.starts_with("LAX-20")));
+    // A missing alert leaves no "denied" (nothing was there to protect).
+    let (_, chi_log) = chi_sup
+        .call(Method::GET, "/api/v1/console/audit?limit=100", None)
+        .await;
+    assert!(
+        chi_log
+            .as_array()
+            .expect("log")
+            .iter()
+            .filter(|e| e["action"] == "denied")
+            .all(|e| e["alert_id"] == la.as_str()),
+        "{chi_log}"
+    );
+
+    // Case numbers: each office counts its own.
+    assert!(d["case_number"].as_str().is_some_and(|n| n.starts_with("LAX-20") && n.ends_with("-0001")), "{d}");
+    let (_, c) = ciam
+        .call(Method::GET, &format!("/api/v1/console/alerts/{chi}"), None)
+        .await;
+    assert!(c["case_number"].as_str().is_some_and(|n| n.starts_with("CHI-20") && n.ends_with("-0001")), "{c}");
+    // A place name from the built-in gazetteer; each message's number.
+    assert_eq!(d["place"]["name"], "Los Angeles", "{d}");
+    assert_eq!(d["place"]["admin"], "California");
+    let numbers: Vec<&str> = d["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["to"].as_str())
+        .collect();
+    assert!(numbers.contains(&"+12135550100"), "{d}");
+
+    // Colleagues: an office lists its own staff only; CIAM lists all.
+    let names = |v: &Value| {
+        let mut n: Vec<String> = v
+            .as_array()
+            .expect("staff")
+            .iter()
+            .map(|s| s["username"].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let (_, staff) = la_op.call(Method::GET, "/api/v1/console/staff", None).await;
+    assert_eq!(names(&staff), ["la.operator", "la.super"]);
+    let (_, staff) = ciam.call(Method::GET, "/api/v1/console/staff", None).await;
+    assert_eq!(names(&staff).len(), 4);
+    // A search through past cases is audited; the live queue is not.
+    let (s, _) = la_op
+        .call(Method::GET, "/api/v1/console/alerts?state=resolved", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, log) = la_sup
+        .call(Method::GET, "/api/v1/console/audit?limit=100", None)
+        .await;
+    let searches: Vec<&Value> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|e| e["action"] == "search")
+        .collect();
+    assert_eq!(searches.len(), 1, "{log}");
+    assert_eq!(searches[0]["detail"], "state=resolved");
+
     // Practice alerts never reach the console, not even CIAM's.
     let token = app.person("+12135550155").await;
     let (_, p) = app
@@ -631,8 +709,10 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
     for phone in ["+15205550100", "+12135550199"] {
         let sent = escalations(phone);
         assert_eq!(sent.len(), 2, "once at each threshold: {sent:?}");
+        let number = d["case_number"].as_str().expect("a case number");
         assert!(
-            sent[0].contains("Maria P.") && sent[0].contains(&format!("/console/alerts/{id}")),
+            sent[0].starts_with(&format!("AVISA {number} Maria P.: SIN ATENDER"))
+                && sent[0].contains(&format!("/console/alerts/{id}")),
             "{}",
             sent[0]
         );

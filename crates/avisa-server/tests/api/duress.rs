@@ -228,8 +228,11 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
             .as_str()
             .is_some_and(|b| b.contains("esta bien"))
     );
-    app.wait_sms_to("+12135550199", |b| b.contains("CANCELADA BAJO PRESION"))
-        .await;
+    // The duty phone hears which case, by its number and first name.
+    app.wait_sms_to("+12135550199", |b| {
+        b.starts_with("AVISA LAX-20") && b.contains(": CANCELADA BAJO PRESION")
+    })
+    .await;
     let to_sister: Vec<Value> = app
         .sms_lines()
         .into_iter()
