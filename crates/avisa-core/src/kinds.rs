@@ -221,6 +221,29 @@ text_enum! {
 }
 
 text_enum! {
+    /// Whom an officer called about a case.
+    CallWith ("call with") {
+        Person = "person",
+        Contact = "contact",
+        Facility = "facility",
+        Ice = "ice",
+        Lawyer = "lawyer",
+        Other = "other",
+    }
+}
+
+text_enum! {
+    /// How a call about a case went.
+    CallResult ("call result") {
+        Spoke = "spoke",
+        NoAnswer = "no_answer",
+        Voicemail = "voicemail",
+        Busy = "busy",
+        WrongNumber = "wrong_number",
+    }
+}
+
+text_enum! {
     /// How a case ended.
     Outcome ("outcome") {
         FalseAlarm = "false_alarm",
@@ -247,6 +270,8 @@ text_enum! {
         Acknowledged = "acknowledged",
         Assigned = "assigned",
         Note = "note",
+        /// A call an officer made, with whom and how it went.
+        Call = "call",
         Resolved = "resolved",
         Reopened = "reopened",
         Escalated = "escalated",
@@ -274,6 +299,8 @@ text_enum! {
         Acknowledge = "acknowledge",
         Assign = "assign",
         Note = "note",
+        /// Logged a call on the case.
+        Call = "call",
         Resolve = "resolve",
         Reopen = "reopen",
         ReadAudit = "read_audit",

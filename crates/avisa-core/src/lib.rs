@@ -23,7 +23,7 @@ pub mod states;
 
 pub use invalid::Invalid;
 pub use kinds::{
-    AlertSource, AlertState, AuditAction, CIAM, CaseEventKind, CaseState, CheckinState, Coverage,
+    AlertSource, AlertState, AuditAction, CIAM, CallResult, CallWith, CaseEventKind, CaseState, CheckinState, Coverage,
     MessageKind, OutboxStatus, Outcome, Purpose, Role, UnknownValue,
 };
 pub use lang::Language;

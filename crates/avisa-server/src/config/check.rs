@@ -121,6 +121,18 @@ impl Config {
         {
             errors.push("console: session_idle, session_max, login_max_delay, login_forget and escalate_after must be positive".into());
         }
+        if c.alarm_every < std::time::Duration::from_secs(2) {
+            errors.push("console.alarm_every must be at least 2s".into());
+        }
+        if let Some(k) = c
+            .checklist
+            .keys()
+            .find(|k| !matches!(k.as_str(), "new" | "acknowledged" | "resolved"))
+        {
+            errors.push(format!(
+                "console.checklist: `{k}` is not a case state (new, acknowledged, resolved)"
+            ));
+        }
         if !c.tile_url.is_empty() && !is_http(&c.tile_url) {
             errors.push("console.tile_url must be an http(s) URL with {z}, {x} and {y}".into());
         }

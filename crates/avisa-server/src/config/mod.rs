@@ -151,6 +151,13 @@ pub struct ConsoleConfig {
     pub escalate_again_after: Duration,
     pub tile_url: String,
     pub secure_cookie: SecureCookie,
+    /// How often the console sounds again while an alert waits
+    /// unacknowledged.
+    #[serde(with = "humantime_serde")]
+    pub alarm_every: Duration,
+    /// The next steps a case shows, by case state (`new`, `acknowledged`,
+    /// `resolved`), as the consulate writes them.
+    pub checklist: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +220,37 @@ impl Default for AlertsConfig {
     }
 }
 
+/// What a case asks of the officer until the consulate writes its own.
+fn default_checklist() -> std::collections::BTreeMap<String, Vec<String>> {
+    let steps = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    [
+        (
+            "new",
+            steps(&[
+                "Tomar el caso: la persona ve que el consulado lo recibió",
+                "Si NO hay PIN de coacción: llamar a la persona",
+                "Llamar a los contactos que recibieron el mensaje",
+            ]),
+        ),
+        (
+            "acknowledged",
+            steps(&[
+                "Buscar a la persona en el localizador de detenidos de ICE (locator.ice.gov)",
+                "Llamar al centro de detención más cercano",
+                "Anotar cada llamada en el registro del caso",
+                "Avisar a protección consular si está detenida",
+            ]),
+        ),
+        (
+            "resolved",
+            steps(&["Confirmar a los contactos el resultado"]),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
@@ -225,6 +263,8 @@ impl Default for ConsoleConfig {
             escalate_again_after: Duration::from_secs(15 * 60),
             tile_url: String::new(),
             secure_cookie: SecureCookie::Auto,
+            alarm_every: Duration::from_secs(10),
+            checklist: default_checklist(),
         }
     }
 }

@@ -32,6 +32,9 @@ use crate::state::AppState;
 
 pub const COOKIE: &str = "avisa_console";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Sent by the console page on requests that follow the officer's own
+/// input; only those keep an idle session alive.
+pub const ACTIVITY_HEADER: &str = "x-avisa-activity";
 pub use passwords::{MIN_PASSWORD, password_problem};
 
 /// The staff member behind a request, from the session cookie; for
@@ -101,9 +104,15 @@ impl FromRequestParts<AppState> for StaffSession {
                 });
             }
         }
-        // Sliding expiry, written at most once a minute.
-        if now - session.last_seen_at > 60_000 {
-            let idle = crate::config::millis(state.config.console.session_idle);
+        // Sliding expiry by the officer's own activity (the page marks
+        // what a person did, not its polling or its live stream), written
+        // at most once a minute (a quarter of the idle time, if shorter).
+        let active = parts
+            .headers
+            .get(ACTIVITY_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"1");
+        let idle = crate::config::millis(state.config.console.session_idle);
+        if active && now - session.last_seen_at > (idle / 4).min(60_000) {
             state.store.touch_session(&hash, now, now + idle).await?;
         }
         Ok(StaffSession {
@@ -178,6 +187,7 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(case::acknowledge))
         .routes(routes!(case::assign))
         .routes(routes!(case::note))
+        .routes(routes!(case::call))
         .routes(routes!(case::resolve))
         .routes(routes!(case::reopen))
         .routes(routes!(events::events))

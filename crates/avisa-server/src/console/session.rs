@@ -40,6 +40,14 @@ pub struct Me {
     /// The consulate's time zone (IANA): every time the console shows is in
     /// it. CIAM, in Tucson: America/Phoenix.
     pub time_zone: &'static str,
+    /// How often the alarm sounds again while an alert waits
+    /// unacknowledged (`console.alarm_every`).
+    pub alarm_every_seconds: u64,
+    /// The session ends after this long without the officer's own activity
+    /// (requests sent with `X-Avisa-Activity: 1`); polling does not count.
+    pub idle_seconds: u64,
+    /// Next steps by case state (`console.checklist`).
+    pub checklist: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
@@ -72,6 +80,9 @@ fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
         escalate_after_seconds: state.config.console.escalate_after.as_secs(),
         tile_url: Some(state.config.console.tile_url.clone()).filter(|t| !t.is_empty()),
         time_zone,
+        alarm_every_seconds: state.config.console.alarm_every.as_secs().max(1),
+        idle_seconds: state.config.console.session_idle.as_secs(),
+        checklist: state.config.console.checklist.clone(),
     }
 }
 

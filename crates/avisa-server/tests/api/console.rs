@@ -73,6 +73,26 @@ impl Console<'_> {
             .await
     }
 
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     async fn call_csrf(
         &self,
         method: Method,
@@ -464,6 +484,34 @@ async fn case_handling_with_csrf_and_audit(backend: &str) {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    // The call log: with whom and how it went, on the timeline.
+    let (s, d) = op
+        .call(
+            Method::POST,
+            &format!("{base}/calls"),
+            Some(json!({"with": "person", "result": "no_answer", "note": "Dos intentos"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let calls: Vec<&Value> = d["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| e["kind"] == "call")
+        .collect();
+    assert_eq!(calls.len(), 1, "{d}");
+    assert_eq!(calls[0]["detail"], "person no_answer\nDos intentos");
+    assert_eq!(calls[0]["staff"], "la.operator");
+    for bad in [
+        json!({"with": "neighbour", "result": "spoke"}),
+        json!({"with": "person", "result": "maybe"}),
+        json!({"with": "person", "result": "spoke", "note": "x".repeat(1001)}),
+    ] {
+        let (s, _) = op
+            .call(Method::POST, &format!("{base}/calls"), Some(bad))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    }
     let (s, b) = op
         .call(
             Method::POST,
@@ -538,6 +586,7 @@ async fn case_handling_with_csrf_and_audit(backend: &str) {
             "acknowledged",
             "assigned",
             "note",
+            "call",
             "resolved",
             "reopened"
         ]
@@ -551,7 +600,7 @@ async fn case_handling_with_csrf_and_audit(backend: &str) {
     // The note and the facility are sealed at rest.
     let text = raw_database(&app);
     assert!(
-        !text.contains("hermana") && !text.contains(&facility),
+        !text.contains("hermana") && !text.contains(&facility) && !text.contains("Dos intentos"),
         "case details in plain text"
     );
 
@@ -590,6 +639,7 @@ async fn case_handling_with_csrf_and_audit(backend: &str) {
             "la.operator:acknowledge",
             "la.operator:assign",
             "la.operator:note",
+            "la.operator:call",
             "la.operator:resolve",
             "la.operator:reopen",
             "la.super:read_audit",
@@ -936,7 +986,46 @@ async fn the_live_stream_shows_only_the_consulates_real_alerts(backend: &str) {
     );
 }
 
+/// The idle timeout counts what the officer does, not the page's polling:
+/// a tab left open ends its session; one in use keeps it.
+async fn idle_counts_the_officers_activity(backend: &str) {
+    let Some(app) = staffed_app(backend, |c| {
+        c.console.session_idle = Duration::from_secs(2);
+    })
+    .await
+    else {
+        return;
+    };
+    let polling = login(&app, "la.operator").await;
+    let working = login(&app, "la.super").await;
+    let (_, me) = polling.call(Method::GET, "/api/v1/console/me", None).await;
+    assert_eq!(me["idle_seconds"], 2);
+    assert_eq!(me["alarm_every_seconds"], 10);
+    assert!(me["checklist"]["new"].as_array().is_some_and(|s| !s.is_empty()));
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        let (s, _) = polling
+            .call(Method::GET, "/api/v1/console/alerts", None)
+            .await;
+        let (w, _) = working
+            .call_with(
+                Method::GET,
+                "/api/v1/console/alerts",
+                &[("x-avisa-activity", "1")],
+            )
+            .await;
+        assert_eq!(w, StatusCode::OK, "activity keeps the session");
+        if s == StatusCode::UNAUTHORIZED {
+            assert!(started.elapsed() >= Duration::from_millis(1500));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("polling alone kept an idle session alive");
+}
+
 on_both_backends!(
+    idle_counts_the_officers_activity,
     the_live_stream_shows_only_the_consulates_real_alerts,
     login_and_sessions,
     scope_is_the_consulate_and_others_are_404,

@@ -234,6 +234,11 @@ impl Store {
             CaseAction::Acknowledge | CaseAction::Reopen => None,
             CaseAction::Assign { username, .. } => Some(seal(username)?),
             CaseAction::Note { text } => Some(seal(text)?),
+            // "contact no_answer", then the note on its own line.
+            CaseAction::Call { with, result, note } => Some(seal(&match note {
+                Some(n) => format!("{with} {result}\n{n}"),
+                None => format!("{with} {result}"),
+            })?),
             CaseAction::Resolve { outcome, detail } => Some(seal(&match detail {
                 Some(d) => format!("{outcome}: {d}"),
                 None => outcome.to_string(),
@@ -282,8 +287,8 @@ impl Store {
                      THEN 'new' ELSE 'acknowledged' END, resolved_at = NULL, outcome = NULL, \
                      outcome_detail_enc = NULL WHERE id = $1 AND case_state = 'resolved'",
                 )),
-                // A note changes nothing but the timeline.
-                CaseAction::Note { .. } => None,
+                // A note or a call changes nothing but the timeline.
+                CaseAction::Note { .. } | CaseAction::Call { .. } => None,
             };
             match query {
                 Some(q) => q.bind(alert_id).execute(&mut **t).await?.rows_affected() == 1,

@@ -8,7 +8,7 @@ pub(crate) mod cases;
 mod staff;
 
 use avisa_core::{
-    AlertSource, AlertState, AuditAction, CIAM, CaseEventKind, CaseState, Coverage, Location,
+    AlertSource, AlertState, AuditAction, CIAM, CallResult, CallWith, CaseEventKind, CaseState, Coverage, Location,
     OutboxStatus, Outcome, Role, UnixMillis,
 };
 use uuid::Uuid;
@@ -165,6 +165,12 @@ pub enum CaseAction {
     Note {
         text: String,
     },
+    /// A call made about the case (its note sealed like any note).
+    Call {
+        with: CallWith,
+        result: CallResult,
+        note: Option<String>,
+    },
     Resolve {
         outcome: Outcome,
         detail: Option<String>,
@@ -179,6 +185,7 @@ impl CaseAction {
             CaseAction::Acknowledge => AuditAction::Acknowledge,
             CaseAction::Assign { .. } => AuditAction::Assign,
             CaseAction::Note { .. } => AuditAction::Note,
+            CaseAction::Call { .. } => AuditAction::Call,
             CaseAction::Resolve { .. } => AuditAction::Resolve,
             CaseAction::Reopen => AuditAction::Reopen,
         }
@@ -190,6 +197,7 @@ impl CaseAction {
             CaseAction::Acknowledge => CaseEventKind::Acknowledged,
             CaseAction::Assign { .. } => CaseEventKind::Assigned,
             CaseAction::Note { .. } => CaseEventKind::Note,
+            CaseAction::Call { .. } => CaseEventKind::Call,
             CaseAction::Resolve { .. } => CaseEventKind::Resolved,
             CaseAction::Reopen => CaseEventKind::Reopened,
         }
