@@ -27,6 +27,15 @@ const TEXT = {
     audit_when: 'Cuándo', audit_who: 'Quién', audit_what: 'Acción', audit_alert: 'Alerta',
     stats_alerts: 'Alertas', stats_cancelled: 'Canceladas', stats_ack_median: 'Mediana hasta atender', stats_ack_p90: 'Percentil 90', stats_outcomes: 'Resultados', stats_per: 'Por consulado', csv: 'Descargar CSV',
     supervisors_only: 'Sólo supervisores y administradores.', session_over: 'La sesión terminó. Entre otra vez.', error: 'Algo salió mal: {m}',
+    arm: 'Activar sonido y avisos del escritorio', arm_why: 'El navegador no deja sonar la alarma hasta que usted haga clic una vez.', title: 'Avisa — Consola consular',
+    b_confirm_cancel: 'Cancelada — confirmar', case_no: 'Caso', last_fix: 'Última ubicación', near: 'Cerca de {place}, {admin} ({d} km)', number: 'Número', sent_at: 'Salió', changed_at: 'Último cambio', safe_msg: '«Estoy bien»',
+    earlier: 'Alertas anteriores de la persona', none: 'Ninguna', next_steps: 'Siguientes pasos', calls: 'Registrar llamada', call_with: 'Con quién', call_result: 'Resultado de la llamada', call_note: 'Nota de la llamada', call_save: 'Registrar llamada',
+    w_person: 'La persona', w_contact: 'Un contacto', w_facility: 'Centro de detención', w_ice: 'ICE', w_lawyer: 'Abogado/a', w_other: 'Otro',
+    r_spoke: 'habló', r_no_answer: 'no contestó', r_voicemail: 'buzón de voz', r_busy: 'ocupado', r_wrong_number: 'número equivocado', k_call: 'Llamada',
+    a_login: 'entró', a_login_failed: 'entrada fallida', a_logout: 'salió', a_view: 'abrió el caso', a_acknowledge: 'tomó el caso', a_assign: 'asignó', a_note: 'nota', a_call: 'llamada', a_resolve: 'resolvió', a_reopen: 'reabrió', a_read_audit: 'leyó la auditoría', a_read_stats: 'leyó las estadísticas', a_denied: 'ACCESO DENEGADO (otro consulado)', a_search: 'buscó',
+    role_operator: 'operador/a', role_supervisor: 'supervisor/a', role_admin: 'administrador/a',
+    src_app: 'App', src_sms: 'SMS', src_call: 'llamada', src_checkin: 'cita no confirmada',
+    idle_warn: 'La sesión se cerrará por inactividad en {s} s. Haga clic o pulse una tecla para seguir.',
   },
   en: {
     lang: 'Español', office: 'Console', login_title: 'Consular console', username: 'Username', password: 'Password',
@@ -50,13 +59,28 @@ const TEXT = {
     audit_when: 'When', audit_who: 'Who', audit_what: 'Action', audit_alert: 'Alert',
     stats_alerts: 'Alerts', stats_cancelled: 'Cancelled', stats_ack_median: 'Median to acknowledge', stats_ack_p90: '90th percentile', stats_outcomes: 'Outcomes', stats_per: 'Per consulate', csv: 'Download CSV',
     supervisors_only: 'Supervisors and admins only.', session_over: 'The session ended. Log in again.', error: 'Something went wrong: {m}',
+    arm: 'Turn on sound and desktop alerts', arm_why: 'The browser will not sound the alarm until you click once.', title: 'Avisa — Consular console',
+    b_confirm_cancel: 'Cancelled — confirm', case_no: 'Case', last_fix: 'Last location', near: 'Near {place}, {admin} ({d} km)', number: 'Number', sent_at: 'Sent', changed_at: 'Last change', safe_msg: '"I\'m safe"',
+    earlier: 'The person\'s earlier alerts', none: 'None', next_steps: 'Next steps', calls: 'Log a call', call_with: 'With whom', call_result: 'How it went', call_note: 'Call note', call_save: 'Log call',
+    w_person: 'The person', w_contact: 'A contact', w_facility: 'Detention facility', w_ice: 'ICE', w_lawyer: 'Lawyer', w_other: 'Other',
+    r_spoke: 'spoke', r_no_answer: 'no answer', r_voicemail: 'voicemail', r_busy: 'busy', r_wrong_number: 'wrong number', k_call: 'Call',
+    a_login: 'logged in', a_login_failed: 'failed login', a_logout: 'logged out', a_view: 'opened the case', a_acknowledge: 'took the case', a_assign: 'assigned', a_note: 'note', a_call: 'call', a_resolve: 'resolved', a_reopen: 'reopened', a_read_audit: 'read the audit', a_read_stats: 'read the statistics', a_denied: 'ACCESS DENIED (another consulate)', a_search: 'searched',
+    role_operator: 'operator', role_supervisor: 'supervisor', role_admin: 'admin',
+    src_app: 'App', src_sms: 'SMS', src_call: 'phone call', src_checkin: 'missed check-in',
+    idle_warn: 'The session ends for inactivity in {s} s. Click or press a key to stay.',
   },
 };
 
 let lang = localStorage.getItem('avisa.console.lang') === 'en' ? 'en' : 'es';
 const t = (k, vars = {}) => (TEXT[lang][k] ?? k).replace(/\{(\w+)\}/g, (_, x) => String(vars[x] ?? ''));
 
-const state = { me: null, tab: 'queue', filter: { state: '', from: '', to: '' }, queue: [], known: new Set(), duressKnown: new Set(), selected: null, detail: null, events: null, audio: null, map: null };
+const state = { me: null, tab: 'queue', filter: { state: '', from: '', to: '' }, queue: [], open: [], known: new Set(), duressKnown: new Set(), selected: null, detail: null, events: null, audio: null, map: null, rings: 0, alarmTimer: null, idleTimer: null };
+
+// The officer's own input keeps the session; the page's polling does not.
+let lastInput = Date.now();
+for (const ev of ['pointerdown', 'keydown']) {
+  document.addEventListener(ev, () => { lastInput = Date.now(); idleCheck(); }, { capture: true, passive: true });
+}
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -67,7 +91,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -78,6 +102,7 @@ async function api(method, path, body) {
   const headers = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && state.me) headers['x-csrf-token'] = state.me.csrf_token;
+  if (Date.now() - lastInput < 60000) headers['x-avisa-activity'] = '1';
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
   const text = await r.text();
   let data = null;
@@ -105,6 +130,9 @@ const clock = (ms) => new Date(ms).toLocaleString(lang === 'es' ? 'es-MX' : 'en-
   year: '2-digit', month: '2-digit', day: '2-digit', hour: 'numeric', minute: '2-digit', second: '2-digit',
   timeZone: (state.me && state.me.time_zone) || undefined, timeZoneName: 'short',
 });
+// The same instant in UTC, on hover.
+const utc = (ms) => `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+const when = (ms, attrs = {}) => h('time', { ...attrs, datetime: new Date(ms).toISOString(), title: utc(ms), text: clock(ms) });
 
 function header() {
   document.documentElement.lang = lang;
@@ -116,7 +144,19 @@ function header() {
   notify.hidden = !state.me;
   notify.textContent = state.audio ? t('notify_active') : t('notify_on');
   document.getElementById('office').textContent = state.me ? state.me.consulate.name : t('office');
-  document.getElementById('who').textContent = state.me ? `${state.me.username} · ${state.me.role}` : '';
+  document.getElementById('who').textContent = state.me ? `${state.me.username} · ${t('role_' + state.me.role)}` : '';
+}
+
+// A warning before the idle timeout ends the session (it counts the
+// officer's clicks and keys; an alert nobody takes still escalates by SMS).
+function idleCheck() {
+  const warn = document.getElementById('idle-warn');
+  if (!state.me) { if (warn) warn.remove(); return; }
+  const left = Math.round(state.me.idle_seconds - (Date.now() - lastInput) / 1000);
+  if (left > 120) { if (warn) warn.remove(); return; }
+  const text = t('idle_warn', { s: Math.max(0, left) });
+  if (warn) warn.textContent = text;
+  else document.body.insertBefore(h('div', { id: 'idle-warn', class: 'idle-warn', role: 'alert', text }), main);
 }
 
 // ---- login -------------------------------------------------------------------
@@ -124,6 +164,11 @@ function header() {
 function loginScreen(message) {
   stopEvents();
   header();
+  state.open = [];
+  showCount();
+  idleCheck();
+  const armed = document.getElementById('arm');
+  if (armed) armed.remove();
   const error = h('p', { class: 'error', role: 'alert', text: message || '' });
   const user = h('input', { id: 'username', autocomplete: 'username', required: true });
   const pass = h('input', { id: 'password', type: 'password', autocomplete: 'current-password', required: true });
@@ -156,20 +201,86 @@ function beep(tones = [880, 660, 880]) {
     const o = ctx.createOscillator();
     const g = ctx.createGain();
     o.frequency.value = f;
-    g.gain.value = 0.15;
+    g.gain.value = 0.2;
     o.connect(g).connect(ctx.destination);
     o.start(ctx.currentTime + i * 0.22);
     o.stop(ctx.currentTime + i * 0.22 + 0.18);
   }
 }
 
-document.getElementById('notify').addEventListener('click', async () => {
-  // A click lets the page play sound and ask for notifications.
+// A click lets the page play sound and ask for notifications: asked once
+// per load by a banner nobody can miss.
+async function arm() {
   state.audio = state.audio || new AudioContext();
+  if (state.audio.state === 'suspended') await state.audio.resume();
   if ('Notification' in window && Notification.permission === 'default') await Notification.requestPermission();
   beep();
+  const banner = document.getElementById('arm');
+  if (banner) banner.remove();
   header();
-});
+}
+
+function armBanner() {
+  if (state.audio || document.getElementById('arm')) return;
+  document.body.insertBefore(h('div', { id: 'arm', class: 'arm', role: 'alert' },
+    h('button', { type: 'button', id: 'arm-button', class: 'arm-button', text: t('arm'), onclick: arm }),
+    h('span', { text: t('arm_why') })), main);
+}
+
+document.getElementById('notify').addEventListener('click', arm);
+
+// Waiting: a real alert nobody took (a cancelled one waits for a
+// confirmation, not an alarm).
+const waiting = (a) => a.case_state === 'new' && a.state === 'active';
+
+// The alarm insists: while any alert waits it sounds and flashes again
+// every `alarm_every_seconds`, louder for a forced cancel or an escalation.
+function ring() {
+  const pending = state.open.filter(waiting);
+  document.body.dataset.alarm = pending.length ? 'on' : 'off';
+  if (!pending.length) return;
+  const loud = pending.some((a) => a.duress_at || a.escalated);
+  state.rings += 1;
+  document.body.dataset.rings = String(state.rings);
+  beep(loud ? [988, 740, 988, 740, 988, 740] : [880, 660, 880]);
+  document.body.classList.remove('flash');
+  void document.body.offsetWidth;
+  document.body.classList.add('flash');
+}
+
+function startAlarm() {
+  stopAlarm();
+  state.alarmTimer = setInterval(ring, Math.max(2, state.me.alarm_every_seconds || 10) * 1000);
+  state.idleTimer = setInterval(idleCheck, 5000);
+}
+
+function stopAlarm() {
+  if (state.alarmTimer) clearInterval(state.alarmTimer);
+  if (state.idleTimer) clearInterval(state.idleTimer);
+  state.alarmTimer = null;
+  state.idleTimer = null;
+  document.body.dataset.alarm = 'off';
+}
+
+// The tab's title and icon carry the count ("(3) Avisa"), seen from any
+// other tab or window.
+function showCount() {
+  const n = state.open.filter(waiting).length;
+  document.title = n ? `(${n}) ${t('title')}` : t('title');
+  const link = document.querySelector('link[rel="icon"]');
+  if (!n) { link.type = 'image/svg+xml'; link.href = '/icon.svg'; return; }
+  const c = document.createElement('canvas');
+  c.width = 64; c.height = 64;
+  const g = c.getContext('2d');
+  g.fillStyle = '#b00020';
+  g.beginPath(); g.arc(32, 32, 31, 0, Math.PI * 2); g.fill();
+  g.fillStyle = '#fff';
+  g.font = 'bold 40px sans-serif';
+  g.textAlign = 'center'; g.textBaseline = 'middle';
+  g.fillText(n > 9 ? '9+' : String(n), 32, 35);
+  link.type = 'image/png';
+  link.href = c.toDataURL('image/png');
+}
 
 function startEvents() {
   stopEvents();
@@ -186,6 +297,7 @@ function startEvents() {
 }
 
 function stopEvents() {
+  stopAlarm();
   if (state.events) state.events.close();
   if (state.poll) clearInterval(state.poll);
   state.events = null;
@@ -203,15 +315,19 @@ async function refresh(changedId) {
 // ---- queue -----------------------------------------------------------------------
 
 async function loadQueue() {
+  // The open queue always (the alarm counts it); a filtered list only when
+  // asked (a search through past cases is audited).
+  const r = await api('GET', '/api/v1/console/alerts');
+  if (!r.ok) return;
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(state.filter)) if (v) p.set(k, v);
-  const r = await api('GET', `/api/v1/console/alerts?${p}`);
-  if (!r.ok) return;
-  const fresh = r.data.filter((a) => !state.known.has(a.alert_id) && a.case_state === 'new' && a.state === 'active');
+  const shown = [...p.keys()].length ? await api('GET', `/api/v1/console/alerts?${p}`) : r;
+  const fresh = r.data.filter((a) => !state.known.has(a.alert_id) && waiting(a));
+  state.open = r.data;
   if (state.known.size && fresh.length) {
-    beep();
+    ring();
     if ('Notification' in window && Notification.permission === 'granted') {
-      for (const a of fresh) new Notification('Avisa', { body: t('new_alert', { name: a.person_name || '?' }), tag: a.alert_id });
+      for (const a of fresh) new Notification('Avisa', { body: t('new_alert', { name: a.person_name || '?' }), tag: a.alert_id, requireInteraction: true });
     }
   }
   // A cancel forced with the duress PIN: a sound of its own, low and long.
@@ -225,16 +341,18 @@ async function loadQueue() {
   for (const a of forced) state.duressKnown.add(a.alert_id);
   for (const a of r.data) state.known.add(a.alert_id);
   if (!state.known.size) state.known.add('-');
-  state.queue = r.data;
+  state.queue = shown.ok ? shown.data : [];
+  document.body.dataset.alarm = state.open.some(waiting) ? 'on' : 'off';
+  showCount();
   renderQueue();
 }
 
 function badges(a) {
   return h('span', { class: 'badges' },
     a.duress_at ? h('span', { class: 'badge duress', text: t('b_duress') }) : null,
-    a.state === 'cancelled' ? h('span', { class: 'badge cancelled', text: t('b_cancelled') }) : null,
+    a.state === 'cancelled' ? h('span', { class: 'badge cancelled', text: t(a.case_state === 'new' ? 'b_confirm_cancel' : 'b_cancelled') }) : null,
     a.escalated ? h('span', { class: 'badge escalated', text: t('b_escalated') }) : null,
-    h('span', { class: `badge ${a.case_state}`, text: t(`b_${a.case_state}`) }),
+    a.state === 'cancelled' && a.case_state === 'new' ? null : h('span', { class: `badge ${a.case_state}`, text: t(`b_${a.case_state}`) }),
     { sms: 1, call: 1, checkin: 1 }[a.source] ? h('span', { class: 'badge', text: t('b_' + a.source) }) : null);
 }
 
@@ -246,7 +364,8 @@ function renderQueue() {
     const cls = [a.state === 'cancelled' ? 'cancelled' : a.case_state, a.escalated ? 'escalated' : '', a.duress_at ? 'duress' : ''].join(' ');
     return h('li', { class: cls, tabindex: '0', 'data-id': a.alert_id, 'aria-current': a.alert_id === state.selected ? 'true' : 'false',
       onclick: () => loadDetail(a.alert_id, true), onkeydown: (e) => { if (e.key === 'Enter') loadDetail(a.alert_id, true); } },
-    h('div', { class: 'row' }, h('span', { class: 'name', text: a.person_name || '—' }), h('span', { class: 'meta', text: age(a.created_at) })),
+    h('div', { class: 'row' }, h('span', { class: 'name', text: a.person_name || '—' }), h('span', { class: 'meta', title: utc(a.created_at), text: age(a.created_at) })),
+    a.case_number ? h('div', { class: 'case-no', text: a.case_number }) : null,
     h('div', { class: 'row' }, badges(a), h('span', { class: 'meta', text: a.distance_km !== null ? t('km', { d: a.distance_km }) : (a.place || t('no_location')) })),
     h('div', { class: 'meta' }, t('delivered_of', { ok, total: a.delivery.total }), a.delivery.failed ? ` · ${t('failed_n', { n: a.delivery.failed })}` : '',
       a.assigned_to ? ` · ${t('assigned')}: ${a.assigned_to}` : '', state.me.consulate.id === 'ciam' && a.consulate_id ? ` · ${a.consulate_id}` : ''));
@@ -281,6 +400,9 @@ async function loadDetail(id, focus) {
   state.detail = r.data;
   renderDetail(r.data);
   renderQueue();
+  // A row low in a long list: the case opens at its top, name and banners
+  // in view.
+  if (focus) document.getElementById('detail').scrollIntoView({ block: 'start' });
 }
 
 function drawMap(d) {
@@ -307,10 +429,40 @@ function drawMap(d) {
   state.map = map;
 }
 
+// A timeline entry's detail in words: outcome and call codes translated.
+function eventDetail(e) {
+  if (!e.detail || e.kind === 'created') return e.kind === 'created' && e.detail ? ` — ${t('src_' + e.detail)}` : '';
+  if (e.kind === 'call') {
+    const [head, ...note] = e.detail.split('\n');
+    const [w, r] = head.split(' ');
+    return ` — ${t('w_' + w)}: ${t('r_' + r)}${note.length ? ` · ${note.join(' ')}` : ''}`;
+  }
+  if (e.kind === 'resolved') {
+    const [o, ...rest] = e.detail.split(': ');
+    return ` — ${t('o_' + o)}${rest.length ? `: ${rest.join(': ')}` : ''}`;
+  }
+  return ` — ${e.detail}`;
+}
+
+function callForm(d) {
+  const opts = (prefix, codes) => codes.map((c) => h('option', { value: c, text: t(prefix + c) }));
+  const withSel = h('select', { id: 'call-with' }, opts('w_', ['person', 'contact', 'facility', 'ice', 'lawyer', 'other']));
+  const resultSel = h('select', { id: 'call-result' }, opts('r_', ['spoke', 'no_answer', 'voicemail', 'busy', 'wrong_number']));
+  const note = h('input', { id: 'call-note', maxlength: '1000' });
+  return h('form', { id: 'call-form', onsubmit: (e) => { e.preventDefault(); act(d, 'calls', { with: withSel.value, result: resultSel.value, note: note.value || null }); } },
+    h('h3', { text: t('calls') }),
+    h('div', { class: 'inline' },
+      h('div', {}, h('label', { for: 'call-with', text: t('call_with') }), withSel),
+      h('div', {}, h('label', { for: 'call-result', text: t('call_result') }), resultSel)),
+    h('label', { for: 'call-note', text: t('call_note') }), note,
+    h('button', { class: 'secondary', type: 'submit', id: 'call-save', text: t('call_save') }));
+}
+
 function renderDetail(d) {
   const box = document.getElementById('detail');
   if (!box) return;
   const last = d.location;
+  const fix = d.trail.length ? d.trail[d.trail.length - 1] : null;
   const caseOpen = d.case.state !== 'resolved';
   const actions = [];
   if (d.case.state === 'new') actions.push(h('button', { class: 'primary', type: 'button', id: 'ack', text: t('acknowledge'), onclick: () => act(d, 'acknowledge') }));
@@ -319,40 +471,41 @@ function renderDetail(d) {
     // The signed-in officer first: never someone else by default.
     api('GET', '/api/v1/console/staff').then((r) => { if (r.ok) who.replaceChildren(...r.data.map((s) => h('option', { value: s.username, text: `${s.username} (${s.consulate_id})`, selected: s.username === state.me.username }))); });
     actions.push(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); act(d, 'assign', { username: who.value }); } },
-      h('div', {}, h('label', { for: 'assign-to', text: t('assign') }), who), h('button', { class: 'secondary', type: 'submit', text: t('assign') })));
+      h('div', {}, h('label', { for: 'assign-to', text: t('assigned') }), who), h('button', { class: 'secondary', type: 'submit', text: t('assign') })));
   }
-  const noteText = h('textarea', { id: 'note-text' });
+  const noteText = h('textarea', { id: 'note-text', maxlength: '4000' });
   actions.push(h('form', { onsubmit: (e) => { e.preventDefault(); act(d, 'notes', { text: noteText.value }); } },
     h('label', { for: 'note-text', text: t('note') }), noteText, h('button', { class: 'secondary', type: 'submit', id: 'add-note', text: t('add_note') })));
+  actions.push(callForm(d));
   if (caseOpen) {
-    // No outcome by default, and a second click to confirm the one chosen:
-    // a case closed by mistake at 3 a.m. is a person nobody looks for.
     const outcome = h('select', { id: 'outcome', required: true },
-      h('option', { value: '', text: t('choose_outcome'), selected: true, disabled: true }),
+      h('option', { value: '', text: t('choose_outcome') }),
       ['false_alarm', 'person_safe', 'detained', 'released', 'no_contact', 'other'].map((o) => h('option', { value: o, text: t(`o_${o}`) })));
-    const facility = h('input', { id: 'facility', list: 'facility-list', autocomplete: 'off' });
+    const facility = h('input', { id: 'facility', list: 'facility-list', maxlength: '300' });
     const options = h('datalist', { id: 'facility-list' });
     facility.addEventListener('input', async () => {
       const r = await api('GET', `/api/v1/console/facilities?q=${encodeURIComponent(facility.value)}`);
       if (r.ok) options.replaceChildren(...r.data.map((f) => h('option', { value: `${f.name}, ${f.city}, ${f.state}` })));
     });
-    const confirmBox = h('div', { class: 'confirm', id: 'resolve-confirm-box', hidden: true });
+    const confirmBox = h('div', { id: 'resolve-confirm-box', class: 'banner-escalated', role: 'alertdialog', hidden: true });
     const resolveForm = h('form', { onsubmit: (e) => {
       e.preventDefault();
-      if (!outcome.value) return;
-      confirmBox.replaceChildren(
-        h('p', { role: 'alert', text: t('confirm_resolve', { outcome: t(`o_${outcome.value}`) }) }),
+      if (!outcome.value) { outcome.focus(); return; }
+      confirmBox.replaceChildren(h('p', { text: t('confirm_resolve', { outcome: t(`o_${outcome.value}`) }) }),
         h('button', { class: 'danger', type: 'button', id: 'resolve-confirm', text: t('confirm_yes'), onclick: () => act(d, 'resolve', { outcome: outcome.value, detail: facility.value || null }) }),
         h('button', { class: 'secondary', type: 'button', text: t('confirm_no'), onclick: () => { confirmBox.hidden = true; } }));
       confirmBox.hidden = false;
+      confirmBox.querySelector('button').focus();
     } },
-      h('label', { for: 'outcome', text: t('outcome') }), outcome,
-      h('label', { for: 'facility', text: t('facility') }), facility, options,
-      h('button', { class: 'danger', type: 'submit', id: 'resolve', text: t('resolve') }), confirmBox);
+    h('label', { for: 'outcome', text: t('outcome') }), outcome,
+    h('label', { for: 'facility', text: t('facility') }), facility, options,
+    h('button', { class: 'danger', type: 'submit', id: 'resolve', text: t('resolve') }), confirmBox);
     actions.push(resolveForm);
   } else {
     actions.push(h('button', { class: 'secondary', type: 'button', id: 'reopen', text: t('reopen'), onclick: () => act(d, 'reopen') }));
   }
+  const steps = (state.me.checklist || {})[d.case.state] || [];
+  const message = (r) => (d.messages || []).find((m) => m.recipient_id === r.id) || {};
   box.replaceChildren(...[
     d.duress_at ? h('div', { class: 'banner-duress', role: 'alert', text: t(d.checkin ? 'checkin_forced_banner' : 'duress_banner') }) : null,
     d.caller ? h('div', { class: 'banner-escalated', id: 'caller', role: 'note' },
@@ -364,6 +517,7 @@ function renderDetail(d) {
       d.checkin.note ? h('div', { text: `${t('checkin_note')}: ${d.checkin.note}` }) : null) : null,
     d.state === 'cancelled' ? h('div', { class: 'banner-cancelled', text: t('cancelled_banner') }) : null,
     d.case.escalated_at ? h('div', { class: 'banner-escalated', text: t('escalated_banner') }) : null,
+    d.case_number ? h('p', { class: 'case-no big', id: 'case-number', text: `${t('case_no')} ${d.case_number}` }) : null,
     h('h1', { text: d.person.name || '—' }),
     h('div', { class: 'grid2' },
       h('div', {},
@@ -372,8 +526,12 @@ function renderDetail(d) {
           h('dt', { text: t('phone') }), h('dd', {}, h('a', { href: `tel:${d.person.phone}`, text: d.person.phone })),
           h('dt', { text: t('language') }), h('dd', { text: d.person.language === 'en' ? 'English' : 'Español' }),
           h('dt', { text: t('home') }), h('dd', { text: [d.person.home_state, d.person.home_county].filter(Boolean).join(' / ') || '—' }),
-          h('dt', { text: t('time') }), h('dd', { text: `${clock(d.created_at)} (${age(d.created_at)})` }),
+          h('dt', { text: t('time') }), h('dd', {}, when(d.created_at), ` (${age(d.created_at)})`),
           h('dt', { text: t('location') }), h('dd', { id: 'coords', text: last ? `${last.lat.toFixed(5)}, ${last.lon.toFixed(5)}${last.accuracy_m ? ` · ${t('accuracy', { m: Math.round(last.accuracy_m) })}` : ''}` : t('no_location') }),
+          d.place ? h('dt', { text: '' }) : null,
+          d.place ? h('dd', { id: 'place', text: t('near', { place: d.place.name, admin: d.place.admin, d: d.place.distance_km }) }) : null,
+          fix ? h('dt', { text: t('last_fix') }) : null,
+          fix ? h('dd', { id: 'last-fix' }, when(fix.at), ` (${age(fix.at)})`) : null,
           h('dt', { text: t('distance') }), h('dd', { text: d.distance_km !== null ? `${d.distance_km} km` : '—' })),
         h('h2', { text: t('case') }),
         h('dl', {},
@@ -384,16 +542,29 @@ function renderDetail(d) {
           d.erased_at ? h('dt', { text: t('erased') }) : null,
           d.erased_at ? h('dd', { id: 'erased-at', text: t('erased_at', { trail: clock(d.erased_at.trail), personal: clock(d.erased_at.personal) }) }) : null)),
       h('div', {},
-        h('div', { id: 'map', role: 'img', 'aria-label': t('location') }),
-        state.me.tile_url ? null : h('p', { class: 'muted', text: t('map_no_tiles') }))),
+        h('div', { id: 'map', role: 'region', 'aria-label': t('location') }),
+        state.me.tile_url ? null : h('p', { class: 'muted', text: t('map_no_tiles') }),
+        steps.length ? h('div', { class: 'steps' }, h('h2', { text: t('next_steps') }), h('ol', { id: 'next-steps' }, steps.map((x) => h('li', { text: x })))) : null)),
     h('h2', { text: t('recipients') }),
-    h('table', {}, h('tbody', {}, d.recipients.map((r) => h('tr', {},
-      h('td', { text: r.name || '—' }), h('td', { text: t(`kind_${r.kind}`) }),
-      h('td', {}, h('span', { class: `chip ${r.status}`, text: t(`s_${r.status}`) }), r.reason ? ` ${r.reason}` : ''),
-      h('td', { class: 'message-text', text: ((d.messages || []).find((m) => m.recipient_id === r.id) || {}).text || t('text_erased') }))))),
+    h('div', { class: 'scroll-x' }, h('table', { id: 'recipients' },
+      h('thead', {}, h('tr', {}, [t('name'), '', t('number'), t('state'), t('safe_msg'), t('time')].map((x) => h('th', { text: x })))),
+      h('tbody', {}, d.recipients.map((r) => {
+        const m = message(r);
+        return [h('tr', {},
+          h('td', { text: r.name || '—' }), h('td', { text: t(`kind_${r.kind}`) }),
+          h('td', {}, m.to ? h('a', { href: `tel:${m.to}`, text: m.to }) : '—'),
+          h('td', {}, h('span', { class: `chip ${r.status}`, text: t(`s_${r.status}`) }), r.reason ? ` ${r.reason}` : ''),
+          h('td', {}, r.safe_status ? h('span', { class: `chip ${r.safe_status}`, text: t(`s_${r.safe_status}`) }) : '—'),
+          h('td', { class: 'meta' }, m.sent_at ? [t('sent_at'), ' ', when(m.sent_at)] : '', m.updated_at ? [h('br'), t('changed_at'), ' ', when(m.updated_at)] : '')),
+        h('tr', { class: 'text-row' }, h('td', { colspan: '6', class: 'message-text', text: m.text || t('text_erased') }))];
+      })))),
+    h('h2', { text: t('earlier') }),
+    d.earlier && d.earlier.length ? h('ul', { id: 'earlier', class: 'earlier' }, d.earlier.map((e) => h('li', {},
+      h('a', { href: `/console/alerts/${e.alert_id}`, onclick: (ev) => { ev.preventDefault(); loadDetail(e.alert_id, true); }, text: e.case_number || e.alert_id.slice(0, 8) }),
+      ' · ', when(e.created_at), ' · ', t(`b_${e.case_state}`), e.outcome ? ` — ${t(`o_${e.outcome}`)}` : ''))) : h('p', { class: 'muted', text: t('none') }),
     h('div', { class: 'grid2' },
       h('div', {}, h('h2', { text: t('timeline') }), h('ol', { class: 'timeline', id: 'timeline' }, d.timeline.map((e) =>
-        h('li', {}, h('strong', { text: t(`k_${e.kind}`) }), ` · ${clock(e.at)}`, e.staff ? ` · ${e.staff}` : '', e.detail && e.kind !== 'created' ? ` — ${e.detail}` : '')))),
+        h('li', {}, h('strong', { text: t(`k_${e.kind}`) }), ' · ', when(e.at), e.staff ? ` · ${e.staff}` : '', eventDetail(e))))),
       h('div', {}, h('h2', { text: t('detail') }), h('div', {
         class: 'actions',
         oninput: () => { state.dirty = true; },
@@ -418,6 +589,15 @@ async function act(d, action, body) {
 
 // ---- audit and statistics ---------------------------------------------------------
 
+// An audit line in words: the action, and its detail translated where it
+// is a code (an outcome, a call).
+function auditText(a) {
+  let detail = a.detail;
+  if (detail && a.action === 'resolve') detail = t('o_' + detail);
+  if (detail && a.action === 'call') detail = detail.split(' ').map((c, i) => t((i ? 'r_' : 'w_') + c)).join(': ');
+  return detail ? `${t('a_' + a.action)} (${detail})` : t('a_' + a.action);
+}
+
 async function auditTab() {
   const box = h('section', { class: 'panel' });
   if (state.me.role === 'operator') return box.append(h('p', { text: t('supervisors_only') })), box;
@@ -425,7 +605,9 @@ async function auditTab() {
   box.append(h('table', { id: 'audit' },
     h('thead', {}, h('tr', {}, h('th', { text: t('audit_when') }), h('th', { text: t('audit_who') }), h('th', { text: t('audit_what') }), h('th', { text: t('audit_alert') }))),
     h('tbody', {}, (r.ok ? r.data : []).map((a) => h('tr', {},
-      h('td', { text: clock(a.at) }), h('td', { text: a.staff }), h('td', { text: a.detail ? `${a.action} (${a.detail})` : a.action }), h('td', { text: a.alert_id ? a.alert_id.slice(0, 8) : '' }))))));
+      h('td', {}, when(a.at)), h('td', { text: a.staff }),
+      h('td', { class: a.action === 'denied' ? 'denied' : null, 'data-action': a.action, text: auditText(a) }),
+      h('td', { text: a.case_number || (a.alert_id ? a.alert_id.slice(0, 8) : '') }))))));
   return box;
 }
 
@@ -468,9 +650,12 @@ async function show(tab) {
 
 async function start() {
   header();
+  armBanner();
+  lastInput = Date.now();
   const deep = location.pathname.match(/^\/console\/alerts\/([0-9a-f-]{36})/);
   if (deep) state.selected = deep[1];
   startEvents();
+  startAlarm();
   await show('queue');
 }
 
@@ -485,6 +670,9 @@ document.getElementById('logout').addEventListener('click', async () => {
   await api('POST', '/api/v1/console/logout');
   state.me = null;
   state.known = new Set();
+  state.open = [];
+  showCount();
+  idleCheck();
   loginScreen();
 });
 

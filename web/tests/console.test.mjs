@@ -3,7 +3,23 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { createRequire } from 'node:module';
+
 import { startServer, launch, addStaff, pressViaApi, waitFor, screenshot } from './harness.mjs';
+
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/// axe-core on what the console shows now: nothing serious or critical.
+async function axe(page, screen) {
+  await page.addScriptTag({ path: axePath });
+  const { violations } = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] },
+  }));
+  const grave = violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  assert.deepEqual(grave, [], `${screen}: axe found ${grave.join('; ')}`);
+}
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -39,6 +55,14 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
 
     await page.click(row);
     await page.waitForSelector('#ack');
+    // What a dispatcher needs: the case number, a place name, each
+    // contact's number to call, what each was sent and when.
+    assert.match(await page.textContent('#case-number'), /Caso LAX-20\d\d-0001/);
+    assert.match(await page.textContent('#place'), /Cerca de Los Angeles, California/);
+    assert.ok(await page.$('#recipients a[href^="tel:+1213555"]'), 'a contact can be called');
+    assert.match(await page.textContent('#recipients'), /Me detuvieron|Ubicacion/);
+    assert.ok(await page.$('#last-fix time[title$="UTC"]'), 'UTC on hover');
+    assert.ok((await page.textContent('#next-steps')).length > 10, 'the checklist of next steps');
     assert.match(await page.textContent('#coords'), /34\.05050, -118\.25510 · precisión ±18 m/);
     assert.ok(await page.$('a[href="tel:+12135550100"]'), 'the person can be called');
     // The trail and the consulate are drawn on the map (vector markers).
@@ -50,6 +74,12 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     await page.fill('#note-text', 'Hablé con su hermana; está en Adelanto.');
     await page.click('#add-note');
     await page.waitForSelector('#timeline >> text=Hablé con su hermana');
+    // A call goes on the timeline in words.
+    await page.selectOption('#call-with', 'contact');
+    await page.selectOption('#call-result', 'spoke');
+    await page.fill('#call-note', 'La hermana va al centro');
+    await page.click('#call-save');
+    await page.waitForSelector('#timeline >> text=Un contacto: habló · La hermana va al centro');
     // Safe defaults: assigned to the officer signed in, no outcome chosen,
     // and a resolution asks to confirm.
     await waitFor(async () => (await page.$eval('#assign-to', (s) => s.value)) === 'ana.supervisora', 5000, 'assign defaults to me');
@@ -72,9 +102,12 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     await page.click('#tab-audit');
     await page.waitForSelector('#audit tbody tr');
     const audit = await page.$$eval('#audit tbody tr', (rows) => rows.map((r) => r.children[2].textContent));
-    for (const action of ['login', 'view', 'acknowledge', 'note', 'resolve (detained)']) {
+    for (const action of ['entró', 'abrió el caso', 'tomó el caso', 'nota', 'llamada (Un contacto: habló)', 'resolvió (Detenida)']) {
       assert.ok(audit.includes(action), `audit has ${action}: ${audit}`);
     }
+    // Audit lines name the case by its number.
+    const cases = await page.$$eval('#audit tbody tr', (rows) => rows.map((r) => r.children[3].textContent));
+    assert.ok(cases.some((c) => /^LAX-20\d\d-0001$/.test(c)), `case numbers in the audit: ${cases}`);
     await screenshot(page, 'console-audit');
     await page.click('#tab-stats');
     await page.waitForSelector('#stat-alerts');
@@ -85,6 +118,113 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     await page.click('#lang');
     await page.waitForSelector('#tab-queue >> text=Alerts');
     assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('an alarm that insists: it sounds again until the case is taken, and the title counts', async () => {
+  const server = await startServer({ AVISA_CONSOLE__ALARM_EVERY: '2s' });
+  try {
+    await addStaff(server, 'beto.guardia', 'los-angeles', 'operator', 'correct horse battery staple');
+    const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'es-MX' });
+    const page = await context.newPage();
+    // Count every tone the page asks the sound card for.
+    await page.addInitScript(() => {
+      window.__tones = 0;
+      const make = AudioContext.prototype.createOscillator;
+      AudioContext.prototype.createOscillator = function tone() { window.__tones += 1; return make.call(this); };
+    });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server.base}/console`);
+    await page.fill('#username', 'beto.guardia');
+    await page.fill('#password', 'correct horse battery staple');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#queue');
+    // One click, asked for once per load, before the browser allows sound.
+    await page.waitForSelector('#arm-button');
+    await page.click('#arm-button');
+    await page.waitForSelector('#arm', { state: 'detached' });
+    assert.equal(await page.title(), 'Avisa — Consola consular');
+
+    // Two people press in the same second: two cases, two numbers.
+    const [one, two] = await Promise.all([
+      pressViaApi(server, '(213) 555-0101', { lat: 34.0505, lon: -118.2551, accuracy_m: 18 }),
+      pressViaApi(server, '(213) 555-0102', { lat: 34.0522, lon: -118.2437, accuracy_m: 25 }),
+    ]);
+    await page.waitForSelector(`#queue li[data-id="${one.alert_id}"]`);
+    await page.waitForSelector(`#queue li[data-id="${two.alert_id}"]`);
+    await waitFor(async () => (await page.title()) === '(2) Avisa — Consola consular', 5000, 'the title counts two');
+    assert.match(await page.$eval('link[rel="icon"]', (l) => l.href), /^data:image\/png/);
+    const numbers = await page.$$eval('#queue .case-no', (n) => n.map((x) => x.textContent).sort());
+    assert.equal(numbers.length, 2);
+    assert.notEqual(numbers[0], numbers[1]);
+    assert.match(numbers[0], /^LAX-20\d\d-000[12]$/);
+
+    // It sounds again and again while nobody takes the cases.
+    const rings = async () => Number(await page.$eval('body', (b) => b.dataset.rings || '0'));
+    const first = await rings();
+    await waitFor(async () => (await rings()) >= first + 2, 8000, 'the alarm to repeat');
+    assert.equal(await page.$eval('body', (b) => b.dataset.alarm), 'on');
+    assert.ok(await page.evaluate(() => window.__tones) >= 6, 'tones were played');
+    await screenshot(page, 'console-alarm');
+
+    // Taken, one after the other: the alarm stops and the title clears.
+    for (const a of [one, two]) {
+      await page.click(`#queue li[data-id="${a.alert_id}"]`);
+      await page.waitForSelector('#ack');
+      await page.click('#ack');
+      await page.waitForSelector('#timeline >> text=Caso tomado');
+    }
+    await waitFor(async () => (await page.title()) === 'Avisa — Consola consular', 5000, 'the title clears');
+    assert.equal(await page.$eval('body', (b) => b.dataset.alarm), 'off');
+    const after = await rings();
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.equal(await rings(), after, 'silent once every case is taken');
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('axe finds nothing serious on any console tab, and long names wrap', async () => {
+  const server = await startServer();
+  try {
+    await addStaff(server, 'carla.supervisora', 'los-angeles', 'supervisor', 'correct horse battery staple');
+    const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'es-MX', bypassCSP: true });
+    const page = await context.newPage();
+    await page.goto(`${server.base}/console`);
+    await page.waitForSelector('#username');
+    await axe(page, 'login');
+    await page.fill('#username', 'carla.supervisora');
+    await page.fill('#password', 'correct horse battery staple');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#queue');
+    const long = 'María de los Ángeles Guadalupe Hernández-Villaseñor Castañeda-Oropeza';
+    const alert = await pressViaApi(server, '(213) 555-0100', { lat: 34.0505, lon: -118.2551, accuracy_m: 18 }, long);
+    const row = `#queue li[data-id="${alert.alert_id}"]`;
+    await page.waitForSelector(row);
+    await axe(page, 'queue');
+    await page.click(row);
+    await page.waitForSelector('#ack');
+    await page.waitForFunction(() => document.querySelectorAll('#map .leaflet-interactive').length >= 2);
+    await axe(page, 'detail');
+    await screenshot(page, 'console-long-name');
+    // Nothing runs off the side of the page, whatever the length of a name.
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(wide <= 0, `the page scrolls sideways by ${wide} px`);
+    await page.click('#tab-audit');
+    await page.waitForSelector('#audit tbody tr');
+    await axe(page, 'audit');
+    await page.click('#tab-stats');
+    await page.waitForSelector('#stat-alerts');
+    await axe(page, 'stats');
+    await page.click('#lang');
+    await page.waitForSelector('#tab-queue >> text=Alerts');
+    await axe(page, 'stats in English');
     await context.close();
   } finally {
     await server.stop();

@@ -151,7 +151,7 @@ export async function addStaff(server, username, consulate, role, password) {
 }
 
 /// A person pressing the button through the API; returns the alert.
-export async function pressViaApi(server, phone, location) {
+export async function pressViaApi(server, phone, location, name = 'Juana García') {
   const json = async (method, path, body, token, unlock) => {
     const r = await fetch(`${server.base}${path}`, {
       method,
@@ -169,7 +169,7 @@ export async function pressViaApi(server, phone, location) {
   const line = await waitFor(() => server.smsLog().find((l) => l.to === e164), 10000, 'the code SMS');
   await json('POST', '/api/v1/devices/verify', { code: line.body.match(/\b(\d{6})\b/)[1] }, token);
   // Setting the PIN hands the device an unlock, which contacts need.
-  const { unlock } = await json('PUT', '/api/v1/profile', { name: 'Juana García', home_state: 'CA', cancel_pin: '4821', keyword: 'auxilio' }, token);
+  const { unlock } = await json('PUT', '/api/v1/profile', { name, home_state: 'CA', cancel_pin: '4821', keyword: 'auxilio' }, token);
   const contact = await json('POST', '/api/v1/contacts', { name: 'Mamá', phone: '(213) 555-0177', message: 'Me detuvieron.' }, token, unlock);
   if (!contact.id) throw new Error(`the contact was refused: ${JSON.stringify(contact)}`);
   return json('POST', '/api/v1/alerts', { idempotency_key: `browser-${Date.now()}`, location }, token);
