@@ -31,7 +31,7 @@ const TEXT = {
     b_confirm_cancel: 'Cancelada — confirmar', case_no: 'Caso', last_fix: 'Última ubicación', near: 'Cerca de {place}, {admin} ({d} km)', number: 'Número', sent_at: 'Salió', changed_at: 'Último cambio', safe_msg: '«Estoy bien»',
     earlier: 'Alertas anteriores de la persona', none: 'Ninguna', next_steps: 'Siguientes pasos', calls: 'Registrar llamada', call_with: 'Con quién', call_result: 'Resultado de la llamada', call_note: 'Nota de la llamada', call_save: 'Registrar llamada',
     w_person: 'La persona', w_contact: 'Un contacto', w_facility: 'Centro de detención', w_ice: 'ICE', w_lawyer: 'Abogado/a', w_other: 'Otro',
-    r_spoke: 'habló', r_no_answer: 'no contestó', r_voicemail: 'buzón de voz', r_busy: 'ocupado', r_wrong_number: 'número equivocado', k_call: 'Llamada',
+    r_spoke: 'habló', r_no_answer: 'no contestó', r_voicemail: 'buzón de voz', r_busy: 'ocupado', r_wrong_number: 'número equivocado', k_call: 'Llamada', reopen_new_location: 'REABIERTA SOLA: llegó una nueva ubicación de la persona después de cerrar el caso',
     a_login: 'entró', a_login_failed: 'entrada fallida', a_logout: 'salió', a_view: 'abrió el caso', a_acknowledge: 'tomó el caso', a_assign: 'asignó', a_note: 'nota', a_call: 'llamada', a_resolve: 'resolvió', a_reopen: 'reabrió', a_read_audit: 'leyó la auditoría', a_read_stats: 'leyó las estadísticas', a_denied: 'ACCESO DENEGADO (otro consulado)', a_search: 'buscó',
     role_operator: 'operador/a', role_supervisor: 'supervisor/a', role_admin: 'administrador/a',
     src_app: 'App', src_sms: 'SMS', src_call: 'llamada', src_checkin: 'cita no confirmada',
@@ -63,7 +63,7 @@ const TEXT = {
     b_confirm_cancel: 'Cancelled — confirm', case_no: 'Case', last_fix: 'Last location', near: 'Near {place}, {admin} ({d} km)', number: 'Number', sent_at: 'Sent', changed_at: 'Last change', safe_msg: '"I\'m safe"',
     earlier: 'The person\'s earlier alerts', none: 'None', next_steps: 'Next steps', calls: 'Log a call', call_with: 'With whom', call_result: 'How it went', call_note: 'Call note', call_save: 'Log call',
     w_person: 'The person', w_contact: 'A contact', w_facility: 'Detention facility', w_ice: 'ICE', w_lawyer: 'Lawyer', w_other: 'Other',
-    r_spoke: 'spoke', r_no_answer: 'no answer', r_voicemail: 'voicemail', r_busy: 'busy', r_wrong_number: 'wrong number', k_call: 'Call',
+    r_spoke: 'spoke', r_no_answer: 'no answer', r_voicemail: 'voicemail', r_busy: 'busy', r_wrong_number: 'wrong number', k_call: 'Call', reopen_new_location: 'REOPENED BY ITSELF: a new location of the person arrived after the case was closed',
     a_login: 'logged in', a_login_failed: 'failed login', a_logout: 'logged out', a_view: 'opened the case', a_acknowledge: 'took the case', a_assign: 'assigned', a_note: 'note', a_call: 'call', a_resolve: 'resolved', a_reopen: 'reopened', a_read_audit: 'read the audit', a_read_stats: 'read the statistics', a_denied: 'ACCESS DENIED (another consulate)', a_search: 'searched',
     role_operator: 'operator', role_supervisor: 'supervisor', role_admin: 'admin',
     src_app: 'App', src_sms: 'SMS', src_call: 'phone call', src_checkin: 'missed check-in',
@@ -437,6 +437,7 @@ function eventDetail(e) {
     const [w, r] = head.split(' ');
     return ` — ${t('w_' + w)}: ${t('r_' + r)}${note.length ? ` · ${note.join(' ')}` : ''}`;
   }
+  if (e.kind === 'reopened' && e.detail === 'new_location') return ` — ${t('reopen_new_location')}`;
   if (e.kind === 'resolved') {
     const [o, ...rest] = e.detail.split(': ');
     return ` — ${t('o_' + o)}${rest.length ? `: ${rest.join(': ')}` : ''}`;

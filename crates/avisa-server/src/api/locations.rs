@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use avisa_core::{AlertState, Location, now_millis};
+use avisa_core::{AlertState, Location, Outcome, now_millis};
 
 use super::alerts::own_alert;
 use crate::error::{ApiError, ApiResult};
@@ -42,20 +42,22 @@ pub async fn add_location(
     }
     let now = now_millis();
     let alerts = &state.config.alerts;
-    // Live sharing ends by itself: after live_location_for, and once the
-    // consulate resolved the case.
-    let resolved = state
-        .store
-        .case(view.id)
-        .await?
-        .is_some_and(|c| c.state == avisa_core::CaseState::Resolved);
-    if resolved
+    // Live sharing ends by itself after live_location_for, and once the
+    // consulate resolved the case knowing the person safe (they spoke to
+    // them, or they were released). A case closed on a guess ("false
+    // alarm", "no contact", "detained") keeps taking points, and a point
+    // reopens it: a phone still moving may be a person still in danger.
+    let known_safe = state.store.case(view.id).await?.is_some_and(|c| {
+        c.state == avisa_core::CaseState::Resolved
+            && matches!(c.outcome, Some(Outcome::PersonSafe | Outcome::Released))
+    });
+    if known_safe
         || now >= view.created_at + crate::config::millis(alerts.live_location_for)
         || state.store.sharing_stopped(view.id).await?
     {
         return Err(ApiError::Conflict {
             code: "sharing_ended",
-            message: "this alert no longer takes locations (resolved, or shared for long enough)"
+            message: "this alert no longer takes locations (the person is safe, or shared for long enough)"
                 .into(),
         });
     }
@@ -82,10 +84,13 @@ pub async fn add_location(
     if implausible {
         tracing::warn!(alert_id = %view.id, "a trail point implausibly far from the one before: kept, flagged");
     }
-    state
+    if state
         .store
         .add_location(view.id, &loc, now, implausible)
-        .await?;
+        .await?
+    {
+        tracing::warn!(alert_id = %view.id, "a resolved case received a new location: reopened");
+    }
     state.events.publish_scoped(view.id, view.scope());
     // The point is stored whatever happens to the updates it owes.
     if let Err(e) = crate::live::tell_contacts(&state, &view, &loc).await {

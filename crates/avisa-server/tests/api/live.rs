@@ -102,12 +102,34 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
     assert_eq!(trail.iter().filter(|p| p["implausible"] == true).count(), 1);
     assert_eq!(trail.last().expect("last")["implausible"], true);
 
-    // Resolved by the consulate: no more points.
+    // Closed on a guess ("false alarm") while the phone still moves: the
+    // next point reopens the case, visibly, on its timeline.
     let (s, b) = console
         .call(
             Method::POST,
             &format!("/api/v1/console/alerts/{id}/resolve"),
             Some(json!({"outcome": "false_alarm"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (s, _) = point(&app, &token, &id, 34.0510, -118.2551).await;
+    assert_eq!(s, StatusCode::CREATED, "a guess does not end the sharing");
+    let (_, detail) = console
+        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
+        .await;
+    assert_ne!(detail["case"]["state"], "resolved", "{detail}");
+    let last = detail["timeline"]
+        .as_array()
+        .and_then(|t| t.last())
+        .expect("timeline");
+    assert_eq!((last["kind"].as_str(), last["detail"].as_str()), (Some("reopened"), Some("new_location")));
+    // Resolved knowing the person safe: no more points.
+    let (s, b) = console
+        .call(
+            Method::POST,
+            &format!("/api/v1/console/alerts/{id}/resolve"),
+            Some(json!({"outcome": "person_safe"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::LocationRow;
 use crate::db::db_run;
 use crate::outbox::{NewMessage, insert_outbox};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, aad};
 
 /// One point of a trail, opened.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,28 +21,59 @@ pub struct Fix {
 }
 
 impl Store {
-    /// Appends to an alert's location trail.
+    /// Appends to an alert's location trail. A point for a case staff had
+    /// resolved reopens it, on the timeline (the phone still moving after
+    /// "false alarm" may be a person in danger): true when it did.
     pub async fn add_location(
         &self,
         alert_id: Uuid,
         loc: &Location,
         now: UnixMillis,
         implausible: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let l = self.location_row(alert_id, loc, now)?;
         let sql = "INSERT INTO alert_locations (id, alert_id, location_enc, created_at, \
                    implausible) VALUES ($1, $2, $3, $4, $5)";
-        db_run!(self.db.writer(), |pool| {
+        let mut tx = self.db.begin().await?;
+        db_run!(&mut tx, |t| {
             sqlx::query(sql)
                 .bind(l.id)
                 .bind(l.alert_id)
                 .bind(&l.location_enc)
                 .bind(l.created_at)
                 .bind(implausible)
-                .execute(pool)
+                .execute(&mut **t)
                 .await?;
         });
-        Ok(())
+        let reopen = "UPDATE alerts SET case_state = CASE WHEN acknowledged_at IS NULL \
+                      THEN 'new' ELSE 'acknowledged' END, resolved_at = NULL, outcome = NULL, \
+                      outcome_detail_enc = NULL \
+                      WHERE id = $1 AND case_state = 'resolved' AND practice = $2";
+        let reopened = db_run!(&mut tx, |t| {
+            sqlx::query(reopen)
+                .bind(alert_id)
+                .bind(false)
+                .execute(&mut **t)
+                .await?
+                .rows_affected()
+        }) == 1;
+        if reopened {
+            let id = Uuid::now_v7();
+            let event = crate::console::cases::EventRow {
+                id,
+                alert_id,
+                at: now,
+                staff_id: None,
+                kind: CaseEventKind::Reopened,
+                detail_enc: Some(
+                    self.vault
+                        .seal_str(&aad("alert_events.detail", id), "new_location")?,
+                ),
+            };
+            crate::console::cases::insert_event(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(reopened)
     }
 
     /// How many points an alert's trail holds, and its newest point.
