@@ -69,6 +69,23 @@ const CONSOLE: &[(&str, &str, &str)] = &[
         "console/vendor/leaflet/leaflet.css",
         "text/css; charset=utf-8",
     ),
+    // The base map when no tile server is configured: US states and
+    // counties, Mexico's outline; loaded only by a case's map.
+    (
+        "/console/vendor/topojson/topojson-client.min.js",
+        "console/vendor/topojson/topojson-client.min.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "/console/vendor/atlas/us-counties-10m.json",
+        "console/vendor/atlas/us-counties-10m.json",
+        "application/json",
+    ),
+    (
+        "/console/vendor/atlas/mexico-50m.geojson",
+        "console/vendor/atlas/mexico-50m.geojson",
+        "application/geo+json",
+    ),
 ];
 
 /// What the service worker's source says where the version goes.

@@ -14,7 +14,7 @@ const TEXT = {
     delivered_of: '{ok} de {total} mensajes salieron', failed_n: '{n} fallaron', no_location: 'Sin ubicación', km: '{d} km del consulado',
     pick: 'Elija una alerta de la lista.', cancelled_banner: 'CANCELADA POR LA PERSONA con su PIN', checkin_missed: 'CITA NO CONFIRMADA.', checkin_plan: 'Tenía cita a las {at} y debía confirmar su salida antes de las {deadline}.', checkin_place: 'Lugar', checkin_note: 'Nota de la persona', checkin_forced_banner: 'CONFIRMÓ SU SALIDA BAJO PRESIÓN: usó su PIN de coacción. Su teléfono muestra la cita como confirmada. No le llame: quien tiene su teléfono podría contestar.', duress_banner: 'CANCELADA BAJO PRESIÓN: la persona usó su PIN de coacción. La alerta SIGUE ACTIVA; su teléfono muestra «cancelada». No le llame: quien tiene su teléfono podría contestar.', duress_alert: '¡{name} canceló BAJO PRESIÓN!', escalated_banner: 'ESCALADA AL CIAM: nadie la atendió a tiempo',
     person: 'Persona', name: 'Nombre', phone: 'Teléfono', language: 'Idioma', home: 'Estado / condado', time: 'Hora', location: 'Ubicación', accuracy: 'precisión ±{m} m',
-    distance: 'Distancia al consulado', map_no_tiles: 'Mapa sin fondo (no hay servidor de mapas configurado): puntos de la trayectoria y el consulado.',
+    distance: 'Distancia al consulado', map_no_tiles: 'Mapa sin servidor de mapas: estados y condados de EE. UU. y el contorno de México (Oficina del Censo de EE. UU., Natural Earth), la trayectoria y el consulado.',
     recipients: 'A quién se avisó', timeline: 'Historial', case: 'Caso', assigned: 'Asignada a', nobody: 'nadie', outcome: 'Resultado',
     acknowledge: 'Tomar el caso', assign: 'Asignar', note: 'Nota', add_note: 'Agregar nota', resolve: 'Resolver', reopen: 'Reabrir',
     facility: 'Centro de detención (busque o escriba)', detail: 'Detalle',
@@ -46,7 +46,7 @@ const TEXT = {
     delivered_of: '{ok} of {total} messages went out', failed_n: '{n} failed', no_location: 'No location', km: '{d} km from the consulate',
     pick: 'Pick an alert from the list.', cancelled_banner: 'CANCELLED BY THE PERSON with their PIN', checkin_missed: 'MISSED CHECK-IN.', checkin_plan: 'Had an appointment at {at} and was to check out by {deadline}.', checkin_place: 'Place', checkin_note: 'Note from the person', checkin_forced_banner: 'CHECKED OUT UNDER DURESS: used their duress PIN. Their phone shows the appointment as confirmed. Do not call them: whoever holds their phone may answer.', duress_banner: 'CANCELLED UNDER DURESS: the person used their duress PIN. The alert STILL STANDS; their phone shows "cancelled". Do not call them: whoever holds their phone may answer.', duress_alert: '{name} cancelled UNDER DURESS!', escalated_banner: 'ESCALATED TO CIAM: nobody took it in time',
     person: 'Person', name: 'Name', phone: 'Phone', language: 'Language', home: 'State / county', time: 'Time', location: 'Location', accuracy: 'accuracy ±{m} m',
-    distance: 'Distance to the consulate', map_no_tiles: 'Map without background (no tile server configured): the trail and the consulate.',
+    distance: 'Distance to the consulate', map_no_tiles: 'Map without a tile server: US states and counties and Mexico\'s outline (US Census Bureau, Natural Earth), the trail and the consulate.',
     recipients: 'Who was told', timeline: 'Timeline', case: 'Case', assigned: 'Assigned to', nobody: 'nobody', outcome: 'Outcome',
     acknowledge: 'Take the case', assign: 'Assign', note: 'Note', add_note: 'Add note', resolve: 'Resolve', reopen: 'Reopen',
     facility: 'Detention facility (search or type)', detail: 'Detail',
@@ -405,6 +405,46 @@ async function loadDetail(id, focus) {
   if (focus) document.getElementById('detail').scrollIntoView({ block: 'start' });
 }
 
+// The base map without a tile server: US states and counties and Mexico's
+// outline, from files served by Avisa itself, loaded once on first use.
+let atlas = null;
+function baseMap() {
+  atlas = atlas || (async () => {
+    if (!window.topojson) {
+      await new Promise((ok, fail) => {
+        const s = document.createElement('script');
+        s.src = '/console/vendor/topojson/topojson-client.min.js';
+        s.onload = ok;
+        s.onerror = fail;
+        document.head.append(s);
+      });
+    }
+    const [us, mx] = await Promise.all([
+      fetch('/console/vendor/atlas/us-counties-10m.json').then((r) => r.json()),
+      fetch('/console/vendor/atlas/mexico-50m.geojson').then((r) => r.json()),
+    ]);
+    return {
+      land: [window.topojson.feature(us, us.objects.nation), mx],
+      counties: window.topojson.mesh(us, us.objects.counties, (a, b) => a !== b && Math.floor(a.id / 1000) === Math.floor(b.id / 1000)),
+      states: window.topojson.mesh(us, us.objects.states, (a, b) => a !== b),
+    };
+  })().catch(() => { atlas = null; return null; });
+  return atlas;
+}
+
+function drawBase(map) {
+  baseMap().then((b) => {
+    if (!b || state.map !== map) return;
+    const pane = map.createPane('base');
+    pane.style.zIndex = 250;
+    const opts = { pane, interactive: false };
+    for (const land of b.land) L.geoJSON(land, { ...opts, style: { color: '#8a97a8', weight: 1, fillColor: '#fbfaf5', fillOpacity: 1 } }).addTo(map);
+    L.geoJSON(b.counties, { ...opts, style: { color: '#b9c2cf', weight: 0.6, fill: false } }).addTo(map);
+    L.geoJSON(b.states, { ...opts, style: { color: '#5b6b80', weight: 1.4, fill: false } }).addTo(map);
+    map.getContainer().dataset.base = 'drawn';
+  });
+}
+
 function drawMap(d) {
   const box = document.getElementById('map');
   if (!box || !window.L || !d.trail.length) return;
@@ -425,8 +465,11 @@ function drawMap(d) {
     L.circleMarker(c, { radius: 7, color: '#0d2a5c', fillOpacity: 0.9 }).addTo(map).bindTooltip(d.consulate ? d.consulate.name : '');
     bounds.extend(c);
   }
-  map.fitBounds(bounds.pad(0.3), { maxZoom: 15 });
+  // Without tiles, street level shows nothing but dots: start where the
+  // counties and the state give context (zoom in for the trail).
+  map.fitBounds(bounds.pad(0.3), { maxZoom: state.me.tile_url ? 15 : 9 });
   state.map = map;
+  if (!state.me.tile_url) drawBase(map);
 }
 
 // A timeline entry's detail in words: outcome and call codes translated.

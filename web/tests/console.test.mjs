@@ -33,6 +33,9 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    // Nothing the console loads comes from anywhere but Avisa itself.
+    const elsewhere = [];
+    page.on('request', (r) => { if (!r.url().startsWith(server.base) && !r.url().startsWith('data:')) elsewhere.push(r.url()); });
     await page.goto(`${server.base}/console`);
 
     // Wrong password first, then the right one.
@@ -67,6 +70,10 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     assert.ok(await page.$('a[href="tel:+12135550100"]'), 'the person can be called');
     // The trail and the consulate are drawn on the map (vector markers).
     await page.waitForFunction(() => document.querySelectorAll('#map .leaflet-interactive').length >= 3);
+    // No tile server: the base map comes from Avisa itself, states and
+    // counties drawn (nothing fetched from anywhere else).
+    await page.waitForSelector('#map[data-base="drawn"]', { timeout: 10000 });
+    assert.ok(await page.$$eval('#map .leaflet-base-pane path', (p) => p.length) >= 3, 'land, counties and states drawn');
     await screenshot(page, 'console-detail');
 
     await page.click('#ack');
@@ -118,6 +125,7 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     await page.click('#lang');
     await page.waitForSelector('#tab-queue >> text=Alerts');
     assert.deepEqual(errors, []);
+    assert.deepEqual(elsewhere, [], 'no request left the server');
     await context.close();
   } finally {
     await server.stop();
