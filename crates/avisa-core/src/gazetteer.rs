@@ -110,7 +110,10 @@ static GAZETTEER: LazyLock<Gazetteer> = LazyLock::new(|| {
             _ => "PR",
         };
         let name = record.get(0).unwrap_or("").to_string();
-        cells.entry(cell(lat, lon)).or_default().push(places.len() as u32);
+        cells
+            .entry(cell(lat, lon))
+            .or_default()
+            .push(places.len() as u32);
         places.push(Place {
             name,
             country,
@@ -148,12 +151,13 @@ pub fn nearest(lat: f64, lon: f64) -> Option<NearestPlace> {
             }
         }
     }
-    best.filter(|(d, _)| *d <= MAX_KM).map(|(d, p)| NearestPlace {
-        name: p.name.as_str(),
-        admin: p.admin,
-        country: p.country,
-        distance_km: d,
-    })
+    best.filter(|(d, _)| *d <= MAX_KM)
+        .map(|(d, p)| NearestPlace {
+            name: p.name.as_str(),
+            admin: p.admin,
+            country: p.country,
+            distance_km: d,
+        })
 }
 
 #[cfg(test)]
@@ -163,7 +167,10 @@ mod tests {
     #[test]
     fn names_the_town_a_point_is_in() {
         let la = nearest(34.0522, -118.2437).expect("Los Angeles");
-        assert_eq!((la.name, la.admin, la.country), ("Los Angeles", "California", "US"));
+        assert_eq!(
+            (la.name, la.admin, la.country),
+            ("Los Angeles", "California", "US")
+        );
         assert!(la.distance_km < 1.0, "{la:?}");
         let gdl = nearest(20.6767, -103.3475).expect("Guadalajara");
         assert_eq!((gdl.name, gdl.admin), ("Guadalajara", "Jalisco"));

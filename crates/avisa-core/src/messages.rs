@@ -340,7 +340,9 @@ pub fn consulate_cancelled(facts: &AlertFacts<'_>) -> String {
 /// "LAX-2026-0042 Maria G." in GSM-7.
 fn duty_case(facts: &AlertFacts<'_>) -> String {
     let name = crate::sms::fold_to_gsm(&short_name(facts.person_name));
-    format!("{} {name}", case_label(facts)).trim_end().to_string()
+    format!("{} {name}", case_label(facts))
+        .trim_end()
+        .to_string()
 }
 
 /// To each contact, when the person "cancelled" with the duress PIN: the
@@ -496,10 +498,15 @@ mod tests {
             consulate_cancelled(&f),
             "AVISA LAX-2026-0042 Maria G.: CANCELADA por la persona con su PIN. https://avisa.example/console/alerts/x"
         );
-        assert!(consulate_duress(&f).starts_with("AVISA LAX-2026-0042 Maria G.: CANCELADA BAJO PRESION"));
+        assert!(
+            consulate_duress(&f)
+                .starts_with("AVISA LAX-2026-0042 Maria G.: CANCELADA BAJO PRESION")
+        );
         assert!(consulate_duty(&f).starts_with("AVISA ALERTA LAX-2026-0042: "));
-        assert!(escalation_duty(false, "LAX-2026-0042", None, "María G.", 5, "u")
-            .starts_with("AVISA LAX-2026-0042 Maria G.: SIN ATENDER desde hace 5 min"));
+        assert!(
+            escalation_duty(false, "LAX-2026-0042", None, "María G.", 5, "u")
+                .starts_with("AVISA LAX-2026-0042 Maria G.: SIN ATENDER desde hace 5 min")
+        );
         // Alerts from before case numbers: the id's start.
         f.case_number = None;
         assert!(consulate_cancelled(&f).starts_with("AVISA 00000000 Maria G.: CANCELADA"));

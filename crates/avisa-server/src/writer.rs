@@ -19,6 +19,9 @@ use avisa_core::messages::CASE_SLOT;
 use crate::handoff::Handoff;
 use crate::tasks::TaskCtx;
 
+/// What the commit did with one alert, and the case number it got.
+type Written = Result<(Inserted, Option<String>), Arc<StoreError>>;
+
 /// The most alerts one transaction takes.
 const MAX_BATCH: usize = 512;
 
@@ -142,7 +145,7 @@ impl Worker {
         let started = std::time::Instant::now();
         let written = store.insert_alerts_numbered(&batch).await;
         metrics::histogram!("avisa_group_commit_seconds").record(started.elapsed().as_secs_f64());
-        let results: Vec<Result<(Inserted, Option<String>), Arc<StoreError>>> = match written {
+        let results: Vec<Written> = match written {
             Ok(results) => results.into_iter().map(Ok).collect(),
             Err(e) if batch.len() > 1 => {
                 // One bad alert must not fail its neighbours: write each

@@ -38,8 +38,8 @@ pub use avisa_core::{Coverage, MessageKind, Purpose};
 pub use budgets::{Budget, window};
 pub use checkins::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin};
 pub use console::{
-    AuditEntry, Case, CaseAction, CaseEvent, Escalated, QueueFilter, QueueItem, QueueView, SentMessage,
-    PersonAlert, Session, Staff, StaffLogin, StatRow,
+    AuditEntry, Case, CaseAction, CaseEvent, Escalated, PersonAlert, QueueFilter, QueueItem,
+    QueueView, SentMessage, Session, Staff, StaffLogin, StatRow,
 };
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};
 pub use db::Db;

@@ -811,14 +811,23 @@ async fn case_numbers_are_unique_per_office_and_year(f: Fixture) {
     let numbers: Vec<Option<&str>> = results.iter().map(|(_, n)| n.as_deref()).collect();
     assert_eq!(
         numbers,
-        [Some("LAX-2026-0001"), Some("LAX-2026-0002"), Some("CHI-2026-0001"), None, None]
+        [
+            Some("LAX-2026-0001"),
+            Some("LAX-2026-0002"),
+            Some("CHI-2026-0001"),
+            None,
+            None
+        ]
     );
     assert_eq!(results[3].0, Inserted::Existing(first.id));
     let view = store.alert(first.id).await.expect("get").expect("exists");
     assert_eq!(view.case_number.as_deref(), Some("LAX-2026-0001"));
     // The stored duty SMS says the number, not the slot.
     let texts = store.message_texts(first.id).await.expect("texts");
-    assert_eq!(texts[0].text.as_deref(), Some("AVISA ALERTA LAX-2026-0001: Maria"));
+    assert_eq!(
+        texts[0].text.as_deref(),
+        Some("AVISA ALERTA LAX-2026-0001: Maria")
+    );
     assert_eq!(texts[0].to.as_deref(), Some("+13125550100"));
     // Parallel commits (other instances) never take the same number.
     let parallel: Vec<_> = (0..8)

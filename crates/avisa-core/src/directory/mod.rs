@@ -256,12 +256,11 @@ fn assign_case_codes(offices: &mut [Consulate]) {
         }
     }
     for o in offices.iter_mut().filter(|o| o.case_code.is_empty()) {
-        let letters: String = o
-            .id
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let letters: String =
+            o.id.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
         let base: String = letters.chars().take(3).collect();
         let mut code = base.clone();
         let mut n = 2;

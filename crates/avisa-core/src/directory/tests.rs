@@ -179,16 +179,29 @@ fn every_office_has_its_own_case_code() {
     let mut seen = std::collections::HashSet::new();
     for o in d.offices() {
         assert_eq!(o.case_code.len(), 3, "{}", o.id);
-        assert!(o.case_code.chars().all(|c| c.is_ascii_uppercase()), "{}", o.id);
-        assert!(seen.insert(o.case_code.clone()), "{} repeats {}", o.id, o.case_code);
+        assert!(
+            o.case_code.chars().all(|c| c.is_ascii_uppercase()),
+            "{}",
+            o.id
+        );
+        assert!(
+            seen.insert(o.case_code.clone()),
+            "{} repeats {}",
+            o.id,
+            o.case_code
+        );
     }
-    assert_eq!(d.get("los-angeles").unwrap().case_code, "LAX");
+    assert_eq!(d.get("los-angeles").expect("LA").case_code, "LAX");
     // Another directory's offices get letters of their own, never a clash.
     let csv = format!(
         "{}\nsan-x,Consulado X,consulado_general,X,CA,addr,,34,-118,CA,src\nsan-y,Consulado Y,consulado_general,Y,CA,addr,,35,-118,CA:partial,src\n",
         COLUMNS.join(",")
     );
-    let other = Directory::from_csv(&csv).unwrap();
-    let codes: Vec<&str> = other.offices().iter().map(|o| o.case_code.as_str()).collect();
+    let other = Directory::from_csv(&csv).expect("parses");
+    let codes: Vec<&str> = other
+        .offices()
+        .iter()
+        .map(|o| o.case_code.as_str())
+        .collect();
     assert_eq!(codes, ["SAN", "SAN2"]);
 }

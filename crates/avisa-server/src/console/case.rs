@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::{
-    AlertSource, AlertState, AuditAction, CallResult, CallWith, CaseState, Coverage, Location, Outcome, now_millis,
+    AlertSource, AlertState, AuditAction, CallResult, CallWith, CaseState, Coverage, Location,
+    Outcome, now_millis,
 };
 use avisa_store::{AlertView, CaseAction};
 

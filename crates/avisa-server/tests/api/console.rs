@@ -327,9 +327,21 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
         .iter()
         .filter(|e| e["action"] == "denied")
         .collect();
-    assert_eq!(denied.len(), 7, "one read, five writes, one audit read: {log}");
-    assert!(denied.iter().all(|e| e["staff"] == "chi.super" && e["alert_id"] == la.as_str()));
-    assert!(denied[0]["case_number"].as_str().is_some_and(|n| n.starts_with("LAX-20")));
+    assert_eq!(
+        denied.len(),
+        7,
+        "one read, five writes, one audit read: {log}"
+    );
+    assert!(
+        denied
+            .iter()
+            .all(|e| e["staff"] == "chi.super" && e["alert_id"] == la.as_str())
+    );
+    assert!(
+        denied[0]["case_number"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("LAX-20"))
+    );
     // A missing alert leaves no "denied" (nothing was there to protect).
     let (_, chi_log) = chi_sup
         .call(Method::GET, "/api/v1/console/audit?limit=100", None)
@@ -345,11 +357,21 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
     );
 
     // Case numbers: each office counts its own.
-    assert!(d["case_number"].as_str().is_some_and(|n| n.starts_with("LAX-20") && n.ends_with("-0001")), "{d}");
+    assert!(
+        d["case_number"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("LAX-20") && n.ends_with("-0001")),
+        "{d}"
+    );
     let (_, c) = ciam
         .call(Method::GET, &format!("/api/v1/console/alerts/{chi}"), None)
         .await;
-    assert!(c["case_number"].as_str().is_some_and(|n| n.starts_with("CHI-20") && n.ends_with("-0001")), "{c}");
+    assert!(
+        c["case_number"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("CHI-20") && n.ends_with("-0001")),
+        "{c}"
+    );
     // A place name from the built-in gazetteer; each message's number.
     assert_eq!(d["place"]["name"], "Los Angeles", "{d}");
     assert_eq!(d["place"]["admin"], "California");
@@ -1001,7 +1023,11 @@ async fn idle_counts_the_officers_activity(backend: &str) {
     let (_, me) = polling.call(Method::GET, "/api/v1/console/me", None).await;
     assert_eq!(me["idle_seconds"], 2);
     assert_eq!(me["alarm_every_seconds"], 10);
-    assert!(me["checklist"]["new"].as_array().is_some_and(|s| !s.is_empty()));
+    assert!(
+        me["checklist"]["new"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(3500) {
         let (s, _) = polling

@@ -123,7 +123,10 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
         .as_array()
         .and_then(|t| t.last())
         .expect("timeline");
-    assert_eq!((last["kind"].as_str(), last["detail"].as_str()), (Some("reopened"), Some("new_location")));
+    assert_eq!(
+        (last["kind"].as_str(), last["detail"].as_str()),
+        (Some("reopened"), Some("new_location"))
+    );
     // Resolved knowing the person safe: no more points.
     let (s, b) = console
         .call(

@@ -81,9 +81,10 @@ impl Store {
         text: &str,
         number: &str,
     ) -> Result<(), StoreError> {
-        row.body_enc = self
-            .vault
-            .seal_str(&aad("outbox.body", row.id), &text.replace(CASE_SLOT, number))?;
+        row.body_enc = self.vault.seal_str(
+            &aad("outbox.body", row.id),
+            &text.replace(CASE_SLOT, number),
+        )?;
         Ok(())
     }
 }

@@ -8,8 +8,8 @@ pub(crate) mod cases;
 mod staff;
 
 use avisa_core::{
-    AlertSource, AlertState, AuditAction, CIAM, CallResult, CallWith, CaseEventKind, CaseState, Coverage, Location,
-    OutboxStatus, Outcome, Role, UnixMillis,
+    AlertSource, AlertState, AuditAction, CIAM, CallResult, CallWith, CaseEventKind, CaseState,
+    Coverage, Location, OutboxStatus, Outcome, Role, UnixMillis,
 };
 use uuid::Uuid;
 
