@@ -36,6 +36,7 @@ const TEXT = {
     role_operator: 'operador/a', role_supervisor: 'supervisor/a', role_admin: 'administrador/a',
     src_app: 'App', src_sms: 'SMS', src_call: 'llamada', src_checkin: 'cita no confirmada',
     idle_warn: 'La sesión se cerrará por inactividad en {s} s. Haga clic o pulse una tecla para seguir.',
+    gw_down: 'Pasarela de SMS «{name}» fuera de servicio desde {since}: {problem}. Los mensajes salen por otra pasarela o esperan a que vuelva.',
   },
   en: {
     lang: 'Español', office: 'Console', login_title: 'Consular console', username: 'Username', password: 'Password',
@@ -68,6 +69,7 @@ const TEXT = {
     role_operator: 'operator', role_supervisor: 'supervisor', role_admin: 'admin',
     src_app: 'App', src_sms: 'SMS', src_call: 'phone call', src_checkin: 'missed check-in',
     idle_warn: 'The session ends for inactivity in {s} s. Click or press a key to stay.',
+    gw_down: 'SMS gateway "{name}" out of service since {since}: {problem}. Messages go by another gateway or wait for it.',
   },
 };
 
@@ -342,9 +344,24 @@ async function loadQueue() {
   for (const a of r.data) state.known.add(a.alert_id);
   if (!state.known.size) state.known.add('-');
   state.queue = shown.ok ? shown.data : [];
+  loadStatus();
   document.body.dataset.alarm = state.open.some(waiting) ? 'on' : 'off';
   showCount();
   renderQueue();
+}
+
+// The status bar: an SMS gateway out of service (our account refused,
+// repeated failures) means messages may be waiting.
+async function loadStatus() {
+  const r = await api('GET', '/api/v1/console/status');
+  let bar = document.getElementById('gateway-bar');
+  const down = r.ok ? r.data.gateways.filter((g) => !g.up && g.problem) : [];
+  if (!down.length) { if (bar) bar.remove(); return; }
+  if (!bar) {
+    bar = h('div', { id: 'gateway-bar', class: 'gateway-bar', role: 'alert' });
+    document.body.insertBefore(bar, main);
+  }
+  bar.replaceChildren(...down.map((g) => h('div', { text: t('gw_down', { name: g.name, since: g.since ? clock(g.since) : '—', problem: g.problem }) })));
 }
 
 function badges(a) {

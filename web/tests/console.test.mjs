@@ -176,6 +176,8 @@ test('an alarm that insists: it sounds again until the case is taken, and the ti
     const first = await rings();
     await waitFor(async () => (await rings()) >= first + 2, 8000, 'the alarm to repeat');
     assert.equal(await page.$eval('body', (b) => b.dataset.alarm), 'on');
+    // Every gateway up: no status bar.
+    assert.equal(await page.$('#gateway-bar'), null);
     assert.ok(await page.evaluate(() => window.__tones) >= 6, 'tones were played');
     await screenshot(page, 'console-alarm');
 

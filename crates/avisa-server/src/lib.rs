@@ -279,6 +279,7 @@ impl App {
             streams: Default::default(),
             writer,
             events,
+            dispatcher: dispatcher.clone(),
             dispatch_wake: wake,
             config,
             store,

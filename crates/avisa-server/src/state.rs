@@ -24,6 +24,8 @@ pub struct Inner {
     pub events: Events,
     /// Wakes the dispatcher when messages were queued.
     pub dispatch_wake: Arc<Notify>,
+    /// The dispatcher, for its gateways' health (the console's status bar).
+    pub dispatcher: Arc<crate::dispatch::Dispatcher>,
     pub metrics: PrometheusHandle,
     /// The background tasks and periodic jobs (their health is `/readyz`'s).
     pub tasks: crate::tasks::Supervisor,

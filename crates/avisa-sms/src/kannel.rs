@@ -107,6 +107,8 @@ impl Gateway for KannelGateway {
                 reason,
                 retry_after: wait,
             }),
+            // sendsms's "Authorization failed", or a wrong address: ours.
+            401 | 403 | 404 => Err(GatewayError::Account { reason }),
             _ => Err(GatewayError::Permanent { reason }),
         }
     }

@@ -60,6 +60,12 @@ pub enum GatewayError {
     /// gateway must not try it — that would bypass their STOP.
     #[error("the recipient refuses or cannot receive: {reason}")]
     Recipient { reason: String, opted_out: bool },
+    /// The gateway's own fault, not the message's: our credentials, our
+    /// account or the gateway's address (Twilio 401, 20003, 20404; Kannel
+    /// 401, 403, 404). The gateway is taken out for a while and the message
+    /// goes by another or waits; it is never failed for it.
+    #[error("the gateway refused our account or credentials: {reason}")]
+    Account { reason: String },
 }
 
 /// A way to send SMS.

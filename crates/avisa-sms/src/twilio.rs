@@ -157,6 +157,10 @@ impl Gateway for TwilioGateway {
             _ => {}
         }
         Err(match status.as_u16() {
+            // Our credentials or account (20003 authenticate, 20404 an
+            // account SID that does not exist): the gateway's fault.
+            401 => GatewayError::Account { reason },
+            403 | 404 if matches!(number, Some(20003 | 20404)) => GatewayError::Account { reason },
             429 => GatewayError::Retryable {
                 reason,
                 retry_after: wait,

@@ -172,6 +172,10 @@ pub struct DispatchConfig {
     pub retry_max: Duration,
     #[serde(with = "humantime_serde")]
     pub poll: Duration,
+    /// How long a gateway that refused our account or credentials is out
+    /// of service before it is tried again.
+    #[serde(with = "humantime_serde")]
+    pub account_pause: Duration,
 }
 
 /// Milliseconds, the store's time unit.
@@ -277,6 +281,7 @@ impl Default for DispatchConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             poll: Duration::from_millis(250),
+            account_pause: Duration::from_secs(60),
         }
     }
 }

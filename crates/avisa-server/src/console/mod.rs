@@ -16,6 +16,7 @@ mod passwords;
 pub mod queue;
 pub mod session;
 pub mod stats;
+pub mod status;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -194,6 +195,7 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(colleagues::colleagues))
         .routes(routes!(colleagues::facilities))
         .routes(routes!(audit::audit))
+        .routes(routes!(status::status))
         .routes(routes!(stats::json))
         .routes(routes!(stats::csv))
         .routes(routes!(stats::svg))

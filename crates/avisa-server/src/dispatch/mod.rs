@@ -29,7 +29,7 @@ use crate::tasks::TaskCtx;
 
 mod slot;
 use slot::round_size;
-pub use slot::{RateLimiter, Slot};
+pub use slot::{GatewayHealth, RateLimiter, Slot};
 
 /// While messages handed over by the writer keep a round busy, how often the
 /// queue is still claimed from.
@@ -370,6 +370,51 @@ impl Dispatcher {
         jitter(base.saturating_mul(1u64 << exp.min(20)).min(max))
     }
 
+    /// The next try of a message the gateway at `index` did not take for a
+    /// passing reason or its own fault: at once by a gateway that is up,
+    /// else after the backoff (at least `retry_after`), and one last try
+    /// before the deadline rather than none.
+    fn retry_later(
+        &self,
+        m: &Claimed,
+        index: usize,
+        retry_after: Option<Duration>,
+        reason: String,
+        now: i64,
+    ) -> OutboxUpdate {
+        let n = self.slots.len();
+        let next = (index + 1) % n;
+        let fresh_gateway = next != index && !self.slots[next].is_down();
+        let delay = if fresh_gateway {
+            jitter(self.config.retry_base.as_millis() as u64)
+        } else {
+            let wait = retry_after.map(|d| d.as_millis() as u64).unwrap_or(0);
+            self.backoff_ms(m.attempts).max(wait)
+        };
+        let mut next_attempt_at = now + delay as i64;
+        let last_chance = m.expires_at - LAST_TRY_MARGIN_MS;
+        if next_attempt_at >= m.expires_at && last_chance > now {
+            next_attempt_at = last_chance;
+        }
+        if next_attempt_at >= m.expires_at {
+            OutboxUpdate::Expired { id: m.id, at: now }
+        } else {
+            OutboxUpdate::Retry {
+                id: m.id,
+                next_attempt_at,
+                gateway_index: next as i32,
+                permanent_failures: m.permanent_failures,
+                reason,
+                at: now,
+            }
+        }
+    }
+
+    /// Each gateway's health, for the console's status bar.
+    pub fn gateway_health(&self) -> Vec<GatewayHealth> {
+        self.slots.iter().map(Slot::health).collect()
+    }
+
     async fn send_one(
         &self,
         m: Claimed,
@@ -424,36 +469,19 @@ impl Dispatcher {
                 reason,
                 retry_after,
             }) => {
-                slot.failed(retry_after);
+                slot.failed(retry_after, &reason);
                 metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "retry").increment(1);
-                let next = (index + 1) % n;
-                let fresh_gateway = next != index && !self.slots[next].is_down();
-                let delay = if fresh_gateway {
-                    jitter(self.config.retry_base.as_millis() as u64)
-                } else {
-                    let wait = retry_after.map(|d| d.as_millis() as u64).unwrap_or(0);
-                    self.backoff_ms(m.attempts).max(wait)
-                };
-                let mut next_attempt_at = now + delay as i64;
-                // The backoff would pass the deadline: one last try before
-                // it instead of none, when there is room for one.
-                let last_chance = m.expires_at - LAST_TRY_MARGIN_MS;
-                if next_attempt_at >= m.expires_at && last_chance > now {
-                    next_attempt_at = last_chance;
-                }
-                tracing::warn!(gateway = %gateway, reason = %reason, delay_ms = next_attempt_at - now, "temporary failure; will retry");
-                if next_attempt_at >= m.expires_at {
-                    OutboxUpdate::Expired { id: m.id, at: now }
-                } else {
-                    OutboxUpdate::Retry {
-                        id: m.id,
-                        next_attempt_at,
-                        gateway_index: next as i32,
-                        permanent_failures: m.permanent_failures,
-                        reason,
-                        at: now,
-                    }
-                }
+                tracing::warn!(gateway = %gateway, reason = %reason, "temporary failure; will retry");
+                self.retry_later(&m, index, retry_after, reason, now)
+            }
+            Err(GatewayError::Account { reason }) => {
+                // Our fault, not the message's: the gateway goes out of
+                // service and the message by another, or waits for it.
+                slot.account_failed(&reason, self.config.account_pause);
+                metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "account_error").increment(1);
+                metrics::counter!("avisa_gateway_account_errors_total", "gateway" => gateway.clone()).increment(1);
+                tracing::error!(gateway = %gateway, reason = %reason, "the gateway refused our account or credentials: out of service for a minute, messages go by another gateway or wait; check the gateway's settings");
+                self.retry_later(&m, index, Some(self.config.account_pause), reason, now)
             }
             Err(GatewayError::Recipient { reason, opted_out }) => {
                 // Final on every gateway: another would bypass a STOP, or

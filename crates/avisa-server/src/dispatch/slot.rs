@@ -45,6 +45,21 @@ impl RateLimiter {
 struct Health {
     consecutive_failures: u32,
     down_until: Option<Instant>,
+    /// Why it is out, and since when (Unix ms): for the console's bar.
+    problem: Option<(String, i64)>,
+}
+
+/// A gateway's health as staff see it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct GatewayHealth {
+    /// `twilio`, `kannel`, `log`.
+    pub name: String,
+    /// False while it is taken out (repeated failures, or our account).
+    pub up: bool,
+    /// The last refusal that took it out (no phone numbers: redacted).
+    pub problem: Option<String>,
+    /// Since when it has had that problem (Unix ms).
+    pub since: Option<i64>,
 }
 
 /// One configured gateway with its rate limit and health.
@@ -94,9 +109,10 @@ impl Slot {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         h.consecutive_failures = 0;
         h.down_until = None;
+        h.problem = None;
     }
 
-    pub(super) fn failed(&self, retry_after: Option<Duration>) {
+    pub(super) fn failed(&self, retry_after: Option<Duration>, reason: &str) {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         h.consecutive_failures += 1;
         let now = Instant::now();
@@ -104,6 +120,32 @@ impl Slot {
             h.down_until = Some(now + wait);
         } else if h.consecutive_failures >= DOWN_AFTER_FAILURES {
             h.down_until = Some(now + DOWN_FOR);
+            if h.problem.is_none() {
+                h.problem = Some((reason.to_string(), avisa_core::now_millis()));
+            }
+        }
+    }
+
+    /// Our account or credentials refused: out for `pause`
+    /// (`dispatch.account_pause`; such a fault needs a person).
+    pub(super) fn account_failed(&self, reason: &str, pause: Duration) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.consecutive_failures += 1;
+        h.down_until = Some(Instant::now() + pause);
+        let since = h
+            .problem
+            .as_ref()
+            .map_or_else(avisa_core::now_millis, |p| p.1);
+        h.problem = Some((reason.to_string(), since));
+    }
+
+    pub fn health(&self) -> GatewayHealth {
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        GatewayHealth {
+            name: self.gateway.name().to_string(),
+            up: h.down_until.is_none_or(|t| t <= Instant::now()),
+            problem: h.problem.as_ref().map(|p| p.0.clone()),
+            since: h.problem.as_ref().map(|p| p.1),
         }
     }
 }

@@ -39,6 +39,7 @@ pub(crate) async fn twilio_config(
         .collect();
     config.dispatch.retry_base = Duration::from_millis(20);
     config.dispatch.retry_max = Duration::from_millis(200);
+    config.dispatch.account_pause = Duration::from_millis(500);
     Some(config)
 }
 
@@ -311,28 +312,71 @@ async fn twilio_error_classes_retry_or_fail(backend: &str) {
         "the request that hung timed out and was retried"
     );
 
-    // 400 (invalid number) and 401 (credentials) are permanent with one gateway.
-    for (reply, reason) in [
-        (Reply::InvalidNumber, "21211"),
-        (Reply::Unauthorized, "20003"),
-    ] {
-        fake.script([reply]);
-        let key = format!("perm-{reason}");
-        let (_, alert) = app
-            .call(
-                Method::POST,
-                "/api/v1/alerts",
-                Some(&token),
-                Some(json!({"idempotency_key": key})),
-            )
+    // A 401 (our credentials) is the gateway's fault, not the message's:
+    // the gateway goes out of service for `account_pause`, the console's
+    // status bar says why, and the message goes once it takes it again.
+    crate::console::add_staff(&app.config, "la.operator", "los-angeles", "operator").await;
+    let staff = crate::console::login(&app, "la.operator").await;
+    fake.script([Reply::Unauthorized, Reply::Unauthorized]);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "account-0001"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) = staff
+            .call(Method::GET, "/api/v1/console/status", None)
             .await;
-        let id = alert["alert_id"].as_str().expect("id").to_string();
-        let r = wait_recipient(&app, &token, &id, 0, "failed").await;
+        let twilio = &status["gateways"][0];
+        if twilio["up"] == false {
+            assert_eq!(twilio["name"], "twilio");
+            assert!(
+                twilio["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("401")),
+                "{status}"
+            );
+            assert!(twilio["since"].as_i64().is_some());
+            break;
+        }
         assert!(
-            r["reason"].as_str().is_some_and(|s| s.contains(reason)),
-            "{r}"
+            Instant::now() < deadline,
+            "the gateway never went out: {status}"
         );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let own = wait_recipient(&app, &token, &id, 0, "sent").await;
+    assert_eq!(own["reason"], Value::Null, "{own}");
+    let (_, status) = staff
+        .call(Method::GET, "/api/v1/console/status", None)
+        .await;
+    assert_eq!(
+        status["gateways"][0]["up"], true,
+        "back once it took a message: {status}"
+    );
+    assert_eq!(status["gateways"][0]["problem"], Value::Null);
+
+    // 400 (invalid number) is final: the recipient's, on every gateway.
+    fake.script([Reply::InvalidNumber]);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "perm-21211"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let r = wait_recipient(&app, &token, &id, 0, "failed").await;
+    assert!(
+        r["reason"].as_str().is_some_and(|s| s.contains("21211")),
+        "{r}"
+    );
 }
 
 async fn a_failing_gateway_fails_over_to_the_next(backend: &str) {
