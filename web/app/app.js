@@ -672,8 +672,9 @@ function renderStatus(alert, container, message) {
       // Without the PIN the server gives no names: contacts by position.
       h('span', {}, h('span', { class: 'who', text: r.name || (r.kind === 'contact' ? `${t('kind_contact')} ${1 + alert.recipients.slice(0, i).filter((x) => x.kind === 'contact').length}` : t(`kind_${r.kind}`)) }), r.name ? h('span', { class: 'kind', text: t(`kind_${r.kind}`) }) : null,
         r.reason && (r.status === 'failed' || r.status === 'expired') ? h('span', { class: 'reason', text: reasonText(r) }) : null,
+        r.unconfirmed && r.resent ? h('span', { class: 'reason', text: t('unconfirmed_why') }) : null,
         r.safe_status ? h('span', { class: 'safe-line', text: t('safe_status', { status: statusLabel(r.safe_status) }) }) : null),
-      h('span', { class: `chip ${r.status}`, text: statusLabel(r.status) }))));
+      h('span', { class: `chip ${r.unconfirmed ? 'unconfirmed' : r.status}`, text: statusLabel(r.unconfirmed ? 'unconfirmed' : r.status) }))));
   const previews = practice && alert.previews && alert.previews.length
     ? h('div', {}, h('h2', { text: t('previews_heading') }),
       alert.previews.map((p) => h('div', { class: 'card' }, h('div', { class: 'who', text: p.name || '' }), h('div', { class: 'preview', text: p.body }))))

@@ -19,6 +19,7 @@ mod migrations;
 mod opt_outs;
 mod outbox;
 mod people;
+mod receipts;
 mod retention;
 #[doc(hidden)]
 pub mod testing;
@@ -47,6 +48,7 @@ pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
 pub use lockout::LoginFailures;
 pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
+pub use receipts::Unconfirmed;
 pub use retention::{Cutoffs, Removed};
 
 const KEY_CHECK: &str = "key_check";

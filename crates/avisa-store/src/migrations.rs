@@ -97,6 +97,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0014_case_numbers.sql"),
         include_str!("../migrations/common/0014_case_numbers.sql"),
     ),
+    (
+        15,
+        "receipts",
+        include_str!("../migrations/common/0015_receipts.sql"),
+        include_str!("../migrations/common/0015_receipts.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

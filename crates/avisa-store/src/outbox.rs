@@ -133,6 +133,12 @@ pub(crate) struct OutboxRow {
     pub created_at: UnixMillis,
     pub sent_at: Option<UnixMillis>,
     pub updated_at: UnixMillis,
+    /// The first delivery receipt of any kind (`receipts.rs`).
+    pub receipt_at: Option<UnixMillis>,
+    /// No receipt within `sms.receipt_timeout`: "sin confirmación".
+    pub unconfirmed_at: Option<UnixMillis>,
+    /// Sent once more by the next gateway for want of a receipt.
+    pub resent_at: Option<UnixMillis>,
 }
 
 /// Leases up to $3 due messages until $1, by rank then age: the rows chosen
@@ -388,6 +394,9 @@ impl Store {
             created_at: now,
             sent_at: None,
             updated_at: now,
+            receipt_at: None,
+            unconfirmed_at: None,
+            resent_at: None,
         })
     }
 
@@ -529,57 +538,5 @@ impl Store {
         alerts.sort();
         alerts.dedup();
         Ok(alerts)
-    }
-
-    /// A delivery receipt: moves a message to `status` when it is in one of
-    /// `from`. Returns Some(its alert) when it changed a row.
-    pub async fn receipt(
-        &self,
-        message_id: Uuid,
-        provider_id: Option<&str>,
-        status: OutboxStatus,
-        from: &[OutboxStatus],
-        reason: Option<&str>,
-        now: UnixMillis,
-    ) -> Result<Option<Option<Uuid>>, StoreError> {
-        Ok(db_run!(self.db.writer(), |pool| {
-            let mut b = sqlx::QueryBuilder::new("UPDATE outbox SET status = ");
-            b.push_bind(status);
-            b.push(", reason = COALESCE(");
-            b.push_bind(reason);
-            b.push(", reason), updated_at = ");
-            b.push_bind(now);
-            b.push(" WHERE id = ");
-            b.push_bind(message_id);
-            // Matched by the pair: a receipt for another copy of the message
-            // (a provider id that is not the one recorded) changes nothing.
-            if let Some(sid) = provider_id.filter(|p| !p.is_empty()) {
-                b.push(" AND (provider_id IS NULL OR provider_id = '' OR provider_id = ");
-                b.push_bind(sid.to_string());
-                b.push(")");
-            }
-            b.push(" AND status IN (");
-            let mut list = b.separated(", ");
-            for f in from {
-                list.push_bind(*f);
-            }
-            b.push(") RETURNING alert_id");
-            b.build_query_scalar()
-                .persistent(false)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
-    /// A message's current status, the gateway that took it and the
-    /// provider's id (tests, hooks).
-    pub async fn message(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<(OutboxStatus, Option<String>, Option<String>)>, StoreError> {
-        let sql = "SELECT status, gateway, provider_id FROM outbox WHERE id = $1";
-        Ok(db_run!(self.db.reader(), |pool| {
-            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
-        })?)
     }
 }

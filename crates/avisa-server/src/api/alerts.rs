@@ -63,6 +63,14 @@ pub struct RecipientStatus {
     /// The "I'm safe" message that followed a cancel, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safe_status: Option<OutboxStatus>,
+    /// A gateway took it and no receipt came within `sms.receipt_timeout`:
+    /// "sin confirmación" (it may not have reached the phone).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
+    /// Sent once more by the next gateway for want of a receipt: the
+    /// recipient may get it twice.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resent: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -155,6 +163,8 @@ pub fn response(
                 status: r.status,
                 reason: r.reason,
                 safe_status: r.safe_status,
+                unconfirmed: r.unconfirmed,
+                resent: r.resent,
             })
             .collect(),
         previews: if names { previews } else { Vec::new() },
@@ -302,6 +312,8 @@ pub async fn create(
                 reason: None,
                 language: m.language,
                 safe_status: None,
+                unconfirmed: false,
+                resent: false,
             })
             .collect(),
         },

@@ -97,6 +97,9 @@ impl Config {
         if !(minute..=24 * 60 * minute).contains(&self.sms.validity) {
             errors.push("sms.validity must be between 1m and 24h".into());
         }
+        if self.sms.receipt_timeout < Duration::from_secs(1) {
+            errors.push("sms.receipt_timeout must be at least 1s".into());
+        }
         for (office, phone) in &self.alerts.duty_phones {
             if avisa_core::PhoneNumber::parse(phone).is_err() {
                 errors.push(format!(

@@ -17,6 +17,11 @@ pub struct SmsConfig {
     /// Past this a message is expired instead of sent late.
     #[serde(with = "humantime_serde")]
     pub validity: Duration,
+    /// A message a gateway took with no delivery receipt of any kind this
+    /// long after is "sin confirmación"; an alert message is then sent once
+    /// more by the next gateway.
+    #[serde(with = "humantime_serde")]
+    pub receipt_timeout: Duration,
 }
 
 /// An SMS gateway and its settings, by `kind`.
@@ -79,6 +84,7 @@ impl Default for SmsConfig {
             log_echo: true,
             service_number: String::new(),
             validity: Duration::from_secs(60 * 60),
+            receipt_timeout: Duration::from_secs(10 * 60),
         }
     }
 }

@@ -980,7 +980,78 @@ async fn inbound_replies_are_bounded_and_the_keyword_always_works(backend: &str)
     );
 }
 
+/// "Sent" is not "delivered": a message the provider took and never
+/// confirmed is shown "sin confirmación", and an alert message is sent once
+/// more by the next gateway (once, marked a possible duplicate); one with a
+/// receipt is left alone.
+async fn silence_after_sent_is_unconfirmed_and_resent_once(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = twilio_config(&dir, backend, &fake, &["twilio", "log"]).await else {
+        return;
+    };
+    config.sms.receipt_timeout = Duration::from_secs(1);
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "silence-001"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    wait_recipient(&app, &token, &id, 0, "sent").await;
+    let own = wait_recipient(&app, &token, &id, 1, "sent").await;
+    // The person's own phone confirms; the contact's copy stays silent.
+    let own_sent = fake
+        .accepted()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == "+12135550100")
+        .expect("the own phone's SMS");
+    let path = format!(
+        "/hooks/twilio/status?ref={}",
+        own["id"].as_str().expect("id")
+    );
+    let sid = own_sent.sid.expect("sid");
+    let sent = [("MessageSid", sid.as_str()), ("MessageStatus", "sent")];
+    assert_eq!(
+        twilio_webhook(&app, &path, &sent, &fake.auth_token).await,
+        StatusCode::NO_CONTENT
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let contact = loop {
+        let a = alert_json(&app, &token, &id).await;
+        let c = a["recipients"][0].clone();
+        if c["unconfirmed"] == true && app.sms_lines().iter().any(|l| l["to"] == "+12135557000") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "never unconfirmed: {a}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(contact["resent"], true, "{contact}");
+    // Sent once more, by the next gateway; never a third time.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let to_contact = |m: &&avisa_testkit::Received| m.to == "+12135557000";
+    assert_eq!(fake.accepted().iter().filter(to_contact).count(), 1);
+    let by_log = app
+        .sms_lines()
+        .into_iter()
+        .filter(|l| l["to"] == "+12135557000")
+        .count();
+    assert_eq!(by_log, 1, "one more copy, by the log gateway");
+    let a = alert_json(&app, &token, &id).await;
+    assert_eq!(a["recipients"][0]["status"], "sent");
+    assert_eq!(a["recipients"][0]["unconfirmed"], true, "{a}");
+    // The confirmed one is not touched.
+    assert_eq!(a["recipients"][1]["unconfirmed"], Value::Null, "{a}");
+    assert_eq!(a["recipients"][1]["resent"], Value::Null, "{a}");
+}
+
 on_both_backends!(
+    silence_after_sent_is_unconfirmed_and_resent_once,
     inbound_replies_are_bounded_and_the_keyword_always_works,
     twilio_sends_and_signed_receipts_deliver,
     twilio_error_classes_retry_or_fail,

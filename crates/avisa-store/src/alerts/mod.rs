@@ -136,6 +136,12 @@ pub struct Recipient {
     pub language: Language,
     /// The status of the "I'm safe" that followed, after a cancel.
     pub safe_status: Option<OutboxStatus>,
+    /// Taken by a gateway, and no receipt of any kind within
+    /// `sms.receipt_timeout`: "sin confirmación".
+    pub unconfirmed: bool,
+    /// Sent once more by the next gateway for want of a receipt: the
+    /// recipient may get it twice.
+    pub resent: bool,
 }
 
 /// A person's real alerts still open.
@@ -567,6 +573,10 @@ impl Store {
                 reason: o.reason.clone(),
                 language: o.language,
                 safe_status,
+                unconfirmed: o.unconfirmed_at.is_some()
+                    && o.receipt_at.is_none()
+                    && o.status == OutboxStatus::Sent,
+                resent: o.resent_at.is_some(),
             });
         }
         Ok(Some(AlertView {

@@ -1,0 +1,139 @@
+//! Delivery receipts, and what silence means: a message a gateway took that
+//! has no receipt of any kind within `sms.receipt_timeout` is "sin
+//! confirmación", shown to the person and the console, and an alert message
+//! in that state is sent once more by the next gateway (a Kannel that died
+//! with messages in memory, a provider that lost one).
+
+use avisa_core::{OutboxStatus, UnixMillis};
+use uuid::Uuid;
+
+use crate::db::db_run;
+use crate::{Store, StoreError};
+
+/// What the silence check did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unconfirmed {
+    /// Messages newly without confirmation.
+    pub marked: u64,
+    /// Alert messages among them queued once more, by the next gateway.
+    pub resent: u64,
+    /// The alerts whose recipients changed (for live views).
+    pub alerts: Vec<Uuid>,
+}
+
+impl Store {
+    /// A delivery receipt: moves a message to `status` when it is in one of
+    /// `from`. Returns Some(its alert) when it changed a row.
+    pub async fn receipt(
+        &self,
+        message_id: Uuid,
+        provider_id: Option<&str>,
+        status: OutboxStatus,
+        from: &[OutboxStatus],
+        reason: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<Option<Option<Uuid>>, StoreError> {
+        // Any receipt confirms the message reached the provider's network,
+        // whether or not it moves the status (a "sent" after "sent").
+        let seen = "UPDATE outbox SET receipt_at = $2 WHERE id = $1 AND receipt_at IS NULL \
+                    AND status IN ('sent', 'delivered', 'failed') \
+                    AND (provider_id IS NULL OR provider_id = '' OR provider_id = $3 OR $3 = '')";
+        let sid = provider_id.unwrap_or("").to_string();
+        db_run!(self.db.writer(), |pool| {
+            sqlx::query(seen)
+                .bind(message_id)
+                .bind(now)
+                .bind(&sid)
+                .execute(pool)
+                .await?;
+        });
+        Ok(db_run!(self.db.writer(), |pool| {
+            let mut b = sqlx::QueryBuilder::new("UPDATE outbox SET status = ");
+            b.push_bind(status);
+            b.push(", reason = COALESCE(");
+            b.push_bind(reason);
+            b.push(", reason), updated_at = ");
+            b.push_bind(now);
+            b.push(" WHERE id = ");
+            b.push_bind(message_id);
+            // Matched by the pair: a receipt for another copy of the message
+            // (a provider id that is not the one recorded) changes nothing.
+            if let Some(sid) = provider_id.filter(|p| !p.is_empty()) {
+                b.push(" AND (provider_id IS NULL OR provider_id = '' OR provider_id = ");
+                b.push_bind(sid.to_string());
+                b.push(")");
+            }
+            b.push(" AND status IN (");
+            let mut list = b.separated(", ");
+            for f in from {
+                list.push_bind(*f);
+            }
+            b.push(") RETURNING alert_id");
+            b.build_query_scalar()
+                .persistent(false)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// A message's current status, the gateway that took it and the
+    /// provider's id (tests, hooks).
+    pub async fn message(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(OutboxStatus, Option<String>, Option<String>)>, StoreError> {
+        let sql = "SELECT status, gateway, provider_id FROM outbox WHERE id = $1";
+        Ok(db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+        })?)
+    }
+
+    /// Marks the messages taken by a gateway that reports receipts (all but
+    /// `log`) before `cutoff` that never had one as without confirmation,
+    /// and queues each such alert message of an alert still active once
+    /// more, by the next gateway, unless it already was (never twice).
+    /// Once across instances: each row changes in one statement.
+    pub async fn mark_unconfirmed(
+        &self,
+        cutoff: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<Unconfirmed, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mark = "UPDATE outbox SET unconfirmed_at = $1, updated_at = $1 \
+                    WHERE status = 'sent' AND receipt_at IS NULL AND unconfirmed_at IS NULL \
+                    AND sent_at <= $2 AND gateway <> 'log' RETURNING id, alert_id";
+        let marked: Vec<(Uuid, Option<Uuid>)> = db_run!(&mut tx, |t| {
+            sqlx::query_as(mark)
+                .bind(now)
+                .bind(cutoff)
+                .fetch_all(&mut **t)
+                .await?
+        });
+        let resend = "UPDATE outbox SET status = 'queued', next_attempt_at = $1, \
+                      gateway_index = gateway_index + 1, resent_at = $1, lease_until = NULL, \
+                      provider_id = NULL, updated_at = $1 \
+                      WHERE unconfirmed_at = $1 AND resent_at IS NULL AND purpose = 'alert' \
+                      AND status = 'sent' AND expires_at > $1 \
+                      AND alert_id IN (SELECT id FROM alerts WHERE state = 'active') \
+                      RETURNING id";
+        let resent: Vec<Uuid> = if marked.is_empty() {
+            Vec::new()
+        } else {
+            db_run!(&mut tx, |t| {
+                sqlx::query_scalar(resend)
+                    .bind(now)
+                    .fetch_all(&mut **t)
+                    .await?
+            })
+        };
+        tx.commit().await?;
+        let mut alerts: Vec<Uuid> = marked.iter().filter_map(|(_, a)| *a).collect();
+        alerts.sort();
+        alerts.dedup();
+        Ok(Unconfirmed {
+            marked: marked.len() as u64,
+            resent: resent.len() as u64,
+            alerts,
+        })
+    }
+}
