@@ -141,6 +141,9 @@ pub(crate) async fn faults(
         server_error: 0.30,
         timeout: 0.10,
         too_many: 0.05,
+        // Taken, then answered too late: the message is in doubt, and the
+        // provider is asked before it is sent again.
+        slow_accept: 0.10,
         hang: Duration::from_secs(3),
     }));
     let n = args.burst.min(1000);

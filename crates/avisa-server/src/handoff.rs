@@ -175,6 +175,7 @@ mod tests {
             permanent_failures: 0,
             expires_at: 0,
             rank,
+            in_doubt_since: None,
         }
     }
 

@@ -39,6 +39,13 @@ pub fn transport_error(e: &reqwest::Error) -> crate::GatewayError {
     } else {
         "transport error"
     };
+    // Timed out after connecting: the request went, the answer did not
+    // come. The provider may have the message.
+    if e.is_timeout() && !e.is_connect() {
+        return crate::GatewayError::InDoubt {
+            reason: what.to_string(),
+        };
+    }
     crate::GatewayError::Retryable {
         reason: what.to_string(),
         retry_after: None,

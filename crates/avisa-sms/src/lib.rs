@@ -66,6 +66,12 @@ pub enum GatewayError {
     /// goes by another or waits; it is never failed for it.
     #[error("the gateway refused our account or credentials: {reason}")]
     Account { reason: String },
+    /// The request was written and no answer came in time: the provider
+    /// may have the message. Before it is sent again the same gateway is
+    /// asked ([`Gateway::find`]), so a slow provider does not mean a
+    /// second copy.
+    #[error("no answer in time; the provider may have the message: {reason}")]
+    InDoubt { reason: String },
 }
 
 /// A way to send SMS.
@@ -74,6 +80,18 @@ pub trait Gateway: Send + Sync + 'static {
     /// The name used in configuration, metrics and logs ("log", "twilio").
     fn name(&self) -> &str;
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError>;
+    /// After a send left in doubt: the provider's messages that could be
+    /// this one (same recipient and text, taken since `since_ms`, Unix ms),
+    /// newest first. The caller leaves out those it knows as other
+    /// messages of its own; if one remains, the message is not sent again.
+    /// Gateways that cannot tell answer none (the message is sent again).
+    async fn find(
+        &self,
+        _sms: &OutgoingSms,
+        _since_ms: i64,
+    ) -> Result<Vec<Accepted>, GatewayError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Blanks every run of six or more digits (a phone number, with or without

@@ -47,6 +47,19 @@ struct MessageResource {
     sid: String,
 }
 
+/// A message as Twilio lists it (`GET …/Messages.json`).
+#[derive(Deserialize)]
+struct ListedMessage {
+    sid: String,
+    body: Option<String>,
+    date_created: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageList {
+    messages: Vec<ListedMessage>,
+}
+
 #[derive(Deserialize)]
 struct TwilioError {
     code: Option<i64>,
@@ -72,6 +85,49 @@ impl TwilioGateway {
 impl Gateway for TwilioGateway {
     fn name(&self) -> &str {
         "twilio"
+    }
+
+    /// After a send left in doubt: Twilio's newest messages to the same
+    /// number, the one with the same text created since the first try.
+    async fn find(&self, sms: &OutgoingSms, since_ms: i64) -> Result<Vec<Accepted>, GatewayError> {
+        let response = self
+            .http
+            .get(&self.url)
+            .basic_auth(
+                &self.config.account_sid,
+                Some(self.config.auth_token.expose_secret()),
+            )
+            .query(&[("To", sms.to.as_str()), ("PageSize", "50")])
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        if !response.status().is_success() {
+            return Err(GatewayError::Retryable {
+                reason: format!("twilio {} listing messages", response.status().as_u16()),
+                retry_after: retry_after(response.headers()),
+            });
+        }
+        let list: MessageList = response.json().await.map_err(|_| GatewayError::Retryable {
+            reason: "twilio: an unreadable message list".into(),
+            retry_after: None,
+        })?;
+        // Twilio's times are whole seconds; two of slack for the clocks.
+        let since = since_ms / 1000 - 2;
+        Ok(list
+            .messages
+            .into_iter()
+            .filter(|m| {
+                m.body.as_deref() == Some(sms.body.as_str())
+                    && m.date_created.as_deref().is_some_and(|d| {
+                        time::OffsetDateTime::parse(
+                            d,
+                            &time::format_description::well_known::Rfc2822,
+                        )
+                        .is_ok_and(|t| t.unix_timestamp() >= since)
+                    })
+            })
+            .map(|m| Accepted { provider_id: m.sid })
+            .collect())
     }
 
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError> {

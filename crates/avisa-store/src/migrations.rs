@@ -103,6 +103,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0015_receipts.sql"),
         include_str!("../migrations/common/0015_receipts.sql"),
     ),
+    (
+        16,
+        "in doubt",
+        include_str!("../migrations/common/0016_in_doubt.sql"),
+        include_str!("../migrations/common/0016_in_doubt.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

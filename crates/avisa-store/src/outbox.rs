@@ -62,6 +62,9 @@ pub struct Claimed {
     pub permanent_failures: i32,
     pub expires_at: UnixMillis,
     pub rank: i32,
+    /// When a send of it timed out after the request went: the gateway is
+    /// asked whether it has it before it is sent again.
+    pub in_doubt_since: Option<UnixMillis>,
 }
 
 /// A change to a message after a send attempt. Each applies only from the
@@ -83,6 +86,9 @@ pub enum OutboxUpdate {
         permanent_failures: i32,
         reason: String,
         at: UnixMillis,
+        /// This try timed out after the request went: when it started (see
+        /// [`Claimed::in_doubt_since`]); the first such time is kept.
+        in_doubt: Option<UnixMillis>,
     },
     /// Given up (from `sending`).
     Failed {
@@ -139,6 +145,8 @@ pub(crate) struct OutboxRow {
     pub unconfirmed_at: Option<UnixMillis>,
     /// Sent once more by the next gateway for want of a receipt.
     pub resent_at: Option<UnixMillis>,
+    /// A send timed out after the request went (see [`Claimed`]).
+    pub in_doubt_at: Option<UnixMillis>,
 }
 
 /// Leases up to $3 due messages until $1, by rank then age: the rows chosen
@@ -241,10 +249,12 @@ async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, St
                 permanent_failures,
                 reason,
                 at,
+                in_doubt,
             } => db_run!(&mut *tx, |t| {
                 sqlx::query_scalar(
                     "UPDATE outbox SET status = 'queued', next_attempt_at = $1, gateway_index = $2, \
-                     permanent_failures = $3, reason = $4, lease_until = NULL, updated_at = $5 \
+                     permanent_failures = $3, reason = $4, lease_until = NULL, updated_at = $5, \
+                     in_doubt_at = COALESCE(in_doubt_at, $7) \
                      WHERE id = $6 AND status = 'sending' RETURNING alert_id",
                 )
                 .bind(next_attempt_at)
@@ -253,6 +263,7 @@ async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, St
                 .bind(reason)
                 .bind(at)
                 .bind(id)
+                .bind(in_doubt)
                 .fetch_optional(&mut **t)
                 .await?
             }),
@@ -397,6 +408,7 @@ impl Store {
             receipt_at: None,
             unconfirmed_at: None,
             resent_at: None,
+            in_doubt_at: None,
         })
     }
 
@@ -478,6 +490,7 @@ impl Store {
                     permanent_failures: r.permanent_failures,
                     expires_at: r.expires_at,
                     rank: r.rank,
+                    in_doubt_since: r.in_doubt_at,
                 })
             })
             .collect()

@@ -88,6 +88,31 @@ impl Store {
         })?)
     }
 
+    /// Which of these provider ids are already recorded for a message of
+    /// ours (a message found in a provider's list is not this one then).
+    pub async fn provider_ids_in_use(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows: Vec<String> = db_run!(self.db.reader(), |pool| {
+            let mut b =
+                sqlx::QueryBuilder::new("SELECT provider_id FROM outbox WHERE provider_id IN (");
+            let mut list = b.separated(", ");
+            for id in ids {
+                list.push_bind(id.clone());
+            }
+            b.push(")");
+            b.build_query_scalar()
+                .persistent(false)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
     /// Marks the messages taken by a gateway that reports receipts (all but
     /// `log`) before `cutoff` that never had one as without confirmation,
     /// and queues each such alert message of an alert still active once

@@ -1206,6 +1206,7 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
                 permanent_failures: 0,
                 reason: "twilio 500".into(),
                 at: NOW,
+                in_doubt: None,
             },
         ])
         .await

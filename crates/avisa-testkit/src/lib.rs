@@ -62,6 +62,8 @@ pub struct Received {
     /// The status the fake answered with (0: it held the request instead).
     pub answered: u16,
     pub at: Instant,
+    /// When it arrived, Unix seconds (the list's `date_created`).
+    pub created_unix: i64,
 }
 
 /// Random failures, for the fault runs: each request fails with these
@@ -74,6 +76,9 @@ pub struct Chaos {
     pub timeout: f64,
     /// 429 with `Retry-After: 1`.
     pub too_many: f64,
+    /// Taken on arrival, answered only after `hang`: the client times out
+    /// on a message the provider has.
+    pub slow_accept: f64,
     pub hang: Duration,
 }
 
@@ -155,6 +160,75 @@ fn error(status: StatusCode, code: u32, message: &str) -> Response {
         .into_response()
 }
 
+/// `GET …/Messages.json?To=…&PageSize=…`: the messages taken for that
+/// number, newest first, as Twilio lists them.
+async fn list(
+    State(fake): State<FakeTwilio>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let params = form(query.unwrap_or_default().as_bytes());
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let inner = lock(&fake.inner);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", inner.account_sid, inner.auth_token))
+    );
+    let auth_ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str())
+        && account == fake.account_sid;
+    if !auth_ok {
+        return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let to = get("To");
+    let size: usize = get("PageSize").and_then(|s| s.parse().ok()).unwrap_or(50);
+    let messages: Vec<serde_json::Value> = inner
+        .received
+        .iter()
+        .rev()
+        .filter(|r| r.sid.is_some() && to.as_deref().is_none_or(|t| t == r.to))
+        .take(size)
+        .map(|r| {
+            let created = time::OffsetDateTime::from_unix_timestamp(r.created_unix)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                .format(&time::format_description::well_known::Rfc2822)
+                .unwrap_or_default();
+            serde_json::json!({
+                "sid": r.sid,
+                "account_sid": fake.account_sid,
+                "to": r.to,
+                "from": r.from,
+                "body": r.body,
+                "status": "sent",
+                "date_created": created,
+                "direction": "outbound-api",
+            })
+        })
+        .collect();
+    let uri = format!("/2010-04-01/Accounts/{account}/Messages.json");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({
+            "messages": messages,
+            "page": 0,
+            "page_size": size,
+            "start": 0,
+            "end": messages.len().saturating_sub(1),
+            "uri": uri,
+            "first_page_uri": uri,
+            "next_page_uri": null,
+            "previous_page_uri": null,
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
 async fn messages(
     State(fake): State<FakeTwilio>,
     Path(account): Path<String>,
@@ -186,6 +260,9 @@ async fn messages(
                 Reply::Hang(chaos.hang)
             } else if roll < chaos.server_error + chaos.timeout + chaos.too_many {
                 Reply::TooManyRequests(1)
+            } else if roll < chaos.server_error + chaos.timeout + chaos.too_many + chaos.slow_accept
+            {
+                Reply::Slow(chaos.hang)
             } else {
                 Reply::Created
             };
@@ -228,6 +305,7 @@ async fn messages(
         validity_period: get("ValidityPeriod").and_then(|v| v.parse().ok()),
         answered,
         at: Instant::now(),
+        created_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
     };
     let push = |r: Received| lock(&fake.inner).received.push(r);
     if !auth_ok {
@@ -354,7 +432,7 @@ impl FakeTwilio {
         let app = Router::new()
             .route(
                 "/2010-04-01/Accounts/{account}/Messages.json",
-                post(messages),
+                post(messages).get(list),
             )
             .with_state(fake.clone());
         tokio::spawn(async move {

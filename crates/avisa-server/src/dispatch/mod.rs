@@ -19,7 +19,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use avisa_core::now_millis;
-use avisa_sms::{GatewayError, OutgoingSms};
+use avisa_sms::{Accepted, GatewayError, OutgoingSms};
 use avisa_store::{Claimed, OutboxUpdate, Purpose, Store, StoreError};
 
 use crate::config::DispatchConfig;
@@ -381,10 +381,17 @@ impl Dispatcher {
         retry_after: Option<Duration>,
         reason: String,
         now: i64,
+        in_doubt: Option<i64>,
     ) -> OutboxUpdate {
         let n = self.slots.len();
-        let next = (index + 1) % n;
-        let fresh_gateway = next != index && !self.slots[next].is_down();
+        // In doubt, the same gateway is tried again (and asked first):
+        // another would send a second copy of what the first may have.
+        let next = if in_doubt.is_some() && !self.slots[index].is_down() {
+            index
+        } else {
+            (index + 1) % n
+        };
+        let fresh_gateway = (next != index || in_doubt.is_some()) && !self.slots[next].is_down();
         let delay = if fresh_gateway {
             jitter(self.config.retry_base.as_millis() as u64)
         } else {
@@ -406,8 +413,32 @@ impl Dispatcher {
                 permanent_failures: m.permanent_failures,
                 reason,
                 at: now,
+                in_doubt,
             }
         }
+    }
+
+    /// The provider's copy of a message whose send was left in doubt: a
+    /// candidate it lists that is not already another message of ours.
+    async fn find_in_doubt(&self, slot: &Slot, sms: &OutgoingSms, since: i64) -> Option<Accepted> {
+        let candidates = match slot.gateway.find(sms, since).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(gateway = %slot.gateway.name(), error = %e, "could not ask the gateway about a message in doubt; sending it");
+                return None;
+            }
+        };
+        let ids: Vec<String> = candidates.iter().map(|c| c.provider_id.clone()).collect();
+        let taken = match self.store.provider_ids_in_use(&ids).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the provider's ids; sending the message in doubt");
+                return None;
+            }
+        };
+        candidates
+            .into_iter()
+            .find(|c| !taken.contains(&c.provider_id))
     }
 
     /// Each gateway's health, for the console's status bar.
@@ -448,7 +479,21 @@ impl Dispatcher {
         };
         let gateway = slot.gateway.name().to_string();
         let started = Instant::now();
-        let result = slot.gateway.send(&sms).await;
+        // A try before this one may have reached the provider: ask it
+        // first, and send only if it does not have the message.
+        let found = match m.in_doubt_since {
+            Some(since) => self.find_in_doubt(slot, &sms, since).await,
+            None => None,
+        };
+        let started_ms = now_millis();
+        let result = match found {
+            Some(accepted) => {
+                metrics::counter!("avisa_sms_in_doubt_found_total", "gateway" => slot.gateway.name().to_string()).increment(1);
+                tracing::info!(gateway = %slot.gateway.name(), "the provider had the message sent in doubt: not sent again");
+                Ok(accepted)
+            }
+            None => slot.gateway.send(&sms).await,
+        };
         slot.observe_send(started.elapsed());
         let now = now_millis();
         metrics::histogram!("avisa_gateway_send_seconds", "gateway" => gateway.clone())
@@ -472,7 +517,13 @@ impl Dispatcher {
                 slot.failed(retry_after, &reason);
                 metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "retry").increment(1);
                 tracing::warn!(gateway = %gateway, reason = %reason, "temporary failure; will retry");
-                self.retry_later(&m, index, retry_after, reason, now)
+                self.retry_later(&m, index, retry_after, reason, now, None)
+            }
+            Err(GatewayError::InDoubt { reason }) => {
+                slot.failed(None, &reason);
+                metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "in_doubt").increment(1);
+                tracing::warn!(gateway = %gateway, reason = %reason, "no answer in time; the gateway is asked before the message is sent again");
+                self.retry_later(&m, index, None, reason, now, Some(started_ms))
             }
             Err(GatewayError::Account { reason }) => {
                 // Our fault, not the message's: the gateway goes out of
@@ -481,7 +532,14 @@ impl Dispatcher {
                 metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "account_error").increment(1);
                 metrics::counter!("avisa_gateway_account_errors_total", "gateway" => gateway.clone()).increment(1);
                 tracing::error!(gateway = %gateway, reason = %reason, "the gateway refused our account or credentials: out of service for a minute, messages go by another gateway or wait; check the gateway's settings");
-                self.retry_later(&m, index, Some(self.config.account_pause), reason, now)
+                self.retry_later(
+                    &m,
+                    index,
+                    Some(self.config.account_pause),
+                    reason,
+                    now,
+                    None,
+                )
             }
             Err(GatewayError::Recipient { reason, opted_out }) => {
                 // Final on every gateway: another would bypass a STOP, or
@@ -520,6 +578,7 @@ impl Dispatcher {
                         permanent_failures: failures,
                         reason,
                         at: now,
+                        in_doubt: None,
                     }
                 }
             }

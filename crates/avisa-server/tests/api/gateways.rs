@@ -1050,7 +1050,86 @@ async fn silence_after_sent_is_unconfirmed_and_resent_once(backend: &str) {
     assert_eq!(a["recipients"][1]["resent"], Value::Null, "{a}");
 }
 
+/// A provider that takes a message and answers too late: the send is in
+/// doubt, and before sending again the gateway asks Twilio's message list,
+/// finds it, and does not send a second copy. One that never took it is
+/// sent again.
+async fn a_timeout_after_acceptance_is_asked_not_resent(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio", "log"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 0).await;
+    let before = fake.received().len();
+    // Taken, answered after the client's 1 s timeout.
+    fake.script([Reply::Slow(Duration::from_secs(2))]);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "doubt-001"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let own = wait_recipient(&app, &token, &id, 0, "sent").await;
+    let copies: Vec<_> = fake.received()[before..]
+        .iter()
+        .filter(|m| m.to == "+12135550100")
+        .cloned()
+        .collect();
+    assert_eq!(
+        copies.len(),
+        1,
+        "asked, not sent again: {:?}",
+        copies.iter().map(|c| c.answered).collect::<Vec<_>>()
+    );
+    assert!(
+        app.sms_lines()
+            .iter()
+            .all(|l| l["to"] != "+12135550100"
+                || !l["body"].as_str().unwrap_or("").contains("ALERTA")),
+        "no second copy by the next gateway either"
+    );
+    // The message is recorded with the provider's id, as if answered.
+    let rid: uuid::Uuid = own["id"].as_str().expect("id").parse().expect("uuid");
+    let store = avisa_server::open_store(&app.config).await.expect("store");
+    let (_, _, provider) = store
+        .message(rid)
+        .await
+        .expect("read")
+        .expect("the message");
+    store.close().await;
+    assert_eq!(provider, copies[0].sid, "the id found in the list");
+
+    // A request the provider never took: asked, not found, sent again.
+    let before = fake.received().len();
+    fake.script([Reply::Hang(Duration::from_secs(2))]);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "doubt-002"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    wait_recipient(&app, &token, &id, 0, "sent").await;
+    let answers: Vec<u16> = fake.received()[before..]
+        .iter()
+        .map(|r| r.answered)
+        .collect();
+    assert_eq!(
+        answers,
+        [0, 201],
+        "sent again once the provider said it has nothing"
+    );
+}
+
 on_both_backends!(
+    a_timeout_after_acceptance_is_asked_not_resent,
     silence_after_sent_is_unconfirmed_and_resent_once,
     inbound_replies_are_bounded_and_the_keyword_always_works,
     twilio_sends_and_signed_receipts_deliver,

@@ -457,6 +457,19 @@ async fn the_real_kannel_round_trip(backend: &str) {
 
 on_both_backends!(the_real_kannel_round_trip);
 
+/// Files below a directory (Kannel's spool keeps one per message).
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() { files_under(&p) } else { 1 }
+        })
+        .sum()
+}
+
 /// bearerbox killed while it holds a burst it took (its SMSC link is
 /// down), with the message store the README asks for: every message smsbox
 /// accepted reaches the SMSC once bearerbox is back (without a store,
@@ -507,7 +520,14 @@ async fn a_bearerbox_crash_loses_nothing_with_a_store() {
             accepted.push(i);
         }
     }
-    // With the burst in its queue, bearerbox dies.
+    // With the burst in its queue (written to its store: bearerbox writes
+    // a message there as it takes it from smsbox, a moment after smsbox
+    // answered), bearerbox dies.
+    let spool = dir.path().join("spool");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files_under(&spool) < accepted.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     kannel.crash_and_restart().await;
     assert!(
         accepted.len() >= 30,

@@ -77,6 +77,7 @@ impl NewAlert {
                 permanent_failures: 0,
                 expires_at: m.expires_at,
                 rank: m.rank,
+                in_doubt_since: None,
             })
             .collect()
     }
