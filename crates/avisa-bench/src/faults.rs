@@ -117,8 +117,9 @@ pub(crate) async fn crash(
     Ok(())
 }
 
-/// A faulty provider (30 % 500s, 10 % timeouts, some 429s) with a second
-/// gateway behind it: every message is delivered or visibly failed/expired.
+/// A faulty provider (30 % 500s, 10 % timeouts, 5 % 429s, 10 % taken but
+/// answered too late) with a second gateway behind it: every message is
+/// delivered or visibly failed/expired; lost and duplicated copies counted.
 pub(crate) async fn faults(
     args: &BenchArgs,
     database: Option<&str>,
@@ -157,8 +158,13 @@ pub(crate) async fn faults(
     // Wait until no message is queued any more (validity is 2 minutes).
     let started = Instant::now();
     let mut tally: HashMap<String, usize>;
+    // Every message of every alert, with its status as the person sees it.
+    let mut messages: Vec<(String, String)>;
+    let mut unconfirmed: usize;
     loop {
         tally = HashMap::new();
+        messages = Vec::new();
+        unconfirmed = 0;
         for (token, id) in &alerts {
             let (_, v) = call(
                 &client,
@@ -170,9 +176,12 @@ pub(crate) async fn faults(
             .await
             .unwrap_or((0, Value::Null));
             for r in v["recipients"].as_array().into_iter().flatten() {
-                *tally
-                    .entry(r["status"].as_str().unwrap_or("?").to_string())
-                    .or_default() += 1;
+                let status = r["status"].as_str().unwrap_or("?").to_string();
+                *tally.entry(status.clone()).or_default() += 1;
+                if r["unconfirmed"] == true {
+                    unconfirmed += 1;
+                }
+                messages.push((r["id"].as_str().unwrap_or("").to_string(), status));
             }
         }
         if tally.get("queued").copied().unwrap_or(0) == 0
@@ -185,7 +194,28 @@ pub(crate) async fn faults(
     let answered: Vec<u16> = fake.received().iter().map(|r| r.answered).collect();
     server.stop();
     let count = |s: &str| json!(tally.get(s).copied().unwrap_or(0));
-    let by_log = read_log(&server.sms_log(), 0).0.len();
+    let log_lines = read_log(&server.sms_log(), 0).0;
+    let by_log = log_lines.len();
+    // Copies each message made at either gateway: the provider's by our
+    // reference, the log's by our id.
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for r in fake.accepted() {
+        if let Some(reference) = r.reference {
+            *copies.entry(reference).or_default() += 1;
+        }
+    }
+    for (id, _) in log_lines {
+        *copies.entry(id).or_default() += 1;
+    }
+    let shown_sent = |s: &str| matches!(s, "sent" | "delivered");
+    let lost = messages
+        .iter()
+        .filter(|(id, status)| shown_sent(status) && copies.get(id).copied().unwrap_or(0) == 0)
+        .count();
+    let duplicates: usize = messages
+        .iter()
+        .map(|(id, _)| copies.get(id).copied().unwrap_or(0).saturating_sub(1))
+        .sum();
     report.section(
         "faults",
         vec![
@@ -211,6 +241,14 @@ pub(crate) async fn faults(
                 "",
             ),
             ("messages through the second gateway", json!(by_log), ""),
+            ("messages shown sent that reached no gateway (lost)", json!(lost), ""),
+            ("extra copies (duplicates)", json!(duplicates), ""),
+            (
+                "duplicates, % of messages",
+                json!((duplicates as f64 * 1000.0 / messages.len().max(1) as f64).round() / 10.0),
+                "%",
+            ),
+            ("messages without confirmation (sin confirmación)", json!(unconfirmed), ""),
             ("messages sent", count("sent"), ""),
             ("messages delivered", count("delivered"), ""),
             ("messages failed (visible)", count("failed"), ""),
