@@ -32,7 +32,7 @@ const TEXT = {
     earlier: 'Alertas anteriores de la persona', none: 'Ninguna', next_steps: 'Siguientes pasos', calls: 'Registrar llamada', call_with: 'Con quién', call_result: 'Resultado de la llamada', call_note: 'Nota de la llamada', call_save: 'Registrar llamada',
     w_person: 'La persona', w_contact: 'Un contacto', w_facility: 'Centro de detención', w_ice: 'ICE', w_lawyer: 'Abogado/a', w_other: 'Otro',
     r_spoke: 'habló', r_no_answer: 'no contestó', r_voicemail: 'buzón de voz', r_busy: 'ocupado', r_wrong_number: 'número equivocado', k_call: 'Llamada', reopen_new_location: 'REABIERTA SOLA: llegó una nueva ubicación de la persona después de cerrar el caso',
-    a_login: 'entró', a_login_failed: 'entrada fallida', a_logout: 'salió', a_view: 'abrió el caso', a_acknowledge: 'tomó el caso', a_assign: 'asignó', a_note: 'nota', a_call: 'llamada', a_resolve: 'resolvió', a_reopen: 'reabrió', a_read_audit: 'leyó la auditoría', a_read_stats: 'leyó las estadísticas', a_denied: 'ACCESO DENEGADO (otro consulado)', a_search: 'buscó',
+    a_login: 'entró', a_login_failed: 'entrada fallida', a_logout: 'salió', a_view: 'abrió el caso', a_acknowledge: 'tomó el caso', a_assign: 'asignó', a_note: 'nota', a_call: 'llamada', a_resolve: 'resolvió', a_reopen: 'reabrió', a_read_audit: 'leyó la auditoría', a_read_stats: 'leyó las estadísticas', a_denied: 'ACCESO DENEGADO (otro consulado)', a_search: 'buscó', a_escalate: 'escaló (nadie la atendió)', again_word: 'otra vez',
     role_operator: 'operador/a', role_supervisor: 'supervisor/a', role_admin: 'administrador/a',
     src_app: 'App', src_sms: 'SMS', src_call: 'llamada', src_checkin: 'cita no confirmada',
     idle_warn: 'La sesión se cerrará por inactividad en {s} s. Haga clic o pulse una tecla para seguir.',
@@ -65,7 +65,7 @@ const TEXT = {
     earlier: 'The person\'s earlier alerts', none: 'None', next_steps: 'Next steps', calls: 'Log a call', call_with: 'With whom', call_result: 'How it went', call_note: 'Call note', call_save: 'Log call',
     w_person: 'The person', w_contact: 'A contact', w_facility: 'Detention facility', w_ice: 'ICE', w_lawyer: 'Lawyer', w_other: 'Other',
     r_spoke: 'spoke', r_no_answer: 'no answer', r_voicemail: 'voicemail', r_busy: 'busy', r_wrong_number: 'wrong number', k_call: 'Call', reopen_new_location: 'REOPENED BY ITSELF: a new location of the person arrived after the case was closed',
-    a_login: 'logged in', a_login_failed: 'failed login', a_logout: 'logged out', a_view: 'opened the case', a_acknowledge: 'took the case', a_assign: 'assigned', a_note: 'note', a_call: 'call', a_resolve: 'resolved', a_reopen: 'reopened', a_read_audit: 'read the audit', a_read_stats: 'read the statistics', a_denied: 'ACCESS DENIED (another consulate)', a_search: 'searched',
+    a_login: 'logged in', a_login_failed: 'failed login', a_logout: 'logged out', a_view: 'opened the case', a_acknowledge: 'took the case', a_assign: 'assigned', a_note: 'note', a_call: 'call', a_resolve: 'resolved', a_reopen: 'reopened', a_read_audit: 'read the audit', a_read_stats: 'read the statistics', a_denied: 'ACCESS DENIED (another consulate)', a_search: 'searched', a_escalate: 'escalated (nobody took it)', again_word: 'again',
     role_operator: 'operator', role_supervisor: 'supervisor', role_admin: 'admin',
     src_app: 'App', src_sms: 'SMS', src_call: 'phone call', src_checkin: 'missed check-in',
     idle_warn: 'The session ends for inactivity in {s} s. Click or press a key to stay.',
@@ -656,6 +656,7 @@ async function act(d, action, body) {
 function auditText(a) {
   let detail = a.detail;
   if (detail && a.action === 'resolve') detail = t('o_' + detail);
+  if (detail && a.action === 'escalate') detail = detail.replace('again', t('again_word'));
   if (detail && a.action === 'call') detail = detail.split(' ').map((c, i) => t((i ? 'r_' : 'w_') + c)).join(': ');
   return detail ? `${t('a_' + a.action)} (${detail})` : t('a_' + a.action);
 }

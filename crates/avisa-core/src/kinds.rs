@@ -311,6 +311,9 @@ text_enum! {
         /// Listed past or filtered cases (the live queue itself is the
         /// shift's standing screen, polled every few seconds, and is not).
         Search = "search",
+        /// Avisa itself escalated an unacknowledged alert (`detail`: the
+        /// number of duty SMS written with it).
+        Escalate = "escalate",
     }
 }
 

@@ -56,6 +56,20 @@ pub struct Stats {
     pub outcomes: BTreeMap<String, usize>,
     /// CIAM only: every consulate.
     pub per_consulate: Vec<PerConsulate>,
+    /// Each case of the period by its number, oldest first: what a report
+    /// names (no personal data).
+    pub cases: Vec<CaseLine>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseLine {
+    /// "LAX-2026-0042" (null for alerts from before case numbers).
+    pub case_number: Option<String>,
+    pub created_at: i64,
+    /// Seconds from the alert to the case being taken; null if never.
+    pub ack_seconds: Option<i64>,
+    pub outcome: Option<String>,
+    pub cancelled: bool,
 }
 
 fn date_of(ms: i64) -> String {
@@ -136,6 +150,16 @@ async fn compute(state: &AppState, who: &StaffSession, q: &StatsQuery) -> ApiRes
             .map(|(date, alerts)| Day { date, alerts })
             .collect(),
         outcomes,
+        cases: rows
+            .iter()
+            .map(|r| CaseLine {
+                case_number: r.case_number.clone(),
+                created_at: r.created_at,
+                ack_seconds: r.acknowledged_at.map(|at| (at - r.created_at) / 1000),
+                outcome: r.outcome.map(|o| o.as_str().to_string()),
+                cancelled: r.cancelled,
+            })
+            .collect(),
         per_consulate: if who.scope().is_none() {
             per.into_iter()
                 .map(|(consulate_id, (alerts, mut secs))| {
@@ -195,6 +219,20 @@ pub async fn csv(
                 fmt(p.ack_median_seconds)
             ));
         }
+    }
+    out.push_str("\ncase,created_at_utc,ack_seconds,outcome,cancelled\n");
+    for c in &s.cases {
+        let created = time::OffsetDateTime::from_unix_timestamp(c.created_at.div_euclid(1000))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{},{created},{},{},{}\n",
+            c.case_number.as_deref().unwrap_or(""),
+            fmt(c.ack_seconds),
+            c.outcome.as_deref().unwrap_or(""),
+            c.cancelled
+        ));
     }
     let name = format!(
         "attachment; filename=\"avisa-stats-{}-{}.csv\"",

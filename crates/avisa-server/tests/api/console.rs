@@ -790,6 +790,30 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
         );
         assert!(sent[1].contains("SIGUE SIN ATENDER"), "{}", sent[1]);
     }
+    // Each escalation is in the audit once, as Avisa's own act, for the
+    // consulate's supervisors to see.
+    add_staff(&app.config, "la.boss", "los-angeles", "supervisor").await;
+    let boss = login(&app, "la.boss").await;
+    let (_, log) = boss
+        .call(
+            Method::GET,
+            &format!("/api/v1/console/audit?alert_id={id}"),
+            None,
+        )
+        .await;
+    let escalations: Vec<&Value> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|e| e["action"] == "escalate")
+        .collect();
+    assert_eq!(escalations.len(), 2, "{log}");
+    assert!(
+        escalations
+            .iter()
+            .all(|e| e["staff"] == "avisa" && e["consulate_id"] == "los-angeles")
+    );
+    assert_eq!(escalations[0]["detail"], "again, 2 SMS");
     let (_, d) = la
         .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
         .await;
@@ -878,6 +902,15 @@ async fn statistics_for_supervisors(backend: &str) {
         csv.starts_with("date,alerts\n") && csv.contains("\nalerts,2\n"),
         "{csv}"
     );
+    // Each case by its number, no personal data.
+    let cases: Vec<&str> = csv
+        .lines()
+        .skip_while(|l| !l.starts_with("case,"))
+        .skip(1)
+        .collect();
+    assert_eq!(cases.len(), 2, "{csv}");
+    assert!(cases.iter().all(|l| l.starts_with("LAX-20")), "{csv}");
+    assert!(!csv.contains("Pérez"), "no names in the statistics");
     let svg = app
         .client
         .get(format!("{}/api/v1/console/stats.svg", app.base))

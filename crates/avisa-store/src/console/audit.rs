@@ -119,6 +119,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|(a, c)| StatRow {
+                case_number: a.case_number,
                 created_at: a.created_at,
                 consulate_id: a.consulate_id,
                 acknowledged_at: c.acknowledged_at,

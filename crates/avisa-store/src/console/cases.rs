@@ -406,7 +406,23 @@ impl Store {
                 detail_enc: None,
             };
             insert_event(&mut tx, &event).await?;
-            for m in notify(e) {
+            let duty = notify(e);
+            // In the audit too, as Avisa's own act, for the consulate's
+            // supervisors (and CIAM's) to see.
+            let audit = "INSERT INTO audit_log (at, staff_id, staff_username, consulate_id, \
+                         alert_id, action, detail) VALUES ($1, NULL, 'avisa', $2, $3, $4, $5)";
+            let detail = format!("{}{} SMS", if e.again { "again, " } else { "" }, duty.len());
+            db_run!(&mut tx, |t| {
+                sqlx::query(audit)
+                    .bind(now)
+                    .bind(e.consulate_id.as_deref().unwrap_or(avisa_core::CIAM))
+                    .bind(e.id)
+                    .bind(avisa_core::AuditAction::Escalate)
+                    .bind(&detail)
+                    .execute(&mut **t)
+                    .await?;
+            });
+            for m in duty {
                 outbox.push(self.outbox_row(&m, Some(e.id), now)?);
             }
         }

@@ -221,6 +221,8 @@ pub struct AuditEntry {
 /// An alert's figures for statistics.
 #[derive(Debug, Clone)]
 pub struct StatRow {
+    /// "LAX-2026-0042", for the per-case lines of the CSV.
+    pub case_number: Option<String>,
     pub created_at: UnixMillis,
     pub consulate_id: Option<String>,
     pub acknowledged_at: Option<UnixMillis>,
