@@ -414,6 +414,15 @@ pub async fn serve(
         });
     }
     tasks::jobs(&tasks, &state);
+    if state.store.shares_changes() {
+        // Other instances on the same PostgreSQL: their changes reach this
+        // one's live streams at once, and this one's reach theirs.
+        state.events.share();
+        let s = state.clone();
+        tasks.spawn("changes-out", None, move |ctx| events::relay_out(s.clone(), ctx));
+        let s = state.clone();
+        tasks.spawn("changes-in", None, move |ctx| events::relay_in(s.clone(), ctx));
+    }
     let router = app.router();
     let draining = state.draining.clone();
     let shutdown = async move {

@@ -8,6 +8,7 @@
 
 mod alerts;
 mod budgets;
+mod changes;
 mod cancel;
 mod checkins;
 mod console;
@@ -48,6 +49,7 @@ pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
 pub use lockout::LoginFailures;
 pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
+pub use changes::ChangeListener;
 pub use receipts::Unconfirmed;
 pub use retention::{Cutoffs, Removed};
 

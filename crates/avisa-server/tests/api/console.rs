@@ -1083,7 +1083,53 @@ async fn idle_counts_the_officers_activity(backend: &str) {
     panic!("polling alone kept an idle session alive");
 }
 
+/// Two instances on one PostgreSQL: a console stream on one hears a press
+/// taken by the other at once (LISTEN/NOTIFY), not at its next poll.
+async fn a_press_on_another_instance_reaches_this_console_at_once(backend: &str) {
+    if backend != "postgres" {
+        return; // SQLite is one process.
+    }
+    let Some(a) = staffed_app(backend, |_| {}).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = a.config.clone();
+    config.data_dir = dir.path().join("data");
+    config.data_key = std::fs::read_to_string(a.config.data_key_file())
+        .expect("the first instance's key")
+        .trim()
+        .to_string()
+        .into();
+    let b = TestApp::start(config, dir).await;
+    let la = login(&a, "la.operator").await;
+    let mut stream = a
+        .client
+        .get(format!("{}/api/v1/console/events", a.base))
+        .header("cookie", &la.cookie)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+    // Both instances listening.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 0..3 {
+        let id = alert_at(&b, &format!("+1213555012{n}"), 34.0505, -118.2551).await;
+        let pressed = Instant::now();
+        let mut seen = String::new();
+        while !seen.contains(&id) {
+            let left = Duration::from_secs(1).saturating_sub(pressed.elapsed());
+            assert!(!left.is_zero(), "press {n} on B not on A's console within 1 s: {seen}");
+            match tokio::time::timeout(left, stream.chunk()).await {
+                Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(_) => panic!("the stream ended: {seen}"),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
 on_both_backends!(
+    a_press_on_another_instance_reaches_this_console_at_once,
     idle_counts_the_officers_activity,
     the_live_stream_shows_only_the_consulates_real_alerts,
     login_and_sessions,
