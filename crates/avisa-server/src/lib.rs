@@ -419,9 +419,13 @@ pub async fn serve(
         // one's live streams at once, and this one's reach theirs.
         state.events.share();
         let s = state.clone();
-        tasks.spawn("changes-out", None, move |ctx| events::relay_out(s.clone(), ctx));
+        tasks.spawn("changes-out", None, move |ctx| {
+            events::relay_out(s.clone(), ctx)
+        });
         let s = state.clone();
-        tasks.spawn("changes-in", None, move |ctx| events::relay_in(s.clone(), ctx));
+        tasks.spawn("changes-in", None, move |ctx| {
+            events::relay_in(s.clone(), ctx)
+        });
     }
     let router = app.router();
     let draining = state.draining.clone();

@@ -31,7 +31,10 @@ impl ChangeListener {
             let Ok(from) = Uuid::parse_str(from) else {
                 continue;
             };
-            let ids = ids.split(',').filter_map(|s| Uuid::parse_str(s).ok()).collect();
+            let ids = ids
+                .split(',')
+                .filter_map(|s| Uuid::parse_str(s).ok())
+                .collect();
             return Ok((from, ids));
         }
     }

@@ -8,8 +8,8 @@
 
 mod alerts;
 mod budgets;
-mod changes;
 mod cancel;
+mod changes;
 mod checkins;
 mod console;
 mod contacts;
@@ -38,6 +38,7 @@ pub use alerts::{
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
 pub use budgets::{Budget, window};
+pub use changes::ChangeListener;
 pub use checkins::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin};
 pub use console::{
     AuditEntry, Case, CaseAction, CaseEvent, Escalated, PersonAlert, QueueFilter, QueueItem,
@@ -49,7 +50,6 @@ pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
 pub use lockout::LoginFailures;
 pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
-pub use changes::ChangeListener;
 pub use receipts::Unconfirmed;
 pub use retention::{Cutoffs, Removed};
 

@@ -8,8 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::{
-    AlertSource, AlertState, AuditAction, CallResult, CallWith, CaseState, Coverage, Location,
-    Outcome, now_millis,
+    AlertSource, AlertState, AuditAction, CaseState, Coverage, Location, Outcome, now_millis,
 };
 use avisa_store::{AlertView, CaseAction};
 
@@ -371,7 +370,7 @@ pub struct ResolveRequest {
     pub detail: Option<String>,
 }
 
-async fn act(
+pub(super) async fn act(
     state: &AppState,
     who: &StaffSession,
     id: &str,
@@ -476,77 +475,6 @@ pub async fn note(
             text: text.to_string(),
         },
         None,
-    )
-    .await
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CallRequest {
-    /// `person`, `contact`, `facility`, `ice`, `lawyer` or `other`.
-    #[schema(value_type = avisa_core::CallWith)]
-    pub with: String,
-    /// `spoke`, `no_answer`, `voicemail`, `busy` or `wrong_number`.
-    #[schema(value_type = avisa_core::CallResult)]
-    pub result: String,
-    /// What was said or agreed ("hablé con la hermana: va al centro").
-    #[serde(default)]
-    #[schema(
-        max_length = 1000,
-        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
-    )]
-    pub note: Option<String>,
-}
-
-/// Log a call made about the case: with whom, how it went, a note. It goes
-/// on the timeline (the note sealed) and in the audit.
-#[utoipa::path(post, path = "/api/v1/console/alerts/{id}/calls", tag = "console", params(("id" = Uuid, Path)),
-    request_body = CallRequest, responses((status = 200, body = AlertDetail), (status = 403, description = "CSRF", body = crate::api::ErrorBody),
-                                          (status = 404, body = crate::api::ErrorBody), (status = 422, body = crate::api::ErrorBody)))]
-pub async fn call(
-    State(state): State<AppState>,
-    who: StaffSession,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<CallRequest>,
-) -> ApiResult<Json<AlertDetail>> {
-    let with = req.with.parse::<CallWith>().map_err(|_| {
-        avisa_core::Invalid::new(
-            "with",
-            "call_with_invalid",
-            "with is person, contact, facility, ice, lawyer or other",
-        )
-    })?;
-    let result = req.result.parse::<CallResult>().map_err(|_| {
-        avisa_core::Invalid::new(
-            "result",
-            "call_result_invalid",
-            "result is spoke, no_answer, voicemail, busy or wrong_number",
-        )
-    })?;
-    if req.note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
-        return Err(avisa_core::Invalid::new(
-            "note",
-            "too_long",
-            "the note has at most 1000 characters",
-        )
-        .into());
-    }
-    let note = req
-        .note
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string);
-    if let Some(n) = &note {
-        avisa_core::invalid::check_visible("note", n)?;
-    }
-    let detail = format!("{with} {result}");
-    act(
-        &state,
-        &who,
-        &id,
-        CaseAction::Call { with, result, note },
-        Some(&detail),
     )
     .await
 }

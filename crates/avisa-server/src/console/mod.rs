@@ -9,6 +9,7 @@
 //! every action is written to the append-only audit log.
 
 pub mod audit;
+pub mod calls;
 pub mod case;
 pub mod colleagues;
 pub mod events;
@@ -188,7 +189,7 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(case::acknowledge))
         .routes(routes!(case::assign))
         .routes(routes!(case::note))
-        .routes(routes!(case::call))
+        .routes(routes!(calls::call))
         .routes(routes!(case::resolve))
         .routes(routes!(case::reopen))
         .routes(routes!(events::events))

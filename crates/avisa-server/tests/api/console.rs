@@ -1118,7 +1118,10 @@ async fn a_press_on_another_instance_reaches_this_console_at_once(backend: &str)
         let mut seen = String::new();
         while !seen.contains(&id) {
             let left = Duration::from_secs(1).saturating_sub(pressed.elapsed());
-            assert!(!left.is_zero(), "press {n} on B not on A's console within 1 s: {seen}");
+            assert!(
+                !left.is_zero(),
+                "press {n} on B not on A's console within 1 s: {seen}"
+            );
             match tokio::time::timeout(left, stream.chunk()).await {
                 Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
                 Ok(_) => panic!("the stream ended: {seen}"),

@@ -1,0 +1,134 @@
+//! The texts, against what a person and a duty officer read.
+use super::*;
+use crate::sms::{Encoding, analyze};
+
+fn facts(phone: &PhoneNumber) -> AlertFacts<'_> {
+    AlertFacts {
+        alert_id: uuid::Uuid::nil(),
+        person_name: "Maria",
+        person_phone: phone,
+        location: Some(Location::new(34.05223, -118.24368, Some(14.6)).expect("loc")),
+        at_millis: 1_782_934_200_000, // 2026-07-01 19:30 UTC
+        sent_millis: None,
+        zone: Zone::Pacific,
+        consulate: Some((
+            "Consulado General de Mexico en Los Angeles",
+            Some("(213) 351-6800"),
+        )),
+        console_url: "https://avisa.example/console/alerts/x".into(),
+        missed_checkin: None,
+        case_number: Some("LAX-2026-0042"),
+    }
+}
+
+#[test]
+fn duty_texts_name_the_case_and_the_person() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let mut f = facts(&phone);
+    f.person_name = "María Guadalupe Pérez";
+    assert_eq!(
+        consulate_cancelled(&f),
+        "AVISA LAX-2026-0042 Maria G.: CANCELADA por la persona con su PIN. https://avisa.example/console/alerts/x"
+    );
+    assert!(
+        consulate_duress(&f).starts_with("AVISA LAX-2026-0042 Maria G.: CANCELADA BAJO PRESION")
+    );
+    assert!(consulate_duty(&f).starts_with("AVISA ALERTA LAX-2026-0042: "));
+    assert!(
+        escalation_duty(false, "LAX-2026-0042", None, "María G.", 5, "u")
+            .starts_with("AVISA LAX-2026-0042 Maria G.: SIN ATENDER desde hace 5 min")
+    );
+    // Alerts from before case numbers: the id's start.
+    f.case_number = None;
+    assert!(consulate_cancelled(&f).starts_with("AVISA 00000000 Maria G.: CANCELADA"));
+}
+
+#[test]
+fn contact_alert_appends_map_and_local_time() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let text = contact_alert(
+        "Me detuvieron. Llama a la abogada.",
+        Language::Es,
+        &facts(&phone),
+    );
+    assert_eq!(
+        text,
+        "Me detuvieron. Llama a la abogada.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m) a las 12:30 hora del Pacifico."
+    );
+    let mut f = facts(&phone);
+    f.location = None;
+    let text = contact_alert("They took me.", Language::En, &f);
+    assert_eq!(
+        text,
+        "They took me.\nNo location. Sent at 12:30 Pacific time."
+    );
+}
+
+#[test]
+fn a_late_press_gives_both_times() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let mut f = facts(&phone);
+    f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
+    let text = contact_alert("Me detuvieron.", Language::Es, &f);
+    assert!(
+        text.ends_with("Pulso el boton a las 12:30 hora del Pacifico; enviado 12:49 hora del Pacifico (sin conexion)."),
+        "{text}"
+    );
+    let text = contact_alert("They took me.", Language::En, &f);
+    assert!(text.contains("Pressed the button at 12:30"), "{text}");
+    assert!(consulate_duty(&f).contains("Pulsado 12:30 hora del Pacifico, enviado 12:49"));
+}
+
+#[test]
+fn the_system_line_keeps_its_accents_only_where_the_sms_is_ucs2_anyway() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let mut f = facts(&phone);
+    f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
+    // GSM-7 text: the line stays GSM-7, and so does the SMS.
+    let plain = contact_alert("Me detuvieron.", Language::Es, &f);
+    assert!(plain.contains("Ubicacion:") && plain.contains("Pulso el boton"));
+    assert_eq!(analyze(&plain).encoding, Encoding::Gsm7);
+    // A text with "ó" is UCS-2 already: the line is written properly,
+    // at the same length.
+    let accented = contact_alert("Me detuvo inmigración.", Language::Es, &f);
+    assert!(
+        accented.ends_with("Ubicación: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m). Pulsó el botón a las 12:30 hora del Pacífico; enviado 12:49 hora del Pacífico (sin conexión)."),
+        "{accented}"
+    );
+    let line = |s: &str| s.lines().last().map(|l| l.chars().count());
+    assert_eq!(line(&plain), line(&accented), "the same length either way");
+}
+
+#[test]
+fn system_texts_fit_in_few_segments() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let f = facts(&phone);
+    for text in [
+        self_confirmation(Language::Es, &f, 3, false, false),
+        self_confirmation(Language::En, &f, 3, true, false),
+        self_confirmation(Language::Es, &f, 3, false, true),
+        self_confirmation(Language::En, &f, 3, false, true),
+        consulate_duty(&f),
+        safe(Language::Es, "Maria"),
+        verification_code(Language::Es, "123456"),
+        inbound_not_recognised(),
+        help_sent(10),
+        consulate_cancelled(&f),
+        consulate_duress(&f),
+        escalation_duty(
+            true,
+            "LAX-2026-0042",
+            Some("Consulado General de México en Los Ángeles"),
+            "María P.",
+            15,
+            "https://avisa.example.org/console/alerts/0193a0b2-7c4d-7000-8000-000000000000",
+        ),
+    ] {
+        assert!(analyze(&text).segments <= 2, "{text}");
+    }
+    assert_eq!(
+        analyze(&verification_code(Language::Es, "123456")).encoding,
+        Encoding::Gsm7
+    );
+    assert!(consulate_duty(&f).contains("+12135550100"));
+}
