@@ -66,6 +66,8 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
     assert.match(await page.textContent('#recipients'), /Me detuvieron|Ubicacion/);
     assert.ok(await page.$('#last-fix time[title$="UTC"]'), 'UTC on hover');
     assert.ok((await page.textContent('#next-steps')).length > 10, 'the checklist of next steps');
+    assert.equal(await page.$$eval('#facilities-near li', (l) => l.length), 3, 'the nearest detention facilities');
+    assert.match(await page.textContent('#facilities-near'), /, CA · /);
     assert.match(await page.textContent('#coords'), /34\.05050, -118\.25510 · precisión ±18 m/);
     assert.ok(await page.$('a[href="tel:+12135550100"]'), 'the person can be called');
     // The trail and the consulate are drawn on the map (vector markers).

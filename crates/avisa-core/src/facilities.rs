@@ -62,9 +62,29 @@ pub fn search(query: &str, limit: usize) -> Vec<&'static Facility> {
         .collect()
 }
 
+/// The `n` facilities nearest to a point, with their distance in km
+/// (those the list places).
+pub fn nearest(lat: f64, lon: f64, n: usize) -> Vec<(&'static Facility, f64)> {
+    let mut near: Vec<(&'static Facility, f64)> = FACILITIES
+        .iter()
+        .filter_map(|f| Some((f, crate::location::haversine_km(lat, lon, f.lat?, f.lon?))))
+        .collect();
+    near.sort_by(|a, b| a.1.total_cmp(&b.1));
+    near.truncate(n);
+    near
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nearest_to_los_angeles_are_in_california() {
+        let near = nearest(34.0522, -118.2437, 3);
+        assert_eq!(near.len(), 3);
+        assert!(near.iter().all(|(f, _)| f.state == "CA"), "{near:?}");
+        assert!(near.windows(2).all(|w| w[0].1 <= w[1].1));
+    }
 
     #[test]
     fn the_list_is_embedded_and_searchable() {

@@ -51,9 +51,11 @@ pub fn window_start(state: &AppState, now: i64) -> i64 {
 /// A press over the person's limit: 429 with the wait until the oldest
 /// counted alert (raised at `oldest`) leaves the window that starts at
 /// `since`.
-fn rate_limited(oldest: i64, since: i64) -> ApiError {
+fn rate_limited(oldest: i64, since: i64, now: i64) -> ApiError {
     metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
-    let wait_ms = (oldest - since).max(0);
+    // Never longer than the window: a parallel press may have been written
+    // a moment after this one read the clock.
+    let wait_ms = (oldest - since).clamp(0, (now - since).max(0));
     ApiError::TooManyRequests {
         retry_after_secs: ((wait_ms + 999) / 1000).max(1) as u64,
     }
@@ -160,7 +162,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             .oldest_recent(r.person.id, since, r.practice)
             .await?
             .unwrap_or(now);
-        return Err(rate_limited(oldest, since));
+        return Err(rate_limited(oldest, since, now));
     }
     let contacts = store
         .alert_contacts(r.person.id, r.person.contacts_version)
@@ -321,7 +323,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("alert not stored: {e}")))?;
     let id = match inserted {
         Inserted::Created(id) | Inserted::Existing(id) => id,
-        Inserted::Limited { oldest } => return Err(rate_limited(oldest, since)),
+        Inserted::Limited { oldest } => return Err(rate_limited(oldest, since, now)),
     };
     if let Inserted::Created(id) = inserted {
         metrics::counter!("avisa_alerts_total", "source" => r.source.as_str(), "practice" => r.practice.to_string()).increment(1);

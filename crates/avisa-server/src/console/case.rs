@@ -104,6 +104,17 @@ pub struct AlertDetail {
     /// The nearest town to the newest location, from the gazetteer built
     /// into the binary (GeoNames, CC BY 4.0): no location leaves the server.
     pub place: Option<NearestPlace>,
+    /// The three detention facilities nearest to the newest location (the
+    /// embedded ICE list), where to ask first.
+    pub facilities_near: Vec<FacilityNear>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FacilityNear {
+    pub name: String,
+    pub city: String,
+    pub state: String,
+    pub distance_km: f64,
 }
 
 /// A town of the offline gazetteer and how far the point is from it.
@@ -310,6 +321,18 @@ async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiRes
             })
             .collect(),
         earlier,
+        facilities_near: view
+            .location
+            .map(|l| avisa_core::facilities::nearest(l.lat, l.lon, 3))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(f, km)| FacilityNear {
+                name: f.name.clone(),
+                city: f.city.clone(),
+                state: f.state.clone(),
+                distance_km: (km * 10.0).round() / 10.0,
+            })
+            .collect(),
         place: view.location.and_then(|l| {
             avisa_core::gazetteer::nearest(l.lat, l.lon).map(|p| NearestPlace {
                 name: p.name.to_string(),

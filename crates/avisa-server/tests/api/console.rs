@@ -375,6 +375,9 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
     // A place name from the built-in gazetteer; each message's number.
     assert_eq!(d["place"]["name"], "Los Angeles", "{d}");
     assert_eq!(d["place"]["admin"], "California");
+    let near = d["facilities_near"].as_array().expect("facilities");
+    assert_eq!(near.len(), 3, "{d}");
+    assert!(near.iter().all(|f| f["state"] == "CA"), "{d}");
     let numbers: Vec<&str> = d["messages"]
         .as_array()
         .expect("messages")
