@@ -280,6 +280,9 @@ impl App {
             writer,
             events,
             dispatcher: dispatcher.clone(),
+            presses: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.presses_in_flight.max(1),
+            )),
             dispatch_wake: wake,
             config,
             store,

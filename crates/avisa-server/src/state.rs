@@ -24,6 +24,8 @@ pub struct Inner {
     pub events: Events,
     /// Wakes the dispatcher when messages were queued.
     pub dispatch_wake: Arc<Notify>,
+    /// Presses from the app in flight (`limits.presses_in_flight`).
+    pub presses: Arc<tokio::sync::Semaphore>,
     /// The dispatcher, for its gateways' health (the console's status bar).
     pub dispatcher: Arc<crate::dispatch::Dispatcher>,
     pub metrics: PrometheusHandle,

@@ -206,6 +206,7 @@ fn check_key(key: &str) -> Result<(), Invalid> {
         (status = 409, description = "profile incomplete", body = super::ErrorBody),
         (status = 422, body = super::ErrorBody),
         (status = 429, description = "too many alerts; see Retry-After", body = super::ErrorBody),
+        (status = 503, description = "busy: as many presses as the server takes at once are in flight; send it again with the same key after Retry-After", body = super::ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -213,6 +214,14 @@ pub async fn create(
     Bearer(token_hash): Bearer,
     body: Result<ApiJson<AlertRequest>, ApiError>,
 ) -> ApiResult<(StatusCode, Json<AlertResponse>)> {
+    // Shed load honestly: past the bound, an immediate 503 the app answers
+    // by sending the same press again, not a wait that grows with the load.
+    let Ok(_permit) = state.presses.clone().try_acquire_owned() else {
+        metrics::counter!("avisa_alerts_refused_total", "reason" => "busy").increment(1);
+        return Err(ApiError::Busy {
+            retry_after_secs: 1,
+        });
+    };
     let checked = body.and_then(|ApiJson(req)| {
         check_key(&req.idempotency_key)?;
         if let Some(at) = req.pressed_at

@@ -48,6 +48,10 @@ pub struct Limits {
     /// is shared, so this only stops one caller from trying many pairs; each
     /// person's PIN has its own lockout besides.
     pub help_attempts_per_caller_per_hour: u32,
+    /// Presses from the app handled at once; one more is answered 503 with
+    /// `Retry-After` at once (the app keeps it and sends it again with the
+    /// same key) instead of queueing until memory or time runs out.
+    pub presses_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +82,10 @@ impl Default for Limits {
             // A supervisor may keep the queue open in several tabs.
             streams_per_session: 8,
             help_attempts_per_caller_per_hour: 10,
+            // Each press in flight holds a few KB (its request, its sealed
+            // rows, its messages): 4,096 stay within tens of MB, and are
+            // 8 group commits' worth.
+            presses_in_flight: 4096,
         }
     }
 }

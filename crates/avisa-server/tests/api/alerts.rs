@@ -1004,7 +1004,92 @@ async fn the_live_stream_follows_each_recipient(backend: &str) {
     assert_eq!(status, StatusCode::FORBIDDEN, "unverified device");
 }
 
+/// Past the bound of presses in flight the server answers at once, 503
+/// with Retry-After; sent again with the same key, every press is accepted
+/// once: nothing lost, nothing doubled.
+async fn presses_past_the_bound_are_refused_at_once_and_go_on_retry(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.limits.presses_in_flight = 1;
+    config.alerts.rate_limit = 100;
+    let app = std::sync::Arc::new(TestApp::start(config, dir).await);
+    let token = person_with_contacts(&app, "+12135550100", 1).await;
+    let press = |i: usize| {
+        let (app, token) = (app.clone(), token.clone());
+        async move {
+            let started = std::time::Instant::now();
+            let resp = app
+                .client
+                .post(format!("{}/api/v1/alerts", app.base))
+                .bearer_auth(&token)
+                .json(&json!({"idempotency_key": format!("shed-press-{i:04}")}))
+                .send()
+                .await
+                .expect("press");
+            let retry = resp.headers().get("retry-after").cloned();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (status, retry, body, started.elapsed())
+        }
+    };
+    let first: Vec<_> = futures_join((0..20).map(press)).await;
+    let mut busy = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, (status, retry, body, took)) in first.into_iter().enumerate() {
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "answered within 2 s: {took:?}"
+        );
+        match status {
+            StatusCode::ACCEPTED => {
+                ids.insert(body["alert_id"].as_str().expect("id").to_string());
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(error_code(&body), "busy");
+                assert_eq!(retry.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
+                busy.push(i);
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(
+        !busy.is_empty(),
+        "20 at once against a bound of 1: some were refused"
+    );
+    // The app sends each again with its key until it is taken.
+    for i in busy {
+        loop {
+            let (status, _, body, _) = press(i).await;
+            if status == StatusCode::ACCEPTED {
+                ids.insert(body["alert_id"].as_str().expect("id").to_string());
+                break;
+            }
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(ids.len(), 20, "every press once");
+}
+
+/// Runs the futures together and gathers their results in order.
+async fn futures_join<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
 on_both_backends!(
+    presses_past_the_bound_are_refused_at_once_and_go_on_retry,
     press_reaches_every_recipient_with_location_and_duty_phone,
     the_same_key_never_sends_twice,
     practice_reaches_only_the_persons_own_phone,
