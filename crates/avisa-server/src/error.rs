@@ -205,6 +205,15 @@ impl From<StoreError> for ApiError {
                 code: "limit_reached",
                 message: "the limit for this resource is reached".into(),
             },
+            // The database away or swamped: the client is told to come
+            // back (the app sends the press again with its key), never left
+            // hanging.
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "the database is unavailable; answered 503");
+                ApiError::Busy {
+                    retry_after_secs: 2,
+                }
+            }
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }

@@ -94,7 +94,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             config.data_dir.display()
         )
     })?;
-    let backend = avisa_store::connect(&config.database_url())
+    let pool = avisa_store::PoolSettings {
+        max_connections: config.database.max_connections,
+        acquire_timeout: config.database.acquire_timeout,
+    };
+    let backend = avisa_store::connect_with(&config.database_url(), pool)
         .await
         .context("cannot open the database (check database_url / AVISA_DATABASE_URL)")?;
     owner_only(&config.data_dir);

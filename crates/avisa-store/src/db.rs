@@ -133,10 +133,13 @@ impl Db {
     }
 
     /// Connects to a `postgres://` URL.
-    pub(crate) async fn postgres(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+    pub(crate) async fn postgres(
+        url: &str,
+        settings: crate::PoolSettings,
+    ) -> Result<Db, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
             .connect(url)
             .await?;
         Ok(Db {

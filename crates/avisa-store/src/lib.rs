@@ -79,13 +79,50 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
+impl StoreError {
+    /// The database could not be reached in time (no connection within
+    /// the pool's acquire timeout, a lost connection): worth trying again,
+    /// not a fault of the request.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+}
+
+/// How many PostgreSQL connections this instance holds at most, and how
+/// long a request waits for one before it is refused (a press then gets
+/// 503 with Retry-After instead of hanging while the database is away).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 16,
+            acquire_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
 /// Connects to the database a URL names: `sqlite:PATH` (created if missing)
 /// or `postgres://…`, and applies pending migrations.
 pub async fn connect(url: &str) -> Result<Db, StoreError> {
+    connect_with(url, PoolSettings::default()).await
+}
+
+/// [`connect`] with PostgreSQL pool settings.
+pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Db, StoreError> {
     let db = if url.starts_with("sqlite:") {
         Db::sqlite(url).await?
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Db::postgres(url, 16).await?
+        Db::postgres(url, pool).await?
     } else {
         return Err(StoreError::UnsupportedUrl);
     };

@@ -42,6 +42,7 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "database_url",
+    "database",
     "data_key",
     "metrics_token",
     "directory",
@@ -68,6 +69,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: SecretString,
+    /// PostgreSQL's connection pool (`[database]`).
+    pub database: DatabaseConfig,
     pub data_key: SecretString,
     /// The bearer token a remote Prometheus sends for `/metrics`; empty:
     /// `/metrics` answers only a scraper on this machine.
@@ -162,6 +165,27 @@ pub struct ConsoleConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Connections this instance holds at most (PostgreSQL): with N
+    /// instances, N × this must stay below the server's max_connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection; past it a press gets 503
+    /// with Retry-After (the database is away or overloaded).
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DispatchConfig {
     pub batch: u32,
     #[serde(with = "humantime_serde")]
@@ -189,6 +213,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./avisa-data"),
             database_url: SecretString::from(""),
+            database: DatabaseConfig::default(),
             data_key: SecretString::from(""),
             metrics_token: SecretString::from(""),
             directory: PathBuf::new(),

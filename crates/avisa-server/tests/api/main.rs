@@ -13,6 +13,7 @@ mod kannel;
 mod live;
 mod login;
 mod numbers;
+mod outage;
 mod phone;
 mod pin;
 mod retention;

@@ -1,0 +1,138 @@
+//! The database goes away: presses are answered 503 with Retry-After within
+//! 2 s (the app sends them again with their key), nothing accepted is lost,
+//! and when it returns presses are taken again with no restart. PostgreSQL
+//! is reached through a proxy the test switches off, as an outage would.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
+
+/// A TCP proxy to PostgreSQL that can drop every connection and refuse new
+/// ones until switched back on.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    continue; // refused: dropped at once
+                }
+                let (flag, upstream) = (flag.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    tokio::pin!(copy);
+                    // Cut when the switch goes off, as a dead server would.
+                    loop {
+                        tokio::select! {
+                            _ = &mut copy => return,
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                                if !flag.load(Ordering::SeqCst) {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Proxy { port, up }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn presses_while_the_database_is_away_get_503_and_go_when_it_returns() {
+    let Some(url) = avisa_store::testing::fresh_postgres_url().await else {
+        return;
+    };
+    // postgres://user@host:port/db → the same through the proxy.
+    let (head, db) = url.rsplit_once('/').expect("a database name");
+    let (creds, hostport) = head.rsplit_once('@').unwrap_or((
+        "postgres://postgres",
+        head.trim_start_matches("postgres://"),
+    ));
+    let proxy = Proxy::start(hostport.to_string()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.database_url = format!("{creds}@127.0.0.1:{}/{db}", proxy.port).into();
+    let app = TestApp::start(config, dir).await;
+    let token = app.person("+12135550100").await;
+    let press = |key: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let started = Instant::now();
+            let resp = app
+                .client
+                .post(format!("{}/api/v1/alerts", app.base))
+                .bearer_auth(&token)
+                .json(&json!({"idempotency_key": key}))
+                .send()
+                .await
+                .expect("press");
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (resp.status(), retry, started.elapsed())
+        }
+    };
+    let (s, _, _) = press("outage-before-0001").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+
+    proxy.set(false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (s, retry, took) = press("outage-during-0001").await;
+    assert_eq!(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "refused while the database is away"
+    );
+    assert!(retry.is_some(), "with Retry-After");
+    assert!(
+        took <= Duration::from_millis(2500),
+        "answered within 2 s: {took:?}"
+    );
+
+    proxy.set(true);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, _, _) = press("outage-during-0001").await;
+        if s == StatusCode::ACCEPTED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never taken after the database returned: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Both presses stand, once each.
+    let (s, body) = app
+        .call(reqwest::Method::GET, "/api/v1/history", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let n = body["alerts"].as_array().map_or(0, Vec::len);
+    assert_eq!(n, 2, "{body}");
+}
