@@ -123,6 +123,31 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(backend, &key).await?)
 }
 
+/// Whether the configured data key (`AVISA_DATA_KEY`, else the data
+/// directory's `data.key`) opens the configured database: `avisa key
+/// check`, for a restored backup or a key kept apart. Writes nothing but
+/// pending migrations.
+pub async fn check_key(config: &Config) -> anyhow::Result<Option<bool>> {
+    let configured = config.data_key.expose_secret().trim();
+    let key = if !configured.is_empty() {
+        DataKey::from_base64(configured).context("data_key / AVISA_DATA_KEY")?
+    } else {
+        let file = config.data_key_file();
+        anyhow::ensure!(
+            file.exists(),
+            "no key to check: set AVISA_DATA_KEY, or put data.key in {}",
+            config.data_dir.display()
+        );
+        read_key_file(&file)?
+    };
+    let backend = avisa_store::connect(&config.database_url())
+        .await
+        .context("cannot open the database (check database_url / AVISA_DATABASE_URL)")?;
+    let opens = avisa_store::key_opens(&backend, &key).await?;
+    backend.close().await;
+    Ok(opens)
+}
+
 /// The data directory and what it holds (the SQLite database, its WAL and
 /// shared memory, the SMS log) for the server's own user only: 0700 and
 /// 0600. Files SQLite makes later take the database file's mode.

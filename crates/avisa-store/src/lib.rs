@@ -130,6 +130,19 @@ pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Db, StoreErro
     Ok(db)
 }
 
+/// Whether `key` is the one a database was sealed with: Some(true) it opens
+/// the database's key check, Some(false) it does not, None no key is bound
+/// yet (a new database). Writes nothing.
+pub async fn key_opens(db: &Db, key: &DataKey) -> Result<Option<bool>, StoreError> {
+    let Some(sealed) = db.meta_get(KEY_CHECK).await? else {
+        return Ok(None);
+    };
+    let opened = Vault::new(key).open(KEY_CHECK.as_bytes(), &sealed);
+    Ok(Some(
+        opened.is_ok_and(|o| o.as_slice() == KEY_CHECK_PLAINTEXT),
+    ))
+}
+
 /// Whether a database already has a data key bound to it (its first start
 /// wrote a key check). A database without one may get a freshly generated key.
 pub async fn has_data_key(db: &Db) -> Result<bool, StoreError> {

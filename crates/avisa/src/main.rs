@@ -68,6 +68,18 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// The data key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Whether the configured key (AVISA_DATA_KEY, else <data-dir>/data.key)
+    /// opens the configured database; exit 0 if it does, 1 if not.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +175,23 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             avisa_server::run(config).await
         }
+        Command::Key {
+            command: KeyCommand::Check,
+        } => match avisa_server::check_key(&config).await? {
+            Some(true) => {
+                println!("this key opens the database");
+                Ok(())
+            }
+            Some(false) => anyhow::bail!(
+                "this key does NOT open the database: it was sealed with another key, and nothing in it can be read without that one"
+            ),
+            None => {
+                println!(
+                    "the database has no key bound yet: the first start binds the one configured"
+                );
+                Ok(())
+            }
+        },
         Command::Migrate => {
             config.validate()?;
             std::fs::create_dir_all(&config.data_dir).ok();

@@ -110,6 +110,52 @@ fn migrate_creates_the_database_in_the_data_dir() {
     assert!(dir.path().join("elsewhere/avisa.db").exists());
 }
 
+/// `avisa key check`: the key beside a database opens it; another key is
+/// refused, with exit 1; a database with no key yet says so.
+#[test]
+fn the_key_is_checked_against_the_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = avisa(dir.path(), &["--data-dir", "d", "migrate"]);
+    assert!(out.status.success());
+    let out = avisa(dir.path(), &["--data-dir", "d", "key", "check"]);
+    assert!(!out.status.success(), "no key anywhere yet");
+    // The first use binds a key (written as d/data.key).
+    let out = avisa(dir.path(), &["--data-dir", "d", "staff", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = avisa(dir.path(), &["--data-dir", "d", "key", "check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("this key opens the database"),
+        "{}",
+        stdout(&out)
+    );
+    // Another key (a backup restored with the wrong one).
+    let other = Command::new(env!("CARGO_BIN_EXE_avisa"))
+        .args(["--data-dir", "d", "key", "check"])
+        .current_dir(dir.path())
+        .env(
+            "AVISA_DATA_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env_remove("AVISA_DATABASE_URL")
+        .output()
+        .expect("run avisa");
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("does NOT open the database"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+}
+
 /// Starts `avisa serve` on embedded defaults in `dir`, on a free port, and
 /// waits for `/healthz`: the child and its base URL.
 async fn serve_in(dir: &Path) -> (std::process::Child, String) {
