@@ -105,6 +105,15 @@ fn refusals(path: &str, method: &str, op: &mut Operation) {
     if path.contains('{') {
         add(op, "404", "no such resource (or not the caller's)");
     }
+    // Whatever reads or writes the store answers 503 `busy` with
+    // Retry-After while the database cannot be reached in time.
+    if path.starts_with("/api/v1/") || path.starts_with("/hooks/") {
+        add(
+            op,
+            "503",
+            "the database cannot be reached for now; try again after Retry-After",
+        );
+    }
 }
 
 /// Documents a refusal with the JSON error shape, unless the handler did.

@@ -176,12 +176,14 @@ impl Worker {
                     _ => None,
                 })
                 .flat_map(|(id, number, messages)| {
-                    // The duty SMS names the case as the stored copy does.
-                    let label = number
-                        .clone()
-                        .unwrap_or_else(|| id.simple().to_string()[..8].to_string());
                     messages.into_iter().map(move |mut m| {
+                        // The duty SMS names the case as the stored copy
+                        // does (only it carries the slot: no work for the
+                        // others).
                         if m.body.contains(CASE_SLOT) {
+                            let label = number
+                                .clone()
+                                .unwrap_or_else(|| id.simple().to_string()[..8].to_string());
                             m.body = m.body.replace(CASE_SLOT, &label);
                         }
                         m
