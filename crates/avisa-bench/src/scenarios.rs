@@ -170,6 +170,7 @@ pub(crate) async fn store_ceilings(
         let messages = (0..6)
             .map(|r| NewMessage {
                 id: uuid::Uuid::now_v7(),
+                owner: Some(person_id),
                 kind: if r == 5 { MessageKind::SelfPhone } else { MessageKind::Contact },
                 purpose: Purpose::Alert,
                 contact_id: None,

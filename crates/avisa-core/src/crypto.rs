@@ -7,6 +7,18 @@
 //! phone) use a keyed HMAC-SHA256 "blind index" under a second derived key.
 //! PINs and one-time codes are hashed with a key too, so a copy of the
 //! database alone cannot be brute-forced over their small spaces.
+//!
+//! Three levels of keys (envelope encryption):
+//! - the **master key** (`data.key` / `AVISA_DATA_KEY`) never enters the
+//!   database; it only wraps the root key, so rotating it rewrites one value;
+//! - the database's **root key** ([`Vault`]): random, stored wrapped by the
+//!   master key; it derives the blind-index key, the PIN pepper and the
+//!   cipher of values that belong to nobody yet (a device before its code),
+//!   and wraps every person's key;
+//! - a **person's key** ([`FieldKey`]): random, stored wrapped by the root
+//!   key, seals everything of that person. Deleting the wrapped key makes
+//!   every copy of their values (free pages, WAL, backups made afterwards)
+//!   unopenable, whatever key the reader holds.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -23,6 +35,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// Format byte at the start of every sealed value, so the scheme can change
 /// later without guessing.
 const SEAL_V1: u8 = 1;
+/// A value sealed with a person's key: the version byte, then the key's id.
+const SEAL_V2: u8 = 2;
+/// A person key's id (the person's UUID).
+pub const KEY_ID_LEN: usize = 16;
 const NONCE_LEN: usize = 24;
 /// Poly1305's tag, after the ciphertext.
 const TAG_LEN: usize = 16;
@@ -76,6 +92,12 @@ impl DataKey {
         Ok(DataKey(Zeroizing::new(arr)))
     }
 
+    /// Whether two keys are the same (without stopping at the first byte
+    /// that differs).
+    pub fn same_as(&self, other: &DataKey) -> bool {
+        constant_time_eq(self.0.as_ref(), other.0.as_ref())
+    }
+
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(self.0.as_ref()))
     }
@@ -117,42 +139,47 @@ impl Vault {
 
     /// Seals `plaintext`; `aad` names where it lives (e.g. `people.name:<id>`).
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        // A random 192-bit nonce, from the thread's CSPRNG (seeded and
-        // reseeded from the OS): a press seals about twenty fields, and a
-        // system call each showed in profiles.
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce);
-        let nonce = XNonce::from(nonce);
-        // Version, nonce, then the plaintext encrypted in place and its tag:
-        // one allocation.
-        let start = 1 + NONCE_LEN;
-        let mut out = Vec::with_capacity(start + plaintext.len() + TAG_LEN);
-        out.push(SEAL_V1);
-        out.extend_from_slice(nonce.as_slice());
-        out.extend_from_slice(plaintext);
-        let tag = self
-            .cipher
-            .encrypt_inout_detached(&nonce, aad, (&mut out[start..]).into())
-            .map_err(|_| CryptoError::Random)?;
-        out.extend_from_slice(tag.as_slice());
-        Ok(out)
+        seal_with(&self.cipher, &[SEAL_V1], aad, plaintext)
     }
 
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != SEAL_V1 {
+        if sealed.first() != Some(&SEAL_V1) {
             return Err(CryptoError::Open);
         }
-        let nonce = XNonce::try_from(&sealed[1..1 + NONCE_LEN]).map_err(|_| CryptoError::Open)?;
-        self.cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: &sealed[1 + NONCE_LEN..],
-                    aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::Open)
+        open_with(&self.cipher, 1, aad, sealed)
+    }
+
+    /// Wraps another key (the root key under the master key).
+    pub fn wrap_key(&self, aad: &[u8], key: &DataKey) -> Result<Vec<u8>, CryptoError> {
+        self.seal(aad, key.0.as_ref())
+    }
+
+    /// Unwraps a key [`Vault::wrap_key`] wrapped.
+    pub fn unwrap_key(&self, aad: &[u8], wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let bytes = self.open(aad, wrapped)?;
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CryptoError::Open)?;
+        Ok(DataKey(Zeroizing::new(arr)))
+    }
+
+    /// A new person key, and its wrapped form to store (bound to the person).
+    pub fn new_person_key(
+        &self,
+        person: [u8; KEY_ID_LEN],
+    ) -> Result<(FieldKey, Vec<u8>), CryptoError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut()).map_err(|_| CryptoError::Random)?;
+        let wrapped = self.seal(&person_key_aad(person), bytes.as_ref())?;
+        Ok((FieldKey::from_bytes(person, bytes.as_ref())?, wrapped))
+    }
+
+    /// Unwraps a stored person key.
+    pub fn open_person_key(
+        &self,
+        person: [u8; KEY_ID_LEN],
+        wrapped: &[u8],
+    ) -> Result<FieldKey, CryptoError> {
+        let bytes = self.open(&person_key_aad(person), wrapped)?;
+        FieldKey::from_bytes(person, &bytes)
     }
 
     pub fn seal_str(&self, aad: &str, plaintext: &str) -> Result<Vec<u8>, CryptoError> {
@@ -221,6 +248,111 @@ impl Vault {
         self.argon2()
             .map(|a| a.verify_password(secret.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
+    }
+}
+
+fn person_key_aad(person: [u8; KEY_ID_LEN]) -> Vec<u8> {
+    let mut aad = b"person_keys.key:".to_vec();
+    aad.extend_from_slice(&person);
+    aad
+}
+
+/// Version byte(s) given, a random nonce, then the plaintext encrypted in
+/// place and its tag: one allocation.
+fn seal_with(
+    cipher: &XChaCha20Poly1305,
+    header: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    // A random 192-bit nonce, from the thread's CSPRNG (seeded and
+    // reseeded from the OS): a press seals about twenty fields, and a
+    // system call each showed in profiles.
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce);
+    let nonce = XNonce::from(nonce);
+    let start = header.len() + NONCE_LEN;
+    let mut out = Vec::with_capacity(start + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(header);
+    out.extend_from_slice(nonce.as_slice());
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_inout_detached(&nonce, aad, (&mut out[start..]).into())
+        .map_err(|_| CryptoError::Random)?;
+    out.extend_from_slice(tag.as_slice());
+    Ok(out)
+}
+
+fn open_with(
+    cipher: &XChaCha20Poly1305,
+    header: usize,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    if sealed.len() < header + NONCE_LEN + TAG_LEN {
+        return Err(CryptoError::Open);
+    }
+    let nonce =
+        XNonce::try_from(&sealed[header..header + NONCE_LEN]).map_err(|_| CryptoError::Open)?;
+    cipher
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: &sealed[header + NONCE_LEN..],
+                aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::Open)
+}
+
+/// The person key a sealed value needs, if it was sealed with one.
+pub fn sealed_key_id(sealed: &[u8]) -> Option<[u8; KEY_ID_LEN]> {
+    if sealed.len() < 1 + KEY_ID_LEN + NONCE_LEN + TAG_LEN || sealed[0] != SEAL_V2 {
+        return None;
+    }
+    sealed[1..1 + KEY_ID_LEN].try_into().ok()
+}
+
+/// One person's key: seals and opens their fields. Zeroed on drop (the
+/// cipher holds the only copy).
+pub struct FieldKey {
+    id: [u8; KEY_ID_LEN],
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for FieldKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FieldKey(<secret>)")
+    }
+}
+
+impl FieldKey {
+    fn from_bytes(id: [u8; KEY_ID_LEN], bytes: &[u8]) -> Result<Self, CryptoError> {
+        Ok(FieldKey {
+            id,
+            cipher: XChaCha20Poly1305::new_from_slice(bytes).map_err(|_| CryptoError::Open)?,
+        })
+    }
+
+    pub fn id(&self) -> [u8; KEY_ID_LEN] {
+        self.id
+    }
+
+    /// Seals `plaintext` (the key's id travels in front, so whoever opens
+    /// it knows which key to fetch).
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut header = [0u8; 1 + KEY_ID_LEN];
+        header[0] = SEAL_V2;
+        header[1..].copy_from_slice(&self.id);
+        seal_with(&self.cipher, &header, aad, plaintext)
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed_key_id(sealed) != Some(self.id) {
+            return Err(CryptoError::Open);
+        }
+        open_with(&self.cipher, 1 + KEY_ID_LEN, aad, sealed)
     }
 }
 
@@ -324,6 +456,37 @@ mod tests {
         // An empty value too.
         let empty = vault.seal(b"x", b"").expect("seal");
         assert_eq!(vault.open(b"x", &empty).expect("open").len(), 0);
+    }
+
+    #[test]
+    fn person_keys_wrap_seal_and_stay_apart() {
+        let vault = Vault::new(&DataKey::generate().expect("key"));
+        let (key, wrapped) = vault.new_person_key([7; KEY_ID_LEN]).expect("key");
+        let sealed = key.seal(b"contacts.name:1", b"Mam\xc3\xa1").expect("seal");
+        assert_eq!(sealed_key_id(&sealed), Some([7; KEY_ID_LEN]));
+        // The root's own cipher does not open a person's value, nor the
+        // reverse; the unwrapped key does.
+        assert!(vault.open(b"contacts.name:1", &sealed).is_err());
+        let root_sealed = vault.seal(b"x", b"y").expect("seal");
+        assert!(key.open(b"x", &root_sealed).is_err());
+        assert_eq!(sealed_key_id(&root_sealed), None);
+        let again = vault
+            .open_person_key([7; KEY_ID_LEN], &wrapped)
+            .expect("unwrap");
+        assert_eq!(
+            again
+                .open(b"contacts.name:1", &sealed)
+                .expect("open")
+                .as_slice(),
+            "Mamá".as_bytes()
+        );
+        // A wrapped key is bound to its person, and to the root.
+        assert!(vault.open_person_key([8; KEY_ID_LEN], &wrapped).is_err());
+        let other = Vault::new(&DataKey::generate().expect("key"));
+        assert!(other.open_person_key([7; KEY_ID_LEN], &wrapped).is_err());
+        // Another person's key does not open it, even with the id forged.
+        let (eve, _) = vault.new_person_key([7; KEY_ID_LEN]).expect("key");
+        assert!(eve.open(b"contacts.name:1", &sealed).is_err());
     }
 
     #[test]

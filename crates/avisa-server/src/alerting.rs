@@ -212,6 +212,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         |kind, contact_id, name: Option<String>, to: PhoneNumber, body: String, language, rank| {
             NewMessage {
                 id: Uuid::now_v7(),
+                owner: Some(r.person.id),
                 kind,
                 purpose: Purpose::Alert,
                 contact_id,

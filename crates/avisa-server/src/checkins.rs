@@ -200,6 +200,7 @@ async fn remind(state: &AppState, now: i64) {
         let lang = person.profile.language;
         reminders.push(NewMessage {
             id: Uuid::now_v7(),
+            owner: Some(person_id),
             kind: MessageKind::Reply,
             purpose: Purpose::Reply,
             contact_id: None,

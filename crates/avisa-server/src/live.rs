@@ -81,6 +81,7 @@ pub async fn tell_contacts(state: &AppState, view: &AlertView, loc: &Location) -
         let clock = local_clock(now, zone, c.language);
         owed.push(NewMessage {
             id: Uuid::now_v7(),
+            owner: Some(view.person_id),
             kind: MessageKind::Contact,
             purpose: Purpose::Update,
             contact_id: Some(c.id),

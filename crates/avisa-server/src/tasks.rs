@@ -350,6 +350,7 @@ async fn escalate(state: AppState) {
             })
             .map(|(key, to)| avisa_store::NewMessage {
                 id: uuid::Uuid::now_v7(),
+                owner: Some(e.person_id),
                 kind: avisa_store::MessageKind::Consulate,
                 // A follow-up, not one of the alert's own messages: the
                 // person's list of recipients does not grow with it.

@@ -224,6 +224,8 @@ async fn neutral_reply(
 async fn reply(state: &AppState, sender: &PhoneNumber, body: String, now: i64) -> ApiResult<()> {
     let reply = NewMessage {
         id: Uuid::now_v7(),
+        // A fixed text to whoever wrote (perhaps nobody Avisa knows).
+        owner: None,
         kind: MessageKind::Reply,
         purpose: Purpose::Reply,
         contact_id: None,

@@ -16,6 +16,7 @@ impl Store {
     /// `text` makes for its kind and language, sealed for the outbox.
     fn follow_ups(
         &self,
+        owner: Uuid,
         alert_id: Uuid,
         parents: &[OutboxRow],
         text: &(dyn Fn(MessageKind, Language) -> String + Sync),
@@ -26,11 +27,10 @@ impl Store {
         parents
             .iter()
             .map(|parent| {
-                let to = self
-                    .vault
-                    .open_string(&aad("outbox.to", parent.id), &parent.to_enc)?;
+                let to = self.open_str(&aad("outbox.to", parent.id), &parent.to_enc)?;
                 let message = NewMessage {
                     id: Uuid::now_v7(),
+                    owner: Some(owner),
                     kind: parent.kind,
                     purpose: Purpose::Safe,
                     contact_id: parent.contact_id,
@@ -58,6 +58,13 @@ impl Store {
         expires_at: UnixMillis,
         safe_text: &(dyn Fn(MessageKind, Language) -> String + Sync),
     ) -> Result<Option<u64>, StoreError> {
+        // The person's key before the transaction (which holds SQLite's
+        // writer): the follow-ups are sealed with it.
+        let owner = match self.alert_key(alert_id).await {
+            Ok(key) => Uuid::from_bytes(key.id()),
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut tx = self.db.begin().await?;
         let (cancelled, withdrawn, reached) = db_run!(&mut tx, |t| {
             let cancelled = sqlx::query(
@@ -94,7 +101,7 @@ impl Store {
         if !cancelled {
             return Ok(None);
         }
-        let follow = self.follow_ups(alert_id, &reached, safe_text, 0, expires_at, now)?;
+        let follow = self.follow_ups(owner, alert_id, &reached, safe_text, 0, expires_at, now)?;
         insert_outbox(&mut tx, &follow).await?;
         tx.commit().await?;
         Ok(Some(withdrawn))
@@ -114,6 +121,11 @@ impl Store {
         expires_at: UnixMillis,
         notice: &(dyn Fn(MessageKind, Language) -> String + Sync),
     ) -> Result<Option<usize>, StoreError> {
+        let owner = match self.alert_key(alert_id).await {
+            Ok(key) => Uuid::from_bytes(key.id()),
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut tx = self.db.begin().await?;
         if !mark_duress(&mut tx, alert_id, now).await? {
             return Ok(None);
@@ -130,6 +142,7 @@ impl Store {
             .await?
         });
         let follow = self.follow_ups(
+            owner,
             alert_id,
             &parents,
             notice,

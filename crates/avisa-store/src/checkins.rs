@@ -10,7 +10,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::db::db_run;
-use crate::{Store, StoreError, aad};
+use crate::{Store, StoreError, aad, seal_opt};
 
 /// The most timers a person may have scheduled at once.
 pub const MAX_SCHEDULED_CHECKINS: i64 = 10;
@@ -98,8 +98,9 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Checkin, StoreError> {
         let id = Uuid::now_v7();
-        let place = self.seal_opt(&aad("checkins.place", id), new.place.as_deref())?;
-        let note = self.seal_opt(&aad("checkins.note", id), new.note.as_deref())?;
+        let key = self.person_key(new.person_id).await?;
+        let place = seal_opt(&key, &aad("checkins.place", id), new.place.as_deref())?;
+        let note = seal_opt(&key, &aad("checkins.note", id), new.note.as_deref())?;
         let location = new
             .location
             .map(|l| {
@@ -110,7 +111,7 @@ impl Store {
                     l.accuracy_m.map(|a| a.to_string()).unwrap_or_default()
                 )
             })
-            .map(|text| self.vault.seal_str(&aad("checkins.location", id), &text))
+            .map(|text| key.seal(aad("checkins.location", id).as_bytes(), text.as_bytes()))
             .transpose()?;
         let lock_person = self.db.dialect().lock_person();
         let mut tx = self.db.begin().await?;
@@ -169,6 +170,7 @@ impl Store {
         let rows: Vec<CheckinRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(person_id).fetch_all(pool).await
         })?;
+        self.load_people(rows.iter().map(|r| r.person_id)).await?;
         rows.into_iter().map(|r| self.open_checkin(r)).collect()
     }
 
@@ -184,6 +186,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
+        self.load_people(row.iter().map(|r| r.person_id)).await?;
         row.map(|r| self.open_checkin(r)).transpose()
     }
 
@@ -198,6 +201,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
+        self.load_people(row.iter().map(|r| r.person_id)).await?;
         row.map(|r| self.open_checkin(r)).transpose()
     }
 
@@ -270,6 +274,7 @@ impl Store {
                 .fetch_all(pool)
                 .await
         })?;
+        self.load_people(rows.iter().map(|r| r.person_id)).await?;
         rows.into_iter().map(|r| self.open_checkin(r)).collect()
     }
 

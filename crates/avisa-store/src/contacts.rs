@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use avisa_core::crypto::FieldKey;
 use avisa_core::{Language, PhoneNumber, UnixMillis};
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -66,7 +67,7 @@ struct ContactRow {
 
 impl Store {
     fn contact_row(
-        &self,
+        key: &FieldKey,
         id: Uuid,
         person_id: Uuid,
         input: &ContactInput,
@@ -76,15 +77,15 @@ impl Store {
         Ok(ContactRow {
             id,
             person_id,
-            name_enc: self
-                .vault
-                .seal_str(&aad("contacts.name", id), &input.name)?,
-            phone_enc: self
-                .vault
-                .seal_str(&aad("contacts.phone", id), input.phone.as_str())?,
-            message_enc: self
-                .vault
-                .seal_str(&aad("contacts.message", id), &input.message)?,
+            name_enc: key.seal(aad("contacts.name", id).as_bytes(), input.name.as_bytes())?,
+            phone_enc: key.seal(
+                aad("contacts.phone", id).as_bytes(),
+                input.phone.as_str().as_bytes(),
+            )?,
+            message_enc: key.seal(
+                aad("contacts.message", id).as_bytes(),
+                input.message.as_bytes(),
+            )?,
             language: input.language,
             location_updates: input.location_updates,
             created_at,
@@ -96,16 +97,11 @@ impl Store {
         let id = row.id;
         Ok(Contact {
             id,
-            name: self
-                .vault
-                .open_string(&aad("contacts.name", id), &row.name_enc)?,
+            name: self.open_str(&aad("contacts.name", id), &row.name_enc)?,
             phone: PhoneNumber::from_e164_unchecked(
-                self.vault
-                    .open_string(&aad("contacts.phone", id), &row.phone_enc)?,
+                self.open_str(&aad("contacts.phone", id), &row.phone_enc)?,
             ),
-            message: self
-                .vault
-                .open_string(&aad("contacts.message", id), &row.message_enc)?,
+            message: self.open_str(&aad("contacts.message", id), &row.message_enc)?,
             language: row.language,
             location_updates: row.location_updates,
             created_at: row.created_at,
@@ -118,6 +114,8 @@ impl Store {
         let rows: Vec<ContactRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(person_id).fetch_all(pool).await
         })?;
+        self.load_keys(rows.iter().map(|r| r.name_enc.as_slice()))
+            .await?;
         rows.into_iter().map(|row| self.open_contact(row)).collect()
     }
 
@@ -173,10 +171,10 @@ impl Store {
     }
 
     pub async fn contact(&self, person_id: Uuid, id: Uuid) -> Result<Option<Contact>, StoreError> {
-        self.contact_row_of(person_id, id)
-            .await?
-            .map(|row| self.open_contact(row))
-            .transpose()
+        let row = self.contact_row_of(person_id, id).await?;
+        self.load_keys(row.iter().map(|r| r.name_enc.as_slice()))
+            .await?;
+        row.map(|row| self.open_contact(row)).transpose()
     }
 
     /// Adds a contact, unless the person already has [`MAX_CONTACTS`]
@@ -187,7 +185,8 @@ impl Store {
         input: &ContactInput,
         now: UnixMillis,
     ) -> Result<Contact, StoreError> {
-        let c = self.contact_row(Uuid::now_v7(), person_id, input, now, now)?;
+        let key = self.person_key(person_id).await?;
+        let c = Self::contact_row(&key, Uuid::now_v7(), person_id, input, now, now)?;
         let lock_person = self.db.dialect().lock_person();
         let mut tx = self.db.begin().await?;
         db_run!(&mut tx, |t| {
@@ -235,7 +234,8 @@ impl Store {
             .contact_row_of(person_id, id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let c = self.contact_row(id, person_id, input, existing.created_at, now)?;
+        let key = self.person_key(person_id).await?;
+        let c = Self::contact_row(&key, id, person_id, input, existing.created_at, now)?;
         let sql = "UPDATE contacts SET name_enc = $1, phone_enc = $2, message_enc = $3, \
                    language = $4, updated_at = $5, location_updates = $6 \
                    WHERE person_id = $7 AND id = $8";

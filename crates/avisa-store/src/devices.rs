@@ -158,9 +158,7 @@ impl Store {
                 attempts_left: (MAX_CODE_ATTEMPTS - row.code_attempts).max(0),
             });
         }
-        let phone = self
-            .vault
-            .open_string(&aad("devices.phone", device_id), &row.phone_enc)?;
+        let phone = self.open_str(&aad("devices.phone", device_id), &row.phone_enc)?;
         let person_id = self
             .verified_person(device_id, &row.phone_index, &phone, row.language, now)
             .await?;

@@ -15,6 +15,7 @@ mod console;
 mod contacts;
 mod db;
 mod devices;
+mod keys;
 mod lockout;
 mod migrations;
 mod opt_outs;
@@ -28,7 +29,7 @@ pub mod testing;
 use std::sync::Arc;
 
 use avisa_core::PhoneNumber;
-use avisa_core::crypto::{CryptoError, DataKey, Vault};
+use avisa_core::crypto::{CryptoError, DataKey, FieldKey, Vault};
 use uuid::Uuid;
 
 pub use alerts::{
@@ -47,6 +48,7 @@ pub use console::{
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};
 pub use db::Db;
 pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
+pub use keys::Rotated;
 pub use lockout::LoginFailures;
 pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
@@ -130,23 +132,27 @@ pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Db, StoreErro
     Ok(db)
 }
 
-/// Whether `key` is the one a database was sealed with: Some(true) it opens
-/// the database's key check, Some(false) it does not, None no key is bound
-/// yet (a new database). Writes nothing.
+/// Whether `key` is the master key of a database: Some(true) it opens it,
+/// Some(false) it does not, None no key is bound yet (a new database).
+/// Writes nothing.
 pub async fn key_opens(db: &Db, key: &DataKey) -> Result<Option<bool>, StoreError> {
-    let Some(sealed) = db.meta_get(KEY_CHECK).await? else {
-        return Ok(None);
-    };
-    let opened = Vault::new(key).open(KEY_CHECK.as_bytes(), &sealed);
-    Ok(Some(
-        opened.is_ok_and(|o| o.as_slice() == KEY_CHECK_PLAINTEXT),
-    ))
+    keys::master_opens(db, key).await
 }
 
 /// Whether a database already has a data key bound to it (its first start
 /// wrote a key check). A database without one may get a freshly generated key.
 pub async fn has_data_key(db: &Db) -> Result<bool, StoreError> {
-    Ok(db.meta_get(KEY_CHECK).await?.is_some())
+    Ok(db.meta_get(KEY_CHECK).await?.is_some() || db.meta_get(keys::ROOT_KEY).await?.is_some())
+}
+
+/// Re-wraps the database's root key under a new master key, in one
+/// transaction (`avisa key rotate`); servers running on the database go on.
+pub async fn rotate_master_key(
+    db: &Db,
+    old: &DataKey,
+    new: &DataKey,
+) -> Result<Rotated, StoreError> {
+    keys::rotate_master(db, old, new).await
 }
 
 /// The store: plain domain types outside, sealed rows inside. Each
@@ -156,6 +162,7 @@ pub async fn has_data_key(db: &Db) -> Result<bool, StoreError> {
 pub struct Store {
     db: Arc<Db>,
     vault: Arc<Vault>,
+    keys: Arc<keys::Keyring>,
     contacts_cache: Arc<contacts::ContactsCache>,
 }
 
@@ -166,37 +173,24 @@ pub(crate) fn aad(table_column: &str, id: Uuid) -> String {
 }
 
 impl Store {
-    /// Binds the store to its data key: on a new database the key check is
-    /// written; on an existing one a key that does not open it is refused.
+    /// Binds the store to its master key: on a new database a root key is
+    /// made and stored wrapped by it; on an existing one a key that does
+    /// not open the root key is refused.
     pub async fn open(db: Db, key: &DataKey) -> Result<Store, StoreError> {
-        let vault = Arc::new(Vault::new(key));
-        loop {
-            match db.meta_get(KEY_CHECK).await? {
-                Some(sealed) => {
-                    let opened = vault
-                        .open(KEY_CHECK.as_bytes(), &sealed)
-                        .map_err(|_| StoreError::WrongKey)?;
-                    if opened.as_slice() != KEY_CHECK_PLAINTEXT {
-                        return Err(StoreError::WrongKey);
-                    }
-                    break;
-                }
-                None => {
-                    let sealed = vault.seal(KEY_CHECK.as_bytes(), KEY_CHECK_PLAINTEXT)?;
-                    if db.meta_insert(KEY_CHECK, &sealed).await? {
-                        break;
-                    }
-                    // Another process bound a key first: it must be ours.
-                }
-            }
-        }
-        Ok(Store {
+        let root = keys::root_key(&db, key).await?;
+        let store = Store {
             db: Arc::new(db),
-            vault,
+            vault: Arc::new(Vault::new(&root)),
+            keys: Arc::default(),
             contacts_cache: Arc::default(),
-        })
+        };
+        store.keys_for_everyone().await?;
+        Ok(store)
     }
 
+    /// The root key's vault: blind indexes, secret hashes, and sealing what
+    /// belongs to nobody yet (a device before its code, a signed URL).
+    /// A person's values are sealed with their own key, never with this.
     pub fn vault(&self) -> &Vault {
         &self.vault
     }
@@ -217,13 +211,18 @@ impl Store {
         self.vault.blind_index("phone", phone.as_str().as_bytes())
     }
 
-    fn seal_opt(&self, place: &str, value: Option<&str>) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(value.map(|v| self.vault.seal_str(place, v)).transpose()?)
-    }
-
     fn open_opt(&self, place: &str, value: Option<&[u8]>) -> Result<Option<String>, StoreError> {
-        Ok(value
-            .map(|v| self.vault.open_string(place, v))
-            .transpose()?)
+        value.map(|v| self.open_str(place, v)).transpose()
     }
+}
+
+/// Seals an optional value with a person's key.
+fn seal_opt(
+    key: &FieldKey,
+    place: &str,
+    value: Option<&str>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(value
+        .map(|v| key.seal(place.as_bytes(), v.as_bytes()))
+        .transpose()?)
 }

@@ -109,6 +109,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0016_in_doubt.sql"),
         include_str!("../migrations/common/0016_in_doubt.sql"),
     ),
+    (
+        17,
+        "person keys",
+        include_str!("../migrations/sqlite/0017_person_keys.sql"),
+        include_str!("../migrations/postgres/0017_person_keys.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

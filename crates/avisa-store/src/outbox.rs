@@ -33,6 +33,10 @@ pub const RANK_AFTER_ALERTS: i32 = 100;
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub id: Uuid,
+    /// The person the message is about, whose key seals it (so deleting
+    /// them makes it unreadable); None for a message that is nobody's yet
+    /// (a code to a phone being registered, a reply to an unknown number).
+    pub owner: Option<Uuid>,
     pub kind: MessageKind,
     pub purpose: Purpose,
     pub contact_id: Option<Uuid>,
@@ -376,6 +380,14 @@ impl Store {
         now: UnixMillis,
     ) -> Result<OutboxRow, StoreError> {
         let id = m.id;
+        let key = m.owner.map(|p| self.loaded_key(p)).transpose()?;
+        let seal = |place: &str, text: &str| -> Result<Vec<u8>, StoreError> {
+            let place = aad(place, id);
+            Ok(match &key {
+                Some(key) => key.seal(place.as_bytes(), text.as_bytes())?,
+                None => self.vault.seal_str(&place, text)?,
+            })
+        };
         Ok(OutboxRow {
             id,
             alert_id,
@@ -386,10 +398,10 @@ impl Store {
             name_enc: m
                 .name
                 .as_deref()
-                .map(|n| self.vault.seal_str(&aad("outbox.name", id), n))
+                .map(|n| seal("outbox.name", n))
                 .transpose()?,
-            to_enc: self.vault.seal_str(&aad("outbox.to", id), m.to.as_str())?,
-            body_enc: self.vault.seal_str(&aad("outbox.body", id), &m.body)?,
+            to_enc: seal("outbox.to", m.to.as_str())?,
+            body_enc: seal("outbox.body", &m.body)?,
             language: m.language,
             rank: m.rank,
             status: OutboxStatus::Queued,
@@ -428,6 +440,7 @@ impl Store {
         now: UnixMillis,
         at: UnixMillis,
     ) -> Result<(), StoreError> {
+        self.owners_keys(messages).await?;
         let rows = messages
             .iter()
             .map(|m| {
@@ -451,7 +464,7 @@ impl Store {
         let mut tx = self.db.begin().await?;
         let rows = claim_in(&mut tx, self.db.dialect(), now, limit, now + lease_ms).await?;
         tx.commit().await?;
-        self.open_claimed(rows)
+        self.open_claimed(rows).await
     }
 
     /// Records a round's outcomes and claims the next round, in one
@@ -468,32 +481,69 @@ impl Store {
         let touched = apply_in(&mut tx, updates).await?;
         let rows = claim_in(&mut tx, self.db.dialect(), now, limit, now + lease_ms).await?;
         tx.commit().await?;
-        Ok((touched, self.open_claimed(rows)?))
+        Ok((touched, self.open_claimed(rows).await?))
     }
 
-    fn open_claimed(&self, rows: Vec<OutboxRow>) -> Result<Vec<Claimed>, StoreError> {
-        rows.into_iter()
-            .map(|r| {
-                Ok(Claimed {
-                    to: PhoneNumber::from_e164_unchecked(
-                        self.vault.open_string(&aad("outbox.to", r.id), &r.to_enc)?,
-                    ),
-                    body: self
-                        .vault
-                        .open_string(&aad("outbox.body", r.id), &r.body_enc)?,
-                    id: r.id,
-                    alert_id: r.alert_id,
-                    parent_id: r.parent_id,
-                    purpose: r.purpose,
-                    attempts: r.attempts,
-                    gateway_index: r.gateway_index,
-                    permanent_failures: r.permanent_failures,
-                    expires_at: r.expires_at,
-                    rank: r.rank,
-                    in_doubt_since: r.in_doubt_at,
-                })
-            })
-            .collect()
+    /// Makes sure the keys of these messages' owners are in memory (made
+    /// for an owner who has none yet), for [`Store::outbox_row`].
+    pub(crate) async fn owners_keys(&self, messages: &[NewMessage]) -> Result<(), StoreError> {
+        let mut owners: Vec<Uuid> = messages.iter().filter_map(|m| m.owner).collect();
+        owners.dedup();
+        for owner in owners {
+            self.person_key(owner).await?;
+        }
+        Ok(())
+    }
+
+    /// Claimed rows opened for sending. A row whose person was deleted
+    /// while it waited no longer opens: it is withdrawn, not sent.
+    async fn open_claimed(&self, rows: Vec<OutboxRow>) -> Result<Vec<Claimed>, StoreError> {
+        self.load_keys(rows.iter().map(|r| r.to_enc.as_slice()))
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut gone = Vec::new();
+        for r in rows {
+            if self.key_gone(&r.to_enc) {
+                gone.push(r.id);
+                continue;
+            }
+            let to = self.open_str(&aad("outbox.to", r.id), &r.to_enc)?;
+            let body = self.open_str(&aad("outbox.body", r.id), &r.body_enc)?;
+            claimed.push(Claimed {
+                to: PhoneNumber::from_e164_unchecked(to),
+                body,
+                id: r.id,
+                alert_id: r.alert_id,
+                parent_id: r.parent_id,
+                purpose: r.purpose,
+                attempts: r.attempts,
+                gateway_index: r.gateway_index,
+                permanent_failures: r.permanent_failures,
+                expires_at: r.expires_at,
+                rank: r.rank,
+                in_doubt_since: r.in_doubt_at,
+            });
+        }
+        if !gone.is_empty() {
+            tracing::warn!(
+                messages = gone.len(),
+                "messages whose person was deleted withdrawn unsent"
+            );
+            let now = avisa_core::now_millis();
+            let sql = "UPDATE outbox SET status = 'withdrawn', reason = 'deleted', \
+                       lease_until = NULL, updated_at = $2 WHERE id = $1";
+            for id in gone {
+                db_run!(self.db.writer(), |pool| {
+                    sqlx::query(sql)
+                        .bind(id)
+                        .bind(now)
+                        .execute(pool)
+                        .await
+                        .map(|_| ())
+                })?;
+            }
+        }
+        Ok(claimed)
     }
 
     /// The statuses of some messages (parents of claimed follow-ups).

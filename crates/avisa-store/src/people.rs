@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::db_run;
 use crate::devices::Device;
-use crate::{Store, StoreError, aad};
+use crate::{Store, StoreError, aad, seal_opt};
 
 /// What the person tells Avisa about themselves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,7 +131,10 @@ impl Store {
         let row: Option<PersonRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(id).fetch_optional(pool).await
         })?;
-        row.map(|r| self.open_person(r)).transpose()
+        match row {
+            Some(r) => Ok(Some(self.open_person(r).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The person with this (verified) phone number.
@@ -141,7 +144,10 @@ impl Store {
         let row: Option<PersonRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(&index).fetch_optional(pool).await
         })?;
-        row.map(|r| self.open_person(r)).transpose()
+        match row {
+            Some(r) => Ok(Some(self.open_person(r).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The device with this token hash and, when verified, its person.
@@ -154,7 +160,10 @@ impl Store {
         };
         Ok(Some((
             device.into(),
-            person.map(|p| self.open_person(p)).transpose()?,
+            match person {
+                Some(p) => Some(self.open_person(p).await?),
+                None => None,
+            },
         )))
     }
 
@@ -177,7 +186,10 @@ impl Store {
         let (existing, recent) = press.unwrap_or_default();
         Ok(Some(PressLookup {
             device: device.into(),
-            person: person.map(|p| self.open_person(p)).transpose()?,
+            person: match person {
+                Some(p) => Some(self.open_person(p).await?),
+                None => None,
+            },
             existing,
             recent,
         }))
@@ -217,11 +229,12 @@ impl Store {
         }))
     }
 
-    fn open_person(&self, row: PersonRow) -> Result<Person, StoreError> {
+    /// Opens a person's row, with their key (loaded, or made for a person
+    /// who has none yet), which later sealing of theirs finds in memory.
+    async fn open_person(&self, row: PersonRow) -> Result<Person, StoreError> {
         let id = row.id;
-        let phone = self
-            .vault
-            .open_string(&aad("people.phone", id), &row.phone_enc)?;
+        self.person_key(id).await?;
+        let phone = self.open_str(&aad("people.phone", id), &row.phone_enc)?;
         Ok(Person {
             id,
             phone: PhoneNumber::from_e164_unchecked(phone),
@@ -253,11 +266,13 @@ impl Store {
         language: Language,
         now: UnixMillis,
     ) -> Result<Uuid, StoreError> {
-        let new_id = Uuid::now_v7();
-        let phone_enc = self.vault.seal_str(&aad("people.phone", new_id), phone)?;
+        // A random id: a person's row says nothing of when they joined.
+        let new_id = Uuid::new_v4();
+        let (key, wrapped) = self.vault.new_person_key(*new_id.as_bytes())?;
+        let phone_enc = key.seal(aad("people.phone", new_id).as_bytes(), phone.as_bytes())?;
         let mut tx = self.db.begin().await?;
         let person_id = db_run!(&mut tx, |t| {
-            sqlx::query(
+            let created = sqlx::query(
                 "INSERT INTO people (id, phone_index, phone_enc, language, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (phone_index) DO NOTHING",
             )
@@ -267,7 +282,15 @@ impl Store {
             .bind(language)
             .bind(now)
             .execute(&mut **t)
-            .await?;
+            .await?
+            .rows_affected();
+            if created == 1 {
+                sqlx::query("INSERT INTO person_keys (person_id, wrapped) VALUES ($1, $2)")
+                    .bind(new_id)
+                    .bind(&wrapped)
+                    .execute(&mut **t)
+                    .await?;
+            }
             let person_id: Uuid =
                 sqlx::query_scalar("SELECT id FROM people WHERE phone_index = $1")
                     .bind(phone_index)
@@ -297,6 +320,22 @@ impl Store {
             person_id
         });
         tx.commit().await?;
+        if person_id == new_id {
+            self.keys.put(new_id, key);
+        }
+        // The device's copy of the number, sealed with the root key while
+        // it belonged to nobody, now goes under the person's key.
+        let key = self.person_key(person_id).await?;
+        let phone_enc = key.seal(aad("devices.phone", device_id).as_bytes(), phone.as_bytes())?;
+        let sql = "UPDATE devices SET phone_enc = $1 WHERE id = $2";
+        db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(&phone_enc)
+                .bind(device_id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
         Ok(person_id)
     }
 
@@ -310,13 +349,19 @@ impl Store {
         duress_hash: Option<String>,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        let name = self.seal_opt(&aad("people.name", id), profile.name.as_deref())?;
-        let state = self.seal_opt(&aad("people.home_state", id), profile.home_state.as_deref())?;
-        let county = self.seal_opt(
+        let key = self.person_key(id).await?;
+        let name = seal_opt(&key, &aad("people.name", id), profile.name.as_deref())?;
+        let state = seal_opt(
+            &key,
+            &aad("people.home_state", id),
+            profile.home_state.as_deref(),
+        )?;
+        let county = seal_opt(
+            &key,
             &aad("people.home_county", id),
             profile.home_county.as_deref(),
         )?;
-        let keyword = self.seal_opt(&aad("people.keyword", id), profile.keyword.as_deref())?;
+        let keyword = seal_opt(&key, &aad("people.keyword", id), profile.keyword.as_deref())?;
         let sql = "UPDATE people SET name_enc = $1, home_state_enc = $2, home_county_enc = $3, \
                    keyword_enc = $4, language = $5, pin_hash = $6, updated_at = $7, \
                    duress_hash = COALESCE($9, duress_hash) WHERE id = $8";
@@ -342,19 +387,35 @@ impl Store {
         }
     }
 
-    /// Deletes a person with every device, contact and alert.
+    /// Deletes a person with every device, contact and alert. Their key
+    /// goes first, in the same transaction: whatever copy of their values
+    /// remains anywhere (free pages, the WAL, a backup made afterwards)
+    /// cannot be opened by anyone. Then what the database keeps of the rows
+    /// is cleared where it can be ([`Store::scrub`]).
     pub async fn delete_person(&self, id: Uuid) -> Result<bool, StoreError> {
-        // Devices, contacts and alerts go with it (ON DELETE CASCADE).
-        let sql = "DELETE FROM people WHERE id = $1";
-        let deleted = db_run!(self.db.writer(), |pool| {
-            sqlx::query(sql)
+        let mut tx = self.db.begin().await?;
+        let deleted = db_run!(&mut tx, |t| {
+            sqlx::query("DELETE FROM person_keys WHERE person_id = $1")
                 .bind(id)
-                .execute(pool)
+                .execute(&mut **t)
+                .await?;
+            // Devices, contacts and alerts go with it (ON DELETE CASCADE).
+            sqlx::query("DELETE FROM people WHERE id = $1")
+                .bind(id)
+                .execute(&mut **t)
                 .await?
                 .rows_affected()
         });
+        tx.commit().await?;
         // Nothing of theirs stays in this process's memory either.
+        self.keys.forget(id);
         self.forget_contacts(id);
+        if deleted == 1
+            && let Err(e) = self.scrub().await
+        {
+            // The key is gone already; the next retention run scrubs again.
+            tracing::warn!(error = %e, "scrubbing after a deletion failed");
+        }
         Ok(deleted == 1)
     }
 

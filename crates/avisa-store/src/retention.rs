@@ -9,7 +9,8 @@
 //! changed something, so old copies of the rows do not linger in the files.
 //! PostgreSQL leaves dead row versions to VACUUM (autovacuum by default);
 //! until then a copy of its files may hold them, as may any backup — which
-//! is why every such value is sealed, and useless without the data key.
+//! is why every such value is sealed, a person's with their own key, which
+//! "delete my data" destroys (see [`Store::scrub`]).
 
 use avisa_core::UnixMillis;
 
@@ -123,19 +124,35 @@ impl Store {
         ] {
             removed.personal_fields += run(sql, c.personal).await?;
         }
-        if removed.any()
-            && let Either::Sqlite(pool) = self.db.writer()
-        {
-            // Free pages back to the file system, and the WAL's old page
-            // images gone with it.
-            sqlx::query("PRAGMA incremental_vacuum")
-                .execute(pool)
-                .await?;
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(pool)
-                .await?;
+        if removed.any() {
+            self.scrub().await?;
         }
         Ok(removed)
+    }
+
+    /// Clears what the database files keep of deleted rows, where the
+    /// database lets us. SQLite: free pages (already overwritten, by
+    /// `secure_delete`) go back to the file system, and the WAL, which
+    /// holds older images of the pages, is emptied. PostgreSQL: the table
+    /// of person keys is rewritten into a new file (`VACUUM FULL`, a small
+    /// table), so a deleted person's wrapped key is in no table file; other
+    /// tables' dead rows wait for VACUUM, and they hold only values no key
+    /// opens any more.
+    pub async fn scrub(&self) -> Result<(), StoreError> {
+        match self.db.writer() {
+            Either::Sqlite(pool) => {
+                sqlx::query("PRAGMA incremental_vacuum")
+                    .execute(pool)
+                    .await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(pool)
+                    .await?;
+            }
+            Either::Postgres(pool) => {
+                sqlx::query("VACUUM FULL person_keys").execute(pool).await?;
+            }
+        }
+        Ok(())
     }
 
     /// When a resolved case loses its trail and its personal fields (None

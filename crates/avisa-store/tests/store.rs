@@ -748,6 +748,7 @@ use avisa_store::{Coverage, Inserted, MessageKind, NewAlert, NewMessage, OutboxU
 
 fn message(rank: i32, to: &str, expires_at: i64) -> NewMessage {
     NewMessage {
+        owner: None,
         id: uuid::Uuid::now_v7(),
         kind: MessageKind::Contact,
         purpose: Purpose::Alert,

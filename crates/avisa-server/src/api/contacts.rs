@@ -369,6 +369,7 @@ pub(crate) async fn tell_of_change(state: &AppState, person: &avisa_store::Perso
     let clock = avisa_core::localtime::local_clock(now, zone, language);
     let message = avisa_store::NewMessage {
         id: uuid::Uuid::now_v7(),
+        owner: Some(person.id),
         kind: avisa_core::MessageKind::SelfPhone,
         // A message that belongs to no alert, as a reply does; after every
         // alert's messages.

@@ -141,6 +141,8 @@ pub async fn register(
     // and expired with the code itself.
     let sms = NewMessage {
         id: Uuid::now_v7(),
+        // Nobody's yet: the phone is not verified.
+        owner: None,
         kind: MessageKind::Verification,
         purpose: Purpose::Code,
         contact_id: None,

@@ -77,13 +77,14 @@ impl Store {
     /// The duty SMS row with its case number sealed into its text.
     pub(crate) fn fill_slot(
         &self,
+        person: Uuid,
         row: &mut OutboxRow,
         text: &str,
         number: &str,
     ) -> Result<(), StoreError> {
-        row.body_enc = self.vault.seal_str(
-            &aad("outbox.body", row.id),
-            &text.replace(CASE_SLOT, number),
+        row.body_enc = self.loaded_key(person)?.seal(
+            aad("outbox.body", row.id).as_bytes(),
+            text.replace(CASE_SLOT, number).as_bytes(),
         )?;
         Ok(())
     }

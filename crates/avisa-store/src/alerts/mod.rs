@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::db::db_run;
 use crate::outbox::{Claimed, NewMessage, OutboxRow};
 use crate::{Store, StoreError, aad};
+use avisa_core::crypto::FieldKey;
 use avisa_core::messages::CASE_SLOT;
 
 /// An alert to store, with every message it owes.
@@ -233,22 +234,21 @@ pub(crate) struct LocationRow {
 }
 
 impl Store {
-    fn seal_location(&self, id: Uuid, loc: &Location) -> Result<Vec<u8>, StoreError> {
+    fn seal_location(key: &FieldKey, id: Uuid, loc: &Location) -> Result<Vec<u8>, StoreError> {
         let text = format!(
             "{};{};{}",
             loc.lat,
             loc.lon,
             loc.accuracy_m.map(|a| a.to_string()).unwrap_or_default()
         );
-        Ok(self
-            .vault
-            .seal_str(&aad("alert_locations.location", id), &text)?)
+        Ok(key.seal(
+            aad("alert_locations.location", id).as_bytes(),
+            text.as_bytes(),
+        )?)
     }
 
     pub(crate) fn open_location(&self, row: &LocationRow) -> Result<Location, StoreError> {
-        let text = self
-            .vault
-            .open_string(&aad("alert_locations.location", row.id), &row.location_enc)?;
+        let text = self.open_str(&aad("alert_locations.location", row.id), &row.location_enc)?;
         let mut parts = text.split(';');
         let num = |p: Option<&str>| p.and_then(|v| v.parse::<f64>().ok());
         match (num(parts.next()), num(parts.next())) {
@@ -262,7 +262,7 @@ impl Store {
     }
 
     pub(crate) fn location_row(
-        &self,
+        key: &FieldKey,
         alert_id: Uuid,
         loc: &Location,
         at: UnixMillis,
@@ -271,7 +271,7 @@ impl Store {
         Ok(LocationRow {
             id,
             alert_id,
-            location_enc: self.seal_location(id, loc)?,
+            location_enc: Self::seal_location(key, id, loc)?,
             created_at: at,
             implausible: false,
         })
@@ -279,7 +279,9 @@ impl Store {
 
     /// Seals an alert's rows (CPU work, done by the caller's task so the
     /// group-commit writer only writes).
+    /// The person's key is in memory: the press's lookup opened them.
     pub fn seal_alert(&self, a: &NewAlert) -> Result<SealedAlert, StoreError> {
+        let key = self.loaded_key(a.person_id)?;
         Ok(SealedAlert {
             alert: AlertRow {
                 id: a.id,
@@ -299,14 +301,14 @@ impl Store {
                 caller_enc: a
                     .caller
                     .as_ref()
-                    .map(|c| self.vault.seal_str(&aad("alerts.caller", a.id), c.as_str()))
+                    .map(|c| key.seal(aad("alerts.caller", a.id).as_bytes(), c.as_str().as_bytes()))
                     .transpose()?,
                 case_number: None,
             },
             location: a
                 .location
                 .as_ref()
-                .map(|loc| self.location_row(a.id, loc, a.created_at))
+                .map(|loc| Self::location_row(&key, a.id, loc, a.created_at))
                 .transpose()?,
             outbox: a
                 .messages
@@ -437,6 +439,7 @@ impl Store {
         let latest: Option<LocationRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(id).fetch_optional(pool).await
         })?;
+        self.load_people([row.person_id]).await?;
         let caller = self.open_caller(&row)?;
         let mut recipients = Vec::new();
         for o in outbox.iter().filter(|o| o.purpose == Purpose::Alert) {
@@ -481,14 +484,14 @@ impl Store {
         Ok(row
             .caller_enc
             .as_deref()
-            .map(|c| self.vault.open_string(&aad("alerts.caller", row.id), c))
+            .map(|c| self.open_str(&aad("alerts.caller", row.id), c))
             .transpose()?)
     }
 
     pub(crate) fn open_outbox_name(&self, o: &OutboxRow) -> Result<Option<String>, StoreError> {
         Ok(o.name_enc
             .as_deref()
-            .map(|n| self.vault.open_string(&aad("outbox.name", o.id), n))
+            .map(|n| self.open_str(&aad("outbox.name", o.id), n))
             .transpose()?)
     }
 }

@@ -31,7 +31,8 @@ impl Store {
         now: UnixMillis,
         implausible: bool,
     ) -> Result<bool, StoreError> {
-        let l = self.location_row(alert_id, loc, now)?;
+        let key = self.alert_key(alert_id).await?;
+        let l = Self::location_row(&key, alert_id, loc, now)?;
         let sql = "INSERT INTO alert_locations (id, alert_id, location_enc, created_at, \
                    implausible) VALUES ($1, $2, $3, $4, $5)";
         let mut tx = self.db.begin().await?;
@@ -66,8 +67,7 @@ impl Store {
                 staff_id: None,
                 kind: CaseEventKind::Reopened,
                 detail_enc: Some(
-                    self.vault
-                        .seal_str(&aad("alert_events.detail", id), "new_location")?,
+                    key.seal(aad("alert_events.detail", id).as_bytes(), b"new_location")?,
                 ),
             };
             crate::console::cases::insert_event(&mut tx, &event).await?;
@@ -90,6 +90,8 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
+        self.load_keys(newest.iter().map(|l| l.location_enc.as_slice()))
+            .await?;
         Ok((count, newest.map(|l| self.fix(&l)).transpose()?))
     }
 
@@ -107,6 +109,8 @@ impl Store {
         let rows: Vec<LocationRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
         })?;
+        self.load_keys(rows.iter().map(|l| l.location_enc.as_slice()))
+            .await?;
         rows.iter().map(|l| self.fix(l)).collect()
     }
 
@@ -120,6 +124,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
+        self.load_people([person_id]).await?;
         row.map(|l| self.open_location(&l)).transpose()
     }
 
@@ -150,6 +155,7 @@ impl Store {
         messages: &[NewMessage],
         now: UnixMillis,
     ) -> Result<(), StoreError> {
+        self.owners_keys(messages).await?;
         let rows = messages
             .iter()
             .map(|m| self.outbox_row(m, Some(alert_id), now))

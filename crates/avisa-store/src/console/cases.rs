@@ -76,10 +76,7 @@ impl Store {
             outcome_detail: r
                 .outcome_detail_enc
                 .as_deref()
-                .map(|d| {
-                    self.vault
-                        .open_string(&aad("alerts.outcome_detail", alert_id), d)
-                })
+                .map(|d| self.open_str(&aad("alerts.outcome_detail", alert_id), d))
                 .transpose()?,
         })
     }
@@ -150,6 +147,7 @@ impl Store {
         });
         let ids: Vec<Uuid> = rows.iter().map(|r| r.0.id).collect();
         let counts = self.delivery_counts(&ids).await?;
+        self.load_people(rows.iter().map(|r| r.0.person_id)).await?;
         let mut out = Vec::with_capacity(rows.len());
         for (alert, case, name, latest) in rows {
             let id = alert.id;
@@ -164,10 +162,7 @@ impl Store {
                 case_number: alert.case_number,
                 person_name: name
                     .as_deref()
-                    .map(|n| {
-                        self.vault
-                            .open_string(&aad("people.name", alert.person_id), n)
-                    })
+                    .map(|n| self.open_str(&aad("people.name", alert.person_id), n))
                     .transpose()?,
                 location: latest.map(|l| self.open_location(&l)).transpose()?,
                 case: self.open_case(id, case)?,
@@ -211,6 +206,8 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
+        self.load_keys(row.iter().filter_map(|r| r.outcome_detail_enc.as_deref()))
+            .await?;
         row.map(|r| self.open_case(alert_id, r)).transpose()
     }
 
@@ -226,9 +223,16 @@ impl Store {
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
         let event_id = Uuid::now_v7();
+        let key = match self.alert_key(alert_id).await {
+            Ok(key) => key,
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         let seal = |text: &str| {
-            self.vault
-                .seal_str(&aad("alert_events.detail", event_id), text)
+            key.seal(
+                aad("alert_events.detail", event_id).as_bytes(),
+                text.as_bytes(),
+            )
         };
         let detail = match action {
             CaseAction::Acknowledge | CaseAction::Reopen => None,
@@ -247,10 +251,10 @@ impl Store {
         let outcome_detail = match action {
             CaseAction::Resolve {
                 detail: Some(d), ..
-            } => Some(
-                self.vault
-                    .seal_str(&aad("alerts.outcome_detail", alert_id), d)?,
-            ),
+            } => Some(key.seal(
+                aad("alerts.outcome_detail", alert_id).as_bytes(),
+                d.as_bytes(),
+            )?),
             _ => None,
         };
         let mut tx = self.db.begin().await?;
@@ -317,13 +321,15 @@ impl Store {
         let rows: Vec<EventRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
         })?;
+        self.load_keys(rows.iter().filter_map(|e| e.detail_enc.as_deref()))
+            .await?;
         rows.into_iter()
             .map(|e| {
                 Ok(CaseEvent {
                     detail: e
                         .detail_enc
                         .as_deref()
-                        .map(|d| self.vault.open_string(&aad("alert_events.detail", e.id), d))
+                        .map(|d| self.open_str(&aad("alert_events.detail", e.id), d))
                         .transpose()?,
                     at: e.at,
                     staff_id: e.staff_id,
@@ -378,11 +384,14 @@ impl Store {
                         .fetch_one(&mut **t)
                         .await?
                 });
+                // (The reader pool: the writer is this transaction's.)
+                self.load_people([person_id]).await?;
                 let name = name_enc
-                    .map(|n| self.vault.open_string(&aad("people.name", person_id), &n))
+                    .map(|n| self.open_str(&aad("people.name", person_id), &n))
                     .transpose()?;
                 escalated.push(Escalated {
                     id,
+                    person_id,
                     consulate_id,
                     person_name: name,
                     created_at,
@@ -443,11 +452,12 @@ impl Store {
         let rows: Vec<Row> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
         })?;
+        self.load_keys(rows.iter().map(|r| r.2.as_slice())).await?;
         rows.into_iter()
             .map(|(id, body, to, sent_at, updated_at)| {
                 let open = |field: &str, sealed: &[u8]| {
                     (!sealed.is_empty())
-                        .then(|| self.vault.open_string(&aad(field, id), sealed))
+                        .then(|| self.open_str(&aad(field, id), sealed))
                         .transpose()
                 };
                 Ok(SentMessage {

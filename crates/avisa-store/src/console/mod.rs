@@ -138,6 +138,7 @@ pub struct SentMessage {
 #[derive(Debug, Clone)]
 pub struct Escalated {
     pub id: Uuid,
+    pub person_id: Uuid,
     pub consulate_id: Option<String>,
     pub person_name: Option<String>,
     pub created_at: UnixMillis,
