@@ -27,6 +27,7 @@ pub async fn run(state: AppState) {
                 ("trail_points", removed.trail_points),
                 ("personal_fields", removed.personal_fields),
                 ("checkins", removed.checkins),
+                ("stray_messages", removed.stray_messages),
             ] {
                 metrics::counter!("avisa_retention_removed_total", "what" => what).increment(n);
             }
@@ -36,6 +37,7 @@ pub async fn run(state: AppState) {
                     trail_points = removed.trail_points,
                     personal_fields = removed.personal_fields,
                     checkins = removed.checkins,
+                    stray_messages = removed.stray_messages,
                     "retention: removed what had served"
                 );
             }

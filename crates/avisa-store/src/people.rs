@@ -393,12 +393,22 @@ impl Store {
     /// cannot be opened by anyone. Then what the database keeps of the rows
     /// is cleared where it can be ([`Store::scrub`]).
     pub async fn delete_person(&self, id: Uuid) -> Result<bool, StoreError> {
+        let strays = match self.person(id).await? {
+            Some(person) => self.stray_messages_to(&person.phone).await?,
+            None => Vec::new(),
+        };
         let mut tx = self.db.begin().await?;
         let deleted = db_run!(&mut tx, |t| {
             sqlx::query("DELETE FROM person_keys WHERE person_id = $1")
                 .bind(id)
                 .execute(&mut **t)
                 .await?;
+            for stray in &strays {
+                sqlx::query("DELETE FROM outbox WHERE id = $1")
+                    .bind(stray)
+                    .execute(&mut **t)
+                    .await?;
+            }
             // Devices, contacts and alerts go with it (ON DELETE CASCADE).
             sqlx::query("DELETE FROM people WHERE id = $1")
                 .bind(id)
@@ -417,6 +427,28 @@ impl Store {
             tracing::warn!(error = %e, "scrubbing after a deletion failed");
         }
         Ok(deleted == 1)
+    }
+
+    /// Messages to `phone` sealed with the root key (codes, replies to a
+    /// number not yet known as the person's): found by opening them, as
+    /// no index names their recipient. Retention deletes these after a day,
+    /// so there are few.
+    async fn stray_messages_to(&self, phone: &PhoneNumber) -> Result<Vec<Uuid>, StoreError> {
+        let sql = "SELECT id, to_enc FROM outbox WHERE alert_id IS NULL \
+                   AND purpose IN ('code', 'reply')";
+        let rows: Vec<(Uuid, Vec<u8>)> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).fetch_all(pool).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(id, to)| {
+                avisa_core::crypto::sealed_key_id(to).is_none()
+                    && self
+                        .open_str(&aad("outbox.to", *id), to)
+                        .is_ok_and(|to| to == phone.as_str())
+            })
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// Records that the person's contacts or keyword changed, and says when

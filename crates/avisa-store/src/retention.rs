@@ -39,6 +39,10 @@ pub struct Removed {
     /// Messages, notes and case fields wiped of who and where.
     pub personal_fields: u64,
     pub checkins: u64,
+    /// Codes and replies that belong to no alert, deleted whole once their
+    /// text had gone (their number was sealed with the root key, not a
+    /// person's, so only deleting them makes it unreadable).
+    pub stray_messages: u64,
 }
 
 impl Removed {
@@ -96,6 +100,14 @@ impl Store {
                      WHERE alert_id IN ({RESOLVED_BEFORE}) AND length(to_enc) > 0"
                 ),
                 c.personal,
+            )
+            .await?,
+            stray_messages: run(
+                format!(
+                    "DELETE FROM outbox WHERE alert_id IS NULL AND purpose IN ('code', 'reply') \
+                     AND status IN {FINAL} AND updated_at < $1"
+                ),
+                c.bodies,
             )
             .await?,
             checkins: run(

@@ -17,6 +17,7 @@ mod outage;
 mod phone;
 mod pin;
 mod retention;
+mod shredding;
 mod supervision;
 mod support;
 mod unlock;
