@@ -32,7 +32,7 @@ export async function startServer(extraEnv = {}) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', join(dir, 'data')], {
-    env: { ...process.env, AVISA_PUBLIC_URL: base, AVISA_LOG: 'warn', AVISA_SMS__SERVICE_NUMBER: '+15005550006', ...extraEnv },
+    env: { ...process.env, AVISA_DATA_KEY_FILE: join(dir, 'data.key'), AVISA_PUBLIC_URL: base, AVISA_LOG: 'warn', AVISA_SMS__SERVICE_NUMBER: '+15005550006', ...extraEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -140,7 +140,7 @@ export async function addContact(page, { name, phone, language, template, messag
 export async function addStaff(server, username, consulate, role, password) {
   await new Promise((resolve, reject) => {
     const child = spawn(bin, ['staff', 'add', '--data-dir', join(server.dir, 'data'), '--username', username, '--consulate', consulate, '--role', role], {
-      env: { ...process.env, AVISA_LOG: 'warn' },
+      env: { ...process.env, AVISA_DATA_KEY_FILE: join(server.dir, 'data.key'), AVISA_LOG: 'warn' },
       stdio: ['pipe', 'ignore', 'pipe'],
     });
     let err = '';

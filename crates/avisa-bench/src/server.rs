@@ -58,6 +58,7 @@ impl Server {
             .env("AVISA_LOG", "error")
             .env_remove("AVISA_DATA_KEY")
             .env_remove("AVISA_DATABASE_URL")
+            .env("AVISA_DATA_KEY_FILE", dir.join("data.key"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

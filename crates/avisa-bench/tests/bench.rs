@@ -14,6 +14,7 @@ fn bench_json(args: &[&str]) -> serde_json::Value {
         .args(args)
         .arg("--json")
         .current_dir(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env_remove("AVISA_DATA_KEY")
         .env_remove("AVISA_DATABASE_URL")
         .output()

@@ -18,6 +18,7 @@ mod handoff;
 mod hasher;
 mod help;
 mod hooks;
+mod keyfile;
 mod listen;
 mod live;
 mod openapi;
@@ -34,19 +35,16 @@ pub mod web;
 mod writer;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::any;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use avisa_core::crypto::DataKey;
 use avisa_core::directory::Directory;
 use std::time::Duration;
 
@@ -84,129 +82,7 @@ pub fn load_directory(config: &Config) -> anyhow::Result<Directory> {
     }
 }
 
-/// Connects to the database (applying migrations) and binds it to its data
-/// key: the configured one, else `<data-dir>/data.key`, else — only for a
-/// database that has never had a key — a new key written there with mode 0600.
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    let pool = avisa_store::PoolSettings {
-        max_connections: config.database.max_connections,
-        acquire_timeout: config.database.acquire_timeout,
-    };
-    let backend = avisa_store::connect_with(&config.database_url(), pool)
-        .await
-        .context("cannot open the database (check database_url / AVISA_DATABASE_URL)")?;
-    owner_only(&config.data_dir);
-    let configured = config.data_key.expose_secret().trim();
-    let key_file = config.data_key_file();
-    let key = if !configured.is_empty() {
-        DataKey::from_base64(configured).context("data_key / AVISA_DATA_KEY")?
-    } else if key_file.exists() {
-        read_key_file(&key_file)?
-    } else if !avisa_store::has_data_key(&backend).await? {
-        let key = DataKey::generate()?;
-        write_key_file(&key_file, &key)?;
-        tracing::info!(path = %key_file.display(), "generated a new data key; keep it safe and out of database backups");
-        key
-    } else {
-        anyhow::bail!(
-            "this database was sealed with a data key, but no key is configured: set AVISA_DATA_KEY, \
-             or restore {} from where you keep it",
-            key_file.display()
-        );
-    };
-    Ok(Store::open(backend, &key).await?)
-}
-
-/// Whether the configured data key (`AVISA_DATA_KEY`, else the data
-/// directory's `data.key`) opens the configured database: `avisa key
-/// check`, for a restored backup or a key kept apart. Writes nothing but
-/// pending migrations.
-pub async fn check_key(config: &Config) -> anyhow::Result<Option<bool>> {
-    let configured = config.data_key.expose_secret().trim();
-    let key = if !configured.is_empty() {
-        DataKey::from_base64(configured).context("data_key / AVISA_DATA_KEY")?
-    } else {
-        let file = config.data_key_file();
-        anyhow::ensure!(
-            file.exists(),
-            "no key to check: set AVISA_DATA_KEY, or put data.key in {}",
-            config.data_dir.display()
-        );
-        read_key_file(&file)?
-    };
-    let backend = avisa_store::connect(&config.database_url())
-        .await
-        .context("cannot open the database (check database_url / AVISA_DATABASE_URL)")?;
-    let opens = avisa_store::key_opens(&backend, &key).await?;
-    backend.close().await;
-    Ok(opens)
-}
-
-/// The data directory and what it holds (the SQLite database, its WAL and
-/// shared memory, the SMS log) for the server's own user only: 0700 and
-/// 0600. Files SQLite makes later take the database file's mode.
-pub fn owner_only(dir: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let set = |path: &Path, mode: u32| {
-            if path.exists()
-                && let Err(e) =
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            {
-                tracing::warn!(path = %path.display(), error = %e, "cannot restrict the permissions");
-            }
-        };
-        set(dir, 0o700);
-        for name in ["avisa.db", "avisa.db-wal", "avisa.db-shm", "sms-log.jsonl"] {
-            set(&dir.join(name), 0o600);
-        }
-    }
-}
-
-fn read_key_file(path: &Path) -> anyhow::Result<DataKey> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            anyhow::bail!(
-                "the data key file {} can be read by other users of this machine: \
-                 run `chmod 600 {}` (and check who may have copied it), then start again",
-                path.display(),
-                path.display()
-            );
-        }
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the data key file {}", path.display()))?;
-    DataKey::from_base64(&text)
-        .with_context(|| format!("the data key file {} does not hold a key", path.display()))
-}
-
-fn write_key_file(path: &Path, key: &DataKey) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create the data key file {}", path.display()))?;
-    file.write_all(format!("{}\n", key.to_base64().as_str()).as_bytes())?;
-    file.sync_all()?;
-    Ok(())
-}
+pub use keyfile::{PauseAt, Rotation, check_key, open_store, owner_only, rotate_key};
 
 /// The gateways in their configured order, each with its rate limit.
 fn build_slots(config: &Config, store: &Store) -> anyhow::Result<Vec<dispatch::Slot>> {

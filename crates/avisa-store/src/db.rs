@@ -181,7 +181,12 @@ impl Db {
     /// A write transaction.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self.writer() {
-            Either::Sqlite(pool) => Either::Sqlite(pool.begin().await?),
+            // IMMEDIATE: the write lock at the start, waiting (busy
+            // timeout) while another process writes (`avisa key rotate`,
+            // `avisa staff add` beside a running server). A deferred
+            // transaction that read first would fail at its first write
+            // if that process committed meanwhile ("database is locked").
+            Either::Sqlite(pool) => Either::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Either::Postgres(pool) => Either::Postgres(pool.begin().await?),
         })
     }

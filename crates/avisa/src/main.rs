@@ -77,9 +77,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Whether the configured key (AVISA_DATA_KEY, else <data-dir>/data.key)
+    /// Whether the configured key (AVISA_DATA_KEY, else the key file)
     /// opens the configured database; exit 0 if it does, 1 if not.
     Check,
+    /// A new master key: the database's root key is re-wrapped with it in
+    /// one transaction (servers running on the database go on), the key
+    /// file replaced, and the old key shown to open nothing. With
+    /// AVISA_DATA_KEY, the new key is written to <key file>.new for you to
+    /// move into the variable.
+    Rotate {
+        /// For tests: stop after a step ("written", "committed") and wait
+        /// to be killed.
+        #[arg(long, hide = true)]
+        pause_after: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +203,33 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Key {
+            command: KeyCommand::Rotate { pause_after },
+        } => {
+            let pause = match pause_after.as_deref() {
+                None => None,
+                Some("written") => Some(avisa_server::PauseAt::Written),
+                Some("committed") => Some(avisa_server::PauseAt::Committed),
+                Some(other) => anyhow::bail!("--pause-after {other}: written or committed"),
+            };
+            let done = avisa_server::rotate_key(&config, pause).await?;
+            if done.from_environment {
+                println!(
+                    "rotated: the new key is in {} — put it in AVISA_DATA_KEY, restart, then delete the file",
+                    done.key_file.display()
+                );
+            } else {
+                println!("rotated: the new key is in {}", done.key_file.display());
+            }
+            if done.old_key_still_root {
+                println!(
+                    "the old key no longer opens the database's keys; but this database was created before per-person keys, and values sealed before then still open with the old key: keep it as secret as before"
+                );
+            } else {
+                println!("the old key opens nothing in this database any more");
+            }
+            Ok(())
+        }
         Command::Migrate => {
             config.validate()?;
             std::fs::create_dir_all(&config.data_dir).ok();

@@ -11,6 +11,7 @@ fn avisa(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_avisa"))
         .args(args)
         .current_dir(cwd)
+        .env("XDG_CONFIG_HOME", cwd.join("config"))
         .env_remove("AVISA_DATA_KEY")
         .env_remove("AVISA_DATABASE_URL")
         .output()
@@ -119,7 +120,8 @@ fn the_key_is_checked_against_the_database() {
     assert!(out.status.success());
     let out = avisa(dir.path(), &["--data-dir", "d", "key", "check"]);
     assert!(!out.status.success(), "no key anywhere yet");
-    // The first use binds a key (written as d/data.key).
+    // The first use binds a key (written apart from the data, in
+    // $XDG_CONFIG_HOME/avisa/data.key).
     let out = avisa(dir.path(), &["--data-dir", "d", "staff", "list"]);
     assert!(
         out.status.success(),
@@ -156,6 +158,109 @@ fn the_key_is_checked_against_the_database() {
     );
 }
 
+/// `avisa key rotate`, killed with SIGKILL after writing the new key and
+/// after changing the database: the next use rolls the first back and
+/// completes the second, and the data opens throughout; an uninterrupted
+/// rotation leaves a key the old one cannot stand in for.
+#[test]
+fn a_rotation_killed_half_way_recovers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("config/avisa/data.key");
+    let pending = dir.path().join("config/avisa/data.key.new");
+    let out = avisa_stdin(
+        dir.path(),
+        &[
+            "--data-dir",
+            "d",
+            "staff",
+            "add",
+            "--username",
+            "la.super",
+            "--consulate",
+            "los-angeles",
+            "--role",
+            "supervisor",
+        ],
+        "a long enough password for this test\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = |what: &str| {
+        let out = avisa(dir.path(), &["--data-dir", "d", "staff", "list"]);
+        assert!(
+            out.status.success() && stdout(&out).contains("la.super"),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let killed_at = |step: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_avisa"))
+            .args(["--data-dir", "d", "key", "rotate", "--pause-after", step])
+            .current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env_remove("AVISA_DATA_KEY")
+            .env_remove("AVISA_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run avisa key rotate");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("read");
+        assert!(line.starts_with("paused"), "{line}");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    };
+    let original = std::fs::read_to_string(&key_file).expect("key");
+
+    // Killed before the database changed: rolled back, the old key stays.
+    killed_at("written");
+    assert!(pending.exists());
+    listed("after a kill before the commit");
+    assert!(!pending.exists(), "the new key, never used, removed");
+    assert_eq!(std::fs::read_to_string(&key_file).expect("key"), original);
+
+    // Killed after: completed, the new key in place.
+    killed_at("committed");
+    let check = avisa(dir.path(), &["--data-dir", "d", "key", "check"]);
+    assert!(check.status.success(), "check finds the rotation's key");
+    listed("after a kill after the commit");
+    assert!(!pending.exists());
+    let rotated = std::fs::read_to_string(&key_file).expect("key");
+    assert_ne!(rotated, original, "the new key took the old one's place");
+
+    // The old key opens nothing any more.
+    let old = Command::new(env!("CARGO_BIN_EXE_avisa"))
+        .args(["--data-dir", "d", "key", "check"])
+        .current_dir(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("elsewhere"))
+        .env("AVISA_DATA_KEY", original.trim())
+        .env_remove("AVISA_DATABASE_URL")
+        .output()
+        .expect("run avisa");
+    assert_eq!(old.status.code(), Some(1));
+
+    // And a whole rotation says so.
+    let out = avisa(dir.path(), &["--data-dir", "d", "key", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("the old key opens nothing"),
+        "{}",
+        stdout(&out)
+    );
+    listed("after a whole rotation");
+}
+
 /// Starts `avisa serve` on embedded defaults in `dir`, on a free port, and
 /// waits for `/healthz`: the child and its base URL.
 async fn serve_in(dir: &Path) -> (std::process::Child, String) {
@@ -168,6 +273,7 @@ async fn serve_in(dir: &Path) -> (std::process::Child, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_avisa"))
         .args(["serve", "--listen", &listen])
         .current_dir(dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .env_remove("AVISA_DATA_KEY")
         .env_remove("AVISA_DATABASE_URL")
         .stdout(Stdio::null())
@@ -220,7 +326,9 @@ async fn serve_on_embedded_defaults() {
         serde_json::from_str(log.lines().next().expect("a line")).expect("json");
     assert_eq!(line["to"], "+12135550100");
     assert!(dir.path().join("avisa-data/avisa.db").exists());
-    assert!(dir.path().join("avisa-data/data.key").exists());
+    // The key apart from the data: a copy of avisa-data/ carries no key.
+    assert!(dir.path().join("config/avisa/data.key").exists());
+    assert!(!dir.path().join("avisa-data/data.key").exists());
 
     // SIGTERM: a graceful stop with a clean exit.
     let killed = Command::new("kill")
@@ -296,6 +404,10 @@ poll = "50ms"
     let start = || {
         Command::new(env!("CARGO_BIN_EXE_avisa"))
             .args(["--config", config.to_str().expect("utf-8"), "serve"])
+            .env(
+                "XDG_CONFIG_HOME",
+                config.parent().expect("dir").join("config"),
+            )
             .env_remove("AVISA_DATA_KEY")
             .env_remove("AVISA_DATABASE_URL")
             .env("AVISA_LOG", "warn")
@@ -595,6 +707,7 @@ fn avisa_stdin(cwd: &Path, args: &[&str], input: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_avisa"))
         .args(args)
         .current_dir(cwd)
+        .env("XDG_CONFIG_HOME", cwd.join("config"))
         .env_remove("AVISA_DATA_KEY")
         .env_remove("AVISA_DATABASE_URL")
         .stdin(Stdio::piped())

@@ -44,6 +44,7 @@ const KEYS: &[&str] = &[
     "database_url",
     "database",
     "data_key",
+    "data_key_file",
     "metrics_token",
     "directory",
     "public_url",
@@ -72,6 +73,8 @@ pub struct Config {
     /// PostgreSQL's connection pool (`[database]`).
     pub database: DatabaseConfig,
     pub data_key: SecretString,
+    /// The master key's file (see [`Config::data_key_file`]).
+    pub data_key_file: PathBuf,
     /// The bearer token a remote Prometheus sends for `/metrics`; empty:
     /// `/metrics` answers only a scraper on this machine.
     pub metrics_token: SecretString,
@@ -215,6 +218,7 @@ impl Default for Config {
             database_url: SecretString::from(""),
             database: DatabaseConfig::default(),
             data_key: SecretString::from(""),
+            data_key_file: PathBuf::new(),
             metrics_token: SecretString::from(""),
             directory: PathBuf::new(),
             public_url: "http://127.0.0.1:8080".into(),
@@ -442,8 +446,33 @@ impl Config {
         Some(self.directory.as_path()).filter(|p| !p.as_os_str().is_empty())
     }
 
+    /// Where the master key is read from (or written to, for a new
+    /// database) when `data_key` is empty: `data_key_file` if set; else
+    /// the data directory's `data.key` if an older Avisa left one there;
+    /// else `$XDG_CONFIG_HOME/avisa/data.key` (`~/.config/…`), apart from
+    /// the data so that a copy of the data directory carries no key.
     pub fn data_key_file(&self) -> PathBuf {
-        self.data_dir.join("data.key")
+        if !self.data_key_file.as_os_str().is_empty() {
+            return self.data_key_file.clone();
+        }
+        let beside = self.data_dir.join("data.key");
+        if beside.exists() {
+            return beside;
+        }
+        let config_home = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        match config_home {
+            Some(dir) => dir.join("avisa").join("data.key"),
+            None => beside,
+        }
+    }
+
+    /// Whether the key file is the data directory's (a copy of the
+    /// directory then carries its key).
+    pub fn key_beside_data(&self) -> bool {
+        self.data_key_file().parent() == Some(self.data_dir.as_path())
     }
 
     pub fn sms_log_file(&self) -> PathBuf {

@@ -876,7 +876,11 @@ async fn wrong_or_missing_key_is_a_clear_error() {
     app.verified("+12135550100").await;
     app.stop().await;
     let key_file = app.config.data_key_file();
-    assert!(key_file.exists(), "the key was generated into the data dir");
+    assert!(key_file.exists(), "the key was generated");
+    assert!(
+        !key_file.starts_with(&app.config.data_dir),
+        "apart from the data directory"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -238,3 +238,105 @@ async fn deleted_means_unreadable_sqlite() {
 async fn deleted_means_unreadable_postgres() {
     deleted_means_unreadable("postgres").await;
 }
+
+/// `avisa key rotate` while presses keep coming: every press accepted,
+/// the old key opens nothing afterwards, and every person's data opens
+/// with the new one (the running server never noticed).
+async fn rotation_under_load(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.alerts.rate_limit = 1000;
+    let mut app = TestApp::start(config, dir).await;
+    let mut people = Vec::new();
+    for i in 0..3 {
+        let phone = format!("+1213555014{i}");
+        let token = app.person(&phone).await;
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&token),
+                Some(json!({"name": format!("Contacto {i}"), "phone": "+12135557000", "message": "Ayuda"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        people.push((phone, token));
+    }
+    let old = std::fs::read_to_string(app.config.data_key_file()).expect("key");
+    let app = std::sync::Arc::new(app);
+    let pressing = {
+        let app = app.clone();
+        let tokens: Vec<String> = people.iter().map(|(_, t)| t.clone()).collect();
+        tokio::spawn(async move {
+            let mut accepted = 0;
+            for n in 0..30 {
+                let token = &tokens[n % tokens.len()];
+                let (s, body) = press(
+                    &app,
+                    token,
+                    json!({"idempotency_key": format!("rotation-{n:04}"), "practice": true}),
+                )
+                .await;
+                assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+                accepted += 1;
+            }
+            accepted
+        })
+    };
+    let rotation = avisa_server::rotate_key(&app.config, None)
+        .await
+        .expect("rotate");
+    assert!(!rotation.from_environment);
+    assert!(
+        !rotation.old_key_still_root,
+        "a new database has its own root key"
+    );
+    assert_eq!(pressing.await.expect("presses"), 30);
+    // After it too, on the same running server.
+    let (s, _) = press(
+        &app,
+        &people[0].1,
+        json!({"idempotency_key": "rotation-after", "practice": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+
+    let new = std::fs::read_to_string(app.config.data_key_file()).expect("key");
+    assert_ne!(old, new);
+    let mut with_old = app.config.clone();
+    with_old.data_key = old.trim().to_string().into();
+    assert_eq!(
+        avisa_server::check_key(&with_old).await.expect("check"),
+        Some(false)
+    );
+    assert!(avisa_server::open_store(&with_old).await.is_err());
+    let store = avisa_server::open_store(&app.config)
+        .await
+        .expect("new key");
+    for (phone, _) in &people {
+        let person = store
+            .person_by_phone(&avisa_core::PhoneNumber::parse(phone).expect("phone"))
+            .await
+            .expect("read")
+            .expect("the person");
+        assert_eq!(person.profile.name.as_deref(), Some("María Pérez"));
+        let contacts = store.contacts(person.id).await.expect("contacts");
+        assert_eq!(contacts.len(), 1);
+    }
+    store.close().await;
+    if let Ok(mut app) = std::sync::Arc::try_unwrap(app) {
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn rotation_under_load_sqlite() {
+    rotation_under_load("sqlite").await;
+}
+
+#[tokio::test]
+async fn rotation_under_load_postgres() {
+    rotation_under_load("postgres").await;
+}

@@ -12,6 +12,8 @@ use avisa_store::testing;
 pub fn test_config(dir: &tempfile::TempDir) -> Config {
     let mut config = Config {
         data_dir: dir.path().join("data"),
+        // Apart from the data, as by default, and in the test's own directory.
+        data_key_file: dir.path().join("keys").join("data.key"),
         ..Config::default()
     };
     config.sms.log_echo = false;
