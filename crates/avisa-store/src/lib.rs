@@ -185,6 +185,7 @@ impl Store {
             contacts_cache: Arc::default(),
         };
         store.keys_for_everyone().await?;
+        store.seal_plain_outcomes().await?;
         Ok(store)
     }
 

@@ -115,6 +115,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0017_person_keys.sql"),
         include_str!("../migrations/postgres/0017_person_keys.sql"),
     ),
+    (
+        18,
+        "outcome sealed",
+        include_str!("../migrations/sqlite/0018_outcome_sealed.sql"),
+        include_str!("../migrations/postgres/0018_outcome_sealed.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

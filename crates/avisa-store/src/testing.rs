@@ -44,3 +44,17 @@ pub async fn fresh_postgres_url() -> Option<String> {
 pub fn sqlite_url(dir: &std::path::Path) -> String {
     format!("sqlite:{}", dir.join("avisa.db").display())
 }
+
+/// Runs one statement on a database by URL, as an older Avisa or an
+/// operator's hand would have written it (for tests of upgrades).
+pub async fn execute(url: &str, sql: &str) -> Result<u64, crate::StoreError> {
+    let db = crate::connect(url).await?;
+    let done = crate::db::db_run!(db.writer(), |pool| {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    db.close().await;
+    Ok(done)
+}

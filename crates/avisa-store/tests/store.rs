@@ -61,6 +61,7 @@ macro_rules! both_backends {
 }
 
 both_backends! {
+    outcomes_written_plain_are_sealed_at_start;
     changes_are_told_at_most_once_a_window;
     no_code_waits_ahead_of_an_alert;
     verification_flow;
@@ -622,6 +623,37 @@ async fn deleting_a_person_removes_everything(f: Fixture) {
             .expect("device")
             .is_none()
     );
+}
+
+/// An outcome an older Avisa wrote in plain text is sealed with the
+/// person's key at the next start, and still reads the same.
+async fn outcomes_written_plain_are_sealed_at_start(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let a = alert(person, "plain-outcome", NOW, &[0]);
+    store
+        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .await
+        .expect("insert");
+    store.close().await;
+    let done = avisa_store::testing::execute(
+        &f.url,
+        "UPDATE alerts SET case_state = 'resolved', resolved_at = 1, outcome = 'detained'",
+    )
+    .await
+    .expect("write as before");
+    assert_eq!(done, 1);
+    let store = f.store().await;
+    let case = store.case(a.id).await.expect("read").expect("case");
+    assert_eq!(case.outcome, Some(avisa_core::Outcome::Detained));
+    store.close().await;
+    let left = avisa_store::testing::execute(
+        &f.url,
+        "UPDATE alerts SET case_state = 'resolved' WHERE outcome IS NOT NULL OR outcome_enc IS NULL",
+    )
+    .await
+    .expect("count");
+    assert_eq!(left, 0, "no plain outcome left, the sealed one written");
 }
 
 async fn wrong_key_is_refused(f: Fixture) {

@@ -551,7 +551,9 @@ pub async fn resolve(
         &who,
         &id,
         CaseAction::Resolve { outcome, detail },
-        Some(outcome.as_str()),
+        // Who resolved it, not how: the audit outlives a deleted person's
+        // case, and the outcome is sealed with the case.
+        None,
     )
     .await
 }

@@ -622,12 +622,14 @@ async fn case_handling_with_csrf_and_audit(backend: &str) {
             .is_some_and(|n| n.contains("Adelanto"))
     );
 
-    // The note and the facility are sealed at rest.
+    // The note, the facility and the outcome are sealed at rest (and the
+    // audit says who resolved it, not how).
     let text = raw_database(&app);
     assert!(
         !text.contains("hermana") && !text.contains(&facility) && !text.contains("Dos intentos"),
         "case details in plain text"
     );
+    assert!(!text.contains("detained"), "the outcome in plain text");
 
     // The audit log: supervisors read it, operators do not.
     let (s, b) = op.call(Method::GET, "/api/v1/console/audit", None).await;

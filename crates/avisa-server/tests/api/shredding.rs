@@ -248,7 +248,7 @@ async fn rotation_under_load(backend: &str) {
         return;
     };
     config.alerts.rate_limit = 1000;
-    let mut app = TestApp::start(config, dir).await;
+    let app = TestApp::start(config, dir).await;
     let mut people = Vec::new();
     for i in 0..3 {
         let phone = format!("+1213555014{i}");

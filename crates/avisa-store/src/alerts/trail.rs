@@ -48,7 +48,7 @@ impl Store {
         });
         let reopen = "UPDATE alerts SET case_state = CASE WHEN acknowledged_at IS NULL \
                       THEN 'new' ELSE 'acknowledged' END, resolved_at = NULL, outcome = NULL, \
-                      outcome_detail_enc = NULL \
+                      outcome_enc = NULL, outcome_detail_enc = NULL \
                       WHERE id = $1 AND case_state = 'resolved' AND practice = $2";
         let reopened = db_run!(&mut tx, |t| {
             sqlx::query(reopen)

@@ -116,16 +116,19 @@ impl Store {
             }
             rows
         });
-        Ok(rows
-            .into_iter()
-            .map(|(a, c)| StatRow {
-                case_number: a.case_number,
-                created_at: a.created_at,
-                consulate_id: a.consulate_id,
-                acknowledged_at: c.acknowledged_at,
-                outcome: c.outcome,
-                cancelled: a.state == avisa_core::AlertState::Cancelled,
+        self.load_people(rows.iter().map(|(a, _)| a.person_id))
+            .await?;
+        rows.into_iter()
+            .map(|(a, c)| {
+                Ok(StatRow {
+                    outcome: self.open_outcome(a.id, c.outcome_enc.as_deref(), c.outcome)?,
+                    case_number: a.case_number,
+                    created_at: a.created_at,
+                    consulate_id: a.consulate_id,
+                    acknowledged_at: c.acknowledged_at,
+                    cancelled: a.state == avisa_core::AlertState::Cancelled,
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -23,7 +23,9 @@ pub(crate) struct CaseRow {
     pub acknowledged_by: Option<Uuid>,
     pub escalated_at: Option<UnixMillis>,
     pub resolved_at: Option<UnixMillis>,
+    /// Written before outcomes were sealed (the store seals these at start).
     pub outcome: Option<Outcome>,
+    pub outcome_enc: Option<Vec<u8>>,
     pub outcome_detail_enc: Option<Vec<u8>>,
 }
 
@@ -64,6 +66,51 @@ pub(crate) async fn insert_event(tx: &mut Tx, e: &EventRow) -> Result<(), StoreE
 }
 
 impl Store {
+    /// Seals the outcomes written in plain text before outcomes were sealed
+    /// (run at start; each one statement, so two instances starting
+    /// together seal each once).
+    pub(crate) async fn seal_plain_outcomes(&self) -> Result<u64, StoreError> {
+        let sql = "SELECT id, person_id, outcome FROM alerts WHERE outcome IS NOT NULL";
+        let rows: Vec<(Uuid, Uuid, Outcome)> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).fetch_all(pool).await
+        })?;
+        let update = "UPDATE alerts SET outcome_enc = $1, outcome = NULL \
+                      WHERE id = $2 AND outcome IS NOT NULL";
+        for (id, person, outcome) in &rows {
+            let key = self.person_key(*person).await?;
+            let sealed = key.seal(
+                aad("alerts.outcome", *id).as_bytes(),
+                outcome.as_str().as_bytes(),
+            )?;
+            db_run!(self.db.writer(), |pool| {
+                sqlx::query(update)
+                    .bind(&sealed)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            })?;
+        }
+        Ok(rows.len() as u64)
+    }
+
+    /// A case's outcome: sealed, or plain from before outcomes were.
+    pub(crate) fn open_outcome(
+        &self,
+        alert_id: Uuid,
+        sealed: Option<&[u8]>,
+        plain: Option<Outcome>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        match sealed {
+            Some(s) => Ok(Some(
+                self.open_str(&aad("alerts.outcome", alert_id), s)?
+                    .parse()
+                    .map_err(|_| StoreError::Crypto(avisa_core::crypto::CryptoError::Open))?,
+            )),
+            None => Ok(plain),
+        }
+    }
+
     pub(crate) fn open_case(&self, alert_id: Uuid, r: CaseRow) -> Result<Case, StoreError> {
         Ok(Case {
             state: r.case_state,
@@ -72,7 +119,7 @@ impl Store {
             acknowledged_by: r.acknowledged_by,
             escalated_at: r.escalated_at,
             resolved_at: r.resolved_at,
-            outcome: r.outcome,
+            outcome: self.open_outcome(alert_id, r.outcome_enc.as_deref(), r.outcome)?,
             outcome_detail: r
                 .outcome_detail_enc
                 .as_deref()
@@ -248,6 +295,13 @@ impl Store {
                 None => outcome.to_string(),
             })?),
         };
+        let outcome_sealed = match action {
+            CaseAction::Resolve { outcome, .. } => Some(key.seal(
+                aad("alerts.outcome", alert_id).as_bytes(),
+                outcome.as_str().as_bytes(),
+            )?),
+            _ => None,
+        };
         let outcome_detail = match action {
             CaseAction::Resolve {
                 detail: Some(d), ..
@@ -276,20 +330,21 @@ impl Store {
                     )
                     .bind(*to),
                 ),
-                CaseAction::Resolve { outcome, .. } => Some(
+                CaseAction::Resolve { .. } => Some(
                     sqlx::query(
                         "UPDATE alerts SET case_state = 'resolved', resolved_at = $1, \
-                         outcome = $2, outcome_detail_enc = $3 \
+                         outcome = NULL, outcome_enc = $2, outcome_detail_enc = $3 \
                          WHERE id = $4 AND case_state <> 'resolved'",
                     )
                     .bind(now)
-                    .bind(*outcome)
+                    .bind(&outcome_sealed)
                     .bind(&outcome_detail),
                 ),
                 CaseAction::Reopen => Some(sqlx::query(
                     "UPDATE alerts SET case_state = CASE WHEN acknowledged_at IS NULL \
                      THEN 'new' ELSE 'acknowledged' END, resolved_at = NULL, outcome = NULL, \
-                     outcome_detail_enc = NULL WHERE id = $1 AND case_state = 'resolved'",
+                     outcome_enc = NULL, outcome_detail_enc = NULL \
+                     WHERE id = $1 AND case_state = 'resolved'",
                 )),
                 // A note or a call changes nothing but the timeline.
                 CaseAction::Note { .. } | CaseAction::Call { .. } => None,
@@ -478,16 +533,42 @@ impl Store {
         person_id: Uuid,
         limit: i64,
     ) -> Result<Vec<PersonAlert>, StoreError> {
-        let sql = "SELECT id, consulate_id, case_number, created_at, state, case_state, outcome \
-                   FROM alerts WHERE person_id = $1 AND practice = $2 \
+        let sql = "SELECT id, consulate_id, case_number, created_at, state, case_state, outcome, \
+                   outcome_enc FROM alerts WHERE person_id = $1 AND practice = $2 \
                    ORDER BY created_at DESC, id DESC LIMIT $3";
-        Ok(db_run!(self.db.reader(), |pool| {
+        type Row = (
+            Uuid,
+            Option<String>,
+            Option<String>,
+            UnixMillis,
+            avisa_core::AlertState,
+            CaseState,
+            Option<Outcome>,
+            Option<Vec<u8>>,
+        );
+        let rows: Vec<Row> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql)
                 .bind(person_id)
                 .bind(false)
                 .bind(limit)
                 .fetch_all(pool)
                 .await
-        })?)
+        })?;
+        self.load_people([person_id]).await?;
+        rows.into_iter()
+            .map(
+                |(id, consulate_id, case_number, created_at, state, case_state, plain, sealed)| {
+                    Ok(PersonAlert {
+                        outcome: self.open_outcome(id, sealed.as_deref(), plain)?,
+                        id,
+                        consulate_id,
+                        case_number,
+                        created_at,
+                        state,
+                        case_state,
+                    })
+                },
+            )
+            .collect()
     }
 }

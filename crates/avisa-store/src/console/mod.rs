@@ -109,7 +109,7 @@ pub struct QueueItem {
 }
 
 /// One of a person's real alerts, as a case lists the others.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PersonAlert {
     pub id: Uuid,
     pub consulate_id: Option<String>,
