@@ -16,8 +16,7 @@ impl Store {
     /// `text` makes for its kind and language, sealed for the outbox.
     fn follow_ups(
         &self,
-        owner: Uuid,
-        alert_id: Uuid,
+        (alert_id, owner): (Uuid, Uuid),
         parents: &[OutboxRow],
         text: &(dyn Fn(MessageKind, Language) -> String + Sync),
         rank: i32,
@@ -101,7 +100,7 @@ impl Store {
         if !cancelled {
             return Ok(None);
         }
-        let follow = self.follow_ups(owner, alert_id, &reached, safe_text, 0, expires_at, now)?;
+        let follow = self.follow_ups((alert_id, owner), &reached, safe_text, 0, expires_at, now)?;
         insert_outbox(&mut tx, &follow).await?;
         tx.commit().await?;
         Ok(Some(withdrawn))
@@ -142,8 +141,7 @@ impl Store {
             .await?
         });
         let follow = self.follow_ups(
-            owner,
-            alert_id,
+            (alert_id, owner),
             &parents,
             notice,
             crate::outbox::RANK_AFTER_ALERTS,

@@ -266,6 +266,20 @@ impl Store {
         self.load_people(people).await
     }
 
+    /// Makes sure the keys of these messages' owners are in memory (made
+    /// for an owner who has none yet), for [`Store::outbox_row`].
+    pub(crate) async fn owners_keys(
+        &self,
+        messages: &[crate::NewMessage],
+    ) -> Result<(), StoreError> {
+        let mut owners: Vec<Uuid> = messages.iter().filter_map(|m| m.owner).collect();
+        owners.dedup();
+        for owner in owners {
+            self.person_key(owner).await?;
+        }
+        Ok(())
+    }
+
     /// Loads the keys of these people (those not in memory yet).
     pub(crate) async fn load_people(
         &self,

@@ -484,17 +484,6 @@ impl Store {
         Ok((touched, self.open_claimed(rows).await?))
     }
 
-    /// Makes sure the keys of these messages' owners are in memory (made
-    /// for an owner who has none yet), for [`Store::outbox_row`].
-    pub(crate) async fn owners_keys(&self, messages: &[NewMessage]) -> Result<(), StoreError> {
-        let mut owners: Vec<Uuid> = messages.iter().filter_map(|m| m.owner).collect();
-        owners.dedup();
-        for owner in owners {
-            self.person_key(owner).await?;
-        }
-        Ok(())
-    }
-
     /// Claimed rows opened for sending. A row whose person was deleted
     /// while it waited no longer opens: it is withdrawn, not sent.
     async fn open_claimed(&self, rows: Vec<OutboxRow>) -> Result<Vec<Claimed>, StoreError> {

@@ -481,17 +481,16 @@ impl Store {
     }
 
     pub(crate) fn open_caller(&self, row: &AlertRow) -> Result<Option<String>, StoreError> {
-        Ok(row
-            .caller_enc
+        row.caller_enc
             .as_deref()
             .map(|c| self.open_str(&aad("alerts.caller", row.id), c))
-            .transpose()?)
+            .transpose()
     }
 
     pub(crate) fn open_outbox_name(&self, o: &OutboxRow) -> Result<Option<String>, StoreError> {
-        Ok(o.name_enc
+        o.name_enc
             .as_deref()
             .map(|n| self.open_str(&aad("outbox.name", o.id), n))
-            .transpose()?)
+            .transpose()
     }
 }
