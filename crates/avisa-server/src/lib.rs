@@ -313,6 +313,29 @@ pub async fn serve(
     let writer = app.writer.clone();
     tasks.spawn("writer", None, move |ctx| writer.clone().run(ctx));
     if app.run_dispatcher {
+        // Alive before the first claim: a message held by an instance that
+        // never beat would look abandoned to the others.
+        app.dispatcher.heartbeat().await;
+        let dispatcher = app.dispatcher.clone();
+        let every = state
+            .config
+            .dispatch
+            .takeover
+            .min(state.config.dispatch.lease)
+            / 4;
+        tasks.spawn("heartbeat", None, move |mut ctx| {
+            let dispatcher = dispatcher.clone();
+            async move {
+                loop {
+                    dispatcher.heartbeat().await;
+                    ctx.beat();
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = ctx.stop.changed() => return,
+                    }
+                }
+            }
+        });
         let dispatcher = app.dispatcher.clone();
         // A round that outlives its lease has lost its messages to the
         // sweep anyway: silence that long is a stall.
@@ -355,6 +378,9 @@ pub async fn serve(
     // Requests are finished; the dispatcher finishes its round and hands back
     // what it held (whatever it could not record comes back after its lease).
     tasks.shutdown().await;
+    if app.run_dispatcher {
+        app.dispatcher.leave().await;
+    }
     state.store.close().await;
     served
 }

@@ -77,3 +77,13 @@ mod tests {
         assert!(streams.open(b"phone", 3).is_ok());
     }
 }
+
+/// The last event of a stream ended by a graceful stop: the client
+/// reconnects within a second (`retry`), to another instance behind the
+/// load balancer or to this one restarted.
+pub fn reconnect() -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("reconnect")
+        .retry(std::time::Duration::from_secs(1))
+        .data("restarting")
+}

@@ -138,7 +138,7 @@ impl Worker {
         let reservation = handoff.reserve(plain.iter().map(Vec::len).sum());
         if let Some(r) = &reservation {
             for alert in &mut batch {
-                alert.lease_outbox(r.lease_until);
+                alert.lease_outbox(r.lease_until, store.instance_id());
             }
         }
         metrics::histogram!("avisa_group_commit_size").record(batch.len() as f64);

@@ -15,6 +15,7 @@ mod console;
 mod contacts;
 mod db;
 mod devices;
+mod instances;
 mod keys;
 mod lockout;
 mod migrations;
@@ -163,6 +164,8 @@ pub struct Store {
     db: Arc<Db>,
     vault: Arc<Vault>,
     keys: Arc<keys::Keyring>,
+    /// This process's name among the instances on the database (random).
+    instance: Arc<str>,
     contacts_cache: Arc<contacts::ContactsCache>,
 }
 
@@ -182,6 +185,7 @@ impl Store {
             db: Arc::new(db),
             vault: Arc::new(Vault::new(&root)),
             keys: Arc::default(),
+            instance: Uuid::new_v4().to_string().into(),
             contacts_cache: Arc::default(),
         };
         store.keys_for_everyone().await?;

@@ -121,6 +121,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0018_outcome_sealed.sql"),
         include_str!("../migrations/postgres/0018_outcome_sealed.sql"),
     ),
+    (
+        19,
+        "instances",
+        include_str!("../migrations/common/0019_instances.sql"),
+        include_str!("../migrations/common/0019_instances.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

@@ -151,6 +151,8 @@ pub(crate) struct OutboxRow {
     pub resent_at: Option<UnixMillis>,
     /// A send timed out after the request went (see [`Claimed`]).
     pub in_doubt_at: Option<UnixMillis>,
+    /// The instance that holds it while `sending` (`instances.rs`).
+    pub holder: Option<String>,
 }
 
 /// Leases up to $3 due messages until $1, by rank then age: the rows chosen
@@ -160,7 +162,7 @@ fn claim_sql(dialect: Dialect) -> &'static str {
     fn build(skip_locked: &str) -> String {
         format!(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, \
-               lease_until = $1, updated_at = $2 \
+               lease_until = $1, updated_at = $2, holder = $4 \
              WHERE id IN ( \
                SELECT o.id FROM outbox o \
                WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
@@ -186,7 +188,7 @@ async fn claim_in(
     dialect: Dialect,
     now: UnixMillis,
     limit: i64,
-    lease_until: UnixMillis,
+    (lease_until, holder): (UnixMillis, &str),
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let sql = AssertSqlSafe(claim_sql(dialect));
     let mut rows: Vec<OutboxRow> = db_run!(tx, |t| {
@@ -194,6 +196,7 @@ async fn claim_in(
             .bind(lease_until)
             .bind(now)
             .bind(limit)
+            .bind(holder)
             .fetch_all(&mut **t)
             .await
     })?;
@@ -337,7 +340,7 @@ pub(crate) async fn insert_outbox(tx: &mut Tx, rows: &[OutboxRow]) -> Result<(),
                 "INSERT INTO outbox (id, alert_id, parent_id, kind, purpose, contact_id, \
                  name_enc, to_enc, body_enc, language, rank, status, reason, attempts, \
                  gateway_index, permanent_failures, gateway, provider_id, next_attempt_at, \
-                 lease_until, expires_at, created_at, sent_at, updated_at) ",
+                 lease_until, expires_at, created_at, sent_at, updated_at, holder) ",
             );
             b.push_values(chunk, |mut v, o| {
                 v.push_bind(o.id)
@@ -363,7 +366,8 @@ pub(crate) async fn insert_outbox(tx: &mut Tx, rows: &[OutboxRow]) -> Result<(),
                     .push_bind(o.expires_at)
                     .push_bind(o.created_at)
                     .push_bind(o.sent_at)
-                    .push_bind(o.updated_at);
+                    .push_bind(o.updated_at)
+                    .push_bind(&o.holder);
             });
             b.build().persistent(false).execute(&mut **t).await?;
         });
@@ -421,6 +425,7 @@ impl Store {
             unconfirmed_at: None,
             resent_at: None,
             in_doubt_at: None,
+            holder: None,
         })
     }
 
@@ -462,7 +467,14 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut tx = self.db.begin().await?;
-        let rows = claim_in(&mut tx, self.db.dialect(), now, limit, now + lease_ms).await?;
+        let rows = claim_in(
+            &mut tx,
+            self.db.dialect(),
+            now,
+            limit,
+            (now + lease_ms, &self.instance),
+        )
+        .await?;
         tx.commit().await?;
         self.open_claimed(rows).await
     }
@@ -479,7 +491,14 @@ impl Store {
     ) -> Result<(Vec<Uuid>, Vec<Claimed>), StoreError> {
         let mut tx = self.db.begin().await?;
         let touched = apply_in(&mut tx, updates).await?;
-        let rows = claim_in(&mut tx, self.db.dialect(), now, limit, now + lease_ms).await?;
+        let rows = claim_in(
+            &mut tx,
+            self.db.dialect(),
+            now,
+            limit,
+            (now + lease_ms, &self.instance),
+        )
+        .await?;
         tx.commit().await?;
         Ok((touched, self.open_claimed(rows).await?))
     }
@@ -563,19 +582,6 @@ impl Store {
         let touched = apply_in(&mut tx, updates).await?;
         tx.commit().await?;
         Ok(touched)
-    }
-
-    /// Returns to the queue messages whose worker's lease ran out.
-    pub async fn reclaim_expired_leases(&self, now: UnixMillis) -> Result<u64, StoreError> {
-        let sql = "UPDATE outbox SET status = 'queued', lease_until = NULL, updated_at = $1 \
-                   WHERE status = 'sending' AND lease_until <= $1";
-        Ok(db_run!(self.db.writer(), |pool| {
-            sqlx::query(sql)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }))
     }
 
     /// Marks queued messages past their validity as expired; returns their

@@ -61,6 +61,7 @@ macro_rules! both_backends {
 }
 
 both_backends! {
+    a_silent_instance_s_messages_come_back_in_seconds;
     outcomes_written_plain_are_sealed_at_start;
     changes_are_told_at_most_once_a_window;
     no_code_waits_ahead_of_an_alert;
@@ -656,6 +657,63 @@ async fn outcomes_written_plain_are_sealed_at_start(f: Fixture) {
     assert_eq!(left, 0, "no plain outcome left, the sealed one written");
 }
 
+/// Two instances on one database: what A holds comes back, marked in
+/// doubt, as soon as A stops beating (or leaves) — not at the end of its
+/// lease — and never while A beats; and never to an instance that is not
+/// trusted to judge yet (it passes no `dead_before`).
+async fn a_silent_instance_s_messages_come_back_in_seconds(f: Fixture) {
+    let a = f.store().await;
+    let b = f.store().await;
+    assert_ne!(a.instance_id(), b.instance_id());
+    let person = verified_person(&a, "+12135550100").await;
+    a.insert_alerts(&[a
+        .seal_alert(&alert(person, "held", NOW, &[0, 1]))
+        .expect("seal")])
+        .await
+        .expect("insert");
+    assert_eq!(a.beat(NOW, NOW - 2_000).await.expect("beat"), 1);
+    assert_eq!(b.beat(NOW, NOW - 2_000).await.expect("beat"), 2, "two live");
+    let held = a.claim(NOW, 10, 30_000).await.expect("claim");
+    assert_eq!(held.len(), 2);
+    // A beats: B takes nothing.
+    a.beat(NOW + 1_000, NOW - 1_000).await.expect("beat");
+    assert_eq!(
+        b.reclaim_expired_leases(NOW + 2_500, Some(NOW + 500))
+            .await
+            .expect("reclaim"),
+        0
+    );
+    // A goes silent: B takes both, 3 s after A's last beat, not 30 s.
+    assert_eq!(
+        b.reclaim_expired_leases(NOW + 3_000, None)
+            .await
+            .expect("reclaim"),
+        0,
+        "not without dead_before"
+    );
+    assert_eq!(
+        b.reclaim_expired_leases(NOW + 4_000, Some(NOW + 2_000))
+            .await
+            .expect("reclaim"),
+        2
+    );
+    let again = b.claim(NOW + 4_000, 10, 30_000).await.expect("claim");
+    assert_eq!(again.len(), 2);
+    assert!(
+        again.iter().all(|m| m.in_doubt_since == Some(NOW)),
+        "in doubt from when A took them: the gateway is asked first"
+    );
+    // B leaves: A (back) takes them at once.
+    b.leave().await.expect("leave");
+    a.beat(NOW + 5_000, NOW + 3_000).await.expect("beat");
+    assert_eq!(
+        a.reclaim_expired_leases(NOW + 5_000, Some(NOW + 3_000))
+            .await
+            .expect("reclaim"),
+        2
+    );
+}
+
 async fn wrong_key_is_refused(f: Fixture) {
     let store = f.store().await;
     verified_person(&store, "+12135550100").await;
@@ -1064,7 +1122,7 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
     // The worker "died": nothing comes back before the lease runs out...
     assert_eq!(
         store
-            .reclaim_expired_leases(NOW + 29_999)
+            .reclaim_expired_leases(NOW + 29_999, None)
             .await
             .expect("reclaim"),
         0
@@ -1072,7 +1130,7 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
     // ...everything after.
     assert_eq!(
         store
-            .reclaim_expired_leases(NOW + 30_000)
+            .reclaim_expired_leases(NOW + 30_000, None)
             .await
             .expect("reclaim"),
         5
@@ -1144,7 +1202,7 @@ async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
     let a = alert(person, "leased", NOW, &[0, 1]);
     let handed = a.leased_messages();
     let mut sealed = store.seal_alert(&a).expect("seal");
-    sealed.lease_outbox(NOW + 30_000);
+    sealed.lease_outbox(NOW + 30_000, store.instance_id());
     store.insert_alerts(&[sealed]).await.expect("insert");
     assert!(
         store
@@ -1167,14 +1225,14 @@ async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
     // they are queued again, the same messages, their attempt counted.
     assert_eq!(
         store
-            .reclaim_expired_leases(NOW + 29_999)
+            .reclaim_expired_leases(NOW + 29_999, None)
             .await
             .expect("reclaim"),
         0
     );
     assert_eq!(
         store
-            .reclaim_expired_leases(NOW + 30_000)
+            .reclaim_expired_leases(NOW + 30_000, None)
             .await
             .expect("reclaim"),
         2

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 #[path = "cli/contract.rs"]
 mod contract;
+#[path = "cli/instances.rs"]
+mod instances;
 
 fn avisa(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_avisa"))

@@ -409,7 +409,10 @@ pub async fn events(
                     },
                     _ = poll.tick() => break,
                     _ = tx.closed() => return,
-                    _ = draining.changed() => return,
+                    _ = draining.changed() => {
+                        let _ = tx.try_send(Ok(crate::streams::reconnect()));
+                        return;
+                    }
                 }
             }
         }

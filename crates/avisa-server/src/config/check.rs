@@ -150,6 +150,9 @@ impl Config {
         {
             errors.push("dispatch: lease must be at least 1s, poll and retry_base positive, retry_max >= retry_base".into());
         }
+        if d.takeover < Duration::from_millis(400) {
+            errors.push("dispatch.takeover must be at least 400ms".into());
+        }
         if errors.is_empty() {
             Ok(())
         } else {

@@ -203,6 +203,10 @@ pub struct DispatchConfig {
     /// of service before it is tried again.
     #[serde(with = "humantime_serde")]
     pub account_pause: Duration,
+    /// An instance silent this long is taken for dead: its messages go to
+    /// the others (it beats four times as often).
+    #[serde(with = "humantime_serde")]
+    pub takeover: Duration,
 }
 
 /// Milliseconds, the store's time unit.
@@ -311,6 +315,7 @@ impl Default for DispatchConfig {
             retry_max: Duration::from_secs(60),
             poll: Duration::from_millis(250),
             account_pause: Duration::from_secs(60),
+            takeover: Duration::from_secs(3),
         }
     }
 }

@@ -61,7 +61,10 @@ pub async fn events(
                     }
                 }
                 _ = tx.closed() => return,
-                _ = draining.changed() => return,
+                _ = draining.changed() => {
+                    let _ = tx.try_send(Ok(crate::streams::reconnect()));
+                    return;
+                }
             }
         }
     });

@@ -27,6 +27,7 @@ use crate::events::Events;
 use crate::handoff::Handoff;
 use crate::tasks::TaskCtx;
 
+mod instances;
 mod slot;
 use slot::round_size;
 pub use slot::{GatewayHealth, RateLimiter, Slot};
@@ -52,6 +53,12 @@ pub struct Dispatcher {
     /// Fresh messages the writer committed leased for the next round.
     handoff: Arc<Handoff>,
     config: DispatchConfig,
+    /// Since when (Unix ms) this instance's beats have all succeeded; 0
+    /// while they fail (see `instances.rs`).
+    healthy_since: std::sync::atomic::AtomicI64,
+    /// Outcomes of rounds that could not be recorded (the database was
+    /// away), recorded before anything else when it returns.
+    unrecorded: std::sync::Mutex<Vec<OutboxUpdate>>,
 }
 
 fn jitter(ms: u64) -> u64 {
@@ -76,6 +83,8 @@ impl Dispatcher {
             wake,
             handoff,
             config,
+            healthy_since: std::sync::atomic::AtomicI64::new(0),
+            unrecorded: Default::default(),
         }
     }
 
@@ -98,6 +107,7 @@ impl Dispatcher {
         loop {
             ctx.beat();
             if *shutdown.borrow() {
+                self.record_unrecorded().await;
                 // Messages claimed or handed over for a round that will not
                 // run go back to the queue now, not after their lease.
                 let mut unsent = self.handoff.close();
@@ -106,6 +116,15 @@ impl Dispatcher {
                     self.release(unsent).await;
                 }
                 return;
+            }
+            // What was sent but not recorded first: while the database is
+            // away nothing new is claimed.
+            if !self.record_unrecorded().await {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
             }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 self.sweep().await;
@@ -181,24 +200,6 @@ impl Dispatcher {
                     _ = shutdown.changed() => {}
                 }
             }
-        }
-    }
-
-    /// Returns leases of dead workers to the queue and expires what waited
-    /// too long.
-    pub async fn sweep(&self) {
-        let now = now_millis();
-        match self.store.reclaim_expired_leases(now).await {
-            Ok(n) if n > 0 => {
-                tracing::warn!(count = n, "reclaimed messages whose worker lease ran out");
-                metrics::counter!("avisa_outbox_reclaimed_total").increment(n);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "lease reclaim failed"),
-        }
-        match self.store.expire_due(now).await {
-            Ok(alerts) => self.events.publish_all(&alerts),
-            Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
         }
     }
 
@@ -334,12 +335,21 @@ impl Dispatcher {
         }
         let started = Instant::now();
         let claimed_at = self.handoff.commits();
-        let (touched, next) = if claim_next {
+        let recorded = if claim_next {
             self.store
                 .apply_then_claim(&updates, now_millis(), self.batch_size(), self.lease_ms())
-                .await?
+                .await
         } else {
-            (self.store.apply(&updates).await?, Vec::new())
+            self.store.apply(&updates).await.map(|t| (t, Vec::new()))
+        };
+        let (touched, next) = match recorded {
+            Ok(done) => done,
+            Err(e) => {
+                // Sent is sent: kept, and recorded when the database is
+                // back, rather than sent again after the lease.
+                self.keep_unrecorded(updates);
+                return Err(e);
+            }
         };
         metrics::histogram!("avisa_dispatch_record_seconds")
             .record(started.elapsed().as_secs_f64());

@@ -4,6 +4,7 @@
 //! capped gateway.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use avisa_sms::Gateway;
@@ -16,24 +17,41 @@ const DOWN_FOR: Duration = Duration::from_secs(30);
 /// Spaces sends to one gateway at a fixed rate, in the order slots are
 /// reserved.
 pub struct RateLimiter {
-    interval: Option<Duration>,
+    per_second: u32,
+    /// The instances sharing the rate (this one included).
+    shares: AtomicU32,
     next: std::sync::Mutex<Instant>,
 }
 
 impl RateLimiter {
     pub fn new(per_second: u32) -> Self {
         RateLimiter {
-            interval: (per_second > 0)
-                .then(|| Duration::from_secs_f64(1.0 / f64::from(per_second))),
+            per_second,
+            shares: AtomicU32::new(1),
             next: std::sync::Mutex::new(Instant::now()),
         }
+    }
+
+    /// Splits the rate between `instances` beating on the same database:
+    /// each sends at most its share, so together they keep the gateway's
+    /// rate.
+    pub fn share_with(&self, instances: u32) {
+        self.shares.store(instances.max(1), Ordering::Relaxed);
+    }
+
+    /// The time between two sends of this instance (None: no limit).
+    pub fn interval(&self) -> Option<Duration> {
+        (self.per_second > 0).then(|| {
+            let shares = self.shares.load(Ordering::Relaxed);
+            Duration::from_secs_f64(f64::from(shares) / f64::from(self.per_second))
+        })
     }
 
     /// Takes the next free slot and says when it comes (None: no limit).
     /// Called in the order messages must go: slots are handed out in call
     /// order, whatever order the send tasks later run in.
     pub fn reserve(&self) -> Option<Instant> {
-        let interval = self.interval?;
+        let interval = self.interval()?;
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let slot = (*next).max(Instant::now());
         *next = slot + interval;
@@ -154,7 +172,7 @@ impl Slot {
 pub(super) fn round_size(configured: i64, slots: &[Slot]) -> i64 {
     let slowest = slots
         .iter()
-        .filter_map(|s| s.limiter.interval.map(|i| (i, s)))
+        .filter_map(|s| s.limiter.interval().map(|i| (i, s)))
         .max_by_key(|(interval, _)| *interval);
     match slowest {
         Some((interval, slot)) => {

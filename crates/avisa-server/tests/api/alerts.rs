@@ -1151,3 +1151,42 @@ async fn a_late_press_says_when_it_was_pressed() {
         "{text}"
     );
 }
+
+/// A graceful stop (SIGTERM) with a live stream open: the stream ends with
+/// a reconnect hint (retry in a second) and the server stops well within
+/// 10 s — a phone or console holding a stream never holds up a restart.
+#[tokio::test]
+async fn a_graceful_stop_ends_streams_with_a_reconnect_hint() {
+    let mut app = sqlite_app().await;
+    let token = app.person("+12135550100").await;
+    let (_, alert) = press(&app, &token, json!({"idempotency_key": "graceful-stream"})).await;
+    let id = alert["alert_id"].as_str().expect("id");
+    let mut stream = app
+        .client
+        .get(format!("{}/api/v1/alerts/{id}/events", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .expect("a first event")
+        .expect("read");
+    assert!(first.is_some());
+    let stopped = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server stopped within 10 s with a stream open");
+    let mut rest = String::new();
+    while let Ok(Ok(Some(bytes))) =
+        tokio::time::timeout(Duration::from_secs(2), stream.chunk()).await
+    {
+        rest.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert!(
+        rest.contains("event: reconnect") && rest.contains("retry: 1000"),
+        "the stream's last words: {rest:?}"
+    );
+    eprintln!("stopped in {} ms", stopped.elapsed().as_millis());
+}

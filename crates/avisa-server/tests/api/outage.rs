@@ -136,3 +136,88 @@ async fn presses_while_the_database_is_away_get_503_and_go_when_it_returns() {
     let n = body["alerts"].as_array().map_or(0, Vec::len);
     assert_eq!(n, 2, "{body}");
 }
+
+/// The database goes away while a round is at the gateway: what the
+/// gateway took is recorded as sent when the database returns, not sent
+/// again when the lease runs out.
+#[tokio::test]
+async fn a_round_sent_during_an_outage_is_recorded_not_resent() {
+    use avisa_testkit::{FakeTwilio, Reply};
+    avisa_sms::http::init_tls();
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) =
+        crate::gateways::twilio_config(&dir, "postgres", &fake, &["twilio"]).await
+    else {
+        return;
+    };
+    let url = secrecy::ExposeSecret::expose_secret(&config.database_url).to_string();
+    let (head, db) = url.rsplit_once('/').expect("a database name");
+    let (creds, hostport) = head.rsplit_once('@').unwrap_or((
+        "postgres://postgres",
+        head.trim_start_matches("postgres://"),
+    ));
+    let proxy = Proxy::start(hostport.to_string()).await;
+    config.database_url = format!("{creds}@127.0.0.1:{}/{db}", proxy.port).into();
+    let app = TestApp::start(config, dir).await;
+    let token = crate::gateways::person_via_twilio(&app, &fake, "+12135550100", 2).await;
+
+    // The provider takes each message at once and answers 2 s later.
+    fake.set_default(Reply::Slow(Duration::from_secs(2)));
+    let (s, alert) = press(&app, &token, json!({"idempotency_key": "outage-round"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let ids: Vec<String> = alert["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_string())
+        .collect();
+    let taken = |fake: &FakeTwilio, id: &String| {
+        fake.accepted()
+            .iter()
+            .filter(|m| m.reference.as_ref() == Some(id))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ids.iter().all(|id| taken(&fake, id) == 1) {
+        assert!(Instant::now() < deadline, "the gateway never took them");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Away while the answers come back.
+    proxy.set(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    fake.set_default(Reply::Created);
+    proxy.set(true);
+
+    // Recorded at once, not after the 30 s lease (and then asked of the
+    // gateway, or sent again where it cannot be asked).
+    let id = alert["alert_id"].as_str().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, view) = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/alerts/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        let statuses: Vec<&str> = view["recipients"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|r| r["status"].as_str()).collect())
+            .unwrap_or_default();
+        if s == StatusCode::OK
+            && statuses.len() == ids.len()
+            && statuses.iter().all(|s| *s == "sent")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recorded: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Nothing went twice.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for id in &ids {
+        assert_eq!(taken(&fake, id), 1, "{id} sent twice");
+    }
+}

@@ -102,11 +102,12 @@ impl SealedAlert {
     /// process that takes their text from memory instead of claiming them.
     /// If that process dies first, the lease runs out and a sweep puts them
     /// back in the queue, like any claimed message.
-    pub fn lease_outbox(&mut self, lease_until: UnixMillis) {
+    pub fn lease_outbox(&mut self, lease_until: UnixMillis, holder: &str) {
         for row in &mut self.outbox {
             row.status = OutboxStatus::Sending;
             row.attempts = 1;
             row.lease_until = Some(lease_until);
+            row.holder = Some(holder.to_string());
         }
     }
 }
