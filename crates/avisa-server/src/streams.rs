@@ -38,6 +38,16 @@ impl Streams {
         })
     }
 
+    /// The last event of a stream ended by a graceful stop: the client
+    /// reconnects within a second (`retry`), to another instance behind the
+    /// load balancer or to this one restarted.
+    pub fn reconnect() -> axum::response::sse::Event {
+        axum::response::sse::Event::default()
+            .event("reconnect")
+            .retry(std::time::Duration::from_secs(1))
+            .data("restarting")
+    }
+
     #[cfg(test)]
     fn count(&self, holder: &[u8]) -> usize {
         let open = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,14 +86,4 @@ mod tests {
         assert_eq!(streams.count(b"phone"), 0, "every place came back");
         assert!(streams.open(b"phone", 3).is_ok());
     }
-}
-
-/// The last event of a stream ended by a graceful stop: the client
-/// reconnects within a second (`retry`), to another instance behind the
-/// load balancer or to this one restarted.
-pub fn reconnect() -> axum::response::sse::Event {
-    axum::response::sse::Event::default()
-        .event("reconnect")
-        .retry(std::time::Duration::from_secs(1))
-        .data("restarting")
 }
