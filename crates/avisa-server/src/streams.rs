@@ -38,16 +38,6 @@ impl Streams {
         })
     }
 
-    /// The last event of a stream ended by a graceful stop: the client
-    /// reconnects within a second (`retry`), to another instance behind the
-    /// load balancer or to this one restarted.
-    pub fn reconnect() -> axum::response::sse::Event {
-        axum::response::sse::Event::default()
-            .event("reconnect")
-            .retry(std::time::Duration::from_secs(1))
-            .data("restarting")
-    }
-
     #[cfg(test)]
     fn count(&self, holder: &[u8]) -> usize {
         let open = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -65,6 +55,16 @@ impl Drop for Slot {
             }
         }
     }
+}
+
+/// The last event of a stream ended by a graceful stop: the client
+/// reconnects within a second (`retry`), to another instance behind the
+/// load balancer or to this one restarted.
+pub fn reconnect() -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("reconnect")
+        .retry(std::time::Duration::from_secs(1))
+        .data("restarting")
 }
 
 #[cfg(test)]
