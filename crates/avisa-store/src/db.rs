@@ -17,7 +17,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -137,14 +137,42 @@ impl Db {
         url: &str,
         settings: crate::PoolSettings,
     ) -> Result<Db, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let host = options.get_host().to_string();
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            .connect(url)
+            .connect_with(options)
             .await?;
-        Ok(Db {
+        let db = Db {
             pools: Pools::Postgres { pool },
-        })
+        };
+        // Personal data is sealed, but logins, hashes and who-did-what are
+        // not: over a network they travel under TLS or not at all without
+        // the operator being told.
+        if db.uses_tls().await? == Some(false) && !is_local(&host) {
+            tracing::warn!(
+                host = %host,
+                "PostgreSQL is reached over the network without TLS: add sslmode=verify-full \
+                 (and sslrootcert=…) to the database URL"
+            );
+        }
+        Ok(db)
+    }
+
+    /// Whether this connection to PostgreSQL is encrypted (None: SQLite,
+    /// a file).
+    pub async fn uses_tls(&self) -> Result<Option<bool>, StoreError> {
+        match &self.pools {
+            Pools::Sqlite { .. } => Ok(None),
+            Pools::Postgres { pool } => {
+                let ssl: Option<bool> =
+                    sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                        .fetch_optional(pool)
+                        .await?;
+                Ok(Some(ssl.unwrap_or(false)))
+            }
+        }
     }
 
     /// "sqlite" or "postgres".
@@ -247,5 +275,34 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         db_run!(self, |tx| tx.commit().await)?;
         Ok(())
+    }
+}
+
+/// A host on this machine: loopback, or a Unix socket's directory.
+fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_hosts_need_no_tls_warning() {
+        for local in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "/var/run/postgresql",
+        ] {
+            assert!(super::is_local(local), "{local}");
+        }
+        for remote in ["db.example.org", "10.0.0.5", "192.168.1.20"] {
+            assert!(!super::is_local(remote), "{remote}");
+        }
     }
 }

@@ -80,6 +80,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL: it must start with sqlite: or postgres://")]
     UnsupportedUrl,
+    #[error(
+        "PostgreSQL's TLS certificate does not verify for this host against sslrootcert \
+         (or the system's CAs): {0}"
+    )]
+    Certificate(String),
 }
 
 impl StoreError {
@@ -125,7 +130,12 @@ pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Db, StoreErro
     let db = if url.starts_with("sqlite:") {
         Db::sqlite(url).await?
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Db::postgres(url, pool).await?
+        Db::postgres(url, pool).await.map_err(|e| match e {
+            StoreError::Database(d) if d.to_string().contains("certificate") => {
+                StoreError::Certificate(d.to_string())
+            }
+            e => e,
+        })?
     } else {
         return Err(StoreError::UnsupportedUrl);
     };

@@ -1,6 +1,9 @@
 //! The store suite: every test runs on SQLite and on PostgreSQL, each on a
 //! fresh database.
 
+#[path = "store/tls.rs"]
+mod tls;
+
 use std::path::PathBuf;
 
 use avisa_core::crypto::DataKey;

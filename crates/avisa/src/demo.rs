@@ -66,6 +66,8 @@ pub async fn run() -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let mut config = Config {
         data_dir: dir.path().join("avisa-data"),
+        // Its own key, gone with the directory: never the user's.
+        data_key_file: dir.path().join("data.key"),
         public_url: base.clone(),
         ..Config::default()
     };
