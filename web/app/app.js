@@ -545,9 +545,12 @@ async function flushPending() {
     }
     statusScreen(r.data);
   } else if (r.status >= 500 || r.status === 429) {
-    // The server is down or asks to wait: the press waits and goes by itself.
-    offlineScreen();
-    scheduleRetry();
+    // The server is down, busy or asks to wait: the press waits and goes by
+    // itself, with the same key, as soon as the server says it may.
+    offlineScreen(undefined, r.status === 503);
+    scheduleRetry(Number(r.retryAfter));
+    // Busy, not offline: the screen says so; the banner would not.
+    if (r.status === 503) setBanner('');
   } else {
     // No answer throws a press away: it stays until it goes or the person
     // withdraws it with the PIN. A 401 (this phone lost its registration)
@@ -594,8 +597,13 @@ function withdrawPending() {
   );
 }
 
-function scheduleRetry() {
+function scheduleRetry(after) {
   setBanner(t('pending_banner'));
+  // A busy server's Retry-After (1 s when shedding load) comes before the
+  // regular 5 s retry.
+  if (after > 0 && after < 5 && !state.soon) {
+    state.soon = setTimeout(() => { state.soon = null; flushPending(); }, after * 1000);
+  }
   if (state.retry) return;
   state.retry = setInterval(() => { if (navigator.onLine) flushPending(); }, 5000);
 }
@@ -619,14 +627,14 @@ function smsLink() {
 
 // The press is waiting (no connection, or refused): text the keyword, call
 // the consulate, or withdraw it with the PIN.
-function offlineScreen(refusal) {
+function offlineScreen(refusal, busy = false) {
   const consulate = state.profile && state.profile.consulate;
   const call = consulate && consulate.phone
     ? h('a', { class: 'button secondary tel', id: 'call-consulate', href: telHref(consulate.phone), text: `${t('call')} ${consulate.name}` })
     : h('a', { class: 'button secondary tel', id: 'call-consulate', href: telHref(state.config.ciam_phone), text: `${t('line_24h')}: ${state.config.ciam_phone}` });
   show(
-    h('h1', { text: refusal ? t('refused_title') : t('offline_title') }),
-    h('p', { class: 'warn', role: 'alert', text: refusal || t('offline_body') }),
+    h('h1', { text: busy ? t('busy_title') : refusal ? t('refused_title') : t('offline_title') }),
+    h('p', { class: 'warn', role: 'alert', text: busy ? t('busy_body') : refusal || t('offline_body') }),
     smsLink(),
     call,
     h('button', { class: 'button secondary', type: 'button', id: 'withdraw', text: t('withdraw_button'), onclick: () => withdrawPending() }),

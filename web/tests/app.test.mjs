@@ -212,6 +212,46 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
   }
 });
 
+test('a server shedding load (503): the app says it is retrying and the press goes with its key after Retry-After', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await addContact(page, { name: 'Mamá', phone: '(213) 555-0177', language: 'es', message: 'Ayuda' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press');
+    const keys = [];
+    page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/v1/alerts')) keys.push(JSON.parse(r.postData()).idempotency_key); });
+    // The first press meets a server at its limit, as `limits.presses_in_flight` answers.
+    let refused = 0;
+    await page.route('**/api/v1/alerts', async (route) => {
+      if (route.request().method() === 'POST' && refused === 0) {
+        refused += 1;
+        await route.fulfill({ status: 503, headers: { 'retry-after': '1', 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'busy', message: 'busy' } }) });
+      } else {
+        await route.continue();
+      }
+    });
+    const pressed = Date.now();
+    await page.click('#press');
+    await page.waitForSelector('text=Reintentando…');
+    await screenshot(page, 'app-busy');
+    // Retry-After (1 s), not the 5 s retry of a lost connection.
+    await page.waitForSelector('#recipients', { timeout: 4000 });
+    assert.ok(Date.now() - pressed < 4000, 'retried after Retry-After');
+    await waitFor(() => server.smsLog().filter((l) => l.to === '+12135550177').length === 1, 10000, 'the contact SMS');
+    assert.equal(refused, 1);
+    assert.equal(new Set(keys).size, 1, `one idempotency key: ${keys}`);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 test('Spanish by default, English after switching, and it stays', async () => {
   const server = await startServer();
   try {

@@ -14,6 +14,7 @@
 //! hidden `serve` command, which calls [`avisa_server::run`].
 
 mod faults;
+mod instances;
 mod load;
 mod people;
 mod pumping;
@@ -64,8 +65,9 @@ enum Serve {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// all (accept, ceilings, e2e, fairness, resources), or one of those, or
-    /// crash, faults, pumping or timers (`--people` × 10 check-in timers
-    /// due in one minute).
+    /// crash, faults, pumping, timers (`--people` × 10 check-in timers
+    /// due in one minute) or instances (1 … `--instances` servers on one
+    /// PostgreSQL, one killed in a burst).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Print one JSON object instead of tables.
@@ -100,6 +102,10 @@ pub struct BenchArgs {
     /// crash: how many times the server is killed.
     #[arg(long, default_value_t = 3)]
     pub kills: usize,
+    /// instances: runs with 1, 2, … up to this many `avisa serve` processes
+    /// on one PostgreSQL database (needs --database).
+    #[arg(long, default_value_t = 3)]
+    pub instances: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -144,6 +150,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "faults" => faults(&args, database.as_deref(), &mut report).await,
         "pumping" => pumping::pumping(&args, database.as_deref(), &mut report).await,
         "timers" => timers::timers(&args, database.as_deref(), &mut report).await,
+        "instances" => instances::instances(&args, args.database.as_deref(), &mut report).await,
         "all" | "accept" | "ceilings" | "e2e" | "fairness" | "resources" => {
             load(
                 &args,
