@@ -148,11 +148,14 @@ async fn run_n(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let root = tempfile::tempdir()?;
-    let mut servers = start_instances(root.path(), database, n, 0, None).await?;
+    // People first, on one instance (it sends their codes to its own log).
+    let mut servers = start_instances(root.path(), database, 1, 0, None).await?;
     let key = root.path().join("data.key");
     std::fs::copy(servers[0].dir.join("data.key"), &key)?;
     let bases = |servers: &[Server]| servers.iter().map(|s| s.base.clone()).collect::<Vec<_>>();
     let tokens = people(&servers[0], args.people.min(300)).await?;
+    servers
+        .extend(start_instances(&root.path().join("more"), database, n - 1, 0, Some(&key)).await?);
     // Every instance has seen the others beat.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -202,14 +205,15 @@ async fn run_n(
     ];
 
     if n >= 2 {
-        // A burst through a capped gateway keeps messages held by every
-        // instance; the last one is killed in the middle of it.
+        // A burst through a gateway capped at 600/s (split between the
+        // instances) keeps messages held by every instance; the last one
+        // is killed in the middle of it.
         for s in &mut servers {
             s.stop();
         }
         drop(servers);
         let mut capped =
-            start_instances(&root.path().join("capped"), database, n, 2000, Some(&key)).await?;
+            start_instances(&root.path().join("capped"), database, n, 600, Some(&key)).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut before = Vec::new();
         for s in &capped[..n - 1] {
@@ -239,6 +243,10 @@ async fn run_n(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let mut reclaimed = 0.0;
+        for (s, b) in capped[..n - 1].iter().zip(&before) {
+            reclaimed += s.metrics().await?.grew(b, "avisa_outbox_reclaimed_total");
+        }
         let (burst_pressed, _refused) = burst.await??;
         let owed: Vec<String> = burst_pressed.iter().flat_map(|p| p.2.clone()).collect();
         let sent_at = all_sent(&capped, &owed).await;
@@ -255,6 +263,7 @@ async fn run_n(
                 json!(taken_after.map(f64::round)),
                 "ms",
             ),
+            ("kill: messages it held, taken over", json!(reclaimed), ""),
             ("kill: messages lost", json!(lost), ""),
             ("kill: messages sent twice", json!(duplicates), ""),
         ]);
