@@ -451,11 +451,9 @@ impl Config {
         Some(self.directory.as_path()).filter(|p| !p.as_os_str().is_empty())
     }
 
-    /// Where the master key is read from (or written to, for a new
-    /// database) when `data_key` is empty: `data_key_file` if set; else
-    /// the data directory's `data.key` if an older Avisa left one there;
-    /// else `$XDG_CONFIG_HOME/avisa/data.key` (`~/.config/…`), apart from
-    /// the data so that a copy of the data directory carries no key.
+    /// The master key's file when `data_key` is empty: `data_key_file`; else
+    /// an older Avisa's `<data_dir>/data.key`; else, apart from the data (a
+    /// copy of the directory carries no key), `$XDG_CONFIG_HOME/avisa/data.key`.
     pub fn data_key_file(&self) -> PathBuf {
         if !self.data_key_file.as_os_str().is_empty() {
             return self.data_key_file.clone();
