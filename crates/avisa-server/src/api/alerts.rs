@@ -352,7 +352,8 @@ pub async fn get(
 
 /// The same as `GET /api/v1/alerts/{id}`, as a live stream (Server-Sent
 /// Events, one `alert` event per change), read with `fetch` so the token
-/// (and an unlock) travel as headers: a token in the URL is refused.
+/// (and an unlock) travel as headers: a token in the URL is refused. A
+/// server stopping ends it with a `reconnect` event (`retry: 1000`).
 #[utoipa::path(get, path = "/api/v1/alerts/{id}/events", tag = "alerts",
     security(("device_token" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, content_type = "text/event-stream"),

@@ -14,7 +14,8 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Changes to alerts in scope, as they happen (SSE `changed` events with the
-/// alert id; the console re-reads its queue).
+/// alert id; the console re-reads its queue). A server stopping ends it
+/// with a `reconnect` event (`retry: 1000`).
 #[utoipa::path(get, path = "/api/v1/console/events", tag = "console", responses((status = 200, content_type = "text/event-stream"),
     (status = 429, description = "too_many_streams: this session holds streams_per_session open", body = crate::api::ErrorBody)))]
 pub async fn events(
