@@ -92,12 +92,18 @@ impl StoreError {
     /// the pool's acquire timeout, a lost connection): worth trying again,
     /// not a fault of the request.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
-        )
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_),
+            ) => true,
+            // A connection cut while it negotiated TLS (sslmode=prefer asks
+            // first): the server is going or gone.
+            StoreError::Database(sqlx::Error::Protocol(m)) => m.contains("SSLRequest"),
+            _ => false,
+        }
     }
 }
 
