@@ -16,6 +16,7 @@
 mod faults;
 mod instances;
 mod load;
+mod overload;
 mod people;
 mod pumping;
 mod report;
@@ -67,7 +68,8 @@ pub struct BenchArgs {
     /// all (accept, ceilings, e2e, fairness, resources), or one of those, or
     /// crash, faults, pumping, timers (`--people` × 10 check-in timers
     /// due in one minute) or instances (1 … `--instances` servers on one
-    /// PostgreSQL, one killed in a burst).
+    /// PostgreSQL, one killed in a burst) or overload (`--rate` presses/s
+    /// for `--seconds`, open loop).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Print one JSON object instead of tables.
@@ -87,10 +89,10 @@ pub struct BenchArgs {
     /// group commit can hold at most this many alerts).
     #[arg(long, default_value_t = 128)]
     pub clients: usize,
-    /// e2e: alerts per second.
+    /// e2e and overload: alerts per second offered.
     #[arg(long, default_value_t = 1000)]
     pub rate: usize,
-    /// e2e and pumping: seconds.
+    /// e2e, pumping and overload: seconds.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
     /// fairness and pumping: the gateway's cap, messages per second.
@@ -151,6 +153,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "pumping" => pumping::pumping(&args, database.as_deref(), &mut report).await,
         "timers" => timers::timers(&args, database.as_deref(), &mut report).await,
         "instances" => instances::instances(&args, args.database.as_deref(), &mut report).await,
+        "overload" => overload::overload(&args, database.as_deref(), &mut report).await,
         "all" | "accept" | "ceilings" | "e2e" | "fairness" | "resources" => {
             load(
                 &args,
