@@ -45,10 +45,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             }
         }
     }
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ready" })),
-        Err(e) => {
+    // Within a second, whatever the pool's acquire timeout: a load
+    // balancer's check must not hang while the database is away.
+    match tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(Health { status: "ready" })),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed: the database does not answer");
+            unready("database unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("readiness check failed: the database did not answer within 1 s");
             unready("database unavailable")
         }
     }

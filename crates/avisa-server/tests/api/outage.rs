@@ -114,6 +114,20 @@ async fn presses_while_the_database_is_away_get_503_and_go_when_it_returns() {
         took <= Duration::from_millis(2500),
         "answered within 2 s: {took:?}"
     );
+    // The load balancer's check says so within a second.
+    let asked = Instant::now();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        asked.elapsed() <= Duration::from_millis(1500),
+        "/readyz within 1 s: {:?}",
+        asked.elapsed()
+    );
 
     proxy.set(true);
     let deadline = Instant::now() + Duration::from_secs(15);
