@@ -124,6 +124,73 @@ async fn all_sent(servers: &[Server], owed: &[String]) -> HashMap<String, Vec<f6
     }
 }
 
+/// A press on the second instance until a console stream on the first
+/// hears of it, `count` times: the latencies, sorted (ms).
+async fn console_latency(
+    servers: &[Server],
+    database: &str,
+    key: &std::path::Path,
+    tokens: &[String],
+    count: usize,
+) -> anyhow::Result<Vec<f64>> {
+    const PASSWORD: &str = "a bench password long enough";
+    let key = avisa_core::crypto::DataKey::from_base64(&std::fs::read_to_string(key)?)?;
+    let store = avisa_store::Store::open(avisa_store::connect(database).await?, &key).await?;
+    let hash = store.vault().hash_secret(PASSWORD)?;
+    store
+        .add_staff(
+            "bench.duty",
+            &hash,
+            "ciam",
+            "operator".parse()?,
+            now_millis(),
+        )
+        .await?;
+    store.close().await;
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{}/api/v1/console/login", servers[0].base))
+        .json(&json!({"username": "bench.duty", "password": PASSWORD}))
+        .send()
+        .await?;
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("a session cookie")?
+        .to_string();
+    let mut stream = client
+        .get(format!("{}/api/v1/console/events", servers[0].base))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut latencies = Vec::with_capacity(count);
+    for k in 0..count {
+        let started = Instant::now();
+        let (id, _, _) = press(
+            &client,
+            &servers[1].base,
+            &tokens[k % tokens.len()],
+            &format!("console-{k:06}"),
+        )
+        .await?;
+        let mut seen = String::new();
+        while !seen.contains(&id) {
+            let left = Duration::from_secs(5).saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, stream.chunk()).await {
+                Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => bail!("a press on the second instance never reached the first's console"),
+            }
+        }
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
 pub(crate) async fn instances(
     args: &BenchArgs,
     admin: Option<&str>,
@@ -205,6 +272,19 @@ async fn run_n(
     ];
 
     if n >= 2 {
+        let console = console_latency(&servers, database, &key, &tokens, 100).await?;
+        rows.extend([
+            (
+                "press on B to A's console p50",
+                json!(percentile(&console, 0.5)),
+                "ms",
+            ),
+            (
+                "press on B to A's console p99",
+                json!(percentile(&console, 0.99)),
+                "ms",
+            ),
+        ]);
         // A burst through a gateway capped at 600/s (split between the
         // instances) keeps messages held by every instance; the last one
         // is killed in the middle of it.
