@@ -319,11 +319,17 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         case_prefix: (!r.practice).then(|| case_prefix(office, now)),
     };
     let sealed = store.seal_alert(&alert)?;
-    let inserted = state
-        .writer
-        .write(sealed, alert.leased_messages())
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("alert not stored: {e}")))?;
+    let inserted = match state.writer.write(sealed, alert.leased_messages()).await {
+        Ok(inserted) => inserted,
+        // The database away: come back, with the same key.
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(error = %e, "the database is unavailable; press answered 503");
+            return Err(ApiError::Busy {
+                retry_after_secs: 2,
+            });
+        }
+        Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("alert not stored: {e}"))),
+    };
     let id = match inserted {
         Inserted::Created(id) | Inserted::Existing(id) => id,
         Inserted::Limited { oldest } => return Err(rate_limited(oldest, since, now)),

@@ -222,6 +222,28 @@ pub async fn create(
             retry_after_secs: 1,
         });
     };
+    // A database that hangs rather than refuses: the press is answered
+    // anyway. Stored later, it is found by the app's retry with its key.
+    let deadline = state.config.limits.press_deadline;
+    match tokio::time::timeout(deadline, take(state, token_hash, headers, body)).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::error!("a press was not answered within limits.press_deadline; 503");
+            metrics::counter!("avisa_alerts_refused_total", "reason" => "deadline").increment(1);
+            Err(ApiError::Busy {
+                retry_after_secs: 2,
+            })
+        }
+    }
+}
+
+/// The press itself, under [`create`]'s deadline.
+async fn take(
+    state: AppState,
+    token_hash: Vec<u8>,
+    headers: axum::http::HeaderMap,
+    body: Result<ApiJson<AlertRequest>, ApiError>,
+) -> ApiResult<(StatusCode, Json<AlertResponse>)> {
     let checked = body.and_then(|ApiJson(req)| {
         check_key(&req.idempotency_key)?;
         if let Some(at) = req.pressed_at

@@ -139,6 +139,9 @@ impl Config {
         if !c.tile_url.is_empty() && !is_http(&c.tile_url) {
             errors.push("console.tile_url must be an http(s) URL with {z}, {x} and {y}".into());
         }
+        if self.limits.press_deadline < Duration::from_millis(100) {
+            errors.push("limits.press_deadline must be at least 100ms".into());
+        }
         let d = &self.dispatch;
         if !(1..=1000).contains(&d.batch) {
             errors.push("dispatch.batch must be between 1 and 1000".into());

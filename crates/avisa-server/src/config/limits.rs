@@ -52,6 +52,11 @@ pub struct Limits {
     /// `Retry-After` at once (the app keeps it and sends it again with the
     /// same key) instead of queueing until memory or time runs out.
     pub presses_in_flight: usize,
+    /// A press not stored within this long (a database that hangs) is
+    /// answered 503 with Retry-After; if it is stored later, the app's
+    /// retry with the same key finds it.
+    #[serde(with = "humantime_serde")]
+    pub press_deadline: Duration,
 }
 
 impl Default for Limits {
@@ -86,6 +91,7 @@ impl Default for Limits {
             // rows, its messages): 4,096 stay within tens of MB, and are
             // 8 group commits' worth.
             presses_in_flight: 4096,
+            press_deadline: Duration::from_secs(5),
         }
     }
 }

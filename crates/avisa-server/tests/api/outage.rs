@@ -18,6 +18,8 @@ use crate::support::*;
 struct Proxy {
     port: u16,
     up: Arc<AtomicBool>,
+    /// Connections stay open but nothing moves: a database that hangs.
+    stalled: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -25,13 +27,15 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let flag = up.clone();
+        let stall = stalled.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !flag.load(Ordering::SeqCst) {
                     continue; // refused: dropped at once
                 }
-                let (flag, upstream) = (flag.clone(), upstream.clone());
+                let (flag, stall, upstream) = (flag.clone(), stall.clone(), upstream.clone());
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
@@ -40,6 +44,10 @@ impl Proxy {
                     tokio::pin!(copy);
                     // Cut when the switch goes off, as a dead server would.
                     loop {
+                        if stall.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
                         tokio::select! {
                             _ = &mut copy => return,
                             _ = tokio::time::sleep(Duration::from_millis(50)) => {
@@ -52,7 +60,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, up }
+        Proxy { port, up, stalled }
     }
 
     fn set(&self, up: bool) {
@@ -234,4 +242,61 @@ async fn a_round_sent_during_an_outage_is_recorded_not_resent() {
     for id in &ids {
         assert_eq!(taken(&fake, id), 1, "{id} sent twice");
     }
+}
+
+/// A database that hangs rather than refuses (connections open, nothing
+/// answered): a press is still answered, 503 with Retry-After, within
+/// `limits.press_deadline`; once the database moves again the app's retry
+/// with the same key makes the one alert.
+#[tokio::test]
+async fn a_press_while_the_database_hangs_is_answered_by_its_deadline() {
+    let Some(url) = avisa_store::testing::fresh_postgres_url().await else {
+        return;
+    };
+    let (head, db) = url.rsplit_once('/').expect("a database name");
+    let (creds, hostport) = head.rsplit_once('@').unwrap_or((
+        "postgres://postgres",
+        head.trim_start_matches("postgres://"),
+    ));
+    let proxy = Proxy::start(hostport.to_string()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.database_url = format!("{creds}@127.0.0.1:{}/{db}", proxy.port).into();
+    config.limits.press_deadline = Duration::from_secs(1);
+    let app = TestApp::start(config, dir).await;
+    let token = app.person("+12135550100").await;
+    proxy.stalled.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/alerts", app.base))
+        .bearer_auth(&token)
+        .json(&json!({"idempotency_key": "hanging-0001"}))
+        .send()
+        .await
+        .expect("press");
+    let took = started.elapsed();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert!(
+        took < Duration::from_millis(1800),
+        "answered by its deadline: {took:?}"
+    );
+    proxy.stalled.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, _) = press(&app, &token, json!({"idempotency_key": "hanging-0001"})).await;
+        if s == StatusCode::ACCEPTED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never taken once it moved again: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, body) = app
+        .call(reqwest::Method::GET, "/api/v1/history", Some(&token), None)
+        .await;
+    assert_eq!(body["alerts"].as_array().map_or(0, Vec::len), 1, "{body}");
 }
