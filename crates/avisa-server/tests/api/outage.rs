@@ -266,6 +266,8 @@ async fn a_press_while_the_database_hangs_is_answered_by_its_deadline() {
     let app = TestApp::start(config, dir).await;
     let token = app.person("+12135550100").await;
     proxy.stalled.store(true, Ordering::SeqCst);
+    // Every connection's copy loop sees the switch at its next tick (50 ms).
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     let resp = app
         .client
