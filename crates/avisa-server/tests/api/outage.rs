@@ -63,6 +63,19 @@ impl Proxy {
         Proxy { port, up, stalled }
     }
 
+    /// A proxy to the database of `url` (postgres://user@host:port/db), and
+    /// the same URL through it.
+    async fn in_front_of(url: &str) -> (Proxy, String) {
+        let (head, db) = url.rsplit_once('/').expect("a database name");
+        let (creds, hostport) = head.rsplit_once('@').unwrap_or((
+            "postgres://postgres",
+            head.trim_start_matches("postgres://"),
+        ));
+        let proxy = Proxy::start(hostport.to_string()).await;
+        let through = format!("{creds}@127.0.0.1:{}/{db}", proxy.port);
+        (proxy, through)
+    }
+
     fn set(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
     }
@@ -73,16 +86,10 @@ async fn presses_while_the_database_is_away_get_503_and_go_when_it_returns() {
     let Some(url) = avisa_store::testing::fresh_postgres_url().await else {
         return;
     };
-    // postgres://user@host:port/db → the same through the proxy.
-    let (head, db) = url.rsplit_once('/').expect("a database name");
-    let (creds, hostport) = head.rsplit_once('@').unwrap_or((
-        "postgres://postgres",
-        head.trim_start_matches("postgres://"),
-    ));
-    let proxy = Proxy::start(hostport.to_string()).await;
+    let (proxy, through) = Proxy::in_front_of(&url).await;
     let dir = tempfile::tempdir().expect("dir");
     let mut config = test_config(&dir);
-    config.database_url = format!("{creds}@127.0.0.1:{}/{db}", proxy.port).into();
+    config.database_url = through.into();
     let app = TestApp::start(config, dir).await;
     let token = app.person("+12135550100").await;
     let press = |key: &'static str| {
@@ -174,13 +181,8 @@ async fn a_round_sent_during_an_outage_is_recorded_not_resent() {
         return;
     };
     let url = secrecy::ExposeSecret::expose_secret(&config.database_url).to_string();
-    let (head, db) = url.rsplit_once('/').expect("a database name");
-    let (creds, hostport) = head.rsplit_once('@').unwrap_or((
-        "postgres://postgres",
-        head.trim_start_matches("postgres://"),
-    ));
-    let proxy = Proxy::start(hostport.to_string()).await;
-    config.database_url = format!("{creds}@127.0.0.1:{}/{db}", proxy.port).into();
+    let (proxy, through) = Proxy::in_front_of(&url).await;
+    config.database_url = through.into();
     let app = TestApp::start(config, dir).await;
     let token = crate::gateways::person_via_twilio(&app, &fake, "+12135550100", 2).await;
 
@@ -253,15 +255,10 @@ async fn a_press_while_the_database_hangs_is_answered_by_its_deadline() {
     let Some(url) = avisa_store::testing::fresh_postgres_url().await else {
         return;
     };
-    let (head, db) = url.rsplit_once('/').expect("a database name");
-    let (creds, hostport) = head.rsplit_once('@').unwrap_or((
-        "postgres://postgres",
-        head.trim_start_matches("postgres://"),
-    ));
-    let proxy = Proxy::start(hostport.to_string()).await;
+    let (proxy, through) = Proxy::in_front_of(&url).await;
     let dir = tempfile::tempdir().expect("dir");
     let mut config = test_config(&dir);
-    config.database_url = format!("{creds}@127.0.0.1:{}/{db}", proxy.port).into();
+    config.database_url = through.into();
     config.limits.press_deadline = Duration::from_secs(1);
     let app = TestApp::start(config, dir).await;
     let token = app.person("+12135550100").await;
