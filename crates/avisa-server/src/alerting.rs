@@ -318,7 +318,15 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         }),
         case_prefix: (!r.practice).then(|| case_prefix(office, now)),
     };
-    let sealed = store.seal_alert(&alert)?;
+    let sealed = match store.seal_alert(&alert) {
+        Ok(sealed) => sealed,
+        // The person's key left memory since the lookup (a full key ring
+        // starts again empty): a press never fails for that.
+        Err(_) => {
+            store.load_person_key(r.person.id).await?;
+            store.seal_alert(&alert)?
+        }
+    };
     let inserted = match state.writer.write(sealed, alert.leased_messages()).await {
         Ok(inserted) => inserted,
         // The database away: come back, with the same key.

@@ -317,6 +317,12 @@ impl Store {
         sealed_key_id(sealed).is_some_and(|id| self.keys.get(Uuid::from_bytes(id)).is_none())
     }
 
+    /// Brings a person's key into memory (made if they have none), for the
+    /// sync sealing that follows ([`Store::seal_alert`]).
+    pub async fn load_person_key(&self, person: Uuid) -> Result<(), StoreError> {
+        self.person_key(person).await.map(|_| ())
+    }
+
     /// The key of a person already in memory (a sync path after an async
     /// one loaded it, as [`Store::seal_alert`] after the press's lookup).
     pub(crate) fn loaded_key(&self, person: Uuid) -> Result<Arc<FieldKey>, StoreError> {
