@@ -228,5 +228,17 @@ pub async fn run() -> anyhow::Result<()> {
     );
     let _ = stop.send(());
     server.await.context("the demo server failed")??;
+    // The demo is the README's first command and CI runs it as written: a
+    // recipient not reached is a failure, not a line of output.
+    let missed: Vec<&str> = final_alert["recipients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !matches!(r["status"].as_str(), Some("sent" | "delivered")))
+        .map(|r| r["name"].as_str().unwrap_or("?"))
+        .collect();
+    if !missed.is_empty() {
+        bail!("the demo did not reach {}", missed.join(", "));
+    }
     Ok(())
 }
