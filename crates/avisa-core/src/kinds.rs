@@ -285,6 +285,10 @@ text_enum! {
         /// "Stopped" sharing with the duress PIN: the phone stops, the
         /// server would still take points, and the consulate is told.
         SharingForced = "sharing_forced",
+        /// A session unlocked with the duress PIN changed something that
+        /// protects the person (`detail`: what, e.g. `cancel_pin`,
+        /// `contacts`): answered as done, with no effect on alerts.
+        DuressChange = "duress_change",
     }
 }
 

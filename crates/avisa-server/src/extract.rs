@@ -161,6 +161,9 @@ pub struct Person {
     pub person: avisa_store::Person,
     pub device_id: Uuid,
     pub unlocked: bool,
+    /// Which PIN unlocked it: a session unlocked with a duress PIN answers
+    /// exactly as a real one, and its changes go to [`crate::duress`].
+    pub access: crate::pin::Access,
 }
 
 impl FromRequestParts<AppState> for Person {
@@ -169,12 +172,13 @@ impl FromRequestParts<AppState> for Person {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = bearer_hash(parts)?;
         let mut who = Person::authenticate(state, &hash).await?;
-        who.unlocked = crate::pin::is_unlocked(
+        who.access = crate::pin::access(
             state,
             &parts.headers,
             who.device_id,
             who.person.pin_hash.as_deref(),
         );
+        who.unlocked = who.access.unlocked();
         Ok(who)
     }
 }
@@ -192,6 +196,7 @@ impl Person {
             person,
             device_id: device.id,
             unlocked: false,
+            access: crate::pin::Access::Locked,
         })
     }
 }
@@ -211,6 +216,13 @@ impl FromRequestParts<AppState> for Unlocked {
         } else {
             Err(crate::pin::pin_required())
         }
+    }
+}
+
+impl Person {
+    /// Whether this request was unlocked with a duress PIN.
+    pub fn under_duress(&self) -> bool {
+        self.access == crate::pin::Access::Duress
     }
 }
 

@@ -11,6 +11,7 @@ mod checkins;
 pub mod config;
 mod console;
 pub mod dispatch;
+mod duress;
 mod error;
 mod events;
 mod extract;

@@ -55,14 +55,23 @@ pub enum Entered {
 }
 
 /// Checks the person's PIN under the lockout and returns the person, with
-/// which PIN it was, when it is either the cancel PIN or the duress PIN.
+/// which PIN it was, when it is either the cancel PIN or a duress PIN.
 /// Refusals: 422 `pin_invalid` (not 4–8 digits; counts nothing), 403
 /// `pin_incorrect` (wrong; counts), 429 `pin_locked` with `Retry-After`
-/// (locked: nothing is hashed, nothing counts).
+/// (locked: nothing is hashed).
 ///
-/// Both hashes are always verified, in one job on the person's pool, so the
-/// time a check takes tells nothing of which PIN was entered or whether a
-/// duress PIN is set (a person without one has a random secret's hash).
+/// The order holds the lock under any burst: the person's checks take turns
+/// ([`Turns`]: one in flight per person, so a burst for one person fills
+/// neither the hashing pool nor anyone else's wait), then the attempt is
+/// taken from the person's counter in the database before anything is
+/// hashed ([`avisa_store::Store::pin_attempt`]: at most `pin_max_failures`
+/// verified per lockout, across instances too), and a right PIN gives it
+/// back.
+///
+/// Every hash is always verified (the cancel PIN, the duress PIN and the
+/// second duress PIN a duress session may have set), in one job on the
+/// person's pool, so the time a check takes tells nothing of which PIN was
+/// entered or whether a duress PIN is set.
 pub async fn check(
     state: &AppState,
     field: &'static str,
@@ -71,35 +80,48 @@ pub async fn check(
     alert_id: Option<Uuid>,
 ) -> ApiResult<(avisa_store::Person, Entered)> {
     check_shape(field, pin)?;
+    let _turn = turns().take(person_id).await;
     let now = now_millis();
-    let (_, locked_until) = state.store.pin_state(person_id).await?;
-    if let Some(until) = locked_until.filter(|u| *u > now) {
-        return Err(locked(until, now));
-    }
+    let max = state.config.alerts.pin_max_failures as i32;
+    let lock_until = now + crate::config::millis(state.config.alerts.pin_lockout);
+    let (attempt, locks_until) = match state
+        .store
+        .pin_attempt(person_id, max, now, lock_until)
+        .await?
+    {
+        avisa_store::PinAttempt::Locked { until } => return Err(locked(until, now)),
+        avisa_store::PinAttempt::Taken {
+            attempt,
+            locks_until,
+        } => (attempt, locks_until),
+    };
     let person = state
         .store
         .person(person_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let hash = person.pin_hash.clone().unwrap_or_default();
-    // Before the first duress hash exists, the cancel PIN's hash stands in,
-    // so the work done is the same.
+    // Before a duress hash exists, the cancel PIN's hash stands in, so the
+    // work done is the same.
     let duress = person.duress_hash.clone().unwrap_or_else(|| hash.clone());
-    let real_duress = person.duress_hash.is_some();
+    let decoy = person.decoy_hash.clone().unwrap_or_else(|| hash.clone());
+    let (real_duress, real_decoy) = (person.duress_hash.is_some(), person.decoy_hash.is_some());
     let store = state.store.clone();
     let secret = pin.to_string();
-    let (is_pin, is_duress) = hasher::run(Pool::Person, move || {
+    let (is_pin, is_duress, is_decoy) = hasher::run(Pool::Person, move || {
         let vault = store.vault();
         (
             vault.verify_secret(&secret, &hash),
             vault.verify_secret(&secret, &duress),
+            vault.verify_secret(&secret, &decoy),
         )
     })
     .await
     .map_err(busy)?;
+    metrics::counter!("avisa_pin_verified_total").increment(1);
     let entered = if is_pin {
         Some(Entered::Pin)
-    } else if is_duress && real_duress {
+    } else if (is_duress && real_duress) || (is_decoy && real_decoy) {
         Some(Entered::Duress)
     } else {
         None
@@ -108,18 +130,77 @@ pub async fn check(
         state.store.pin_reset(person_id).await?;
         return Ok((person, entered));
     }
-    let max = state.config.alerts.pin_max_failures as i32;
-    let lock_until = now + crate::config::millis(state.config.alerts.pin_lockout);
-    let (failures, locked_at) = state.store.pin_failed(person_id, max, lock_until).await?;
     tracing::warn!(alert_id = ?alert_id, "wrong PIN");
     metrics::counter!("avisa_pin_refused_total").increment(1);
-    if let Some(until) = locked_at.filter(|u| *u > now) {
+    if let Some(until) = locks_until {
         return Err(locked(until, now));
     }
     Err(ApiError::Forbidden {
         code: "pin_incorrect",
-        message: format!("the PIN is not right; {} attempts left", max - failures),
+        message: format!("the PIN is not right; {} attempts left", max - attempt),
     })
+}
+
+/// One PIN check in flight per person: the rest of that person's checks
+/// wait their turn here, in memory, holding no hashing thread and no slot
+/// of the pool's queue, so a burst of guesses for one person never makes
+/// another person's cancel wait.
+#[derive(Default)]
+pub struct Turns {
+    people:
+        std::sync::Mutex<std::collections::HashMap<Uuid, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A person's turn; the next check of theirs starts when it is dropped.
+pub struct Turn<'a> {
+    turns: &'a Turns,
+    person: Uuid,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turns {
+    /// Waits for the person's turn.
+    pub async fn take(&self, person: Uuid) -> Turn<'_> {
+        let lane = {
+            let mut people = self.people.lock().unwrap_or_else(|e| e.into_inner());
+            people.entry(person).or_default().clone()
+        };
+        Turn {
+            turns: self,
+            person,
+            guard: Some(lane.lock_owned().await),
+        }
+    }
+
+    /// How many of the person's checks hold or wait for a turn.
+    #[cfg(test)]
+    pub fn waiting(&self, person: Uuid) -> usize {
+        let people = self.people.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's own reference is not a check.
+        people
+            .get(&person)
+            .map_or(0, |lane| std::sync::Arc::strong_count(lane) - 1)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut people = self.turns.people.lock().unwrap_or_else(|e| e.into_inner());
+        // The last one out removes the person's lane (held only by the map).
+        if people
+            .get(&self.person)
+            .is_some_and(|lane| std::sync::Arc::strong_count(lane) == 1)
+        {
+            people.remove(&self.person);
+        }
+    }
+}
+
+/// The process's turns (PIN checks are process-wide, as the hashing pools).
+pub fn turns() -> &'static Turns {
+    static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
+    TURNS.get_or_init(Turns::default)
 }
 
 /// The work [`check`] does, for a PIN that belongs to nobody (a number
@@ -216,19 +297,56 @@ pub struct Unlock {
     pub expires_in: u64,
 }
 
-fn unlock_mac(state: &AppState, device_id: Uuid, pin_hash: &str, expires_at: i64) -> Vec<u8> {
-    let mut input = Vec::with_capacity(24 + pin_hash.len());
+/// How a request is unlocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No valid unlock (and a PIN is set).
+    Locked,
+    /// Unlocked by the cancel PIN, or no PIN set yet.
+    Real,
+    /// Unlocked by a duress PIN: it looks and answers exactly as `Real`, but
+    /// nothing it changes takes effect on the alert path (see
+    /// [`crate::duress`]).
+    Duress,
+}
+
+impl Access {
+    pub fn unlocked(self) -> bool {
+        self != Access::Locked
+    }
+}
+
+/// The MAC of an unlock: over the device, the expiry, the PIN's hash and
+/// which PIN earned it. The token does not carry that last part in the
+/// clear: a duress unlock is bytes like any other, told apart only by which
+/// MAC it matches.
+fn unlock_mac(
+    state: &AppState,
+    device_id: Uuid,
+    pin_hash: &str,
+    expires_at: i64,
+    duress: bool,
+) -> Vec<u8> {
+    let mut input = Vec::with_capacity(25 + pin_hash.len());
     input.extend_from_slice(device_id.as_bytes());
     input.extend_from_slice(&expires_at.to_be_bytes());
+    input.push(if duress { b'd' } else { b'r' });
     input.extend_from_slice(pin_hash.as_bytes());
     state.store.vault().blind_index("unlock", &input)
 }
 
-/// An unlock for `device_id` under the PIN whose hash is `pin_hash`.
-pub fn issue_unlock(state: &AppState, device_id: Uuid, pin_hash: &str) -> Unlock {
+/// An unlock for `device_id` under the PIN whose hash is `pin_hash`, earned
+/// by the cancel PIN or (`entered` Duress) a duress PIN.
+pub fn issue_unlock(state: &AppState, device_id: Uuid, pin_hash: &str, entered: Entered) -> Unlock {
     let expires_at = now_millis() + (UNLOCK_SECONDS * 1000) as i64;
     let mut token = expires_at.to_be_bytes().to_vec();
-    token.extend(unlock_mac(state, device_id, pin_hash, expires_at));
+    token.extend(unlock_mac(
+        state,
+        device_id,
+        pin_hash,
+        expires_at,
+        entered == Entered::Duress,
+    ));
     Unlock {
         unlock: URL_SAFE_NO_PAD.encode(token),
         expires_in: UNLOCK_SECONDS,
@@ -236,37 +354,46 @@ pub fn issue_unlock(state: &AppState, device_id: Uuid, pin_hash: &str) -> Unlock
 }
 
 /// Whether the person may see and change what the PIN protects in this
-/// request: always until a PIN is set, else with a valid unlock.
-pub fn is_unlocked(
+/// request, and under which PIN: always (as `Real`) until a PIN is set,
+/// else with a valid unlock.
+pub fn access(
     state: &AppState,
     headers: &HeaderMap,
     device_id: Uuid,
     pin_hash: Option<&str>,
-) -> bool {
-    pin_hash.is_none_or(|hash| unlocked(state, headers, device_id, hash))
-}
-
-/// Whether the request carries an unlock valid now for this device and PIN.
-fn unlocked(state: &AppState, headers: &HeaderMap, device_id: Uuid, pin_hash: &str) -> bool {
+) -> Access {
+    let Some(pin_hash) = pin_hash else {
+        return Access::Real;
+    };
     let Some(token) = headers
         .get(UNLOCK_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| URL_SAFE_NO_PAD.decode(v.trim()).ok())
     else {
-        return false;
+        return Access::Locked;
     };
     if token.len() <= 8 {
-        return false;
+        return Access::Locked;
     }
     let (expiry, mac) = token.split_at(8);
     let expires_at = i64::from_be_bytes(expiry.try_into().unwrap_or_default());
     let now = now_millis();
-    expires_at > now
-        && expires_at <= now + (UNLOCK_SECONDS * 1000) as i64
-        && avisa_core::crypto::constant_time_eq(
-            mac,
-            &unlock_mac(state, device_id, pin_hash, expires_at),
-        )
+    if expires_at <= now || expires_at > now + (UNLOCK_SECONDS * 1000) as i64 {
+        return Access::Locked;
+    }
+    let real = avisa_core::crypto::constant_time_eq(
+        mac,
+        &unlock_mac(state, device_id, pin_hash, expires_at, false),
+    );
+    let duress = avisa_core::crypto::constant_time_eq(
+        mac,
+        &unlock_mac(state, device_id, pin_hash, expires_at, true),
+    );
+    match (real, duress) {
+        (true, _) => Access::Real,
+        (_, true) => Access::Duress,
+        _ => Access::Locked,
+    }
 }
 
 /// The refusal for a request that needs the PIN first.
@@ -276,5 +403,58 @@ pub fn pin_required() -> ApiError {
         message:
             "enter the PIN first (POST /api/v1/pin/check) and send its unlock as X-Avisa-Unlock"
                 .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A burst of 50 checks for one person, each as slow as a hash can be
+    /// (it holds its turn until released): they queue behind each other,
+    /// one in flight, and another person's check gets its turn at once.
+    #[tokio::test]
+    async fn a_burst_for_one_person_waits_in_its_own_lane() {
+        let turns = Arc::new(Turns::default());
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+        let burst: Vec<_> = (0..50)
+            .map(|_| {
+                let (turns, in_flight, most) = (turns.clone(), in_flight.clone(), most.clone());
+                let mut release = release_rx.clone();
+                tokio::spawn(async move {
+                    let _turn = turns.take(a).await;
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // The slow hasher: runs until the test lets it end.
+                    let _ = release.wait_for(|r| *r).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        // Until all 50 are queued or running.
+        while turns.waiting(a) < 50 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(in_flight.load(Ordering::SeqCst), 1, "one check in flight");
+        // Another person's check: its turn comes while all 50 still wait
+        // (a hang here would be the bug; the bound only ends the test).
+        let other = tokio::time::timeout(Duration::from_secs(10), turns.take(b))
+            .await
+            .expect("another person's check is not queued behind the burst");
+        assert_eq!(turns.waiting(a), 50, "the burst is still queued");
+        drop(other);
+        assert_eq!(turns.waiting(b), 0, "the lane is gone with its last check");
+        release_tx.send(true).expect("release");
+        for t in burst {
+            t.await.expect("check");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1, "never two at once");
+        assert_eq!(turns.waiting(a), 0);
     }
 }

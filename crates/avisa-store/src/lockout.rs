@@ -11,6 +11,20 @@ use uuid::Uuid;
 use crate::db::db_run;
 use crate::{Store, StoreError};
 
+/// What [`Store::pin_attempt`] gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinAttempt {
+    /// The check may run: it is attempt number `attempt` of the window;
+    /// `locks_until` is set when this was the last one allowed (a wrong PIN
+    /// now leaves the lock in place).
+    Taken {
+        attempt: i32,
+        locks_until: Option<UnixMillis>,
+    },
+    /// Locked: nothing may be checked until `until`.
+    Locked { until: UnixMillis },
+}
+
 /// The failed logins from one address: how many since the count last
 /// started again, and when the last one was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,26 +34,50 @@ pub struct LoginFailures {
 }
 
 impl Store {
-    /// Counts a wrong PIN; at `max` failures locks until `lock_until` and
-    /// starts counting again. Returns (failures, locked_until).
-    pub async fn pin_failed(
+    /// Takes one attempt at the person's PIN **before** it is checked, in
+    /// one statement, so however many checks arrive at once (on one
+    /// instance or several) at most `max` are ever verified per lockout:
+    /// the attempt that reaches `max` sets the lock (until `lock_until`) as
+    /// it is taken, and every later one finds it. A lock that has ended
+    /// starts the count again. A right PIN gives its attempt back with
+    /// [`Store::pin_reset`]; a wrong one is already counted.
+    pub async fn pin_attempt(
         &self,
         person_id: Uuid,
         max: i32,
+        now: UnixMillis,
         lock_until: UnixMillis,
-    ) -> Result<(i32, Option<UnixMillis>), StoreError> {
+    ) -> Result<PinAttempt, StoreError> {
+        // In SET every right-hand side reads the row as it was.
         let sql = "UPDATE people SET \
-                   pin_locked_until = CASE WHEN pin_failures + 1 >= $1 THEN $2 ELSE pin_locked_until END, \
-                   pin_failures = CASE WHEN pin_failures + 1 >= $1 THEN 0 ELSE pin_failures + 1 END \
-                   WHERE id = $3 RETURNING pin_failures, pin_locked_until";
-        Ok(db_run!(self.db.writer(), |pool| {
+                   pin_failures = CASE WHEN pin_locked_until IS NOT NULL THEN 1 \
+                                       ELSE pin_failures + 1 END, \
+                   pin_locked_until = CASE WHEN (CASE WHEN pin_locked_until IS NOT NULL THEN 1 \
+                                                      ELSE pin_failures + 1 END) >= $1 \
+                                           THEN $2 ELSE NULL END \
+                   WHERE id = $3 AND (pin_locked_until IS NULL OR pin_locked_until <= $4) \
+                   RETURNING pin_failures, pin_locked_until";
+        let taken: Option<(i32, Option<UnixMillis>)> = db_run!(self.db.writer(), |pool| {
             sqlx::query_as(sql)
                 .bind(max)
                 .bind(lock_until)
                 .bind(person_id)
-                .fetch_one(pool)
+                .bind(now)
+                .fetch_optional(pool)
                 .await
-        })?)
+        })?;
+        if let Some((attempt, last_until)) = taken {
+            return Ok(PinAttempt::Taken {
+                attempt,
+                locks_until: last_until,
+            });
+        }
+        match self.pin_state(person_id).await? {
+            (_, Some(until)) => Ok(PinAttempt::Locked { until }),
+            // The lock ended between the two statements: as locked for an
+            // instant, never as a free check.
+            (_, None) => Ok(PinAttempt::Locked { until: now + 1 }),
+        }
     }
 
     /// A right PIN: the count starts again and any lock ends.

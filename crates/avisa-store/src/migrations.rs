@@ -127,6 +127,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0019_instances.sql"),
         include_str!("../migrations/common/0019_instances.sql"),
     ),
+    (
+        20,
+        "duress view",
+        include_str!("../migrations/sqlite/0020_duress_view.sql"),
+        include_str!("../migrations/postgres/0020_duress_view.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

@@ -32,6 +32,10 @@ pub struct Person {
     /// argon2id hash of the duress PIN, or of a random secret when none is
     /// set (see migration 0006); None only before the first PIN.
     pub duress_hash: Option<String>,
+    /// argon2id hash of a second PIN that acts as the duress PIN: one a
+    /// session unlocked with the duress PIN chose as its "duress PIN" (a PIN
+    /// set under duress is itself a duress PIN). None until one is set.
+    pub decoy_hash: Option<String>,
     /// Changes whenever the person's contacts change (see [`Store::alert_contacts`]).
     pub contacts_version: i64,
 }
@@ -61,6 +65,7 @@ struct PersonRow {
     language: Language,
     pin_hash: Option<String>,
     duress_hash: Option<String>,
+    decoy_hash: Option<String>,
     /// Bumped by the database's triggers on every change to the person's
     /// contacts; never written by Avisa.
     contacts_version: i64,
@@ -251,6 +256,7 @@ impl Store {
             },
             pin_hash: row.pin_hash,
             duress_hash: row.duress_hash,
+            decoy_hash: row.decoy_hash,
             contacts_version: row.contacts_version,
         })
     }

@@ -88,6 +88,7 @@ both_backends! {
     receipts_never_move_backwards_and_expiry_sweeps;
     cancel_withdraws_and_follows_up;
     budgets_are_all_or_nothing_and_purged;
+    pin_attempts_are_taken_before_the_check;
 }
 
 const NOW: i64 = 1_800_000_000_000;
@@ -1644,5 +1645,80 @@ async fn checkin_timers_end_once_and_remind_once(f: Fixture) {
     assert_eq!(
         store.checkins_of(person).await.expect("list").len() as i64,
         MAX_SCHEDULED_CHECKINS + 1
+    );
+}
+
+/// 50 checks of one person's PIN at once (as from several instances): the
+/// attempt is taken before anything is verified, so exactly the limit get
+/// through and every other one finds the lock; a right PIN gives its attempt
+/// back; an ended lock counts again from one.
+async fn pin_attempts_are_taken_before_the_check(f: Fixture) {
+    use avisa_store::PinAttempt;
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550177").await;
+    let lock_until = NOW + 900_000;
+    let tries: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.pin_attempt(person, 5, NOW, lock_until).await })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    let mut locked = 0;
+    for t in tries {
+        match t.await.expect("task").expect("attempt") {
+            PinAttempt::Taken { attempt, .. } => taken.push(attempt),
+            PinAttempt::Locked { until } => {
+                assert_eq!(until, lock_until);
+                locked += 1;
+            }
+        }
+    }
+    taken.sort();
+    assert_eq!(taken, vec![1, 2, 3, 4, 5], "each attempt number once");
+    assert_eq!(locked, 45);
+    // Still locked a moment before the end, for everyone.
+    assert_eq!(
+        store
+            .pin_attempt(person, 5, lock_until - 1, lock_until + 900_000)
+            .await
+            .expect("attempt"),
+        PinAttempt::Locked { until: lock_until }
+    );
+    // Once it ends, the count starts again at one.
+    assert_eq!(
+        store
+            .pin_attempt(person, 5, lock_until, lock_until + 900_000)
+            .await
+            .expect("attempt"),
+        PinAttempt::Taken {
+            attempt: 1,
+            locks_until: None
+        }
+    );
+    // A right PIN gives its attempt back.
+    store.pin_reset(person).await.expect("reset");
+    for n in 1..=4 {
+        assert_eq!(
+            store
+                .pin_attempt(person, 5, lock_until, lock_until + 900_000)
+                .await
+                .expect("attempt"),
+            PinAttempt::Taken {
+                attempt: n,
+                locks_until: None
+            }
+        );
+    }
+    assert_eq!(
+        store
+            .pin_attempt(person, 5, lock_until, lock_until + 900_000)
+            .await
+            .expect("attempt"),
+        PinAttempt::Taken {
+            attempt: 5,
+            locks_until: Some(lock_until + 900_000)
+        },
+        "the last attempt sets the lock as it is taken"
     );
 }

@@ -88,6 +88,9 @@ pub struct AlertResponse {
     pub consulate_received_at: Option<i64>,
     /// When consulate staff took the case.
     pub consulate_acknowledged_at: Option<i64>,
+    /// The newest location. Without an unlock, only for the active alert
+    /// this phone raised (its status screen); a past, cancelled or resolved
+    /// alert's place needs the PIN.
     pub location: Option<Location>,
     pub recipients: Vec<RecipientStatus>,
     /// Practice only: what each recipient would have received.
@@ -120,8 +123,17 @@ pub fn response(
     state: &AppState,
     view: AlertView,
     previews: Vec<Preview>,
-    names: bool,
+    viewer: Viewer,
 ) -> AlertResponse {
+    let names = viewer.unlocked;
+    // The place is behind the unlock, but for the one alert the status
+    // screen of the phone that raised it needs: active, and not "cancelled"
+    // under duress (which must look like any cancelled alert).
+    let place = viewer.unlocked
+        || (view.state == AlertState::Active
+            && view.duress_at.is_none()
+            && view.device_id.is_some()
+            && view.device_id == viewer.device_id);
     let consulate = view
         .consulate_id
         .as_deref()
@@ -152,7 +164,7 @@ pub fn response(
         created_at: view.created_at,
         coverage: view.coverage,
         consulate,
-        location: view.location,
+        location: view.location.filter(|_| place),
         recipients: view
             .recipients
             .into_iter()
@@ -168,6 +180,24 @@ pub fn response(
             })
             .collect(),
         previews: if names { previews } else { Vec::new() },
+    }
+}
+
+/// Who reads an alert: whether they gave the PIN (names, previews, the place
+/// of any alert), and from which phone (the place of the active alert that
+/// phone raised).
+#[derive(Clone, Copy)]
+pub struct Viewer {
+    pub unlocked: bool,
+    pub device_id: Option<Uuid>,
+}
+
+impl Viewer {
+    pub fn of(who: &Person) -> Viewer {
+        Viewer {
+            unlocked: who.unlocked,
+            device_id: Some(who.device_id),
+        }
     }
 }
 
@@ -285,12 +315,13 @@ async fn take(
         .ok_or(ApiError::Unauthorized)?;
     let person = lookup.person.ok_or_else(not_verified)?;
     // Names in the answer only for a holder who gave the PIN.
-    let names = crate::pin::is_unlocked(
+    let names = crate::pin::access(
         &state,
         &headers,
         lookup.device.id,
         person.pin_hash.as_deref(),
-    );
+    )
+    .unlocked();
     let raised = raise(
         &state,
         Raise {
@@ -316,6 +347,7 @@ async fn take(
         Some(mut alert) => AlertView {
             id: alert.id,
             person_id: alert.person_id,
+            device_id: Some(lookup.device.id),
             state: AlertState::Active,
             practice: alert.practice,
             source: alert.source,
@@ -352,7 +384,15 @@ async fn take(
     };
     Ok((
         StatusCode::ACCEPTED,
-        Json(response(&state, view, raised.previews, names)),
+        Json(response(
+            &state,
+            view,
+            raised.previews,
+            Viewer {
+                unlocked: names,
+                device_id: Some(lookup.device.id),
+            },
+        )),
     ))
 }
 
@@ -369,7 +409,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AlertResponse>> {
     let view = own_alert(&state, &who, &id).await?;
-    Ok(Json(response(&state, view, Vec::new(), who.unlocked)))
+    Ok(Json(response(&state, view, Vec::new(), Viewer::of(&who))))
 }
 
 /// The same as `GET /api/v1/alerts/{id}`, as a live stream (Server-Sent
@@ -396,7 +436,7 @@ pub async fn events(
     let alert_id = view.id;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
     let mut changes = state.events.subscribe();
-    let names = who.unlocked;
+    let viewer = Viewer::of(&who);
     let mut draining = state.draining.subscribe();
     let task_state = state.clone();
     tokio::spawn(async move {
@@ -409,7 +449,7 @@ pub async fn events(
                 Ok(Some(v)) => v,
                 _ => return,
             };
-            let json = serde_json::to_string(&response(&task_state, view, Vec::new(), names))
+            let json = serde_json::to_string(&response(&task_state, view, Vec::new(), viewer))
                 .unwrap_or_default();
             if json != last {
                 if tx
@@ -554,7 +594,7 @@ pub async fn cancel(
         .filter(|r| r.safe_status.is_some())
         .count();
     Ok(Json(CancelResponse {
-        alert: response(&state, view, Vec::new(), who.unlocked),
+        alert: response(&state, view, Vec::new(), Viewer::of(&who)),
         withdrawn,
         safe_messages,
     }))

@@ -148,7 +148,16 @@ pub async fn list(
     State(state): State<AppState>,
     Unlocked(who): Unlocked,
 ) -> ApiResult<Json<ContactList>> {
-    let contacts = state.store.contacts(who.person.id).await?;
+    let contacts = if who.under_duress() {
+        let view = crate::duress::load(&state, who.person.id).await?;
+        crate::duress::seen_contacts(&state, &view, who.person.id)
+            .await?
+            .iter()
+            .map(crate::duress::ViewContact::contact)
+            .collect()
+    } else {
+        state.store.contacts(who.person.id).await?
+    };
     let phones: Vec<_> = contacts.iter().map(|c| &c.phone).collect();
     let blocked = state.store.opted_out(&phones).await?;
     Ok(Json(ContactList {
@@ -176,6 +185,12 @@ pub async fn create(
     ApiJson(req): ApiJson<ContactRequest>,
 ) -> ApiResult<(StatusCode, Json<ContactResponse>)> {
     let input = parse(req)?;
+    if who.under_duress() {
+        return Ok((
+            StatusCode::CREATED,
+            Json(under_duress(&state, &who, Change::Add(&input)).await?),
+        ));
+    }
     match state
         .store
         .add_contact(who.person.id, &input, now_millis())
@@ -205,11 +220,17 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ContactResponse>> {
     let id = path_id(&id)?;
-    let contact = state
-        .store
-        .contact(who.person.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let contact = if who.under_duress() {
+        let view = crate::duress::load(&state, who.person.id).await?;
+        crate::duress::seen_contacts(&state, &view, who.person.id)
+            .await?
+            .iter()
+            .find(|c| c.id == id)
+            .map(crate::duress::ViewContact::contact)
+    } else {
+        state.store.contact(who.person.id, id).await?
+    }
+    .ok_or(ApiError::NotFound)?;
     let blocked = !state.store.opted_out(&[&contact.phone]).await?.is_empty();
     Ok(Json(response(contact, blocked)))
 }
@@ -229,6 +250,11 @@ pub async fn put(
 ) -> ApiResult<Json<ContactResponse>> {
     let id = path_id(&id)?;
     let input = parse(req)?;
+    if who.under_duress() {
+        return Ok(Json(
+            under_duress(&state, &who, Change::Replace(id, &input)).await?,
+        ));
+    }
     let contact = state
         .store
         .update_contact(who.person.id, id, &input, now_millis())
@@ -249,12 +275,73 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = path_id(&id)?;
+    if who.under_duress() {
+        under_duress(&state, &who, Change::Delete(id)).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     if state.store.delete_contact(who.person.id, id).await? {
         tell_of_change(&state, &who.person).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// A change of the contacts.
+enum Change<'a> {
+    Add(&'a ContactInput),
+    Replace(Uuid, &'a ContactInput),
+    Delete(Uuid),
+}
+
+/// A change of the contacts in a session unlocked with a duress PIN: made
+/// on the duress view only (alerts keep every real number and message),
+/// answered exactly as the real change (the same refusals, the same notice
+/// to the person's phone), and put on the case timeline. Returns the
+/// contact as answered (a deleted one for `Delete`).
+async fn under_duress(
+    state: &AppState,
+    who: &crate::extract::Person,
+    change: Change<'_>,
+) -> ApiResult<ContactResponse> {
+    let mut view = crate::duress::load(state, who.person.id).await?;
+    let mut list = crate::duress::seen_contacts(state, &view, who.person.id).await?;
+    let now = now_millis();
+    let touched = match change {
+        Change::Add(input) => {
+            if list.len() as i64 >= MAX_CONTACTS {
+                return Err(ApiError::Conflict {
+                    code: "contacts_limit",
+                    message: format!("a person may have at most {MAX_CONTACTS} contacts"),
+                });
+            }
+            list.push(crate::duress::ViewContact::new(input, Uuid::now_v7(), now));
+            list.len() - 1
+        }
+        Change::Replace(id, input) => {
+            let at = list
+                .iter()
+                .position(|c| c.id == id)
+                .ok_or(ApiError::NotFound)?;
+            let created = list[at].created_at;
+            list[at] = crate::duress::ViewContact::new(input, id, now);
+            list[at].created_at = created;
+            at
+        }
+        Change::Delete(id) => list
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or(ApiError::NotFound)?,
+    };
+    let contact = list[touched].contact();
+    if matches!(change, Change::Delete(_)) {
+        list.remove(touched);
+    }
+    view.contacts = Some(list);
+    crate::duress::save(state, who.person.id, &view).await?;
+    tell_of_change(state, &who.person).await;
+    crate::duress::attempted(state, who.person.id, "contacts").await;
+    Ok(response(contact, false))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -43,7 +43,15 @@ pub async fn history(
         let unseen = view.caller.is_some()
             || (view.source == avisa_core::AlertSource::Checkin && view.duress_at.is_some());
         if !unseen {
-            alerts.push(super::alerts::response(&state, view, Vec::new(), true));
+            alerts.push(super::alerts::response(
+                &state,
+                view,
+                Vec::new(),
+                super::alerts::Viewer {
+                    unlocked: true,
+                    device_id: None,
+                },
+            ));
         }
     }
     let checkins = state

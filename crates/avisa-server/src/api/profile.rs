@@ -210,11 +210,15 @@ fn response(state: &AppState, person: avisa_store::Person, unlocked: bool) -> Pr
     responses((status = 200, body = ProfileResponse), (status = 401, body = super::ErrorBody),
               (status = 403, description = "device not verified", body = super::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, who: Person) -> ApiResult<Json<ProfileResponse>> {
-    let person = state
+    let mut person = state
         .store
         .person(who.person.id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if who.under_duress() {
+        let view = crate::duress::load(&state, who.person.id).await?;
+        person = crate::duress::seen_profile(&view, &person);
+    }
     Ok(Json(response(&state, person, who.unlocked)))
 }
 
@@ -257,6 +261,16 @@ pub async fn put(
             return Err(same_as_pin().into());
         }
     }
+    let profile = Profile {
+        name: Some(name),
+        home_state: Some(home_state.to_string()),
+        home_county,
+        keyword: Some(keyword),
+        language: req.language,
+    };
+    if who.under_duress() {
+        return put_under_duress(&state, &who, &req, profile, duress_pin).await;
+    }
     let person = state
         .store
         .person(who.person.id)
@@ -288,13 +302,6 @@ pub async fn put(
         }
     };
     let duress_hash = duress_hash(&state, &req, &person, duress_pin).await?;
-    let profile = Profile {
-        name: Some(name),
-        home_state: Some(home_state.to_string()),
-        home_county,
-        keyword: Some(keyword),
-        language: req.language,
-    };
     let keyword_changed = person
         .profile
         .keyword
@@ -324,6 +331,17 @@ pub async fn put(
     } else if keyword_changed {
         super::contacts::tell_of_change(&state, &person).await;
     }
+    // Saved with the real PIN: the person has their phone back. What a
+    // duress session wrote stops showing, and the PIN it chose as "duress
+    // PIN" stops working once the person sets their PINs again.
+    state.store.set_decoy_view(who.person.id, None).await?;
+    if person.decoy_hash.is_some() && (req.cancel_pin.is_some() || req.duress_pin.is_some()) {
+        let nothing = crate::pin::hash_nothing(&state).await?;
+        state
+            .store
+            .set_duress_hashes(who.person.id, None, Some(nothing))
+            .await?;
+    }
     let person = state
         .store
         .person(who.person.id)
@@ -333,7 +351,93 @@ pub async fn put(
     if req.cancel_pin.is_some() {
         // A new PIN ends every unlock made under the old one; this device,
         // which just gave it, gets a fresh one.
-        let unlock = crate::pin::issue_unlock(&state, who.device_id, &pin_hash);
+        let unlock =
+            crate::pin::issue_unlock(&state, who.device_id, &pin_hash, crate::pin::Entered::Pin);
+        body.unlock = Some(unlock.unlock);
+        body.expires_in = Some(unlock.expires_in);
+    }
+    Ok(Json(body))
+}
+
+/// `PUT /api/v1/profile` in a session unlocked with a duress PIN: the
+/// same checks and the same answer as a real one, with no effect on alerts
+/// (see [`crate::duress`]). The PIN it sets becomes the duress PIN; the
+/// duress PIN it sets becomes a second one, compared only with what this
+/// session itself knows as the cancel PIN (the duress PIN), never with the
+/// real one; the profile goes to the duress view.
+async fn put_under_duress(
+    state: &AppState,
+    who: &Person,
+    req: &ProfileRequest,
+    profile: Profile,
+    duress_pin: Option<&str>,
+) -> ApiResult<Json<ProfileResponse>> {
+    let person = state
+        .store
+        .person(who.person.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut tried = Vec::new();
+    let mut new_duress = None;
+    if let Some(new_pin) = &req.cancel_pin {
+        let Some(current) = req.current_pin.as_deref() else {
+            return Err(ApiError::Forbidden {
+                code: "pin_incorrect",
+                message: "to change the PIN, send the current one as current_pin".into(),
+            });
+        };
+        // Counts and refuses exactly as for a real change.
+        crate::pin::check(state, "current_pin", who.person.id, current, None).await?;
+        new_duress = Some(crate::pin::hash_pin(state, new_pin.clone()).await?);
+        tried.push("cancel_pin");
+    }
+    let mut new_decoy = None;
+    if let Some(duress) = duress_pin {
+        // This session's "cancel PIN" is the duress PIN: the one comparison
+        // a real session would make, against a PIN the holder knows.
+        if req.cancel_pin.is_none()
+            && let Some(known) = person.duress_hash.clone()
+            && crate::pin::matches(state, duress.to_string(), known).await?
+        {
+            return Err(same_as_pin().into());
+        }
+        new_decoy = Some(crate::pin::hash_pin(state, duress.to_string()).await?);
+        tried.push("duress_pin");
+    } else if req.duress_pin.is_some() {
+        new_decoy = Some(crate::pin::hash_nothing(state).await?);
+        tried.push("duress_pin");
+    }
+    if new_duress.is_some() || new_decoy.is_some() {
+        state
+            .store
+            .set_duress_hashes(who.person.id, new_duress, new_decoy)
+            .await?;
+    }
+    let mut view = crate::duress::load(state, who.person.id).await?;
+    let seen = crate::duress::seen_profile(&view, &person);
+    let keyword_changed = seen.profile.keyword != profile.keyword;
+    if seen.profile != profile {
+        tried.push("profile");
+    }
+    view.profile = Some((&profile).into());
+    crate::duress::save(state, who.person.id, &view).await?;
+    if keyword_changed {
+        // A real change of keyword tells the person's phone; so does this.
+        super::contacts::tell_of_change(state, &person).await;
+    }
+    for what in tried {
+        crate::duress::attempted(state, who.person.id, what).await;
+    }
+    let mut seen = person.clone();
+    seen.profile = profile;
+    let mut body = response(state, seen, true);
+    if req.cancel_pin.is_some() {
+        let unlock = crate::pin::issue_unlock(
+            state,
+            who.device_id,
+            person.pin_hash.as_deref().unwrap_or_default(),
+            crate::pin::Entered::Duress,
+        );
         body.unlock = Some(unlock.unlock);
         body.expires_in = Some(unlock.expires_in);
     }
@@ -406,12 +510,13 @@ pub async fn pin_check(
 ) -> ApiResult<Json<crate::pin::Unlock>> {
     // The duress PIN unlocks too: refusing it would tell whoever forces the
     // person that the PIN they were given is not the real one.
-    let (person, _) = crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
+    let (person, entered) = crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
     let pin_hash = person.pin_hash.unwrap_or_default();
     Ok(Json(crate::pin::issue_unlock(
         &state,
         who.device_id,
         &pin_hash,
+        entered,
     )))
 }
 
@@ -431,12 +536,13 @@ pub async fn delete(
 ) -> ApiResult<axum::http::StatusCode> {
     let (_, entered) = crate::pin::check(&state, "pin", who.person.id, &req.pin, None).await?;
     let open = state.store.active_alerts(who.person.id).await?;
-    if entered == crate::pin::Entered::Duress || open.under_duress > 0 {
+    if entered == crate::pin::Entered::Duress || who.under_duress() || open.under_duress > 0 {
         // Forced: the phone sees its data deleted (and its token stops
         // working), but the person, their contacts and the open case stay
         // for the consulate. Refusing, or deleting, would serve whoever
         // forces the person.
         state.store.forget_device(who.device_id).await?;
+        crate::duress::attempted(&state, who.person.id, "delete").await;
         tracing::warn!("delete my data under duress: this device forgotten, the data kept");
         return Ok(axum::http::StatusCode::NO_CONTENT);
     }

@@ -239,7 +239,15 @@ async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiRes
         )
         .await?
         .map(|(trail, personal)| ErasedAt { trail, personal });
-    let response = crate::api::alerts::response(state, view.clone(), Vec::new(), true);
+    let response = crate::api::alerts::response(
+        state,
+        view.clone(),
+        Vec::new(),
+        crate::api::alerts::Viewer {
+            unlocked: true,
+            device_id: None,
+        },
+    );
     let earlier = state
         .store
         .person_alerts(view.person_id, 21)

@@ -5,6 +5,7 @@ mod alerts;
 mod app;
 mod budgets;
 mod checkins;
+mod coercion;
 mod connections;
 mod console;
 mod duress;

@@ -160,6 +160,9 @@ pub struct ActiveAlerts {
 pub struct AlertView {
     pub id: Uuid,
     pub person_id: Uuid,
+    /// The phone that raised it (None when raised by SMS, a call or a
+    /// check-in timer).
+    pub device_id: Option<Uuid>,
     pub state: AlertState,
     pub practice: bool,
     pub source: AlertSource,
@@ -465,6 +468,7 @@ impl Store {
         Ok(Some(AlertView {
             id,
             person_id: row.person_id,
+            device_id: row.device_id,
             state: row.state,
             practice: row.practice,
             source: row.source,
