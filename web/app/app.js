@@ -3,7 +3,7 @@
 
 import { t, lang, setLang, errorText, TEMPLATES, states } from './i18n.js';
 import { analyze } from './sms.js';
-import { getPending, savePending, clearPending } from './store.js';
+import { getPending, savePending, clearPending, migratePending, forgetPending } from './store.js';
 import { countryOptions, countryName } from './countries.js';
 
 const app = document.getElementById('app');
@@ -11,14 +11,20 @@ const banner = document.getElementById('banner');
 const GPS_WAIT_MS = 3000;
 const UNLOCK_MS = 10 * 60 * 1000;
 
+// What the phone keeps of the person: nothing but the device token and the
+// fact that the profile is complete ("avisa.ready"). Their number, name,
+// keyword and consulate come from the server after the PIN and stay in
+// memory; older versions' copies are removed here.
+for (const k of ['avisa.profileCache', 'avisa.phone']) localStorage.removeItem(k);
+
 const state = {
   token: localStorage.getItem('avisa.token'),
   config: JSON.parse(localStorage.getItem('avisa.config') || 'null'),
-  profile: JSON.parse(localStorage.getItem('avisa.profileCache') || 'null'),
+  profile: localStorage.getItem('avisa.ready') === '1' ? { complete: true } : null,
   unlockedUntil: 0,
   // The server's proof that the PIN was entered (X-Avisa-Unlock); memory only.
   unlock: null,
-  phone: localStorage.getItem('avisa.phone') || '',
+  phone: '',
   lastPosition: null,
   stream: null,
   poll: null,
@@ -228,9 +234,9 @@ function keepUnlock(data) {
 }
 
 function saveProfileCache(profile) {
+  // In memory only; the disk keeps just the fact that it is complete.
   state.profile = profile;
-  // Only what the offline SMS fallback and the home screen need.
-  localStorage.setItem('avisa.profileCache', JSON.stringify({ keyword: profile.keyword, consulate: profile.consulate || null, complete: true }));
+  localStorage.setItem('avisa.ready', '1');
 }
 
 async function loadConfig() {
@@ -286,7 +292,6 @@ function welcome(message) {
           state.token = r.data.token;
           localStorage.setItem('avisa.token', state.token);
           state.phone = phone.input.value;
-          localStorage.setItem('avisa.phone', state.phone);
           codeScreen();
         } else {
           showError(r, { phone, country: phone.country }, general);
@@ -618,11 +623,13 @@ window.addEventListener('offline', () => setBanner(t('offline_banner')));
 
 function smsLink() {
   const number = state.config && state.config.service_number;
+  // The keyword is known only while the app holds it in memory (the phone
+  // keeps no copy of it); otherwise the person types it.
   const keyword = state.profile && state.profile.keyword;
-  if (!number || !keyword) return h('p', { class: 'warn', text: t('no_service_number') });
+  if (!number) return h('p', { class: 'warn', text: t('no_service_number') });
   return h('div', {},
-    h('a', { class: 'button danger', id: 'sms-fallback', href: `sms:${number}?body=${encodeURIComponent(keyword)}`, text: t('send_by_sms') }),
-    h('p', { class: 'muted', text: t('sms_fallback_body', { keyword, number }) }));
+    h('a', { class: 'button danger', id: 'sms-fallback', href: keyword ? `sms:${number}?body=${encodeURIComponent(keyword)}` : `sms:${number}`, text: t('send_by_sms') }),
+    h('p', { class: 'muted', text: keyword ? t('sms_fallback_body', { keyword, number }) : t('sms_fallback_type', { number }) }));
 }
 
 // The press is waiting (no connection, or refused): text the keyword, call
@@ -1106,7 +1113,7 @@ function settingsScreen(message) {
           const r = await api('DELETE', '/api/v1/profile', { pin: del.input.value });
           if (r.ok) {
             forget();
-            await clearPending();
+            await forgetPending();
             history.replaceState(null, '', '/');
             welcome(t('deleted'));
           } else if (['pin_incorrect', 'pin_invalid', 'pin_locked'].includes(apiError(r).code)) {
@@ -1198,6 +1205,7 @@ async function start() {
   // The button first, from what this phone already knows: a reopen waits
   // for no network at all. What the server says comes after, below.
   render();
+  await migratePending().catch(() => {});
   if (await getPending()) {
     setBanner(t('pending_banner'));
     if (navigator.onLine) flushPending(); else { offlineScreen(); scheduleRetry(); }
@@ -1224,7 +1232,7 @@ async function refresh(config) {
     else if (r.ok && r.data.complete && !r.data.locked) saveProfileCache(r.data);
     // Complete but locked (no PIN entered yet): the cached profile stands.
     else if (r.ok && r.data.complete) state.profile = state.profile || { complete: true };
-    else if (r.ok) state.profile = null;
+    else if (r.ok) { state.profile = null; localStorage.removeItem('avisa.ready'); }
     const after = state.profile && state.profile.complete;
     if ((before !== after || r.status === 403) && quiet()) render();
   } catch { /* offline: the cached profile stands */ }

@@ -20,7 +20,7 @@ const TEXT = {
     facility: 'Centro de detención (busque o escriba)', detail: 'Detalle',
     o_false_alarm: 'Falsa alarma', o_person_safe: 'Persona a salvo', o_detained: 'Detenida', o_released: 'Liberada', o_no_contact: 'Sin contacto', o_other: 'Otro',
     k_created: 'Alerta recibida', k_location: 'Nueva ubicación', k_cancelled: 'Cancelada por la persona', k_acknowledged: 'Caso tomado', k_assigned: 'Asignada',
-    k_note: 'Nota', k_resolved: 'Resuelta', k_reopened: 'Reabierta', k_escalated: 'Escalada al CIAM', k_escalated_again: 'Sigue sin atender: escalada otra vez', k_duress: 'Cancelada bajo presión (PIN de coacción)', k_sharing_stopped: 'La persona dejó de compartir su ubicación (con su PIN)', k_sharing_forced: 'Dejó de compartir su ubicación BAJO PRESIÓN (PIN de coacción)',
+    k_note: 'Nota', k_resolved: 'Resuelta', k_reopened: 'Reabierta', k_escalated: 'Escalada al CIAM', k_escalated_again: 'Sigue sin atender: escalada otra vez', k_duress: 'Cancelada bajo presión (PIN de coacción)', k_sharing_stopped: 'La persona dejó de compartir su ubicación (con su PIN)', k_sharing_forced: 'Dejó de compartir su ubicación BAJO PRESIÓN (PIN de coacción)', k_duress_change: 'Bajo presión (PIN de coacción) intentó cambiar, sin efecto en la alerta', dc_cancel_pin: 'su PIN', dc_duress_pin: 'su PIN de coacción', dc_profile: 'su perfil o palabra clave', dc_contacts: 'sus contactos', dc_delete: 'borrar sus datos',
     kind_contact: 'Contacto', kind_self: 'La persona', kind_consulate: 'Guardia del consulado',
     s_unconfirmed: 'Sin confirmación', resent_dup: 'se envió otra vez por otra pasarela: puede llegar dos veces', s_queued: 'En espera', s_sent: 'Enviado', s_delivered: 'Entregado', s_failed: 'Falló', s_expired: 'Venció', s_withdrawn: 'Retirado',
     notify_on: 'Activar avisos', notify_active: 'Avisos activos', new_alert: 'Nueva alerta de {name}',
@@ -53,7 +53,7 @@ const TEXT = {
     facility: 'Detention facility (search or type)', detail: 'Detail',
     o_false_alarm: 'False alarm', o_person_safe: 'Person safe', o_detained: 'Detained', o_released: 'Released', o_no_contact: 'No contact', o_other: 'Other',
     k_created: 'Alert received', k_location: 'New location', k_cancelled: 'Cancelled by the person', k_acknowledged: 'Case taken', k_assigned: 'Assigned',
-    k_note: 'Note', k_resolved: 'Resolved', k_reopened: 'Reopened', k_escalated: 'Escalated to CIAM', k_escalated_again: 'Still not taken: escalated again', k_duress: 'Cancelled under duress (duress PIN)', k_sharing_stopped: 'The person stopped sharing their location (with their PIN)', k_sharing_forced: 'Stopped sharing their location UNDER DURESS (duress PIN)',
+    k_note: 'Note', k_resolved: 'Resolved', k_reopened: 'Reopened', k_escalated: 'Escalated to CIAM', k_escalated_again: 'Still not taken: escalated again', k_duress: 'Cancelled under duress (duress PIN)', k_sharing_stopped: 'The person stopped sharing their location (with their PIN)', k_sharing_forced: 'Stopped sharing their location UNDER DURESS (duress PIN)', k_duress_change: 'Under duress (duress PIN) tried to change, with no effect on the alert', dc_cancel_pin: 'their PIN', dc_duress_pin: 'their duress PIN', dc_profile: 'their profile or keyword', dc_contacts: 'their contacts', dc_delete: 'to delete their data',
     kind_contact: 'Contact', kind_self: 'The person', kind_consulate: 'Consulate duty phone',
     s_unconfirmed: 'Not confirmed', resent_dup: 'sent again by another gateway: may arrive twice', s_queued: 'Waiting', s_sent: 'Sent', s_delivered: 'Delivered', s_failed: 'Failed', s_expired: 'Expired', s_withdrawn: 'Withdrawn',
     notify_on: 'Turn on alerts', notify_active: 'Alerts on', new_alert: 'New alert from {name}',
@@ -498,6 +498,7 @@ function eventDetail(e) {
     return ` — ${t('w_' + w)}: ${t('r_' + r)}${note.length ? ` · ${note.join(' ')}` : ''}`;
   }
   if (e.kind === 'reopened' && e.detail === 'new_location') return ` — ${t('reopen_new_location')}`;
+  if (e.kind === 'duress_change') return `: ${t('dc_' + e.detail)}`;
   if (e.kind === 'resolved') {
     const [o, ...rest] = e.detail.split(': ');
     return ` — ${t('o_' + o)}${rest.length ? `: ${rest.join(': ')}` : ''}`;

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer, launch, phonePage, onboard, addContact, addStaff, waitFor, screenshot } from './harness.mjs';
+import { startServer, launch, phonePage, onboard, addContact, addStaff, waitFor, screenshot, pendingKept } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -171,7 +171,10 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
     await page.click('#press');
     await page.waitForSelector('text=Sin conexión');
     const sms = await page.getAttribute('#sms-fallback', 'href');
-    assert.equal(sms, 'sms:+15005550006?body=AUXILIO');
+    // The app reopened (a new page): it keeps no copy of the keyword, so the
+    // person types it.
+    assert.equal(sms, 'sms:+15005550006');
+    assert.match(await page.textContent('main'), /escribe tu palabra clave/);
     // Beside the SMS: the consulate to call, and the press to withdraw.
     assert.equal(await page.getAttribute('#call-consulate', 'href'), 'tel:+12133516800');
     assert.ok(await page.$('#withdraw'));
@@ -187,10 +190,7 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
     await page.fill('#withdraw-pin', '4821');
     await page.click('#withdraw-confirm');
     await page.waitForSelector('text=Sin conexión no se puede comprobar tu PIN');
-    assert.equal(await page.evaluate(() => new Promise((res) => {
-      const r = indexedDB.open('avisa', 1);
-      r.onsuccess = () => { const g = r.result.transaction('pending').objectStore('pending').get('alert'); g.onsuccess = () => res(!!g.result); };
-    })), true, 'the press is kept');
+    assert.equal(await pendingKept(page), true, 'the press is kept');
 
     // Two minutes without connection: the SMS then say when it was pressed.
     await new Promise((r) => setTimeout(r, 125000));
@@ -534,10 +534,7 @@ test('a press refused with 401 is kept, offers the SMS at once, and is not withd
     await page.waitForSelector('text=Tu alerta no salió');
     assert.match(await page.textContent('main'), /perdió su registro/);
     assert.equal(await page.getAttribute('#sms-fallback', 'href'), 'sms:+15005550006?body=AUXILIO');
-    const kept = () => page.evaluate(() => new Promise((res) => {
-      const r = indexedDB.open('avisa', 1);
-      r.onsuccess = () => { const g = r.result.transaction('pending').objectStore('pending').get('alert'); g.onsuccess = () => res(!!g.result); };
-    }));
+    const kept = () => pendingKept(page);
     assert.equal(await kept(), true, 'a 401 throws nothing away');
     await screenshot(page, 'app-refused-401');
     await page.click('#withdraw');

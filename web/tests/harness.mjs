@@ -106,7 +106,7 @@ export async function screenshot(page, name) {
 /// Onboards a person through the app's own screens: phone, code (read from
 /// the SMS log), profile, location, no contacts yet. Ends on the contacts
 /// screen.
-export async function onboard(page, server, phone = '(213) 555-0100', e164 = '+12135550100') {
+export async function onboard(page, server, phone = '(213) 555-0100', e164 = '+12135550100', keyword = 'auxilio') {
   await page.fill('#phone', phone);
   await page.click('button[type=submit]');
   await page.waitForSelector('#code');
@@ -120,7 +120,7 @@ export async function onboard(page, server, phone = '(213) 555-0100', e164 = '+1
   await page.fill('#home_county', 'Los Angeles');
   await page.fill('#cancel_pin', '4821');
   await page.fill('#pin_again', '4821');
-  await page.fill('#keyword', 'auxilio');
+  await page.fill('#keyword', keyword);
   await page.click('button[type=submit]');
   await page.getByRole('button', { name: /Permitir ubicación|Allow location/ }).click();
   await page.waitForSelector('#add-contact');
@@ -173,4 +173,18 @@ export async function pressViaApi(server, phone, location, name = 'Juana García
   const contact = await json('POST', '/api/v1/contacts', { name: 'Mamá', phone: '(213) 555-0177', message: 'Me detuvieron.' }, token, unlock);
   if (!contact.id) throw new Error(`the contact was refused: ${JSON.stringify(contact)}`);
   return json('POST', '/api/v1/alerts', { idempotency_key: `browser-${Date.now()}`, location }, token);
+}
+
+/// Whether the app keeps a press waiting for the network (its one file in
+/// the Origin Private File System).
+export async function pendingKept(page) {
+  return page.evaluate(async () => {
+    try {
+      const dir = await navigator.storage.getDirectory();
+      const file = await (await dir.getFileHandle('pending-alert.json')).getFile();
+      return file.size > 0;
+    } catch {
+      return false;
+    }
+  });
 }
