@@ -3,7 +3,7 @@
 
 import { t, lang, setLang, errorText, TEMPLATES, states } from './i18n.js';
 import { analyze } from './sms.js';
-import { getPending, savePending, clearPending, migratePending, forgetPending } from './store.js';
+import { getPending, savePending, clearPending } from './store.js';
 import { countryOptions, countryName } from './countries.js';
 
 const app = document.getElementById('app');
@@ -1113,7 +1113,7 @@ function settingsScreen(message) {
           const r = await api('DELETE', '/api/v1/profile', { pin: del.input.value });
           if (r.ok) {
             forget();
-            await forgetPending();
+            await clearPending(true);
             history.replaceState(null, '', '/');
             welcome(t('deleted'));
           } else if (['pin_incorrect', 'pin_invalid', 'pin_locked'].includes(apiError(r).code)) {
@@ -1205,7 +1205,6 @@ async function start() {
   // The button first, from what this phone already knows: a reopen waits
   // for no network at all. What the server says comes after, below.
   render();
-  await migratePending().catch(() => {});
   if (await getPending()) {
     setBanner(t('pending_banner'));
     if (navigator.onLine) flushPending(); else { offlineScreen(); scheduleRetry(); }

@@ -7,101 +7,59 @@
 // is sent and by "delete my data": a removed file's bytes go with it.
 // IndexedDB and localStorage sit on LevelDB, whose logs keep deleted values
 // (a place, the moment of a press) on disk until a compaction that may never
-// come. Only a browser without that file system (older than 2022) falls back
-// to IndexedDB.
+// come. IndexedDB holds it only where that file cannot be written (older
+// browsers), and a press an older version left there is still found.
 
 const FILE = 'pending-alert.json';
 const DB = 'avisa';
-const STORE = 'pending';
+// Writing needs FileSystemWritableFileStream too (Safari had the directory
+// long before it).
+const opfs = !!(navigator.storage && navigator.storage.getDirectory && self.FileSystemFileHandle && 'createWritable' in FileSystemFileHandle.prototype);
+const dir = () => navigator.storage.getDirectory();
+const missing = (e) => { if (!e || e.name !== 'NotFoundError') throw e; };
 
-const opfs = typeof navigator !== 'undefined' && navigator.storage && typeof navigator.storage.getDirectory === 'function';
-
-async function dir() {
-  return navigator.storage.getDirectory();
-}
-
-async function readFile() {
-  try {
-    const handle = await (await dir()).getFileHandle(FILE);
-    const text = await (await handle.getFile()).text();
-    return text ? JSON.parse(text) : undefined;
-  } catch (e) {
-    if (e && e.name === 'NotFoundError') return undefined;
-    throw e;
-  }
-}
-
-async function writeFile(alert) {
-  const handle = await (await dir()).getFileHandle(FILE, { create: true });
-  const w = await handle.createWritable();
-  await w.write(JSON.stringify(alert));
-  await w.close();
-}
-
-async function removeFile() {
-  try {
-    await (await dir()).removeEntry(FILE);
-  } catch (e) {
-    if (!e || e.name !== 'NotFoundError') throw e;
-  }
-}
-
-// ---- the fallback, for browsers without the file system ----------------------
-
-function open() {
+// IndexedDB: `op` on the 'pending' store; 'drop' deletes the database.
+function idb(op, value) {
   return new Promise((resolve, reject) => {
+    if (op === 'drop') { const d = indexedDB.deleteDatabase(DB); d.onsuccess = d.onerror = d.onblocked = () => resolve(); return; }
     const req = indexedDB.open(DB, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-    req.onsuccess = () => resolve(req.result);
+    req.onupgradeneeded = () => req.result.createObjectStore('pending');
     req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const db = req.result;
+      const tx = db.transaction('pending', op === 'get' ? 'readonly' : 'readwrite');
+      const r = op === 'get' ? tx.objectStore('pending').get('alert') : tx.objectStore('pending').put(value, 'alert');
+      tx.oncomplete = () => { db.close(); resolve(r.result); };
+      tx.onerror = () => { db.close(); reject(tx.error); };
+    };
   });
 }
 
-async function run(mode, action) {
-  const db = await open();
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(STORE, mode);
-    const req = action(tx.objectStore(STORE));
-    tx.oncomplete = () => { db.close(); resolve(req && req.result); };
-    tx.onerror = () => { db.close(); reject(tx.error); };
-  });
+const legacy = () => indexedDB.databases().then((l) => l.some((d) => d.name === DB), () => false);
+
+export async function getPending() {
+  if (opfs) {
+    const text = await dir().then((d) => d.getFileHandle(FILE)).then((h) => h.getFile()).then((f) => f.text()).catch(missing);
+    if (text) return JSON.parse(text);
+    if (!(await legacy())) return undefined;
+  }
+  return idb('get');
 }
 
-function dropDatabase() {
-  return new Promise((resolve) => {
-    const req = indexedDB.deleteDatabase(DB);
-    req.onsuccess = req.onerror = req.onblocked = () => resolve();
-  });
+// A press is never lost: if the file cannot be written, IndexedDB keeps it.
+export async function savePending(alert) {
+  if (opfs) {
+    try {
+      const w = await (await (await dir()).getFileHandle(FILE, { create: true })).createWritable();
+      await w.write(JSON.stringify(alert));
+      return await w.close();
+    } catch { /* below */ }
+  }
+  return idb('put', alert);
 }
 
-// ---- what the app calls -------------------------------------------------------
-
-export function getPending() {
-  return opfs ? readFile() : run('readonly', (s) => s.get('alert'));
-}
-
-export function savePending(alert) {
-  return opfs ? writeFile(alert) : run('readwrite', (s) => s.put(alert, 'alert'));
-}
-
-export async function clearPending() {
-  if (opfs) return removeFile();
-  return run('readwrite', (s) => s.delete('alert'));
-}
-
-// A press an older version kept in IndexedDB moves to the file, and the
-// database goes. Run once at start.
-export async function migratePending() {
-  if (!opfs || typeof indexedDB === 'undefined' || !indexedDB.databases) return;
-  const names = (await indexedDB.databases()).map((d) => d.name);
-  if (!names.includes(DB)) return;
-  const old = await run('readonly', (s) => s.get('alert')).catch(() => undefined);
-  if (old && !(await readFile())) await writeFile(old);
-  await dropDatabase();
-}
-
-// "Delete my data": the press file (and any older database) goes.
-export async function forgetPending() {
-  if (opfs) await removeFile().catch(() => {});
-  if (typeof indexedDB !== 'undefined') await dropDatabase();
+// Sent, withdrawn, or "delete my data" (`all`): the file and any database go.
+export async function clearPending(all) {
+  if (opfs) await dir().then((d) => d.removeEntry(FILE)).catch(missing);
+  if (all || !opfs || await legacy()) await idb('drop');
 }

@@ -84,7 +84,10 @@ test('files travel compressed, the first load is small, a reopen costs at most 2
     await new Promise((r) => setTimeout(r, 500));
     const first = counter.bytesUntil(Date.now());
     console.log(`first load: ${first} bytes on the wire`);
-    assert.ok(first <= 30 * 1024, `the first load took ${first} bytes`);
+    // 30 KB until the phone stopped keeping the person on its disk (issue
+    // 32): a waiting press in a file that deletion really removes, with a
+    // fallback that never loses it, costs about half a kilobyte more.
+    assert.ok(first <= 31 * 1024, `the first load took ${first} bytes`);
 
     // Onboarded, then opened again with the worker's copy.
     await onboard(page, server);

@@ -161,6 +161,9 @@ pub struct TwilioInboundForm {
     /// The text.
     Body: Option<String>,
     MessageSid: Option<String>,
+    /// STOP, START or HELP when Twilio's Advanced Opt-Out recognised the
+    /// message.
+    OptOutType: Option<String>,
 }
 
 /// Twilio's status callback for a message (`ref` is Avisa's message id),
@@ -213,6 +216,19 @@ pub async fn twilio_inbound(
 ) -> ApiResult<Response> {
     let params = twilio_params(&state, &uri, &headers, &body)?;
     let from = params.get("From").map(String::as_str).unwrap_or("");
+    // Twilio's Advanced Opt-Out names what it recognised (and answers it
+    // itself): recorded here for every gateway, and nothing else is done.
+    let consent = match params.get("OptOutType").map(String::as_str) {
+        Some("STOP") => Some(trigger::Consent::OptOut),
+        Some("START") => Some(trigger::Consent::OptIn),
+        _ => None,
+    };
+    if let Some(consent) = consent {
+        if let Ok(sender) = avisa_core::PhoneNumber::parse(from) {
+            trigger::record_consent(&state, &sender, consent).await?;
+        }
+        return Ok(([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response());
+    }
     let text = params.get("Body").map(String::as_str).unwrap_or("");
     let reference = params.get("MessageSid").map(String::as_str);
     trigger::inbound(&state, from, text, reference).await?;

@@ -12,6 +12,10 @@
 //! the alert, whatever came before: a person who mistyped in panic is never
 //! silenced (a spoofed sender must also guess the word).
 //!
+//! STOP (and the carriers' other opt-out words, in English and Spanish) as
+//! the whole message records that the number wants no more messages, on
+//! every gateway; START undoes it ([`consent_word`]). Neither is answered.
+//!
 //! "AYUDA <number> <PIN>" (or "HELP …") from any phone is the voice line by
 //! SMS, for a person whose phone was taken: the help line's guard
 //! ([`crate::help`]) and, with the right pair, the alert; the phone that
@@ -44,6 +48,9 @@ pub async fn inbound(
         return Ok(());
     };
     let now = now_millis();
+    if let Some(consent) = consent_word(text) {
+        return record_consent(state, &sender, consent).await;
+    }
     if let Some((typed, pin)) = help_request(text) {
         return help_by_sms(state, &sender, typed, pin, reference, now).await;
     }
@@ -99,6 +106,62 @@ pub async fn inbound(
         tracing::info!("inbound SMS raised no alert");
     }
     neutral_reply(state, &sender, reference, now).await
+}
+
+/// What a whole message says about the sender's consent to our messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// STOP and its kin: no more messages to this number, on any gateway.
+    OptOut,
+    /// START and its kin: messages again.
+    OptIn,
+}
+
+/// The carriers' opt-out and opt-in words (CTIA; Twilio's defaults) and
+/// their Spanish forms, as the whole message, in any case, accents folded.
+pub fn consent_word(text: &str) -> Option<Consent> {
+    let word: String = text
+        .trim()
+        .trim_end_matches(['.', '!'])
+        .chars()
+        .map(|c| match c {
+            'á' | 'Á' => 'a',
+            'é' | 'É' => 'e',
+            'í' | 'Í' => 'i',
+            'ó' | 'Ó' => 'o',
+            'ú' | 'Ú' | 'ü' | 'Ü' => 'u',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    match word.as_str() {
+        "stop" | "stopall" | "unsubscribe" | "cancel" | "end" | "quit" | "alto" | "baja"
+        | "parar" | "cancelar" => Some(Consent::OptOut),
+        "start" | "unstop" | "alta" => Some(Consent::OptIn),
+        _ => None,
+    }
+}
+
+/// Records a number's STOP or START from any gateway. No reply of our own:
+/// a number that said STOP gets no neutral answer (Twilio, and the carrier,
+/// confirm it themselves).
+pub async fn record_consent(
+    state: &AppState,
+    sender: &PhoneNumber,
+    consent: Consent,
+) -> ApiResult<()> {
+    match consent {
+        Consent::OptOut => {
+            state.store.record_opt_out(sender, now_millis()).await?;
+            metrics::counter!("avisa_opt_outs_total", "how" => "inbound").increment(1);
+            tracing::info!("an inbound STOP recorded: no more messages to that number");
+        }
+        Consent::OptIn => {
+            state.store.clear_opt_out(sender).await?;
+            metrics::counter!("avisa_opt_ins_total").increment(1);
+            tracing::info!("an inbound START recorded: messages to that number again");
+        }
+    }
+    Ok(())
 }
 
 /// The idempotency key of an alert raised by an inbound SMS: the provider's
@@ -307,5 +370,26 @@ mod tests {
         assert_eq!(checkout_request("sali"), None);
         assert_eq!(checkout_request("sali 4821 ya"), None);
         assert_eq!(checkout_request("sali ya"), None);
+    }
+}
+
+#[cfg(test)]
+mod consent_tests {
+    use super::*;
+
+    #[test]
+    fn the_carriers_words_in_both_languages_as_the_whole_message() {
+        for w in [
+            "STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "CANCEL", "end", "QUIT", "ALTO",
+            "baja", "Parar", "CANCELAR", "cancelár",
+        ] {
+            assert_eq!(consent_word(w), Some(Consent::OptOut), "{w}");
+        }
+        for w in ["START", "unstop", "Alta"] {
+            assert_eq!(consent_word(w), Some(Consent::OptIn), "{w}");
+        }
+        for w in ["stop it", "AUXILIO", "ayuda 2135550100 4821", "", "stopp"] {
+            assert_eq!(consent_word(w), None, "{w}");
+        }
     }
 }

@@ -244,7 +244,10 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Checks a webhook's signature in constant time.
+/// Checks a webhook's signature in constant time, as Twilio's own
+/// `RequestValidator` does: over the URL as given and over the same URL with
+/// its scheme's default port written out (`https` 443, `http` 80) or taken
+/// away, since Twilio may sign either form.
 pub fn signature_valid(
     auth_token: &str,
     url: &str,
@@ -256,14 +259,43 @@ pub fn signature_valid(
     };
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(auth_token.as_bytes())
-        .expect("HMAC accepts any key length");
-    mac.update(url.as_bytes());
-    for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
+    let check = |url: &str| {
+        let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(auth_token.as_bytes())
+            .expect("HMAC accepts any key length");
+        mac.update(url.as_bytes());
+        for (k, v) in &sorted {
+            mac.update(k.as_bytes());
+            mac.update(v.as_bytes());
+        }
+        mac.verify_slice(&given).is_ok()
+    };
+    // Both forms are always checked, so the time taken says nothing.
+    let as_given = check(url);
+    let other = url_other_form(url).is_some_and(|u| check(&u));
+    as_given | other
+}
+
+/// The URL with its scheme's default port added, or removed when it is
+/// written out; None when it names another port or is not http(s).
+fn url_other_form(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return None,
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    // The port follows the last ':' after any IPv6 literal's ']'.
+    let host_end = authority.rfind(']').map_or(0, |i| i + 1);
+    match authority[host_end..].rsplit_once(':') {
+        Some((host, port)) if port == default => Some(format!(
+            "{scheme}://{}{host}{tail}",
+            &authority[..host_end]
+        )),
+        Some(_) => None,
+        None => Some(format!("{scheme}://{authority}:{default}{tail}")),
     }
-    mac.verify_slice(&given).is_ok()
 }
 
 /// What a Twilio `MessageStatus` means for a message.
@@ -305,6 +337,38 @@ mod tests {
             &sig
         ));
         assert!(!signature_valid("12345", url, &params, "not base64!"));
+    }
+
+    /// Twilio's `RequestValidator` accepts a request signed over the URL
+    /// with or without the default port: so does Avisa, both ways.
+    #[test]
+    fn a_signature_over_either_form_of_the_default_port_is_accepted() {
+        let params = vec![("Body".to_string(), "STOP".to_string())];
+        let bare = "https://avisa.example.org/hooks/twilio/inbound?x=1";
+        let ported = "https://avisa.example.org:443/hooks/twilio/inbound?x=1";
+        let over_ported = signature("tok", ported, &params);
+        let over_bare = signature("tok", bare, &params);
+        assert!(signature_valid("tok", bare, &params, &over_ported));
+        assert!(signature_valid("tok", ported, &params, &over_bare));
+        // Another port, or another scheme's default, is another URL.
+        let other = signature("tok", "https://avisa.example.org:8443/hooks/twilio/inbound?x=1", &params);
+        assert!(!signature_valid("tok", bare, &params, &other));
+        let http80 = signature("tok", "http://avisa.example.org:80/hooks/twilio/inbound?x=1", &params);
+        assert!(!signature_valid("tok", bare, &params, &http80));
+        assert!(signature_valid(
+            "tok",
+            "http://avisa.example.org/hooks/twilio/inbound?x=1",
+            &params,
+            &http80
+        ));
+        assert_eq!(
+            url_other_form("http://[::1]:80/a").as_deref(),
+            Some("http://[::1]/a")
+        );
+        assert_eq!(
+            url_other_form("https://[::1]/a").as_deref(),
+            Some("https://[::1]:443/a")
+        );
     }
 
     #[test]

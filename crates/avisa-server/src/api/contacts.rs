@@ -58,9 +58,10 @@ pub struct ContactResponse {
     pub message: String,
     /// Gets "nueva ubicación" SMS during an alert.
     pub location_updates: bool,
-    /// The contact's number told the SMS provider to stop Avisa's messages
-    /// (replied STOP): alerts no longer reach them. Saving the contact again
-    /// clears it (after they sent START, or with another number).
+    /// The contact's number asked for no more of Avisa's messages (STOP, to
+    /// the provider or to the service number): alerts no longer reach it on
+    /// any gateway. Only the number itself undoes it, by sending START;
+    /// saving the contact again does not.
     pub blocked: bool,
     /// "GSM-7" or "UCS-2", of what the contact receives: the message with
     /// the longest location line an alert adds.
@@ -198,8 +199,9 @@ pub async fn create(
     {
         Ok(c) => {
             tell_of_change(&state, &who.person).await;
-            state.store.clear_opt_out(&c.phone).await?;
-            Ok((StatusCode::CREATED, Json(response(c, false))))
+            // A STOP is the number's to undo (START), not the person's.
+            let blocked = !state.store.opted_out(&[&c.phone]).await?.is_empty();
+            Ok((StatusCode::CREATED, Json(response(c, blocked))))
         }
         Err(StoreError::LimitReached) => Err(ApiError::Conflict {
             code: "contacts_limit",
@@ -260,8 +262,8 @@ pub async fn put(
         .update_contact(who.person.id, id, &input, now_millis())
         .await?;
     tell_of_change(&state, &who.person).await;
-    state.store.clear_opt_out(&contact.phone).await?;
-    Ok(Json(response(contact, false)))
+    let blocked = !state.store.opted_out(&[&contact.phone]).await?.is_empty();
+    Ok(Json(response(contact, blocked)))
 }
 
 /// Delete a contact.

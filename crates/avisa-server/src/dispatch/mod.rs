@@ -67,6 +67,9 @@ fn jitter(ms: u64) -> u64 {
     half + getrandom::u64().map(|r| r % (half + 1)).unwrap_or(0)
 }
 
+/// The reason a message to a number that opted out is not sent.
+pub const OPTED_OUT: &str = "opted_out: the number asked for no more messages (STOP)";
+
 impl Dispatcher {
     pub fn new(
         store: Store,
@@ -292,9 +295,24 @@ impl Dispatcher {
         } else {
             self.store.message_statuses(&parents).await?
         };
+        // Consent is a property of the number, on every gateway: a number
+        // that asked for no more messages (a provider's STOP, or STOP sent
+        // to the service number) gets none, whichever gateway is up.
+        let phones: Vec<&avisa_core::PhoneNumber> = claimed.iter().map(|c| &c.to).collect();
+        let refused = self.store.opted_out(&phones).await?;
         let mut updates = Vec::with_capacity(count);
         let mut sends = tokio::task::JoinSet::new();
         for message in claimed {
+            if refused.contains(message.to.as_str()) {
+                metrics::counter!("avisa_sms_total", "gateway" => "none", "outcome" => "opted_out")
+                    .increment(1);
+                updates.push(OutboxUpdate::Failed {
+                    id: message.id,
+                    reason: OPTED_OUT.into(),
+                    at: now,
+                });
+                continue;
+            }
             if now >= message.expires_at {
                 updates.push(OutboxUpdate::Expired {
                     id: message.id,
@@ -556,13 +574,10 @@ impl Dispatcher {
                 // fail the same way.
                 metrics::counter!("avisa_sms_total", "gateway" => gateway.clone(), "outcome" => "recipient_refused").increment(1);
                 tracing::warn!(gateway = %gateway, opted_out, "the recipient refuses or cannot receive; not tried elsewhere");
-                if opted_out {
-                    let (store, to) = (self.store.clone(), m.to.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = store.record_opt_out(&to, now).await {
-                            tracing::error!(error = %e, "recording an opt-out failed");
-                        }
-                    });
+                // Recorded before the outcome, so the number's next message
+                // (on any gateway, any instance) finds it.
+                if opted_out && let Err(e) = self.store.record_opt_out(&m.to, now).await {
+                    tracing::error!(error = %e, "recording an opt-out failed");
                 }
                 OutboxUpdate::Failed {
                     id: m.id,

@@ -455,8 +455,8 @@ async fn a_stop_is_final_on_every_gateway(backend: &str) {
     let app = TestApp::start(config, dir).await;
     let token = person_via_twilio(&app, &fake, "+12135550100", 1).await;
     for (reply, key, reason) in [
-        (Reply::Unsubscribed, "stop-final-1", "opted_out"),
-        (Reply::InvalidNumber, "stop-final-2", "invalid_number"),
+        (Reply::InvalidNumber, "stop-final-1", "invalid_number"),
+        (Reply::Unsubscribed, "stop-final-2", "opted_out"),
     ] {
         fake.script([reply]);
         let (_, alert) = app
@@ -486,7 +486,7 @@ async fn a_stop_is_final_on_every_gateway(backend: &str) {
         .await;
     let contact = &list["contacts"][0];
     assert_eq!(contact["blocked"], true, "{list}");
-    // Saved again (after they sent START): the mark is cleared.
+    // Saved again by the person: a STOP is the number's to undo, not theirs.
     let id = contact["id"].as_str().expect("id").to_string();
     let (s, saved) = app
         .call(
@@ -498,13 +498,78 @@ async fn a_stop_is_final_on_every_gateway(backend: &str) {
         .await;
     assert_eq!(
         (s, saved["blocked"].as_bool()),
-        (StatusCode::OK, Some(false)),
+        (StatusCode::OK, Some(true)),
         "{saved}"
     );
+    // The next alert: refused at send time on every gateway, with no
+    // request to Twilio for that number and nothing through the log
+    // gateway, whichever is up.
+    let to_contact = |fake: &FakeTwilio| {
+        fake.received()
+            .into_iter()
+            .filter(|m| m.to == "+12135557000")
+            .count()
+    };
+    let asked_before = to_contact(&fake);
+    let stopped = press_and_wait(&app, &token, "stop-final-3", "failed").await;
+    assert_eq!(
+        stopped["reason"].as_str(),
+        Some(avisa_server::dispatch::OPTED_OUT),
+        "{stopped}"
+    );
+    assert_eq!(to_contact(&fake), asked_before, "Twilio never asked");
+    assert!(!app.sms_lines().iter().any(|l| l["to"] == "+12135557000"));
+
+    // The contact texts START to the service number: messages again.
+    let inbound = |body: &'static str, sid: &'static str| {
+        let app = &app;
+        let fake = &fake;
+        async move {
+            twilio_webhook(
+                app,
+                "/hooks/twilio/inbound",
+                &[("From", "+12135557000"), ("To", SERVICE_FROM), ("Body", body), ("MessageSid", sid)],
+                &fake.auth_token,
+            )
+            .await
+        }
+    };
+    assert_eq!(inbound("Start", "SMstart1").await, StatusCode::OK);
     let (_, list) = app
         .call(Method::GET, "/api/v1/contacts", Some(&token), None)
         .await;
-    assert_eq!(list["contacts"][0]["blocked"], false);
+    assert_eq!(list["contacts"][0]["blocked"], false, "{list}");
+    press_and_wait(&app, &token, "stop-final-4", "sent").await;
+    // And STOP (in Spanish) to the service number: recorded, unanswered,
+    // and the next alert does not reach the number.
+    let asked_before = to_contact(&fake);
+    assert_eq!(inbound("BAJA", "SMstop1").await, StatusCode::OK);
+    let stopped = press_and_wait(&app, &token, "stop-final-5", "failed").await;
+    assert_eq!(
+        stopped["reason"].as_str(),
+        Some(avisa_server::dispatch::OPTED_OUT)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        to_contact(&fake),
+        asked_before,
+        "no neutral reply to a STOP, no alert after it"
+    );
+}
+
+/// Presses as the person and waits for the first contact's status.
+async fn press_and_wait(app: &TestApp, token: &str, key: &str, want: &str) -> Value {
+    let (s, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(token),
+            Some(json!({"idempotency_key": key})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{alert}");
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    wait_recipient(app, token, &id, 0, want).await
 }
 
 async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
