@@ -380,8 +380,19 @@ mod consent_tests {
     #[test]
     fn the_carriers_words_in_both_languages_as_the_whole_message() {
         for w in [
-            "STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "CANCEL", "end", "QUIT", "ALTO",
-            "baja", "Parar", "CANCELAR", "cancelár",
+            "STOP",
+            "stop",
+            " Stop. ",
+            "STOPALL",
+            "unsubscribe",
+            "CANCEL",
+            "end",
+            "QUIT",
+            "ALTO",
+            "baja",
+            "Parar",
+            "CANCELAR",
+            "cancelár",
         ] {
             assert_eq!(consent_word(w), Some(Consent::OptOut), "{w}");
         }

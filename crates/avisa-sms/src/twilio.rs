@@ -289,10 +289,9 @@ fn url_other_form(url: &str) -> Option<String> {
     // The port follows the last ':' after any IPv6 literal's ']'.
     let host_end = authority.rfind(']').map_or(0, |i| i + 1);
     match authority[host_end..].rsplit_once(':') {
-        Some((host, port)) if port == default => Some(format!(
-            "{scheme}://{}{host}{tail}",
-            &authority[..host_end]
-        )),
+        Some((host, port)) if port == default => {
+            Some(format!("{scheme}://{}{host}{tail}", &authority[..host_end]))
+        }
         Some(_) => None,
         None => Some(format!("{scheme}://{authority}:{default}{tail}")),
     }
@@ -351,9 +350,17 @@ mod tests {
         assert!(signature_valid("tok", bare, &params, &over_ported));
         assert!(signature_valid("tok", ported, &params, &over_bare));
         // Another port, or another scheme's default, is another URL.
-        let other = signature("tok", "https://avisa.example.org:8443/hooks/twilio/inbound?x=1", &params);
+        let other = signature(
+            "tok",
+            "https://avisa.example.org:8443/hooks/twilio/inbound?x=1",
+            &params,
+        );
         assert!(!signature_valid("tok", bare, &params, &other));
-        let http80 = signature("tok", "http://avisa.example.org:80/hooks/twilio/inbound?x=1", &params);
+        let http80 = signature(
+            "tok",
+            "http://avisa.example.org:80/hooks/twilio/inbound?x=1",
+            &params,
+        );
         assert!(!signature_valid("tok", bare, &params, &http80));
         assert!(signature_valid(
             "tok",

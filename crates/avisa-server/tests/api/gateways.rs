@@ -528,7 +528,12 @@ async fn a_stop_is_final_on_every_gateway(backend: &str) {
             twilio_webhook(
                 app,
                 "/hooks/twilio/inbound",
-                &[("From", "+12135557000"), ("To", SERVICE_FROM), ("Body", body), ("MessageSid", sid)],
+                &[
+                    ("From", "+12135557000"),
+                    ("To", SERVICE_FROM),
+                    ("Body", body),
+                    ("MessageSid", sid),
+                ],
                 &fake.auth_token,
             )
             .await
@@ -966,6 +971,52 @@ async fn kannel_webhooks_check_their_signature_and_token(backend: &str) {
     assert_eq!(reply["to"], "+12135550999");
 }
 
+/// A contact's STOP texted through Kannel: recorded for the number, never
+/// answered, and the next alert reaches it on no gateway (here the log
+/// gateway, which would send anything); START through Kannel undoes it.
+async fn a_stop_through_kannel_blocks_every_gateway(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.sms.gateways.push(Gateway::Kannel(KannelSettings {
+        username: "avisa".into(),
+        inbound_token: "inbound-secret".to_string().into(),
+        ..KannelSettings::default()
+    }));
+    let app = TestApp::start(config, dir).await;
+    let token = app.person("+12135550100").await;
+    let (s, _) = app
+        .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Tía", "phone": "+12135557050", "language": "es", "message": "Ayuda"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let text = |body: &str, id: &str| {
+        format!(
+            "/hooks/kannel/inbound?token=inbound-secret&from=%2B12135557050&text={body}&id={id}"
+        )
+    };
+    let (s, _) = app
+        .call(Method::GET, &text("Stop", "k-stop"), None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let stopped = press_and_wait(&app, &token, "kannel-stop-1", "failed").await;
+    assert_eq!(
+        stopped["reason"].as_str(),
+        Some(avisa_server::dispatch::OPTED_OUT)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !app.sms_lines().iter().any(|l| l["to"] == "+12135557050"),
+        "no reply to the STOP, no alert after it: {:?}",
+        app.sms_lines()
+    );
+    let (s, _) = app
+        .call(Method::GET, &text("ALTA", "k-start"), None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    press_and_wait(&app, &token, "kannel-stop-2", "sent").await;
+}
+
 /// Replies to texts that raised nothing are bounded: one a day per sender,
 /// one per provider message id, none to a premium-rate or foreign number,
 /// none after five misses in an hour; the right keyword from the person's
@@ -1201,6 +1252,7 @@ on_both_backends!(
     twilio_error_classes_retry_or_fail,
     a_failing_gateway_fails_over_to_the_next,
     a_stop_is_final_on_every_gateway,
+    a_stop_through_kannel_blocks_every_gateway,
     an_accepted_answer_is_accepted_even_unreadable,
     a_message_not_sent_in_its_validity_expires,
     under_a_rate_cap_every_alerts_first_messages_go_first,
