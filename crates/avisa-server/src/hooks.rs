@@ -128,6 +128,20 @@ async fn apply_receipt(
                 state.events.publish(alert);
             }
         }
+        None if state
+            .store
+            .keep_receipt(id, provider_id, to, reason, now_millis())
+            .await? =>
+        {
+            // The message is back in the queue (its send timed out and the
+            // provider is still to be asked): kept, and applied when the
+            // send is recorded, never dropped.
+            metrics::counter!("avisa_receipts_kept_total").increment(1);
+            tracing::info!(
+                status = to.as_str(),
+                "a receipt kept until its send is recorded"
+            );
+        }
         None => {
             // An older status arriving late, or a receipt for another copy
             // of the message (its provider id is not the one recorded).

@@ -45,10 +45,22 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             }
         }
     }
+    // No gateway can send (every one taken out: failing, or our account
+    // refused): said here and in `avisa_gateway_up`, but still ready. The
+    // gateways are shared by every instance, so a 503 would take them all
+    // out of the load balancer at once, and presses — which the consulate's
+    // console receives with or without SMS, and whose messages wait to be
+    // sent — would be refused at the door instead of stored.
+    let status = if gateways_up(&state) {
+        "ready"
+    } else {
+        tracing::warn!("no SMS gateway can send: presses are stored and their messages wait");
+        "no SMS gateway can send"
+    };
     // Within a second, whatever the pool's acquire timeout: a load
     // balancer's check must not hang while the database is away.
     match tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(Health { status: "ready" })),
+        Ok(Ok(())) => (StatusCode::OK, Json(Health { status })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed: the database does not answer");
             unready("database unavailable")
@@ -88,10 +100,26 @@ pub async fn metrics(
     if !allowed {
         return Err(ApiError::NotFound);
     }
+    gateways_up(&state);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     ))
+}
+
+/// Whether any gateway can send now; sets `avisa_gateway_up{gateway}` (1 or
+/// 0) for each on the way.
+fn gateways_up(state: &AppState) -> bool {
+    let mut any = false;
+    for g in state.dispatcher.gateway_health() {
+        metrics::gauge!("avisa_gateway_up", "gateway" => g.name.clone()).set(if g.up {
+            1.0
+        } else {
+            0.0
+        });
+        any |= g.up;
+    }
+    any
 }
 
 /// This API's OpenAPI description, generated from the code.

@@ -133,6 +133,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0020_duress_view.sql"),
         include_str!("../migrations/postgres/0020_duress_view.sql"),
     ),
+    (
+        21,
+        "kept receipts",
+        include_str!("../migrations/sqlite/0021_kept_receipts.sql"),
+        include_str!("../migrations/postgres/0021_kept_receipts.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

@@ -206,6 +206,34 @@ async fn claim_in(
 
 /// Records send outcomes in a transaction; returns the alerts whose rows
 /// changed.
+/// Receipts kept while their message was back in the queue
+/// ([`Store::keep_receipt`]) applied to the messages now recorded sent (the
+/// provider id must match, when both are known), then forgotten once their
+/// message has left the queue. The table is almost always empty.
+async fn apply_kept_receipts(tx: &mut Tx) -> Result<Vec<Uuid>, StoreError> {
+    let alerts: Vec<Option<Uuid>> = db_run!(&mut *tx, |t| {
+        sqlx::query_scalar(
+            "UPDATE outbox SET status = k.status, reason = COALESCE(k.reason, outbox.reason), \
+             receipt_at = k.at, updated_at = k.at FROM kept_receipts k \
+             WHERE k.message_id = outbox.id AND outbox.status = 'sent' \
+             AND (k.provider_id = '' OR outbox.provider_id IS NULL OR outbox.provider_id = '' \
+                  OR k.provider_id = outbox.provider_id) \
+             RETURNING outbox.alert_id",
+        )
+        .fetch_all(&mut **t)
+        .await?
+    });
+    db_run!(&mut *tx, |t| {
+        sqlx::query(
+            "DELETE FROM kept_receipts WHERE message_id IN \
+             (SELECT id FROM outbox WHERE status NOT IN ('queued', 'sending'))",
+        )
+        .execute(&mut **t)
+        .await?;
+    });
+    Ok(alerts.into_iter().flatten().collect())
+}
+
 async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError> {
     let mut touched: Vec<Uuid> = Vec::new();
     // Messages the gateway took are the bulk: one statement for all of them
@@ -245,6 +273,9 @@ async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, St
                 .await?
         });
         touched.extend(alerts.into_iter().flatten());
+    }
+    if !sent.is_empty() {
+        touched.extend(apply_kept_receipts(tx).await?);
     }
     for u in updates {
         let alert: Option<Option<Uuid>> = match u {

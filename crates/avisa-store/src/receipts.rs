@@ -24,6 +24,37 @@ pub struct Unconfirmed {
 impl Store {
     /// A delivery receipt: moves a message to `status` when it is in one of
     /// `from`. Returns Some(its alert) when it changed a row.
+    /// Keeps a receipt for a message that is back in the queue (its send
+    /// timed out; the provider is still to be asked), to be applied when
+    /// its send is recorded. A final status (delivered, failed) is not
+    /// replaced by a later "sent". False when the message is not queued.
+    pub async fn keep_receipt(
+        &self,
+        message_id: Uuid,
+        provider_id: Option<&str>,
+        status: OutboxStatus,
+        reason: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO kept_receipts (message_id, provider_id, status, reason, at) \
+                   SELECT id, $2, $3, $4, $5 FROM outbox WHERE id = $1 AND status = 'queued' \
+                   ON CONFLICT (message_id) DO UPDATE SET provider_id = excluded.provider_id, \
+                   status = excluded.status, reason = excluded.reason, at = excluded.at \
+                   WHERE kept_receipts.status = 'sent'";
+        let n = db_run!(self.db.writer(), |pool| {
+            sqlx::query(sql)
+                .bind(message_id)
+                .bind(provider_id.unwrap_or(""))
+                .bind(status)
+                .bind(reason)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     pub async fn receipt(
         &self,
         message_id: Uuid,

@@ -971,6 +971,128 @@ async fn kannel_webhooks_check_their_signature_and_token(backend: &str) {
     assert_eq!(reply["to"], "+12135550999");
 }
 
+/// A receipt that arrives while its message is back in the queue (the send
+/// timed out; the provider, which has it, is still to be asked) is kept and
+/// applied once the look-up records the send: delivered, not "sin
+/// confirmación".
+async fn a_receipt_between_the_timeout_and_the_look_up_is_kept(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    // A wide window between the timeout and the next try (the look-up).
+    config.dispatch.retry_base = Duration::from_secs(2);
+    config.dispatch.retry_max = Duration::from_secs(2);
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 0).await;
+    let before = fake.received().len();
+    // Taken on arrival, answered after the client's 1 s timeout.
+    fake.script([Reply::Slow(Duration::from_secs(3))]);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "kept-receipt-1"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let rid: uuid::Uuid = alert["recipients"][0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let store = avisa_server::open_store(&app.config).await.expect("store");
+    // Until the send has timed out and the message is back in the queue.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, _) = store.message(rid).await.expect("read").expect("message");
+        if status == avisa_core::OutboxStatus::Queued && fake.received().len() > before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never back in the queue: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let taken = fake.received()[before..]
+        .iter()
+        .find(|m| m.reference.as_deref() == Some(&rid.to_string()))
+        .cloned()
+        .expect("the provider has it");
+    let sid = taken.sid.clone().expect("sid");
+    let status = twilio_webhook(
+        &app,
+        &format!("/hooks/twilio/status?ref={rid}"),
+        &[("MessageSid", &sid), ("MessageStatus", "delivered")],
+        &fake.auth_token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = store.message(rid).await.expect("read").expect("message");
+    assert_eq!(
+        status,
+        avisa_core::OutboxStatus::Queued,
+        "the receipt waits"
+    );
+    // The look-up finds it at the provider: recorded sent, then delivered.
+    let r = wait_recipient(&app, &token, &id, 0, "delivered").await;
+    assert_ne!(r["unconfirmed"], true, "{r}");
+    assert_eq!(
+        fake.received()[before..]
+            .iter()
+            .filter(|m| m.to == "+12135550100")
+            .count(),
+        1,
+        "asked, not sent again"
+    );
+    store.close().await;
+}
+
+/// With its only gateway taken out (our account refused), `/readyz` says so
+/// (and the metric), yet stays 200: every instance shares the gateway, and a
+/// 503 would have the load balancer refuse presses the console must get.
+/// Once the pause ends, it says "ready" again.
+async fn no_gateway_that_can_send_is_not_ready(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    config.dispatch.account_pause = Duration::from_secs(2);
+    let app = TestApp::start(config, dir).await;
+    let (s, _) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    fake.script([Reply::Unauthorized]);
+    let token = app.register("+12135550100").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, body) = app.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        if body["status"] == "no SMS gateway can send" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said its only gateway is paused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        app.text("/metrics")
+            .await
+            .contains("avisa_gateway_up{gateway=\"twilio\"} 0")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.call(Method::GET, "/readyz", None, None).await.1["status"] != "ready" {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(token);
+}
+
 /// A contact's STOP texted through Kannel: recorded for the number, never
 /// answered, and the next alert reaches it on no gateway (here the log
 /// gateway, which would send anything); START through Kannel undoes it.
@@ -1253,6 +1375,8 @@ on_both_backends!(
     a_failing_gateway_fails_over_to_the_next,
     a_stop_is_final_on_every_gateway,
     a_stop_through_kannel_blocks_every_gateway,
+    no_gateway_that_can_send_is_not_ready,
+    a_receipt_between_the_timeout_and_the_look_up_is_kept,
     an_accepted_answer_is_accepted_even_unreadable,
     a_message_not_sent_in_its_validity_expires,
     under_a_rate_cap_every_alerts_first_messages_go_first,
