@@ -93,6 +93,8 @@ struct Inner {
     /// Answer at most this many messages per second with 201; beyond that 429.
     per_second: Option<u32>,
     window: (Instant, u32),
+    /// The message list answers 500 (a look-up that fails).
+    lists_fail: bool,
 }
 
 #[derive(Clone)]
@@ -183,6 +185,13 @@ async fn list(
         && account == fake.account_sid;
     if !auth_ok {
         return error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    if inner.lists_fail {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal Server Error",
+        );
     }
     let to = get("To");
     let size: usize = get("PageSize").and_then(|s| s.parse().ok()).unwrap_or(50);
@@ -427,6 +436,7 @@ impl FakeTwilio {
                 received: Vec::new(),
                 per_second: None,
                 window: (Instant::now(), 0),
+                lists_fail: false,
             })),
         };
         let app = Router::new()
@@ -444,6 +454,11 @@ impl FakeTwilio {
     /// The next requests get these answers, in order; then the default.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         lock(&self.inner).script.extend(replies);
+    }
+
+    /// While on, the message list answers 500: a look-up that fails.
+    pub fn fail_lists(&self, on: bool) {
+        lock(&self.inner).lists_fail = on;
     }
 
     /// The answer once the script is used up (`Created` at first).

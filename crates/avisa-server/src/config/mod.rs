@@ -207,6 +207,12 @@ pub struct DispatchConfig {
     /// the others (it beats four times as often).
     #[serde(with = "humantime_serde")]
     pub takeover: Duration,
+    /// A message left in doubt on a gateway (sent, no answer in time) stays
+    /// with that gateway until it has been asked whether it has it, for at
+    /// most this long; only then may another gateway send it (a possible
+    /// duplicate). Seconds matter more than a second copy: 60 s.
+    #[serde(with = "humantime_serde")]
+    pub in_doubt_window: Duration,
 }
 
 /// Milliseconds, the store's time unit.
@@ -316,6 +322,7 @@ impl Default for DispatchConfig {
             poll: Duration::from_millis(250),
             account_pause: Duration::from_secs(60),
             takeover: Duration::from_secs(3),
+            in_doubt_window: Duration::from_secs(60),
         }
     }
 }

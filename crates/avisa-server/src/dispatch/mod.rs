@@ -337,7 +337,12 @@ impl Dispatcher {
             let span = tracing::info_span!("dispatch", message_id = %message.id, alert_id = ?message.alert_id, attempt = message.attempts);
             // The gateway and its rate slot are taken here, in claim (rank)
             // order: tasks spawned together run in no particular order.
-            let index = self.choose(message.gateway_index.max(0) as usize);
+            // A message in doubt stays with the gateway that may have it.
+            let index = if self.pinned(message.in_doubt_since, now) {
+                message.gateway_index.max(0) as usize % self.slots.len()
+            } else {
+                self.choose(message.gateway_index.max(0) as usize)
+            };
             let ready = self.slots[index].limiter.reserve();
             sends.spawn(
                 async move { me.send_one(message, index, ready, epoch).await }.instrument(span),
@@ -412,9 +417,11 @@ impl Dispatcher {
         in_doubt: Option<i64>,
     ) -> OutboxUpdate {
         let n = self.slots.len();
-        // In doubt, the same gateway is tried again (and asked first):
-        // another would send a second copy of what the first may have.
-        let next = if in_doubt.is_some() && !self.slots[index].is_down() {
+        // In doubt, the same gateway is tried again (and asked first), even
+        // while it is down: another would send a second copy of what the
+        // first may have. Only past the window may another send it.
+        let since = m.in_doubt_since.or(in_doubt);
+        let next = if self.pinned(since, now) {
             index
         } else {
             (index + 1) % n
@@ -446,27 +453,36 @@ impl Dispatcher {
         }
     }
 
+    /// Whether a message in doubt since `since` must stay with the gateway
+    /// that may have it (see `dispatch.in_doubt_window`).
+    fn pinned(&self, since: Option<i64>, now: i64) -> bool {
+        since.is_some_and(|s| now < s + crate::config::millis(self.config.in_doubt_window))
+    }
+
     /// The provider's copy of a message whose send was left in doubt: a
-    /// candidate it lists that is not already another message of ours.
-    async fn find_in_doubt(&self, slot: &Slot, sms: &OutgoingSms, since: i64) -> Option<Accepted> {
-        let candidates = match slot.gateway.find(sms, since).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(gateway = %slot.gateway.name(), error = %e, "could not ask the gateway about a message in doubt; sending it");
-                return None;
-            }
-        };
+    /// candidate it lists that is not already another message of ours;
+    /// None when it has none. Err when it could not be asked: the message
+    /// is then not sent, but asked again (a failed look-up is no "no").
+    async fn find_in_doubt(
+        &self,
+        slot: &Slot,
+        sms: &OutgoingSms,
+        since: i64,
+    ) -> Result<Option<Accepted>, String> {
+        let candidates = slot
+            .gateway
+            .find(sms, since)
+            .await
+            .map_err(|e| format!("could not ask the gateway about a message in doubt: {e}"))?;
         let ids: Vec<String> = candidates.iter().map(|c| c.provider_id.clone()).collect();
-        let taken = match self.store.provider_ids_in_use(&ids).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not check the provider's ids; sending the message in doubt");
-                return None;
-            }
-        };
-        candidates
+        let taken = self
+            .store
+            .provider_ids_in_use(&ids)
+            .await
+            .map_err(|e| format!("could not check the provider's ids: {e}"))?;
+        Ok(candidates
             .into_iter()
-            .find(|c| !taken.contains(&c.provider_id))
+            .find(|c| !taken.contains(&c.provider_id)))
     }
 
     /// Each gateway's health, for the console's status bar.
@@ -508,9 +524,23 @@ impl Dispatcher {
         let gateway = slot.gateway.name().to_string();
         let started = Instant::now();
         // A try before this one may have reached the provider: ask it
-        // first, and send only if it does not have the message.
+        // first, and send only if it does not have the message. Within the
+        // window a look-up that fails sends nothing; past it, the message
+        // goes (a possible duplicate: counted, and said in the log).
         let found = match m.in_doubt_since {
-            Some(since) => self.find_in_doubt(slot, &sms, since).await,
+            Some(since) => match self.find_in_doubt(slot, &sms, since).await {
+                Ok(found) => found,
+                Err(reason) if self.pinned(Some(since), now_millis()) => {
+                    tracing::warn!(gateway = %slot.gateway.name(), reason = %reason, "not sent: the gateway may have it and is asked again");
+                    metrics::counter!("avisa_sms_in_doubt_unasked_total", "gateway" => slot.gateway.name().to_string()).increment(1);
+                    return self.retry_later(&m, index, None, reason, now_millis(), None);
+                }
+                Err(reason) => {
+                    tracing::warn!(gateway = %slot.gateway.name(), reason = %reason, "sent past the in-doubt window: a possible duplicate");
+                    metrics::counter!("avisa_sms_possible_duplicates_total").increment(1);
+                    None
+                }
+            },
             None => None,
         };
         let started_ms = now_millis();

@@ -1051,6 +1051,73 @@ async fn a_receipt_between_the_timeout_and_the_look_up_is_kept(backend: &str) {
     store.close().await;
 }
 
+/// A message in doubt on Twilio (the request hung) whose look-up fails is
+/// not sent again — neither by Twilio nor by the next gateway — while it
+/// cannot be asked; once Twilio answers the look-up (it does not have it),
+/// it is sent once.
+async fn a_failed_look_up_sends_nothing_twice(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(config) = twilio_config(&dir, backend, &fake, &["twilio", "log"]).await else {
+        return;
+    };
+    let app = TestApp::start(config, dir).await;
+    let token = person_via_twilio(&app, &fake, "+12135550100", 0).await;
+    let before = fake.received().len();
+    fake.script([Reply::Hang(Duration::from_secs(2))]);
+    fake.fail_lists(true);
+    let (_, alert) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "unasked-1"})),
+        )
+        .await;
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    let rid: uuid::Uuid = alert["recipients"][0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let store = avisa_server::open_store(&app.config).await.expect("store");
+    // In doubt (back in the queue after the hang), then asked in vain for
+    // a while: several tries, nothing sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.received().len() == before
+        || store.message(rid).await.expect("read").expect("message").0
+            != avisa_core::OutboxStatus::Queued
+    {
+        assert!(Instant::now() < deadline, "never in doubt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let to_person = |fake: &FakeTwilio| {
+        fake.received()[before..]
+            .iter()
+            .filter(|m| m.to == "+12135550100")
+            .count()
+    };
+    assert_eq!(
+        to_person(&fake),
+        1,
+        "not sent again while it cannot be asked"
+    );
+    assert!(
+        !app.sms_lines().iter().any(|l| l["to"] == "+12135550100"),
+        "nor by the next gateway"
+    );
+    fake.fail_lists(false);
+    wait_recipient(&app, &token, &id, 0, "sent").await;
+    let copies: Vec<_> = fake.received()[before..]
+        .iter()
+        .filter(|m| m.to == "+12135550100")
+        .map(|m| m.answered)
+        .collect();
+    assert_eq!(copies, vec![0, 201], "the hung request, then one copy");
+    store.close().await;
+}
+
 /// With its only gateway taken out (our account refused), `/readyz` says so
 /// (and the metric), yet stays 200: every instance shares the gateway, and a
 /// 503 would have the load balancer refuse presses the console must get.
@@ -1376,6 +1443,7 @@ on_both_backends!(
     a_stop_is_final_on_every_gateway,
     a_stop_through_kannel_blocks_every_gateway,
     no_gateway_that_can_send_is_not_ready,
+    a_failed_look_up_sends_nothing_twice,
     a_receipt_between_the_timeout_and_the_look_up_is_kept,
     an_accepted_answer_is_accepted_even_unreadable,
     a_message_not_sent_in_its_validity_expires,
