@@ -52,6 +52,8 @@ function h(tag, attrs = {}, ...children) {
 
 function show(...nodes) {
   stopLive();
+  // Which screen is up: a background retry redraws only its own.
+  app.dataset.screen = '';
   app.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
   window.scrollTo(0, 0);
   const first = app.querySelector('h1');
@@ -521,22 +523,40 @@ function countdown(practice) {
 }
 
 async function sendAlert(alert) {
+  if (alert.practice) return sendPractice(alert);
   // Kept first, so a closed app or a dead connection cannot lose it.
   await savePending(alert);
   show(h('h1', { text: t('status_sending') }), h('p', { class: 'loading', text: t('loading') }));
   await flushPending();
 }
 
+// A practice is apart: never kept, never retried, never shown as a real
+// alert, never offering the keyword (which would raise a real one).
+// Refused or offline, it says so in practice words; the real button stays
+// ready.
+async function sendPractice(alert) {
+  show(h('h1', { text: t('status_sending') }), h('p', { class: 'loading', text: t('loading') }));
+  let r = null;
+  try {
+    r = await api('POST', '/api/v1/alerts', alert);
+  } catch { /* offline: said below */ }
+  if (r && r.ok) return statusScreen(r.data);
+  const min = Math.max(1, Math.ceil((Number(r && r.retryAfter) || 60) / 60));
+  practiceScreen(!r ? t('practice_offline') : r.status === 429 ? t('practice_limited', { min }) : `${apiError(r).message} ${t('practice_real_ready')}`);
+}
+
 /// Sends the waiting alert, if any. Safe to call any number of times: the
-/// same idempotency key never makes a second alert.
-async function flushPending() {
+/// same idempotency key never makes a second alert. From a background retry
+/// (`background`), a failure redraws nothing but the waiting screen itself:
+/// never a screen the person is using, never what they type.
+async function flushPending(background = false) {
   const pending = await getPending();
   if (!pending) return;
   let r;
   try {
     r = await api('POST', '/api/v1/alerts', pending);
   } catch {
-    offlineScreen();
+    if (!background || app.dataset.screen === 'offline') offlineScreen();
     scheduleRetry();
     return;
   }
@@ -552,7 +572,7 @@ async function flushPending() {
   } else if (r.status >= 500 || r.status === 429) {
     // The server is down, busy or asks to wait: the press waits and goes by
     // itself, with the same key, as soon as the server says it may.
-    offlineScreen(undefined, r.status === 503);
+    if (!background || app.dataset.screen === 'offline') offlineScreen(undefined, r.status === 503);
     scheduleRetry(Number(r.retryAfter));
     // Busy, not offline: the screen says so; the banner would not.
     if (r.status === 503) setBanner('');
@@ -561,7 +581,7 @@ async function flushPending() {
     // withdraws it with the PIN. A 401 (this phone lost its registration)
     // is the SMS keyword's job at once; any other refusal says what to do.
     stopRetry();
-    offlineScreen(r.status === 401 ? t('refused_401') : `${apiError(r).message} ${t('refused_keep')}`);
+    if (!background || app.dataset.screen === 'offline') offlineScreen(r.status === 401 ? t('refused_401') : `${apiError(r).message} ${t('refused_keep')}`);
   }
 }
 
@@ -607,10 +627,10 @@ function scheduleRetry(after) {
   // A busy server's Retry-After (1 s when shedding load) comes before the
   // regular 5 s retry.
   if (after > 0 && after < 5 && !state.soon) {
-    state.soon = setTimeout(() => { state.soon = null; flushPending(); }, after * 1000);
+    state.soon = setTimeout(() => { state.soon = null; flushPending(true); }, after * 1000);
   }
   if (state.retry) return;
-  state.retry = setInterval(() => { if (navigator.onLine) flushPending(); }, 5000);
+  state.retry = setInterval(() => { if (navigator.onLine) flushPending(true); }, 5000);
 }
 
 function stopRetry() {
@@ -618,7 +638,7 @@ function stopRetry() {
   state.retry = null;
 }
 
-window.addEventListener('online', () => { setBanner(''); flushPending(); });
+window.addEventListener('online', () => { setBanner(''); flushPending(true); });
 window.addEventListener('offline', () => setBanner(t('offline_banner')));
 
 function smsLink() {
@@ -646,6 +666,7 @@ function offlineScreen(refusal, busy = false) {
     call,
     h('button', { class: 'button secondary', type: 'button', id: 'withdraw', text: t('withdraw_button'), onclick: () => withdrawPending() }),
   );
+  app.dataset.screen = 'offline';
 }
 
 // ---- status ------------------------------------------------------------------
@@ -1205,7 +1226,10 @@ async function start() {
   // The button first, from what this phone already knows: a reopen waits
   // for no network at all. What the server says comes after, below.
   render();
-  if (await getPending()) {
+  let waiting = await getPending();
+  // An older version kept practices too: one never waits to be sent.
+  if (waiting && waiting.practice) { await clearPending(); waiting = null; }
+  if (waiting) {
     setBanner(t('pending_banner'));
     if (navigator.onLine) flushPending(); else { offlineScreen(); scheduleRetry(); }
   }

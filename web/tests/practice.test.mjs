@@ -1,0 +1,48 @@
+// Practice is apart (issue 34): a practice the server refuses is never kept,
+// never retried, never shown as a real alert, and the real button goes at
+// once.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launch, phonePage, onboard, addContact, waitFor, screenshot, pendingKept } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser.close(); });
+
+test('a refused practice says so in practice words, keeps nothing, and the real press goes at once', async () => {
+  // One alert of each kind per window: the second practice is refused.
+  const server = await startServer({ AVISA_ALERTS__RATE_LIMIT: '1' });
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await addContact(page, { name: 'Mamá', phone: '(213) 555-0177', language: 'es', message: 'Ayuda' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+
+    await page.goto(`${server.base}/#/practice`);
+    await page.click('#practice-press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    await page.goto(`${server.base}/#/`);
+    await page.goto(`${server.base}/#/practice`);
+    await page.click('#practice-press');
+    await page.waitForSelector('text=Ya practicaste mucho');
+    assert.ok(await page.$('.practice-banner'), 'a practice screen');
+    assert.equal(await page.$('#sms-fallback'), null, 'never the keyword, which would raise a real alert');
+    assert.equal(await page.$('#withdraw'), null);
+    assert.equal(await pendingKept(page), false, 'nothing kept to retry');
+    assert.match(await page.textContent('main'), /Tu botón real sigue listo/);
+    await screenshot(page, 'app-practice-refused');
+
+    // The real button, at once.
+    await page.goto(`${server.base}/#/`);
+    await page.click('#press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    await waitFor(() => server.smsLog().some((l) => l.to === '+12135550177'), 10000, 'the real alert reached the contact');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
