@@ -178,10 +178,14 @@ pub fn place_of(lat: f64, lon: f64) -> Place {
     }
 }
 
-/// Whether a place is inside the area the directory serves.
+/// Whether a place is inside the area the directory serves: the states,
+/// DC, Puerto Rico and the US Virgin Islands (San Juan's jurisdiction, and
+/// its nearest office).
 fn is_covered(place: &Place) -> bool {
-    matches!(place.country.as_deref(), Some("US") | Some("PR"))
-        || place.subdivision.as_deref() == Some("US-PR")
+    matches!(
+        place.country.as_deref(),
+        Some("US") | Some("PR") | Some("VI")
+    ) || matches!(place.subdivision.as_deref(), Some("US-PR") | Some("US-VI"))
 }
 
 /// The code each embedded office's case numbers start with: airport-like

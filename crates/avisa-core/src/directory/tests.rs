@@ -67,6 +67,19 @@ fn locations_abroad_are_outside_coverage() {
     }
 }
 
+/// The US Virgin Islands are in San Juan's jurisdiction: an alert there
+/// reaches it, not "outside coverage" (issue 34).
+#[test]
+fn the_virgin_islands_reach_san_juan() {
+    let dir = Directory::embedded();
+    for (place, lat, lon) in [
+        ("Charlotte Amalie, St Thomas", 18.3419, -64.9307),
+        ("Christiansted, St Croix", 17.7466, -64.7032),
+    ] {
+        assert_eq!(office_at(&dir, lat, lon), "san-juan", "{place}");
+    }
+}
+
 #[test]
 fn at_sea_falls_back_to_the_home_state() {
     let dir = Directory::embedded();
