@@ -226,6 +226,24 @@ impl Person {
     }
 }
 
+/// Who reads an alert: whether they gave the PIN (names, previews, the place
+/// of any alert), and from which phone (the place of the active alert that
+/// phone raised).
+#[derive(Clone, Copy)]
+pub struct Viewer {
+    pub unlocked: bool,
+    pub device_id: Option<Uuid>,
+}
+
+impl Viewer {
+    pub fn of(who: &Person) -> Viewer {
+        Viewer {
+            unlocked: who.unlocked,
+            device_id: Some(who.device_id),
+        }
+    }
+}
+
 /// Parses an id from a path; anything that is not a UUID names nothing (404).
 pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)

@@ -206,34 +206,6 @@ async fn claim_in(
 
 /// Records send outcomes in a transaction; returns the alerts whose rows
 /// changed.
-/// Receipts kept while their message was back in the queue
-/// ([`Store::keep_receipt`]) applied to the messages now recorded sent (the
-/// provider id must match, when both are known), then forgotten once their
-/// message has left the queue. The table is almost always empty.
-async fn apply_kept_receipts(tx: &mut Tx) -> Result<Vec<Uuid>, StoreError> {
-    let alerts: Vec<Option<Uuid>> = db_run!(&mut *tx, |t| {
-        sqlx::query_scalar(
-            "UPDATE outbox SET status = k.status, reason = COALESCE(k.reason, outbox.reason), \
-             receipt_at = k.at, updated_at = k.at FROM kept_receipts k \
-             WHERE k.message_id = outbox.id AND outbox.status = 'sent' \
-             AND (k.provider_id = '' OR outbox.provider_id IS NULL OR outbox.provider_id = '' \
-                  OR k.provider_id = outbox.provider_id) \
-             RETURNING outbox.alert_id",
-        )
-        .fetch_all(&mut **t)
-        .await?
-    });
-    db_run!(&mut *tx, |t| {
-        sqlx::query(
-            "DELETE FROM kept_receipts WHERE message_id IN \
-             (SELECT id FROM outbox WHERE status NOT IN ('queued', 'sending'))",
-        )
-        .execute(&mut **t)
-        .await?;
-    });
-    Ok(alerts.into_iter().flatten().collect())
-}
-
 async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError> {
     let mut touched: Vec<Uuid> = Vec::new();
     // Messages the gateway took are the bulk: one statement for all of them
@@ -275,7 +247,7 @@ async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, St
         touched.extend(alerts.into_iter().flatten());
     }
     if !sent.is_empty() {
-        touched.extend(apply_kept_receipts(tx).await?);
+        touched.extend(crate::receipts::apply_kept_receipts(tx).await?);
     }
     for u in updates {
         let alert: Option<Option<Uuid>> = match u {
@@ -613,19 +585,5 @@ impl Store {
         let touched = apply_in(&mut tx, updates).await?;
         tx.commit().await?;
         Ok(touched)
-    }
-
-    /// Marks queued messages past their validity as expired; returns their
-    /// alerts.
-    pub async fn expire_due(&self, now: UnixMillis) -> Result<Vec<Uuid>, StoreError> {
-        let sql = "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
-                   updated_at = $1 WHERE status = 'queued' AND expires_at <= $1 RETURNING alert_id";
-        let rows: Vec<Option<Uuid>> = db_run!(self.db.writer(), |pool| {
-            sqlx::query_scalar(sql).bind(now).fetch_all(pool).await
-        })?;
-        let mut alerts: Vec<Uuid> = rows.into_iter().flatten().collect();
-        alerts.sort();
-        alerts.dedup();
-        Ok(alerts)
     }
 }

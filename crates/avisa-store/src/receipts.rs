@@ -22,8 +22,6 @@ pub struct Unconfirmed {
 }
 
 impl Store {
-    /// A delivery receipt: moves a message to `status` when it is in one of
-    /// `from`. Returns Some(its alert) when it changed a row.
     /// Keeps a receipt for a message that is back in the queue (its send
     /// timed out; the provider is still to be asked), to be applied when
     /// its send is recorded. A final status (delivered, failed) is not
@@ -55,6 +53,22 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Marks queued messages past their validity as expired; returns their
+    /// alerts.
+    pub async fn expire_due(&self, now: UnixMillis) -> Result<Vec<Uuid>, StoreError> {
+        let sql = "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
+                   updated_at = $1 WHERE status = 'queued' AND expires_at <= $1 RETURNING alert_id";
+        let rows: Vec<Option<Uuid>> = db_run!(self.db.writer(), |pool| {
+            sqlx::query_scalar(sql).bind(now).fetch_all(pool).await
+        })?;
+        let mut alerts: Vec<Uuid> = rows.into_iter().flatten().collect();
+        alerts.sort();
+        alerts.dedup();
+        Ok(alerts)
+    }
+
+    /// A delivery receipt: moves a message to `status` when it is in one of
+    /// `from`. Returns Some(its alert) when it changed a row.
     pub async fn receipt(
         &self,
         message_id: Uuid,
@@ -192,4 +206,32 @@ impl Store {
             alerts,
         })
     }
+}
+
+/// Receipts kept while their message was back in the queue
+/// ([`Store::keep_receipt`]) applied to the messages now recorded sent (the
+/// provider id must match, when both are known), then forgotten once their
+/// message has left the queue. The table is almost always empty.
+pub(crate) async fn apply_kept_receipts(tx: &mut crate::db::Tx) -> Result<Vec<Uuid>, StoreError> {
+    let alerts: Vec<Option<Uuid>> = db_run!(&mut *tx, |t| {
+        sqlx::query_scalar(
+            "UPDATE outbox SET status = k.status, reason = COALESCE(k.reason, outbox.reason), \
+             receipt_at = k.at, updated_at = k.at FROM kept_receipts k \
+             WHERE k.message_id = outbox.id AND outbox.status = 'sent' \
+             AND (k.provider_id = '' OR outbox.provider_id IS NULL OR outbox.provider_id = '' \
+                  OR k.provider_id = outbox.provider_id) \
+             RETURNING outbox.alert_id",
+        )
+        .fetch_all(&mut **t)
+        .await?
+    });
+    db_run!(&mut *tx, |t| {
+        sqlx::query(
+            "DELETE FROM kept_receipts WHERE message_id IN \
+             (SELECT id FROM outbox WHERE status NOT IN ('queued', 'sending'))",
+        )
+        .execute(&mut **t)
+        .await?;
+    });
+    Ok(alerts.into_iter().flatten().collect())
 }

@@ -19,7 +19,7 @@ use avisa_store::AlertView;
 
 use crate::alerting::{Preview, Raise, raise, window_start, zone_of};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Bearer, Person, not_verified, path_id};
+use crate::extract::{ApiJson, Bearer, Person, Viewer, not_verified, path_id};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -180,24 +180,6 @@ pub fn response(
             })
             .collect(),
         previews: if names { previews } else { Vec::new() },
-    }
-}
-
-/// Who reads an alert: whether they gave the PIN (names, previews, the place
-/// of any alert), and from which phone (the place of the active alert that
-/// phone raised).
-#[derive(Clone, Copy)]
-pub struct Viewer {
-    pub unlocked: bool,
-    pub device_id: Option<Uuid>,
-}
-
-impl Viewer {
-    pub fn of(who: &Person) -> Viewer {
-        Viewer {
-            unlocked: who.unlocked,
-            device_id: Some(who.device_id),
-        }
     }
 }
 

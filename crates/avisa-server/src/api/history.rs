@@ -47,7 +47,7 @@ pub async fn history(
                 &state,
                 view,
                 Vec::new(),
-                super::alerts::Viewer {
+                crate::extract::Viewer {
                     unlocked: true,
                     device_id: None,
                 },

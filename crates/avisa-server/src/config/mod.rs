@@ -13,10 +13,12 @@
 //! a person can act on.
 
 mod check;
+mod dispatch;
 mod limits;
 mod retention;
 mod sms;
 
+pub use dispatch::DispatchConfig;
 pub use limits::Limits;
 pub use retention::Retention;
 pub use sms::{Gateway, KannelSettings, LogSettings, SmsConfig, TwilioSettings};
@@ -185,34 +187,6 @@ impl Default for DatabaseConfig {
             acquire_timeout: Duration::from_secs(2),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DispatchConfig {
-    pub batch: u32,
-    #[serde(with = "humantime_serde")]
-    pub lease: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_base: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_max: Duration,
-    #[serde(with = "humantime_serde")]
-    pub poll: Duration,
-    /// How long a gateway that refused our account or credentials is out
-    /// of service before it is tried again.
-    #[serde(with = "humantime_serde")]
-    pub account_pause: Duration,
-    /// An instance silent this long is taken for dead: its messages go to
-    /// the others (it beats four times as often).
-    #[serde(with = "humantime_serde")]
-    pub takeover: Duration,
-    /// A message left in doubt on a gateway (sent, no answer in time) stays
-    /// with that gateway until it has been asked whether it has it, for at
-    /// most this long; only then may another gateway send it (a possible
-    /// duplicate). Seconds matter more than a second copy: 60 s.
-    #[serde(with = "humantime_serde")]
-    pub in_doubt_window: Duration,
 }
 
 /// Milliseconds, the store's time unit.

@@ -243,7 +243,7 @@ async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiRes
         state,
         view.clone(),
         Vec::new(),
-        crate::api::alerts::Viewer {
+        crate::extract::Viewer {
             unlocked: true,
             device_id: None,
         },
