@@ -568,7 +568,8 @@ async function flushPending(background = false) {
       localStorage.setItem('avisa.lastAlert', r.data.alert_id);
       localStorage.setItem('avisa.lastAlertState', 'sent');
     }
-    statusScreen(r.data);
+    // Past the limit the alert went to the consulate, not again to contacts.
+    statusScreen(r.data, r.data.limit_reached ? t('limit_reached') : undefined);
   } else if (r.status >= 500 || r.status === 429) {
     // The server is down, busy or asks to wait: the press waits and goes by
     // itself, with the same key, as soon as the server says it may.
@@ -674,6 +675,9 @@ function offlineScreen(refusal, busy = false) {
 function statusLabel(s) {
   return t(`status_${s}`);
 }
+
+/// The day and time a contact's number said STOP, in the person's language.
+const blockedWhen = (ms) => new Date(ms || Date.now()).toLocaleString(lang() === 'es' ? 'es-MX' : 'en-US', { day: 'numeric', month: 'long', hour: 'numeric', minute: '2-digit' });
 
 /// Why a message did not go, in words: a contact who blocked Avisa or a
 /// number that does not exist is said plainly; anything else as the
@@ -908,7 +912,7 @@ async function contactsScreen() {
     const list = contacts.map((c) => h('div', { class: 'contact' },
       h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language === 'en' ? 'English' : 'Español'} · ${c.segments} SMS`),
         // Their number replied STOP to Avisa's messages: alerts no longer reach them.
-        c.blocked ? h('p', { class: 'warn blocked', role: 'alert', text: t('contact_blocked', { name: c.name }) }) : null),
+        c.blocked ? h('p', { class: 'warn blocked', role: 'alert', text: t('contact_blocked', { name: c.name, when: blockedWhen(c.blocked_since) }) }) : null),
       h('div', { class: 'actions' },
         h('button', { type: 'button', text: t('edit'), 'aria-label': `${t('edit')} ${c.name}`, onclick: () => contactEditor(c) }),
         h('button', {

@@ -117,13 +117,49 @@ pub(crate) async fn crash(
     Ok(())
 }
 
-/// A faulty provider (30 % 500s, 10 % timeouts, 5 % 429s, 10 % taken but
-/// answered too late) with a second gateway behind it: every message is
-/// delivered or visibly failed/expired; lost and duplicated copies counted.
+/// A faulty provider with a second gateway behind it, twice: a mix of
+/// every fault (30 % 500s, 10 % timeouts, 5 % 429s, 10 % taken but
+/// answered too late), then only the fault that can make a duplicate (10 %
+/// taken but answered too late, so each such message is in doubt). Every
+/// message is delivered or visibly failed/expired; lost and duplicated
+/// copies counted.
 pub(crate) async fn faults(
     args: &BenchArgs,
     database: Option<&str>,
     report: &mut Report,
+) -> anyhow::Result<()> {
+    let hang = Duration::from_secs(3);
+    let mix = avisa_testkit::Chaos {
+        server_error: 0.30,
+        timeout: 0.10,
+        too_many: 0.05,
+        slow_accept: 0.10,
+        hang,
+    };
+    let late = avisa_testkit::Chaos {
+        server_error: 0.0,
+        timeout: 0.0,
+        too_many: 0.0,
+        slow_accept: 0.10,
+        hang,
+    };
+    faults_run(args, database, report, "faults", mix).await?;
+    faults_run(
+        args,
+        database,
+        report,
+        "faults: 10 % taken, answered late",
+        late,
+    )
+    .await
+}
+
+async fn faults_run(
+    args: &BenchArgs,
+    database: Option<&str>,
+    report: &mut Report,
+    label: &str,
+    chaos: avisa_testkit::Chaos,
 ) -> anyhow::Result<()> {
     let fake = avisa_testkit::FakeTwilio::start().await;
     let dir = tempfile::tempdir()?;
@@ -137,16 +173,10 @@ pub(crate) async fn faults(
     std::fs::write(&config, text)?;
     let mut server = Server::start(dir.path(), &config, &base).await?;
     let tokens = people_via(&server, args.people.min(50), Some(&fake)).await?;
-    // The provider turns faulty once the people are registered.
-    fake.set_chaos(Some(avisa_testkit::Chaos {
-        server_error: 0.30,
-        timeout: 0.10,
-        too_many: 0.05,
-        // Taken, then answered too late: the message is in doubt, and the
-        // provider is asked before it is sent again.
-        slow_accept: 0.10,
-        hang: Duration::from_secs(3),
-    }));
+    // The provider turns faulty once the people are registered. Taken, then
+    // answered too late: the message is in doubt, and the provider is
+    // asked before it is sent again, by it or by the second gateway.
+    fake.set_chaos(Some(chaos));
     let n = args.burst.min(1000);
     let client = reqwest::Client::new();
     let mut alerts = Vec::new();
@@ -217,7 +247,7 @@ pub(crate) async fn faults(
         .map(|(id, _)| copies.get(id).copied().unwrap_or(0).saturating_sub(1))
         .sum();
     report.section(
-        "faults",
+        label,
         vec![
             ("alerts", json!(n), ""),
             (

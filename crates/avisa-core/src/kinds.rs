@@ -289,6 +289,9 @@ text_enum! {
         /// protects the person (`detail`: what, e.g. `cancel_pin`,
         /// `contacts`): answered as done, with no effect on alerts.
         DuressChange = "duress_change",
+        /// Raised past the person's alert limit or SMS budget: the
+        /// consulate has it, contacts already messaged were not again.
+        LimitReached = "limit_reached",
     }
 }
 

@@ -76,6 +76,18 @@ pub struct Raised {
     /// The alert as written, when this press created it (its response is
     /// built from it, without reading it back).
     pub created: Option<NewAlert>,
+    /// Raised past the person's alert limit or SMS budget: the consulate
+    /// and the person's phone have it, contacts already messaged within the
+    /// window were not messaged again.
+    pub limit_reached: bool,
+}
+
+/// One try at writing a press.
+enum Attempt {
+    Done(Box<Raised>),
+    /// A parallel press took the last place in the window as this one was
+    /// written: it is raised again, past the limit.
+    PastLimit,
 }
 
 /// The state (USPS code) a location is in, when it is in the US.
@@ -123,7 +135,23 @@ pub fn case_prefix(office: Option<&avisa_core::directory::Consulate>, now: i64) 
     )
 }
 
+/// Raises an alert. A real press is never refused for the person's alert
+/// limit or SMS budget (a practice is): past them it reaches the consulate
+/// and the person's own phone, contacts already messaged within the window
+/// are not messaged again, and the case says "límite de alertas alcanzado".
 pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
+    match raise_once(state, &r, false).await? {
+        Attempt::Done(raised) => Ok(*raised),
+        Attempt::PastLimit => match raise_once(state, &r, true).await? {
+            Attempt::Done(raised) => Ok(*raised),
+            Attempt::PastLimit => Err(ApiError::Internal(anyhow::anyhow!(
+                "a press past the limit was limited again"
+            ))),
+        },
+    }
+}
+
+async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<Attempt> {
     let store = &state.store;
     let now = now_millis();
     let since = window_start(state, now);
@@ -138,11 +166,12 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         }
     };
     if let Some(existing) = existing {
-        return Ok(Raised {
+        return Ok(Attempt::Done(Box::new(Raised {
             id: existing,
             previews: Vec::new(),
             created: None,
-        });
+            limit_reached: false,
+        })));
     }
     let profile = &r.person.profile;
     let (Some(name), Some(_home), true) = (
@@ -155,8 +184,11 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             message: "set your name, home state and cancel PIN before raising an alert".into(),
         });
     };
+    // A missed check-in is the one alert that cannot be pressed again: no
+    // limit stands in its way.
     let limited = r.missed_checkin.is_none();
-    if limited && recent >= i64::from(state.config.alerts.rate_limit) {
+    let over = limited && (force_past || recent >= i64::from(state.config.alerts.rate_limit));
+    if over && r.practice {
         // The true wait: until the oldest counted alert leaves the window.
         let oldest = store
             .oldest_recent(r.person.id, since, r.practice)
@@ -164,9 +196,29 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             .unwrap_or(now);
         return Err(rate_limited(oldest, since, now));
     }
-    let contacts = store
+    let mut contacts = store
         .alert_contacts(r.person.id, r.person.contacts_version)
         .await?;
+    let mut limit_reached = false;
+    if over {
+        // Past the limit: the contacts an alert of the window reached are
+        // not messaged again (one the person added since still is).
+        let reached = store.contacts_alerted_since(r.person.id, since).await?;
+        contacts = contacts
+            .iter()
+            .filter(|c| !reached.contains(&c.id))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        limit_reached = true;
+    }
+    if !r.practice && !contacts.is_empty() && !person_budget(state, r, contacts.len(), now).await? {
+        contacts = Vec::new().into();
+        limit_reached = true;
+    }
+    if limit_reached {
+        metrics::counter!("avisa_alerts_past_limit_total").increment(1);
+    }
     let route = state.directory.route(
         r.location.map(|l| (l.lat, l.lon)),
         profile.home_state.as_deref(),
@@ -274,13 +326,17 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             ));
         }
     }
-    let own = messages::self_confirmation(
+    let mut own = messages::self_confirmation(
         profile.language,
         &facts,
         contacts.len(),
         r.practice,
         r.source == AlertSource::Sms,
     );
+    if limit_reached {
+        own.push(' ');
+        own.push_str(&messages::limit_reached_note(profile.language));
+    }
     if !r.quiet {
         messages.push(message(
             MessageKind::SelfPhone,
@@ -296,7 +352,7 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         id,
         person_id: r.person.id,
         device_id: r.device_id,
-        idempotency_key: r.idempotency_key,
+        idempotency_key: r.idempotency_key.clone(),
         source: r.source,
         practice: r.practice,
         // Practice never reaches a consulate.
@@ -307,12 +363,13 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
         },
         coverage,
         location: r.location,
-        caller: r.caller,
+        caller: r.caller.clone(),
         created_at: now,
         messages,
         // Counted again where the alert is written: parallel presses read
         // the same count above.
-        limit: limited.then(|| AlertLimit {
+        // (A real press already past it needs no count: it is raised.)
+        limit: (limited && !over).then(|| AlertLimit {
             since,
             max: i64::from(state.config.alerts.rate_limit),
         }),
@@ -340,7 +397,8 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
     };
     let id = match inserted {
         Inserted::Created(id) | Inserted::Existing(id) => id,
-        Inserted::Limited { oldest } => return Err(rate_limited(oldest, since, now)),
+        Inserted::Limited { oldest } if r.practice => return Err(rate_limited(oldest, since, now)),
+        Inserted::Limited { .. } => return Ok(Attempt::PastLimit),
     };
     if let Inserted::Created(id) = inserted {
         metrics::counter!("avisa_alerts_total", "source" => r.source.as_str(), "practice" => r.practice.to_string()).increment(1);
@@ -353,10 +411,54 @@ pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
             },
         );
     }
+    if let (Inserted::Created(id), true) = (inserted, limit_reached && !r.practice)
+        && let Err(e) = store.note_limit_reached(id, now).await
+    {
+        tracing::warn!(error = %e, "the limit's note on the case was not written");
+    }
     let created = matches!(inserted, Inserted::Created(_)).then_some(alert);
-    Ok(Raised {
+    Ok(Attempt::Done(Box::new(Raised {
         id,
         previews,
         created,
-    })
+        limit_reached: limit_reached && !r.practice,
+    })))
+}
+
+/// Takes `contacts` units from the person's hourly and daily SMS budgets
+/// (`limits.person_sms_per_hour`, `person_sms_per_day`), all or none: false
+/// when either is spent. Both are kept in the day's window, the hour's key
+/// naming its hour, so one transaction takes from both.
+async fn person_budget(state: &AppState, r: &Raise, contacts: usize, now: i64) -> ApiResult<bool> {
+    const HOUR_MS: i64 = 3_600_000;
+    let limits = &state.config.limits;
+    let (day, _) = avisa_store::window(now, 24 * HOUR_MS);
+    let (hour, _) = avisa_store::window(now, HOUR_MS);
+    let person = r.person.id.as_bytes();
+    let hour_subject = [person.as_slice(), &hour.to_be_bytes()].concat();
+    let budgets = [
+        avisa_store::Budget::of(
+            &state.store,
+            "person-sms-hour",
+            &hour_subject,
+            i64::from(limits.person_sms_per_hour),
+        ),
+        avisa_store::Budget::of(
+            &state.store,
+            "person-sms-day",
+            person,
+            i64::from(limits.person_sms_per_day),
+        ),
+    ];
+    let spent = state
+        .store
+        .take_budget_units(&budgets, day, contacts as i64)
+        .await?;
+    if let Some(b) = spent {
+        tracing::warn!(
+            budget = b.kind,
+            "a person's alert SMS budget is spent: contacts not messaged"
+        );
+    }
+    Ok(spent.is_none())
 }

@@ -235,6 +235,10 @@ pub async fn twilio_inbound(
     let consent = match params.get("OptOutType").map(String::as_str) {
         Some("STOP") => Some(trigger::Consent::OptOut),
         Some("START") => Some(trigger::Consent::OptIn),
+        // Twilio answered it; nothing of ours.
+        Some("HELP") => {
+            return Ok(([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response());
+        }
         _ => None,
     };
     if let Some(consent) = consent {
@@ -245,7 +249,7 @@ pub async fn twilio_inbound(
     }
     let text = params.get("Body").map(String::as_str).unwrap_or("");
     let reference = params.get("MessageSid").map(String::as_str);
-    trigger::inbound(&state, from, text, reference).await?;
+    trigger::inbound(&state, trigger::Via::Twilio, from, text, reference).await?;
     Ok(([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response())
 }
 
@@ -290,18 +294,20 @@ pub async fn kannel_dlr(
 }
 
 /// An SMS to the service number, through Kannel's sms-service: the keyword
-/// raises the sender's alert.
+/// raises the sender's alert. The answer's body is the reply Kannel sends
+/// back (with `max-messages = 1`, `omit-empty = true`): empty but for a
+/// STOP's one confirmation and HELP's answer.
 #[utoipa::path(get, path = "/hooks/kannel/inbound", tag = "webhooks",
     params(("token" = String, Query, description = "the configured inbound_token"),
            ("from" = String, Query, description = "the sender's number"),
            ("text" = String, Query, description = "the message"),
            ("id" = Option<String>, Query, description = "Kannel's message id")),
-    responses((status = 200, content_type = "text/plain"),
+    responses((status = 200, description = "the reply for Kannel to send back; empty for none", content_type = "text/plain", body = String),
               (status = 403, description = "bad token", body = crate::api::ErrorBody)))]
 pub async fn kannel_inbound(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
-) -> ApiResult<(StatusCode, &'static str)> {
+) -> ApiResult<(StatusCode, String)> {
     let token = state
         .config
         .sms
@@ -317,9 +323,11 @@ pub async fn kannel_inbound(
     }
     let from = q.get("from").map(String::as_str).unwrap_or("");
     let text = q.get("text").map(String::as_str).unwrap_or("");
-    trigger::inbound(&state, from, text, q.get("id").map(String::as_str)).await?;
-    // An empty answer: the reply, if any, goes through the outbox.
-    Ok((StatusCode::OK, ""))
+    let id = q.get("id").map(String::as_str);
+    let answer = trigger::inbound(&state, trigger::Via::Kannel, from, text, id).await?;
+    // Empty unless the carriers' rules want an answer now; every other reply
+    // goes through the outbox.
+    Ok((StatusCode::OK, answer.unwrap_or_default()))
 }
 
 /// The gateways' webhooks, with their OpenAPI operations.

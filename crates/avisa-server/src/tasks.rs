@@ -251,6 +251,13 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
         state.clone(),
         crate::checkins::run,
     );
+    // A gateway out for an account error is asked whether it works again
+    // a few times within its pause.
+    let every = (state.config.dispatch.account_pause / 6)
+        .clamp(Duration::from_millis(100), Duration::from_secs(10));
+    supervisor.every("gateway-probe", every, state.clone(), |s| async move {
+        s.dispatcher.probe_paused().await;
+    });
     supervisor.every(
         "metrics-upkeep",
         Duration::from_secs(5),

@@ -14,7 +14,11 @@
 //!
 //! STOP (and the carriers' other opt-out words, in English and Spanish) as
 //! the whole message records that the number wants no more messages, on
-//! every gateway; START undoes it ([`consent_word`]). Neither is answered.
+//! every gateway; START undoes it ([`consent_word`]). HELP, INFO and AYUDA
+//! alone get the operator's help text ([`help_word`]). Where Twilio brought
+//! the text it answers STOP and HELP itself; through Kannel Avisa gives the
+//! one STOP confirmation and the HELP answer in the webhook's reply
+//! ([`Via`]). No neutral reply to any of them.
 //!
 //! "AYUDA <number> <PIN>" (or "HELP …") from any phone is the voice line by
 //! SMS, for a person whose phone was taken: the help line's guard
@@ -35,43 +39,91 @@ use crate::error::ApiResult;
 use crate::help::Outcome;
 use crate::state::AppState;
 
+/// Which gateway brought an inbound SMS, and so what it answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Twilio confirms STOP and START and answers HELP itself (its opt-out
+    /// handling): Avisa adds nothing of its own to those.
+    Twilio,
+    /// Kannel answers nothing itself: the one STOP confirmation and the
+    /// HELP answer the carriers' rules expect are Avisa's, given in the
+    /// webhook's answer (the sms-service's reply).
+    Kannel,
+}
+
 /// Handles one inbound SMS. `reference` is the provider's message id, used
 /// as the idempotency key so a webhook delivered twice raises one alert.
+/// Answers the text the gateway should send back at once, if any (only for
+/// [`Via::Kannel`]: a STOP's confirmation, HELP's answer); every other
+/// reply goes through the outbox.
 pub async fn inbound(
     state: &AppState,
+    via: Via,
     from: &str,
     text: &str,
     reference: Option<&str>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<String>> {
     let Ok(sender) = PhoneNumber::parse(from) else {
         tracing::info!("inbound SMS from an unparseable sender ignored");
-        return Ok(());
+        return Ok(None);
     };
     let now = now_millis();
-    if let Some(consent) = consent_word(text) {
-        return record_consent(state, &sender, consent).await;
-    }
-    if let Some((typed, pin)) = help_request(text) {
-        return help_by_sms(state, &sender, typed, pin, reference, now).await;
-    }
     let person = state.store.person_by_phone(&sender).await?;
-    if let (Some(pin), Some(person)) = (checkout_request(text), person.as_ref()) {
-        // A webhook delivered twice checks out (and answers) once: the
-        // second copy would take the next timer.
-        if !first_delivery(state, reference, now).await? {
-            return Ok(());
-        }
-        let answer = crate::checkins::checkout_by_sms(state, person, pin).await?;
-        return reply(state, &sender, answer, now).await;
-    }
     let word = text.trim();
-    let matched = person.filter(|p| {
+    // The person's own keyword from their own phone always raises the
+    // alert, whatever else the word could mean (a keyword chosen before a
+    // word was reserved stays theirs).
+    let matched = person.as_ref().is_some_and(|p| {
         p.profile
             .keyword
             .as_deref()
             .is_some_and(|k| !word.is_empty() && k.eq_ignore_ascii_case(word))
     });
-    if let Some(person) = matched {
+    if !matched {
+        if let Some(consent) = consent_word(text) {
+            record_consent(state, &sender, consent).await?;
+            return Ok(match (via, consent) {
+                (Via::Kannel, Consent::OptOut) => {
+                    answer_once(state, &sender, "optout-confirm", reference, now)
+                        .await?
+                        .then(messages::opt_out_confirmed)
+                }
+                _ => None,
+            });
+        }
+        if help_word(text) {
+            metrics::counter!("avisa_inbound_sms_total", "outcome" => "help_word").increment(1);
+            let help = || messages::help_text(&state.config.sms.help_text);
+            return Ok(match via {
+                // Twilio answers HELP and INFO itself; AYUDA it does not.
+                Via::Twilio if !word.eq_ignore_ascii_case("ayuda") => None,
+                Via::Twilio => {
+                    if answer_once(state, &sender, "help-reply", reference, now).await? {
+                        reply(state, &sender, help(), now).await?;
+                    }
+                    None
+                }
+                Via::Kannel => answer_once(state, &sender, "help-reply", reference, now)
+                    .await?
+                    .then(help),
+            });
+        }
+        if let Some((typed, pin)) = help_request(text) {
+            help_by_sms(state, &sender, typed, pin, reference, now).await?;
+            return Ok(None);
+        }
+    }
+    if let (false, Some(pin), Some(person)) = (matched, checkout_request(text), person.as_ref()) {
+        // A webhook delivered twice checks out (and answers) once: the
+        // second copy would take the next timer.
+        if !first_delivery(state, reference, now).await? {
+            return Ok(None);
+        }
+        let answer = crate::checkins::checkout_by_sms(state, person, pin).await?;
+        reply(state, &sender, answer, now).await?;
+        return Ok(None);
+    }
+    if let (true, Some(person)) = (matched, person) {
         let key = inbound_key(state, "sms", &sender, reference, now);
         let location = state.store.last_location(person.id).await?;
         match raise(
@@ -94,7 +146,7 @@ pub async fn inbound(
         {
             Ok(_) => {
                 state.dispatch_wake.notify_one();
-                return Ok(());
+                return Ok(None);
             }
             Err(e) => {
                 // Rate limited or an incomplete profile: fall through to the
@@ -105,7 +157,61 @@ pub async fn inbound(
     } else {
         tracing::info!("inbound SMS raised no alert");
     }
-    neutral_reply(state, &sender, reference, now).await
+    neutral_reply(state, &sender, reference, now).await?;
+    Ok(None)
+}
+
+/// HELP, INFO and AYUDA (accents folded) as the whole message: the
+/// carriers' rules want them answered with who sends and how to stop.
+pub fn help_word(text: &str) -> bool {
+    matches!(
+        fold(text).as_str(),
+        "help" | "info" | "ayuda" | "informacion"
+    )
+}
+
+/// A whole message as the keyword readers compare it: trimmed, closing
+/// punctuation dropped, lower case, Spanish accents folded.
+fn fold(text: &str) -> String {
+    text.trim()
+        .trim_end_matches(['.', '!', '?'])
+        .chars()
+        .map(|c| match c {
+            'á' | 'Á' => 'a',
+            'é' | 'É' => 'e',
+            'í' | 'Í' => 'i',
+            'ó' | 'Ó' => 'o',
+            'ú' | 'Ú' | 'ü' | 'Ü' => 'u',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Whether an answer the carriers' rules expect (a STOP's confirmation,
+/// HELP's) may go to `sender`: once per provider message id, once a day per
+/// number and `kind`, never to a country codes do not go to or to a
+/// premium-rate, toll-free or satellite number.
+async fn answer_once(
+    state: &AppState,
+    sender: &PhoneNumber,
+    kind: &'static str,
+    reference: Option<&str>,
+    now: i64,
+) -> ApiResult<bool> {
+    if !reply_country(state, sender) {
+        return Ok(false);
+    }
+    if !first_delivery(state, reference, now).await? {
+        return Ok(false);
+    }
+    let (day, _) = avisa_store::window(now, DAY_MS);
+    let daily = [Budget::of(
+        &state.store,
+        kind,
+        sender.as_str().as_bytes(),
+        1,
+    )];
+    Ok(state.store.take_budgets(&daily, day).await?.is_none())
 }
 
 /// What a whole message says about the sender's consent to our messages.
@@ -120,19 +226,7 @@ pub enum Consent {
 /// The carriers' opt-out and opt-in words (CTIA; Twilio's defaults) and
 /// their Spanish forms, as the whole message, in any case, accents folded.
 pub fn consent_word(text: &str) -> Option<Consent> {
-    let word: String = text
-        .trim()
-        .trim_end_matches(['.', '!'])
-        .chars()
-        .map(|c| match c {
-            'á' | 'Á' => 'a',
-            'é' | 'É' => 'e',
-            'í' | 'Í' => 'i',
-            'ó' | 'Ó' => 'o',
-            'ú' | 'Ú' | 'ü' | 'Ü' => 'u',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
+    let word = fold(text);
     match word.as_str() {
         "stop" | "stopall" | "unsubscribe" | "cancel" | "end" | "quit" | "alto" | "baja"
         | "parar" | "cancelar" => Some(Consent::OptOut),
@@ -308,6 +402,20 @@ async fn reply(state: &AppState, sender: &PhoneNumber, body: String, now: i64) -
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// Whether a reply may go to `sender` at all: a country codes go to, and
+/// not a premium-rate, toll-free or satellite number.
+fn reply_country(state: &AppState, sender: &PhoneNumber) -> bool {
+    let allowed = sender.country().is_some_and(|c| {
+        state
+            .config
+            .limits
+            .code_countries
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(c.as_str()))
+    });
+    allowed && sender.check_sms_allowed("from").is_ok()
+}
+
 /// Whether a text that raised nothing may be answered (see the module's
 /// notes): each budget is taken only when the ones before it allow.
 async fn may_reply(
@@ -317,14 +425,7 @@ async fn may_reply(
     now: i64,
 ) -> ApiResult<bool> {
     let store = &state.store;
-    let limits = &state.config.limits;
-    let allowed_country = sender.country().is_some_and(|c| {
-        limits
-            .code_countries
-            .iter()
-            .any(|k| k.eq_ignore_ascii_case(c.as_str()))
-    });
-    if !allowed_country || sender.check_sms_allowed("from").is_err() {
+    if !reply_country(state, sender) {
         return Ok(false);
     }
     let phone = sender.as_str().as_bytes();
@@ -401,6 +502,16 @@ mod consent_tests {
         }
         for w in ["stop it", "AUXILIO", "ayuda 2135550100 4821", "", "stopp"] {
             assert_eq!(consent_word(w), None, "{w}");
+        }
+    }
+
+    #[test]
+    fn help_words_alone() {
+        for w in ["HELP", "help?", " Info ", "AYUDA", "ayuda!", "Información"] {
+            assert!(help_word(w), "{w}");
+        }
+        for w in ["ayuda 2135550100 4821", "help me", "auxilio", "stop"] {
+            assert!(!help_word(w), "{w}");
         }
     }
 }

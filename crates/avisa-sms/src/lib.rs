@@ -92,6 +92,13 @@ pub trait Gateway: Send + Sync + 'static {
     ) -> Result<Vec<Accepted>, GatewayError> {
         Ok(Vec::new())
     }
+    /// After our account or credentials were refused: whether they are
+    /// accepted again, asked with a cheap authenticated request that sends
+    /// nothing. None where the gateway cannot be asked (it waits out its
+    /// pause).
+    async fn probe(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Blanks every run of six or more digits (a phone number, with or without

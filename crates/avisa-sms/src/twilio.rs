@@ -130,6 +130,22 @@ impl Gateway for TwilioGateway {
             .collect())
     }
 
+    /// The newest message of the account (`PageSize=1`): authenticated,
+    /// cheap, and in the Messages contract the fake serves.
+    async fn probe(&self) -> Option<bool> {
+        let answer = self
+            .http
+            .get(&self.url)
+            .basic_auth(
+                &self.config.account_sid,
+                Some(self.config.auth_token.expose_secret()),
+            )
+            .query(&[("PageSize", "1")])
+            .send()
+            .await;
+        Some(answer.is_ok_and(|r| r.status().is_success()))
+    }
+
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError> {
         let mut form: Vec<(&str, String)> =
             vec![("To", sms.to.to_string()), ("Body", sms.body.clone())];

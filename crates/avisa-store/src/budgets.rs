@@ -95,10 +95,24 @@ impl Store {
         budgets: &'a [Budget],
         window_start: UnixMillis,
     ) -> Result<Option<&'a Budget>, StoreError> {
-        let sql = "INSERT INTO sms_budgets (key, window_start, used) VALUES ($1, $2, 1) \
-                   ON CONFLICT (key, window_start) DO UPDATE SET used = sms_budgets.used + 1 \
-                   WHERE sms_budgets.used < $3 RETURNING used";
-        if let Some(spent) = budgets.iter().find(|b| b.limit <= 0) {
+        self.take_budget_units(budgets, window_start, 1).await
+    }
+
+    /// Takes `units` from every budget for the window that starts at
+    /// `window_start`, all or none (as [`Store::take_budgets`]).
+    pub async fn take_budget_units<'a>(
+        &self,
+        budgets: &'a [Budget],
+        window_start: UnixMillis,
+        units: i64,
+    ) -> Result<Option<&'a Budget>, StoreError> {
+        let sql = "INSERT INTO sms_budgets (key, window_start, used) VALUES ($1, $2, $4) \
+                   ON CONFLICT (key, window_start) DO UPDATE SET used = sms_budgets.used + $4 \
+                   WHERE sms_budgets.used + $4 <= $3 RETURNING used";
+        if units <= 0 {
+            return Ok(None);
+        }
+        if let Some(spent) = budgets.iter().find(|b| b.limit < units) {
             return Ok(Some(spent));
         }
         let mut tx = self.db.begin().await?;
@@ -108,6 +122,7 @@ impl Store {
                     .bind(&budget.key)
                     .bind(window_start)
                     .bind(budget.limit)
+                    .bind(units)
                     .fetch_optional(&mut **t)
                     .await?
             });

@@ -1,9 +1,9 @@
-//! Numbers whose owners told a provider to stop our messages: kept as the
-//! keyed blind index only, so the person can be told which contact blocked
-//! Avisa. A contact saved again with that number clears it (the person was
-//! told, and may have asked them to send START).
+//! Numbers whose owners told a provider (or the service number) to stop our
+//! messages: kept as the keyed blind index and the time only, so the person
+//! can be told which contact blocked Avisa and since when. Only the number's
+//! own START clears it; a contact saved again with that number does not.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use avisa_core::{PhoneNumber, UnixMillis};
 
@@ -30,7 +30,7 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets an opt-out (the number was saved again as a contact).
+    /// Forgets an opt-out (the number sent START).
     pub async fn clear_opt_out(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
         let index = self.phone_index(phone);
         db_run!(self.db.writer(), |pool| {
@@ -42,30 +42,35 @@ impl Store {
         Ok(())
     }
 
-    /// Which of `phones` opted out (by E.164).
-    pub async fn opted_out(&self, phones: &[&PhoneNumber]) -> Result<HashSet<String>, StoreError> {
+    /// Which of `phones` opted out (by E.164), and when.
+    pub async fn opted_out(
+        &self,
+        phones: &[&PhoneNumber],
+    ) -> Result<HashMap<String, UnixMillis>, StoreError> {
         if phones.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         }
         let indexes: Vec<(Vec<u8>, &PhoneNumber)> =
             phones.iter().map(|p| (self.phone_index(p), *p)).collect();
-        let found: Vec<Vec<u8>> = db_run!(self.db.reader(), |pool| {
-            let mut b =
-                sqlx::QueryBuilder::new("SELECT phone_index FROM opt_outs WHERE phone_index IN (");
+        let found: Vec<(Vec<u8>, i64)> = db_run!(self.db.reader(), |pool| {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT phone_index, at FROM opt_outs WHERE phone_index IN (",
+            );
             let mut list = b.separated(", ");
             for (index, _) in &indexes {
                 list.push_bind(index.clone());
             }
             b.push(")");
-            b.build_query_scalar()
-                .persistent(false)
-                .fetch_all(pool)
-                .await?
+            b.build_query_as().persistent(false).fetch_all(pool).await?
         });
         Ok(indexes
             .into_iter()
-            .filter(|(index, _)| found.contains(index))
-            .map(|(_, p)| p.as_str().to_string())
+            .filter_map(|(index, p)| {
+                found
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, at)| (p.as_str().to_string(), *at))
+            })
             .collect())
     }
 }

@@ -116,14 +116,12 @@ static PRESS_LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| {
 
 /// The alerts a press's limit counts (of the alerts `a`): those of its own
 /// kind since `since` — practice (`practice` true) has a limit of its own,
-/// so rehearsing never blocks a real press — and, of real ones, only those
-/// not cancelled: a false alarm taken back does not count against the next
-/// press. The arguments are the statement's placeholders.
+/// so rehearsing never blocks a real press — cancelled or not: a loop of
+/// press-and-cancel would otherwise message the contacts without end. A real
+/// press past it is still raised (see `alerting::raise`). The arguments are
+/// the statement's placeholders.
 pub(crate) fn recent(since: &str, practice: &str) -> String {
-    format!(
-        "a.created_at >= {since} AND a.practice = {practice} \
-         AND ({practice} OR a.state = 'active')"
-    )
+    format!("a.created_at >= {since} AND a.practice = {practice}")
 }
 
 /// A look-up's answer: the device, its person's row, and (for a press) the

@@ -534,7 +534,10 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
         .await
         .expect("lookup")
         .expect("device");
-    assert_eq!(after.recent, 0, "a cancelled alert does not count");
+    assert_eq!(
+        after.recent, 1,
+        "a cancelled alert still counts: press-and-cancel must not pump SMS"
+    );
     // The limit frees a place when the oldest counted alert leaves the window.
     let c = alert(person, "key-000006", NOW - 300_000, &[0]);
     let d = alert(person, "key-000007", NOW - 100, &[0]);
@@ -1052,7 +1055,8 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
             .expect("insert"),
         vec![Inserted::Limited { oldest: NOW - 1000 }]
     );
-    // A cancelled alert gives its place back.
+    // A cancelled alert keeps its place: press-and-cancel in a loop must
+    // not message the contacts without end.
     let safe = |_: MessageKind, _: Language| "a salvo".to_string();
     store
         .cancel_alert(first.id, NOW + 2, NOW + 3_600_000, &safe)
@@ -1065,7 +1069,7 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
             .insert_alerts(&[store.seal_alert(&e).expect("seal")])
             .await
             .expect("insert"),
-        vec![Inserted::Created(e.id)]
+        vec![Inserted::Limited { oldest: NOW - 1000 }]
     );
     // A retry racing its first press, in a batch with a new press one
     // place below the limit: the retry takes no place, the new one passes.
@@ -1166,6 +1170,7 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
             gateway: "log".into(),
             provider_id: format!("log-{n}"),
             at: NOW + 30_001,
+            possible_duplicate: false,
         })
         .collect();
     let (touched, next) = store
@@ -1256,6 +1261,7 @@ async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
             gateway: "log".into(),
             provider_id: format!("log-{}", c.id),
             at: NOW + 30_001,
+            possible_duplicate: false,
         })
         .collect();
     assert_eq!(store.apply(&sent).await.expect("apply"), vec![a.id]);
@@ -1293,6 +1299,7 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
                 gateway: "twilio".into(),
                 provider_id: "SM1".into(),
                 at: NOW,
+                possible_duplicate: false,
             },
             OutboxUpdate::Retry {
                 id: two,
@@ -1379,6 +1386,7 @@ async fn cancel_withdraws_and_follows_up(f: Fixture) {
             gateway: "log".into(),
             provider_id: "x".into(),
             at: NOW,
+            possible_duplicate: false,
         }])
         .await
         .expect("apply");

@@ -456,6 +456,13 @@ impl FakeTwilio {
         lock(&self.inner).script.extend(replies);
     }
 
+    /// The account's auth token as the fake checks it: set another one and
+    /// every request with the configured token gets 401 (a credential
+    /// outage, as when the token was rotated); set it back and it works.
+    pub fn set_auth_token(&self, token: &str) {
+        lock(&self.inner).auth_token = token.to_string();
+    }
+
     /// While on, the message list answers 500: a look-up that fails.
     pub fn fail_lists(&self, on: bool) {
         lock(&self.inner).lists_fail = on;

@@ -465,5 +465,37 @@ pub fn inbound_not_recognised() -> String {
     )
 }
 
+/// Added to the person's own confirmation of an alert raised past their
+/// alert limit or SMS budget (GSM-7).
+pub fn limit_reached_note(lang: Language) -> String {
+    match lang {
+        Language::Es => "Limite de alertas alcanzado: tus contactos ya avisados en los ultimos minutos no reciben esta otra vez; el consulado si la recibe.",
+        Language::En => "Alert limit reached: contacts already told in the last minutes do not get this one again; the consulate does.",
+    }
+    .to_string()
+}
+
+/// The one confirmation of a STOP, where the gateway does not send its own
+/// (Kannel): what was done and how to undo it, in both languages, GSM-7.
+pub fn opt_out_confirmed() -> String {
+    "Avisa: ya no recibiras mensajes de Avisa a este numero. Para volver a recibirlos responde ALTA. \
+     You will get no more Avisa messages; reply START to resume."
+        .to_string()
+}
+
+/// The answer to HELP or INFO (the carriers' rules), where the gateway does
+/// not send its own: who we are, how to stop, where help is. `operator` is
+/// the operator's own line (`sms.help_text`), when set.
+pub fn help_text(operator: &str) -> String {
+    let operator = operator.trim();
+    if !operator.is_empty() {
+        return operator.to_string();
+    }
+    format!(
+        "Avisa: alertas de emergencia que una persona de confianza configuro para ti. Responde ALTO para no recibir mas. \
+         Avisa: emergency alerts someone set up for you. Reply STOP to opt out. Consulado 24 h: {CIAM_PHONE}"
+    )
+}
+
 #[cfg(test)]
 mod tests;

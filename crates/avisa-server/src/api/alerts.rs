@@ -96,6 +96,11 @@ pub struct AlertResponse {
     /// Practice only: what each recipient would have received.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub previews: Vec<Preview>,
+    /// In the answer to a press past the person's alert limit or SMS
+    /// budget: the consulate and the person's phone have it; contacts
+    /// already messaged within the window were not messaged again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub limit_reached: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -180,6 +185,7 @@ pub fn response(
             })
             .collect(),
         previews: if names { previews } else { Vec::new() },
+        limit_reached: false,
     }
 }
 
@@ -364,18 +370,17 @@ async fn take(
         },
         None => state.store.alert(id).await?.ok_or(ApiError::NotFound)?,
     };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(response(
-            &state,
-            view,
-            raised.previews,
-            Viewer {
-                unlocked: names,
-                device_id: Some(lookup.device.id),
-            },
-        )),
-    ))
+    let mut body = response(
+        &state,
+        view,
+        raised.previews,
+        Viewer {
+            unlocked: names,
+            device_id: Some(lookup.device.id),
+        },
+    );
+    body.limit_reached = raised.limit_reached;
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 /// The alert and each recipient's status.

@@ -63,6 +63,9 @@ pub struct ContactResponse {
     /// any gateway. Only the number itself undoes it, by sending START;
     /// saving the contact again does not.
     pub blocked: bool,
+    /// When the number asked for no more messages (Unix milliseconds), if
+    /// it did.
+    pub blocked_since: Option<i64>,
     /// "GSM-7" or "UCS-2", of what the contact receives: the message with
     /// the longest location line an alert adds.
     pub encoding: Encoding,
@@ -78,7 +81,7 @@ pub struct ContactList {
     pub max: i64,
 }
 
-fn response(c: Contact, blocked: bool) -> ContactResponse {
+fn response(c: Contact, blocked_since: Option<i64>) -> ContactResponse {
     let info = analyze(&longest_contact_alert(&c.message, c.language));
     let reading = c.phone.reading();
     ContactResponse {
@@ -89,12 +92,35 @@ fn response(c: Contact, blocked: bool) -> ContactResponse {
         international: reading.international,
         language: c.language,
         location_updates: c.location_updates,
-        blocked,
+        blocked: blocked_since.is_some(),
+        blocked_since,
         encoding: info.encoding,
         segments: info.segments,
         characters: info.characters,
         message: c.message,
     }
+}
+
+/// A contact's number must be in `limits.contact_countries`: an alert is
+/// SMS Avisa pays for, to numbers the person chooses.
+fn allowed_country(state: &AppState, phone: &avisa_core::PhoneNumber) -> Result<(), Invalid> {
+    let allowed = &state.config.limits.contact_countries;
+    let country = phone.country();
+    if country
+        .as_ref()
+        .is_some_and(|c| allowed.iter().any(|a| a.eq_ignore_ascii_case(c.as_str())))
+    {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        "phone",
+        "contact_country_not_allowed",
+        format!(
+            "alerts are not sent to numbers in {} here; this service sends them to: {}",
+            country.map_or_else(|| "that country".to_string(), |c| c.to_string()),
+            allowed.join(", ")
+        ),
+    ))
 }
 
 fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
@@ -165,8 +191,8 @@ pub async fn list(
         contacts: contacts
             .into_iter()
             .map(|c| {
-                let b = blocked.contains(c.phone.as_str());
-                response(c, b)
+                let since = blocked.get(c.phone.as_str()).copied();
+                response(c, since)
             })
             .collect(),
         max: MAX_CONTACTS,
@@ -186,6 +212,7 @@ pub async fn create(
     ApiJson(req): ApiJson<ContactRequest>,
 ) -> ApiResult<(StatusCode, Json<ContactResponse>)> {
     let input = parse(req)?;
+    allowed_country(&state, &input.phone)?;
     if who.under_duress() {
         return Ok((
             StatusCode::CREATED,
@@ -200,8 +227,9 @@ pub async fn create(
         Ok(c) => {
             tell_of_change(&state, &who.person).await;
             // A STOP is the number's to undo (START), not the person's.
-            let blocked = !state.store.opted_out(&[&c.phone]).await?.is_empty();
-            Ok((StatusCode::CREATED, Json(response(c, blocked))))
+            let blocked = state.store.opted_out(&[&c.phone]).await?;
+            let since = blocked.values().next().copied();
+            Ok((StatusCode::CREATED, Json(response(c, since))))
         }
         Err(StoreError::LimitReached) => Err(ApiError::Conflict {
             code: "contacts_limit",
@@ -233,8 +261,9 @@ pub async fn get(
         state.store.contact(who.person.id, id).await?
     }
     .ok_or(ApiError::NotFound)?;
-    let blocked = !state.store.opted_out(&[&contact.phone]).await?.is_empty();
-    Ok(Json(response(contact, blocked)))
+    let blocked = state.store.opted_out(&[&contact.phone]).await?;
+    let since = blocked.values().next().copied();
+    Ok(Json(response(contact, since)))
 }
 
 /// Replace a contact.
@@ -252,6 +281,7 @@ pub async fn put(
 ) -> ApiResult<Json<ContactResponse>> {
     let id = path_id(&id)?;
     let input = parse(req)?;
+    allowed_country(&state, &input.phone)?;
     if who.under_duress() {
         return Ok(Json(
             under_duress(&state, &who, Change::Replace(id, &input)).await?,
@@ -262,8 +292,9 @@ pub async fn put(
         .update_contact(who.person.id, id, &input, now_millis())
         .await?;
     tell_of_change(&state, &who.person).await;
-    let blocked = !state.store.opted_out(&[&contact.phone]).await?.is_empty();
-    Ok(Json(response(contact, blocked)))
+    let blocked = state.store.opted_out(&[&contact.phone]).await?;
+    let since = blocked.values().next().copied();
+    Ok(Json(response(contact, since)))
 }
 
 /// Delete a contact.
@@ -343,7 +374,7 @@ async fn under_duress(
     crate::duress::save(state, who.person.id, &view).await?;
     tell_of_change(state, &who.person).await;
     crate::duress::attempted(state, who.person.id, "contacts").await;
-    Ok(response(contact, false))
+    Ok(response(contact, None))
 }
 
 #[derive(Deserialize, ToSchema)]

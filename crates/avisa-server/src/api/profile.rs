@@ -31,6 +31,9 @@ const RESERVED_KEYWORDS: &[&str] = &[
     "PARAR",
     "AYUDA",
     "BAJA",
+    "ALTA",
+    "CANCELAR",
+    "INFORMACION",
 ];
 
 /// The profile. Once a PIN is set, its personal fields (phone, name, home
@@ -143,7 +146,10 @@ fn keyword(value: &str) -> Result<String, Invalid> {
             "the keyword is one word of 3 to 20 letters or digits, without accents",
         ));
     }
-    if RESERVED_KEYWORDS.contains(&word.as_str()) {
+    if RESERVED_KEYWORDS.contains(&word.as_str())
+        || crate::trigger::consent_word(&word).is_some()
+        || crate::trigger::help_word(&word)
+    {
         return Err(Invalid::new(
             "keyword",
             "keyword_reserved",

@@ -18,7 +18,9 @@ pub struct DispatchConfig {
     #[serde(with = "humantime_serde")]
     pub poll: Duration,
     /// How long a gateway that refused our account or credentials is out
-    /// of service before it is tried again.
+    /// of service before it is tried again; one whose provider can be
+    /// asked (Twilio) is asked six times within it, and is back as soon as
+    /// our credentials work.
     #[serde(with = "humantime_serde")]
     pub account_pause: Duration,
     /// An instance silent this long is taken for dead: its messages go to

@@ -20,6 +20,15 @@ pub struct Limits {
     pub codes_per_hour: u32,
     /// The countries (ISO 3166) verification codes are sent to.
     pub code_countries: Vec<String>,
+    /// The countries (ISO 3166) a contact's number may be in: alerts are
+    /// SMS Avisa pays for to numbers the person chooses.
+    pub contact_countries: Vec<String>,
+    /// Alert SMS to one person's contacts per hour, over all their alerts:
+    /// past it a press still reaches the consulate and the person's phone,
+    /// and the case says the limit was reached.
+    pub person_sms_per_hour: u32,
+    /// The same, per day.
+    pub person_sms_per_day: u32,
     /// The reverse proxy in front of Avisa, if any: only for requests from
     /// this address is `X-Forwarded-For` believed (its last entry is the
     /// client). Unset, the peer's own address counts.
@@ -71,6 +80,19 @@ impl Default for Limits {
             code_countries: ["US", "MX", "PR", "VI", "GU", "AS", "MP"]
                 .map(String::from)
                 .to_vec(),
+            // Where the people Avisa serves have family: the Americas and
+            // Spain. The operator widens it.
+            contact_countries: [
+                "US", "PR", "VI", "GU", "AS", "MP", "CA", "MX", "GT", "BZ", "SV", "HN", "NI", "CR",
+                "PA", "CU", "DO", "HT", "JM", "BS", "BB", "TT", "AG", "DM", "GD", "KN", "LC", "VC",
+                "CO", "VE", "EC", "PE", "BO", "CL", "AR", "UY", "PY", "BR", "GY", "SR", "ES",
+            ]
+            .map(String::from)
+            .to_vec(),
+            // No honest person meets these: ten contacts told six times an
+            // hour, twenty times a day.
+            person_sms_per_hour: 60,
+            person_sms_per_day: 200,
             trusted_proxy: None,
             unverified_ttl: Duration::from_secs(24 * 3600),
             header_timeout: Duration::from_secs(10),

@@ -94,7 +94,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
-    /// Real alerts one person may raise per window.
+    /// Alerts one person may raise per window that message their contacts,
+    /// cancelled ones included (practice has a limit of its own, refused
+    /// with 429). A real press past it is raised all the same: the
+    /// consulate gets it, the person's phone is told, contacts already
+    /// messaged within the window are not messaged again.
     pub rate_limit: u32,
     #[serde(with = "humantime_serde")]
     pub rate_window: Duration,

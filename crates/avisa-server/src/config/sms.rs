@@ -22,6 +22,10 @@ pub struct SmsConfig {
     /// more by the next gateway.
     #[serde(with = "humantime_serde")]
     pub receipt_timeout: Duration,
+    /// The answer to HELP or INFO sent to the service number through a
+    /// gateway that does not answer them itself (Kannel): who runs Avisa
+    /// and how to reach them. Empty: Avisa's own text in both languages.
+    pub help_text: String,
 }
 
 /// An SMS gateway and its settings, by `kind`.
@@ -85,6 +89,7 @@ impl Default for SmsConfig {
             service_number: String::new(),
             validity: Duration::from_secs(60 * 60),
             receipt_timeout: Duration::from_secs(10 * 60),
+            help_text: String::new(),
         }
     }
 }

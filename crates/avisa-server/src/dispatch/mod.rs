@@ -304,7 +304,7 @@ impl Dispatcher {
         let mut updates = Vec::with_capacity(count);
         let mut sends = tokio::task::JoinSet::new();
         for message in claimed {
-            if refused.contains(message.to.as_str()) {
+            if refused.contains_key(message.to.as_str()) {
                 metrics::counter!("avisa_sms_total", "gateway" => "none", "outcome" => "opted_out")
                     .increment(1);
                 updates.push(OutboxUpdate::Failed {
@@ -404,6 +404,38 @@ impl Dispatcher {
         jitter(base.saturating_mul(1u64 << exp.min(20)).min(max))
     }
 
+    /// Asks each gateway out for an account error whether our credentials
+    /// work again (a periodic job): one that answers yes is back at once,
+    /// instead of after the whole `dispatch.account_pause`.
+    pub async fn probe_paused(&self) {
+        let mut back = false;
+        for (index, slot) in self.slots.iter().enumerate() {
+            if !slot.account_paused() {
+                continue;
+            }
+            let name = slot.gateway.name().to_string();
+            match slot.gateway.probe().await {
+                Some(true) => {
+                    slot.succeeded();
+                    back = true;
+                    // What waits for it is due now, not at the pause's end.
+                    if let Err(e) = self.store.due_now_on(index as i32, now_millis()).await {
+                        tracing::warn!(error = %e, "messages waiting for the gateway stay scheduled");
+                    }
+                    metrics::counter!("avisa_gateway_probes_total", "gateway" => name.clone(), "outcome" => "back").increment(1);
+                    tracing::info!(gateway = %name, "the gateway accepts our credentials again: back in service");
+                }
+                Some(false) => {
+                    metrics::counter!("avisa_gateway_probes_total", "gateway" => name, "outcome" => "refused").increment(1);
+                }
+                None => {}
+            }
+        }
+        if back {
+            self.wake.notify_one();
+        }
+    }
+
     /// Each gateway's health, for the console's status bar.
     pub fn gateway_health(&self) -> Vec<GatewayHealth> {
         self.slots.iter().map(Slot::health).collect()
@@ -446,6 +478,7 @@ impl Dispatcher {
         // first, and send only if it does not have the message. Within the
         // window a look-up that fails sends nothing; past it, the message
         // goes (a possible duplicate: counted, and said in the log).
+        let mut possible_duplicate = false;
         let found = match m.in_doubt_since {
             Some(since) => match self.find_in_doubt(slot, &sms, since).await {
                 Ok(found) => found,
@@ -457,6 +490,7 @@ impl Dispatcher {
                 Err(reason) => {
                     tracing::warn!(gateway = %slot.gateway.name(), reason = %reason, "sent past the in-doubt window: a possible duplicate");
                     metrics::counter!("avisa_sms_possible_duplicates_total").increment(1);
+                    possible_duplicate = true;
                     None
                 }
             },
@@ -485,6 +519,7 @@ impl Dispatcher {
                     gateway,
                     provider_id: accepted.provider_id,
                     at: now,
+                    possible_duplicate,
                 }
             }
             Err(GatewayError::Retryable {

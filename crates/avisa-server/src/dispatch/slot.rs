@@ -63,6 +63,9 @@ impl RateLimiter {
 struct Health {
     consecutive_failures: u32,
     down_until: Option<Instant>,
+    /// Out because our account or credentials were refused: a probe may
+    /// end it early.
+    account: bool,
     /// Why it is out, and since when (Unix ms): for the console's bar.
     problem: Option<(String, i64)>,
 }
@@ -127,7 +130,14 @@ impl Slot {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         h.consecutive_failures = 0;
         h.down_until = None;
+        h.account = false;
         h.problem = None;
+    }
+
+    /// Out for an account error and still within its pause.
+    pub(super) fn account_paused(&self) -> bool {
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.account && h.down_until.is_some_and(|t| t > Instant::now())
     }
 
     pub(super) fn failed(&self, retry_after: Option<Duration>, reason: &str) {
@@ -150,6 +160,7 @@ impl Slot {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         h.consecutive_failures += 1;
         h.down_until = Some(Instant::now() + pause);
+        h.account = true;
         let since = h
             .problem
             .as_ref()

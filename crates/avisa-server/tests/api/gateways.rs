@@ -94,7 +94,7 @@ pub(crate) async fn person_via_twilio(
     token
 }
 
-async fn alert_json(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn alert_json(app: &TestApp, token: &str, id: &str) -> Value {
     app.call(
         Method::GET,
         &format!("/api/v1/alerts/{id}"),
@@ -106,7 +106,13 @@ async fn alert_json(app: &TestApp, token: &str, id: &str) -> Value {
 }
 
 /// Polls until the recipient of `kind` (first of its kind) has status `want`.
-async fn wait_recipient(app: &TestApp, token: &str, id: &str, index: usize, want: &str) -> Value {
+pub(crate) async fn wait_recipient(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    index: usize,
+    want: &str,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let alert = alert_json(app, token, id).await;
@@ -120,7 +126,7 @@ async fn wait_recipient(app: &TestApp, token: &str, id: &str, index: usize, want
 }
 
 /// Posts a form to a Twilio webhook, signed with `token` (or not).
-async fn twilio_webhook(
+pub(crate) async fn twilio_webhook(
     app: &TestApp,
     path_and_query: &str,
     params: &[(&str, &str)],
@@ -563,7 +569,7 @@ async fn a_stop_is_final_on_every_gateway(backend: &str) {
 }
 
 /// Presses as the person and waits for the first contact's status.
-async fn press_and_wait(app: &TestApp, token: &str, key: &str, want: &str) -> Value {
+pub(crate) async fn press_and_wait(app: &TestApp, token: &str, key: &str, want: &str) -> Value {
     let (s, alert) = app
         .call(
             Method::POST,

@@ -121,7 +121,8 @@ concatenation = true
 group = sms-service
 keyword = default
 catch-all = true
-max-messages = 0
+max-messages = 1
+omit-empty = true
 get-url = "{inbound_url}"
 "#,
                 dir = dir.display()

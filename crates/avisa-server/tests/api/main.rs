@@ -1,12 +1,14 @@
 //! The server's integration tests: one binary, a module per area. Each test
 //! starts a real server on port 0 with a fresh database.
 
+mod abuse;
 mod alerts;
 mod app;
 mod budgets;
 mod checkins;
 mod coercion;
 mod connections;
+mod consent;
 mod console;
 mod duress;
 mod gateways;

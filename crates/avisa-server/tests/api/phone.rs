@@ -446,6 +446,12 @@ async fn profile_set_read_and_pin_rules() {
             "keyword",
         ),
         (
+            // A STOP word in Spanish, which would opt the person out.
+            json!({"name": "A", "home_state": "CA", "cancel_pin": "4821", "keyword": "Cancelar"}),
+            "keyword_reserved",
+            "keyword",
+        ),
+        (
             json!({"name": "A", "home_state": "CA", "cancel_pin": "4821", "keyword": "dos palabras"}),
             "keyword_invalid",
             "keyword",

@@ -8,11 +8,61 @@ use std::collections::{HashMap, HashSet};
 use avisa_core::UnixMillis;
 use uuid::Uuid;
 
+use avisa_core::CaseEventKind;
+
 use super::SealedAlert;
+use crate::console::cases::{EventRow, insert_event};
 use crate::db::db_run;
 use crate::{Store, StoreError};
 
 impl Store {
+    /// The person's contacts an alert of theirs raised since `since` has a
+    /// message for that is not failed, expired or withdrawn: past the alert
+    /// limit, these are not messaged again.
+    pub async fn contacts_alerted_since(
+        &self,
+        person_id: Uuid,
+        since: UnixMillis,
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        let sql = "SELECT DISTINCT o.contact_id FROM outbox o JOIN alerts a ON a.id = o.alert_id \
+                   WHERE a.person_id = $1 AND a.created_at >= $2 AND a.practice = $3 \
+                   AND o.kind = 'contact' AND o.purpose = 'alert' AND o.contact_id IS NOT NULL \
+                   AND o.status NOT IN ('failed', 'expired', 'withdrawn')";
+        let ids: Vec<Uuid> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_scalar(sql)
+                .bind(person_id)
+                .bind(since)
+                .bind(false)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Puts "límite de alertas alcanzado" on an alert's case timeline: it
+    /// was raised past the person's limit, and reached fewer contacts.
+    pub async fn note_limit_reached(
+        &self,
+        alert_id: Uuid,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        insert_event(
+            &mut tx,
+            &EventRow {
+                id: Uuid::now_v7(),
+                alert_id,
+                at,
+                staff_id: None,
+                kind: CaseEventKind::LimitReached,
+                detail_enc: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The alerts of a batch that would pass their person's limit, counted
     /// inside the transaction that writes them (each with when the oldest
     /// counted alert was raised). PostgreSQL locks the people's rows first,
@@ -65,7 +115,7 @@ impl Store {
                 }
                 b.push(") AND a.created_at >= ");
                 b.push_bind(since);
-                b.push(" AND (a.practice OR a.state = 'active') GROUP BY a.person_id, a.practice");
+                b.push(" GROUP BY a.person_id, a.practice");
                 b.build_query_as()
                     .persistent(false)
                     .fetch_all(&mut **t)

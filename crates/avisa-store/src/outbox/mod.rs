@@ -13,6 +13,9 @@ use uuid::Uuid;
 use crate::db::{Dialect, Tx, db_run};
 use crate::{Store, StoreError, aad};
 
+mod apply;
+use apply::apply_in;
+
 /// Rows per multi-row INSERT: 24 columns x 400 rows stays under SQLite's
 /// 32,766 bound parameters. (Smaller chunks looked faster for accepting alone,
 /// but a group commit then holds the single SQLite writer longer and the
@@ -20,7 +23,7 @@ use crate::{Store, StoreError, aad};
 /// built with a varying number of rows are not kept prepared
 /// (`persistent(false)`): each row count would be a distinct cached
 /// statement, and a large one holds megabytes.
-const OUTBOX_CHUNK: usize = 400;
+pub(crate) const OUTBOX_CHUNK: usize = 400;
 
 /// The fairness rank of messages that belong to no alert (verification
 /// codes, replies, change notices): after every message of every alert (an
@@ -81,6 +84,11 @@ pub enum OutboxUpdate {
         gateway: String,
         provider_id: String,
         at: UnixMillis,
+        /// Sent although an earlier try may have reached a provider (it
+        /// could not be asked within the in-doubt window): marked, as a
+        /// resend for want of a receipt is, so the console says it may
+        /// arrive twice.
+        possible_duplicate: bool,
     },
     /// Try again later, maybe on another gateway (from `sending`).
     Retry {
@@ -202,137 +210,6 @@ async fn claim_in(
     })?;
     rows.sort_by_key(|r| (r.rank, r.created_at));
     Ok(rows)
-}
-
-/// Records send outcomes in a transaction; returns the alerts whose rows
-/// changed.
-async fn apply_in(tx: &mut Tx, updates: &[OutboxUpdate]) -> Result<Vec<Uuid>, StoreError> {
-    let mut touched: Vec<Uuid> = Vec::new();
-    // Messages the gateway took are the bulk: one statement for all of them
-    // (a round trip each would dominate the dispatcher), joined to a VALUES
-    // list (3 parameters a row): a CASE per column would cost rows x rows
-    // comparisons.
-    let sent: Vec<(Uuid, &str, &str, UnixMillis)> = updates
-        .iter()
-        .filter_map(|u| match u {
-            OutboxUpdate::Sent {
-                id,
-                gateway,
-                provider_id,
-                at,
-            } => Some((*id, gateway.as_str(), provider_id.as_str(), *at)),
-            _ => None,
-        })
-        .collect();
-    for chunk in sent.chunks(OUTBOX_CHUNK) {
-        let latest = chunk.iter().map(|s| s.3).max().unwrap_or_default();
-        let alerts: Vec<Option<Uuid>> = db_run!(&mut *tx, |t| {
-            let mut b = sqlx::QueryBuilder::new(
-                "UPDATE outbox SET status = CASE WHEN outbox.status = 'sending' THEN 'sent' \
-                 ELSE outbox.status END, gateway = v.column2, provider_id = v.column3, \
-                 lease_until = NULL, reason = NULL, sent_at = ",
-            );
-            b.push_bind(latest);
-            b.push(", updated_at = ").push_bind(latest);
-            b.push(" FROM (");
-            b.push_values(chunk, |mut v, (id, gateway, provider, _)| {
-                v.push_bind(*id).push_bind(*gateway).push_bind(*provider);
-            });
-            b.push(") AS v WHERE outbox.id = v.column1 RETURNING outbox.alert_id");
-            b.build_query_scalar()
-                .persistent(false)
-                .fetch_all(&mut **t)
-                .await?
-        });
-        touched.extend(alerts.into_iter().flatten());
-    }
-    if !sent.is_empty() {
-        touched.extend(crate::receipts::apply_kept_receipts(tx).await?);
-    }
-    for u in updates {
-        let alert: Option<Option<Uuid>> = match u {
-            OutboxUpdate::Sent { .. } => None,
-            OutboxUpdate::Retry {
-                id,
-                next_attempt_at,
-                gateway_index,
-                permanent_failures,
-                reason,
-                at,
-                in_doubt,
-            } => db_run!(&mut *tx, |t| {
-                sqlx::query_scalar(
-                    "UPDATE outbox SET status = 'queued', next_attempt_at = $1, gateway_index = $2, \
-                     permanent_failures = $3, reason = $4, lease_until = NULL, updated_at = $5, \
-                     in_doubt_at = COALESCE(in_doubt_at, $7) \
-                     WHERE id = $6 AND status = 'sending' RETURNING alert_id",
-                )
-                .bind(next_attempt_at)
-                .bind(gateway_index)
-                .bind(permanent_failures)
-                .bind(reason)
-                .bind(at)
-                .bind(id)
-                .bind(in_doubt)
-                .fetch_optional(&mut **t)
-                .await?
-            }),
-            OutboxUpdate::Failed { id, reason, at } => db_run!(&mut *tx, |t| {
-                sqlx::query_scalar(
-                    "UPDATE outbox SET status = 'failed', reason = $1, lease_until = NULL, \
-                     updated_at = $2 WHERE id = $3 AND status = 'sending' RETURNING alert_id",
-                )
-                .bind(reason)
-                .bind(at)
-                .bind(id)
-                .fetch_optional(&mut **t)
-                .await?
-            }),
-            OutboxUpdate::Expired { id, at } => db_run!(&mut *tx, |t| {
-                sqlx::query_scalar(
-                    "UPDATE outbox SET status = 'expired', reason = 'not sent within its validity', \
-                     lease_until = NULL, updated_at = $1 \
-                     WHERE id = $2 AND status IN ('queued', 'sending') RETURNING alert_id",
-                )
-                .bind(at)
-                .bind(id)
-                .fetch_optional(&mut **t)
-                .await?
-            }),
-            OutboxUpdate::Withdrawn { id, reason, at } => db_run!(&mut *tx, |t| {
-                sqlx::query_scalar(
-                    "UPDATE outbox SET status = 'withdrawn', reason = $1, lease_until = NULL, \
-                     updated_at = $2 WHERE id = $3 AND status IN ('queued', 'sending') \
-                     RETURNING alert_id",
-                )
-                .bind(reason)
-                .bind(at)
-                .bind(id)
-                .fetch_optional(&mut **t)
-                .await?
-            }),
-            OutboxUpdate::Release {
-                id,
-                next_attempt_at,
-                at,
-            } => db_run!(&mut *tx, |t| {
-                sqlx::query_scalar(
-                    "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_until = NULL, \
-                     attempts = attempts - 1, updated_at = $2 \
-                     WHERE id = $3 AND status = 'sending' RETURNING alert_id",
-                )
-                .bind(next_attempt_at)
-                .bind(at)
-                .bind(id)
-                .fetch_optional(&mut **t)
-                .await?
-            }),
-        };
-        touched.extend(alert.flatten());
-    }
-    touched.sort();
-    touched.dedup();
-    Ok(touched)
 }
 
 /// Multi-row INSERT of outbox rows, in chunks, in a transaction.
@@ -555,6 +432,24 @@ impl Store {
             }
         }
         Ok(claimed)
+    }
+
+    /// Messages waiting for gateway `gateway_index` (out of service for
+    /// our credentials, now back) become due at once instead of when its
+    /// pause would have ended. Returns how many.
+    pub async fn due_now_on(&self, gateway_index: i32, now: UnixMillis) -> Result<u64, StoreError> {
+        let done = db_run!(self.db.writer(), |pool| {
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1 \
+                 WHERE status = 'queued' AND gateway_index = $2 AND next_attempt_at > $1",
+            )
+            .bind(now)
+            .bind(gateway_index)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done)
     }
 
     /// The statuses of some messages (parents of claimed follow-ups).

@@ -1,0 +1,166 @@
+//! What one verified phone can make Avisa send: a loop of press-and-cancel
+//! reaches the consulate every time and the contacts only within the limit;
+//! the person's SMS budget holds over all their alerts; contacts only in the
+//! countries the operator allows.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::alerts::person_with_contacts;
+use crate::support::*;
+
+const CONTACTS: [&str; 2] = ["+12135557000", "+12135557001"];
+
+/// Alert SMS to `phone` (not the "I'm safe" that follows a cancel).
+fn alert_sms_to(lines: &[Value], phone: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| {
+            let body = l["body"].as_str().unwrap_or("");
+            l["to"] == phone
+                && !body.contains("cancelo la alerta")
+                && !body.contains("cancelled the earlier alert")
+        })
+        .count()
+}
+
+/// Press, cancel with the right PIN, twenty times within the window: every
+/// press is raised and reaches a consulate, the contacts get at most the
+/// limit's alerts (never one per press), and no press is refused.
+async fn a_press_and_cancel_loop_does_not_pump_the_contacts(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let token = person_with_contacts(&app, "+12135550100", 2).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (status, body) = press(
+            &app,
+            &token,
+            json!({"idempotency_key": format!("pump-{i:04}")}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "never refused: {body}");
+        let id = body["alert_id"].as_str().expect("id").to_string();
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/alerts/{id}/cancel"),
+                Some(&token),
+                Some(json!({"pin": "4821"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids.push(id);
+    }
+    // Every alert is the consulate's to see.
+    let store = avisa_server::open_store(&app.config).await.expect("store");
+    for id in &ids {
+        let view = store
+            .alert(id.parse().expect("uuid"))
+            .await
+            .expect("read")
+            .expect("alert");
+        assert!(view.consulate_id.is_some(), "{id} reached no consulate");
+    }
+    store.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let lines = app.sms_lines();
+    for phone in CONTACTS {
+        let n = alert_sms_to(&lines, phone);
+        assert!(n <= 5, "{phone} got {n} alerts from 20 presses");
+    }
+}
+
+/// The person's hourly SMS budget, over all their alerts: two contacts and
+/// a budget of 3 — the first press reaches both, the second (within the
+/// alert limit) finds the budget spent and reaches the consulate and the
+/// person only.
+async fn the_persons_sms_budget_holds(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.limits.person_sms_per_hour = 3;
+    let app = TestApp::start(config, dir).await;
+    let token = person_with_contacts(&app, "+12135550100", 2).await;
+    let (status, first) = press(&app, &token, json!({"idempotency_key": "budget-0001"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert!(first.get("limit_reached").is_none(), "{first}");
+    let (status, second) = press(&app, &token, json!({"idempotency_key": "budget-0002"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    assert_eq!(second["limit_reached"], true, "{second}");
+    assert!(
+        !second["recipients"]
+            .as_array()
+            .expect("recipients")
+            .iter()
+            .any(|r| r["kind"] == "contact"),
+        "{second}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let lines = app.sms_lines();
+    for phone in CONTACTS {
+        assert_eq!(alert_sms_to(&lines, phone), 1, "{phone}");
+    }
+}
+
+/// A contact's number outside `limits.contact_countries` is refused with
+/// the reason, and nothing is saved; the operator may widen the list.
+async fn contacts_only_in_the_allowed_countries(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let token = app.person("+12135550100").await;
+    for phone in ["+25261234567", "+37121234567"] {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&token),
+                Some(
+                    json!({"name": "Lejos", "phone": phone, "language": "es", "message": "Ayuda"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{phone}: {body}");
+        assert_eq!(error_code(&body), "contact_country_not_allowed", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("MX")),
+            "the reason names what is allowed: {body}"
+        );
+    }
+    for phone in ["+525512345678", "+34612345678", "+5215512345678"] {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&token),
+                Some(
+                    json!({"name": "Cerca", "phone": phone, "language": "es", "message": "Ayuda"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{phone}: {body}");
+        let id = body["id"].as_str().expect("id");
+        app.call(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    }
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
+        .await;
+    assert_eq!(list["contacts"].as_array().map(Vec::len), Some(0));
+}
+
+on_both_backends!(
+    a_press_and_cancel_loop_does_not_pump_the_contacts,
+    the_persons_sms_budget_holds,
+    contacts_only_in_the_allowed_countries,
+);
