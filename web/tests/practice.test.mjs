@@ -41,6 +41,16 @@ test('a refused practice says so in practice words, keeps nothing, and the real 
     await page.click('#press');
     await page.waitForSelector('#recipients', { timeout: 15000 });
     await waitFor(() => server.smsLog().some((l) => l.to === '+12135550177'), 10000, 'the real alert reached the contact');
+
+    // Past the limit a real press is never refused: raised, the consulate
+    // has it, the contact already told is not told again, and it says so.
+    await page.goto(`${server.base}/#/settings`);
+    await page.goto(`${server.base}/#/`);
+    await page.click('#press');
+    await page.waitForSelector('text=Límite de alertas alcanzado', { timeout: 15000 });
+    await screenshot(page, 'app-limit-reached');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(server.smsLog().filter((l) => l.to === '+12135550177').length, 1, 'the contact is not told twice');
     await context.close();
   } finally {
     await server.stop();

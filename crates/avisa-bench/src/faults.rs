@@ -123,9 +123,12 @@ pub(crate) async fn crash(
 /// taken but answered too late, so each such message is in doubt). Every
 /// message is delivered or visibly failed/expired; lost and duplicated
 /// copies counted.
+///
+/// `admin` is the PostgreSQL server's URL, if any: each run gets a fresh
+/// database there (each has its own data key).
 pub(crate) async fn faults(
     args: &BenchArgs,
-    database: Option<&str>,
+    admin: Option<&str>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let hang = Duration::from_secs(3);
@@ -143,15 +146,25 @@ pub(crate) async fn faults(
         slow_accept: 0.10,
         hang,
     };
-    faults_run(args, database, report, "faults", mix).await?;
-    faults_run(
-        args,
-        database,
-        report,
-        "faults: 10 % taken, answered late",
-        late,
-    )
-    .await
+    for (label, chaos) in [("faults", mix), ("faults: 10 % taken, answered late", late)] {
+        let fresh = match admin {
+            Some(admin) => Some(pg_fresh(admin).await?),
+            None => None,
+        };
+        let result = faults_run(
+            args,
+            fresh.as_ref().map(|(url, _)| url.as_str()),
+            report,
+            label,
+            chaos,
+        )
+        .await;
+        if let (Some(admin), Some((_, name))) = (admin, &fresh) {
+            pg_drop(admin, name).await;
+        }
+        result?;
+    }
+    Ok(())
 }
 
 async fn faults_run(

@@ -149,7 +149,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let database = pg.as_ref().map(|(_, (url, _))| url.clone());
     let result = match args.scenario.as_str() {
         "crash" => crash(&args, database.as_deref(), &mut report).await,
-        "faults" => faults(&args, database.as_deref(), &mut report).await,
+        "faults" => faults(&args, args.database.as_deref(), &mut report).await,
         "pumping" => pumping::pumping(&args, database.as_deref(), &mut report).await,
         "timers" => timers::timers(&args, database.as_deref(), &mut report).await,
         "instances" => instances::instances(&args, args.database.as_deref(), &mut report).await,

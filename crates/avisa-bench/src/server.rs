@@ -44,6 +44,7 @@ impl Server {
                  [limits]\nregistrations_per_hour = 1000000\ncodes_per_address_per_hour = 1000000\n\
                  codes_per_country_per_hour = 1000000\ncodes_per_hour = 1000000\n\
                  connections_per_address = 100000\n\
+                 person_sms_per_hour = 1000000000\nperson_sms_per_day = 1000000000\n\
                  [alerts]\nrate_limit = 1000000000\n\
                  [sms]\nlog_echo = false\n{extra}\n[[sms.gateways]]\nkind = \"log\"\nrate_per_second = {gateway_rate}\n",
                 dir.join("data").display()
