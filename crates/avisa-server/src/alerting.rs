@@ -212,7 +212,13 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
             .into();
         limit_reached = true;
     }
-    if !r.practice && !contacts.is_empty() && !person_budget(state, r, contacts.len(), now).await? {
+    // The person's SMS budget, as the limit, never stands in the way of a
+    // missed check-in's alert: it is the one that cannot be pressed again.
+    if limited
+        && !r.practice
+        && !contacts.is_empty()
+        && !person_budget(state, r, contacts.len(), now).await?
+    {
         contacts = Vec::new().into();
         limit_reached = true;
     }
