@@ -177,7 +177,7 @@ async fn faults_run(
     let fake = avisa_testkit::FakeTwilio::start().await;
     let dir = tempfile::tempdir()?;
     let extra = format!(
-        "validity = \"2m\"\n[[sms.gateways]]\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nfrom = \"+15005550006\"\ntimeout = \"1s\"\n",
+        "validity = \"2m\"\nreceipt_timeout = \"5s\"\n[[sms.gateways]]\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nfrom = \"+15005550006\"\ntimeout = \"1s\"\n",
         fake.base_url, fake.account_sid, fake.auth_token
     );
     let (config, base) = Server::write_config(dir.path(), database, 0, &extra)?;
@@ -185,6 +185,9 @@ async fn faults_run(
         + "\n[dispatch]\nretry_base = \"200ms\"\nretry_max = \"5s\"\n";
     std::fs::write(&config, text)?;
     let mut server = Server::start(dir.path(), &config, &base).await?;
+    // The provider confirms each message it took half a second later, as a
+    // handset's receipt: some arrive before the send's late answer.
+    fake.send_receipts(Some(Duration::from_millis(500)));
     let tokens = people_via(&server, args.people.min(50), Some(&fake)).await?;
     // The provider turns faulty once the people are registered. Taken, then
     // answered too late: the message is in doubt, and the provider is
@@ -204,6 +207,10 @@ async fn faults_run(
     // Every message of every alert, with its status as the person sees it.
     let mut messages: Vec<(String, String)>;
     let mut unconfirmed: usize;
+    // Delivered by the provider (its receipt taken by the server) and yet
+    // not shown delivered: a receipt dropped.
+    let mut not_shown: usize;
+    let mut none_queued_at: Option<Instant> = None;
     loop {
         tally = HashMap::new();
         messages = Vec::new();
@@ -227,9 +234,19 @@ async fn faults_run(
                 messages.push((r["id"].as_str().unwrap_or("").to_string(), status));
             }
         }
-        if tally.get("queued").copied().unwrap_or(0) == 0
-            || started.elapsed() > Duration::from_secs(200)
-        {
+        let receipted: std::collections::HashSet<String> = fake.receipted().into_iter().collect();
+        not_shown = messages
+            .iter()
+            .filter(|(id, status)| receipted.contains(id) && status != "delivered")
+            .count();
+        if tally.get("queued").copied().unwrap_or(0) == 0 {
+            let since = *none_queued_at.get_or_insert_with(Instant::now);
+            // Receipts still on their way get a few seconds more.
+            if not_shown == 0 || since.elapsed() > Duration::from_secs(15) {
+                break;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(200) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -298,6 +315,16 @@ async fn faults_run(
             (
                 "messages without confirmation (sin confirmación)",
                 json!(unconfirmed),
+                "",
+            ),
+            (
+                "receipts the provider posted and the server took",
+                json!(fake.receipted().len()),
+                "",
+            ),
+            (
+                "delivered by the provider, not shown delivered",
+                json!(not_shown),
                 "",
             ),
             ("messages sent", count("sent"), ""),

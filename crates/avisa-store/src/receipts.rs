@@ -78,6 +78,14 @@ impl Store {
         reason: Option<&str>,
         now: UnixMillis,
     ) -> Result<Option<Option<Uuid>>, StoreError> {
+        // A "delivered" is good news from any copy of this message (the
+        // callback's URL names it, and only the provider signs it): the
+        // recipient has the text. Copies of one text to one number can trade
+        // provider ids when two sends in doubt are found in the provider's
+        // list by recipient and text, and a receipt must not be lost to
+        // that. Any other status is matched by the pair: one copy's failure
+        // says nothing of another's.
+        let provider_id = provider_id.filter(|_| status != OutboxStatus::Delivered);
         // Any receipt confirms the message reached the provider's network,
         // whether or not it moves the status (a "sent" after "sent").
         let seen = "UPDATE outbox SET receipt_at = $2 WHERE id = $1 AND receipt_at IS NULL \
@@ -210,7 +218,8 @@ impl Store {
 
 /// Receipts kept while their message was back in the queue
 /// ([`Store::keep_receipt`]) applied to the messages now recorded sent (the
-/// provider id must match, when both are known), then forgotten once their
+/// provider id must match, when both are known, but for "delivered": see
+/// [`Store::receipt`]), then forgotten once their
 /// message has left the queue. The table is almost always empty.
 pub(crate) async fn apply_kept_receipts(tx: &mut crate::db::Tx) -> Result<Vec<Uuid>, StoreError> {
     let alerts: Vec<Option<Uuid>> = db_run!(&mut *tx, |t| {
@@ -218,8 +227,8 @@ pub(crate) async fn apply_kept_receipts(tx: &mut crate::db::Tx) -> Result<Vec<Uu
             "UPDATE outbox SET status = k.status, reason = COALESCE(k.reason, outbox.reason), \
              receipt_at = k.at, updated_at = k.at FROM kept_receipts k \
              WHERE k.message_id = outbox.id AND outbox.status = 'sent' \
-             AND (k.provider_id = '' OR outbox.provider_id IS NULL OR outbox.provider_id = '' \
-                  OR k.provider_id = outbox.provider_id) \
+             AND (k.status = 'delivered' OR k.provider_id = '' OR outbox.provider_id IS NULL \
+                  OR outbox.provider_id = '' OR k.provider_id = outbox.provider_id) \
              RETURNING outbox.alert_id",
         )
         .fetch_all(&mut **t)

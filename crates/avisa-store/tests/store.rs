@@ -86,6 +86,7 @@ both_backends! {
     claims_go_by_rank_and_leases_come_back;
     alerts_committed_leased_come_back_if_never_recorded;
     receipts_never_move_backwards_and_expiry_sweeps;
+    a_delivered_receipt_of_another_copy_still_delivers;
     cancel_withdraws_and_follows_up;
     budgets_are_all_or_nothing_and_purged;
     pin_attempts_are_taken_before_the_check;
@@ -1265,6 +1266,91 @@ async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
         })
         .collect();
     assert_eq!(store.apply(&sent).await.expect("apply"), vec![a.id]);
+}
+
+/// Two sends in doubt of one text to one number, found in the provider's
+/// list by recipient and text, can trade provider ids: a "delivered" for
+/// the message (named by our reference) is applied whatever copy's id it
+/// carries, kept or not; a failure of another copy still changes nothing.
+async fn a_delivered_receipt_of_another_copy_still_delivers(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let a = alert(person, "copies", NOW, &[0, 1]);
+    store
+        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .await
+        .expect("insert");
+    let claimed = store.claim(NOW, 2, 30_000).await.expect("claim");
+    let (one, two) = (claimed[0].id, claimed[1].id);
+    // One: its send timed out (in doubt); its receipt, under the id of the
+    // copy it really is, is kept while it waits...
+    store
+        .apply(&[OutboxUpdate::Retry {
+            id: one,
+            next_attempt_at: NOW,
+            gateway_index: 0,
+            permanent_failures: 0,
+            reason: "no answer".into(),
+            at: NOW,
+            in_doubt: Some(NOW),
+        }])
+        .await
+        .expect("apply");
+    assert!(
+        store
+            .keep_receipt(one, Some("SM-own"), OutboxStatus::Delivered, None, NOW + 1)
+            .await
+            .expect("keep")
+    );
+    // ...and applied when the look-up records it under the other copy's id.
+    let again = store.claim(NOW + 2, 2, 30_000).await.expect("claim");
+    assert_eq!(again.iter().map(|c| c.id).collect::<Vec<_>>(), vec![one]);
+    let sent = |id, sid: &str| OutboxUpdate::Sent {
+        id,
+        gateway: "twilio".into(),
+        provider_id: sid.into(),
+        at: NOW + 3,
+        possible_duplicate: false,
+    };
+    store
+        .apply(&[sent(one, "SM-other"), sent(two, "SM-two")])
+        .await
+        .expect("apply");
+    assert_eq!(
+        store.message(one).await.expect("m").map(|m| m.0),
+        Some(OutboxStatus::Delivered)
+    );
+    // Two: another copy's failure is not this message's...
+    let (failed, from) = (
+        OutboxStatus::Failed,
+        [OutboxStatus::Sending, OutboxStatus::Sent],
+    );
+    assert_eq!(
+        store
+            .receipt(two, Some("SM-elsewhere"), failed, &from, None, NOW + 4)
+            .await
+            .expect("receipt"),
+        None
+    );
+    // ...but its delivery is.
+    assert!(
+        store
+            .receipt(
+                two,
+                Some("SM-elsewhere"),
+                OutboxStatus::Delivered,
+                &from,
+                None,
+                NOW + 5
+            )
+            .await
+            .expect("receipt")
+            .is_some()
+    );
+    assert_eq!(
+        store.message(two).await.expect("m").map(|m| m.0),
+        Some(OutboxStatus::Delivered)
+    );
 }
 
 async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {

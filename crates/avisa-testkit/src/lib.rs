@@ -95,6 +95,12 @@ struct Inner {
     window: (Instant, u32),
     /// The message list answers 500 (a look-up that fails).
     lists_fail: bool,
+    /// Post a signed "delivered" status callback this long after taking a
+    /// message (None: no receipts).
+    receipts: Option<Duration>,
+    /// Our references of the messages a "delivered" receipt was posted for
+    /// (and answered 2xx).
+    receipted: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -160,6 +166,41 @@ fn error(status: StatusCode, code: u32, message: &str) -> Response {
         .to_string(),
     )
         .into_response()
+}
+
+/// A "delivered" status callback for message `sid`, signed as Twilio signs
+/// it, posted `after` its acceptance.
+async fn receipt(
+    fake: FakeTwilio,
+    after: Duration,
+    url: String,
+    sid: String,
+    reference: Option<String>,
+) {
+    tokio::time::sleep(after).await;
+    let token = lock(&fake.inner).auth_token.clone();
+    let params: Vec<(String, String)> = [
+        ("AccountSid", fake.account_sid.as_str()),
+        ("MessageSid", sid.as_str()),
+        ("MessageStatus", "delivered"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let signature = avisa_sms::twilio::signature(&token, &url, &params);
+    let Ok(client) = avisa_sms::http::client(Duration::from_secs(10)) else {
+        return;
+    };
+    let taken = client
+        .post(&url)
+        .header("x-twilio-signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    if let (true, Some(reference)) = (taken, reference) {
+        lock(&fake.inner).receipted.push(reference);
+    }
 }
 
 /// `GET …/Messages.json?To=…&PageSize=…`: the messages taken for that
@@ -346,6 +387,16 @@ async fn messages(
             // Taken on arrival, as a provider does: if the answer is then lost
             // (the client died), the message went all the same.
             push(record(201, Some(sid.clone())));
+            let receipts = lock(&fake.inner).receipts;
+            if let (Some(after), Some(url)) = (receipts, callback.clone()) {
+                tokio::spawn(receipt(
+                    fake.clone(),
+                    after,
+                    url,
+                    sid.clone(),
+                    reference.clone(),
+                ));
+            }
             if let Reply::Slow(d) = reply {
                 tokio::time::sleep(d).await;
             }
@@ -437,6 +488,8 @@ impl FakeTwilio {
                 per_second: None,
                 window: (Instant::now(), 0),
                 lists_fail: false,
+                receipts: None,
+                receipted: Vec::new(),
             })),
         };
         let app = Router::new()
@@ -461,6 +514,20 @@ impl FakeTwilio {
     /// outage, as when the token was rotated); set it back and it works.
     pub fn set_auth_token(&self, token: &str) {
         lock(&self.inner).auth_token = token.to_string();
+    }
+
+    /// Post a signed "delivered" status callback to each message's
+    /// `StatusCallback` this long after taking it, as Twilio does when the
+    /// handset confirms (None: no receipts, the default). A receipt may
+    /// thus arrive before a late answer to the send.
+    pub fn send_receipts(&self, after: Option<Duration>) {
+        lock(&self.inner).receipts = after;
+    }
+
+    /// Our references of the messages a "delivered" receipt was posted for
+    /// and taken (2xx) by the server.
+    pub fn receipted(&self) -> Vec<String> {
+        lock(&self.inner).receipted.clone()
     }
 
     /// While on, the message list answers 500: a look-up that fails.
