@@ -155,14 +155,22 @@ async fn apply_receipt(
     Ok(())
 }
 
+/// A field a webhook must carry: 422 when it is missing (checked after the
+/// signature or token, so a stranger learns nothing from it).
+fn required<'a>(params: &'a HashMap<String, String>, field: &'static str) -> ApiResult<&'a str> {
+    params.get(field).map(String::as_str).ok_or_else(|| {
+        avisa_core::Invalid::new(field, "required", format!("{field} is required")).into()
+    })
+}
+
 /// The fields of Twilio's status callback that Avisa reads (the handler
 /// reads the raw form: the signature covers every field as sent).
 #[derive(utoipa::ToSchema)]
 #[allow(non_snake_case, dead_code)]
 pub struct TwilioStatusForm {
-    MessageSid: Option<String>,
+    MessageSid: String,
     /// queued, sending, sent, delivered, undelivered or failed.
-    MessageStatus: Option<String>,
+    MessageStatus: String,
     ErrorCode: Option<String>,
 }
 
@@ -171,10 +179,10 @@ pub struct TwilioStatusForm {
 #[allow(non_snake_case, dead_code)]
 pub struct TwilioInboundForm {
     /// The sender's number, E.164.
-    From: Option<String>,
-    /// The text.
-    Body: Option<String>,
-    MessageSid: Option<String>,
+    From: String,
+    /// The text (empty for a message with only media).
+    Body: String,
+    MessageSid: String,
     /// STOP, START or HELP when Twilio's Advanced Opt-Out recognised the
     /// message.
     OptOutType: Option<String>,
@@ -187,7 +195,8 @@ pub struct TwilioInboundForm {
     request_body(content = TwilioStatusForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 204),
               (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),
-              (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody)))]
+              (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody),
+              (status = 422, description = "signed, but a required field is missing", body = crate::api::ErrorBody)))]
 pub async fn twilio_status(
     State(state): State<AppState>,
     uri: Uri,
@@ -195,6 +204,8 @@ pub async fn twilio_status(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let params = twilio_params(&state, &uri, &headers, &body)?;
+    required(&params, "MessageSid")?;
+    required(&params, "MessageStatus")?;
     let reference = uri
         .query()
         .map(url_decode_pairs)
@@ -221,7 +232,8 @@ pub async fn twilio_status(
     request_body(content = TwilioInboundForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "empty TwiML", content_type = "text/xml"),
               (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),
-              (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody)))]
+              (status = 404, description = "Twilio is not a gateway here", body = crate::api::ErrorBody),
+              (status = 422, description = "signed, but a required field is missing", body = crate::api::ErrorBody)))]
 pub async fn twilio_inbound(
     State(state): State<AppState>,
     uri: Uri,
@@ -229,7 +241,9 @@ pub async fn twilio_inbound(
     body: Bytes,
 ) -> ApiResult<Response> {
     let params = twilio_params(&state, &uri, &headers, &body)?;
-    let from = params.get("From").map(String::as_str).unwrap_or("");
+    let from = required(&params, "From")?;
+    required(&params, "Body")?;
+    required(&params, "MessageSid")?;
     // Twilio's Advanced Opt-Out names what it recognised (and answers it
     // itself): recorded here for every gateway, and nothing else is done.
     let consent = match params.get("OptOutType").map(String::as_str) {
@@ -303,7 +317,8 @@ pub async fn kannel_dlr(
            ("text" = String, Query, description = "the message"),
            ("id" = Option<String>, Query, description = "Kannel's message id")),
     responses((status = 200, description = "the reply for Kannel to send back; empty for none", content_type = "text/plain", body = String),
-              (status = 403, description = "bad token", body = crate::api::ErrorBody)))]
+              (status = 403, description = "bad token", body = crate::api::ErrorBody),
+              (status = 422, description = "a right token, but `from` or `text` is missing", body = crate::api::ErrorBody)))]
 pub async fn kannel_inbound(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
@@ -321,8 +336,8 @@ pub async fn kannel_inbound(
         metrics::counter!("avisa_webhooks_refused_total", "gateway" => "kannel").increment(1);
         return Err(forbidden());
     }
-    let from = q.get("from").map(String::as_str).unwrap_or("");
-    let text = q.get("text").map(String::as_str).unwrap_or("");
+    let from = required(&q, "from")?;
+    let text = required(&q, "text")?;
     let id = q.get("id").map(String::as_str);
     let answer = trigger::inbound(&state, trigger::Via::Kannel, from, text, id).await?;
     // Empty unless the carriers' rules want an answer now; every other reply

@@ -20,6 +20,35 @@ async fn read_to_close(stream: &mut TcpStream, within: Duration) -> Option<Strin
     }
 }
 
+/// A body declared larger than the limit (here 2^63 - 1 bytes, with one
+/// sent) is refused with 413 at once, without waiting for it (the body
+/// timeout is a minute here: an answer before it is the refusal's).
+#[tokio::test]
+async fn a_body_declared_over_the_limit_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.limits.body_timeout = Duration::from_secs(60);
+    let app = TestApp::start(config, dir).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    for path in [
+        "/api/v1/alerts",
+        "/hooks/twilio/status",
+        "/api/v1/phone/read",
+    ] {
+        let mut huge = TcpStream::connect(&addr).await.expect("connect");
+        huge.write_all(
+            format!("POST {path} HTTP/1.1\r\nhost: avisa\r\ncontent-type: application/json\r\ncontent-length: 9223372036854775807\r\n\r\n{{").as_bytes(),
+        )
+        .await
+        .expect("write");
+        let answer = read_to_close(&mut huge, Duration::from_secs(30))
+            .await
+            .expect("answered and closed long before the body timeout");
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("body_too_large"), "{answer}");
+    }
+}
+
 #[tokio::test]
 async fn connections_that_never_finish_are_closed_and_capped() {
     let dir = tempfile::tempdir().expect("dir");

@@ -216,7 +216,57 @@ async fn a_credential_pause_ends_when_a_probe_succeeds(backend: &str) {
     wait_recipient(&app, &token, &id, 0, "sent").await;
 }
 
+/// The webhooks' contract: a required field missing is 422 — after the
+/// signature or token is checked (403 first), so a stranger learns nothing.
+async fn webhooks_refuse_a_missing_required_field(backend: &str) {
+    let fake = FakeTwilio::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = twilio_config(&dir, backend, &fake, &["twilio"]).await else {
+        return;
+    };
+    config.sms.gateways.push(Gateway::Kannel(KannelSettings {
+        username: "avisa".into(),
+        inbound_token: "inbound-secret".to_string().into(),
+        ..KannelSettings::default()
+    }));
+    let app = TestApp::start(config, dir).await;
+    let status = "/hooks/twilio/status?ref=00000000-0000-0000-0000-000000000000";
+    let no_status = [("MessageSid", "SM00000000000000000000000000000001")];
+    assert_eq!(
+        twilio_webhook(&app, status, &no_status, "not-the-token").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        twilio_webhook(&app, status, &no_status, &fake.auth_token).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let no_from = [
+        ("Body", "hola"),
+        ("MessageSid", "SM00000000000000000000000000000002"),
+    ];
+    assert_eq!(
+        twilio_webhook(&app, "/hooks/twilio/inbound", &no_from, &fake.auth_token).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    for (token, want) in [
+        ("wrong", StatusCode::FORBIDDEN),
+        ("inbound-secret", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let r = app
+            .client
+            .get(format!(
+                "{}/hooks/kannel/inbound?token={token}&from=%2B12135557050",
+                app.base
+            ))
+            .send()
+            .await
+            .expect("inbound");
+        assert_eq!(r.status(), want, "token {token}");
+    }
+}
+
 on_both_backends!(
+    webhooks_refuse_a_missing_required_field,
     kannel_stop_is_confirmed_once_and_help_answered,
     twilio_answers_stop_and_help_itself,
     sent_past_the_window_is_a_possible_duplicate,
