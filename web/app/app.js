@@ -214,6 +214,15 @@ function telHref(phone) {
 
 // The longest location line an alert adds to a contact's message (as
 // avisa_core::messages::longest_contact_alert writes it).
+/// The first line of every contact's alert, as the server writes it
+/// (`messages::who_asks`): who is asking. With a GSM-7 text the server folds
+/// the name's accents GSM-7 lacks; dropping every accent counts the same.
+function whoAsks(name, language, text) {
+  if (!name) return '';
+  const shown = analyze(text).encoding === 'GSM-7' ? name.normalize('NFD').replace(/[\u0300-\u036f]/g, '') : name;
+  return language === 'en' ? `Avisa: ${shown} needs help:\n` : `Avisa: ${shown} pide ayuda:\n`;
+}
+
 function longestLine(language) {
   const link = 'https://www.openstreetmap.org/?mlat=-89.99999&mlon=-179.99999 (+/-1000000 m)';
   return language === 'en'
@@ -967,7 +976,8 @@ function contactEditor(contact) {
   const refresh = () => {
     const text = fields.message.input.value.replace(/\s+$/, '');
     const limit = analyze(text);
-    showCount(analyze(`${text}\n${longestLine(language.value)}`), limit);
+    const who = whoAsks((state.profile && state.profile.name) || '', language.value, text);
+    showCount(analyze(`${who}${text}\n${longestLine(language.value)}`), limit);
     delete counter.dataset.exact;
     clearTimeout(previewTimer);
     previewTimer = setTimeout(async () => {

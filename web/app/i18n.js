@@ -489,18 +489,21 @@ const STRINGS = {
   },
 };
 
+// Every contact's SMS already begins with who asks ("Avisa: María Pérez
+// pide ayuda:", the server's `messages::who_asks`): the models do not repeat
+// the name.
 export const TEMPLATES = {
   es: {
-    family: 'Soy {name}. Me detuvo inmigración. Llama a mi abogado y al consulado. Cuida a los niños. Te quiero.',
-    lawyer: 'Soy {name}, su cliente. Me está deteniendo inmigración. Por favor actúe en mi caso y avise al consulado.',
-    employer: 'Soy {name}. Me detuvo inmigración y no podré ir a trabajar. Por favor guarde mi pago y avise a mi familia.',
-    school: 'Soy {name}, padre/madre de familia. Me detuvo inmigración. Por favor cuiden a mis hijos hasta que llegue un familiar autorizado.',
+    family: 'Me detuvo inmigración. Llama a mi abogado y al consulado. Cuida a los niños. Te quiero.',
+    lawyer: 'Soy su cliente. Me está deteniendo inmigración. Por favor actúe en mi caso y avise al consulado.',
+    employer: 'Me detuvo inmigración y no podré ir a trabajar. Por favor guarde mi pago y avise a mi familia.',
+    school: 'Soy padre/madre de familia. Me detuvo inmigración. Por favor cuiden a mis hijos hasta que llegue un familiar autorizado.',
   },
   en: {
-    family: 'This is {name}. I have been detained by immigration. Call my lawyer and the consulate. Take care of the kids. I love you.',
-    lawyer: 'This is {name}, your client. Immigration is detaining me. Please act on my case and notify the consulate.',
-    employer: 'This is {name}. I have been detained by immigration and cannot come to work. Please hold my pay and contact my family.',
-    school: 'This is {name}, a parent. I have been detained by immigration. Please keep my children safe until an authorised relative arrives.',
+    family: 'I have been detained by immigration. Call my lawyer and the consulate. Take care of the kids. I love you.',
+    lawyer: 'I am your client. Immigration is detaining me. Please act on my case and notify the consulate.',
+    employer: 'I have been detained by immigration and cannot come to work. Please hold my pay and contact my family.',
+    school: 'I am a parent. I have been detained by immigration. Please keep my children safe until an authorised relative arrives.',
   },
 };
 

@@ -33,7 +33,7 @@ test('full journey: onboarding, two contacts, press, countdown, delivery, "I\'m 
     assert.match(await page.textContent('#counter'), /caracteres · \d SMS \(con acentos o emojis cada SMS lleva menos letras\)/);
     assert.doesNotMatch(await page.textContent('#counter'), /UCS|GSM/);
     await waitFor(async () => (await page.textContent('#preview')).includes('Ubicación: https://www.openstreetmap.org/?mlat='), 5000, 'the preview');
-    assert.match(await page.textContent('#preview'), /^Soy María Pérez\. Me detuvo inmigración\./);
+    assert.match(await page.textContent('#preview'), /^Avisa: María Pérez pide ayuda:\nMe detuvo inmigración\./);
     await page.click('#save-contact');
     await page.waitForSelector('#add-contact');
 
@@ -42,7 +42,9 @@ test('full journey: onboarding, two contacts, press, countdown, delivery, "I\'m 
     await page.click('#save-contact');
     await page.waitForSelector('#contact-phone[aria-invalid="true"]');
     assert.match(await page.textContent('#contact-phone-error'), /número no existe/);
-    assert.match(await page.textContent('#counter'), /caracteres · 1 SMS$/);
+    // Who asks ("Avisa: María Pérez needs help:"), the text, the longest
+    // location line: 2 SMS.
+    assert.match(await page.textContent('#counter'), /caracteres · 2 SMS$/);
     await page.fill('#contact-phone', '(213) 555-0142');
     await page.click('#save-contact');
     await page.waitForSelector('#add-contact');

@@ -86,8 +86,10 @@ test('files travel compressed, the first load is small, a reopen costs at most 2
     console.log(`first load: ${first} bytes on the wire`);
     // 30 KB until the phone stopped keeping the person on its disk (issue
     // 32): a waiting press in a file that deletion really removes, with a
-    // fallback that never loses it, costs about half a kilobyte more.
-    assert.ok(first <= 31 * 1024, `the first load took ${first} bytes`);
+    // fallback that never loses it, costs about half a kilobyte more; the
+    // counter's "who asks" line, the date a contact said STOP and the
+    // alert-limit note (issues 34, 35, 33) about as much again.
+    assert.ok(first <= 32 * 1024, `the first load took ${first} bytes`);
 
     // Onboarded, then opened again with the worker's copy.
     await onboard(page, server);

@@ -258,15 +258,22 @@ mod counter_tests {
             let head = &marker[3..marker.len() - "${link}".len()];
             format!("{head}{link}{tail}")
         };
-        for lang in [Language::Es, Language::En] {
+        for (lang, who) in [
+            (Language::Es, "`Avisa: ${shown} pide ayuda:\\n`"),
+            (Language::En, "`Avisa: ${shown} needs help:\\n`"),
+        ] {
+            assert!(js.contains(who), "app.js writes {who} as the server does");
             for text in [
                 "Me detuvieron.",
                 &"a".repeat(300),
                 &"á".repeat(90),
                 "Llama a la abogada €",
             ] {
-                let app = analyze(&format!("{text}\n{}", line(lang)));
-                let server = analyze(&longest_contact_alert(text, lang));
+                // The first line, "Avisa: <name> pide ayuda:", as
+                // `whoAsks` writes it.
+                let who = avisa_core::messages::who_asks("Maria Perez", lang);
+                let app = analyze(&format!("{who}\n{text}\n{}", line(lang)));
+                let server = analyze(&longest_contact_alert(text, lang, "Maria Perez"));
                 assert_eq!(
                     (app.encoding, app.characters, app.segments),
                     (server.encoding, server.characters, server.segments),

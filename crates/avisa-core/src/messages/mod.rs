@@ -111,7 +111,30 @@ pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> Stri
         (Some(place), Language::En) => format!("Missed check-in{}. {line}", at_place(place)),
         (None, _) => line,
     };
-    format!("{}\n{line}", text.trim_end())
+    // Who is asking, first, whatever the person wrote: the family gets it
+    // from a number they do not know. Folded to GSM-7 when the text is
+    // GSM-7 (an accent in the name would double the SMS), kept when the
+    // text is UCS-2 anyway.
+    let name = facts.person_name.trim();
+    if name.is_empty() {
+        return format!("{}\n{line}", text.trim_end());
+    }
+    let name = if crate::sms::analyze(text).encoding == crate::sms::Encoding::Gsm7 {
+        crate::sms::fold_to_gsm(name)
+    } else {
+        name.to_string()
+    };
+    format!("{}\n{}\n{line}", who_asks(&name, lang), text.trim_end())
+}
+
+/// The first line of every contact's alert: "Avisa: José Luis Hernández
+/// pide ayuda:" (the app's counter has the same words: `whoAsks` in
+/// web/app/app.js).
+pub fn who_asks(name: &str, lang: Language) -> String {
+    match lang {
+        Language::Es => format!("Avisa: {name} pide ayuda:"),
+        Language::En => format!("Avisa: {name} needs help:"),
+    }
 }
 
 /// ": the place" for a missed check-in's planned place, or nothing.
@@ -204,14 +227,14 @@ fn with_accents(line: &str) -> String {
 /// location line an alert can add (a point with every digit, the largest
 /// accuracy, the longest zone name). The 3-SMS limit applies to this, so
 /// what a contact receives never runs longer than the person was told.
-pub fn longest_contact_alert(text: &str, lang: Language) -> String {
+pub fn longest_contact_alert(text: &str, lang: Language, person_name: &str) -> String {
     let phone = PhoneNumber::from_e164_unchecked("+10000000000".into());
     [Zone::Atlantic, Zone::Mountain]
         .into_iter()
         .map(|zone| {
             let facts = AlertFacts {
                 alert_id: uuid::Uuid::nil(),
-                person_name: "",
+                person_name,
                 person_phone: &phone,
                 location: Some(Location {
                     lat: -89.99999,

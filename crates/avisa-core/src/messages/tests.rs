@@ -53,14 +53,60 @@ fn contact_alert_appends_map_and_local_time() {
     );
     assert_eq!(
         text,
-        "Me detuvieron. Llama a la abogada.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m) a las 12:30 hora del Pacifico."
+        "Avisa: Maria pide ayuda:\nMe detuvieron. Llama a la abogada.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m) a las 12:30 hora del Pacifico."
     );
     let mut f = facts(&phone);
     f.location = None;
     let text = contact_alert("They took me.", Language::En, &f);
     assert_eq!(
         text,
-        "They took me.\nNo location. Sent at 12:30 Pacific time."
+        "Avisa: Maria needs help:\nThey took me.\nNo location. Sent at 12:30 Pacific time."
+    );
+}
+
+/// Whatever the person wrote, every contact's SMS begins with who is asking,
+/// in the contact's language: the name folded to GSM-7 with a GSM-7 text
+/// (one accent would double the SMS), kept with a UCS-2 one.
+#[test]
+fn every_contact_alert_says_who_is_asking() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let mut f = facts(&phone);
+    f.person_name = "José Luis Hernández";
+    let written = [
+        (
+            "Me detuvo migra. Avisa a la familia y llama al consulado.",
+            Language::Es,
+        ),
+        ("They took me. Call the lawyer.", Language::En),
+        ("Mamá: me detuvieron, ¡llama a Núñez!", Language::Es),
+    ];
+    for (text, lang) in written {
+        let sms = contact_alert(text, lang, &f);
+        let first = sms.lines().next().unwrap_or("");
+        let gsm = crate::sms::analyze(text).encoding == crate::sms::Encoding::Gsm7;
+        let name = if gsm {
+            "José Luis Hernandez"
+        } else {
+            "José Luis Hernández"
+        };
+        let want = match lang {
+            Language::Es => format!("Avisa: {name} pide ayuda:"),
+            Language::En => format!("Avisa: {name} needs help:"),
+        };
+        assert_eq!(first, want, "{sms}");
+        assert_eq!(sms.lines().nth(1), Some(text), "{sms}");
+        if gsm {
+            assert_eq!(
+                crate::sms::analyze(&sms).encoding,
+                crate::sms::Encoding::Gsm7,
+                "{sms}"
+            );
+        }
+    }
+    // The longest form, as the counter counts it, carries the name too.
+    assert!(
+        longest_contact_alert("Ayuda", Language::Es, "José Luis Hernández")
+            .starts_with("Avisa: José Luis Hernandez pide ayuda:\nAyuda\n")
     );
 }
 

@@ -81,8 +81,10 @@ pub struct ContactList {
     pub max: i64,
 }
 
-fn response(c: Contact, blocked_since: Option<i64>) -> ContactResponse {
-    let info = analyze(&longest_contact_alert(&c.message, c.language));
+/// `person_name` is the person's, as their contacts' SMS begin with it
+/// ("Avisa: … pide ayuda:"): the count is of what the contact receives.
+fn response(c: Contact, blocked_since: Option<i64>, person_name: &str) -> ContactResponse {
+    let info = analyze(&longest_contact_alert(&c.message, c.language, person_name));
     let reading = c.phone.reading();
     ContactResponse {
         id: c.id,
@@ -187,12 +189,13 @@ pub async fn list(
     };
     let phones: Vec<_> = contacts.iter().map(|c| &c.phone).collect();
     let blocked = state.store.opted_out(&phones).await?;
+    let name = name_of(&who);
     Ok(Json(ContactList {
         contacts: contacts
             .into_iter()
             .map(|c| {
                 let since = blocked.get(c.phone.as_str()).copied();
-                response(c, since)
+                response(c, since, name)
             })
             .collect(),
         max: MAX_CONTACTS,
@@ -229,7 +232,7 @@ pub async fn create(
             // A STOP is the number's to undo (START), not the person's.
             let blocked = state.store.opted_out(&[&c.phone]).await?;
             let since = blocked.values().next().copied();
-            Ok((StatusCode::CREATED, Json(response(c, since))))
+            Ok((StatusCode::CREATED, Json(response(c, since, name_of(&who)))))
         }
         Err(StoreError::LimitReached) => Err(ApiError::Conflict {
             code: "contacts_limit",
@@ -263,7 +266,7 @@ pub async fn get(
     .ok_or(ApiError::NotFound)?;
     let blocked = state.store.opted_out(&[&contact.phone]).await?;
     let since = blocked.values().next().copied();
-    Ok(Json(response(contact, since)))
+    Ok(Json(response(contact, since, name_of(&who))))
 }
 
 /// Replace a contact.
@@ -294,7 +297,7 @@ pub async fn put(
     tell_of_change(&state, &who.person).await;
     let blocked = state.store.opted_out(&[&contact.phone]).await?;
     let since = blocked.values().next().copied();
-    Ok(Json(response(contact, since)))
+    Ok(Json(response(contact, since, name_of(&who))))
 }
 
 /// Delete a contact.
@@ -332,6 +335,11 @@ enum Change<'a> {
 /// answered exactly as the real change (the same refusals, the same notice
 /// to the person's phone), and put on the case timeline. Returns the
 /// contact as answered (a deleted one for `Delete`).
+/// The person's name as their contacts' SMS carry it.
+fn name_of(who: &crate::extract::Person) -> &str {
+    who.person.profile.name.as_deref().unwrap_or("")
+}
+
 async fn under_duress(
     state: &AppState,
     who: &crate::extract::Person,
@@ -374,7 +382,7 @@ async fn under_duress(
     crate::duress::save(state, who.person.id, &view).await?;
     tell_of_change(state, &who.person).await;
     crate::duress::attempted(state, who.person.id, "contacts").await;
-    Ok(response(contact, None))
+    Ok(response(contact, None, name_of(who)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -128,7 +128,7 @@ async fn press_reaches_every_recipient_with_location_and_duty_phone(backend: &st
     };
     let contact0 = to("+12135557000");
     assert_eq!(contact0.len(), 1);
-    assert!(contact0[0].starts_with("Mensaje 0: me detuvieron, llama a la abogada.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-12 m) a las "), "{}", contact0[0]);
+    assert!(contact0[0].starts_with("Avisa: Maria Pérez pide ayuda:\nMensaje 0: me detuvieron, llama a la abogada.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-12 m) a las "), "{}", contact0[0]);
     assert!(
         contact0[0].ends_with("hora del Pacifico."),
         "{}",

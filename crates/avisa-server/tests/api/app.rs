@@ -172,7 +172,7 @@ async fn the_preview_is_exactly_what_the_contact_gets() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let text = body["body"].as_str().expect("body");
     // "mamá" makes the SMS UCS-2: the system line keeps its accents then.
-    assert!(text.starts_with("Hola mamá\nUbicación: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-15 m) a las "), "{text}");
+    assert!(text.starts_with("Avisa: María Pérez pide ayuda:\nHola mamá\nUbicación: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-15 m) a las "), "{text}");
     assert!(text.ends_with(" hora del Pacífico."));
     assert_eq!(
         (body["encoding"].as_str(), body["sample_location"].as_bool()),
@@ -190,7 +190,7 @@ async fn the_preview_is_exactly_what_the_contact_gets() {
     assert_eq!(body["sample_location"], true);
     assert!(
         body["body"].as_str().is_some_and(
-            |b| b.starts_with("Hi\nLocation: https://www.openstreetmap.org/?mlat=34.05220")
+            |b| b.starts_with("Avisa: Maria Pérez needs help:\nHi\nLocation: https://www.openstreetmap.org/?mlat=34.05220")
         ),
         "{body}"
     );

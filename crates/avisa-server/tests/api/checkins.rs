@@ -177,7 +177,7 @@ async fn a_missed_deadline_raises_one_alert_and_a_check_out_none(backend: &str) 
         .and_then(|l| l["body"].as_str())
         .expect("the contact's SMS");
     assert!(
-        sms.starts_with("Me detuvieron.\nCita no confirmada (Oficina de ICE, 300 N Los Angeles St). Ubicacion: https://www.openstreetmap.org/?mlat=34.05330&mlon=-118.24200"),
+        sms.starts_with("Avisa: Maria Pérez pide ayuda:\nMe detuvieron.\nCita no confirmada (Oficina de ICE, 300 N Los Angeles St). Ubicacion: https://www.openstreetmap.org/?mlat=34.05330&mlon=-118.24200"),
         "{sms}"
     );
     let (_, list) = app

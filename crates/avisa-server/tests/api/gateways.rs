@@ -176,7 +176,8 @@ async fn twilio_sends_and_signed_receipts_deliver(backend: &str) {
         .expect("the contact's SMS");
     assert_eq!(sent.from.as_deref(), Some(SERVICE_FROM));
     assert!(
-        sent.body.starts_with("ayuda 0\nSin ubicacion."),
+        sent.body
+            .starts_with("Avisa: Maria Pérez pide ayuda:\nayuda 0\nSin ubicacion."),
         "{}",
         sent.body
     );

@@ -430,7 +430,7 @@ async fn the_real_kannel_round_trip(backend: &str) {
         .collect();
     assert_eq!(to_mum.len(), 1, "{received:?}");
     assert!(
-        to_mum[0].starts_with(accented),
+        to_mum[0].starts_with(&format!("Avisa: María Pérez pide ayuda:\n{accented}")),
         "accents survive UCS-2: {:?}",
         to_mum[0]
     );
@@ -445,7 +445,9 @@ async fn the_real_kannel_round_trip(backend: &str) {
         .map(|(_, b)| b)
         .collect();
     assert!(
-        english[0].starts_with("They took me. Call the lawyer.\nLocation:"),
+        english[0].starts_with(
+            "Avisa: Maria Pérez needs help:\nThey took me. Call the lawyer.\nLocation:"
+        ),
         "{:?}",
         english[0]
     );

@@ -11,6 +11,7 @@ mod connections;
 mod consent;
 mod console;
 mod duress;
+mod family;
 mod gateways;
 mod kannel;
 mod live;

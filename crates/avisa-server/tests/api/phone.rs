@@ -597,7 +597,9 @@ async fn contacts_crud_with_encoding_and_limits() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["phone"], "+525512345678");
     assert_eq!(created["encoding"], "GSM-7");
-    assert_eq!(created["segments"], 1);
+    // The text, the line saying who asks ("Avisa: Maria Pérez pide ayuda:")
+    // and the longest location line: 2 SMS.
+    assert_eq!(created["segments"], 2);
     let id = created["id"].as_str().expect("id").to_string();
 
     let (status, got) = app
@@ -610,9 +612,9 @@ async fn contacts_crud_with_encoding_and_limits() {
         .await;
     assert_eq!((status, &got), (StatusCode::OK, &created));
 
-    // `segments` counts what the contact receives: the text and the location
-    // line (at its longest, 110 characters in English); the limit is on the
-    // text alone (3 SMS: 201 UCS-2 characters).
+    // `segments` counts what the contact receives: who asks, the text and
+    // the location line (at its longest, 110 characters in English); the
+    // limit is on the text alone (3 SMS: 201 UCS-2 characters).
     let long = "á".repeat(150);
     let (status, updated) = app
         .call(
@@ -629,8 +631,8 @@ async fn contacts_crud_with_encoding_and_limits() {
             &updated["segments"],
             &updated["language"]
         ),
-        (&json!("UCS-2"), &json!(4), &json!("en")),
-        "the text is 3 SMS; with the location line the contact gets 4"
+        (&json!("UCS-2"), &json!(5), &json!("en")),
+        "the text is 3 SMS; with who asks and the location line the contact gets 5"
     );
     let (status, body) = app
         .call(
