@@ -7,6 +7,7 @@
 
 mod alerting;
 mod api;
+mod bodies;
 mod checkins;
 pub mod config;
 mod console;
@@ -230,9 +231,13 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(web::asset)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(limit, declared_length))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            state.config.limits.body_timeout,
+        .layer(axum::middleware::from_fn_with_state(
+            bodies::BodyRules {
+                max_bytes: limit,
+                timeout: state.config.limits.body_timeout,
+                min_rate: state.config.limits.min_body_rate,
+            },
+            bodies::read_body,
         ))
         .layer(axum::middleware::map_response(no_store))
         .layer(axum::middleware::from_fn(json_errors));
@@ -243,39 +248,6 @@ pub fn router(state: AppState) -> Router {
         routes
     };
     telemetry::apply(routes).with_state(state)
-}
-
-/// A request that declares a body over the limit (`Content-Length`) is
-/// refused at once with 413, before a byte of it is read: otherwise the
-/// server would wait for bytes that never come, holding the connection.
-async fn declared_length(
-    axum::extract::State(limit): axum::extract::State<usize>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::header;
-    use axum::response::IntoResponse;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()));
-    match declared {
-        Some(Some(n)) if n <= limit as u64 => next.run(request).await,
-        None => next.run(request).await,
-        // Over the limit, or not a number: the body is never read.
-        Some(_) => {
-            metrics::counter!("avisa_requests_refused_total", "reason" => "declared_too_large")
-                .increment(1);
-            let mut response =
-                error::ApiError::from_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
-                    .into_response();
-            response.headers_mut().insert(
-                header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-            response
-        }
-    }
 }
 
 async fn hsts(mut response: axum::response::Response) -> axum::response::Response {
@@ -406,6 +378,7 @@ pub async fn serve(
         max_connections: limits.max_connections,
         connections_per_address: limits.connections_per_address,
         trusted_proxy: limits.trusted_proxy,
+        console_addresses: limits.console_addresses.clone(),
     };
     let served = listen::serve(listener, router, limits, shutdown)
         .await

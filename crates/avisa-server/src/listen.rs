@@ -50,6 +50,8 @@ pub struct Limits {
     pub connections_per_address: usize,
     /// Exempt from the per-address cap (every client comes through it).
     pub trusted_proxy: Option<IpAddr>,
+    /// Exempt too: the consulates' offices, many staff behind one address.
+    pub console_addresses: Vec<IpAddr>,
 }
 
 /// Open connections per address.
@@ -117,6 +119,7 @@ pub async fn serve(
                 Err(e) => {
                     // Out of descriptors or a reset before accept: wait a
                     // moment rather than spin.
+                    metrics::counter!("avisa_accept_errors_total").increment(1);
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -125,7 +128,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let ip = remote.ip();
-        let slot = if limits.trusted_proxy == Some(ip) {
+        let slot = if limits.trusted_proxy == Some(ip) || limits.console_addresses.contains(&ip) {
             Some(Slot {
                 table: per_address.clone(),
                 addr: None,

@@ -40,14 +40,22 @@ pub struct Limits {
     /// kept-alive connection may wait idle for its next request.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
-    /// A request's body must arrive within this.
+    /// A request's body must arrive within this, in all.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
+    /// After its first second, a request's body must arrive at this many
+    /// bytes a second at least (408 otherwise): a trickle cannot hold a
+    /// connection until `body_timeout`.
+    pub min_body_rate: u64,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
-    /// Connections served at once from one address (the trusted proxy
-    /// excepted).
+    /// Connections served at once from one address (the trusted proxy and
+    /// `console_addresses` excepted): well under `max_connections`, so a
+    /// few addresses cannot take every connection.
     pub connections_per_address: usize,
+    /// The addresses consulates' staff come from (an office behind one
+    /// NAT): not held to `connections_per_address`.
+    pub console_addresses: Vec<std::net::IpAddr>,
     /// Live streams open at once per phone (an alert's status screen).
     pub streams_per_device: usize,
     /// Live streams open at once per console session (one per tab).
@@ -97,12 +105,17 @@ impl Default for Limits {
             unverified_ttl: Duration::from_secs(24 * 3600),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            // A press is a few hundred bytes; 1 KB/s is slower than any
+            // phone that can load the app.
+            min_body_rate: 1024,
             // Below the usual 1,024 open files, with room for the database
             // and the gateways.
             max_connections: 900,
-            // A consulate behind one address: a browser opens up to six
-            // connections, so 256 leaves room for forty staff.
-            connections_per_address: 256,
+            // Fourteen addresses' worth would hold the 900: 64 is ten
+            // browsers' six connections with room. A consulate behind one
+            // address goes in `console_addresses`.
+            connections_per_address: 64,
+            console_addresses: Vec::new(),
             // A phone shows one alert's status at a time; a few for tabs
             // and reconnects that overlap.
             streams_per_device: 4,

@@ -49,6 +49,91 @@ async fn a_body_declared_over_the_limit_is_refused_at_once() {
     }
 }
 
+/// Bodies trickled a byte at a time (each well within any per-read
+/// timeout) are cut with 408 once they fall below `min_body_rate`, long
+/// before `body_timeout`; a press meanwhile is answered.
+#[tokio::test]
+async fn a_trickled_body_is_cut_and_a_press_goes_meanwhile() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.limits.body_timeout = Duration::from_secs(60);
+    config.limits.min_body_rate = 1024;
+    let app = TestApp::start(config, dir).await;
+    let token = app.person("+12135550100").await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut trickles = Vec::new();
+    for i in 0..8 {
+        let addr = addr.clone();
+        trickles.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(&addr).await.expect("connect");
+            s.write_all(
+                format!("POST /api/v1/phone/read HTTP/1.1\r\nhost: avisa\r\ncontent-type: application/json\r\ncontent-length: 2000\r\n\r\n{{\"phone\": \"{i}").as_bytes(),
+            )
+            .await
+            .expect("write");
+            // A byte every 300 ms until the server answers (or 20 s).
+            let mut out = Vec::new();
+            let mut buf = [0u8; 1024];
+            for _ in 0..66 {
+                if s.write_all(b"1").await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+                if !out.is_empty() {
+                    break;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = press(
+        &app,
+        &token,
+        serde_json::json!({"idempotency_key": "press-amid-trickles"}),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    for t in trickles {
+        let answer = t.await.expect("trickle");
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "cut for its rate: {answer:?}"
+        );
+    }
+}
+
+/// A consulate's office behind one address (`console_addresses`) is not
+/// held to the per-address cap that holds everyone else.
+#[tokio::test]
+async fn a_consulates_address_is_not_capped() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.limits.connections_per_address = 4;
+    config.limits.console_addresses = vec!["127.0.0.1".parse().expect("ip")];
+    let app = TestApp::start(config, dir).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..12 {
+        held.push(TcpStream::connect(&addr).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut one_more = TcpStream::connect(&addr).await.expect("connect");
+    one_more
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: avisa\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = read_to_close(&mut one_more, Duration::from_secs(10))
+        .await
+        .expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+}
+
 #[tokio::test]
 async fn connections_that_never_finish_are_closed_and_capped() {
     let dir = tempfile::tempdir().expect("dir");
