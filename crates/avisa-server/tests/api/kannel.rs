@@ -456,6 +456,64 @@ async fn the_real_kannel_round_trip(backend: &str) {
             .iter()
             .any(|(to, b)| to == phone && b.contains("tu alerta se envio a 2 contactos"))
     );
+
+    // Mum texts STOP to the service number (smsbox calls the inbound URL):
+    // the answer is the one confirmation, and the next alert reaches her on
+    // no gateway, while the other contact still gets it.
+    let stop = app
+        .client
+        .get(format!(
+            "{}/hooks/kannel/inbound?token=kannel-inbound-token&from=%2B12135557000&text=STOP&id=k-mo-1",
+            app.base
+        ))
+        .send()
+        .await
+        .expect("inbound");
+    assert_eq!(stop.status(), StatusCode::OK);
+    assert_eq!(
+        stop.text().await.expect("answer"),
+        avisa_core::messages::opt_out_confirmed()
+    );
+    let (status, again) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts",
+            Some(&token),
+            Some(json!({"idempotency_key": "kannel-after-stop"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    let id = again["alert_id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, now) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/alerts/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        let of = |name: &str| {
+            now["recipients"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["name"] == name)
+                .map(|r| r["status"].as_str().unwrap_or("").to_string())
+        };
+        if of("C0").as_deref() == Some("failed") && of("C1").as_deref() == Some("delivered") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after STOP: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let to_mum = kannel
+        .received()
+        .into_iter()
+        .filter(|(to, _)| to == "+12135557000")
+        .count();
+    assert_eq!(to_mum, 1, "nothing more reached the SMSC for her");
 }
 
 on_both_backends!(the_real_kannel_round_trip);
