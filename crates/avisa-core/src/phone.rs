@@ -66,7 +66,23 @@ impl fmt::Display for Country {
 /// make the input no number at all.
 fn normalize(input: &str) -> Option<String> {
     let mut out = String::with_capacity(input.len());
-    for (i, c) in input.trim().chars().enumerate() {
+    // A `tel:` link pasted whole, and the full-width digits of an Asian
+    // keyboard, are read as what they say.
+    let input = input.trim();
+    let input = match input.get(..4) {
+        Some(head) if head.eq_ignore_ascii_case("tel:") => &input[4..],
+        _ => input,
+    };
+    let chars = input.trim().chars().map(|c| match c {
+        '\u{ff10}'..='\u{ff19}' => char::from(b'0' + (c as u32 - 0xff10) as u8),
+        '\u{ff0b}' => '+',
+        '\u{ff08}' => '(',
+        '\u{ff09}' => ')',
+        '\u{ff0d}' | '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' => '-',
+        '\u{3000}' => ' ',
+        c => c,
+    });
+    for (i, c) in chars.enumerate() {
         match c {
             '0'..='9' => out.push(c),
             '+' if i == 0 => out.push('+'),
@@ -80,6 +96,18 @@ fn normalize(input: &str) -> Option<String> {
         out = format!("+{rest}");
     }
     Some(out)
+}
+
+/// Whether a typed number carries an extension ("ext. 12", "x12", "#12"),
+/// which no SMS can reach.
+fn has_extension(input: &str) -> bool {
+    let lower = input.to_lowercase();
+    lower.contains("ext") || lower.contains('#') || lower.contains(" x") || {
+        // "5551234x12": an x between digits.
+        let b = lower.as_bytes();
+        b.windows(3)
+            .any(|w| w[0].is_ascii_digit() && w[1] == b'x' && w[2].is_ascii_digit())
+    }
 }
 
 /// Mexico's dialling before August 2019, still how many people write a
@@ -152,8 +180,15 @@ impl PhoneNumber {
             ));
         }
         let not_a_number = || Invalid::new(field, "phone_invalid", "not a phone number");
-        if trimmed.len() > 32 {
+        if trimmed.chars().count() > 32 {
             return Err(not_a_number());
+        }
+        if has_extension(trimmed) {
+            return Err(Invalid::new(
+                field,
+                "phone_extension",
+                "an extension cannot receive an SMS: give the number without it, a mobile if you can",
+            ));
         }
         let digits = normalize(trimmed).ok_or_else(not_a_number)?;
         if digits.trim_start_matches('+').len() < 4 {
@@ -170,6 +205,25 @@ impl PhoneNumber {
             // The country is written in the number; the region only matters
             // for parsing national forms, which this is not.
             return read(&digits, country.unwrap_or(Country::US)).ok_or_else(no_such);
+        }
+        // "1" and ten digits, however punctuated, is how the US and Canada
+        // write a number; in Mexico it was only ever the retired "+52 1"
+        // mobile form. Never read as Mexican without asking: chosen
+        // Mexico, or no country, both readings are offered (the North
+        // American first) when both are valid.
+        if country != Some(Country::US) && digits.len() == 11 && digits.starts_with('1') {
+            let north = read(&format!("+{digits}"), Country::US);
+            let mexican = read(&digits, Country::MX);
+            return match (north, mexican) {
+                (Some(na), Some(mx)) if na != mx => Err(Invalid::new(
+                    field,
+                    "phone_ambiguous",
+                    "1 and ten digits is a US or Canadian number, or an old Mexican mobile form; choose which",
+                )
+                .with_readings(vec![na.reading(), mx.reading()])),
+                (Some(one), _) | (None, Some(one)) => Ok(one),
+                (None, None) => Err(no_such()),
+            };
         }
         if let Some(country) = country {
             return read(&digits, country).ok_or_else(no_such);
@@ -194,11 +248,22 @@ impl PhoneNumber {
         let mut out: Vec<PhoneNumber> = Vec::new();
         let with_plus =
             (!digits.trim_start().starts_with('+')).then(|| format!("+{}", digits.trim()));
+        // A keypad asks nobody: every reading of an ambiguous form counts.
+        let every = |r: Result<PhoneNumber, Invalid>| match r {
+            Ok(p) => vec![p],
+            Err(e) => e
+                .readings
+                .into_iter()
+                .map(|r| PhoneNumber(r.phone))
+                .collect(),
+        };
         let readings = [Country::US, Country::MX]
             .into_iter()
-            .map(|c| Self::parse_in("phone", digits, Some(c)).ok())
+            .map(|c| every(Self::parse_in("phone", digits, Some(c))))
             .chain(std::iter::once(
-                with_plus.and_then(|d| Self::parse_in("phone", &d, None).ok()),
+                with_plus
+                    .map(|d| every(Self::parse_in("phone", &d, None)))
+                    .unwrap_or_default(),
             ));
         for p in readings.flatten() {
             if !out.contains(&p) {
@@ -301,200 +366,5 @@ impl<'de> Deserialize<'de> for PhoneNumber {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_keypad_number_has_every_reading() {
-        let all = |d: &str| {
-            PhoneNumber::candidates(d)
-                .into_iter()
-                .map(|p| p.0)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(all("2135550100"), vec!["+12135550100"]);
-        assert_eq!(all("5512345678"), vec!["+15512345678", "+525512345678"]);
-        assert_eq!(all("525512345678"), vec!["+525512345678"]);
-        assert_eq!(all("12135550100"), vec!["+12135550100"]);
-        assert!(all("123").is_empty());
-        assert!(all("").is_empty());
-    }
-
-    #[test]
-    fn parses_what_people_type() {
-        assert_eq!(
-            PhoneNumber::parse("(213) 555-0100").map(|p| p.0),
-            Ok("+12135550100".into())
-        );
-        assert_eq!(
-            PhoneNumber::parse("213.555.0100").map(|p| p.0),
-            Ok("+12135550100".into())
-        );
-        assert_eq!(
-            PhoneNumber::parse("+52 55 1234 5678").map(|p| p.0),
-            Ok("+525512345678".into())
-        );
-        assert_eq!(
-            PhoneNumber::parse(" +1 520 623 7874 ").map(|p| p.0),
-            Ok("+15206237874".into())
-        );
-    }
-
-    fn in_mx(s: &str) -> Result<String, Invalid> {
-        PhoneNumber::parse_in("phone", s, Some(Country::MX)).map(|p| p.0)
-    }
-
-    #[test]
-    fn mexican_forms_in_mexico() {
-        for typed in [
-            "55 1234 5678",
-            "5512345678",
-            "55.1234.5678",
-            "55-1234-5678",
-            "(55) 1234-5678",
-            "52 55 1234 5678",
-            "521 55 1234 5678",
-            "1 55 1234 5678",
-            "+52 55 1234 5678",
-            "+52 1 55 1234 5678",
-            "044 55 1234 5678",
-            "045 55 1234 5678",
-            "01 55 1234 5678",
-            "011 52 55 1234 5678",
-            "011 52 1 55 1234 5678",
-            "00 52 55 1234 5678",
-        ] {
-            assert_eq!(in_mx(typed), Ok("+525512345678".into()), "{typed:?}");
-        }
-        assert_eq!(in_mx("664 123 4567"), Ok("+526641234567".into()));
-        assert_eq!(in_mx("044 664 123 4567"), Ok("+526641234567".into()));
-    }
-
-    #[test]
-    fn a_plus_names_its_own_country_whatever_was_chosen() {
-        assert_eq!(in_mx("+1 213 555 0100"), Ok("+12135550100".into()));
-        assert_eq!(
-            PhoneNumber::parse_in("phone", "011 52 55 1234 5678", Some(Country::US)).map(|p| p.0),
-            Ok("+525512345678".into())
-        );
-    }
-
-    #[test]
-    fn the_chosen_country_is_never_replaced() {
-        // A US-only number read in Mexico is refused, not moved to the US.
-        assert_eq!(
-            in_mx("(213) 555-0100").map_err(|e| e.code),
-            Err("phone_invalid")
-        );
-        // A Mexican-only number read in the US is refused, not moved to Mexico.
-        let us = PhoneNumber::parse_in("phone", "664 123 4567", Some(Country::US));
-        assert_eq!(us.map_err(|e| e.code), Err("phone_invalid"));
-        assert_eq!(
-            PhoneNumber::parse_in("phone", "55 1234 5678", Some(Country::US)).map(|p| p.0),
-            Ok("+15512345678".into())
-        );
-    }
-
-    #[test]
-    fn a_number_valid_in_both_countries_is_never_guessed() {
-        let err = PhoneNumber::parse("55 1234 5678").expect_err("ambiguous");
-        assert_eq!(err.code, "phone_ambiguous");
-        let readings: Vec<_> = err
-            .readings
-            .iter()
-            .map(|r| {
-                (
-                    r.country.as_str(),
-                    r.phone.as_str(),
-                    r.international.as_str(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            readings,
-            [
-                ("MX", "+525512345678", "+52 55 1234 5678"),
-                ("US", "+15512345678", "+1 551-234-5678")
-            ]
-        );
-        // Valid in one country only: no question.
-        assert_eq!(
-            PhoneNumber::parse("664 123 4567").map(|p| p.0),
-            Ok("+526641234567".into())
-        );
-        assert_eq!(
-            PhoneNumber::parse("52 55 1234 5678").map(|p| p.0),
-            Ok("+525512345678".into())
-        );
-    }
-
-    #[test]
-    fn costly_numbers_are_not_sent_to() {
-        for costly in [
-            "+1 900 555 0100",
-            "+1 800 555 0100",
-            "+44 909 879 0000",
-            "+881 6 12345678",
-            "+52 900 123 4567",
-        ] {
-            let p = PhoneNumber::parse(costly);
-            if let Ok(p) = p {
-                assert_eq!(
-                    p.check_sms_allowed("phone").map_err(|e| e.code),
-                    Err("phone_not_allowed"),
-                    "{costly}"
-                );
-            }
-        }
-        let premium = PhoneNumber::parse("+1 900 555 0100").expect("valid");
-        assert!(premium.check_sms_allowed("phone").is_err());
-        for fine in [
-            "+12135550100",
-            "+525512345678",
-            "+526641234567",
-            "+502 5512 3456",
-        ] {
-            let p = PhoneNumber::parse(fine).expect("valid");
-            assert_eq!(p.check_sms_allowed("phone"), Ok(()), "{fine}");
-        }
-    }
-
-    #[test]
-    fn countries_parse() {
-        assert_eq!(Country::parse("country", " mx "), Ok(Country::MX));
-        assert_eq!(
-            Country::parse("country", "US").map(|c| c.to_string()),
-            Ok("US".into())
-        );
-        for bad in ["", "MEX", "XX", "1", "zz"] {
-            assert!(Country::parse("country", bad).is_err(), "{bad:?}");
-        }
-        let p = PhoneNumber::parse("+525512345678").expect("valid");
-        assert_eq!(p.country(), Some(Country::MX));
-        assert_eq!(p.international(), "+52 55 1234 5678");
-    }
-
-    #[test]
-    fn refuses_what_is_not_a_number() {
-        for bad in [
-            "",
-            "   ",
-            "hello",
-            "123",
-            "+1 000 000 0000",
-            "+999 1234",
-            &"9".repeat(40),
-        ] {
-            assert!(
-                PhoneNumber::parse(bad).is_err(),
-                "{bad:?} should be refused"
-            );
-        }
-    }
-
-    #[test]
-    fn debug_does_not_leak_the_number() {
-        let p = PhoneNumber::parse("+12135550100").expect("valid");
-        assert!(!format!("{p:?}").contains("555"));
-    }
-}
+#[path = "phone_tests.rs"]
+mod tests;

@@ -21,6 +21,11 @@ const BEARERBOX: &str = "/usr/sbin/bearerbox";
 const SMSBOX: &str = "/usr/sbin/smsbox";
 const FAKESMSC: &str = "/usr/lib/kannel/test/fakesmsc";
 
+/// One Kannel at a time: each picks free ports by binding and releasing
+/// them, and two sets of boxes starting together can be handed the same
+/// port (a restarted bearerbox then finds its SMSC port taken).
+static ONE_KANNEL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn kannel_installed() -> bool {
     let all = [BEARERBOX, SMSBOX, FAKESMSC]
         .iter()
@@ -313,6 +318,7 @@ async fn the_real_kannel_round_trip(backend: &str) {
     if !kannel_installed() {
         return;
     }
+    let _one = ONE_KANNEL.lock().await;
     let dir = tempfile::tempdir().expect("dir");
     let kannel_dir = dir.path().join("kannel");
     std::fs::create_dir_all(&kannel_dir).expect("dir");
@@ -542,6 +548,7 @@ async fn a_bearerbox_crash_loses_nothing_with_a_store() {
     if !kannel_installed() {
         return;
     }
+    let _one = ONE_KANNEL.lock().await;
     let dir = tempfile::tempdir().expect("dir");
     let sendsms = free_port();
     let mut kannel = Kannel::start(dir.path(), sendsms, "http://127.0.0.1:9/unused").await;
