@@ -203,7 +203,15 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
     if over {
         // Past the limit: the contacts an alert of the window reached are
         // not messaged again (one the person added since still is).
-        let reached = store.contacts_alerted_since(r.person.id, since).await?;
+        // A look-up that fails never holds the press back: the contacts are
+        // messaged (one more SMS beats a silenced alert).
+        let reached = store
+            .contacts_alerted_since(r.person.id, since)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "contacts already told not read: all are messaged");
+                Default::default()
+            });
         contacts = contacts
             .iter()
             .filter(|c| !reached.contains(&c.id))
@@ -217,7 +225,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
     if limited
         && !r.practice
         && !contacts.is_empty()
-        && !person_budget(state, r, contacts.len(), now).await?
+        && !person_budget(state, r, contacts.len(), now).await
     {
         contacts = Vec::new().into();
         limit_reached = true;
@@ -435,7 +443,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
 /// (`limits.person_sms_per_hour`, `person_sms_per_day`), all or none: false
 /// when either is spent. Both are kept in the day's window, the hour's key
 /// naming its hour, so one transaction takes from both.
-async fn person_budget(state: &AppState, r: &Raise, contacts: usize, now: i64) -> ApiResult<bool> {
+async fn person_budget(state: &AppState, r: &Raise, contacts: usize, now: i64) -> bool {
     const HOUR_MS: i64 = 3_600_000;
     let limits = &state.config.limits;
     let (day, _) = avisa_store::window(now, 24 * HOUR_MS);
@@ -456,15 +464,25 @@ async fn person_budget(state: &AppState, r: &Raise, contacts: usize, now: i64) -
             i64::from(limits.person_sms_per_day),
         ),
     ];
-    let spent = state
+    // A budget is cost control: when it cannot be read the press goes on
+    // as if it held (the write of the alert itself says whether the
+    // database is there).
+    let spent = match state
         .store
         .take_budget_units(&budgets, day, contacts as i64)
-        .await?;
+        .await
+    {
+        Ok(spent) => spent,
+        Err(e) => {
+            tracing::warn!(error = %e, "a person's SMS budget not read: taken as not spent");
+            return true;
+        }
+    };
     if let Some(b) = spent {
         tracing::warn!(
             budget = b.kind,
             "a person's alert SMS budget is spent: contacts not messaged"
         );
     }
-    Ok(spent.is_none())
+    spent.is_none()
 }
