@@ -1,6 +1,6 @@
 //! The OpenAPI document beyond what each handler's `#[utoipa::path]` says:
 //! the security schemes, and the refusals every route of a kind can answer
-//! whatever its handler does — a JSON body's 400/413/415/422, a path id's
+//! whatever its handler does — a JSON body's 400/408/413/415/422, a path id's
 //! 404, a device token's 401/403, a console session's 401/403, a query
 //! string's 400/422 — added here once, so no handler can forget one and
 //! schemathesis (in `.ci/run`) holds the document to what is served.
@@ -83,6 +83,11 @@ fn refusals(path: &str, method: &str, op: &mut Operation) {
     }
     if op.request_body.is_some() {
         add(op, "400", "the body is not well-formed");
+        add(
+            op,
+            "408",
+            "the body came slower than the minimum rate, or not in time",
+        );
         add(op, "413", "the body is over the size limit");
         add(op, "415", "the body is not of the declared content type");
         add(
