@@ -212,8 +212,6 @@ function telHref(phone) {
   return `tel:${digits}`;
 }
 
-// The longest location line an alert adds to a contact's message (as
-// avisa_core::messages::longest_contact_alert writes it).
 /// The first line of every contact's alert, as the server writes it
 /// (`messages::who_asks`): who is asking. With a GSM-7 text the server folds
 /// the name's accents GSM-7 lacks; dropping every accent counts the same.
@@ -223,11 +221,14 @@ function whoAsks(name, language, text) {
   return language === 'en' ? `Avisa: ${shown} needs help:\n` : `Avisa: ${shown} pide ayuda:\n`;
 }
 
+// The longest location line an alert adds to a contact's message (as
+// avisa_core::messages::longest_contact_alert writes it: the longest zone a
+// recipient may read the time in).
 function longestLine(language) {
   const link = 'https://www.openstreetmap.org/?mlat=-89.99999&mlon=-179.99999 (+/-1000000 m)';
   return language === 'en'
-    ? `Location: ${link} at 00:00 Atlantic time.`
-    : `Ubicacion: ${link} a las 00:00 hora del Atlantico.`;
+    ? `Location: ${link} at 00:00 Atlantic time (UTC-4).`
+    : `Ubicacion: ${link} a las 00:00 hora del Pacifico de Mexico.`;
 }
 
 function randomKey() {
@@ -983,7 +984,7 @@ function contactEditor(contact) {
     previewTimer = setTimeout(async () => {
       if (!fields.message.input.value.trim()) { preview.textContent = ''; sample.textContent = ''; return; }
       try {
-        const r = await api('POST', '/api/v1/contacts/preview', { message: fields.message.input.value, language: language.value, location: state.lastPosition || undefined });
+        const r = await api('POST', '/api/v1/contacts/preview', { message: fields.message.input.value, language: language.value, location: state.lastPosition || undefined, ...fields.phone.value() });
         if (r.ok && fields.message.input.value.replace(/\s+$/, '') === text) {
           preview.textContent = r.data.body;
           sample.textContent = r.data.sample_location ? t('preview_sample') : '';

@@ -21,6 +21,19 @@ pub enum Zone {
     Pacific,
     Alaska,
     Hawaii,
+    /// Mexico's zones (Ley de los Husos Horarios, 2022): the centre (UTC-6),
+    MxCentro,
+    /// the Pacific (Sonora, Sinaloa, Nayarit, Baja California Sur: UTC-7),
+    MxPacifico,
+    /// Quintana Roo (UTC-5),
+    MxSureste,
+    /// Baja California (the US Pacific's rules),
+    MxNoroeste,
+    /// Ciudad Juárez and Ojinaga (the US Mountain's rules),
+    MxJuarez,
+    /// and the border of Coahuila, Nuevo León and Tamaulipas (the US
+    /// Central's rules).
+    MxFrontera,
 }
 
 impl Zone {
@@ -33,11 +46,23 @@ impl Zone {
             Zone::Pacific => -8,
             Zone::Alaska => -9,
             Zone::Hawaii => -10,
+            Zone::MxSureste => -5,
+            Zone::MxCentro | Zone::MxFrontera => -6,
+            Zone::MxPacifico | Zone::MxJuarez => -7,
+            Zone::MxNoroeste => -8,
         }
     }
 
     fn observes_dst(self) -> bool {
-        !matches!(self, Zone::Atlantic | Zone::Arizona | Zone::Hawaii)
+        !matches!(
+            self,
+            Zone::Atlantic
+                | Zone::Arizona
+                | Zone::Hawaii
+                | Zone::MxCentro
+                | Zone::MxPacifico
+                | Zone::MxSureste
+        )
     }
 
     /// The IANA name, for clients that format times themselves.
@@ -51,6 +76,12 @@ impl Zone {
             Zone::Pacific => "America/Los_Angeles",
             Zone::Alaska => "America/Anchorage",
             Zone::Hawaii => "Pacific/Honolulu",
+            Zone::MxCentro => "America/Mexico_City",
+            Zone::MxPacifico => "America/Mazatlan",
+            Zone::MxSureste => "America/Cancun",
+            Zone::MxNoroeste => "America/Tijuana",
+            Zone::MxJuarez => "America/Ciudad_Juarez",
+            Zone::MxFrontera => "America/Matamoros",
         }
     }
 
@@ -72,6 +103,19 @@ impl Zone {
             (Zone::Pacific, En) => "Pacific time",
             (Zone::Alaska, En) => "Alaska time",
             (Zone::Hawaii, En) => "Hawaii time",
+            // As people there say it.
+            (Zone::MxCentro, Es) => "hora del centro de Mexico",
+            (Zone::MxPacifico, Es) => "hora del Pacifico de Mexico",
+            (Zone::MxSureste, Es) => "hora de Quintana Roo",
+            (Zone::MxNoroeste, Es) => "hora de Baja California",
+            (Zone::MxJuarez, Es) => "hora de Ciudad Juarez",
+            (Zone::MxFrontera, Es) => "hora de la frontera",
+            (Zone::MxCentro, En) => "central Mexico time",
+            (Zone::MxPacifico, En) => "Mexican Pacific time",
+            (Zone::MxSureste, En) => "Quintana Roo time",
+            (Zone::MxNoroeste, En) => "Baja California time",
+            (Zone::MxJuarez, En) => "Ciudad Juarez time",
+            (Zone::MxFrontera, En) => "Mexican border time",
         }
     }
 
@@ -135,6 +179,56 @@ pub fn zone_for(state: &str, lon: Option<f64>) -> Zone {
         | "AL" | "WI" | "IL" | "TN" => Zone::Central,
         _ => Zone::Eastern,
     }
+}
+
+/// The Mexican zone of a national number (ten digits), by its area code.
+/// Codes not listed are in the centre, as most of the country is.
+pub fn mexican_zone(national: &str) -> Zone {
+    let code = national.get(..3).unwrap_or("");
+    match code {
+        // Baja California.
+        "616" | "646" | "658" | "661" | "664" | "665" | "686" => Zone::MxNoroeste,
+        // Sonora, Baja California Sur, Sinaloa and Nayarit (Bahía de
+        // Banderas, 329, keeps the centre's time).
+        "622" | "623" | "631" | "632" | "633" | "634" | "637" | "638" | "641" | "642" | "643"
+        | "644" | "645" | "647" | "651" | "653" | "662" | "612" | "613" | "615" | "624" | "667"
+        | "668" | "669" | "672" | "673" | "687" | "694" | "695" | "696" | "697" | "698" | "311"
+        | "319" | "323" | "324" | "325" | "327" | "389" => Zone::MxPacifico,
+        // Quintana Roo.
+        "983" | "984" | "987" | "998" => Zone::MxSureste,
+        // Ciudad Juárez and Ojinaga.
+        "656" | "626" => Zone::MxJuarez,
+        // Nuevo Laredo, Matamoros, Reynosa, Piedras Negras, Ciudad Acuña.
+        "867" | "868" | "899" | "877" | "878" => Zone::MxFrontera,
+        _ => Zone::MxCentro,
+    }
+}
+
+/// The time of `at_millis` as the holder of `to` reads it: in their own
+/// Mexican zone for a Mexican number, in the person's zone (`zone`) for a
+/// number in the US or Canada, and with the UTC offset added for anyone
+/// else ("19:25 hora del Pacifico (UTC-8)").
+pub fn clock_for(
+    at_millis: i64,
+    zone: Zone,
+    to: &crate::PhoneNumber,
+    lang: crate::Language,
+) -> String {
+    let e164 = to.as_str();
+    if let Some(national) = e164.strip_prefix("+52") {
+        return local_clock(at_millis, mexican_zone(national), lang);
+    }
+    let clock = local_clock(at_millis, zone, lang);
+    let home = e164.starts_with("+1")
+        && to
+            .country()
+            .is_none_or(|c| matches!(c.to_string().as_str(), "US" | "CA" | "PR" | "VI"));
+    if home {
+        return clock;
+    }
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_millis) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!("{clock} (UTC{:+})", zone.offset_at(at).whole_hours())
 }
 
 /// The calendar year in the zone at `at_millis` (case numbers restart

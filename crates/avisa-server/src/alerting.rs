@@ -321,7 +321,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
         }
     }
     for (i, c) in contacts.iter().enumerate() {
-        let body = messages::contact_alert(&c.message, c.language, &facts);
+        let body = messages::contact_alert(&c.message, c.language, &c.phone, &facts);
         if r.practice {
             previews.push(Preview {
                 kind: "contact",

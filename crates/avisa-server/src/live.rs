@@ -14,7 +14,7 @@
 //! `alerts.live_location_for` (4 h); the API refuses points after those
 //! (`api/alerts.rs` `add_location`).
 
-use avisa_core::localtime::local_clock;
+use avisa_core::localtime::clock_for;
 use avisa_core::{Location, MessageKind, messages, now_millis};
 use avisa_store::{AlertView, Budget, Fix, NewMessage, Purpose};
 use uuid::Uuid;
@@ -78,7 +78,7 @@ pub async fn tell_contacts(state: &AppState, view: &AlertView, loc: &Location) -
         {
             continue;
         }
-        let clock = local_clock(now, zone, c.language);
+        let clock = clock_for(now, zone, &c.phone, c.language);
         owed.push(NewMessage {
             id: Uuid::now_v7(),
             owner: Some(view.person_id),

@@ -6,7 +6,7 @@
 //! messages. Screens keep their accents; the person's own text is sent
 //! exactly as written.
 
-use crate::localtime::{Zone, local_clock};
+use crate::localtime::{Zone, clock_for, local_clock};
 use crate::{Language, Location, PhoneNumber};
 
 /// The 24-hour line of the consular network (CIAM, Tucson).
@@ -64,9 +64,15 @@ fn case_label(facts: &AlertFacts<'_>) -> String {
     }
 }
 
-/// A contact's SMS: the person's own text, then where and when.
-pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> String {
-    let clock = local_clock(facts.at_millis, facts.zone, lang);
+/// A contact's SMS: the person's own text, then where and when (the time as
+/// the holder of `to` reads it: [`clock_for`]).
+pub fn contact_alert(
+    text: &str,
+    lang: Language,
+    to: &PhoneNumber,
+    facts: &AlertFacts<'_>,
+) -> String {
+    let clock = clock_for(facts.at_millis, facts.zone, to, lang);
     let line = match (facts.sent_millis, &facts.location, lang) {
         (None, Some(loc), Language::Es) => format!(
             "Ubicacion: {}{} a las {clock}.",
@@ -81,7 +87,7 @@ pub fn contact_alert(text: &str, lang: Language, facts: &AlertFacts<'_>) -> Stri
         // Pressed without connection, sent later: both times, so nobody
         // takes the sending time for the moment of the press.
         (Some(sent), loc, lang) => {
-            let sent = local_clock(sent, facts.zone, lang);
+            let sent = clock_for(sent, facts.zone, to, lang);
             let place = loc.map(|l| format!("{}{}", map_link(&l), accuracy(&l)));
             match (place, lang) {
                 (Some(p), Language::Es) => format!(
@@ -211,6 +217,9 @@ const ACCENTED: &[(&str, &str)] = &[
     ("Pulso el boton", "Pulsó el botón"),
     ("sin conexion", "sin conexión"),
     ("hora del Atlantico", "hora del Atlántico"),
+    ("hora del centro de Mexico", "hora del centro de México"),
+    ("hora del Pacifico de Mexico", "hora del Pacífico de México"),
+    ("hora de Ciudad Juarez", "hora de Ciudad Juárez"),
     ("hora del Pacifico", "hora del Pacífico"),
     ("hora de Hawai", "hora de Hawái"),
 ];
@@ -225,13 +234,19 @@ fn with_accents(line: &str) -> String {
 
 /// A contact's SMS at its longest: the person's text with the longest
 /// location line an alert can add (a point with every digit, the largest
-/// accuracy, the longest zone name). The 3-SMS limit applies to this, so
-/// what a contact receives never runs longer than the person was told.
+/// accuracy, the longest zone name a recipient may read). The 3-SMS limit
+/// applies to this, so what a contact receives never runs longer than the
+/// person was told.
 pub fn longest_contact_alert(text: &str, lang: Language, person_name: &str) -> String {
     let phone = PhoneNumber::from_e164_unchecked("+10000000000".into());
-    [Zone::Atlantic, Zone::Mountain]
+    // A number in the US, one in Mexico's Pacific zone, one elsewhere (the
+    // time with its UTC offset).
+    let recipients = ["+12025550100", "+526691234567", "+50222123456"]
+        .map(|e| PhoneNumber::from_e164_unchecked(e.into()));
+    [Zone::Atlantic, Zone::Mountain, Zone::Hawaii]
         .into_iter()
-        .map(|zone| {
+        .flat_map(|zone| recipients.iter().map(move |to| (zone, to)))
+        .map(|(zone, to)| {
             let facts = AlertFacts {
                 alert_id: uuid::Uuid::nil(),
                 person_name,
@@ -249,7 +264,7 @@ pub fn longest_contact_alert(text: &str, lang: Language, person_name: &str) -> S
                 missed_checkin: None,
                 case_number: None,
             };
-            contact_alert(text, lang, &facts)
+            contact_alert(text, lang, to, &facts)
         })
         .max_by_key(|t| t.chars().count())
         .unwrap_or_default()

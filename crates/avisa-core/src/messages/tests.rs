@@ -49,6 +49,7 @@ fn contact_alert_appends_map_and_local_time() {
     let text = contact_alert(
         "Me detuvieron. Llama a la abogada.",
         Language::Es,
+        &phone,
         &facts(&phone),
     );
     assert_eq!(
@@ -57,7 +58,7 @@ fn contact_alert_appends_map_and_local_time() {
     );
     let mut f = facts(&phone);
     f.location = None;
-    let text = contact_alert("They took me.", Language::En, &f);
+    let text = contact_alert("They took me.", Language::En, &phone, &f);
     assert_eq!(
         text,
         "Avisa: Maria needs help:\nThey took me.\nNo location. Sent at 12:30 Pacific time."
@@ -81,7 +82,7 @@ fn every_contact_alert_says_who_is_asking() {
         ("Mamá: me detuvieron, ¡llama a Núñez!", Language::Es),
     ];
     for (text, lang) in written {
-        let sms = contact_alert(text, lang, &f);
+        let sms = contact_alert(text, lang, &phone, &f);
         let first = sms.lines().next().unwrap_or("");
         let gsm = crate::sms::analyze(text).encoding == crate::sms::Encoding::Gsm7;
         let name = if gsm {
@@ -110,17 +111,98 @@ fn every_contact_alert_says_who_is_asking() {
     );
 }
 
+/// The family in Mexico reads the time in its own zone, named as people
+/// there say it; a number in the US in the person's zone; anyone else with
+/// the UTC offset. 19:30 UTC on 1 July 2026: 12:30 in Los Angeles.
+#[test]
+fn each_contact_reads_the_time_in_their_own_zone() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let f = facts(&phone);
+    let at = |to: &str, lang| {
+        let to = PhoneNumber::parse(to).expect(to);
+        let sms = contact_alert("Ayuda", lang, &to, &f);
+        sms.rsplit_once(" a las ")
+            .or(sms.rsplit_once(" at "))
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default()
+    };
+    // Puebla, Mexico City, Guadalajara: the centre, no daylight saving.
+    assert_eq!(
+        at("+522221234567", Language::Es),
+        "13:30 hora del centro de Mexico."
+    );
+    assert_eq!(
+        at("+525512345678", Language::Es),
+        "13:30 hora del centro de Mexico."
+    );
+    assert_eq!(
+        at("+523312345678", Language::En),
+        "13:30 central Mexico time."
+    );
+    // Culiacán, Hermosillo: the Pacific; Tijuana: the US Pacific's rules;
+    // Cancún; Ciudad Juárez (the US Mountain's); Reynosa (the US Central's).
+    assert_eq!(
+        at("+526671234567", Language::Es),
+        "12:30 hora del Pacifico de Mexico."
+    );
+    assert_eq!(
+        at("+526621234567", Language::Es),
+        "12:30 hora del Pacifico de Mexico."
+    );
+    assert_eq!(
+        at("+526641234567", Language::Es),
+        "12:30 hora de Baja California."
+    );
+    assert_eq!(
+        at("+529981234567", Language::Es),
+        "14:30 hora de Quintana Roo."
+    );
+    assert_eq!(
+        at("+526561234567", Language::Es),
+        "13:30 hora de Ciudad Juarez."
+    );
+    assert_eq!(
+        at("+528991234567", Language::Es),
+        "14:30 hora de la frontera."
+    );
+    // In the US: the person's zone, as before.
+    assert_eq!(at("+13125550100", Language::Es), "12:30 hora del Pacifico.");
+    // Guatemala: the person's zone with its offset.
+    assert_eq!(
+        at("+50222123456", Language::Es),
+        "12:30 hora del Pacifico (UTC-7)."
+    );
+    // In winter Baja California and Juárez fall back; the centre does not.
+    let mut winter = facts(&phone);
+    winter.at_millis = 1_767_295_800_000; // 2026-01-01 19:30 UTC
+    let mx = PhoneNumber::parse("+526641234567").expect("tj");
+    assert!(
+        contact_alert("Ayuda", Language::Es, &mx, &winter)
+            .ends_with("11:30 hora de Baja California.")
+    );
+    let mx = PhoneNumber::parse("+522221234567").expect("puebla");
+    assert!(
+        contact_alert("Ayuda", Language::Es, &mx, &winter)
+            .ends_with("13:30 hora del centro de Mexico.")
+    );
+    // A UCS-2 text carries the accents at no cost.
+    let mx = PhoneNumber::parse("+522221234567").expect("puebla");
+    assert!(
+        contact_alert("Ayúdame", Language::Es, &mx, &f).ends_with("hora del centro de México.")
+    );
+}
+
 #[test]
 fn a_late_press_gives_both_times() {
     let phone = PhoneNumber::parse("+12135550100").expect("phone");
     let mut f = facts(&phone);
     f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
-    let text = contact_alert("Me detuvieron.", Language::Es, &f);
+    let text = contact_alert("Me detuvieron.", Language::Es, &phone, &f);
     assert!(
         text.ends_with("Pulso el boton a las 12:30 hora del Pacifico; enviado 12:49 hora del Pacifico (sin conexion)."),
         "{text}"
     );
-    let text = contact_alert("They took me.", Language::En, &f);
+    let text = contact_alert("They took me.", Language::En, &phone, &f);
     assert!(text.contains("Pressed the button at 12:30"), "{text}");
     assert!(consulate_duty(&f).contains("Pulsado 12:30 hora del Pacifico, enviado 12:49"));
 }
@@ -131,12 +213,12 @@ fn the_system_line_keeps_its_accents_only_where_the_sms_is_ucs2_anyway() {
     let mut f = facts(&phone);
     f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
     // GSM-7 text: the line stays GSM-7, and so does the SMS.
-    let plain = contact_alert("Me detuvieron.", Language::Es, &f);
+    let plain = contact_alert("Me detuvieron.", Language::Es, &phone, &f);
     assert!(plain.contains("Ubicacion:") && plain.contains("Pulso el boton"));
     assert_eq!(analyze(&plain).encoding, Encoding::Gsm7);
     // A text with "ó" is UCS-2 already: the line is written properly,
     // at the same length.
-    let accented = contact_alert("Me detuvo inmigración.", Language::Es, &f);
+    let accented = contact_alert("Me detuvo inmigración.", Language::Es, &phone, &f);
     assert!(
         accented.ends_with("Ubicación: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m). Pulsó el botón a las 12:30 hora del Pacífico; enviado 12:49 hora del Pacífico (sin conexión)."),
         "{accented}"

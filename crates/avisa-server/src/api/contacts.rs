@@ -395,6 +395,15 @@ pub struct PreviewRequest {
     /// the person's consulate is used.
     #[serde(default)]
     pub location: Option<avisa_core::Location>,
+    /// The contact's number, as typed: the preview gives the time as its
+    /// holder reads it (their own zone in Mexico). When absent, or not yet
+    /// a number that can be read alone, the person's own number stands in
+    /// (the preview is a hint; the contact's save checks the number).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The country chosen beside the number ("MX", "US"), as for a contact.
+    #[serde(default)]
+    pub country: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -456,7 +465,18 @@ pub async fn preview(
         missed_checkin: None,
         case_number: None,
     };
-    let body = avisa_core::messages::contact_alert(&req.message, req.language, &facts);
+    let to = req
+        .phone
+        .as_deref()
+        .and_then(|typed| {
+            let country = req
+                .country
+                .as_deref()
+                .and_then(|c| avisa_core::phone::Country::parse("country", c).ok());
+            avisa_core::PhoneNumber::parse_in("phone", typed, country).ok()
+        })
+        .unwrap_or_else(|| person.phone.clone());
+    let body = avisa_core::messages::contact_alert(&req.message, req.language, &to, &facts);
     let info = analyze(&body);
     Ok(Json(PreviewResponse {
         body,

@@ -174,6 +174,20 @@ async fn the_preview_is_exactly_what_the_contact_gets() {
     // "mamá" makes the SMS UCS-2: the system line keeps its accents then.
     assert!(text.starts_with("Avisa: María Pérez pide ayuda:\nHola mamá\nUbicación: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-15 m) a las "), "{text}");
     assert!(text.ends_with(" hora del Pacífico."));
+    // A contact in Puebla reads the time in central Mexico, named as there;
+    // a number not yet readable leaves the person's own zone.
+    for (phone, country, zone) in [
+        ("222 123 4567", "MX", " hora del centro de México."),
+        ("+52 664 123 4567", "", " hora de Baja California."),
+        ("12", "MX", " hora del Pacífico."),
+    ] {
+        let (status, body) = app
+            .call(Method::POST, "/api/v1/contacts/preview", Some(&token), Some(json!({"message": "Hola mamá", "language": "es", "phone": phone, "country": country})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let text = body["body"].as_str().expect("body");
+        assert!(text.ends_with(zone), "{phone}: {text}");
+    }
     assert_eq!(
         (body["encoding"].as_str(), body["sample_location"].as_bool()),
         (Some("UCS-2"), Some(false))
