@@ -715,7 +715,7 @@ function renderStatus(alert, container, message) {
         : (alert.consulate_received_at && alert.state === 'active' ? h('p', { class: 'muted', id: 'consulate-waiting', text: t('consulate_waiting') }) : null),
       alert.consulate.phone ? h('a', { class: 'tel', href: telHref(alert.consulate.phone), text: `${t('call')} ${alert.consulate.phone}` }) : null)
     : practice ? null : h('div', { class: 'card' },
-      h('p', { text: alert.coverage === 'outside' ? t('outside_coverage') : t('no_consulate') }),
+      h('p', { id: 'coverage', text: alert.coverage === 'outside' ? t('outside_coverage') : alert.coverage === 'ciam' ? t('ciam_coverage') : t('no_consulate') }),
       h('a', { class: 'tel', href: telHref(state.config.ciam_phone), text: `${t('line_24h')}: ${state.config.ciam_phone}` }));
   const list = h('ul', { class: 'recipients', id: 'recipients' },
     alert.recipients.map((r, i) => h('li', { 'data-status': r.status },

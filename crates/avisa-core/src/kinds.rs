@@ -167,6 +167,9 @@ text_enum! {
         Nearest = "nearest",
         HomeCounty = "home_county",
         HomeState = "home_state",
+        /// A place no office covers (Guam, the Northern Marianas, American
+        /// Samoa): the 24-hour centre, CIAM, has it.
+        Ciam = "ciam",
         Outside = "outside",
         None = "none",
     }

@@ -55,6 +55,9 @@ pub const STATES: &[(&str, &str)] = &[
     ("WY", "Wyoming"),
     ("PR", "Puerto Rico"),
     ("VI", "U.S. Virgin Islands"),
+    ("GU", "Guam"),
+    ("MP", "Northern Mariana Islands"),
+    ("AS", "American Samoa"),
 ];
 
 /// Returns the canonical code for `code` (any case), if it is a known state.

@@ -16,6 +16,10 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// How the texts name the 24-hour centre when it has an alert no office
+/// covers.
+const CIAM_NAME: &str = "CIAM (centro 24 horas)";
+
 /// A request to raise an alert.
 pub struct Raise {
     pub person: Person,
@@ -247,6 +251,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
                 RouteBasis::HomeState => Coverage::HomeState,
             },
         ),
+        Route::Ciam => (None, Coverage::Ciam),
         Route::OutsideCoverage { .. } => (None, Coverage::Outside),
         Route::Unroutable => (None, Coverage::None),
     };
@@ -266,7 +271,11 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
             .filter(|p| now - p >= messages::DELAY_TOLD_MS)
             .map(|_| now),
         zone: zone_of(r.location.as_ref(), profile.home_state.as_deref()),
-        consulate: office.map(|o| (o.name.as_str(), o.phone.as_deref())),
+        consulate: match (office, coverage) {
+            (Some(o), _) => Some((o.name.as_str(), o.phone.as_deref())),
+            (None, Coverage::Ciam) => Some((CIAM_NAME, Some(messages::CIAM_PHONE))),
+            (None, _) => None,
+        },
         console_url: format!(
             "{}/console/alerts/{id}",
             state.config.public_url.trim_end_matches('/')
@@ -295,9 +304,15 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
         };
     let mut messages = Vec::new();
     let mut previews = Vec::new();
-    // The consulate's duty phone first, where one is configured.
-    if let Some(o) = office
-        && let Some(duty) = state.config.alerts.duty_phones.get(&o.id)
+    // The consulate's duty phone first, where one is configured (the
+    // centre's, "ciam", for a place no office covers).
+    let duty_of = match (office, coverage) {
+        (Some(o), _) => Some((o.id.as_str(), o.name.as_str())),
+        (None, Coverage::Ciam) => Some(("ciam", CIAM_NAME)),
+        (None, _) => None,
+    };
+    if let Some((duty_key, duty_name)) = duty_of
+        && let Some(duty) = state.config.alerts.duty_phones.get(duty_key)
         && let Ok(duty) = PhoneNumber::parse(duty)
     {
         let body = messages::consulate_duty(&facts);
@@ -305,14 +320,14 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
             let body = body.replace(messages::CASE_SLOT, "PRACTICA");
             previews.push(Preview {
                 kind: "consulate",
-                name: Some(o.name.clone()),
+                name: Some(duty_name.to_string()),
                 body,
             });
         } else {
             messages.push(message(
                 MessageKind::Consulate,
                 None,
-                Some(o.name.clone()),
+                Some(duty_name.to_string()),
                 duty,
                 body,
                 Language::Es,

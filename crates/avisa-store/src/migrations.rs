@@ -139,11 +139,17 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0021_kept_receipts.sql"),
         include_str!("../migrations/postgres/0021_kept_receipts.sql"),
     ),
+    (
+        22,
+        "ciam coverage",
+        include_str!("../migrations/sqlite/0022_ciam_coverage.sql"),
+        include_str!("../migrations/postgres/0022_ciam_coverage.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with
 /// foreign keys off, which cannot be switched inside one).
-const SQLITE_OWN_TRANSACTION: &[i64] = &[11];
+const SQLITE_OWN_TRANSACTION: &[i64] = &[11, 22];
 
 fn migrator(pick: impl Fn(&Entry) -> &'static str, own_tx: &[i64]) -> Migrator {
     Migrator::with_migrations(
@@ -263,5 +269,78 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM alerts").await, 0);
         assert_eq!(count("SELECT COUNT(*) FROM outbox").await, 0);
         assert_eq!(count("SELECT COUNT(*) FROM alert_locations").await, 0);
+    }
+
+    /// Migration 22 rebuilds `alerts` again (coverage 'ciam'): every
+    /// column of a case written before it is kept, its children still
+    /// cascade, and the new coverage is accepted.
+    #[tokio::test]
+    async fn the_ciam_rebuild_keeps_every_row() {
+        let dir = tempfile::tempdir().expect("dir");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open");
+        let before = sqlx::migrate::Migrator::with_migrations(
+            super::sqlite()
+                .iter()
+                .filter(|m| m.version <= 21)
+                .cloned()
+                .collect(),
+        );
+        before.run(&pool).await.expect("migrations 1-21");
+        for sql in [
+            "INSERT INTO people (id, phone_index, phone_enc, created_at, updated_at) \
+             VALUES (x'01', x'aa', x'bb', 1, 1)",
+            "INSERT INTO alerts (id, person_id, idempotency_key, source, practice, state, \
+             coverage, created_at, updated_at, case_state, case_number, outcome_enc, \
+             escalated_again_at, caller_enc) VALUES (x'02', x'01', 'k', 'call', FALSE, \
+             'active', 'outside', 5, 5, 'resolved', 'LAX-2026-0001', x'ff', 8, x'cc')",
+            "INSERT INTO outbox (id, alert_id, kind, purpose, to_enc, body_enc, language, rank, status, \
+             next_attempt_at, expires_at, created_at, updated_at) \
+             VALUES (x'04', x'02', 'contact', 'alert', x'dd', x'ee', 'es', 0, 'sent', 5, 99, 5, 5)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+        }
+        super::sqlite().run(&pool).await.expect("migration 22");
+        let row = sqlx::query(
+            "SELECT case_number, outcome_enc, escalated_again_at, caller_enc, coverage FROM alerts",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the alert");
+        assert_eq!(row.get::<String, _>(0), "LAX-2026-0001");
+        assert_eq!(row.get::<Vec<u8>, _>(1), vec![0xff]);
+        assert_eq!(row.get::<i64, _>(2), 8);
+        assert_eq!(row.get::<Vec<u8>, _>(3), vec![0xcc]);
+        assert_eq!(row.get::<String, _>(4), "outside");
+        sqlx::query("INSERT INTO alerts (id, person_id, idempotency_key, source, practice, state, coverage, created_at, updated_at) VALUES (x'05', x'01', 'c', 'app', FALSE, 'active', 'ciam', 6, 6)")
+            .execute(&pool)
+            .await
+            .expect("coverage 'ciam' is allowed now");
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect(sql)
+            }
+        };
+        assert_eq!(
+            count("SELECT COUNT(*) FROM pragma_foreign_key_check").await,
+            0
+        );
+        sqlx::query("DELETE FROM people")
+            .execute(&pool)
+            .await
+            .expect("delete");
+        assert_eq!(count("SELECT COUNT(*) FROM alerts").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM outbox").await, 0);
     }
 }

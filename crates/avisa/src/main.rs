@@ -291,6 +291,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                                 office.id, office.name
                             )
                         }
+                        Route::Ciam => println!(
+                            "an alert from here goes to: ciam (the 24-hour centre: no office's jurisdiction covers this place)"
+                        ),
                         Route::OutsideCoverage { country } => println!(
                             "an alert from here is outside coverage (country: {})",
                             country.as_deref().unwrap_or("unknown")

@@ -139,6 +139,10 @@ pub enum Route<'a> {
         distance_km: Option<f64>,
         basis: RouteBasis,
     },
+    /// A place in the United States that no office's jurisdiction covers
+    /// (Guam, the Northern Marianas, American Samoa, or a home state no
+    /// office lists): the 24-hour centre, CIAM, has the alert.
+    Ciam,
     /// The location is in a country the directory does not serve (ISO code
     /// when known).
     OutsideCoverage { country: Option<String> },
@@ -186,6 +190,22 @@ fn is_covered(place: &Place) -> bool {
         place.country.as_deref(),
         Some("US") | Some("PR") | Some("VI")
     ) || matches!(place.subdivision.as_deref(), Some("US-PR") | Some("US-VI"))
+}
+
+/// Whether a place is a US territory no office covers: the 24-hour centre
+/// has its alerts ("outside coverage" would tell a person in Guam that no
+/// one has them).
+fn is_us_without_office(place: &Place) -> bool {
+    const TERRITORIES: [&str; 4] = ["GU", "MP", "AS", "UM"];
+    place
+        .country
+        .as_deref()
+        .is_some_and(|c| TERRITORIES.contains(&c))
+        || place
+            .subdivision
+            .as_deref()
+            .and_then(|s| s.strip_prefix("US-"))
+            .is_some_and(|s| TERRITORIES.contains(&s))
 }
 
 /// The code each embedded office's case numbers start with: airport-like
@@ -430,6 +450,9 @@ impl Directory {
                     basis: RouteBasis::Nearest,
                 };
             }
+            if is_us_without_office(&place) {
+                return Route::Ciam;
+            }
             if place.country.is_some() {
                 return Route::OutsideCoverage {
                     country: place.country,
@@ -446,7 +469,8 @@ impl Directory {
                     .map(|(lat, lon)| haversine_km(lat, lon, office.lat, office.lon)),
                 basis,
             },
-            None => Route::Unroutable,
+            // A state or territory of the US that no office lists.
+            None => Route::Ciam,
         }
     }
 

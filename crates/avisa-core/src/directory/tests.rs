@@ -12,7 +12,13 @@ fn office_at(dir: &Directory, lat: f64, lon: f64) -> String {
 fn embedded_directory_has_53_offices_covering_every_state() {
     let dir = Directory::embedded();
     assert_eq!(dir.offices().len(), 53);
+    // Every state, DC, Puerto Rico and the Virgin Islands by an office; the
+    // Pacific territories by the 24-hour centre (below).
     for (code, name) in states::STATES {
+        if ["GU", "MP", "AS"].contains(code) {
+            assert!(!dir.covers_state(code), "{name}");
+            continue;
+        }
         assert!(dir.covers_state(code), "{name} is not covered");
     }
 }
@@ -77,6 +83,39 @@ fn the_virgin_islands_reach_san_juan() {
         ("Christiansted, St Croix", 17.7466, -64.7032),
     ] {
         assert_eq!(office_at(&dir, lat, lon), "san-juan", "{place}");
+    }
+}
+
+/// Guam, the Northern Marianas and American Samoa: no office lists them,
+/// so the 24-hour centre has their alerts, by location or by home state,
+/// never "outside coverage" (issue 34).
+#[test]
+fn pacific_territories_reach_the_24_hour_centre() {
+    let dir = Directory::embedded();
+    for (place, lat, lon) in [
+        ("Hagåtña, Guam", 13.4757, 144.7489),
+        ("Tamuning, Guam", 13.4879, 144.7807),
+        ("Saipan", 15.1850, 145.7467),
+        ("Pago Pago", -14.2756, -170.7020),
+    ] {
+        assert_eq!(
+            dir.route(Some((lat, lon)), Some("CA"), None),
+            Route::Ciam,
+            "{place}"
+        );
+    }
+    for state in ["GU", "mp", "AS"] {
+        assert_eq!(dir.route(None, Some(state), None), Route::Ciam, "{state}");
+    }
+    // Every state, DC and territory reaches someone.
+    for (code, name) in crate::states::STATES {
+        assert!(
+            !matches!(
+                dir.route(None, Some(code), None),
+                Route::Unroutable | Route::OutsideCoverage { .. }
+            ),
+            "{name}"
+        );
     }
 }
 

@@ -634,6 +634,65 @@ async fn outside_the_us_is_outside_coverage_but_contacts_are_told(backend: &str)
     assert_eq!(kinds, ["contact", "self"]);
 }
 
+/// Guam: no office's jurisdiction lists it, so the 24-hour centre has the
+/// alert (its duty phone is told, the case is CIAM's), never "outside
+/// coverage" (issue 34).
+async fn guam_reaches_the_24_hour_centre(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = alert_config(&dir, backend).await else {
+        return;
+    };
+    config
+        .alerts
+        .duty_phones
+        .insert("ciam".into(), "+15206237874".into());
+    let app = TestApp::start(config, dir).await;
+    let token = person_with_contacts(&app, "+12135550100", 1).await;
+    let (status, alert) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "guam-0001", "location": {"lat": 13.4757, "lon": 144.7489}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{alert}");
+    assert_eq!(alert["coverage"], "ciam");
+    let kinds: Vec<&str> = alert["recipients"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["consulate", "contact", "self"]);
+    let id = alert["alert_id"].as_str().expect("id").to_string();
+    wait_statuses(&app, &token, &id, &["sent"]).await;
+    let lines = app.sms_lines();
+    let duty = lines
+        .iter()
+        .find(|l| l["to"] == "+15206237874")
+        .expect("the centre's duty phone is told");
+    assert!(
+        duty["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("AVISA ALERTA CIAM-")),
+        "{duty}"
+    );
+    let own = lines
+        .iter()
+        .find(|l| {
+            l["to"] == "+12135550100"
+                && l["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("tu alerta se envio"))
+        })
+        .expect("the person's confirmation");
+    assert!(
+        own["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("y al CIAM (centro 24 horas)")),
+        "{own}"
+    );
+}
+
 /// Cancel with the dispatcher driven by hand, so what was and was not sent
 /// is exact.
 async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: &str) {
@@ -1096,6 +1155,7 @@ on_both_backends!(
     the_trail_is_bounded,
     bad_presses_are_refused_and_change_nothing,
     outside_the_us_is_outside_coverage_but_contacts_are_told,
+    guam_reaches_the_24_hour_centre,
     cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe,
     the_location_trail_grows_and_the_newest_shows,
     the_live_stream_follows_each_recipient,
