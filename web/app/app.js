@@ -729,11 +729,12 @@ function renderStatus(alert, container, message) {
     ? h('div', {}, h('h2', { text: t('previews_heading') }),
       alert.previews.map((p) => h('div', { class: 'card' }, h('div', { class: 'who', text: p.name || '' }), h('div', { class: 'preview', text: p.body }))))
     : null;
-  const safe = !practice && alert.state === 'active' ? safeForm(alert) : null;
+  // Practice rehearses "I'm safe" too, with either PIN: nothing is sent.
+  const safe = alert.state === 'active' ? safeForm(alert) : null;
   const sharing = !practice && alert.state === 'active' ? h('div', { id: 'sharing' }) : null;
   container.replaceChildren(...[
     practice ? h('div', { class: 'practice-banner', text: t('practice_banner') }) : null,
-    h('h1', { text: alert.state === 'cancelled' ? t('alert_cancelled') : t(practice ? 'status_practice_title' : 'status_title') }),
+    h('h1', { text: practice ? t('status_practice_title') : alert.state === 'cancelled' ? t('alert_cancelled') : t('status_title') }),
     message ? h('p', { class: 'note', role: 'status', text: message }) : null,
     consulate,
     sharing,
@@ -760,7 +761,7 @@ function safeForm(alert) {
           if (state.live) state.live.stopSharing();
           // Those told, the person's own phone not counted among them.
           const told = (r.data.recipients || []).filter((x) => x.safe_status && x.kind !== 'self').length;
-          const message = t('safe_done', { withdrawn: r.data.withdrawn, safe: told });
+          const message = alert.practice ? t('practice_safe_done') : t('safe_done', { withdrawn: r.data.withdrawn, safe: told });
           renderStatus(r.data, app, message);
           follow(r.data.alert_id, message, []);
         } else {
@@ -774,8 +775,8 @@ function safeForm(alert) {
   }, pin.node, general, h('div', { class: 'row' },
     h('button', { class: 'button safe', type: 'submit', id: 'safe-confirm', text: t('confirm') }),
     h('button', { class: 'button secondary', type: 'button', text: t('cancel'), onclick: () => { form.hidden = true; open.hidden = false; } })));
-  const open = h('button', { class: 'button safe', type: 'button', id: 'im-safe', text: t('im_safe'), onclick: () => { form.hidden = false; open.hidden = true; pin.input.focus(); } });
-  return h('div', { class: 'card' }, h('p', { class: 'muted', text: t('im_safe_help') }), open, form);
+  const open = h('button', { class: 'button safe', type: 'button', id: 'im-safe', text: t(alert.practice ? 'practice_im_safe' : 'im_safe'), onclick: () => { form.hidden = false; open.hidden = true; pin.input.focus(); } });
+  return h('div', { class: 'card' }, h('p', { class: 'muted', text: t(alert.practice ? 'practice_im_safe_help' : 'im_safe_help') }), open, form);
 }
 
 function statusScreen(alert, message) {

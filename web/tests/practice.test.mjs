@@ -56,3 +56,44 @@ test('a refused practice says so in practice words, keeps nothing, and the real 
     await server.stop();
   }
 });
+
+test('practice rehearses "Estoy a salvo" with either PIN and sends nothing', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    await addContact(page, { name: 'Mamá', phone: '(213) 555-0177', language: 'es', message: 'Ayuda' });
+    await page.click('#save-contact');
+    await page.waitForSelector('#add-contact');
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+    await page.waitForSelector('#duress_pin');
+    await page.fill('#duress_pin', '2580');
+    await page.fill('#duress_again', '2580');
+    await page.click('#duress-save');
+    await page.waitForSelector('.note:has-text("Listo.")');
+
+    for (const pin of ['4821', '2580']) {
+      await page.goto(`${server.base}/#/`);
+      await page.goto(`${server.base}/#/practice`);
+      await page.click('#practice-press');
+      await page.waitForSelector('#recipients', { timeout: 15000 });
+      // The practice's own confirmation reaches the phone first.
+      await waitFor(() => server.smsLog().filter((l) => l.to === '+12135550100' && /PRACTICA/.test(l.body)).length >= (pin === '4821' ? 1 : 2), 10000, 'the practice confirmation');
+      const before = server.smsLog().length;
+      await page.click('#im-safe');
+      await page.fill('#safe-pin', pin);
+      if (pin === '4821') await screenshot(page, 'app-practice-im-safe');
+      await page.click('#safe-confirm');
+      await page.waitForSelector('.note:has-text("No se envió nada a nadie")');
+      assert.ok(await page.$('.practice-banner'), 'still a practice screen');
+      assert.match(await page.textContent('h1'), /Práctica terminada/);
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(server.smsLog().length, before, `nothing sent after the rehearsal with ${pin}`);
+    }
+    assert.equal(server.smsLog().filter((l) => l.to === '+12135550177').length, 0, 'the contact never heard of the practice');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});

@@ -48,14 +48,15 @@ impl Store {
 
     /// Cancels an active alert in one transaction: withdraws what has not
     /// gone, and queues for every recipient the alert may have reached the
-    /// text `safe_text` makes for them (by kind and language). Returns the
-    /// number withdrawn, or None when the alert was not active.
+    /// text `safe_text` makes for them (by kind and language); with None
+    /// (a practice's rehearsed "I'm safe") nobody is told anything. Returns
+    /// the number withdrawn, or None when the alert was not active.
     pub async fn cancel_alert(
         &self,
         alert_id: Uuid,
         now: UnixMillis,
         expires_at: UnixMillis,
-        safe_text: &(dyn Fn(MessageKind, Language) -> String + Sync),
+        safe_text: Option<&(dyn Fn(MessageKind, Language) -> String + Sync)>,
     ) -> Result<Option<u64>, StoreError> {
         // The person's key before the transaction (which holds SQLite's
         // writer): the follow-ups are sealed with it.
@@ -100,8 +101,11 @@ impl Store {
         if !cancelled {
             return Ok(None);
         }
-        let follow = self.follow_ups((alert_id, owner), &reached, safe_text, 0, expires_at, now)?;
-        insert_outbox(&mut tx, &follow).await?;
+        if let Some(safe_text) = safe_text {
+            let follow =
+                self.follow_ups((alert_id, owner), &reached, safe_text, 0, expires_at, now)?;
+            insert_outbox(&mut tx, &follow).await?;
+        }
         tx.commit().await?;
         Ok(Some(withdrawn))
     }

@@ -526,7 +526,7 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
     assert_eq!(practice.recent, 1, "practice counts its own");
     let safe = |_: MessageKind, _: Language| "a salvo".to_string();
     store
-        .cancel_alert(b.id, NOW, NOW + 3_600_000, &safe)
+        .cancel_alert(b.id, NOW, NOW + 3_600_000, Some(&safe))
         .await
         .expect("cancel")
         .expect("was active");
@@ -1060,7 +1060,7 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     // not message the contacts without end.
     let safe = |_: MessageKind, _: Language| "a salvo".to_string();
     store
-        .cancel_alert(first.id, NOW + 2, NOW + 3_600_000, &safe)
+        .cancel_alert(first.id, NOW + 2, NOW + 3_600_000, Some(&safe))
         .await
         .expect("cancel")
         .expect("was active");
@@ -1478,13 +1478,13 @@ async fn cancel_withdraws_and_follows_up(f: Fixture) {
         .expect("apply");
     let text = |_: MessageKind, lang: Language| format!("estoy bien ({})", lang.code());
     let withdrawn = store
-        .cancel_alert(a.id, NOW + 1, NOW + 3_600_000, &text)
+        .cancel_alert(a.id, NOW + 1, NOW + 3_600_000, Some(&text))
         .await
         .expect("cancel");
     assert_eq!(withdrawn, Some(1));
     assert_eq!(
         store
-            .cancel_alert(a.id, NOW + 2, NOW + 3_600_000, &text)
+            .cancel_alert(a.id, NOW + 2, NOW + 3_600_000, Some(&text))
             .await
             .expect("again"),
         None

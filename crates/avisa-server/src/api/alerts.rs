@@ -556,7 +556,15 @@ pub async fn cancel(
         };
         let Some(withdrawn) = state
             .store
-            .cancel_alert(view.id, now, expires_at, &safe_text)
+            .cancel_alert(
+                view.id,
+                now,
+                expires_at,
+                // A practice rehearses "I'm safe": the phone sees what a
+                // real one shows, and nobody, its own phone included, is
+                // sent anything.
+                (!view.practice).then_some(&safe_text as _),
+            )
             .await?
         else {
             return Err(ApiError::Conflict {
