@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod lang;
 pub mod localtime;
 pub mod location;
+pub mod locator;
 pub mod messages;
 pub mod phone;
 pub mod sms;

@@ -355,6 +355,43 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
             ));
         }
     }
+    // What ICE's detainee locator needs, to the contacts the person chose,
+    // after every alert SMS (read only when someone chose it; a failed read
+    // never fails the press).
+    if contacts.iter().any(|c| c.locator) {
+        let locator = match crate::api::locator::stored(state, r.person.id).await {
+            Ok(l) => l.filter(avisa_core::locator::Locator::is_searchable),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the locator details; the alert goes without them");
+                None
+            }
+        };
+        for c in contacts.iter().filter(|c| c.locator) {
+            let Some(l) = &locator else { break };
+            let body = l.sms(c.language, name);
+            if r.practice {
+                previews.push(Preview {
+                    kind: "contact",
+                    name: Some(c.name.clone()),
+                    body,
+                });
+            } else {
+                messages.push(NewMessage {
+                    purpose: Purpose::Update,
+                    rank: avisa_store::RANK_AFTER_ALERTS,
+                    ..message(
+                        MessageKind::Contact,
+                        Some(c.id),
+                        Some(c.name.clone()),
+                        c.phone.clone(),
+                        body,
+                        c.language,
+                        0,
+                    )
+                });
+            }
+        }
+    }
     let mut own = messages::self_confirmation(
         profile.language,
         &facts,

@@ -16,6 +16,10 @@
 //!   the person's key), which duress sessions read back and alerts never
 //!   read: every contact keeps its real number and message for alerts, and
 //!   the SMS keyword still raises the alert;
+//! - the **locator details** (legal name, birth, A-number) are never shown
+//!   to such a session, which reads back only what it wrote itself (none at
+//!   first), and what it writes goes to the view: the real ones still go to
+//!   the contacts the person chose;
 //! - check-ins and "delete my data" take a PIN each time, and a duress PIN
 //!   there already acts out of sight (see `api/checkins.rs`, `api/profile.rs`).
 //!
@@ -42,6 +46,10 @@ pub struct View {
     /// The contacts as such sessions left them; None: the real ones.
     #[serde(default)]
     pub contacts: Option<Vec<ViewContact>>,
+    /// The locator details as such sessions wrote them (never the real
+    /// ones: whoever forced the PIN learns nothing of them).
+    #[serde(default)]
+    pub locator: Option<avisa_core::locator::Locator>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -62,6 +70,8 @@ pub struct ViewContact {
     pub message: String,
     pub language: Language,
     pub location_updates: bool,
+    #[serde(default)]
+    pub locator: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -75,6 +85,7 @@ impl From<&Contact> for ViewContact {
             message: c.message.clone(),
             language: c.language,
             location_updates: c.location_updates,
+            locator: c.locator,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -90,6 +101,7 @@ impl ViewContact {
             message: input.message.clone(),
             language: input.language,
             location_updates: input.location_updates,
+            locator: input.locator,
             created_at: now,
             updated_at: now,
         }
@@ -104,6 +116,7 @@ impl ViewContact {
             message: self.message.clone(),
             language: self.language,
             location_updates: self.location_updates,
+            locator: self.locator,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

@@ -38,6 +38,9 @@ pub struct Contact {
     /// Gets a "nueva ubicación" SMS when the person moves during an alert
     /// (at most one per 15 minutes, three per alert).
     pub location_updates: bool,
+    /// Gets, after an alert, what ICE's detainee locator needs to find the
+    /// person (their [`avisa_core::locator::Locator`]).
+    pub locator: bool,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -50,6 +53,7 @@ pub struct ContactInput {
     pub message: String,
     pub language: Language,
     pub location_updates: bool,
+    pub locator: bool,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -61,6 +65,7 @@ struct ContactRow {
     message_enc: Vec<u8>,
     language: Language,
     location_updates: bool,
+    locator: bool,
     created_at: UnixMillis,
     updated_at: UnixMillis,
 }
@@ -88,6 +93,7 @@ impl Store {
             )?,
             language: input.language,
             location_updates: input.location_updates,
+            locator: input.locator,
             created_at,
             updated_at,
         })
@@ -104,6 +110,7 @@ impl Store {
             message: self.open_str(&aad("contacts.message", id), &row.message_enc)?,
             language: row.language,
             location_updates: row.location_updates,
+            locator: row.locator,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -204,8 +211,8 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO contacts (id, person_id, name_enc, phone_enc, message_enc, \
-                 language, location_updates, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 language, location_updates, locator, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(c.id)
             .bind(c.person_id)
@@ -214,6 +221,7 @@ impl Store {
             .bind(&c.message_enc)
             .bind(c.language)
             .bind(c.location_updates)
+            .bind(c.locator)
             .bind(c.created_at)
             .bind(c.updated_at)
             .execute(&mut **t)
@@ -237,8 +245,8 @@ impl Store {
         let key = self.person_key(person_id).await?;
         let c = Self::contact_row(&key, id, person_id, input, existing.created_at, now)?;
         let sql = "UPDATE contacts SET name_enc = $1, phone_enc = $2, message_enc = $3, \
-                   language = $4, updated_at = $5, location_updates = $6 \
-                   WHERE person_id = $7 AND id = $8";
+                   language = $4, updated_at = $5, location_updates = $6, locator = $7 \
+                   WHERE person_id = $8 AND id = $9";
         let updated = db_run!(self.db.writer(), |pool| {
             sqlx::query(sql)
                 .bind(&c.name_enc)
@@ -247,6 +255,7 @@ impl Store {
                 .bind(c.language)
                 .bind(c.updated_at)
                 .bind(c.location_updates)
+                .bind(c.locator)
                 .bind(person_id)
                 .bind(id)
                 .execute(pool)

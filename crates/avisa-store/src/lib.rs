@@ -18,6 +18,7 @@ mod devices;
 mod duress;
 mod instances;
 mod keys;
+mod locator;
 mod lockout;
 mod migrations;
 mod opt_outs;

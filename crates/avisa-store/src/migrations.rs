@@ -145,6 +145,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0022_ciam_coverage.sql"),
         include_str!("../migrations/postgres/0022_ciam_coverage.sql"),
     ),
+    (
+        23,
+        "locator",
+        include_str!("../migrations/sqlite/0023_locator.sql"),
+        include_str!("../migrations/postgres/0023_locator.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

@@ -318,6 +318,7 @@ fn contact(n: usize) -> ContactInput {
             Language::En
         },
         location_updates: n == 1,
+        locator: false,
     }
 }
 
@@ -766,6 +767,7 @@ async fn nothing_personal_at_rest(f: Fixture) {
                 message: "Llama a la licenciada Torres inmediatamente".into(),
                 language: Language::Es,
                 location_updates: false,
+                locator: false,
             },
             NOW,
         )

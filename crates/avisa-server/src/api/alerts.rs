@@ -355,6 +355,9 @@ async fn take(
                 alert.messages
             }
             .into_iter()
+            // The alert's own messages, as GET gives them (not a follow-up
+            // such as the locator details).
+            .filter(|m| m.purpose == avisa_store::Purpose::Alert)
             .map(|m| avisa_store::Recipient {
                 id: m.id,
                 kind: m.kind,

@@ -43,6 +43,11 @@ pub struct ContactRequest {
     /// an alert is active (at most one per 15 minutes, three per alert).
     #[serde(default)]
     pub location_updates: bool,
+    /// Send this contact, after an alert, what ICE's detainee locator needs
+    /// to find the person (`PUT /api/v1/profile/locator`): typically the
+    /// lawyer and one relative.
+    #[serde(default)]
+    pub locator: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,6 +63,8 @@ pub struct ContactResponse {
     pub message: String,
     /// Gets "nueva ubicación" SMS during an alert.
     pub location_updates: bool,
+    /// Gets the locator details after an alert.
+    pub locator: bool,
     /// The contact's number asked for no more of Avisa's messages (STOP, to
     /// the provider or to the service number): alerts no longer reach it on
     /// any gateway. Only the number itself undoes it, by sending START;
@@ -94,6 +101,7 @@ fn response(c: Contact, blocked_since: Option<i64>, person_name: &str) -> Contac
         international: reading.international,
         language: c.language,
         location_updates: c.location_updates,
+        locator: c.locator,
         blocked: blocked_since.is_some(),
         blocked_since,
         encoding: info.encoding,
@@ -166,6 +174,7 @@ fn parse(req: ContactRequest) -> Result<ContactInput, Invalid> {
         message,
         language: req.language,
         location_updates: req.location_updates,
+        locator: req.locator,
     })
 }
 

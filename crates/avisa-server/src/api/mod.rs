@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod devices;
 pub mod history;
 pub mod locations;
+pub mod locator;
 pub mod phones;
 pub mod profile;
 
@@ -36,6 +37,7 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::state::AppSt
         .merge(devices::routes())
         .merge(phones::routes())
         .merge(profile::routes())
+        .merge(locator::routes())
         .merge(contacts::routes())
         .merge(alerts::routes())
         .merge(locations::routes())

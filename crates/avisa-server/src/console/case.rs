@@ -26,6 +26,9 @@ pub struct PersonInfo {
     pub language: String,
     pub home_state: Option<String>,
     pub home_county: Option<String>,
+    /// What ICE's detainee locator needs to find the person (legal name,
+    /// country and date of birth, A-number), when they wrote it.
+    pub locator: Option<crate::api::locator::LocatorBody>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -285,6 +288,14 @@ async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiRes
             language: person.profile.language.code().into(),
             home_state: person.profile.home_state,
             home_county: person.profile.home_county,
+            // A failed read leaves the case without it, never unreadable.
+            locator: match crate::api::locator::stored(state, view.person_id).await {
+                Ok(l) => l.map(crate::api::locator::LocatorBody::from),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the locator details");
+                    None
+                }
+            },
         },
         distance_km: match (view.location, office) {
             (Some(l), Some(o)) => Some((l.distance_km(o.lat, o.lon) * 10.0).round() / 10.0),

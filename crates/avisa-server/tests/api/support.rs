@@ -417,3 +417,38 @@ pub fn raw_database(app: &TestApp) -> String {
     assert!(bytes.len() > 4096, "the database was read");
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// Everything this test process logged (Avisa's own crates, every level),
+/// as an operator's journal would hold it: installed on first use, shared by
+/// the tests of the process.
+pub fn captured_logs() -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log sink").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static SINK: OnceLock<Sink> = OnceLock::new();
+    let sink = SINK.get_or_init(|| {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "avisa=trace,avisa_server=trace,avisa_store=trace,avisa_sms=trace,avisa_core=trace",
+            ))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // Another test may have installed one first: then this one is not
+        // the process's, and what it captures is empty (the caller checks).
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        sink
+    });
+    String::from_utf8_lossy(&sink.0.lock().expect("log sink")).into_owned()
+}

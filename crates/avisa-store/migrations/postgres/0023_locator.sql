@@ -1,0 +1,6 @@
+-- What the family needs to find the person in ICE's Online Detainee Locator
+-- (issue 34): the full legal name, country and date of birth and the
+-- A-number, sealed with the person's key like every personal field; and the
+-- contacts the person chose to receive them, in a second SMS after an alert.
+ALTER TABLE people ADD COLUMN locator_enc BYTEA;
+ALTER TABLE contacts ADD COLUMN locator BOOLEAN NOT NULL DEFAULT FALSE;
