@@ -36,6 +36,11 @@ const APP: &[(&str, &str, &str)] = &[
         "app/history.js",
         "text/javascript; charset=utf-8",
     ),
+    (
+        "/locator.js",
+        "app/locator.js",
+        "text/javascript; charset=utf-8",
+    ),
     ("/sw.js", "app/sw.js", "text/javascript; charset=utf-8"),
     (
         "/manifest.webmanifest",

@@ -957,6 +957,7 @@ function contactEditor(contact) {
     h('option', { value: 'es', selected: (contact ? contact.language : lang()) === 'es', text: 'Español' }),
     h('option', { value: 'en', selected: (contact ? contact.language : lang()) === 'en', text: 'English' }));
   const updates = h('input', { type: 'checkbox', id: 'contact-updates', checked: Boolean(contact && contact.location_updates) });
+  const locator = h('input', { type: 'checkbox', id: 'contact-locator', checked: Boolean(contact && contact.locator) });
   const counter = h('p', { class: 'counter', id: 'counter', 'aria-live': 'polite' });
   const preview = h('div', { class: 'preview', id: 'preview' });
   const sample = h('p', { class: 'muted' });
@@ -1011,7 +1012,7 @@ function contactEditor(contact) {
         clearErrors(fields);
         general.textContent = '';
         button.disabled = true;
-        const body = { name: fields.name.input.value, ...fields.phone.value(), language: language.value, message: fields.message.input.value, location_updates: updates.checked };
+        const body = { name: fields.name.input.value, ...fields.phone.value(), language: language.value, message: fields.message.input.value, location_updates: updates.checked, locator: locator.checked };
         try {
           const r = contact ? await api('PUT', `/api/v1/contacts/${contact.id}`, body) : await api('POST', '/api/v1/contacts', body);
           if (r.ok) contactsScreen();
@@ -1030,6 +1031,7 @@ function contactEditor(contact) {
     fields.message.node, counter,
     h('h2', { text: t('preview_heading') }), preview, sample,
     h('label', { class: 'check', for: 'contact-updates' }, updates, t('contact_updates_label')),
+    h('label', { class: 'check', for: 'contact-locator' }, locator, t('contact_locator_label')),
     general, button),
     h('button', { class: 'button secondary', type: 'button', text: t('cancel'), onclick: () => contactsScreen() }),
   );
@@ -1139,6 +1141,9 @@ function settingsScreen(message) {
       duress.duress_pin.node, duress.duress_again.node, duressGeneral,
       h('button', { class: 'button', type: 'submit', id: 'duress-save', text: t('duress_save') }),
       h('button', { class: 'button secondary', type: 'button', id: 'duress-remove', text: t('duress_remove'), onclick: () => saveDuress('') })),
+    h('h2', { text: t('locator_link') }),
+    h('p', { class: 'muted', text: t('locator_link_body') }),
+    h('a', { class: 'button secondary', href: '#/locator', id: 'locator-link', text: t('locator_link') }),
     h('h2', { text: t('delete_title') }),
     h('p', { class: 'muted', text: t('delete_body') }),
     h('form', {
@@ -1189,6 +1194,10 @@ function render() {
     case '#/history': return pinGate(async () => {
       const { historyScreen } = await import('./history.js');
       historyScreen({ h, show, api });
+    });
+    case '#/locator': return pinGate(async () => {
+      const { locatorScreen } = await import('./locator.js');
+      locatorScreen({ h, show, field, api, showError, clearErrors });
     });
     case '#/settings': return pinGate(() => settingsScreen());
     case '#/status': return lastStatus();

@@ -6,6 +6,7 @@ const flash = document.getElementById('flash');
 
 const TEXT = {
   es: {
+    locator: 'Para el localizador de ICE', legal_name: 'Nombre legal', birth: 'Nacimiento', a_number: 'Número A',
     lang: 'English', office: 'Consola', login_title: 'Consola consular', username: 'Usuario', password: 'Contraseña',
     login: 'Entrar', logout: 'Salir', login_failed: 'Usuario o contraseña incorrectos.', locked: 'Demasiados intentos fallidos desde este equipo. Espere {s} segundos e intente de nuevo.',
     queue: 'Alertas', audit: 'Auditoría', stats: 'Estadísticas', state: 'Estado', all_open: 'Abiertas', st_new: 'Nuevas', st_acknowledged: 'Atendidas', st_resolved: 'Resueltas', st_cancelled: 'Canceladas',
@@ -39,6 +40,7 @@ const TEXT = {
     gw_down: 'Pasarela de SMS «{name}» fuera de servicio desde {since}: {problem}. Los mensajes salen por otra pasarela o esperan a que vuelva.',
   },
   en: {
+    locator: 'For ICE\'s detainee locator', legal_name: 'Legal name', birth: 'Born', a_number: 'A-number',
     lang: 'Español', office: 'Console', login_title: 'Consular console', username: 'Username', password: 'Password',
     login: 'Log in', logout: 'Log out', login_failed: 'Wrong username or password.', locked: 'Too many failed attempts from this device. Wait {s} seconds and try again.',
     queue: 'Alerts', audit: 'Audit', stats: 'Statistics', state: 'State', all_open: 'Open', st_new: 'New', st_acknowledged: 'Acknowledged', st_resolved: 'Resolved', st_cancelled: 'Cancelled',
@@ -588,6 +590,14 @@ function renderDetail(d) {
           h('dt', { text: t('phone') }), h('dd', {}, h('a', { href: `tel:${d.person.phone}`, text: d.person.phone })),
           h('dt', { text: t('language') }), h('dd', { text: d.person.language === 'en' ? 'English' : 'Español' }),
           h('dt', { text: t('home') }), h('dd', { text: [d.person.home_state, d.person.home_county].filter(Boolean).join(' / ') || '—' }),
+          // What ICE's detainee locator needs, when the person wrote it.
+          ...(d.person.locator ? [
+            h('dt', { text: t('locator') }),
+            h('dd', { id: 'locator' },
+              [[t('a_number'), d.person.locator.a_number && `A${d.person.locator.a_number}`], [t('legal_name'), d.person.locator.legal_name],
+                [t('birth'), [d.person.locator.birth_country, d.person.locator.birth_date].filter(Boolean).join(', ')]]
+                .filter(([, v]) => v).map(([k, v]) => h('div', { text: `${k}: ${v}` }))),
+          ] : []),
           h('dt', { text: t('time') }), h('dd', {}, when(d.created_at), ` (${age(d.created_at)})`),
           h('dt', { text: t('location') }), h('dd', { id: 'coords', text: last ? `${last.lat.toFixed(5)}, ${last.lon.toFixed(5)}${last.accuracy_m ? ` · ${t('accuracy', { m: Math.round(last.accuracy_m) })}` : ''}` : t('no_location') }),
           d.place ? h('dt', { text: '' }) : null,
