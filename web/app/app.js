@@ -923,7 +923,8 @@ async function contactsScreen() {
     const list = contacts.map((c) => h('div', { class: 'contact' },
       h('div', {}, h('div', { class: 'who', text: c.name }), h('div', { class: 'kind' }, `${countryName(c.country, lang())} · `, h('span', { class: 'nowrap', text: c.international }), ` · ${c.language === 'en' ? 'English' : 'Español'} · ${c.segments} SMS`),
         // Their number replied STOP to Avisa's messages: alerts no longer reach them.
-        c.blocked ? h('p', { class: 'warn blocked', role: 'alert', text: t('contact_blocked', { name: c.name, when: blockedWhen(c.blocked_since) }) }) : null),
+        c.blocked ? h('p', { class: 'warn blocked', role: 'alert', text: t('contact_blocked', { name: c.name, when: blockedWhen(c.blocked_since) }) }) : null,
+        c.same_number_as ? h('p', { class: 'warn same-number', text: t('same_number', { name: c.same_number_as }) }) : null),
       h('div', { class: 'actions' },
         h('button', { type: 'button', text: t('edit'), 'aria-label': `${t('edit')} ${c.name}`, onclick: () => contactEditor(c) }),
         h('button', {

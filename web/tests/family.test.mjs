@@ -22,6 +22,11 @@ test('the locator details: written behind the PIN, sent only to the marked conta
     await addContact(page, { name: 'Primo', phone: '(213) 555-0178', language: 'es', message: 'Me detuvieron.' });
     await page.click('#save-contact');
     await page.waitForSelector('#add-contact');
+    // The same number again: a warning, and one message still.
+    await addContact(page, { name: 'Tía', phone: '213 555 0178', language: 'es', message: 'Otra vez.' });
+    await page.click('#save-contact');
+    await page.waitForSelector('.same-number:has-text("Mismo número que Primo")');
+    await screenshot(page, 'app-same-number');
 
     await page.goto(`${server.base}/#/settings`);
     await page.click('#locator-link');
@@ -46,7 +51,7 @@ test('the locator details: written behind the PIN, sent only to the marked conta
     assert.match(sms.body, /1 de mayo de 1990/);
     await waitFor(() => server.smsLog().some((l) => l.to === '+12135550178'), 10000, 'the alert to the other contact');
     await new Promise((r) => setTimeout(r, 500));
-    assert.equal(server.smsLog().filter((l) => l.to === '+12135550178').length, 1, 'the unmarked contact gets the alert only');
+    assert.equal(server.smsLog().filter((l) => l.to === '+12135550178').length, 1, 'the unmarked contact gets the alert only, once although saved twice');
     assert.deepEqual(page.errors, []);
     await context.close();
   } finally {

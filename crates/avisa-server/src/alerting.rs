@@ -335,6 +335,13 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
             ));
         }
     }
+    // One alert SMS per number: a number saved under two contacts gets the
+    // first one's (the app warns when it is saved twice).
+    let mut numbers = std::collections::HashSet::new();
+    let contacts: Vec<&avisa_store::Contact> = contacts
+        .iter()
+        .filter(|c| numbers.insert(c.phone.as_str()))
+        .collect();
     for (i, c) in contacts.iter().enumerate() {
         let body = messages::contact_alert(&c.message, c.language, &c.phone, &facts);
         if r.practice {

@@ -73,6 +73,9 @@ pub struct ContactResponse {
     /// When the number asked for no more messages (Unix milliseconds), if
     /// it did.
     pub blocked_since: Option<i64>,
+    /// The name of another contact with the same number, if any: that
+    /// number gets one alert SMS (the first contact's), not one per entry.
+    pub same_number_as: Option<String>,
     /// "GSM-7" or "UCS-2", of what the contact receives: the message with
     /// the longest location line an alert adds.
     pub encoding: Encoding,
@@ -90,7 +93,16 @@ pub struct ContactList {
 
 /// `person_name` is the person's, as their contacts' SMS begin with it
 /// ("Avisa: … pide ayuda:"): the count is of what the contact receives.
-fn response(c: Contact, blocked_since: Option<i64>, person_name: &str) -> ContactResponse {
+fn response(
+    c: Contact,
+    blocked_since: Option<i64>,
+    person_name: &str,
+    all: &[Contact],
+) -> ContactResponse {
+    let same_number_as = all
+        .iter()
+        .find(|o| o.id != c.id && o.phone == c.phone)
+        .map(|o| o.name.clone());
     let info = analyze(&longest_contact_alert(&c.message, c.language, person_name));
     let reading = c.phone.reading();
     ContactResponse {
@@ -104,6 +116,7 @@ fn response(c: Contact, blocked_since: Option<i64>, person_name: &str) -> Contac
         locator: c.locator,
         blocked: blocked_since.is_some(),
         blocked_since,
+        same_number_as,
         encoding: info.encoding,
         segments: info.segments,
         characters: info.characters,
@@ -201,10 +214,10 @@ pub async fn list(
     let name = name_of(&who);
     Ok(Json(ContactList {
         contacts: contacts
-            .into_iter()
+            .iter()
             .map(|c| {
                 let since = blocked.get(c.phone.as_str()).copied();
-                response(c, since, name)
+                response(c.clone(), since, name, &contacts)
             })
             .collect(),
         max: MAX_CONTACTS,
@@ -241,7 +254,11 @@ pub async fn create(
             // A STOP is the number's to undo (START), not the person's.
             let blocked = state.store.opted_out(&[&c.phone]).await?;
             let since = blocked.values().next().copied();
-            Ok((StatusCode::CREATED, Json(response(c, since, name_of(&who)))))
+            let all = state.store.contacts(who.person.id).await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(response(c, since, name_of(&who), &all)),
+            ))
         }
         Err(StoreError::LimitReached) => Err(ApiError::Conflict {
             code: "contacts_limit",
@@ -275,7 +292,22 @@ pub async fn get(
     .ok_or(ApiError::NotFound)?;
     let blocked = state.store.opted_out(&[&contact.phone]).await?;
     let since = blocked.values().next().copied();
-    Ok(Json(response(contact, since, name_of(&who))))
+    let all = seen(&state, &who).await?;
+    Ok(Json(response(contact, since, name_of(&who), &all)))
+}
+
+/// Every contact as this session sees them (a duress session: its own view).
+async fn seen(state: &AppState, who: &crate::extract::Person) -> ApiResult<Vec<Contact>> {
+    if who.under_duress() {
+        let view = crate::duress::load(state, who.person.id).await?;
+        Ok(crate::duress::seen_contacts(state, &view, who.person.id)
+            .await?
+            .iter()
+            .map(crate::duress::ViewContact::contact)
+            .collect())
+    } else {
+        Ok(state.store.contacts(who.person.id).await?)
+    }
 }
 
 /// Replace a contact.
@@ -306,7 +338,8 @@ pub async fn put(
     tell_of_change(&state, &who.person).await;
     let blocked = state.store.opted_out(&[&contact.phone]).await?;
     let since = blocked.values().next().copied();
-    Ok(Json(response(contact, since, name_of(&who))))
+    let all = state.store.contacts(who.person.id).await?;
+    Ok(Json(response(contact, since, name_of(&who), &all)))
 }
 
 /// Delete a contact.
@@ -391,7 +424,13 @@ async fn under_duress(
     crate::duress::save(state, who.person.id, &view).await?;
     tell_of_change(state, &who.person).await;
     crate::duress::attempted(state, who.person.id, "contacts").await;
-    Ok(response(contact, None, name_of(who)))
+    let all: Vec<Contact> = view
+        .contacts
+        .iter()
+        .flatten()
+        .map(crate::duress::ViewContact::contact)
+        .collect();
+    Ok(response(contact, None, name_of(who), &all))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -251,7 +251,65 @@ async fn the_locator_details_reach_only_the_chosen_contacts(backend: &str) {
     );
 }
 
+/// The same number saved under two contacts: the second is told so, and the
+/// number gets one alert SMS (the first contact's), not two.
+async fn a_number_saved_twice_gets_one_message(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let token = app.person("+12135550100").await;
+    let (s, first) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": "Mamá", "phone": "+12135557020", "message": "Primero."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert_eq!(first["same_number_as"], serde_json::Value::Null);
+    let (s, second) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": "Madre", "phone": "(213) 555-7020", "message": "Segundo."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{second}");
+    assert_eq!(second["same_number_as"], "Mamá");
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
+        .await;
+    assert_eq!(list["contacts"][0]["same_number_as"], "Madre");
+    let (s, body) = press(&app, &token, json!({"idempotency_key": "saved-twice"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let kinds: Vec<&str> = body["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["contact", "self"]);
+    let line = app.wait_sms_to("+12135557020", |_| true).await;
+    assert!(
+        line["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("Primero.")),
+        "{line}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        app.sms_lines()
+            .iter()
+            .filter(|l| l["to"] == "+12135557020")
+            .count(),
+        1
+    );
+}
+
 on_both_backends!(
+    a_number_saved_twice_gets_one_message,
     every_alert_sms_says_who_is_asking,
     the_locator_details_reach_only_the_chosen_contacts
 );
