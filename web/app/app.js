@@ -100,7 +100,10 @@ function phoneField({ id, label, why, value = '', country = '', attrs = {} }) {
     readback.textContent = t('phone_which');
     choices.replaceChildren(...readings.map((r) => h('button', {
       type: 'button', class: 'button secondary choice',
-      onclick: () => { select.value = r.country; f.error.textContent = ''; f.input.removeAttribute('aria-invalid'); check(); select.focus(); },
+      // The field takes the reading chosen, written in full: read again it
+      // has one meaning (a "1" and ten digits chosen as Mexican would be
+      // asked about again otherwise).
+      onclick: () => { f.input.value = r.international; select.value = r.country; f.error.textContent = ''; f.input.removeAttribute('aria-invalid'); check(); select.focus(); },
     }, `${countryName(r.country, lang())} · `, h('span', { class: 'nowrap', text: r.international }))));
   };
   let timer = null;

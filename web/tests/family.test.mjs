@@ -58,3 +58,70 @@ test('the locator details: written behind the PIN, sent only to the marked conta
     await server.stop();
   }
 });
+
+// The phone reader's table (crates/avisa-core/data/phone-readings.csv, made
+// from libphonenumber's metadata and the numbering plans): a sample of every
+// rule typed into the contact editor, and every row read by the server the
+// editor asks.
+test('the phone-reader table, in the contact editor', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const csv = readFileSync(fileURLToPath(new URL('../../crates/avisa-core/data/phone-readings.csv', import.meta.url)), 'utf8');
+  const rows = csv.trim().split('\n').slice(1).map((l) => {
+    const [input, country, expected, rule] = l.split(',');
+    return { input, country, expected, rule };
+  });
+  assert.ok(rows.length >= 500, `${rows.length} rows`);
+  const digits = (s) => s.replace(/\D/g, '');
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    // Every row, through the editor's own request.
+    const wrong = await page.evaluate(async (all) => {
+      const out = [];
+      for (const r of all) {
+        const res = await fetch('/api/v1/phone/read', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: r.input, country: r.country || undefined }) });
+        const body = await res.json();
+        const got = res.ok ? body.phone
+          : body.error && body.error.code === 'phone_ambiguous' ? `ask:${body.error.readings.map((x) => x.phone).join('|')}` : 'invalid';
+        if (got !== r.expected) out.push(`${r.input} in ${r.country || '-'}: want ${r.expected}, got ${got}`);
+      }
+      return out;
+    }, rows);
+    assert.deepEqual(wrong, []);
+
+    // A sample of every rule, typed.
+    await page.click('#add-contact');
+    await page.waitForSelector('#contact-phone');
+    const byRule = {};
+    for (const r of rows) (byRule[r.rule] ||= []).push(r);
+    const sample = Object.values(byRule).flatMap((list) => list.filter((_, i) => i % Math.ceil(list.length / 6) === 0));
+    for (const r of sample) {
+      await page.selectOption('#contact-phone-country', r.country);
+      await page.fill('#contact-phone', r.input);
+      await page.waitForTimeout(450);
+      await waitFor(async () => {
+        const shown = (await page.textContent('#contact-phone-readback')) || '';
+        const choices = await page.locator('#contact-phone-choices button').allTextContents();
+        if (r.expected === 'invalid') return shown === '' && choices.length === 0;
+        if (r.expected.startsWith('ask:')) return JSON.stringify(choices.map(digits)) === JSON.stringify(r.expected.slice(4).split('|').map(digits));
+        return digits(shown) === digits(r.expected) && digits(shown) !== '';
+      }, 5000, `${r.input} in ${r.country || '-'} read as ${r.expected}`);
+    }
+
+    // "1" and ten digits with Mexico chosen: both readings; the Mexican one
+    // chosen stays chosen.
+    await page.selectOption('#contact-phone-country', 'MX');
+    await page.fill('#contact-phone', '1-415-757-5405');
+    await waitFor(async () => (await page.locator('#contact-phone-choices button').count()) === 2, 5000, 'both readings');
+    const readings = await page.locator('#contact-phone-choices button').allTextContents();
+    assert.match(readings[0], /^Estados Unidos/);
+    await page.locator('#contact-phone-choices button').nth(1).click();
+    await waitFor(async () => (await page.textContent('#contact-phone-readback')) === 'México · +52 415 757 5405', 5000, 'the Mexican reading kept');
+    assert.equal(await page.locator('#contact-phone-choices button').count(), 0);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});

@@ -254,3 +254,47 @@ fn debug_does_not_leak_the_number() {
     let p = PhoneNumber::parse("+12135550100").expect("valid");
     assert!(!format!("{p:?}").contains("555"));
 }
+
+/// The table of typed inputs (crates/avisa-core/data/phone-readings.csv,
+/// made by make-phone-table.py from libphonenumber's metadata and the
+/// numbering plans where the two differ): every row reads as expected.
+#[test]
+fn the_phone_reader_table() {
+    let table = include_str!("../data/phone-readings.csv");
+    let mut rows = 0;
+    let mut wrong = Vec::new();
+    for line in table.lines().skip(1) {
+        // input,country,expected,rule,libphonenumber (no field has a comma)
+        let cols: Vec<&str> = line.split(',').collect();
+        let [input, country, want, rule, _lib] = cols[..] else {
+            panic!("bad row {line:?}");
+        };
+        rows += 1;
+        let country =
+            (!country.is_empty()).then(|| Country::parse("country", country).expect("country"));
+        let got = match PhoneNumber::parse_in("phone", input, country) {
+            Ok(p) => p.as_str().to_string(),
+            Err(e) if e.code == "phone_ambiguous" => format!(
+                "ask:{}",
+                e.readings
+                    .iter()
+                    .map(|r| r.phone.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            ),
+            Err(_) => "invalid".to_string(),
+        };
+        if got != want {
+            wrong.push(format!(
+                "{input:?} in {country:?} ({rule}): want {want}, got {got}"
+            ));
+        }
+    }
+    assert!(rows >= 500, "{rows} rows");
+    assert!(
+        wrong.is_empty(),
+        "{} of {rows} rows read wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
