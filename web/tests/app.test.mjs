@@ -104,7 +104,7 @@ test('full journey: onboarding, two contacts, press, countdown, delivery, "I\'m 
     assert.equal(await page.textContent('#last-alert'), 'Tu última alerta fue cancelada');
     await page.goto(`${server.base}/#/status`);
     await page.waitForSelector('text=Alerta cancelada');
-    await waitFor(() => server.smsLog().some((l) => l.to === '+525512345678' && l.body.includes('cancelo la alerta')), 10000, 'the "I\'m safe" SMS');
+    await waitFor(() => server.smsLog().some((l) => l.to === '+525512345678' && l.body.includes('ha cancelado la alerta')), 10000, 'the "I\'m safe" SMS');
     assert.deepEqual(page.errors, []);
     // The live status came by a stream opened with the token in a header,
     // and no URL ever carried the token.
@@ -203,7 +203,7 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
     await page.waitForSelector('#recipients', { timeout: 15000 });
     await waitFor(() => server.smsLog().filter((l) => l.to === '+12135550177').length === 1, 10000, 'the contact SMS');
     const late = server.smsLog().find((l) => l.to === '+12135550177').body;
-    assert.match(late, /Pulso el boton a las \d{1,2}:\d\d hora del Pacifico; enviado \d{1,2}:\d\d hora del Pacifico \(sin conexion\)/, late);
+    assert.match(late, /Ha pulsado el boton a las \d{1,2}:\d\d hora del Pacifico; enviado \d{1,2}:\d\d hora del Pacifico \(sin conexion\)/, late);
     // Retries, if any, used one key; the server made one alert.
     await new Promise((r) => setTimeout(r, 1000));
     assert.ok(keys.length >= 1);
@@ -488,8 +488,8 @@ test('the duress PIN: the phone shows a cancel, the console an alert cancelled u
 
     const to = (n, text) => server.smsLog().some((l) => l.to === n && l.body.includes(text));
     await waitFor(() => to('+12135550177', 'SIGUE EN PIE'), 10000, 'the contact told the cancel was forced');
-    await waitFor(() => to('+12135550100', 'cancelo la alerta anterior'), 10000, 'the ordinary confirmation to the person');
-    assert.ok(!to('+12135550177', 'esta bien'), 'no "I\'m safe" to the contact');
+    await waitFor(() => to('+12135550100', 'ha cancelado la alerta anterior'), 10000, 'the ordinary confirmation to the person');
+    assert.ok(!to('+12135550177', 'se encuentra bien'), 'no "I\'m safe" to the contact');
     await context.close();
 
     // The console: open, at the top, flagged.

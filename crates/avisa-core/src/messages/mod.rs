@@ -91,13 +91,13 @@ pub fn contact_alert(
             let place = loc.map(|l| format!("{}{}", map_link(&l), accuracy(&l)));
             match (place, lang) {
                 (Some(p), Language::Es) => format!(
-                    "Ubicacion: {p}. Pulso el boton a las {clock}; enviado {sent} (sin conexion)."
+                    "Ubicacion: {p}. Ha pulsado el boton a las {clock}; enviado {sent} (sin conexion)."
                 ),
                 (Some(p), Language::En) => format!(
                     "Location: {p}. Pressed the button at {clock}; sent {sent} (no connection)."
                 ),
                 (None, Language::Es) => format!(
-                    "Sin ubicacion. Pulso el boton a las {clock}; enviado {sent} (sin conexion)."
+                    "Sin ubicacion. Ha pulsado el boton a las {clock}; enviado {sent} (sin conexion)."
                 ),
                 (None, Language::En) => format!(
                     "No location. Pressed the button at {clock}; sent {sent} (no connection)."
@@ -214,7 +214,7 @@ pub enum CheckoutReply<'a> {
 const ACCENTED: &[(&str, &str)] = &[
     ("Ubicacion", "Ubicación"),
     ("ubicacion", "ubicación"),
-    ("Pulso el boton", "Pulsó el botón"),
+    ("Ha pulsado el boton", "Ha pulsado el botón"),
     ("sin conexion", "sin conexión"),
     ("hora del Atlantico", "hora del Atlántico"),
     ("hora del centro de Mexico", "hora del centro de México"),
@@ -287,7 +287,7 @@ pub fn self_confirmation(
     match (by_sms, lang) {
         (false, _) => text,
         (true, Language::Es) => format!(
-            "{text} La activo un SMS con tu palabra clave; si no fuiste tu, cancelala en la app con tu PIN."
+            "{text} La ha activado un SMS con tu palabra clave; si no lo enviaste, cancelala en la app con tu PIN."
         ),
         (true, Language::En) => format!(
             "{text} An SMS with your keyword raised it; if it was not you, cancel it in the app with your PIN."
@@ -305,7 +305,7 @@ fn confirmation(lang: Language, facts: &AlertFacts<'_>, contacts: usize, practic
     });
     match (lang, practice) {
         (Language::Es, true) => format!(
-            "Avisa PRACTICA: tu alerta se vio bien. En una real irian {contacts} mensajes a tus contactos{}. No se aviso a nadie.",
+            "Avisa PRACTICA: tu alerta se vio bien. En una real irian {contacts} mensajes a tus contactos{}. No se ha avisado a nadie.",
             office.map(|o| format!(" y al {o}")).unwrap_or_default()
         ),
         (Language::En, true) => format!(
@@ -315,7 +315,7 @@ fn confirmation(lang: Language, facts: &AlertFacts<'_>, contacts: usize, practic
                 .unwrap_or_default()
         ),
         (Language::Es, false) => format!(
-            "Avisa: tu alerta se envio a {contacts} contactos{}. Si fue un error, cancelala en la app con tu PIN. Linea 24 h: {CIAM_PHONE}",
+            "Avisa: tu alerta ha sido enviada a {contacts} contactos{}. Si fue un error, cancelala en la app con tu PIN. Linea 24 h: {CIAM_PHONE}",
             office.map(|o| format!(" y al {o}")).unwrap_or_default()
         ),
         (Language::En, false) => format!(
@@ -356,7 +356,7 @@ pub fn consulate_duty(facts: &AlertFacts<'_>) -> String {
 pub fn safe(lang: Language, person_name: &str) -> String {
     match lang {
         Language::Es => format!(
-            "Avisa: {person_name} cancelo la alerta anterior y dice que esta bien. Gracias."
+            "Avisa: {person_name} ha cancelado la alerta anterior y dice que se encuentra bien. Gracias."
         ),
         Language::En => format!(
             "Avisa: {person_name} cancelled the earlier alert and says they are safe. Thank you."
@@ -388,7 +388,7 @@ fn duty_case(facts: &AlertFacts<'_>) -> String {
 pub fn duress(lang: Language, person_name: &str) -> String {
     match lang {
         Language::Es => format!(
-            "Avisa: a {person_name} le obligaron a cancelar la alerta. La alerta SIGUE EN PIE: no esta a salvo. Sigue con lo que te pidio y no le llames."
+            "Avisa: a {person_name} le obligaron a cancelar la alerta. La alerta SIGUE EN PIE: sigue en peligro. Haz lo que te ha pedido y no le llames."
         ),
         Language::En => format!(
             "Avisa: {person_name} was forced to cancel the alert. The alert STANDS: they are not safe. Keep doing what they asked and do not call them."
@@ -507,7 +507,7 @@ pub fn inbound_not_recognised() -> String {
 /// alert limit or SMS budget (GSM-7).
 pub fn limit_reached_note(lang: Language) -> String {
     match lang {
-        Language::Es => "Limite de alertas alcanzado: tus contactos ya avisados en los ultimos minutos no reciben esta otra vez; el consulado si la recibe.",
+        Language::Es => "Limite de alertas alcanzado: tus contactos ya avisados en los ultimos minutos no reciben esta otra vez; pero el consulado la recibe.",
         Language::En => "Alert limit reached: contacts already told in the last minutes do not get this one again; the consulate does.",
     }
     .to_string()

@@ -199,7 +199,7 @@ fn a_late_press_gives_both_times() {
     f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
     let text = contact_alert("Me detuvieron.", Language::Es, &phone, &f);
     assert!(
-        text.ends_with("Pulso el boton a las 12:30 hora del Pacifico; enviado 12:49 hora del Pacifico (sin conexion)."),
+        text.ends_with("Ha pulsado el boton a las 12:30 hora del Pacifico; enviado 12:49 hora del Pacifico (sin conexion)."),
         "{text}"
     );
     let text = contact_alert("They took me.", Language::En, &phone, &f);
@@ -214,13 +214,13 @@ fn the_system_line_keeps_its_accents_only_where_the_sms_is_ucs2_anyway() {
     f.sent_millis = Some(f.at_millis + 19 * 60 * 1000);
     // GSM-7 text: the line stays GSM-7, and so does the SMS.
     let plain = contact_alert("Me detuvieron.", Language::Es, &phone, &f);
-    assert!(plain.contains("Ubicacion:") && plain.contains("Pulso el boton"));
+    assert!(plain.contains("Ubicacion:") && plain.contains("Ha pulsado el boton"));
     assert_eq!(analyze(&plain).encoding, Encoding::Gsm7);
     // A text with "ó" is UCS-2 already: the line is written properly,
     // at the same length.
     let accented = contact_alert("Me detuvo inmigración.", Language::Es, &phone, &f);
     assert!(
-        accented.ends_with("Ubicación: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m). Pulsó el botón a las 12:30 hora del Pacífico; enviado 12:49 hora del Pacífico (sin conexión)."),
+        accented.ends_with("Ubicación: https://www.openstreetmap.org/?mlat=34.05223&mlon=-118.24368 (+/-15 m). Ha pulsado el botón a las 12:30 hora del Pacífico; enviado 12:49 hora del Pacífico (sin conexión)."),
         "{accented}"
     );
     let line = |s: &str| s.lines().last().map(|l| l.chars().count());

@@ -18,7 +18,7 @@ fn alert_sms_to(lines: &[Value], phone: &str) -> usize {
         .filter(|l| {
             let body = l["body"].as_str().unwrap_or("");
             l["to"] == phone
-                && !body.contains("cancelo la alerta")
+                && !body.contains("ha cancelado la alerta")
                 && !body.contains("cancelled the earlier alert")
         })
         .count()

@@ -153,7 +153,7 @@ async fn press_reaches_every_recipient_with_location_and_duty_phone(backend: &st
     let own = to("+12135550100");
     assert!(
         own.iter()
-            .any(|b| b.contains("tu alerta se envio a 2 contactos")),
+            .any(|b| b.contains("tu alerta ha sido enviada a 2 contactos")),
         "{own:?}"
     );
     // Never the office switchboard from the directory.
@@ -828,7 +828,7 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: 
             l["to"] == "+12135557000"
                 && l["body"]
                     .as_str()
-                    .is_some_and(|b| b.contains("cancelo la alerta anterior"))
+                    .is_some_and(|b| b.contains("ha cancelado la alerta anterior"))
         })
         .count();
     assert_eq!(safe_to_contact, 1);
@@ -1204,7 +1204,7 @@ async fn a_late_press_says_when_it_was_pressed() {
         .await;
     let text = sms["body"].as_str().unwrap_or_default();
     assert!(
-        text.contains("Pulso el boton a las") && text.contains("(sin conexion)"),
+        text.contains("Ha pulsado el boton a las") && text.contains("(sin conexion)"),
         "{text}"
     );
 }

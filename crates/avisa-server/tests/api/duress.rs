@@ -221,12 +221,12 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
             .is_some_and(|b| b.contains("obligaron a cancelar"))
     );
     let own = app
-        .wait_sms_to("+12135550122", |b| b.contains("cancelo la alerta anterior"))
+        .wait_sms_to("+12135550122", |b| b.contains("ha cancelado la alerta anterior"))
         .await;
     assert!(
         own["body"]
             .as_str()
-            .is_some_and(|b| b.contains("esta bien"))
+            .is_some_and(|b| b.contains("se encuentra bien"))
     );
     // The duty phone hears which case, by its number and first name.
     app.wait_sms_to("+12135550199", |b| {
@@ -241,11 +241,11 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
     assert!(
         to_sister
             .iter()
-            .all(|l| !l["body"].as_str().unwrap_or("").contains("esta bien")),
+            .all(|l| !l["body"].as_str().unwrap_or("").contains("se encuentra bien")),
         "{to_sister:?}"
     );
     // The real cancel told its contact "I'm safe".
-    app.wait_sms_to("+12135557021", |b| b.contains("esta bien"))
+    app.wait_sms_to("+12135557021", |b| b.contains("se encuentra bien"))
         .await;
 
     // The console: the forced one open, flagged, at the top.

@@ -460,7 +460,7 @@ async fn the_real_kannel_round_trip(backend: &str) {
     assert!(
         received
             .iter()
-            .any(|(to, b)| to == phone && b.contains("tu alerta se envio a 2 contactos"))
+            .any(|(to, b)| to == phone && b.contains("tu alerta ha sido enviada a 2 contactos"))
     );
 
     // Mum texts STOP to the service number (smsbox calls the inbound URL):
