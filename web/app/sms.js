@@ -11,6 +11,32 @@ function septets(ch) {
   return null;
 }
 
+// Whether a character joins the one before it in one grapheme (the same
+// rule as avisa-core/src/sms.rs): a ZWJ and what follows it, variation
+// selectors, skin tones, combining marks, a keycap, emoji tags.
+function extendsCluster(cp) {
+  return cp === 0x200d || cp === 0xfe0e || cp === 0xfe0f || (cp >= 0x1f3fb && cp <= 0x1f3ff) ||
+    (cp >= 0x300 && cp <= 0x36f) || (cp >= 0x20d0 && cp <= 0x20ff) || (cp >= 0xe0020 && cp <= 0xe007f);
+}
+
+// UTF-16 units per grapheme: Twilio never splits an emoji sequence (a ZWJ
+// family, a flag, a skin tone) across two parts.
+function ucs2Clusters(chars) {
+  const out = [];
+  let prev = null;
+  let flagOpen = false;
+  for (const c of chars) {
+    const cp = c.codePointAt(0);
+    const ri = cp >= 0x1f1e6 && cp <= 0x1f1ff;
+    const pairs = ri && flagOpen;
+    if (out.length && (prev === 0x200d || extendsCluster(cp) || pairs)) out[out.length - 1] += c.length;
+    else out.push(c.length);
+    flagOpen = ri && !pairs;
+    prev = cp;
+  }
+  return out;
+}
+
 export function analyze(text) {
   const chars = Array.from(text);
   let units = chars.map(septets);
@@ -19,7 +45,7 @@ export function analyze(text) {
   let multi = 153;
   if (units.some((u) => u === null)) {
     encoding = 'UCS-2';
-    units = chars.map((c) => (c.codePointAt(0) > 0xffff ? 2 : 1));
+    units = ucs2Clusters(chars);
     single = 70;
     multi = 67;
   }

@@ -125,3 +125,28 @@ test('the phone-reader table, in the contact editor', async () => {
     await server.stop();
   }
 });
+
+// The counter counts as Twilio bills: an emoji sequence that would straddle
+// a part's end moves whole to the next part (the same cases as the server's
+// own test, avisa-core/src/sms.rs).
+test('the counter never splits an emoji sequence', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    const got = await page.evaluate(async () => {
+      const { analyze } = await import('/sms.js');
+      const family = '👨\u200d👩\u200d👧\u200d👦';
+      return [
+        analyze(`${'á'.repeat(130)}${family}${'á'.repeat(56)}`).segments,
+        analyze(`${'á'.repeat(130)}${family}${'á'.repeat(57)}`).segments,
+        analyze(`${'á'.repeat(66)}🇲🇽`).segments,
+        analyze(`${'á'.repeat(66)}👍🏽`).segments,
+      ];
+    });
+    // 66 + a flag (4 units) = 70: one part; 66 + 👍🏽 (4) = 70: one part.
+    assert.deepEqual(got, [3, 4, 1, 1]);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});

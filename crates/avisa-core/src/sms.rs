@@ -86,17 +86,46 @@ pub fn fold_to_gsm(text: &str) -> String {
 }
 
 /// Counts the encoding and segments of `text`.
+/// Whether `c` joins the character before it in one grapheme, for the
+/// sequences people send (web/app/sms.js has the same rule): a zero-width
+/// joiner and what follows it, variation selectors, skin tones, combining
+/// marks, a keycap, emoji tags.
+fn extends(c: char) -> bool {
+    matches!(c as u32,
+        0x200D | 0xFE0E | 0xFE0F | 0x1F3FB..=0x1F3FF | 0x0300..=0x036F | 0x20D0..=0x20FF
+        | 0xE0020..=0xE007F)
+}
+
+fn regional_indicator(c: char) -> bool {
+    matches!(c as u32, 0x1F1E6..=0x1F1FF)
+}
+
+/// UTF-16 units per grapheme (a flag is two regional indicators).
+fn ucs2_clusters(text: &str) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    let mut prev: Option<char> = None;
+    let mut flag_open = false;
+    for c in text.chars() {
+        let joins = prev.is_some_and(|p| p == '\u{200D}') || extends(c);
+        let pairs = regional_indicator(c) && flag_open;
+        match out.last_mut() {
+            Some(last) if joins || pairs => *last += c.len_utf16(),
+            _ => out.push(c.len_utf16()),
+        }
+        flag_open = regional_indicator(c) && !pairs;
+        prev = Some(c);
+    }
+    out
+}
+
 pub fn analyze(text: &str) -> SmsInfo {
     let characters = text.chars().count();
     let gsm: Option<Vec<usize>> = text.chars().map(gsm_septets).collect();
     let (encoding, units, single, multi) = match gsm {
         Some(units) => (Encoding::Gsm7, units, 160, 153),
-        None => (
-            Encoding::Ucs2,
-            text.chars().map(char::len_utf16).collect(),
-            70,
-            67,
-        ),
+        // By grapheme: an emoji sequence (a ZWJ family, a flag, a skin
+        // tone) is never split across two parts, as Twilio keeps them.
+        None => (Encoding::Ucs2, ucs2_clusters(text), 70, 67),
     };
     let total: usize = units.iter().sum();
     let segments = if total == 0 {
@@ -127,6 +156,31 @@ pub fn analyze(text: &str) -> SmsInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Twilio keeps an emoji sequence whole: one that would straddle a
+    /// part's end starts the next part.
+    #[test]
+    fn emoji_sequences_are_never_split() {
+        // A family: 7 characters joined by ZWJs, 11 UTF-16 units.
+        let family = "👨\u{200D}👩\u{200D}👧\u{200D}👦";
+        // 130 units fill part 1 (67) and 63 of part 2; the family does not
+        // fit in the 4 left, so it starts part 3 with what follows: 11 + 56
+        // = 67 units, three parts.
+        let text = format!("{}{family}{}", "á".repeat(130), "á".repeat(56));
+        assert_eq!(analyze(&text).segments, 3);
+        // One more: 198 units would fit three parts of 67 if the family
+        // could be split; whole, it takes a fourth.
+        let text = format!("{}{family}{}", "á".repeat(130), "á".repeat(57));
+        assert_eq!(
+            analyze(&text).segments,
+            4,
+            "the 4 units left in part 2 stay empty"
+        );
+        // A flag and a skin tone are one each.
+        assert_eq!(ucs2_clusters("🇲🇽🇺🇸"), vec![4, 4]);
+        assert_eq!(ucs2_clusters("👍🏽a"), vec![4, 1]);
+        assert_eq!(ucs2_clusters("1\u{FE0F}\u{20E3}"), vec![3]);
+    }
 
     #[test]
     fn plain_spanish_with_n_tilde_stays_gsm() {

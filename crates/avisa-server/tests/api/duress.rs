@@ -221,7 +221,9 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
             .is_some_and(|b| b.contains("obligaron a cancelar"))
     );
     let own = app
-        .wait_sms_to("+12135550122", |b| b.contains("ha cancelado la alerta anterior"))
+        .wait_sms_to("+12135550122", |b| {
+            b.contains("ha cancelado la alerta anterior")
+        })
         .await;
     assert!(
         own["body"]
@@ -239,9 +241,10 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
         .filter(|l| l["to"] == "+12135557022")
         .collect();
     assert!(
-        to_sister
-            .iter()
-            .all(|l| !l["body"].as_str().unwrap_or("").contains("se encuentra bien")),
+        to_sister.iter().all(|l| !l["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("se encuentra bien")),
         "{to_sister:?}"
     );
     // The real cancel told its contact "I'm safe".
