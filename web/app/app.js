@@ -307,6 +307,8 @@ function welcome(message) {
           state.token = r.data.token;
           localStorage.setItem('avisa.token', state.token);
           state.phone = phone.input.value;
+          // The code screen repeats the number as the server read it.
+          state.phoneRead = r.data.international;
           codeScreen();
         } else {
           showError(r, { phone, country: phone.country }, general);
@@ -333,7 +335,7 @@ function codeScreen() {
   const button = h('button', { class: 'button', type: 'submit', text: t('verify') });
   show(
     h('h1', { text: t('code_title') }),
-    h('p', { text: t('code_body', { phone: state.phone }) }),
+    h('p', { text: t('code_body', { phone: state.phoneRead || state.phone }) }),
     h('form', {
       onsubmit: async (e) => {
         e.preventDefault();
@@ -375,7 +377,7 @@ function profileScreen() {
     cancel_pin: field({ id: 'cancel_pin', label: t('pin_label'), why: t('pin_why'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'new-password', maxlength: '8' } }),
     pin_again: field({ id: 'pin_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', autocomplete: 'new-password', maxlength: '8' } }),
     // The number to text it to, beside the word (the server's, when set).
-    keyword: field({ id: 'keyword', label: t('keyword_label'), why: state.config && state.config.service_number ? t('keyword_why', { number: state.config.service_number }) : t('keyword_why_no_number'), value: p.keyword || (lang() === 'es' ? 'AUXILIO' : 'HELPME'), attrs: { autocapitalize: 'characters' } }),
+    keyword: field({ id: 'keyword', label: t('keyword_label'), why: state.config && state.config.service_number ? t('keyword_why', { number: state.config.service_number_display || state.config.service_number }) : t('keyword_why_no_number'), value: p.keyword || (lang() === 'es' ? 'AUXILIO' : 'HELPME'), attrs: { autocapitalize: 'characters' } }),
   };
   const language = h('select', { id: 'language' },
     h('option', { value: 'es', selected: lang() === 'es', text: 'Español' }),
@@ -661,9 +663,10 @@ function smsLink() {
   // keeps no copy of it); otherwise the person types it.
   const keyword = state.profile && state.profile.keyword;
   if (!number) return h('p', { class: 'warn', text: t('no_service_number') });
+  const shown = state.config.service_number_display || number;
   return h('div', {},
     h('a', { class: 'button danger', id: 'sms-fallback', href: keyword ? `sms:${number}?body=${encodeURIComponent(keyword)}` : `sms:${number}`, text: t('send_by_sms') }),
-    h('p', { class: 'muted', text: keyword ? t('sms_fallback_body', { keyword, number }) : t('sms_fallback_type', { number }) }));
+    h('p', { class: 'muted', text: keyword ? t('sms_fallback_body', { keyword, number: shown }) : t('sms_fallback_type', { number: shown }) }));
 }
 
 // The press is waiting (no connection, or refused): text the keyword, call

@@ -209,7 +209,7 @@ test('a press while offline is kept, offers SMS, and goes exactly once when back
     assert.ok(keys.length >= 1);
     assert.equal(new Set(keys).size, 1, `one idempotency key: ${keys}`);
     assert.equal(server.smsLog().filter((l) => l.to === '+12135550177').length, 1, 'exactly one alert');
-    assert.equal(server.smsLog().filter((l) => l.to === '+12135550100' && l.body.includes('tu alerta se envio')).length, 1);
+    assert.equal(server.smsLog().filter((l) => l.to === '+12135550100' && l.body.includes('tu alerta ha sido enviada')).length, 1);
     await context.close();
   } finally {
     await server.stop();

@@ -181,6 +181,8 @@ pub async fn asset(
 pub struct PublicConfig {
     /// The number to text the keyword to, when the operator set one.
     pub service_number: Option<String>,
+    /// The same number as people read it ("+1 213-555-0199").
+    pub service_number_display: Option<String>,
     /// The consular network's 24-hour line (CIAM).
     pub ciam_phone: &'static str,
     pub max_contacts: i64,
@@ -195,6 +197,13 @@ pub async fn config(State(state): State<AppState>) -> Json<PublicConfig> {
     Json(PublicConfig {
         service_number: Some(state.config.sms.service_number.trim().to_string())
             .filter(|s| !s.is_empty()),
+        service_number_display: Some(state.config.sms.service_number.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                avisa_core::PhoneNumber::parse(s)
+                    .map(|p| p.international())
+                    .unwrap_or_else(|_| s.to_string())
+            }),
         ciam_phone: CIAM_PHONE,
         max_contacts: MAX_CONTACTS,
         max_message_segments: MAX_MESSAGE_SEGMENTS,

@@ -170,20 +170,30 @@ pub fn response(
         coverage: view.coverage,
         consulate,
         location: view.location.filter(|_| place),
-        recipients: view
-            .recipients
-            .into_iter()
-            .map(|r| RecipientStatus {
-                id: r.id,
-                kind: r.kind,
-                name: if names { r.name } else { None },
-                status: r.status,
-                reason: r.reason,
-                safe_status: r.safe_status,
-                unconfirmed: r.unconfirmed,
-                resent: r.resent,
-            })
-            .collect(),
+        recipients: {
+            // The consulate, then the contacts in their order, then the
+            // person's own phone (sent early, by rank, but never listed
+            // between two contacts).
+            let mut recipients = view.recipients;
+            recipients.sort_by_key(|r| match r.kind {
+                MessageKind::Consulate => 0,
+                MessageKind::SelfPhone => 2,
+                _ => 1,
+            });
+            recipients
+        }
+        .into_iter()
+        .map(|r| RecipientStatus {
+            id: r.id,
+            kind: r.kind,
+            name: if names { r.name } else { None },
+            status: r.status,
+            reason: r.reason,
+            safe_status: r.safe_status,
+            unconfirmed: r.unconfirmed,
+            resent: r.resent,
+        })
+        .collect(),
         previews: if names { previews } else { Vec::new() },
         limit_reached: false,
     }

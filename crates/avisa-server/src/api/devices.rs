@@ -48,6 +48,9 @@ pub struct RegisterResponse {
     pub verified: bool,
     /// When the code sent by SMS stops working (milliseconds since the epoch).
     pub code_expires_at: i64,
+    /// The number the code went to, as read ("+1 213-555-0100"): the code
+    /// screen repeats it, so a misread number shows at once.
+    pub international: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -137,6 +140,7 @@ pub async fn register(
             now,
         )
         .await?;
+    let international = phone.international();
     // The code goes through the outbox like every SMS: retried, failed over,
     // and expired with the code itself.
     let sms = NewMessage {
@@ -166,6 +170,7 @@ pub async fn register(
             token: token.to_string(),
             verified: false,
             code_expires_at: expires,
+            international,
         }),
     ))
 }

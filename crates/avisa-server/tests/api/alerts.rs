@@ -682,7 +682,7 @@ async fn guam_reaches_the_24_hour_centre(backend: &str) {
             l["to"] == "+12135550100"
                 && l["body"]
                     .as_str()
-                    .is_some_and(|b| b.contains("tu alerta se envio"))
+                    .is_some_and(|b| b.contains("tu alerta ha sido enviada"))
         })
         .expect("the person's confirmation");
     assert!(

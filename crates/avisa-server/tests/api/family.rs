@@ -152,7 +152,33 @@ async fn the_locator_details_reach_only_the_chosen_contacts(backend: &str) {
         "only the alert: {not_chosen}"
     );
     // The alert's recipients are the alert's; the locator SMS is not one.
-    assert_eq!(body["recipients"].as_array().map(Vec::len), Some(4));
+    // The person's own phone is listed last, never between two contacts.
+    let kinds: Vec<&str> = body["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["contact", "contact", "contact", "self"]);
+    let (_, again) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{}", body["alert_id"].as_str().unwrap_or("")),
+            Some(&token),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = again["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["contact", "contact", "contact", "self"],
+        "GET lists them the same"
+    );
 
     // The consulate's case shows them.
     let officer = crate::console::login(&app, "la.operator").await;
@@ -313,3 +339,32 @@ on_both_backends!(
     every_alert_sms_says_who_is_asking,
     the_locator_details_reach_only_the_chosen_contacts
 );
+
+/// The code screen repeats the number as the server read it, and the
+/// service number is shown as people read it.
+#[tokio::test]
+async fn numbers_are_shown_as_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.sms.service_number = "+12135550199".into();
+    let app = TestApp::start(config, dir).await;
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/devices",
+            None,
+            Some(json!({"phone": "(213) 555-0100", "country": "US"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["international"], "+1 213-555-0100");
+    let (s, body) = app.call(Method::GET, "/api/v1/config", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            body["service_number"].as_str(),
+            body["service_number_display"].as_str()
+        ),
+        (Some("+12135550199"), Some("+1 213-555-0199"))
+    );
+}

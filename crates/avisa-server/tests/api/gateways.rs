@@ -870,7 +870,7 @@ async fn the_sms_keyword_raises_an_alert_and_nothing_else_does(backend: &str) {
     );
     assert!(
         new.iter()
-            .any(|m| m.to == "+12135550100" && m.body.contains("tu alerta se envio")),
+            .any(|m| m.to == "+12135550100" && m.body.contains("tu alerta ha sido enviada")),
         "the confirmation is the reply"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1260,7 +1260,7 @@ async fn inbound_replies_are_bounded_and_the_keyword_always_works(backend: &str)
     }
     send(text("+12135550100", "auxilio", "right")).await;
     let confirmation = app
-        .wait_sms_to("+12135550100", |b| b.contains("tu alerta se envio"))
+        .wait_sms_to("+12135550100", |b| b.contains("tu alerta ha sido enviada"))
         .await;
     assert!(
         confirmation["body"]
