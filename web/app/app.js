@@ -1103,7 +1103,7 @@ function settingsScreen(message) {
       if (!current.ok) return showError(current, duress, duressGeneral);
       const p = current.data;
       const r = await api('PUT', '/api/v1/profile', {
-        name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, duress_pin: pin,
+        name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, name_at_end: p.name_at_end, duress_pin: pin,
       });
       if (r.ok) settingsScreen(t('duress_saved'));
       else showError(r, duress, duressGeneral);
@@ -1111,6 +1111,22 @@ function settingsScreen(message) {
       duressGeneral.textContent = err.message;
     }
   };
+  // Where each contact's SMS says who is asking: first, or at the end.
+  const whereName = h('select', {
+    id: 'name-at-end',
+    onchange: async (e) => {
+      try {
+        const current = await api('GET', '/api/v1/profile');
+        if (!current.ok) return;
+        const p = current.data;
+        const r = await api('PUT', '/api/v1/profile', {
+          name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, name_at_end: e.target.value === 'end',
+        });
+        if (r.ok) settingsScreen(t('name_place_saved'));
+      } catch { /* offline: the choice stays as it was */ }
+    },
+  }, h('option', { value: 'start', text: t('name_place_start') }), h('option', { value: 'end', text: t('name_place_end') }));
+  api('GET', '/api/v1/profile').then((r) => { if (r.ok) whereName.value = r.data.name_at_end ? 'end' : 'start'; }).catch(() => {});
   const del = field({ id: 'delete_pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } });
   const delGeneral = h('p', { class: 'error', role: 'alert' });
   show(
@@ -1130,7 +1146,7 @@ function settingsScreen(message) {
           if (!current.ok) return showError(current, pins, pinGeneral);
           const p = current.data;
           const r = await api('PUT', '/api/v1/profile', {
-            name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword,
+            name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, name_at_end: p.name_at_end,
             cancel_pin: pins.cancel_pin.input.value, current_pin: pins.current_pin.input.value,
           });
           if (r.ok) { keepUnlock(r.data); settingsScreen(t('pin_changed')); }
@@ -1148,6 +1164,7 @@ function settingsScreen(message) {
       duress.duress_pin.node, duress.duress_again.node, duressGeneral,
       h('button', { class: 'button', type: 'submit', id: 'duress-save', text: t('duress_save') }),
       h('button', { class: 'button secondary', type: 'button', id: 'duress-remove', text: t('duress_remove'), onclick: () => saveDuress('') })),
+    h('label', { for: 'name-at-end', text: t('name_place_label') }), whereName,
     h('h2', { text: t('locator_link') }),
     h('p', { class: 'muted', text: t('locator_link_body') }),
     h('a', { class: 'button secondary', href: '#/locator', id: 'locator-link', text: t('locator_link') }),
@@ -1219,7 +1236,7 @@ function followLanguage() {
   api('GET', '/api/v1/profile').then((r) => {
     if (r.ok && r.data.name && !r.data.locked && r.data.language !== lang()) {
       const p = r.data;
-      api('PUT', '/api/v1/profile', { name: p.name, home_state: p.home_state, home_county: p.home_county, language: lang(), keyword: p.keyword }).catch(() => {});
+      api('PUT', '/api/v1/profile', { name: p.name, home_state: p.home_state, home_county: p.home_county, language: lang(), keyword: p.keyword, name_at_end: p.name_at_end }).catch(() => {});
     }
   }).catch(() => {});
 }

@@ -43,9 +43,18 @@ test('the locator details: written behind the PIN, sent only to the marked conta
     assert.equal(await page.inputValue('#a_number'), 'A012345678');
     await screenshot(page, 'app-locator');
 
+    // The name at the end of each contact's SMS, the person's choice.
+    await page.goto(`${server.base}/#/settings`);
+    await page.waitForSelector('#name-at-end');
+    await page.selectOption('#name-at-end', 'end');
+    await page.waitForSelector('.note:has-text("tu nombre va donde elegiste")');
+    assert.equal(await page.inputValue('#name-at-end'), 'end');
+
     await page.goto(`${server.base}/#/`);
     await page.click('#press');
     await page.waitForSelector('#recipients', { timeout: 15000 });
+    const alertSms = await waitFor(() => server.smsLog().find((l) => l.to === '+12135550177' && l.body.startsWith('Me detuvieron.')), 10000, 'the alert SMS');
+    assert.match(alertSms.body, /\nAvisa: Maria Pérez pide ayuda\.$/);
     const sms = await waitFor(() => server.smsLog().find((l) => l.to === '+12135550177' && l.body.includes('locator.ice.gov')), 10000, 'the locator SMS');
     assert.match(sms.body, /Numero A: 012345678/);
     assert.match(sms.body, /1 de mayo de 1990/);

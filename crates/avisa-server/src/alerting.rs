@@ -283,6 +283,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
         missed_checkin: r.missed_checkin.as_deref(),
         // The store writes the number in as it writes the alert.
         case_number: Some(messages::CASE_SLOT),
+        name_at_end: profile.name_at_end,
     };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
     let message =

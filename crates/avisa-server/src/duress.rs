@@ -59,6 +59,8 @@ pub struct ViewProfile {
     pub home_county: Option<String>,
     pub keyword: Option<String>,
     pub language: Language,
+    #[serde(default)]
+    pub name_at_end: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -131,6 +133,7 @@ impl From<&Profile> for ViewProfile {
             home_county: p.home_county.clone(),
             keyword: p.keyword.clone(),
             language: p.language,
+            name_at_end: p.name_at_end,
         }
     }
 }
@@ -143,6 +146,7 @@ impl From<&ViewProfile> for Profile {
             home_county: p.home_county.clone(),
             keyword: p.keyword.clone(),
             language: p.language,
+            name_at_end: p.name_at_end,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Profile {
     pub home_county: Option<String>,
     pub keyword: Option<String>,
     pub language: Language,
+    /// Each contact's SMS says who is asking at its end, not first.
+    pub name_at_end: bool,
 }
 
 /// A person: a verified phone number and its profile.
@@ -63,6 +65,7 @@ struct PersonRow {
     home_county_enc: Option<Vec<u8>>,
     keyword_enc: Option<Vec<u8>>,
     language: Language,
+    name_at_end: bool,
     pin_hash: Option<String>,
     duress_hash: Option<String>,
     decoy_hash: Option<String>,
@@ -251,6 +254,7 @@ impl Store {
                 )?,
                 keyword: self.open_opt(&aad("people.keyword", id), row.keyword_enc.as_deref())?,
                 language: row.language,
+                name_at_end: row.name_at_end,
             },
             pin_hash: row.pin_hash,
             duress_hash: row.duress_hash,
@@ -368,7 +372,7 @@ impl Store {
         let keyword = seal_opt(&key, &aad("people.keyword", id), profile.keyword.as_deref())?;
         let sql = "UPDATE people SET name_enc = $1, home_state_enc = $2, home_county_enc = $3, \
                    keyword_enc = $4, language = $5, pin_hash = $6, updated_at = $7, \
-                   duress_hash = COALESCE($9, duress_hash) WHERE id = $8";
+                   duress_hash = COALESCE($9, duress_hash), name_at_end = $10 WHERE id = $8";
         let updated = db_run!(self.db.writer(), |pool| {
             sqlx::query(sql)
                 .bind(&name)
@@ -380,6 +384,7 @@ impl Store {
                 .bind(now)
                 .bind(id)
                 .bind(&duress_hash)
+                .bind(profile.name_at_end)
                 .execute(pool)
                 .await?
                 .rows_affected()

@@ -188,6 +188,7 @@ async fn verification_flow(f: Fixture) {
         person.profile,
         Profile {
             language: Language::Es,
+            name_at_end: false,
             ..Profile::default()
         }
     );
@@ -279,6 +280,7 @@ async fn profile_round_trip(f: Fixture) {
         home_county: Some("Los Angeles".into()),
         keyword: Some("AYUDA".into()),
         language: Language::En,
+        name_at_end: false,
     };
     store
         .update_profile(
@@ -753,6 +755,7 @@ async fn nothing_personal_at_rest(f: Fixture) {
         home_county: Some("Maricopa".into()),
         keyword: Some("SOCORRO".into()),
         language: Language::Es,
+        name_at_end: false,
     };
     store
         .update_profile(person, &profile, None, None, NOW)

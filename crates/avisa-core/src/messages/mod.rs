@@ -49,6 +49,9 @@ pub struct AlertFacts<'a> {
     /// The case number staff say ("LAX-2026-0042"); [`CASE_SLOT`] in the
     /// first duty SMS, whose number the store gives as it writes the alert.
     pub case_number: Option<&'a str>,
+    /// The person chose to say who is asking at the end of each contact's
+    /// SMS, not first.
+    pub name_at_end: bool,
 }
 
 /// Stands for the case number in a duty SMS written before the alert has
@@ -130,7 +133,14 @@ pub fn contact_alert(
     } else {
         name.to_string()
     };
-    format!("{}\n{}\n{line}", who_asks(&name, lang), text.trim_end())
+    let who = who_asks(&name, lang);
+    if facts.name_at_end {
+        // The same characters either way ("pide ayuda." for "pide
+        // ayuda:"): the count the person was shown holds.
+        let who = format!("{}.", who.trim_end_matches(':'));
+        return format!("{}\n{line}\n{who}", text.trim_end());
+    }
+    format!("{who}\n{}\n{line}", text.trim_end())
 }
 
 /// The first line of every contact's alert: "Avisa: José Luis Hernández
@@ -263,6 +273,7 @@ pub fn longest_contact_alert(text: &str, lang: Language, person_name: &str) -> S
                 console_url: String::new(),
                 missed_checkin: None,
                 case_number: None,
+                name_at_end: false,
             };
             contact_alert(text, lang, to, &facts)
         })

@@ -18,6 +18,7 @@ fn facts(phone: &PhoneNumber) -> AlertFacts<'_> {
         console_url: "https://avisa.example/console/alerts/x".into(),
         missed_checkin: None,
         case_number: Some("LAX-2026-0042"),
+        name_at_end: false,
     }
 }
 
@@ -190,6 +191,19 @@ fn each_contact_reads_the_time_in_their_own_zone() {
     assert!(
         contact_alert("Ayúdame", Language::Es, &mx, &f).ends_with("hora del centro de México.")
     );
+}
+
+/// At the end, if the person chose it: the same words and the same length.
+#[test]
+fn who_is_asking_may_come_last() {
+    let phone = PhoneNumber::parse("+12135550100").expect("phone");
+    let mut f = facts(&phone);
+    let first = contact_alert("Me detuvieron.", Language::Es, &phone, &f);
+    f.name_at_end = true;
+    let last = contact_alert("Me detuvieron.", Language::Es, &phone, &f);
+    assert!(last.starts_with("Me detuvieron.\nUbicacion: "), "{last}");
+    assert!(last.ends_with("\nAvisa: Maria pide ayuda."), "{last}");
+    assert_eq!(analyze(&first), analyze(&last));
 }
 
 #[test]

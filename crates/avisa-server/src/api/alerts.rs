@@ -529,6 +529,7 @@ pub async fn cancel(
         ),
         missed_checkin: None,
         case_number: view.case_number.as_deref(),
+        name_at_end: person.profile.name_at_end,
     };
     let expires_at = now + crate::config::millis(state.config.sms.validity);
     // A practice under duress is an ordinary cancel: no one else hears of a

@@ -512,6 +512,7 @@ pub async fn preview(
         console_url: String::new(),
         missed_checkin: None,
         case_number: None,
+        name_at_end: person.profile.name_at_end,
     };
     let to = req
         .phone

@@ -48,6 +48,9 @@ pub struct ProfileResponse {
     pub home_county: Option<String>,
     pub language: Language,
     pub keyword: Option<String>,
+    /// Each contact's SMS says who is asking at its end ("… Avisa: María
+    /// Pérez pide ayuda."), not first.
+    pub name_at_end: bool,
     /// Whether a cancel PIN is set (the PIN itself is never returned).
     pub pin_set: bool,
     /// Whether the profile is complete (name, home state, keyword, PIN): the
@@ -106,6 +109,9 @@ pub struct ProfileRequest {
     /// The word that, sent by SMS to the service number, raises the alert.
     #[schema(pattern = r"^\s*[A-Za-z0-9]{3,20}\s*$")]
     pub keyword: String,
+    /// Each contact's SMS says who is asking at its end instead of first.
+    #[serde(default)]
+    pub name_at_end: bool,
 }
 
 fn text_field(field: &'static str, raw: &str, max: usize) -> Result<String, Invalid> {
@@ -172,6 +178,7 @@ fn response(state: &AppState, person: avisa_store::Person, unlocked: bool) -> Pr
             home_county: None,
             language: person.profile.language,
             keyword: None,
+            name_at_end: false,
             pin_set: person.pin_hash.is_some(),
             complete,
             locked: true,
@@ -202,6 +209,7 @@ fn response(state: &AppState, person: avisa_store::Person, unlocked: bool) -> Pr
         home_county: person.profile.home_county,
         language: person.profile.language,
         keyword: person.profile.keyword,
+        name_at_end: person.profile.name_at_end,
         pin_set: person.pin_hash.is_some(),
         complete,
         locked: false,
@@ -273,6 +281,7 @@ pub async fn put(
         home_county,
         keyword: Some(keyword),
         language: req.language,
+        name_at_end: req.name_at_end,
     };
     if who.under_duress() {
         return put_under_duress(&state, &who, &req, profile, duress_pin).await;

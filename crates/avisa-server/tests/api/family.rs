@@ -336,6 +336,7 @@ async fn a_number_saved_twice_gets_one_message(backend: &str) {
 
 on_both_backends!(
     a_number_saved_twice_gets_one_message,
+    the_name_may_come_last,
     every_alert_sms_says_who_is_asking,
     the_locator_details_reach_only_the_chosen_contacts
 );
@@ -367,4 +368,35 @@ async fn numbers_are_shown_as_read() {
         ),
         (Some("+12135550199"), Some("+1 213-555-0199"))
     );
+}
+
+/// The person may put who is asking at the end of each contact's SMS.
+async fn the_name_may_come_last(backend: &str) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let token = app.person("+12135550100").await;
+    let mut profile = profile_body();
+    profile["name_at_end"] = json!(true);
+    profile.as_object_mut().map(|p| p.remove("cancel_pin"));
+    let (s, body) = app
+        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["name_at_end"], true);
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&token),
+            Some(json!({"name": "Mamá", "phone": "+12135557030", "message": "Me detuvieron."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = press(&app, &token, json!({"idempotency_key": "name-last"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let line = app.wait_sms_to("+12135557030", |_| true).await;
+    let sms = line["body"].as_str().unwrap_or("");
+    assert!(sms.starts_with("Me detuvieron.\n"), "{sms}");
+    assert!(sms.ends_with("\nAvisa: Maria Pérez pide ayuda."), "{sms}");
 }
