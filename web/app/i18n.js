@@ -550,6 +550,7 @@ const STATE_NAMES = [
   ['TN', 'Tennessee'], ['TX', 'Texas'], ['UT', 'Utah'], ['VT', 'Vermont'], ['VA', 'Virginia'],
   ['WA', 'Washington'], ['WV', 'Virginia Occidental', 'West Virginia'], ['WI', 'Wisconsin'], ['WY', 'Wyoming'],
   ['PR', 'Puerto Rico'], ['VI', 'Islas Vírgenes de EE. UU.', 'U.S. Virgin Islands'],
+  ['GU', 'Guam'], ['MP', 'Islas Marianas del Norte', 'Northern Mariana Islands'], ['AS', 'Samoa Americana', 'American Samoa'],
 ];
 
 /// The states as [code, name] in the app's language, sorted by that name.

@@ -159,3 +159,80 @@ test('the counter never splits an emoji sequence', async () => {
     await server.stop();
   }
 });
+
+// Every template in both languages: each contact's SMS in the log begins
+// with who is asking.
+test('every template, in both languages, says who is asking', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    const templates = ['Familia', 'Abogado', 'Trabajo', 'Escuela'];
+    const phones = [];
+    let n = 0;
+    for (const language of ['es', 'en']) {
+      for (const template of templates) {
+        const phone = `(213) 555-01${String(60 + n).padStart(2, '0')}`;
+        phones.push({ e164: `+121355501${String(60 + n).padStart(2, '0')}`, language });
+        n += 1;
+        await addContact(page, { name: `${template} ${language}`, phone, language, template });
+        await page.click('#save-contact');
+        await page.waitForSelector('#add-contact');
+      }
+    }
+    await page.goto(`${server.base}/#/`);
+    await page.click('#press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    for (const { e164, language } of phones) {
+      const line = await waitFor(() => server.smsLog().find((l) => l.to === e164), 15000, `the SMS to ${e164}`);
+      const who = language === 'es' ? /^Avisa: Mar[ií]a Pérez pide ayuda:\n/ : /^Avisa: Mar[ií]a Pérez needs help:\n/;
+      assert.match(line.body, who, line.body);
+    }
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+// Six practices (one past the limit of five in ten minutes), then the real
+// press: the button never leaves home, no practice screen offers the
+// keyword, and the real alert reaches every contact, nothing withdrawn.
+test('six practices, then the real press reaches every contact', async () => {
+  const server = await startServer();
+  try {
+    const { page, context } = await phonePage(browser, server.base);
+    await onboard(page, server);
+    for (const [name, phone] of [['Mamá', '(213) 555-0181'], ['Papá', '(213) 555-0182']]) {
+      await addContact(page, { name, phone, language: 'es', message: 'Me detuvieron.' });
+      await page.click('#save-contact');
+      await page.waitForSelector('#add-contact');
+    }
+    await page.goto(`${server.base}/#/settings`);
+    await page.fill('#countdown', '0');
+    for (let i = 1; i <= 6; i += 1) {
+      await page.goto(`${server.base}/#/`);
+      await page.waitForSelector('#press', { state: 'visible' });
+      await page.goto(`${server.base}/#/practice`);
+      await page.click('#practice-press');
+      if (i <= 5) await page.waitForSelector('#recipients', { timeout: 15000 });
+      else await page.waitForSelector('text=Ya practicaste mucho');
+      assert.ok(await page.$('.practice-banner'), `practice ${i} on a practice screen`);
+      assert.equal(await page.$('#sms-fallback'), null, `practice ${i} never offers the keyword`);
+    }
+    await page.goto(`${server.base}/#/`);
+    await page.waitForSelector('#press', { state: 'visible' });
+    await page.click('#press');
+    await page.waitForSelector('#recipients', { timeout: 15000 });
+    await waitFor(async () => {
+      const s = await page.$$eval('#recipients li', (lis) => lis.map((li) => li.dataset.status));
+      return s.length === 3 && s.every((x) => x === 'sent' || x === 'delivered');
+    }, 15000, 'every recipient sent, none withdrawn');
+    for (const to of ['+12135550181', '+12135550182']) {
+      assert.equal(server.smsLog().filter((l) => l.to === to).length, 1, `${to} got the real alert once`);
+    }
+    assert.equal(await page.$('.practice-banner'), null, 'the real alert is not shown as a practice');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});

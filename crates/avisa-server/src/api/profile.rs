@@ -79,7 +79,7 @@ pub struct ProfileRequest {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\s\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF][^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
     )]
     pub name: String,
-    /// Two-letter code of a US state, DC, PR or VI.
+    /// Two-letter code of a US state, DC or territory (PR, VI, GU, MP, AS).
     #[schema(pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub home_state: String,
     #[serde(default)]
