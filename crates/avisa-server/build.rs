@@ -37,6 +37,11 @@ const APP: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     (
+        "/settings.js",
+        "app/settings.js",
+        "text/javascript; charset=utf-8",
+    ),
+    (
         "/locator.js",
         "app/locator.js",
         "text/javascript; charset=utf-8",

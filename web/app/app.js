@@ -1072,129 +1072,6 @@ function rightsScreen() {
   );
 }
 
-function settingsScreen(message) {
-  const seconds = countdownSeconds();
-  const label = h('label', { for: 'countdown', text: t('countdown_label', { n: seconds }) });
-  const range = h('input', {
-    id: 'countdown', type: 'range', min: '0', max: '10', step: '1', value: String(seconds),
-    oninput: (e) => { localStorage.setItem('avisa.countdown', e.target.value); label.textContent = t('countdown_label', { n: e.target.value }); },
-  });
-  const language = h('select', { id: 'settings-language', onchange: (e) => { setLang(e.target.value); followLanguage(); render(); } },
-    h('option', { value: 'es', selected: lang() === 'es', text: 'Español' }),
-    h('option', { value: 'en', selected: lang() === 'en', text: 'English' }));
-  const pins = {
-    current_pin: field({ id: 'current_pin', label: t('current_pin_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
-    cancel_pin: field({ id: 'new_pin', label: t('new_pin_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
-    pin_again: field({ id: 'new_pin_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
-  };
-  const pinGeneral = h('p', { class: 'error', role: 'alert' });
-  // The duress PIN: the screen never says whether one is set.
-  const duress = {
-    duress_pin: field({ id: 'duress_pin', label: t('duress_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
-    duress_again: field({ id: 'duress_again', label: t('pin_again_label'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } }),
-  };
-  const duressGeneral = h('p', { class: 'error', role: 'alert' });
-  const saveDuress = async (pin) => {
-    clearErrors(duress);
-    duressGeneral.textContent = '';
-    if (pin && pin !== duress.duress_again.input.value) return setFieldError(duress, 'duress_again', t('pin_mismatch'));
-    try {
-      const current = await api('GET', '/api/v1/profile');
-      if (!current.ok) return showError(current, duress, duressGeneral);
-      const p = current.data;
-      const r = await api('PUT', '/api/v1/profile', {
-        name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, name_at_end: p.name_at_end, duress_pin: pin,
-      });
-      if (r.ok) settingsScreen(t('duress_saved'));
-      else showError(r, duress, duressGeneral);
-    } catch (err) {
-      duressGeneral.textContent = err.message;
-    }
-  };
-  // Where each contact's SMS says who is asking: first, or at the end.
-  const whereName = h('select', {
-    id: 'name-at-end',
-    onchange: async (e) => {
-      try {
-        const current = await api('GET', '/api/v1/profile');
-        if (!current.ok) return;
-        const p = current.data;
-        const r = await api('PUT', '/api/v1/profile', {
-          name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, name_at_end: e.target.value === 'end',
-        });
-        if (r.ok) settingsScreen(t('name_place_saved'));
-      } catch { /* offline: the choice stays as it was */ }
-    },
-  }, h('option', { value: 'start', text: t('name_place_start') }), h('option', { value: 'end', text: t('name_place_end') }));
-  api('GET', '/api/v1/profile').then((r) => { if (r.ok) whereName.value = r.data.name_at_end ? 'end' : 'start'; }).catch(() => {});
-  const del = field({ id: 'delete_pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } });
-  const delGeneral = h('p', { class: 'error', role: 'alert' });
-  show(
-    h('h1', { text: t('settings_title') }),
-    message ? h('p', { class: 'note', role: 'status', text: message }) : null,
-    h('label', { for: 'settings-language', text: t('language_label') }), language,
-    label, h('span', { class: 'why', text: t('countdown_why') }), range,
-    h('h2', { text: t('change_pin_title') }),
-    h('form', {
-      onsubmit: async (e) => {
-        e.preventDefault();
-        clearErrors(pins);
-        pinGeneral.textContent = '';
-        if (pins.cancel_pin.input.value !== pins.pin_again.input.value) return setFieldError(pins, 'pin_again', t('pin_mismatch'));
-        try {
-          const current = await api('GET', '/api/v1/profile');
-          if (!current.ok) return showError(current, pins, pinGeneral);
-          const p = current.data;
-          const r = await api('PUT', '/api/v1/profile', {
-            name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, name_at_end: p.name_at_end,
-            cancel_pin: pins.cancel_pin.input.value, current_pin: pins.current_pin.input.value,
-          });
-          if (r.ok) { keepUnlock(r.data); settingsScreen(t('pin_changed')); }
-          else if (apiError(r).code === 'pin_incorrect') setFieldError(pins, 'current_pin', apiError(r).message);
-          else showError(r, pins, pinGeneral);
-        } catch (err) {
-          pinGeneral.textContent = err.message;
-        }
-      },
-    }, pins.current_pin.node, pins.cancel_pin.node, pins.pin_again.node, pinGeneral, h('button', { class: 'button', type: 'submit', text: t('change_pin') })),
-    h('p', { class: 'muted', text: t('pin_protects') }),
-    h('h2', { text: t('duress_title') }),
-    h('p', { class: 'muted', text: t('duress_body') }),
-    h('form', { id: 'duress-form', onsubmit: (e) => { e.preventDefault(); saveDuress(duress.duress_pin.input.value); } },
-      duress.duress_pin.node, duress.duress_again.node, duressGeneral,
-      h('button', { class: 'button', type: 'submit', id: 'duress-save', text: t('duress_save') }),
-      h('button', { class: 'button secondary', type: 'button', id: 'duress-remove', text: t('duress_remove'), onclick: () => saveDuress('') })),
-    h('label', { for: 'name-at-end', text: t('name_place_label') }), whereName,
-    h('h2', { text: t('locator_link') }),
-    h('p', { class: 'muted', text: t('locator_link_body') }),
-    h('a', { class: 'button secondary', href: '#/locator', id: 'locator-link', text: t('locator_link') }),
-    h('h2', { text: t('delete_title') }),
-    h('p', { class: 'muted', text: t('delete_body') }),
-    h('form', {
-      onsubmit: async (e) => {
-        e.preventDefault();
-        clearErrors({ pin: del });
-        delGeneral.textContent = '';
-        try {
-          const r = await api('DELETE', '/api/v1/profile', { pin: del.input.value });
-          if (r.ok) {
-            forget();
-            await clearPending(true);
-            history.replaceState(null, '', '/');
-            welcome(t('deleted'));
-          } else if (['pin_incorrect', 'pin_invalid', 'pin_locked'].includes(apiError(r).code)) {
-            setFieldError({ pin: del }, 'pin', apiError(r).message);
-          } else {
-            delGeneral.textContent = apiError(r).message;
-          }
-        } catch (err) {
-          delGeneral.textContent = err.message;
-        }
-      },
-    }, del.node, delGeneral, h('button', { class: 'button danger', type: 'submit', text: t('delete_button') })),
-    h('a', { class: 'button secondary', href: '#/', text: t('back_home') }),
-  );
-}
 
 // ---- start -------------------------------------------------------------------
 
@@ -1223,7 +1100,10 @@ function render() {
       const { locatorScreen } = await import('./locator.js');
       locatorScreen({ h, show, field, api, showError, clearErrors });
     });
-    case '#/settings': return pinGate(() => settingsScreen());
+    case '#/settings': return pinGate(async () => {
+      const { settingsScreen } = await import('./settings.js');
+      settingsScreen({ h, show, field, api, apiError, showError, setFieldError, clearErrors, keepUnlock, forget, clearPending, welcome, countdownSeconds, followLanguage, render });
+    });
     case '#/status': return lastStatus();
     default: return home();
   }

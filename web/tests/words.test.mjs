@@ -28,7 +28,7 @@ test('states in Spanish, every profile error at once, the no-contacts warning, a
     }
     assert.ok(!names.includes('North Carolina'), 'no English name in Spanish');
     // The keyword comes with the number to text it to.
-    assert.match(await page.textContent('#keyword-why'), /\+15005550006/);
+    assert.match(await page.textContent('#keyword-why'), /\+1 500-555-0006/, 'the service number as people read it');
     // Every problem of the form at once, each beside its field.
     await page.fill('#name', '   ');
     await page.fill('#cancel_pin', '12');

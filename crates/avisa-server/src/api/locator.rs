@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use avisa_core::locator::Locator;
 use avisa_core::now_millis;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Unlocked};
 use crate::state::AppState;
 
@@ -41,8 +41,12 @@ pub struct LocatorBody {
 /// What the details are, and whether the locator can search with them.
 #[derive(Serialize, ToSchema)]
 pub struct LocatorResponse {
-    #[serde(flatten)]
-    pub details: LocatorBody,
+    pub legal_name: Option<String>,
+    pub birth_country: Option<String>,
+    /// YYYY-MM-DD.
+    pub birth_date: Option<String>,
+    /// Nine digits.
+    pub a_number: Option<String>,
     /// The country of birth and the A-number or the legal name are there:
     /// the chosen contacts get the SMS after an alert.
     pub searchable: bool,
@@ -62,7 +66,10 @@ impl From<Locator> for LocatorBody {
 fn response(l: Locator) -> LocatorResponse {
     let searchable = l.is_searchable();
     LocatorResponse {
-        details: l.into(),
+        legal_name: l.legal_name,
+        birth_country: l.birth_country,
+        birth_date: l.birth_date,
+        a_number: l.a_number,
         searchable,
     }
 }
@@ -106,8 +113,12 @@ pub async fn get(
 pub async fn put(
     State(state): State<AppState>,
     Unlocked(who): Unlocked,
-    ApiJson(req): ApiJson<LocatorBody>,
+    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<LocatorResponse>> {
+    // An object, field by field (every field is optional, and serde would
+    // read an array as the fields in order).
+    let req: LocatorBody = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::InvalidBody(e.to_string()))?;
     let locator = Locator::parse(
         req.legal_name.as_deref(),
         req.birth_country.as_deref(),
