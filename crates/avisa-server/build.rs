@@ -36,6 +36,7 @@ const APP: &[(&str, &str, &str)] = &[
         "app/history.js",
         "text/javascript; charset=utf-8",
     ),
+    ("/pow.js", "app/pow.js", "text/javascript; charset=utf-8"),
     (
         "/settings.js",
         "app/settings.js",

@@ -302,7 +302,17 @@ function welcome(message) {
       general.textContent = '';
       button.disabled = true;
       try {
-        const r = await api('POST', '/api/v1/devices', { ...phone.value(), language: lang() }, { auth: false });
+        const body = { ...phone.value(), language: lang() };
+        let r = await api('POST', '/api/v1/devices', body, { auth: false });
+        // Codes are asked faster than usual: the phone proves it is one.
+        if (r.status === 429 && apiError(r).code === 'challenge_required') {
+          const { solve } = await import('./pow.js');
+          general.textContent = t('pow_working');
+          const c = await api('GET', '/api/v1/devices/challenge', undefined, { auth: false });
+          const solution = c.ok ? await solve(c.data) : null;
+          general.textContent = '';
+          if (solution) r = await api('POST', '/api/v1/devices', { ...body, challenge: solution }, { auth: false });
+        }
         if (r.ok) {
           state.token = r.data.token;
           localStorage.setItem('avisa.token', state.token);

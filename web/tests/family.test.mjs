@@ -236,3 +236,24 @@ test('six practices, then the real press reaches every contact', async () => {
     await server.stop();
   }
 });
+
+// Codes asked faster than usual: the phone solves the proof of work on its
+// own, and the person registers as always.
+test('a registration under a flood solves the challenge and goes on', async () => {
+  const server = await startServer({ AVISA_LIMITS__CODES_WITHOUT_CHALLENGE_PER_MINUTE: '0' });
+  try {
+    // A bot without the challenge gets no code.
+    const bot = await fetch(`${server.base}/api/v1/devices`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '+12135550199' }) });
+    assert.equal(bot.status, 429);
+    assert.equal((await bot.json()).error.code, 'challenge_required');
+    const { page, context } = await phonePage(browser, server.base);
+    const started = Date.now();
+    await onboard(page, server);
+    console.log(`onboarding with the proof of work: ${Date.now() - started} ms`);
+    assert.equal(server.smsLog().filter((l) => l.to === '+12135550199').length, 0);
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});

@@ -32,7 +32,7 @@ export async function startServer(extraEnv = {}) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', join(dir, 'data')], {
-    env: { ...process.env, AVISA_DATA_KEY_FILE: join(dir, 'data.key'), AVISA_PUBLIC_URL: base, AVISA_LOG: 'warn', AVISA_SMS__SERVICE_NUMBER: '+15005550006', ...extraEnv },
+    env: { ...process.env, AVISA_DATA_KEY_FILE: join(dir, 'data.key'), AVISA_PUBLIC_URL: base, AVISA_LOG: 'warn', AVISA_SMS__SERVICE_NUMBER: '+15005550006', AVISA_LIMITS__CODES_WITHOUT_CHALLENGE_PER_MINUTE: '1000', ...extraEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

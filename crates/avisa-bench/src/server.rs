@@ -43,6 +43,7 @@ impl Server {
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\npublic_url = \"{base}\"\n{database}\
                  [limits]\nregistrations_per_hour = 1000000\ncodes_per_address_per_hour = 1000000\n\
                  codes_per_country_per_hour = 1000000\ncodes_per_hour = 1000000\n\
+                 codes_without_challenge_per_minute = 1000000\n\
                  connections_per_address = 100000\n\
                  person_sms_per_hour = 1000000000\nperson_sms_per_day = 1000000000\n\
                  [alerts]\nrate_limit = 1000000000\n\

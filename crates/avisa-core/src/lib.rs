@@ -7,6 +7,7 @@
 //! - [`directory`]: the consulate directory and the routing rule.
 //! - [`crypto`]: field encryption at rest, blind indexes, secret hashing.
 
+pub mod challenge;
 pub mod crypto;
 pub mod directory;
 pub mod facilities;

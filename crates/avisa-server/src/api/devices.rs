@@ -38,6 +38,146 @@ pub struct RegisterRequest {
     pub country: Option<String>,
     #[serde(default)]
     pub language: Language,
+    /// A solved proof of work (`GET /api/v1/devices/challenge`), needed when
+    /// codes are being asked faster than usual (429 `challenge_required`).
+    #[serde(default)]
+    pub challenge: Option<ChallengeSolution>,
+}
+
+/// A challenge to solve before a code is sent (ALTCHA's format): find the
+/// number `n` in `0..=maxnumber` whose SHA-256 of `salt` followed by `n` in
+/// decimal, in hex, is `challenge`.
+#[derive(Serialize, ToSchema)]
+pub struct ChallengeResponse {
+    /// "SHA-256".
+    pub algorithm: String,
+    pub challenge: String,
+    pub maxnumber: u64,
+    pub salt: String,
+    pub signature: String,
+}
+
+/// The challenge as handed out, with the number found.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeSolution {
+    pub algorithm: String,
+    #[schema(max_length = 64)]
+    pub challenge: String,
+    pub number: u64,
+    #[schema(max_length = 80)]
+    pub salt: String,
+    #[schema(max_length = 64)]
+    pub signature: String,
+}
+
+/// How long a challenge may take to solve and send.
+const CHALLENGE_TTL_SECS: i64 = 5 * 60;
+
+fn challenge_required() -> ApiError {
+    ApiError::Status {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "challenge_required",
+        message: "codes are being asked for faster than usual: solve GET /api/v1/devices/challenge and send the solution as `challenge`",
+    }
+}
+
+/// A proof of work to solve before a code is sent, when codes are asked
+/// faster than usual.
+#[utoipa::path(get, path = "/api/v1/devices/challenge", tag = "devices",
+    responses((status = 200, body = ChallengeResponse)))]
+pub async fn challenge(State(state): State<AppState>) -> ApiResult<Json<ChallengeResponse>> {
+    let random = random_token().map_err(anyhow::Error::new)?;
+    let max = state.config.limits.challenge_maxnumber.max(1);
+    let number = u64::from_be_bytes(
+        token_hash(random.as_str())[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    ) % (max + 1);
+    let vault = state.store.vault();
+    let c = avisa_core::challenge::new_challenge(
+        &token_hash(&format!("salt:{}", random.as_str()))[..16],
+        number,
+        max,
+        now_millis() / 1000 + CHALLENGE_TTL_SECS,
+        |text| vault.blind_index("challenge", text.as_bytes()),
+    );
+    Ok(Json(ChallengeResponse {
+        algorithm: c.algorithm,
+        challenge: c.challenge,
+        maxnumber: c.maxnumber,
+        salt: c.salt,
+        signature: c.signature,
+    }))
+}
+
+/// Whether this registration may have a code: with a solved challenge
+/// (used once), or while codes are asked no faster than usual.
+async fn proof_of_work(
+    state: &AppState,
+    solution: Option<&ChallengeSolution>,
+    now: i64,
+) -> ApiResult<()> {
+    let limits = &state.config.limits;
+    let Some(s) = solution else {
+        let (minute, _) = avisa_store::window(now, 60_000);
+        let calm = [Budget::of(
+            &state.store,
+            "codes-calm",
+            b"all",
+            i64::from(limits.codes_without_challenge_per_minute),
+        )];
+        if limits.codes_without_challenge_per_minute == 0
+            || state.store.take_budgets(&calm, minute).await?.is_some()
+        {
+            metrics::counter!("avisa_registrations_refused_total", "reason" => "challenge")
+                .increment(1);
+            return Err(challenge_required());
+        }
+        return Ok(());
+    };
+    let vault = state.store.vault();
+    let solution = avisa_core::challenge::Solution {
+        algorithm: s.algorithm.clone(),
+        challenge: s.challenge.clone(),
+        number: s.number,
+        salt: s.salt.clone(),
+        signature: s.signature.clone(),
+    };
+    let checked = avisa_core::challenge::verify(&solution, now / 1000, |text, sig| {
+        vault.blind_index_matches("challenge", text.as_bytes(), &unhex(sig))
+    });
+    let Ok(expires) = checked else {
+        metrics::counter!("avisa_registrations_refused_total", "reason" => "challenge_wrong")
+            .increment(1);
+        return Err(challenge_required());
+    };
+    // Once: a budget of one per challenge, in the window of its expiry (the
+    // same row whenever it is replayed).
+    let (window, _) = avisa_store::window(expires * 1000, HOUR_MS);
+    let once = [Budget::of(
+        &state.store,
+        "challenge-used",
+        s.challenge.as_bytes(),
+        1,
+    )];
+    if state.store.take_budgets(&once, window).await?.is_some() {
+        metrics::counter!("avisa_registrations_refused_total", "reason" => "challenge_replayed")
+            .increment(1);
+        return Err(challenge_required());
+    }
+    Ok(())
+}
+
+/// Hex to bytes (empty for anything else: it never matches).
+fn unhex(text: &str) -> Vec<u8> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Vec::new();
+    }
+    (0..text.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -73,7 +213,7 @@ pub struct VerifyResponse {
     responses(
         (status = 201, body = RegisterResponse),
         (status = 422, description = "invalid phone number or body; phone_not_allowed for a number outside the code countries or a premium-rate, toll-free, shared-cost or satellite one", body = super::ErrorBody),
-        (status = 429, description = "a code budget is spent (this number, this address, the country or all); Retry-After is the true time left", body = super::ErrorBody),
+        (status = 429, description = "a code budget is spent (this number, this address, the country or all; Retry-After is the true time left), or challenge_required: codes are asked faster than usual and the request carries no solved, unused challenge", body = super::ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -97,6 +237,7 @@ pub async fn register(
         .into());
     }
     let now = now_millis();
+    proof_of_work(&state, req.challenge.as_ref(), now).await?;
     // Every code is paid for from each budget of the hour, all or none.
     let (window, retry_after_secs) = avisa_store::window(now, HOUR_MS);
     let mut budgets = vec![
@@ -227,5 +368,6 @@ pub async fn verify(
 pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(register))
+        .routes(utoipa_axum::routes!(challenge))
         .routes(utoipa_axum::routes!(verify))
 }

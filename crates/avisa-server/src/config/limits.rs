@@ -18,6 +18,15 @@ pub struct Limits {
     pub codes_per_country_per_hour: u32,
     /// Verification codes per hour in all.
     pub codes_per_hour: u32,
+    /// Codes sent per minute, in all, without a proof of work; past them a
+    /// registration must solve a challenge first (`GET
+    /// /api/v1/devices/challenge`), so a flood of bots cannot spend the
+    /// hour's codes people need. 0: always a challenge.
+    pub codes_without_challenge_per_minute: u32,
+    /// How hard the challenge is: the secret number is at most this (a
+    /// phone tries half of them on average; 50,000 SHA-256 take a few
+    /// hundred milliseconds on a cheap phone).
+    pub challenge_maxnumber: u64,
     /// The countries (ISO 3166) verification codes are sent to.
     pub code_countries: Vec<String>,
     /// The countries (ISO 3166) a contact's number may be in: alerts are
@@ -84,6 +93,11 @@ impl Default for Limits {
             codes_per_address_per_hour: 10,
             codes_per_country_per_hour: 300,
             codes_per_hour: 500,
+            // A sixth of the hour's 500: a flood that never solves a
+            // challenge spends at most 300 an hour, and people who solve
+            // one still find codes.
+            codes_without_challenge_per_minute: 5,
+            challenge_maxnumber: 50_000,
             // The US with its territories, and Mexico.
             code_countries: ["US", "MX", "PR", "VI", "GU", "AS", "MP"]
                 .map(String::from)

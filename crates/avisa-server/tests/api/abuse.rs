@@ -159,7 +159,93 @@ async fn contacts_only_in_the_allowed_countries(backend: &str) {
     assert_eq!(list["contacts"].as_array().map(Vec::len), Some(0));
 }
 
+/// Past the codes a minute may send without one, a registration must carry
+/// a solved challenge: 429 `challenge_required` without it, 201 with it,
+/// and a solution works once; a wrong or forged one is refused.
+async fn registration_past_the_calm_needs_a_proof_of_work(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.limits.codes_without_challenge_per_minute = 1;
+    config.limits.challenge_maxnumber = 2_000;
+    let app = TestApp::start(config, dir).await;
+    let register = |phone: &'static str, challenge: Option<Value>| {
+        let app = &app;
+        async move {
+            let mut body = json!({"phone": phone, "country": "US"});
+            if let Some(c) = challenge {
+                body["challenge"] = c;
+            }
+            app.call(Method::POST, "/api/v1/devices", None, Some(body))
+                .await
+        }
+    };
+    let (s, body) = register("+12135550131", None).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = register("+12135550132", None).await;
+    assert_eq!(
+        (s, error_code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "challenge_required"),
+        "{body}"
+    );
+
+    let (s, c) = app
+        .call(Method::GET, "/api/v1/devices/challenge", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    let challenge: avisa_core::challenge::Challenge = serde_json::from_value(c).expect("challenge");
+    assert_eq!(challenge.maxnumber, 2_000);
+    let solved = avisa_core::challenge::solve(&challenge).expect("solvable");
+    let solution = serde_json::to_value(&solved).expect("json");
+    let (s, body) = register("+12135550132", Some(solution.clone())).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    // Once only.
+    let (s, body) = register("+12135550133", Some(solution.clone())).await;
+    assert_eq!(
+        (s, error_code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "challenge_required"),
+        "replayed: {body}"
+    );
+    // A wrong number, a forged signature.
+    let (_, c) = app
+        .call(Method::GET, "/api/v1/devices/challenge", None, None)
+        .await;
+    let challenge: avisa_core::challenge::Challenge = serde_json::from_value(c).expect("challenge");
+    let mut wrong = avisa_core::challenge::solve(&challenge).expect("solvable");
+    wrong.number = (wrong.number + 1) % 2_001;
+    let (s, _) = register(
+        "+12135550134",
+        Some(serde_json::to_value(&wrong).expect("json")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let mut forged = avisa_core::challenge::solve(&challenge).expect("solvable");
+    forged.signature = "ab".repeat(32);
+    let (s, _) = register(
+        "+12135550134",
+        Some(serde_json::to_value(&forged).expect("json")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // Only the two that passed sent a code.
+    app.wait_sms_to("+12135550131", |_| true).await;
+    app.wait_sms_to("+12135550132", |_| true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let codes = app
+        .sms_lines()
+        .iter()
+        .filter(|l| {
+            l["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("codigo") || b.contains("code"))
+        })
+        .count();
+    assert_eq!(codes, 2);
+}
+
 on_both_backends!(
+    registration_past_the_calm_needs_a_proof_of_work,
     a_press_and_cancel_loop_does_not_pump_the_contacts,
     the_persons_sms_budget_holds,
     contacts_only_in_the_allowed_countries,

@@ -64,6 +64,7 @@ rate_limit = 1000
 connections_per_address = 1000
 registrations_per_hour = 1000
 codes_per_address_per_hour = 1000
+codes_without_challenge_per_minute = 100000
 [dispatch]
 takeover = "2s"
 poll = "50ms"
