@@ -171,7 +171,7 @@ async fn proof_of_work(
 
 /// Hex to bytes (empty for anything else: it never matches).
 fn unhex(text: &str) -> Vec<u8> {
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Vec::new();
     }
     (0..text.len())
