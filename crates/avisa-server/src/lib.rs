@@ -373,9 +373,21 @@ pub async fn serve(
         let _ = draining.send(true);
     };
     let limits = &state.config.limits;
+    // As many open files as the system lets this process have; the
+    // connections fitted under them.
+    let files = listen::raise_open_files();
+    let max_connections =
+        listen::fit_connections(limits.max_connections, limits.reserved_connections, files);
+    tracing::info!(
+        open_files = files,
+        max_connections,
+        reserved_connections = limits.reserved_connections,
+        "connections"
+    );
     let limits = listen::Limits {
         header_timeout: limits.header_timeout,
-        max_connections: limits.max_connections,
+        max_connections,
+        reserved_connections: limits.reserved_connections,
         connections_per_address: limits.connections_per_address,
         trusted_proxy: limits.trusted_proxy,
         console_addresses: limits.console_addresses.clone(),

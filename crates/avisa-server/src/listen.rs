@@ -11,6 +11,14 @@
 //!   proxy excepted); one more is answered `503` with `Retry-After` and
 //!   closed at once, so one client's flood of idle sockets never takes the
 //!   file descriptors `/healthz` and a press need.
+//! - Beyond those, `limits.reserved_connections` more are kept for what
+//!   saves a person: a press, a cancel, the webhooks (the SMS trigger, the
+//!   voice line, delivery receipts) and the health checks. A connection
+//!   taken from that reserve has a short header timeout and is answered 503
+//!   for anything else, so a flood of other requests never makes a press
+//!   wait for a slot.
+//! - At start the soft limit of open files is raised to the hard one
+//!   ([`raise_open_files`]), and the connections are fitted under it.
 //!
 //! Each request carries `ConnectInfo<SocketAddr>` as axum's own serve gives
 //! it. On shutdown, connections finish their request in flight and close.
@@ -47,11 +55,90 @@ fn busy() -> Vec<u8> {
 pub struct Limits {
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Kept beyond `max_connections` for presses, cancels, the webhooks
+    /// and the health checks ([`reserved_route`]).
+    pub reserved_connections: usize,
     pub connections_per_address: usize,
     /// Exempt from the per-address cap (every client comes through it).
     pub trusted_proxy: Option<IpAddr>,
     /// Exempt too: the consulates' offices, many staff behind one address.
     pub console_addresses: Vec<IpAddr>,
+}
+
+/// How long a connection from the reserve may take to send its headers:
+/// a socket that says nothing gives its place back at once.
+const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a connection from the reserve may ask: what saves a person.
+pub fn reserved_route(method: &hyper::Method, path: &str) -> bool {
+    let press = method == hyper::Method::POST
+        && (path == "/api/v1/alerts"
+            || path
+                .strip_prefix("/api/v1/alerts/")
+                .is_some_and(|rest| rest.ends_with("/cancel") && rest.matches('/').count() == 1));
+    press || path.starts_with("/hooks/") || path == "/healthz" || path == "/readyz"
+}
+
+/// The answer to anything else on a reserved connection.
+fn busy_response() -> hyper::Response<axum::body::Body> {
+    let body = r#"{"error":{"code":"busy","message":"too many connections; try again in 1 s"}}"#;
+    let mut response = hyper::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    for (k, v) in [
+        ("content-type", "application/json"),
+        ("retry-after", "1"),
+        ("cache-control", "no-store"),
+        ("connection", "close"),
+    ] {
+        headers.insert(k, hyper::header::HeaderValue::from_static(v));
+    }
+    response
+}
+
+/// Raises the soft limit of open files to the hard one (capped at a
+/// million) and gives the soft limit now in force, if known.
+pub fn raise_open_files() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let want = now.maximum.unwrap_or(1 << 20).min(1 << 20);
+    if now.current.is_some_and(|c| c < want)
+        && let Err(e) = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(want),
+                maximum: now.maximum,
+            },
+        )
+    {
+        tracing::warn!(error = %e, "cannot raise the open-files limit");
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// Files kept for what is not a connection: the database, the gateways,
+/// the log, the data directory.
+const FILES_KEPT: usize = 128;
+
+/// The connections to serve under an open-files limit of `files`: the
+/// configured ones if they fit (with the reserve and [`FILES_KEPT`]), else
+/// as many as do, with a warning.
+pub fn fit_connections(max_connections: usize, reserved: usize, files: Option<u64>) -> usize {
+    let Some(files) = files.and_then(|f| usize::try_from(f).ok()) else {
+        return max_connections;
+    };
+    let room = files.saturating_sub(reserved + FILES_KEPT);
+    if room >= max_connections {
+        return max_connections;
+    }
+    let fitted = room.max(16);
+    tracing::warn!(
+        open_files = files,
+        configured = max_connections,
+        serving = fitted,
+        "the open-files limit is low for limits.max_connections: serving fewer (raise LimitNOFILE or ulimit -n)"
+    );
+    fitted
 }
 
 /// Open connections per address.
@@ -108,7 +195,14 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let builder = Arc::new(builder);
+    let mut reserved_builder = http1::Builder::new();
+    reserved_builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(RESERVED_HEADER_TIMEOUT.min(limits.header_timeout))
+        .keep_alive(false);
+    let reserved_builder = Arc::new(reserved_builder);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let reserve = Arc::new(Semaphore::new(limits.reserved_connections));
     let per_address = Arc::new(PerAddress::default());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -136,18 +230,33 @@ pub async fn serve(
         } else {
             per_address.take(ip, limits.connections_per_address)
         };
-        let (Ok(permit), Some(slot)) = (permits.clone().try_acquire_owned(), slot) else {
+        // The common pool first; when it is full, the reserve, whose
+        // connections serve only what saves a person.
+        let taken = permits
+            .clone()
+            .try_acquire_owned()
+            .map(|p| (p, false))
+            .or_else(|_| reserve.clone().try_acquire_owned().map(|p| (p, true)));
+        let (Ok((permit, reserved)), Some(slot)) = (taken, slot) else {
             metrics::counter!("avisa_connections_refused_total").increment(1);
             tokio::spawn(refuse(stream));
             continue;
         };
+        if reserved {
+            metrics::counter!("avisa_connections_reserved_total").increment(1);
+        }
         let _ = stream.set_nodelay(true);
         let service = hyper::service::service_fn({
             let router = router.clone();
             move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(remote));
                 let router = router.clone();
+                let refused = reserved && !reserved_route(req.method(), req.uri().path());
                 async move {
+                    if refused {
+                        metrics::counter!("avisa_reserved_refused_total").increment(1);
+                        return Ok::<_, Infallible>(busy_response());
+                    }
                     Ok::<_, Infallible>(
                         router
                             .oneshot(req.map(axum::body::Body::new))
@@ -157,7 +266,12 @@ pub async fn serve(
                 }
             }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = if reserved {
+            &reserved_builder
+        } else {
+            &builder
+        }
+        .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
@@ -179,4 +293,43 @@ async fn refuse(mut stream: TcpStream) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_fit_under_the_open_files() {
+        // Room enough: as configured.
+        assert_eq!(fit_connections(900, 64, Some(65_536)), 900);
+        assert_eq!(fit_connections(900, 64, None), 900);
+        // The usual 1,024: fewer, with the reserve and the files kept.
+        assert_eq!(fit_connections(900, 64, Some(1024)), 1024 - 64 - FILES_KEPT);
+        // Never none.
+        assert_eq!(fit_connections(900, 64, Some(100)), 16);
+    }
+
+    #[test]
+    fn the_reserve_serves_what_saves_a_person() {
+        use hyper::Method;
+        for (m, p) in [
+            (Method::POST, "/api/v1/alerts"),
+            (Method::POST, "/api/v1/alerts/0190c0de-0000-7000-8000-000000000000/cancel"),
+            (Method::POST, "/hooks/twilio/inbound"),
+            (Method::GET, "/hooks/kannel/inbound"),
+            (Method::GET, "/healthz"),
+        ] {
+            assert!(reserved_route(&m, p), "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::GET, "/api/v1/alerts"),
+            (Method::GET, "/api/v1/contacts"),
+            (Method::POST, "/api/v1/alerts/x/locations"),
+            (Method::POST, "/api/v1/alerts/x/y/cancel"),
+            (Method::POST, "/api/v1/devices"),
+        ] {
+            assert!(!reserved_route(&m, p), "{m} {p}");
+        }
+    }
 }

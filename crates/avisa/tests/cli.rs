@@ -387,8 +387,9 @@ from = "+15005550006"
 [alerts]
 rate_limit = 1000
 [limits]
-# 200 presses at once, all from 127.0.0.1.
+# 200 presses at once, all from 127.0.0.1, by people registered at once.
 connections_per_address = 1000
+codes_without_challenge_per_minute = 100000
 [dispatch]
 batch = {batch}
 lease = "2s"

@@ -24,17 +24,25 @@ use crate::state::AppState;
 pub struct LocatorBody {
     /// Full legal name, as on the person's documents (up to 100 characters).
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub legal_name: Option<String>,
     /// Country of birth, as the person writes it (up to 56 characters).
     #[serde(default)]
-    #[schema(max_length = 56)]
+    #[schema(
+        max_length = 56,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*$"
+    )]
     pub birth_country: Option<String>,
     /// Date of birth, YYYY-MM-DD (1900 to today).
     #[serde(default)]
+    #[schema(pattern = r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2})?\s*$")]
     pub birth_date: Option<String>,
     /// The A-number, 8 or 9 digits with or without the A; kept as 9 digits.
     #[serde(default)]
+    #[schema(max_length = 24)]
     pub a_number: Option<String>,
 }
 

@@ -58,6 +58,11 @@ pub struct Limits {
     pub min_body_rate: u64,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Kept beyond `max_connections` for what saves a person: presses,
+    /// cancels, the webhooks and the health checks; anything else on one of
+    /// these is answered 503. A flood of other requests never makes a press
+    /// wait for a connection.
+    pub reserved_connections: usize,
     /// Connections served at once from one address (the trusted proxy and
     /// `console_addresses` excepted): well under `max_connections`, so a
     /// few addresses cannot take every connection.
@@ -125,6 +130,8 @@ impl Default for Limits {
             // Below the usual 1,024 open files, with room for the database
             // and the gateways.
             max_connections: 900,
+            // Far more than the presses in flight at once on one server.
+            reserved_connections: 64,
             // Fourteen addresses' worth would hold the 900: 64 is ten
             // browsers' six connections with room. A consulate behind one
             // address goes in `console_addresses`.

@@ -290,3 +290,78 @@ async fn live_streams_are_capped_per_phone_and_per_session(backend: &str) {
 }
 
 on_both_backends!(live_streams_are_capped_per_phone_and_per_session);
+
+/// When the common pool is full (here held by live streams), a press and a
+/// cancel still find a connection in the reserve; anything else there is
+/// answered 503 busy at once.
+#[tokio::test]
+async fn a_press_finds_the_reserve_when_the_pool_is_full() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&dir);
+    config.limits.max_connections = 3;
+    config.limits.reserved_connections = 2;
+    config.limits.header_timeout = Duration::from_secs(1);
+    let app = TestApp::start(config, dir).await;
+    let token = app.person("+12135550100").await;
+    let (s, first) = press(
+        &app,
+        &token,
+        serde_json::json!({"idempotency_key": "reserve-0001"}),
+    )
+    .await;
+    assert_eq!(s, reqwest::StatusCode::ACCEPTED, "{first}");
+    let id = first["alert_id"].as_str().expect("id").to_string();
+    let unlock = app.unlock_of(&token).expect("unlock");
+    // The test client's kept-alive connections close after the header
+    // timeout; then three live streams hold the whole pool.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client")
+    };
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let r = fresh()
+            .get(format!("{}/api/v1/alerts/{id}/events", app.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        streams.push(r);
+    }
+    // Anything else on the reserve: 503 busy.
+    let r = fresh()
+        .get(format!("{}/api/v1/contacts", app.base))
+        .bearer_auth(&token)
+        .header("x-avisa-unlock", &unlock)
+        .send()
+        .await
+        .expect("contacts");
+    assert_eq!(r.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    // A press, then its cancel: served.
+    let r = fresh()
+        .post(format!("{}/api/v1/alerts", app.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"idempotency_key": "reserve-0002"}))
+        .send()
+        .await
+        .expect("press");
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let second: serde_json::Value = r.json().await.expect("json");
+    let r = fresh()
+        .post(format!(
+            "{}/api/v1/alerts/{}/cancel",
+            app.base,
+            second["alert_id"].as_str().expect("id")
+        ))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"pin": "4821"}))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    drop(streams);
+}
