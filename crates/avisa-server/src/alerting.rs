@@ -229,7 +229,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
     if limited
         && !r.practice
         && !contacts.is_empty()
-        && !person_budget(state, r, contacts.len(), now).await
+        && !person_budget(state, r, price_units(state, &contacts), now).await
     {
         contacts = Vec::new().into();
         limit_reached = true;
@@ -499,11 +499,32 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
     })))
 }
 
-/// Takes `contacts` units from the person's hourly and daily SMS budgets
+/// What an alert SMS to each contact costs, in price units
+/// (`limits.price_units`: an SMS in the US is one), one SMS per number.
+fn price_units(state: &AppState, contacts: &[avisa_store::Contact]) -> i64 {
+    let limits = &state.config.limits;
+    let mut numbers = std::collections::HashSet::new();
+    contacts
+        .iter()
+        .filter(|c| numbers.insert(c.phone.as_str()))
+        .map(|c| {
+            let country = c.phone.country().map(|c| c.to_string()).unwrap_or_default();
+            i64::from(
+                limits
+                    .price_units
+                    .get(&country)
+                    .copied()
+                    .unwrap_or(limits.price_units_default),
+            )
+        })
+        .sum()
+}
+
+/// Takes `units` from the person's hourly and daily SMS budgets
 /// (`limits.person_sms_per_hour`, `person_sms_per_day`), all or none: false
 /// when either is spent. Both are kept in the day's window, the hour's key
 /// naming its hour, so one transaction takes from both.
-async fn person_budget(state: &AppState, r: &Raise, contacts: usize, now: i64) -> bool {
+async fn person_budget(state: &AppState, r: &Raise, units: i64, now: i64) -> bool {
     const HOUR_MS: i64 = 3_600_000;
     let limits = &state.config.limits;
     let (day, _) = avisa_store::window(now, 24 * HOUR_MS);
@@ -527,11 +548,7 @@ async fn person_budget(state: &AppState, r: &Raise, contacts: usize, now: i64) -
     // A budget is cost control: when it cannot be read the press goes on
     // as if it held (the write of the alert itself says whether the
     // database is there).
-    let spent = match state
-        .store
-        .take_budget_units(&budgets, day, contacts as i64)
-        .await
-    {
+    let spent = match state.store.take_budget_units(&budgets, day, units).await {
         Ok(spent) => spent,
         Err(e) => {
             tracing::warn!(error = %e, "a person's SMS budget not read: taken as not spent");

@@ -278,6 +278,8 @@ pub fn kannel_dlr_signature(state_vault: &avisa_core::crypto::Vault, id: Uuid) -
 }
 
 /// Kannel's delivery report for a message, on the signed URL Avisa gave it.
+/// Other query parameters are ignored: an operator's dlr-url may carry more
+/// of Kannel's escapes, and a receipt must not be lost for that.
 #[utoipa::path(get, path = "/hooks/kannel/dlr", tag = "webhooks",
     params(("id" = Uuid, Query, description = "Avisa's message id"),
            ("sig" = String, Query, description = "the URL's signature"),
@@ -310,7 +312,10 @@ pub async fn kannel_dlr(
 /// An SMS to the service number, through Kannel's sms-service: the keyword
 /// raises the sender's alert. The answer's body is the reply Kannel sends
 /// back (with `max-messages = 1`, `omit-empty = true`): empty but for a
-/// STOP's one confirmation and HELP's answer.
+/// STOP's one confirmation and HELP's answer. Other query parameters are
+/// ignored: an operator's sms-service get-url may carry more of Kannel's
+/// escapes (`%P`, `%t`…), and a person's keyword must never be refused for
+/// that.
 #[utoipa::path(get, path = "/hooks/kannel/inbound", tag = "webhooks",
     params(("token" = String, Query, description = "the configured inbound_token"),
            ("from" = String, Query, description = "the sender's number"),

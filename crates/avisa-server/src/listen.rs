@@ -315,7 +315,10 @@ mod tests {
         use hyper::Method;
         for (m, p) in [
             (Method::POST, "/api/v1/alerts"),
-            (Method::POST, "/api/v1/alerts/0190c0de-0000-7000-8000-000000000000/cancel"),
+            (
+                Method::POST,
+                "/api/v1/alerts/0190c0de-0000-7000-8000-000000000000/cancel",
+            ),
             (Method::POST, "/hooks/twilio/inbound"),
             (Method::GET, "/hooks/kannel/inbound"),
             (Method::GET, "/healthz"),

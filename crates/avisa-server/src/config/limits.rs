@@ -32,12 +32,19 @@ pub struct Limits {
     /// The countries (ISO 3166) a contact's number may be in: alerts are
     /// SMS Avisa pays for to numbers the person chooses.
     pub contact_countries: Vec<String>,
-    /// Alert SMS to one person's contacts per hour, over all their alerts:
-    /// past it a press still reaches the consulate and the person's phone,
-    /// and the case says the limit was reached.
+    /// Alert SMS to one person's contacts per hour, over all their alerts,
+    /// in price units (`price_units`: an SMS in the US is one): past it a
+    /// press still reaches the consulate and the person's phone, and the
+    /// case says the limit was reached.
     pub person_sms_per_hour: u32,
     /// The same, per day.
     pub person_sms_per_day: u32,
+    /// What one alert SMS to a number in each country costs against those
+    /// budgets, in units of an SMS in the US (an SMS to Mexico costs the
+    /// operator several times more): the budget is spent in money, not in
+    /// messages. Countries not listed cost `price_units_default`.
+    pub price_units: std::collections::BTreeMap<String, u32>,
+    pub price_units_default: u32,
     /// The reverse proxy in front of Avisa, if any: only for requests from
     /// this address is `X-Forwarded-For` believed (its last entry is the
     /// client). Unset, the peer's own address counts.
@@ -118,8 +125,25 @@ impl Default for Limits {
             .to_vec(),
             // No honest person meets these: ten contacts told six times an
             // hour, twenty times a day.
-            person_sms_per_hour: 60,
-            person_sms_per_day: 200,
+            // In units: ten contacts in Mexico (two units each) told six
+            // times an hour, twenty times a day.
+            person_sms_per_hour: 120,
+            person_sms_per_day: 400,
+            // Classes, not prices: the US and Canada (one), Mexico (two:
+            // most families), anywhere else (three).
+            price_units: [
+                ("US", 1),
+                ("CA", 1),
+                ("PR", 1),
+                ("VI", 1),
+                ("GU", 1),
+                ("AS", 1),
+                ("MP", 1),
+                ("MX", 2),
+            ]
+            .map(|(c, u)| (c.to_string(), u))
+            .into(),
+            price_units_default: 3,
             trusted_proxy: None,
             unverified_ttl: Duration::from_secs(24 * 3600),
             header_timeout: Duration::from_secs(10),

@@ -244,7 +244,51 @@ async fn registration_past_the_calm_needs_a_proof_of_work(backend: &str) {
     assert_eq!(codes, 2);
 }
 
+/// The budget is spent in money, not messages: an SMS to Mexico costs two
+/// units, to Guatemala three (`limits.price_units`). Two contacts there
+/// cost five, past a budget of four that two US contacts would not reach.
+async fn the_budget_counts_in_price_units(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.limits.person_sms_per_hour = 4;
+    let app = TestApp::start(config, dir).await;
+    let token = app.person("+12135550100").await;
+    for phone in ["+525512345678", "+50222123456"] {
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&token),
+                Some(json!({"name": "Familia", "phone": phone, "message": "Me detuvieron."})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let (s, body) = press(&app, &token, json!({"idempotency_key": "price-0001"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["limit_reached"], true, "five units past four: {body}");
+    // Two contacts in the US cost two: within the same budget.
+    let other = app.person("+12135550101").await;
+    for phone in ["+12135557040", "+12135557041"] {
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts",
+                Some(&other),
+                Some(json!({"name": "Familia", "phone": phone, "message": "Me detuvieron."})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let (s, body) = press(&app, &other, json!({"idempotency_key": "price-0002"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert!(body.get("limit_reached").is_none(), "{body}");
+}
+
 on_both_backends!(
+    the_budget_counts_in_price_units,
     registration_past_the_calm_needs_a_proof_of_work,
     a_press_and_cancel_loop_does_not_pump_the_contacts,
     the_persons_sms_budget_holds,
