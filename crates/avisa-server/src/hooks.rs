@@ -191,7 +191,7 @@ pub struct TwilioInboundForm {
 /// Twilio's status callback for a message (`ref` is Avisa's message id),
 /// signed with `X-Twilio-Signature`.
 #[utoipa::path(post, path = "/hooks/twilio/status", tag = "webhooks",
-    params(("ref" = Option<Uuid>, Query, description = "Avisa's message id")),
+    params(("ref" = Option<String>, Query, description = "Avisa's message id; one that does not read as a UUID is ignored and the receipt is matched by MessageSid (a receipt is never refused for it)")),
     request_body(content = TwilioStatusForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 204),
               (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),

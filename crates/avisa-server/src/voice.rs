@@ -178,7 +178,7 @@ pub async fn twilio_voice(
 /// The number dialled: asks for the PIN (the same whether the number is
 /// registered or not).
 #[utoipa::path(post, path = "/hooks/twilio/voice/number", tag = "webhooks",
-    params(("try" = Option<u32>, Query, description = "tries so far in this call")),
+    params(("try" = Option<String>, Query, description = "tries so far in this call (Avisa's own URL); anything that is not a small number counts as none: a caller always hears an answer, never an error")),
     request_body(content = TwilioVoiceForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "TwiML: a <Gather> for the PIN, or for the number again", content_type = "text/xml"),
               (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),
@@ -219,7 +219,7 @@ pub async fn twilio_voice_number(
 /// The PIN dialled: with the right pair, the alert goes out and the caller
 /// hears where; otherwise the same words for every wrong pair.
 #[utoipa::path(post, path = "/hooks/twilio/voice/pin", tag = "webhooks",
-    params(("s" = String, Query, description = "the number typed, sealed for this call")),
+    params(("s" = Option<String>, Query, description = "the number typed, sealed for this call (Avisa's own URL); without it, or expired, the caller hears to call again: never an error")),
     request_body(content = TwilioVoiceForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "TwiML: what was sent, or a new try", content_type = "text/xml"),
               (status = 403, description = "not signed by Twilio", body = crate::api::ErrorBody),

@@ -266,13 +266,26 @@ fn a_rotation_killed_half_way_recovers() {
 /// Starts `avisa serve` on embedded defaults in `dir`, on a free port, and
 /// waits for `/healthz`: the child and its base URL.
 async fn serve_in(dir: &Path) -> (std::process::Child, String) {
+    serve_with(dir, None).await
+}
+
+/// As [`serve_in`], with a configuration file made from `config` (its
+/// `{base}` replaced by the server's own URL).
+async fn serve_with(dir: &Path, config: Option<&str>) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_avisa"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_avisa"));
+    if let Some(text) = config {
+        let file = dir.join("avisa.toml");
+        std::fs::write(&file, text.replace("{base}", &format!("http://{listen}")))
+            .expect("write the configuration");
+        command.arg("--config").arg(&file);
+    }
+    let child = command
         .args(["serve", "--listen", &listen])
         .current_dir(dir)
         .env("XDG_CONFIG_HOME", dir.join("config"))

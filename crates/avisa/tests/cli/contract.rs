@@ -32,6 +32,10 @@ impl Drop for Server {
     }
 }
 
+/// The webhooks' secrets on the contract server (test values).
+const TWILIO_TOKEN: &str = "contract-twilio-auth-token";
+const KANNEL_TOKEN: &str = "contract-kannel-inbound-token";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_api_true_to_its_document() {
     let Some(python) = schemathesis_python() else {
@@ -43,7 +47,19 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
         return;
     };
     let dir = tempfile::tempdir().expect("dir");
-    let (child, base) = super::serve_in(dir.path()).await;
+    // The log gateway sends; Twilio and Kannel are configured (at an
+    // address nobody answers) so their webhooks check real signatures and
+    // tokens, which the hooks (.ci/st_hooks.py) give schemathesis.
+    let config = format!(
+        "public_url = \"{{base}}\"\n\
+         [[sms.gateways]]\nkind = \"log\"\n\
+         [[sms.gateways]]\nkind = \"twilio\"\nbase_url = \"http://127.0.0.1:9\"\n\
+         account_sid = \"ACcontract\"\nauth_token = \"{TWILIO_TOKEN}\"\nfrom = \"+15005550006\"\n\
+         [[sms.gateways]]\nkind = \"kannel\"\nsendsms_url = \"http://127.0.0.1:9/cgi-bin/sendsms\"\n\
+         username = \"avisa\"\npassword = \"contract\"\nfrom = \"+15005550006\"\n\
+         inbound_token = \"{KANNEL_TOKEN}\"\n"
+    );
+    let (child, base) = super::serve_with(dir.path(), Some(&config)).await;
     let _server = Server(child);
     let client = reqwest::Client::new();
     // A verified device, so the person's routes are reached past 401.
@@ -117,6 +133,7 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
     let me: serde_json::Value = login.json().await.expect("json");
     let csrf = me["csrf_token"].as_str().expect("csrf").to_string();
 
+    let public = base.clone();
     let out = tokio::task::spawn_blocking(move || {
         // .ci/st.py is schemathesis's own command line with a
         // CPython 3.11 bug worked around (see there).
@@ -130,6 +147,11 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
             .env("AVISA_ST_DEVICE_TOKEN", token)
             .env("AVISA_ST_CONSOLE_SESSION", session)
             .env("AVISA_ST_CONSOLE_CSRF", csrf)
+            .env("SCHEMATHESIS_HOOKS", "st_hooks")
+            .env("PYTHONPATH", workspace().join(".ci"))
+            .env("AVISA_ST_PUBLIC_URL", &public)
+            .env("AVISA_ST_TWILIO_TOKEN", TWILIO_TOKEN)
+            .env("AVISA_ST_KANNEL_TOKEN", KANNEL_TOKEN)
             .output()
             .expect("run schemathesis")
     })
