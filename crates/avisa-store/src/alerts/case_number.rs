@@ -42,6 +42,10 @@ impl Store {
                 None => counts.push((prefix, 1)),
             }
         }
+        // Every batch locks its counters in one order, by prefix: batches
+        // of several instances numbering the same offices in different
+        // orders deadlocked each other on PostgreSQL (issue 37).
+        counts.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut next: HashMap<&str, i64> = HashMap::new();
         for (prefix, n) in counts {
             let sql = "INSERT INTO case_counters (prefix, last) VALUES ($1, $2) \
