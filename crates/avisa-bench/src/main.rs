@@ -13,6 +13,7 @@
 //! library `avisa serve` runs: the bench starts itself as the child with the
 //! hidden `serve` command, which calls [`avisa_server::run`].
 
+mod abuse;
 mod faults;
 mod instances;
 mod load;
@@ -69,7 +70,8 @@ pub struct BenchArgs {
     /// crash, faults, pumping, timers (`--people` × 10 check-in timers
     /// due in one minute) or instances (1 … `--instances` servers on one
     /// PostgreSQL, one killed in a burst) or overload (`--rate` presses/s
-    /// for `--seconds`, open loop).
+    /// for `--seconds`, open loop) or abuse (one phone pumping its
+    /// contacts, presses under connection floods, a code flood).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Print one JSON object instead of tables.
@@ -149,6 +151,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let database = pg.as_ref().map(|(_, (url, _))| url.clone());
     let result = match args.scenario.as_str() {
         "crash" => crash(&args, database.as_deref(), &mut report).await,
+        "abuse" => abuse::abuse(&args, database.as_deref(), &mut report).await,
         "faults" => faults(&args, args.database.as_deref(), &mut report).await,
         "pumping" => pumping::pumping(&args, database.as_deref(), &mut report).await,
         "timers" => timers::timers(&args, database.as_deref(), &mut report).await,

@@ -13,10 +13,12 @@
 //!   file descriptors `/healthz` and a press need.
 //! - Beyond those, `limits.reserved_connections` more are kept for what
 //!   saves a person: a press, a cancel, the webhooks (the SMS trigger, the
-//!   voice line, delivery receipts) and the health checks. A connection
-//!   taken from that reserve has a short header timeout and is answered 503
-//!   for anything else, so a flood of other requests never makes a press
-//!   wait for a slot.
+//!   voice line, delivery receipts) and the health checks. With the common
+//!   pool full, a new connection's request line is read first (peeked, for
+//!   at most half a second, at most 512 at once) and only such a request gets a
+//!   place in the reserve: a flood of idle sockets or other requests never
+//!   takes the place a press needs. A reserved connection serves that one
+//!   request (503 for anything else).
 //! - At start the soft limit of open files is raised to the hard one
 //!   ([`raise_open_files`]), and the connections are fitted under it.
 //!
@@ -25,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +70,41 @@ pub struct Limits {
 /// How long a connection from the reserve may take to send its headers:
 /// a socket that says nothing gives its place back at once.
 const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connections at most whose request line is read at once, the common pool
+/// full, before the reserve may take them.
+const DOORS: usize = 512;
+
+/// How long the door waits for a request line.
+const DOOR_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether the request line on `stream` (peeked, not consumed) asks for what
+/// the reserve serves, within [`DOOR_WAIT`].
+async fn request_line_reserved(stream: &TcpStream) -> bool {
+    let deadline = tokio::time::Instant::now() + DOOR_WAIT;
+    let mut buf = [0u8; 256];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        if let Some(end) = buf[..n].windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&buf[..end]);
+            let mut parts = line.split(' ');
+            let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+                return false;
+            };
+            let path = target.split('?').next().unwrap_or("");
+            return hyper::Method::from_bytes(method.as_bytes())
+                .is_ok_and(|m| reserved_route(&m, path));
+        }
+        if n == buf.len() || tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        // Part of the line so far: look again in a moment.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// What a connection from the reserve may ask: what saves a person.
 pub fn reserved_route(method: &hyper::Method, path: &str) -> bool {
@@ -203,13 +240,18 @@ pub async fn serve(
     let reserved_builder = Arc::new(reserved_builder);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let reserve = Arc::new(Semaphore::new(limits.reserved_connections));
+    // Connections whose request line is being read before the reserve may
+    // take them (the common pool full): bounded, and each for a moment.
+    let doors = Arc::new(Semaphore::new(DOORS));
+    let (admit_tx, mut admitted) =
+        tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Slot)>(DOORS);
     let per_address = Arc::new(PerAddress::default());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, remote) = tokio::select! {
+        let (stream, remote, door_passed) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok((stream, remote)) => (stream, remote, None),
                 Err(e) => {
                     // Out of descriptors or a reset before accept: wait a
                     // moment rather than spin.
@@ -219,28 +261,63 @@ pub async fn serve(
                     continue;
                 }
             },
+            Some((stream, remote, slot)) = admitted.recv() => (stream, remote, Some(slot)),
             () = &mut shutdown => break,
         };
-        let ip = remote.ip();
-        let slot = if limits.trusted_proxy == Some(ip) || limits.console_addresses.contains(&ip) {
-            Some(Slot {
-                table: per_address.clone(),
-                addr: None,
-            })
-        } else {
-            per_address.take(ip, limits.connections_per_address)
-        };
-        // The common pool first; when it is full, the reserve, whose
-        // connections serve only what saves a person.
-        let taken = permits
-            .clone()
-            .try_acquire_owned()
-            .map(|p| (p, false))
-            .or_else(|_| reserve.clone().try_acquire_owned().map(|p| (p, true)));
-        let (Ok((permit, reserved)), Some(slot)) = (taken, slot) else {
-            metrics::counter!("avisa_connections_refused_total").increment(1);
-            tokio::spawn(refuse(stream));
-            continue;
+        let (permit, slot, reserved) = match door_passed {
+            // Its request line is a press, a cancel, a webhook or a health
+            // check: a place in the reserve, if one is free.
+            Some(slot) => match reserve.clone().try_acquire_owned() {
+                Ok(permit) => (permit, slot, true),
+                Err(_) => {
+                    metrics::counter!("avisa_connections_refused_total").increment(1);
+                    tokio::spawn(refuse(stream));
+                    continue;
+                }
+            },
+            None => {
+                let ip = remote.ip();
+                let slot =
+                    if limits.trusted_proxy == Some(ip) || limits.console_addresses.contains(&ip) {
+                        Some(Slot {
+                            table: per_address.clone(),
+                            addr: None,
+                        })
+                    } else {
+                        per_address.take(ip, limits.connections_per_address)
+                    };
+                let Some(slot) = slot else {
+                    metrics::counter!("avisa_connections_refused_total").increment(1);
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => (permit, slot, false),
+                    // The common pool is full: the reserve serves only what
+                    // saves a person, so the request line decides, read at
+                    // the door before any place is given (an idle socket
+                    // never holds one).
+                    Err(_) => {
+                        let Ok(door) = doors.clone().try_acquire_owned() else {
+                            metrics::counter!("avisa_connections_refused_total").increment(1);
+                            tokio::spawn(refuse(stream));
+                            continue;
+                        };
+                        let admit = admit_tx.clone();
+                        tokio::spawn(async move {
+                            let passes = request_line_reserved(&stream).await;
+                            drop(door);
+                            if passes {
+                                let _ = admit.send((stream, remote, slot)).await;
+                            } else {
+                                metrics::counter!("avisa_connections_refused_total").increment(1);
+                                refuse(stream).await;
+                            }
+                        });
+                        continue;
+                    }
+                }
+            }
         };
         if reserved {
             metrics::counter!("avisa_connections_reserved_total").increment(1);
