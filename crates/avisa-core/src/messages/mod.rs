@@ -510,7 +510,7 @@ pub fn help_sent(contacts: usize) -> String {
 
 pub fn inbound_not_recognised() -> String {
     format!(
-        "Avisa: este mensaje no activo ninguna alerta. This message did not raise an alert. Emergencias/emergency: 911. Consulado 24 h: {CIAM_PHONE}"
+        "Avisa: este mensaje no ha activado ninguna alerta. This message did not raise an alert. Emergencias/emergency: 911. Consulado 24 h: {CIAM_PHONE}"
     )
 }
 

@@ -92,7 +92,7 @@ async fn the_public_configuration() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"service_number": "+1 500 555 0006", "ciam_phone": "+1 520 623 7874", "max_contacts": 10, "max_message_segments": 3, "countdown_seconds": 5})
+        json!({"service_number": "+1 500 555 0006", "service_number_display": "+1 500-555-0006", "ciam_phone": "+1 520 623 7874", "max_contacts": 10, "max_message_segments": 3, "countdown_seconds": 5})
     );
 }
 

@@ -909,7 +909,7 @@ async fn the_sms_keyword_raises_an_alert_and_nothing_else_does(backend: &str) {
         replies[0].body, replies[1].body,
         "the reply says nothing about registration"
     );
-    assert!(replies[0].body.contains("no activo ninguna alerta"));
+    assert!(replies[0].body.contains("no ha activado ninguna alerta"));
     assert!(
         replies
             .iter()
@@ -973,7 +973,9 @@ async fn kannel_webhooks_check_their_signature_and_token(backend: &str) {
         .await;
     assert_eq!(status, StatusCode::OK);
     let reply = app
-        .wait_sms_to("+12135550999", |b| b.contains("no activo ninguna alerta"))
+        .wait_sms_to("+12135550999", |b| {
+            b.contains("no ha activado ninguna alerta")
+        })
         .await;
     assert_eq!(reply["to"], "+12135550999");
 }
@@ -1265,7 +1267,7 @@ async fn inbound_replies_are_bounded_and_the_keyword_always_works(backend: &str)
     assert!(
         confirmation["body"]
             .as_str()
-            .is_some_and(|b| b.contains("si no fuiste tu, cancelala en la app con tu PIN")),
+            .is_some_and(|b| b.contains("si no lo enviaste, cancelala en la app con tu PIN")),
         "{confirmation}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1277,7 +1279,7 @@ async fn inbound_replies_are_bounded_and_the_keyword_always_works(backend: &str)
                 l["to"] == to
                     && l["body"]
                         .as_str()
-                        .is_some_and(|b| b.contains("no activo ninguna alerta"))
+                        .is_some_and(|b| b.contains("no ha activado ninguna alerta"))
             })
             .count()
     };

@@ -413,7 +413,7 @@ async fn profile_set_read_and_pin_rules() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"phone": "+12135550111", "name": null, "home_state": null, "home_county": null, "language": "es", "keyword": null, "pin_set": false, "complete": false, "locked": false, "consulate": null})
+        json!({"phone": "+12135550111", "name": null, "home_state": null, "home_county": null, "language": "es", "keyword": null, "name_at_end": false, "pin_set": false, "complete": false, "locked": false, "consulate": null})
     );
 
     let mut no_pin = profile_body();
@@ -524,7 +524,7 @@ async fn profile_set_read_and_pin_rules() {
             .and_then(|e| e.as_u64())
             .is_some_and(|e| (1..=900).contains(&e))
     );
-    let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "pin_set": true, "complete": true, "locked": false, "consulate": {"id": "los-angeles", "name": "Consulado General de México en Los Ángeles", "phone": avisa_core::directory::Directory::embedded().get("los-angeles").and_then(|o| o.phone.clone())}});
+    let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "name_at_end": false, "pin_set": true, "complete": true, "locked": false, "consulate": {"id": "los-angeles", "name": "Consulado General de México en Los Ángeles", "phone": avisa_core::directory::Directory::embedded().get("los-angeles").and_then(|o| o.phone.clone())}});
     assert_eq!(body, expected);
     let (_, body) = app
         .call(Method::GET, "/api/v1/profile", Some(&token), None)

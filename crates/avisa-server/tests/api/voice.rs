@@ -490,7 +490,7 @@ async fn help_by_sms_and_the_duress_pin_from_another_phone(backend: &str) {
     assert_eq!(s, StatusCode::OK);
     let got = fake.wait_accepted(before + 1, Duration::from_secs(5)).await;
     assert!(
-        got[before].body.contains("no activo ninguna alerta"),
+        got[before].body.contains("no ha activado ninguna alerta"),
         "{}",
         got[before].body
     );
