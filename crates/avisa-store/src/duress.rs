@@ -10,26 +10,14 @@ use uuid::Uuid;
 
 use crate::console::cases::{EventRow, insert_event};
 use crate::db::db_run;
+use crate::person_text::PersonText;
 use crate::{Store, StoreError, aad};
 
 impl Store {
     /// The view a duress-unlocked session reads back (opaque text the
     /// server wrote), or None when it has changed nothing yet.
     pub async fn decoy_view(&self, person_id: Uuid) -> Result<Option<String>, StoreError> {
-        let sql = "SELECT decoy_enc FROM people WHERE id = $1";
-        let sealed: Option<Option<Vec<u8>>> = db_run!(self.db.reader(), |pool| {
-            sqlx::query_scalar(sql)
-                .bind(person_id)
-                .fetch_optional(pool)
-                .await
-        })?;
-        let Some(sealed) = sealed.ok_or(StoreError::NotFound)? else {
-            return Ok(None);
-        };
-        self.load_people([person_id]).await?;
-        Ok(Some(
-            self.open_str(&aad("people.decoy", person_id), &sealed)?,
-        ))
+        self.person_text(person_id, PersonText::Decoy).await
     }
 
     /// Writes (Some) or forgets (None) that view.
@@ -38,24 +26,8 @@ impl Store {
         person_id: Uuid,
         view: Option<&str>,
     ) -> Result<(), StoreError> {
-        let key = self.person_key(person_id).await?;
-        let sealed = view
-            .map(|v| key.seal(aad("people.decoy", person_id).as_bytes(), v.as_bytes()))
-            .transpose()?;
-        let sql = "UPDATE people SET decoy_enc = $1 WHERE id = $2";
-        let n = db_run!(self.db.writer(), |pool| {
-            sqlx::query(sql)
-                .bind(&sealed)
-                .bind(person_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        self.set_person_text(person_id, PersonText::Decoy, view)
+            .await
     }
 
     /// Replaces the duress hash and/or the second one (None keeps each).

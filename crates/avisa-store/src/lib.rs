@@ -24,6 +24,7 @@ mod migrations;
 mod opt_outs;
 mod outbox;
 mod people;
+mod person_text;
 mod receipts;
 mod retention;
 #[doc(hidden)]

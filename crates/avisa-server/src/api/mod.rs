@@ -1,6 +1,7 @@
 //! The phone API (`/api/v1/…`), one module per resource.
 
 pub mod alerts;
+pub mod cancel;
 pub mod checkins;
 pub mod contacts;
 pub mod devices;
@@ -40,6 +41,7 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::state::AppSt
         .merge(locator::routes())
         .merge(contacts::routes())
         .merge(alerts::routes())
+        .merge(cancel::routes())
         .merge(locations::routes())
         .merge(checkins::routes())
         .merge(history::routes())
