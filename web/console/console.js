@@ -411,7 +411,12 @@ async function loadDetail(id, focus) {
   if (focus) state.dirty = false;
   state.selected = id;
   if (focus) history.replaceState(null, '', `/console/alerts/${id}`);
+  // A live refresh's answer can land after the officer began to type, or
+  // after an action of theirs drew a newer case: then it is dropped, never
+  // drawn over the half-written note or the newer state.
+  const drawn = state.drawn;
   const r = await api('GET', `/api/v1/console/alerts/${id}`);
+  if (!focus && (state.dirty || state.drawn !== drawn || state.selected !== id)) return;
   if (!r.ok) {
     document.getElementById('detail').replaceChildren(h('p', { class: 'error', text: r.data && r.data.error ? r.data.error.message : r.status }));
     return;
@@ -525,6 +530,7 @@ function callForm(d) {
 function renderDetail(d) {
   const box = document.getElementById('detail');
   if (!box) return;
+  state.drawn = (state.drawn || 0) + 1;
   const last = d.location;
   const fix = d.trail.length ? d.trail[d.trail.length - 1] : null;
   const caseOpen = d.case.state !== 'resolved';

@@ -136,6 +136,59 @@ test('a supervisor logs in, sees a new alert appear live, and handles it to the 
   }
 });
 
+test('a note being written survives a colleague\'s change that arrives while typing', async () => {
+  const server = await startServer();
+  try {
+    await addStaff(server, 'ana.supervisora', 'los-angeles', 'supervisor', 'correct horse battery staple');
+    await addStaff(server, 'beto.guardia', 'los-angeles', 'operator', 'correct horse battery staple');
+    const signIn = async (username) => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'es-MX' });
+      const page = await context.newPage();
+      await page.goto(`${server.base}/console`);
+      await page.fill('#username', username);
+      await page.fill('#password', 'correct horse battery staple');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('#queue');
+      return { context, page };
+    };
+    const ana = await signIn('ana.supervisora');
+    const beto = await signIn('beto.guardia');
+    const alert = await pressViaApi(server, '(213) 555-0100', { lat: 34.0505, lon: -118.2551, accuracy_m: 18 });
+    const row = `#queue li[data-id="${alert.alert_id}"]`;
+    for (const { page } of [ana, beto]) {
+      await page.waitForSelector(row, { timeout: 5000 });
+      await page.click(row);
+      await page.waitForSelector('#ack');
+    }
+    // Ana's next look at the case is held until she has begun her note:
+    // the answer to a live refresh that set out before she typed.
+    let held = null;
+    const asked = new Promise((resolve) => {
+      ana.page.route(`**/api/v1/console/alerts/${alert.alert_id}`, async (route) => {
+        if (route.request().method() !== 'GET' || held) return route.continue();
+        held = route;
+        resolve();
+      });
+    });
+    // Beto takes the case; Ana's console hears of it and asks again.
+    await beto.page.click('#ack');
+    await beto.page.waitForSelector('#timeline >> text=Caso tomado');
+    await asked;
+    await ana.page.fill('#note-text', 'Hablé con su hermana');
+    await held.continue();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await ana.page.inputValue('#note-text'), 'Hablé con su hermana', 'the note is not wiped');
+    await ana.page.click('#add-note');
+    await ana.page.waitForSelector('#timeline >> text=Hablé con su hermana');
+    // Saved, the case is drawn anew: Beto's taking is there too.
+    assert.match(await ana.page.textContent('#timeline'), /Caso tomado/);
+    await ana.context.close();
+    await beto.context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 test('an alarm that insists: it sounds again until the case is taken, and the title counts', async () => {
   const server = await startServer({ AVISA_CONSOLE__ALARM_EVERY: '2s' });
   try {
