@@ -165,6 +165,7 @@ pub(crate) async fn store_ceilings(
     else {
         bail!("could not make a person");
     };
+    let key = store.sealing_key(person_id).await?;
     let make = |i: usize| -> anyhow::Result<avisa_store::SealedAlert> {
         let now = now_millis();
         let messages = (0..6)
@@ -183,27 +184,30 @@ pub(crate) async fn store_ceilings(
                 expires_at: now + 3_600_000,
             })
             .collect();
-        Ok(store.seal_alert(&NewAlert {
-            id: uuid::Uuid::now_v7(),
-            person_id,
-            device_id: None,
-            idempotency_key: format!("ceiling-{i}"),
-            source: avisa_core::AlertSource::App,
-            practice: false,
-            consulate_id: Some("los-angeles".into()),
-            coverage: Coverage::Nearest,
-            location: Some(avisa_core::Location {
-                lat: 34.05,
-                lon: -118.25,
-                accuracy_m: Some(20.0),
-            }),
-            caller: None,
-            created_at: now,
-            messages,
-            limit: None,
-            // Numbered like a real alert: the counter is part of the commit.
-            case_prefix: Some("LAX-2026".into()),
-        })?)
+        Ok(store.seal_alert(
+            &NewAlert {
+                id: uuid::Uuid::now_v7(),
+                person_id,
+                device_id: None,
+                idempotency_key: format!("ceiling-{i}"),
+                source: avisa_core::AlertSource::App,
+                practice: false,
+                consulate_id: Some("los-angeles".into()),
+                coverage: Coverage::Nearest,
+                location: Some(avisa_core::Location {
+                    lat: 34.05,
+                    lon: -118.25,
+                    accuracy_m: Some(20.0),
+                }),
+                caller: None,
+                created_at: now,
+                messages,
+                limit: None,
+                // Numbered like a real alert: the counter is part of the commit.
+                case_prefix: Some("LAX-2026".into()),
+            },
+            &key,
+        )?)
     };
     let one: Vec<_> = (0..single).map(make).collect::<anyhow::Result<_>>()?;
     let started = Instant::now();

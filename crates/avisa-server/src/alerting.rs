@@ -449,15 +449,9 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
         }),
         case_prefix: (!r.practice).then(|| case_prefix(office, now)),
     };
-    let sealed = match store.seal_alert(&alert) {
-        Ok(sealed) => sealed,
-        // The person's key left memory since the lookup (a full key ring
-        // starts again empty): a press never fails for that.
-        Err(_) => {
-            store.load_person_key(r.person.id).await?;
-            store.seal_alert(&alert)?
-        }
-    };
+    // With the key the lookup handed out: what the key cache does
+    // meanwhile cannot touch the press.
+    let sealed = store.seal_alert(&alert, &r.person.key)?;
     let inserted = match state.writer.write(sealed, alert.leased_messages()).await {
         Ok(inserted) => inserted,
         // The database away: come back, with the same key.

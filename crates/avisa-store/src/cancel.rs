@@ -7,6 +7,7 @@ use avisa_core::{Language, MessageKind, PhoneNumber, Purpose, UnixMillis};
 use uuid::Uuid;
 
 use crate::db::db_run;
+use crate::keys::Keys;
 use crate::outbox::{NewMessage, OutboxRow, insert_outbox};
 use crate::{Store, StoreError, aad};
 
@@ -16,7 +17,7 @@ impl Store {
     /// `text` makes for its kind and language, sealed for the outbox.
     fn follow_ups(
         &self,
-        (alert_id, owner): (Uuid, Uuid),
+        (alert_id, owner, keys): (Uuid, Uuid, &Keys),
         parents: &[OutboxRow],
         text: &(dyn Fn(MessageKind, Language) -> String + Sync),
         rank: i32,
@@ -26,7 +27,7 @@ impl Store {
         parents
             .iter()
             .map(|parent| {
-                let to = self.open_str(&aad("outbox.to", parent.id), &parent.to_enc)?;
+                let to = keys.open_str(&aad("outbox.to", parent.id), &parent.to_enc)?;
                 let message = NewMessage {
                     id: Uuid::now_v7(),
                     owner: Some(owner),
@@ -34,14 +35,14 @@ impl Store {
                     purpose: Purpose::Safe,
                     contact_id: parent.contact_id,
                     parent_id: Some(parent.id),
-                    name: self.open_outbox_name(parent)?,
+                    name: keys.open_outbox_name(parent)?,
                     to: PhoneNumber::from_e164_unchecked(to),
                     body: text(parent.kind, parent.language),
                     language: parent.language,
                     rank,
                     expires_at,
                 };
-                self.outbox_row(&message, Some(alert_id), now)
+                self.outbox_row(&message, Some(alert_id), now, keys)
             })
             .collect()
     }
@@ -60,8 +61,11 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         // The person's key before the transaction (which holds SQLite's
         // writer): the follow-ups are sealed with it.
-        let owner = match self.alert_key(alert_id).await {
-            Ok(key) => Uuid::from_bytes(key.id()),
+        let (owner, keys) = match self.alert_key(alert_id).await {
+            Ok(key) => {
+                let owner = Uuid::from_bytes(key.id());
+                (owner, self.keys_of(owner, key))
+            }
             Err(StoreError::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -102,8 +106,14 @@ impl Store {
             return Ok(None);
         }
         if let Some(safe_text) = safe_text {
-            let follow =
-                self.follow_ups((alert_id, owner), &reached, safe_text, 0, expires_at, now)?;
+            let follow = self.follow_ups(
+                (alert_id, owner, &keys),
+                &reached,
+                safe_text,
+                0,
+                expires_at,
+                now,
+            )?;
             insert_outbox(&mut tx, &follow).await?;
         }
         tx.commit().await?;
@@ -124,8 +134,11 @@ impl Store {
         expires_at: UnixMillis,
         notice: &(dyn Fn(MessageKind, Language) -> String + Sync),
     ) -> Result<Option<usize>, StoreError> {
-        let owner = match self.alert_key(alert_id).await {
-            Ok(key) => Uuid::from_bytes(key.id()),
+        let (owner, keys) = match self.alert_key(alert_id).await {
+            Ok(key) => {
+                let owner = Uuid::from_bytes(key.id());
+                (owner, self.keys_of(owner, key))
+            }
             Err(StoreError::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -145,7 +158,7 @@ impl Store {
             .await?
         });
         let follow = self.follow_ups(
-            (alert_id, owner),
+            (alert_id, owner, &keys),
             &parents,
             notice,
             crate::outbox::RANK_AFTER_ALERTS,

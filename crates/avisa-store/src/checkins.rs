@@ -10,6 +10,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::db::db_run;
+use crate::keys::Keys;
 use crate::{Store, StoreError, aad, seal_opt};
 
 /// The most timers a person may have scheduled at once.
@@ -59,8 +60,8 @@ struct CheckinRow {
 }
 
 impl Store {
-    fn open_checkin(&self, r: CheckinRow) -> Result<Checkin, StoreError> {
-        let location = self
+    fn open_checkin(keys: &Keys, r: CheckinRow) -> Result<Checkin, StoreError> {
+        let location = keys
             .open_opt(&aad("checkins.location", r.id), r.location_enc.as_deref())?
             .map(|text| {
                 let mut parts = text.split(';').map(|p| p.parse::<f64>().ok());
@@ -79,8 +80,8 @@ impl Store {
             person_id: r.person_id,
             appointment_at: r.appointment_at,
             deadline: r.deadline,
-            place: self.open_opt(&aad("checkins.place", r.id), r.place_enc.as_deref())?,
-            note: self.open_opt(&aad("checkins.note", r.id), r.note_enc.as_deref())?,
+            place: keys.open_opt(&aad("checkins.place", r.id), r.place_enc.as_deref())?,
+            note: keys.open_opt(&aad("checkins.note", r.id), r.note_enc.as_deref())?,
             location,
             state: r.state,
             reminded_at: r.reminded_at,
@@ -170,8 +171,10 @@ impl Store {
         let rows: Vec<CheckinRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(person_id).fetch_all(pool).await
         })?;
-        self.load_people(rows.iter().map(|r| r.person_id)).await?;
-        rows.into_iter().map(|r| self.open_checkin(r)).collect()
+        let keys = self.load_people(rows.iter().map(|r| r.person_id)).await?;
+        rows.into_iter()
+            .map(|r| Self::open_checkin(&keys, r))
+            .collect()
     }
 
     /// One timer of a person (None: not theirs, or no such timer).
@@ -186,8 +189,8 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        self.load_people(row.iter().map(|r| r.person_id)).await?;
-        row.map(|r| self.open_checkin(r)).transpose()
+        let keys = self.load_people(row.iter().map(|r| r.person_id)).await?;
+        row.map(|r| Self::open_checkin(&keys, r)).transpose()
     }
 
     /// The timer that raised an alert, if one did (the console shows the plan).
@@ -201,8 +204,8 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        self.load_people(row.iter().map(|r| r.person_id)).await?;
-        row.map(|r| self.open_checkin(r)).transpose()
+        let keys = self.load_people(row.iter().map(|r| r.person_id)).await?;
+        row.map(|r| Self::open_checkin(&keys, r)).transpose()
     }
 
     /// Moves a scheduled timer to `to` (checked out, cancelled, fired), with
@@ -274,8 +277,10 @@ impl Store {
                 .fetch_all(pool)
                 .await
         })?;
-        self.load_people(rows.iter().map(|r| r.person_id)).await?;
-        rows.into_iter().map(|r| self.open_checkin(r)).collect()
+        let keys = self.load_people(rows.iter().map(|r| r.person_id)).await?;
+        rows.into_iter()
+            .map(|r| Self::open_checkin(&keys, r))
+            .collect()
     }
 
     /// Takes the scheduled timers whose reminder is due (deadline within

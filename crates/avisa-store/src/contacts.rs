@@ -11,6 +11,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::db::db_run;
+use crate::keys::Keys;
 use crate::{Store, StoreError, aad};
 
 /// Contacts a person may have.
@@ -99,15 +100,15 @@ impl Store {
         })
     }
 
-    fn open_contact(&self, row: ContactRow) -> Result<Contact, StoreError> {
+    fn open_contact(keys: &Keys, row: ContactRow) -> Result<Contact, StoreError> {
         let id = row.id;
         Ok(Contact {
             id,
-            name: self.open_str(&aad("contacts.name", id), &row.name_enc)?,
+            name: keys.open_str(&aad("contacts.name", id), &row.name_enc)?,
             phone: PhoneNumber::from_e164_unchecked(
-                self.open_str(&aad("contacts.phone", id), &row.phone_enc)?,
+                keys.open_str(&aad("contacts.phone", id), &row.phone_enc)?,
             ),
-            message: self.open_str(&aad("contacts.message", id), &row.message_enc)?,
+            message: keys.open_str(&aad("contacts.message", id), &row.message_enc)?,
             language: row.language,
             location_updates: row.location_updates,
             locator: row.locator,
@@ -121,9 +122,12 @@ impl Store {
         let rows: Vec<ContactRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(person_id).fetch_all(pool).await
         })?;
-        self.load_keys(rows.iter().map(|r| r.name_enc.as_slice()))
+        let keys = self
+            .load_keys(rows.iter().map(|r| r.name_enc.as_slice()))
             .await?;
-        rows.into_iter().map(|row| self.open_contact(row)).collect()
+        rows.into_iter()
+            .map(|row| Self::open_contact(&keys, row))
+            .collect()
     }
 
     /// The person's contacts for an alert: from memory when `version` (the
@@ -179,9 +183,10 @@ impl Store {
 
     pub async fn contact(&self, person_id: Uuid, id: Uuid) -> Result<Option<Contact>, StoreError> {
         let row = self.contact_row_of(person_id, id).await?;
-        self.load_keys(row.iter().map(|r| r.name_enc.as_slice()))
+        let keys = self
+            .load_keys(row.iter().map(|r| r.name_enc.as_slice()))
             .await?;
-        row.map(|row| self.open_contact(row)).transpose()
+        row.map(|row| Self::open_contact(&keys, row)).transpose()
     }
 
     /// Adds a contact, unless the person already has [`MAX_CONTACTS`]
@@ -228,7 +233,7 @@ impl Store {
             .await?;
         });
         tx.commit().await?;
-        self.open_contact(c)
+        Self::open_contact(&self.keys_of(person_id, key), c)
     }
 
     pub async fn update_contact(
@@ -265,7 +270,7 @@ impl Store {
         if updated != 1 {
             return Err(StoreError::NotFound);
         }
-        self.open_contact(c)
+        Self::open_contact(&self.keys_of(person_id, key), c)
     }
 
     pub async fn delete_contact(&self, person_id: Uuid, id: Uuid) -> Result<bool, StoreError> {

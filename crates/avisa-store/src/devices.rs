@@ -158,7 +158,10 @@ impl Store {
                 attempts_left: (MAX_CODE_ATTEMPTS - row.code_attempts).max(0),
             });
         }
-        let phone = self.open_str(&aad("devices.phone", device_id), &row.phone_enc)?;
+        let phone = self
+            .load_keys([row.phone_enc.as_slice()])
+            .await?
+            .open_str(&aad("devices.phone", device_id), &row.phone_enc)?;
         let person_id = self
             .verified_person(device_id, &row.phone_index, &phone, row.language, now)
             .await?;

@@ -2,16 +2,20 @@
 //! wrapped by the master key in `meta`; each person's key, wrapped by the
 //! root key in `person_keys`; and the master key's rotation.
 //!
-//! Sealing a person's value needs their key in memory: an async path gets
-//! it with [`Store::person_key`] (created on first use). Opening finds the
-//! key's id in the value itself: a read first loads the keys its rows need
-//! ([`Store::load_keys`], one query per key not yet in memory), then opens
-//! each value with [`Store::open_str`].
+//! Sealing or opening a person's value needs their key. A path gets the
+//! keys it needs as a value it holds ([`Keys`]: [`Store::load_keys`] for
+//! the sealed values a read found, [`Store::load_people`] for people,
+//! [`Store::person_key`] for one person, made on first use) and opens or
+//! seals with that value. The process's [`Keyring`] is only a bounded cache
+//! in front of the database: evicting a key costs a query, never a value
+//! that does not open. Whether a person was deleted is asked of the
+//! database (their key row is gone), never of memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use avisa_core::crypto::{DataKey, FieldKey, KEY_ID_LEN, Vault, sealed_key_id};
+use avisa_core::crypto::{CryptoError, DataKey, FieldKey, KEY_ID_LEN, Vault, sealed_key_id};
 use uuid::Uuid;
 
 use crate::db::{Db, db_run};
@@ -19,40 +23,164 @@ use crate::{KEY_CHECK, KEY_CHECK_PLAINTEXT, Store, StoreError};
 
 /// `meta` key of the root key, wrapped by the master key.
 pub(crate) const ROOT_KEY: &str = "root_key";
-/// Keys kept in memory at most; beyond it the ring starts again empty
-/// (keys are reloaded on demand).
-const RING_CAP: usize = 200_000;
+/// Person keys the cache holds at most, by default (about 100 bytes each).
+pub(crate) const CACHE_DEFAULT: usize = 200_000;
+/// People whose keys one statement reads at most.
+const KEYS_PER_QUERY: usize = 500;
 
-/// The person keys this process has unwrapped.
-#[derive(Default)]
+/// A bounded cache of the person keys this process has unwrapped, in two
+/// generations: a key read is kept in the young one; when that is full
+/// the old one is dropped and the young one becomes old, so the keys in
+/// use stay and at most `cap` are held.
 pub(crate) struct Keyring {
-    keys: RwLock<HashMap<Uuid, Arc<FieldKey>>>,
+    cap: usize,
+    generations: Mutex<Generations>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Default)]
+struct Generations {
+    young: HashMap<Uuid, Arc<FieldKey>>,
+    old: HashMap<Uuid, Arc<FieldKey>>,
+}
+
+impl Default for Keyring {
+    fn default() -> Self {
+        Keyring::new(CACHE_DEFAULT)
+    }
 }
 
 impl Keyring {
-    pub(crate) fn get(&self, person: Uuid) -> Option<Arc<FieldKey>> {
-        self.keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&person)
-            .cloned()
+    pub(crate) fn new(cap: usize) -> Keyring {
+        Keyring {
+            cap: cap.max(2),
+            generations: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
-    pub(crate) fn put(&self, person: Uuid, key: FieldKey) -> Arc<FieldKey> {
-        let key = Arc::new(key);
-        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        if keys.len() >= RING_CAP {
-            keys.clear();
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        self.generations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, person: Uuid) -> Option<Arc<FieldKey>> {
+        let mut g = self.lock();
+        let found = match g.young.get(&person) {
+            Some(key) => Some(key.clone()),
+            None => g.old.remove(&person).inspect(|key| {
+                self.keep(&mut g, person, key.clone());
+            }),
+        };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// A key in memory, not counted (the database was asked anyway).
+    fn get_quiet(&self, person: Uuid) -> Option<Arc<FieldKey>> {
+        let g = self.lock();
+        g.young.get(&person).or_else(|| g.old.get(&person)).cloned()
+    }
+
+    pub(crate) fn put(&self, person: Uuid, key: Arc<FieldKey>) {
+        let mut g = self.lock();
+        self.keep(&mut g, person, key);
+    }
+
+    fn keep(&self, g: &mut Generations, person: Uuid, key: Arc<FieldKey>) {
+        if g.young.len() >= self.cap / 2 {
+            g.old = std::mem::take(&mut g.young);
         }
-        keys.insert(person, key.clone());
-        key
+        g.young.insert(person, key);
     }
 
     pub(crate) fn forget(&self, person: Uuid) {
+        let mut g = self.lock();
+        g.young.remove(&person);
+        g.old.remove(&person);
+    }
+
+    /// Reads served from memory and reads that went to the database.
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The person keys one read or write needs, held by it: what it loaded
+/// stays openable whatever the cache does meanwhile. Values sealed with the
+/// root key (no person's) open too.
+pub(crate) struct Keys {
+    vault: Arc<Vault>,
+    keys: HashMap<Uuid, Arc<FieldKey>>,
+}
+
+impl Keys {
+    /// A person's key, if this set holds it.
+    pub(crate) fn key(&self, person: Uuid) -> Result<&Arc<FieldKey>, StoreError> {
         self.keys
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&person);
+            .get(&person)
+            .ok_or(StoreError::Crypto(CryptoError::Open))
+    }
+
+    /// Opens a value sealed with a key of this set or with the root key.
+    pub(crate) fn open_str(&self, aad: &str, sealed: &[u8]) -> Result<String, StoreError> {
+        let bytes = match sealed_key_id(sealed) {
+            Some(id) => self
+                .key(Uuid::from_bytes(id))?
+                .open(aad.as_bytes(), sealed)?,
+            None => self.vault.open(aad.as_bytes(), sealed)?,
+        };
+        String::from_utf8(bytes.to_vec()).map_err(|_| CryptoError::Open.into())
+    }
+
+    pub(crate) fn open_opt(
+        &self,
+        place: &str,
+        value: Option<&[u8]>,
+    ) -> Result<Option<String>, StoreError> {
+        value.map(|v| self.open_str(place, v)).transpose()
+    }
+
+    /// Whether a value was sealed with the key of a person the database no
+    /// longer has (loaded by [`Store::load_keys`], which asks it): the
+    /// person was deleted.
+    pub(crate) fn gone(&self, sealed: &[u8]) -> bool {
+        sealed_key_id(sealed).is_some_and(|id| !self.keys.contains_key(&Uuid::from_bytes(id)))
+    }
+
+    /// Seals with a person's key of this set, or with the root key for
+    /// nobody's value.
+    pub(crate) fn seal(
+        &self,
+        owner: Option<Uuid>,
+        place: &str,
+        text: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        Ok(match owner {
+            Some(person) => self.key(person)?.seal(place.as_bytes(), text.as_bytes())?,
+            None => self.vault.seal_str(place, text)?,
+        })
+    }
+}
+
+/// A person's key, handed out by the store to seal an alert with
+/// ([`Store::seal_alert`]): what the press's lookup loaded stays usable
+/// however long the press takes.
+#[derive(Clone)]
+pub struct PersonKey(pub(crate) Arc<FieldKey>);
+
+impl std::fmt::Debug for PersonKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersonKey(..)")
     }
 }
 
@@ -180,13 +308,28 @@ fn key_id(person: Uuid) -> [u8; KEY_ID_LEN] {
 }
 
 impl Store {
+    /// An empty set of keys: opens what the root key sealed.
+    pub(crate) fn no_keys(&self) -> Keys {
+        Keys {
+            vault: self.vault.clone(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// A set of one person's key.
+    pub(crate) fn keys_of(&self, person: Uuid, key: Arc<FieldKey>) -> Keys {
+        let mut keys = self.no_keys();
+        keys.keys.insert(person, key);
+        keys
+    }
+
     /// The key that seals `person`'s values: from memory, else unwrapped
     /// from the database, else made now (a person without one yet).
     pub(crate) async fn person_key(&self, person: Uuid) -> Result<Arc<FieldKey>, StoreError> {
         if let Some(key) = self.keys.get(person) {
             return Ok(key);
         }
-        if let Some(key) = self.fetch_key(person).await? {
+        if let Some(key) = self.fetch_keys(&[person]).await?.remove(&person) {
             return Ok(key);
         }
         let (_, wrapped) = self.vault.new_person_key(key_id(person))?;
@@ -205,7 +348,21 @@ impl Store {
         })?;
         // Whichever insert won (another request or instance may have made
         // one at the same moment) is the key.
-        self.fetch_key(person).await?.ok_or(StoreError::NotFound)
+        self.fetch_keys(&[person])
+            .await?
+            .remove(&person)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// A person's key to seal an alert with (the press's lookup hands one
+    /// out; this is for a caller that has none).
+    pub async fn sealing_key(&self, person: Uuid) -> Result<PersonKey, StoreError> {
+        Ok(PersonKey(self.person_key(person).await?))
+    }
+
+    /// The key cache's reads from memory and from the database, since start.
+    pub fn key_cache_stats(&self) -> (u64, u64) {
+        self.keys.stats()
     }
 
     /// Gives every person without a key one (people created before keys
@@ -235,29 +392,46 @@ impl Store {
         self.person_key(person.ok_or(StoreError::NotFound)?).await
     }
 
-    async fn fetch_key(&self, person: Uuid) -> Result<Option<Arc<FieldKey>>, StoreError> {
-        let sql = "SELECT wrapped FROM person_keys WHERE person_id = $1";
-        let wrapped: Option<Vec<u8>> = db_run!(self.db.reader(), |pool| {
-            sqlx::query_scalar(sql)
-                .bind(person)
-                .fetch_optional(pool)
-                .await
-        })?;
-        wrapped
-            .map(|w| {
-                let key = self.vault.open_person_key(key_id(person), &w)?;
-                Ok(self.keys.put(person, key))
-            })
-            .transpose()
+    /// The keys of these people the database still has, unwrapped (and
+    /// kept in the cache); a person without a key row is left out.
+    async fn fetch_keys(
+        &self,
+        people: &[Uuid],
+    ) -> Result<HashMap<Uuid, Arc<FieldKey>>, StoreError> {
+        let mut found = HashMap::with_capacity(people.len());
+        for chunk in people.chunks(KEYS_PER_QUERY) {
+            let rows: Vec<(Uuid, Vec<u8>)> = db_run!(self.db.reader(), |pool| {
+                let mut b = sqlx::QueryBuilder::new(
+                    "SELECT person_id, wrapped FROM person_keys WHERE person_id IN (",
+                );
+                let mut list = b.separated(", ");
+                for person in chunk {
+                    list.push_bind(*person);
+                }
+                b.push(")");
+                b.build_query_as().persistent(false).fetch_all(pool).await?
+            });
+            for (person, wrapped) in rows {
+                let key = match self.keys.get_quiet(person) {
+                    Some(key) => key,
+                    None => {
+                        let key = Arc::new(self.vault.open_person_key(key_id(person), &wrapped)?);
+                        self.keys.put(person, key.clone());
+                        key
+                    }
+                };
+                found.insert(person, key);
+            }
+        }
+        Ok(found)
     }
 
-    /// Loads the keys the given sealed values need, so [`Store::open_str`]
-    /// can open them. A key whose person is gone stays unloaded (its
-    /// values then do not open: they were deleted).
+    /// The keys the given sealed values need, to open them with. A value
+    /// whose person is gone finds no key (it was deleted: [`Keys::gone`]).
     pub(crate) async fn load_keys<'a>(
         &self,
         sealed: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Keys, StoreError> {
         let people: Vec<Uuid> = sealed
             .into_iter()
             .filter_map(sealed_key_id)
@@ -266,68 +440,62 @@ impl Store {
         self.load_people(people).await
     }
 
-    /// Makes sure the keys of these messages' owners are in memory (made
-    /// for an owner who has none yet), for [`Store::outbox_row`].
-    pub(crate) async fn owners_keys(
-        &self,
-        messages: &[crate::NewMessage],
-    ) -> Result<(), StoreError> {
-        let mut owners: Vec<Uuid> = messages.iter().filter_map(|m| m.owner).collect();
-        owners.dedup();
-        for owner in owners {
-            self.person_key(owner).await?;
-        }
-        Ok(())
-    }
-
-    /// Loads the keys of these people (those not in memory yet).
+    /// The keys of these people: from the cache, the rest from the
+    /// database in one query per few hundred.
     pub(crate) async fn load_people(
         &self,
         people: impl IntoIterator<Item = Uuid>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Keys, StoreError> {
+        let mut keys = self.no_keys();
         let mut missing: Vec<Uuid> = Vec::new();
         for person in people {
-            if self.keys.get(person).is_none() && !missing.contains(&person) {
-                missing.push(person);
+            if keys.keys.contains_key(&person) || missing.contains(&person) {
+                continue;
+            }
+            match self.keys.get(person) {
+                Some(key) => {
+                    keys.keys.insert(person, key);
+                }
+                None => missing.push(person),
             }
         }
-        for person in missing {
-            self.fetch_key(person).await?;
+        if !missing.is_empty() {
+            keys.keys.extend(self.fetch_keys(&missing).await?);
         }
-        Ok(())
+        Ok(keys)
     }
 
-    /// Opens a value sealed with a person's key (loaded by
-    /// [`Store::load_keys`] or [`Store::person_key`]) or with the root key.
-    pub(crate) fn open_str(&self, aad: &str, sealed: &[u8]) -> Result<String, StoreError> {
-        let bytes = match sealed_key_id(sealed) {
-            Some(id) => self
-                .keys
-                .get(Uuid::from_bytes(id))
-                .ok_or(avisa_core::crypto::CryptoError::Open)?
-                .open(aad.as_bytes(), sealed)?,
-            None => self.vault.open(aad.as_bytes(), sealed)?,
-        };
-        String::from_utf8(bytes.to_vec()).map_err(|_| avisa_core::crypto::CryptoError::Open.into())
+    /// The keys of the people the database still has among these, asked
+    /// of the database whatever the cache holds: a message's sending
+    /// decides by it whether its person was deleted.
+    pub(crate) async fn live_keys<'a>(
+        &self,
+        sealed: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Keys, StoreError> {
+        let mut people: Vec<Uuid> = sealed
+            .into_iter()
+            .filter_map(sealed_key_id)
+            .map(Uuid::from_bytes)
+            .collect();
+        people.sort_unstable();
+        people.dedup();
+        let mut keys = self.no_keys();
+        keys.keys = self.fetch_keys(&people).await?;
+        Ok(keys)
     }
 
-    /// Whether a value was sealed with a person's key that is not in
-    /// memory after [`Store::load_keys`]: the person was deleted.
-    pub(crate) fn key_gone(&self, sealed: &[u8]) -> bool {
-        sealed_key_id(sealed).is_some_and(|id| self.keys.get(Uuid::from_bytes(id)).is_none())
-    }
-
-    /// Brings a person's key into memory (made if they have none), for the
-    /// sync sealing that follows ([`Store::seal_alert`]).
-    pub async fn load_person_key(&self, person: Uuid) -> Result<(), StoreError> {
-        self.person_key(person).await.map(|_| ())
-    }
-
-    /// The key of a person already in memory (a sync path after an async
-    /// one loaded it, as [`Store::seal_alert`] after the press's lookup).
-    pub(crate) fn loaded_key(&self, person: Uuid) -> Result<Arc<FieldKey>, StoreError> {
-        self.keys
-            .get(person)
-            .ok_or(StoreError::Crypto(avisa_core::crypto::CryptoError::Open))
+    /// The keys of these messages' owners (made for an owner who has none
+    /// yet), to seal them with ([`Store::outbox_row`]).
+    pub(crate) async fn owners_keys(
+        &self,
+        messages: &[crate::NewMessage],
+    ) -> Result<Keys, StoreError> {
+        let mut keys = self.no_keys();
+        for owner in messages.iter().filter_map(|m| m.owner) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = keys.keys.entry(owner) {
+                slot.insert(self.person_key(owner).await?);
+            }
+        }
+        Ok(keys)
     }
 }

@@ -52,7 +52,7 @@ pub use console::{
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};
 pub use db::Db;
 pub use devices::{Device, MAX_CODE_ATTEMPTS, VerifyOutcome};
-pub use keys::Rotated;
+pub use keys::{PersonKey, Rotated};
 pub use lockout::{LoginFailures, PinAttempt};
 pub use outbox::{Claimed, NewMessage, OutboxUpdate, RANK_AFTER_ALERTS};
 pub use people::{Person, PressLookup, Profile};
@@ -212,6 +212,13 @@ impl Store {
         Ok(store)
     }
 
+    /// The same store with a key cache of at most `cap` keys (by default
+    /// 200,000): for a test or a bench with more people than it holds.
+    pub fn with_key_cache(mut self, cap: usize) -> Store {
+        self.keys = Arc::new(keys::Keyring::new(cap));
+        self
+    }
+
     /// The root key's vault: blind indexes, secret hashes, and sealing what
     /// belongs to nobody yet (a device before its code, a signed URL).
     /// A person's values are sealed with their own key, never with this.
@@ -233,10 +240,6 @@ impl Store {
 
     pub(crate) fn phone_index(&self, phone: &PhoneNumber) -> Vec<u8> {
         self.vault.blind_index("phone", phone.as_str().as_bytes())
-    }
-
-    fn open_opt(&self, place: &str, value: Option<&[u8]>) -> Result<Option<String>, StoreError> {
-        value.map(|v| self.open_str(place, v)).transpose()
     }
 }
 

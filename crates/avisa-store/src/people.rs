@@ -1,7 +1,7 @@
 //! People: one per verified phone number, with the profile (sealed), the
 //! PIN's hash and its lockout, and what every phone request reads first.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use avisa_core::{Language, PhoneNumber, UnixMillis};
 use sqlx::{AssertSqlSafe, FromRow, Row};
@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::db_run;
 use crate::devices::Device;
+use crate::keys::PersonKey;
 use crate::{Store, StoreError, aad, seal_opt};
 
 /// What the person tells Avisa about themselves.
@@ -40,6 +41,8 @@ pub struct Person {
     pub decoy_hash: Option<String>,
     /// Changes whenever the person's contacts change (see [`Store::alert_contacts`]).
     pub contacts_version: i64,
+    /// Their key, loaded with them: a press seals its alert with it.
+    pub key: PersonKey,
 }
 
 /// What a press needs before it writes, read in one round trip.
@@ -236,23 +239,24 @@ impl Store {
     }
 
     /// Opens a person's row, with their key (loaded, or made for a person
-    /// who has none yet), which later sealing of theirs finds in memory.
+    /// who has none yet), which the person carries for later sealing.
     async fn open_person(&self, row: PersonRow) -> Result<Person, StoreError> {
         let id = row.id;
-        self.person_key(id).await?;
-        let phone = self.open_str(&aad("people.phone", id), &row.phone_enc)?;
+        let key = self.person_key(id).await?;
+        let keys = self.keys_of(id, key.clone());
+        let phone = keys.open_str(&aad("people.phone", id), &row.phone_enc)?;
         Ok(Person {
             id,
             phone: PhoneNumber::from_e164_unchecked(phone),
             profile: Profile {
-                name: self.open_opt(&aad("people.name", id), row.name_enc.as_deref())?,
-                home_state: self
+                name: keys.open_opt(&aad("people.name", id), row.name_enc.as_deref())?,
+                home_state: keys
                     .open_opt(&aad("people.home_state", id), row.home_state_enc.as_deref())?,
-                home_county: self.open_opt(
+                home_county: keys.open_opt(
                     &aad("people.home_county", id),
                     row.home_county_enc.as_deref(),
                 )?,
-                keyword: self.open_opt(&aad("people.keyword", id), row.keyword_enc.as_deref())?,
+                keyword: keys.open_opt(&aad("people.keyword", id), row.keyword_enc.as_deref())?,
                 language: row.language,
                 name_at_end: row.name_at_end,
             },
@@ -260,6 +264,7 @@ impl Store {
             duress_hash: row.duress_hash,
             decoy_hash: row.decoy_hash,
             contacts_version: row.contacts_version,
+            key: PersonKey(key),
         })
     }
 
@@ -329,7 +334,7 @@ impl Store {
         });
         tx.commit().await?;
         if person_id == new_id {
-            self.keys.put(new_id, key);
+            self.keys.put(new_id, Arc::new(key));
         }
         // The device's copy of the number, sealed with the root key while
         // it belonged to nobody, now goes under the person's key.
@@ -448,11 +453,12 @@ impl Store {
         let rows: Vec<(Uuid, Vec<u8>)> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).fetch_all(pool).await
         })?;
+        let keys = self.no_keys();
         Ok(rows
             .into_iter()
             .filter(|(id, to)| {
                 avisa_core::crypto::sealed_key_id(to).is_none()
-                    && self
+                    && keys
                         .open_str(&aad("outbox.to", *id), to)
                         .is_ok_and(|to| to == phone.as_str())
             })

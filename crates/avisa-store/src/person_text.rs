@@ -56,8 +56,8 @@ impl Store {
         let Some(sealed) = sealed.ok_or(StoreError::NotFound)? else {
             return Ok(None);
         };
-        self.load_people([person_id]).await?;
-        Ok(Some(self.open_str(&aad(what.place(), person_id), &sealed)?))
+        let keys = self.load_people([person_id]).await?;
+        Ok(Some(keys.open_str(&aad(what.place(), person_id), &sealed)?))
     }
 
     /// Writes (Some) or forgets (None) the text.

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use avisa_core::crypto::DataKey;
 use avisa_core::{Language, PhoneNumber};
-use avisa_store::{ContactInput, MAX_CONTACTS, Profile, Store, StoreError, VerifyOutcome, testing};
+use avisa_store::{
+    ContactInput, MAX_CONTACTS, Profile, QueueFilter, Store, StoreError, VerifyOutcome, testing,
+};
 
 /// A fresh database on one backend, with what a test may need to look at.
 struct Fixture {
@@ -82,6 +84,7 @@ both_backends! {
     alerts_batch_with_a_reused_key;
     case_numbers_are_unique_per_office_and_year;
     case_counters_never_deadlock;
+    a_small_key_cache_never_loses_a_message;
     the_alert_limit_holds_where_alerts_are_written;
     checkin_timers_end_once_and_remind_once;
     claims_go_by_rank_and_leases_come_back;
@@ -471,6 +474,7 @@ async fn kept_contacts_follow_every_change(f: Fixture) {
 async fn press_lookup_reads_key_and_window(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let token = avisa_core::crypto::token_hash("+12135550100");
 
     let none = store
@@ -484,8 +488,8 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
     let a = alert(person, "key-000001", NOW - 700_000, &[0]);
     let b = alert(person, "key-000002", NOW - 1_000, &[0]);
     let sealed = [
-        store.seal_alert(&a).expect("seal"),
-        store.seal_alert(&b).expect("seal"),
+        store.seal_alert(&a, &key).expect("seal"),
+        store.seal_alert(&b, &key).expect("seal"),
     ];
     store.insert_alerts(&sealed).await.expect("insert");
 
@@ -513,7 +517,7 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
     let mut rehearsal = alert(person, "key-000004", NOW - 1_000, &[0]);
     rehearsal.practice = true;
     store
-        .insert_alerts(&[store.seal_alert(&rehearsal).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&rehearsal, &key).expect("seal")])
         .await
         .expect("insert");
     let real = store
@@ -548,8 +552,8 @@ async fn press_lookup_reads_key_and_window(f: Fixture) {
     let d = alert(person, "key-000007", NOW - 100, &[0]);
     store
         .insert_alerts(&[
-            store.seal_alert(&c).expect("seal"),
-            store.seal_alert(&d).expect("seal"),
+            store.seal_alert(&c, &key).expect("seal"),
+            store.seal_alert(&d, &key).expect("seal"),
         ])
         .await
         .expect("insert");
@@ -643,9 +647,10 @@ async fn deleting_a_person_removes_everything(f: Fixture) {
 async fn outcomes_written_plain_are_sealed_at_start(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let a = alert(person, "plain-outcome", NOW, &[0]);
     store
-        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&a, &key).expect("seal")])
         .await
         .expect("insert");
     store.close().await;
@@ -678,8 +683,9 @@ async fn a_silent_instance_s_messages_come_back_in_seconds(f: Fixture) {
     let b = f.store().await;
     assert_ne!(a.instance_id(), b.instance_id());
     let person = verified_person(&a, "+12135550100").await;
+    let key = a.sealing_key(person).await.expect("key");
     a.insert_alerts(&[a
-        .seal_alert(&alert(person, "held", NOW, &[0, 1]))
+        .seal_alert(&alert(person, "held", NOW, &[0, 1]), &key)
         .expect("seal")])
         .await
         .expect("insert");
@@ -889,6 +895,110 @@ fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAl
     }
 }
 
+/// More people than the key cache holds, pressing while the console reads
+/// and another instance sends: every message opens and goes, none is
+/// withdrawn as "deleted", every read opens. (The ring used to clear itself
+/// when full, and a key missing from memory meant "person deleted": a
+/// living person's alert SMS withdrawn unsent; issue 37.)
+async fn a_small_key_cache_never_loses_a_message(f: Fixture) {
+    const PEOPLE: usize = 24;
+    let store = f.store().await.with_key_cache(4);
+    let sender = f.store().await.with_key_cache(4);
+    let mut numbers = Vec::new();
+    for i in 0..PEOPLE {
+        let number = format!("+1213555{:04}", 1000 + i);
+        let person = verified_person(&store, &number).await;
+        let profile = Profile {
+            name: Some(format!("Persona {i}")),
+            ..Profile::default()
+        };
+        store
+            .update_profile(person, &profile, None, None, NOW)
+            .await
+            .expect("profile");
+        numbers.push(number);
+    }
+    // Each press seals with the key its lookup handed out, while the
+    // console reads the queue and every case.
+    let presses: Vec<_> = numbers
+        .iter()
+        .map(|number| {
+            let store = store.clone();
+            let token = avisa_core::crypto::token_hash(number);
+            tokio::spawn(async move {
+                let lookup = store
+                    .press_lookup(&token, "tiny-cache", NOW - 600_000, false)
+                    .await
+                    .expect("lookup")
+                    .expect("device");
+                let person = lookup.person.expect("verified");
+                let mut a = alert(person.id, "tiny-cache", NOW, &[0, 1]);
+                for m in &mut a.messages {
+                    m.owner = Some(person.id);
+                }
+                let sealed = store.seal_alert(&a, &person.key).expect("seal");
+                store.insert_alerts(&[sealed]).await.expect("insert");
+                a.id
+            })
+        })
+        .collect();
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let filter = QueueFilter {
+                limit: 100,
+                ..QueueFilter::default()
+            };
+            let mut opened = 0;
+            for _ in 0..20 {
+                for item in store.queue(&filter).await.expect("the queue opens") {
+                    assert!(item.person_name.is_some_and(|n| n.starts_with("Persona ")));
+                    store
+                        .alert(item.alert_id)
+                        .await
+                        .expect("the case opens")
+                        .expect("the case");
+                    opened += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            opened
+        })
+    };
+    let mut alerts = Vec::new();
+    for p in presses {
+        alerts.push(p.await.expect("press"));
+    }
+    reader.await.expect("reader");
+    // Another instance, its own cache as small, sends them all at once.
+    let claimed = sender.claim(NOW, 1_000, 30_000).await.expect("claim");
+    assert_eq!(
+        claimed.len(),
+        PEOPLE * 2,
+        "every message claimed and opened"
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.body.starts_with("mensaje de rango"))
+    );
+    for id in alerts {
+        let view = store.alert(id).await.expect("read").expect("alert");
+        assert!(
+            view.recipients
+                .iter()
+                .all(|r| r.status != avisa_core::OutboxStatus::Withdrawn),
+            "nothing withdrawn: {:?}",
+            view.recipients
+        );
+    }
+    let (hits, misses) = store.key_cache_stats();
+    assert!(
+        misses > 0,
+        "the small cache was exceeded: {hits} hits, {misses} misses"
+    );
+}
+
 /// Group commits of several instances, each numbering four offices in its
 /// own order, all go through: the counters are locked in one order (on
 /// PostgreSQL a cycle was `deadlock detected`, a second lost and every
@@ -896,6 +1006,7 @@ fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAl
 async fn case_counters_never_deadlock(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     const PREFIXES: [&str; 4] = ["LAX-2026", "CHI-2026", "SAN-2026", "NYC-2026"];
     let mut tasks = Vec::new();
     for writer in 0..6usize {
@@ -907,7 +1018,7 @@ async fn case_counters_never_deadlock(f: Fixture) {
                         let mut a = alert(person, &format!("dl-{writer}-{round}-{i}"), NOW, &[0]);
                         a.case_prefix =
                             Some(PREFIXES[(i + writer + round) % PREFIXES.len()].to_string());
-                        store.seal_alert(&a).expect("seal")
+                        store.seal_alert(&a, &key).expect("seal")
                     })
                     .collect()
             })
@@ -944,6 +1055,7 @@ async fn case_counters_never_deadlock(f: Fixture) {
 async fn case_numbers_are_unique_per_office_and_year(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let numbered = |key: &str, prefix: Option<&str>| {
         let mut a = alert(person, key, NOW, &[0]);
         a.case_prefix = prefix.map(str::to_string);
@@ -959,7 +1071,7 @@ async fn case_numbers_are_unique_per_office_and_year(f: Fixture) {
     practice.practice = true;
     let batch: Vec<_> = [&first, &second, &chicago, &again, &practice]
         .iter()
-        .map(|a| store.seal_alert(a).expect("seal"))
+        .map(|a| store.seal_alert(a, &key).expect("seal"))
         .collect();
     let results = store.insert_alerts_numbered(&batch).await.expect("insert");
     let numbers: Vec<Option<&str>> = results.iter().map(|(_, n)| n.as_deref()).collect();
@@ -988,7 +1100,7 @@ async fn case_numbers_are_unique_per_office_and_year(f: Fixture) {
         .map(|i| {
             let store = store.clone();
             let sealed = store
-                .seal_alert(&numbered(&format!("p{i}"), Some("LAX-2026")))
+                .seal_alert(&numbered(&format!("p{i}"), Some("LAX-2026")), &key)
                 .expect("seal");
             tokio::spawn(async move { store.insert_alerts_numbered(&[sealed]).await })
         })
@@ -1004,7 +1116,7 @@ async fn case_numbers_are_unique_per_office_and_year(f: Fixture) {
     // A new year starts again at 1.
     let next_year = store
         .insert_alerts_numbered(&[store
-            .seal_alert(&numbered("y", Some("LAX-2027")))
+            .seal_alert(&numbered("y", Some("LAX-2027")), &key)
             .expect("seal")])
         .await
         .expect("insert");
@@ -1014,12 +1126,13 @@ async fn case_numbers_are_unique_per_office_and_year(f: Fixture) {
 async fn alerts_batch_with_a_reused_key(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let a = alert(person, "key-one", NOW, &[0, 1]);
     let b = alert(person, "key-two", NOW, &[0]);
     let again = alert(person, "key-one", NOW, &[0, 1, 2]);
     let sealed: Vec<_> = [&a, &b, &again]
         .iter()
-        .map(|x| store.seal_alert(x).expect("seal"))
+        .map(|x| store.seal_alert(x, &key).expect("seal"))
         .collect();
     let results = store.insert_alerts(&sealed).await.expect("insert");
     assert_eq!(
@@ -1037,7 +1150,7 @@ async fn alerts_batch_with_a_reused_key(f: Fixture) {
     // A later batch with the key again: still the first alert.
     let later = store
         .insert_alerts(&[store
-            .seal_alert(&alert(person, "key-one", NOW, &[0]))
+            .seal_alert(&alert(person, "key-one", NOW, &[0]), &key)
             .expect("seal")])
         .await
         .expect("insert");
@@ -1062,6 +1175,7 @@ async fn alerts_batch_with_a_reused_key(f: Fixture) {
 async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let limit = Some(avisa_store::AlertLimit {
         since: NOW - 600_000,
         max: 2,
@@ -1079,7 +1193,7 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     let first = limited("first", NOW - 1000);
     for a in [&before, &practice, &first] {
         store
-            .insert_alerts(&[store.seal_alert(a).expect("seal")])
+            .insert_alerts(&[store.seal_alert(a, &key).expect("seal")])
             .await
             .expect("insert");
     }
@@ -1089,7 +1203,7 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     let again = limited("first", NOW);
     let sealed: Vec<_> = [&a, &b, &again, &c]
         .iter()
-        .map(|x| store.seal_alert(x).expect("seal"))
+        .map(|x| store.seal_alert(x, &key).expect("seal"))
         .collect();
     let results = store.insert_alerts(&sealed).await.expect("insert");
     assert_eq!(
@@ -1106,7 +1220,7 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     let d = limited("d", NOW + 1);
     assert_eq!(
         store
-            .insert_alerts(&[store.seal_alert(&d).expect("seal")])
+            .insert_alerts(&[store.seal_alert(&d, &key).expect("seal")])
             .await
             .expect("insert"),
         vec![Inserted::Limited { oldest: NOW - 1000 }]
@@ -1122,7 +1236,7 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     let e = limited("e", NOW + 3);
     assert_eq!(
         store
-            .insert_alerts(&[store.seal_alert(&e).expect("seal")])
+            .insert_alerts(&[store.seal_alert(&e, &key).expect("seal")])
             .await
             .expect("insert"),
         vec![Inserted::Limited { oldest: NOW - 1000 }]
@@ -1130,6 +1244,7 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     // A retry racing its first press, in a batch with a new press one
     // place below the limit: the retry takes no place, the new one passes.
     let other = verified_person(&store, "+12135550101").await;
+    let key = store.sealing_key(other).await.expect("key");
     let for_other = |key: &str| {
         let mut a = alert(other, key, NOW, &[0]);
         a.limit = limit;
@@ -1137,15 +1252,15 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
     };
     let x1 = for_other("x-one");
     store
-        .insert_alerts(&[store.seal_alert(&x1).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&x1, &key).expect("seal")])
         .await
         .expect("insert");
     let (retry, x2) = (for_other("x-one"), for_other("x-two"));
     assert_eq!(
         store
             .insert_alerts(&[
-                store.seal_alert(&retry).expect("seal"),
-                store.seal_alert(&x2).expect("seal")
+                store.seal_alert(&retry, &key).expect("seal"),
+                store.seal_alert(&x2, &key).expect("seal")
             ])
             .await
             .expect("insert"),
@@ -1156,13 +1271,14 @@ async fn the_alert_limit_holds_where_alerts_are_written(f: Fixture) {
 async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     // Three alerts, the oldest with only late ranks.
     let old = alert(person, "old", NOW - 1000, &[2, 3]);
     let mid = alert(person, "mid", NOW - 500, &[0, 1]);
     let new = alert(person, "new", NOW, &[0]);
     for a in [&old, &mid, &new] {
         store
-            .insert_alerts(&[store.seal_alert(a).expect("seal")])
+            .insert_alerts(&[store.seal_alert(a, &key).expect("seal")])
             .await
             .expect("insert");
     }
@@ -1215,7 +1331,7 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
     // outcomes are recorded, and what is claimed next is what is still due.
     let late = alert(person, "late", NOW + 30_001, &[0, 1]);
     store
-        .insert_alerts(&[store.seal_alert(&late).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&late, &key).expect("seal")])
         .await
         .expect("insert");
     let outcomes: Vec<OutboxUpdate> = again
@@ -1262,11 +1378,12 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
 async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     // Written already leased, for a dispatcher that takes the text from
     // memory: as a claim leaves them, so no claim takes them again.
     let a = alert(person, "leased", NOW, &[0, 1]);
     let handed = a.leased_messages();
-    let mut sealed = store.seal_alert(&a).expect("seal");
+    let mut sealed = store.seal_alert(&a, &key).expect("seal");
     sealed.lease_outbox(NOW + 30_000, store.instance_id());
     store.insert_alerts(&[sealed]).await.expect("insert");
     assert!(
@@ -1330,9 +1447,10 @@ async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
 async fn a_delivered_receipt_of_another_copy_still_delivers(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let a = alert(person, "copies", NOW, &[0, 1]);
     store
-        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&a, &key).expect("seal")])
         .await
         .expect("insert");
     let claimed = store.claim(NOW, 2, 30_000).await.expect("claim");
@@ -1411,9 +1529,10 @@ async fn a_delivered_receipt_of_another_copy_still_delivers(f: Fixture) {
 async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let a = alert(person, "receipts", NOW, &[0, 1, 2]);
     store
-        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&a, &key).expect("seal")])
         .await
         .expect("insert");
     let claimed = store.claim(NOW, 2, 30_000).await.expect("claim");
@@ -1515,9 +1634,10 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
 async fn cancel_withdraws_and_follows_up(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let a = alert(person, "cancel", NOW, &[0, 1]);
     store
-        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&a, &key).expect("seal")])
         .await
         .expect("insert");
     let claimed = store.claim(NOW, 1, 30_000).await.expect("claim");
@@ -1593,6 +1713,7 @@ async fn changes_are_told_at_most_once_a_window(f: Fixture) {
 async fn no_code_waits_ahead_of_an_alert(f: Fixture) {
     let store = f.store().await;
     let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
     let mut code = message(
         avisa_store::RANK_AFTER_ALERTS,
         "+12135550111",
@@ -1607,7 +1728,7 @@ async fn no_code_waits_ahead_of_an_alert(f: Fixture) {
     let ranks: Vec<i32> = (0..avisa_store::MAX_CONTACTS as i32).collect();
     let a = alert(person, "key-after-codes", NOW, &ranks);
     store
-        .insert_alerts(&[store.seal_alert(&a).expect("seal")])
+        .insert_alerts(&[store.seal_alert(&a, &key).expect("seal")])
         .await
         .expect("insert");
     let claimed = store.claim(NOW, 100, 30_000).await.expect("claim");

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use avisa_core::crypto::{FieldKey, sealed_key_id};
 use avisa_core::messages::CASE_SLOT;
 use uuid::Uuid;
 
@@ -79,17 +80,21 @@ impl Store {
     }
 
     /// The duty SMS row with its case number sealed into its text.
+    /// Sealed as the row's other fields are: with the person's `key`, or
+    /// with the root key for a message that belongs to nobody.
     pub(crate) fn fill_slot(
         &self,
-        person: Uuid,
+        key: &FieldKey,
         row: &mut OutboxRow,
         text: &str,
         number: &str,
     ) -> Result<(), StoreError> {
-        row.body_enc = self.loaded_key(person)?.seal(
-            aad("outbox.body", row.id).as_bytes(),
-            text.replace(CASE_SLOT, number).as_bytes(),
-        )?;
+        let place = aad("outbox.body", row.id);
+        let text = text.replace(CASE_SLOT, number);
+        row.body_enc = match sealed_key_id(&row.to_enc) {
+            Some(_) => key.seal(place.as_bytes(), text.as_bytes())?,
+            None => self.vault.seal_str(&place, &text)?,
+        };
         Ok(())
     }
 }

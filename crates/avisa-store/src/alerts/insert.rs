@@ -96,7 +96,7 @@ impl Store {
                 if let Some(number) = &number {
                     for s in &a.slotted {
                         if let Some(row) = rows.get_mut(s.index) {
-                            self.fill_slot(a.alert.person_id, row, &s.text, number)?;
+                            self.fill_slot(&a.key, row, &s.text, number)?;
                         }
                     }
                 }

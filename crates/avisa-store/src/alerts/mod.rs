@@ -11,6 +11,8 @@ mod trail;
 pub use case_number::format_case_number;
 pub use trail::Fix;
 
+use std::sync::Arc;
+
 use avisa_core::{
     AlertSource, AlertState, Coverage, Language, Location, MessageKind, OutboxStatus, PhoneNumber,
     Purpose, UnixMillis,
@@ -19,6 +21,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::db::db_run;
+use crate::keys::{Keys, PersonKey};
 use crate::outbox::{Claimed, NewMessage, OutboxRow};
 use crate::{Store, StoreError, aad};
 use avisa_core::crypto::FieldKey;
@@ -94,6 +97,8 @@ pub struct SealedAlert {
     case_prefix: Option<String>,
     /// Messages whose text names the case number, not known yet.
     slotted: Vec<case_number::Slotted>,
+    /// The person's key, to seal the case number into those texts.
+    key: Arc<FieldKey>,
 }
 
 impl SealedAlert {
@@ -250,7 +255,9 @@ impl Store {
             text.as_bytes(),
         )?)
     }
+}
 
+impl Keys {
     pub(crate) fn open_location(&self, row: &LocationRow) -> Result<Location, StoreError> {
         let text = self.open_str(&aad("alert_locations.location", row.id), &row.location_enc)?;
         let mut parts = text.split(';');
@@ -264,7 +271,9 @@ impl Store {
             _ => Err(StoreError::Crypto(avisa_core::crypto::CryptoError::Open)),
         }
     }
+}
 
+impl Store {
     pub(crate) fn location_row(
         key: &FieldKey,
         alert_id: Uuid,
@@ -283,9 +292,14 @@ impl Store {
 
     /// Seals an alert's rows (CPU work, done by the caller's task so the
     /// group-commit writer only writes).
-    /// The person's key is in memory: the press's lookup opened them.
-    pub fn seal_alert(&self, a: &NewAlert) -> Result<SealedAlert, StoreError> {
-        let key = self.loaded_key(a.person_id)?;
+    /// `key` is the person's, as their lookup handed it out
+    /// ([`crate::Person::key`]).
+    pub fn seal_alert(&self, a: &NewAlert, key: &PersonKey) -> Result<SealedAlert, StoreError> {
+        if key.0.id() != *a.person_id.as_bytes() {
+            return Err(StoreError::Crypto(avisa_core::crypto::CryptoError::Open));
+        }
+        let key = key.0.clone();
+        let keys = self.keys_of(a.person_id, key.clone());
         Ok(SealedAlert {
             alert: AlertRow {
                 id: a.id,
@@ -319,13 +333,13 @@ impl Store {
                 .iter()
                 .map(|m| {
                     if !m.body.contains(CASE_SLOT) {
-                        return self.outbox_row(m, Some(a.id), a.created_at);
+                        return self.outbox_row(m, Some(a.id), a.created_at, &keys);
                     }
                     // Sealed with the id's start for now: what stays if the
                     // alert gets no number.
                     let mut m = m.clone();
                     m.body = m.body.replace(CASE_SLOT, &a.id.simple().to_string()[..8]);
-                    self.outbox_row(&m, Some(a.id), a.created_at)
+                    self.outbox_row(&m, Some(a.id), a.created_at, &keys)
                 })
                 .collect::<Result<_, _>>()?,
             limit: a.limit,
@@ -340,6 +354,7 @@ impl Store {
                     text: m.body.clone(),
                 })
                 .collect(),
+            key,
         })
     }
 
@@ -443,8 +458,8 @@ impl Store {
         let latest: Option<LocationRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(id).fetch_optional(pool).await
         })?;
-        self.load_people([row.person_id]).await?;
-        let caller = self.open_caller(&row)?;
+        let keys = self.load_people([row.person_id]).await?;
+        let caller = keys.open_caller(&row)?;
         let mut recipients = Vec::new();
         for o in outbox.iter().filter(|o| o.purpose == Purpose::Alert) {
             let safe_status = outbox
@@ -454,7 +469,7 @@ impl Store {
             recipients.push(Recipient {
                 id: o.id,
                 kind: o.kind,
-                name: self.open_outbox_name(o)?,
+                name: keys.open_outbox_name(o)?,
                 status: o.status.public(),
                 reason: o.reason.clone(),
                 language: o.language,
@@ -478,13 +493,15 @@ impl Store {
             cancelled_at: row.cancelled_at,
             duress_at: row.duress_at,
             acknowledged_at: row.acknowledged_at,
-            location: latest.map(|l| self.open_location(&l)).transpose()?,
+            location: latest.map(|l| keys.open_location(&l)).transpose()?,
             caller,
             case_number: row.case_number,
             recipients,
         }))
     }
+}
 
+impl Keys {
     pub(crate) fn open_caller(&self, row: &AlertRow) -> Result<Option<String>, StoreError> {
         row.caller_enc
             .as_deref()

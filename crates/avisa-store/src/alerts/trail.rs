@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::LocationRow;
 use crate::db::db_run;
+use crate::keys::Keys;
 use crate::outbox::{NewMessage, insert_outbox};
 use crate::{Store, StoreError, aad};
 
@@ -90,28 +91,32 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        self.load_keys(newest.iter().map(|l| l.location_enc.as_slice()))
+        let keys = self
+            .load_keys(newest.iter().map(|l| l.location_enc.as_slice()))
             .await?;
-        Ok((count, newest.map(|l| self.fix(&l)).transpose()?))
+        Ok((count, newest.map(|l| fix(&keys, &l)).transpose()?))
     }
+}
 
-    fn fix(&self, row: &LocationRow) -> Result<Fix, StoreError> {
-        Ok(Fix {
-            location: self.open_location(row)?,
-            at: row.created_at,
-            implausible: row.implausible,
-        })
-    }
+fn fix(keys: &Keys, row: &LocationRow) -> Result<Fix, StoreError> {
+    Ok(Fix {
+        location: keys.open_location(row)?,
+        at: row.created_at,
+        implausible: row.implausible,
+    })
+}
 
+impl Store {
     /// Every point of an alert's trail, oldest first.
     pub async fn trail(&self, alert_id: Uuid) -> Result<Vec<Fix>, StoreError> {
         let sql = "SELECT * FROM alert_locations WHERE alert_id = $1 ORDER BY created_at, id";
         let rows: Vec<LocationRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
         })?;
-        self.load_keys(rows.iter().map(|l| l.location_enc.as_slice()))
+        let keys = self
+            .load_keys(rows.iter().map(|l| l.location_enc.as_slice()))
             .await?;
-        rows.iter().map(|l| self.fix(l)).collect()
+        rows.iter().map(|l| fix(&keys, l)).collect()
     }
 
     /// The newest location of any of the person's alerts.
@@ -124,8 +129,10 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        self.load_people([person_id]).await?;
-        row.map(|l| self.open_location(&l)).transpose()
+        let keys = self
+            .load_keys(row.iter().map(|l| l.location_enc.as_slice()))
+            .await?;
+        row.map(|l| keys.open_location(&l)).transpose()
     }
 
     /// The "nueva ubicación" SMS an alert has owed a contact so far: how
@@ -155,10 +162,10 @@ impl Store {
         messages: &[NewMessage],
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        self.owners_keys(messages).await?;
+        let keys = self.owners_keys(messages).await?;
         let rows = messages
             .iter()
-            .map(|m| self.outbox_row(m, Some(alert_id), now))
+            .map(|m| self.outbox_row(m, Some(alert_id), now, &keys))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut tx = self.db.begin().await?;
         insert_outbox(&mut tx, &rows).await?;

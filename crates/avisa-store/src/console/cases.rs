@@ -11,6 +11,7 @@ use super::{
 };
 use crate::alerts::{AlertRow, LocationRow};
 use crate::db::{Tx, db_run};
+use crate::keys::Keys;
 use crate::outbox::NewMessage;
 use crate::{Store, StoreError, aad};
 
@@ -93,9 +94,11 @@ impl Store {
         }
         Ok(rows.len() as u64)
     }
+}
 
+impl Keys {
     /// A case's outcome: sealed, or plain from before outcomes were.
-    pub(crate) fn open_outcome(
+    pub(crate) fn outcome(
         &self,
         alert_id: Uuid,
         sealed: Option<&[u8]>,
@@ -111,7 +114,7 @@ impl Store {
         }
     }
 
-    pub(crate) fn open_case(&self, alert_id: Uuid, r: CaseRow) -> Result<Case, StoreError> {
+    pub(crate) fn case(&self, alert_id: Uuid, r: CaseRow) -> Result<Case, StoreError> {
         Ok(Case {
             state: r.case_state,
             assigned_to: r.assigned_to,
@@ -119,7 +122,7 @@ impl Store {
             acknowledged_by: r.acknowledged_by,
             escalated_at: r.escalated_at,
             resolved_at: r.resolved_at,
-            outcome: self.open_outcome(alert_id, r.outcome_enc.as_deref(), r.outcome)?,
+            outcome: self.outcome(alert_id, r.outcome_enc.as_deref(), r.outcome)?,
             outcome_detail: r
                 .outcome_detail_enc
                 .as_deref()
@@ -127,7 +130,9 @@ impl Store {
                 .transpose()?,
         })
     }
+}
 
+impl Store {
     /// A consulate's queue: unacknowledged first, then the oldest first.
     pub async fn queue(&self, f: &QueueFilter) -> Result<Vec<QueueItem>, StoreError> {
         let rows: Vec<QueueRow> = db_run!(self.db.reader(), |pool| {
@@ -194,7 +199,7 @@ impl Store {
         });
         let ids: Vec<Uuid> = rows.iter().map(|r| r.0.id).collect();
         let counts = self.delivery_counts(&ids).await?;
-        self.load_people(rows.iter().map(|r| r.0.person_id)).await?;
+        let keys = self.load_people(rows.iter().map(|r| r.0.person_id)).await?;
         let mut out = Vec::with_capacity(rows.len());
         for (alert, case, name, latest) in rows {
             let id = alert.id;
@@ -209,10 +214,10 @@ impl Store {
                 case_number: alert.case_number,
                 person_name: name
                     .as_deref()
-                    .map(|n| self.open_str(&aad("people.name", alert.person_id), n))
+                    .map(|n| keys.open_str(&aad("people.name", alert.person_id), n))
                     .transpose()?,
-                location: latest.map(|l| self.open_location(&l)).transpose()?,
-                case: self.open_case(id, case)?,
+                location: latest.map(|l| keys.open_location(&l)).transpose()?,
+                case: keys.case(id, case)?,
                 delivery: counts
                     .iter()
                     .filter(|(a, _, _)| *a == id)
@@ -253,9 +258,14 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        self.load_keys(row.iter().filter_map(|r| r.outcome_detail_enc.as_deref()))
+        let keys = self
+            .load_keys(row.iter().flat_map(|r| {
+                [r.outcome_enc.as_deref(), r.outcome_detail_enc.as_deref()]
+                    .into_iter()
+                    .flatten()
+            }))
             .await?;
-        row.map(|r| self.open_case(alert_id, r)).transpose()
+        row.map(|r| keys.case(alert_id, r)).transpose()
     }
 
     /// Every location of the alert, oldest first.
@@ -376,7 +386,8 @@ impl Store {
         let rows: Vec<EventRow> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
         })?;
-        self.load_keys(rows.iter().filter_map(|e| e.detail_enc.as_deref()))
+        let keys = self
+            .load_keys(rows.iter().filter_map(|e| e.detail_enc.as_deref()))
             .await?;
         rows.into_iter()
             .map(|e| {
@@ -384,7 +395,7 @@ impl Store {
                     detail: e
                         .detail_enc
                         .as_deref()
-                        .map(|d| self.open_str(&aad("alert_events.detail", e.id), d))
+                        .map(|d| keys.open_str(&aad("alert_events.detail", e.id), d))
                         .transpose()?,
                     at: e.at,
                     staff_id: e.staff_id,
@@ -440,9 +451,9 @@ impl Store {
                         .await?
                 });
                 // (The reader pool: the writer is this transaction's.)
-                self.load_people([person_id]).await?;
+                let keys = self.load_people([person_id]).await?;
                 let name = name_enc
-                    .map(|n| self.open_str(&aad("people.name", person_id), &n))
+                    .map(|n| keys.open_str(&aad("people.name", person_id), &n))
                     .transpose()?;
                 escalated.push(Escalated {
                     id,
@@ -455,6 +466,10 @@ impl Store {
                 });
             }
         }
+        // The duty SMS are sealed with each person's key.
+        let keys = self
+            .load_people(escalated.iter().map(|e| e.person_id))
+            .await?;
         let mut outbox = Vec::new();
         for e in &escalated {
             let event = EventRow {
@@ -487,7 +502,7 @@ impl Store {
                     .await?;
             });
             for m in duty {
-                outbox.push(self.outbox_row(&m, Some(e.id), now)?);
+                outbox.push(self.outbox_row(&m, Some(e.id), now, &keys)?);
             }
         }
         crate::outbox::insert_outbox(&mut tx, &outbox).await?;
@@ -507,12 +522,12 @@ impl Store {
         let rows: Vec<Row> = db_run!(self.db.reader(), |pool| {
             sqlx::query_as(sql).bind(alert_id).fetch_all(pool).await
         })?;
-        self.load_keys(rows.iter().map(|r| r.2.as_slice())).await?;
+        let keys = self.load_keys(rows.iter().map(|r| r.2.as_slice())).await?;
         rows.into_iter()
             .map(|(id, body, to, sent_at, updated_at)| {
                 let open = |field: &str, sealed: &[u8]| {
                     (!sealed.is_empty())
-                        .then(|| self.open_str(&aad(field, id), sealed))
+                        .then(|| keys.open_str(&aad(field, id), sealed))
                         .transpose()
                 };
                 Ok(SentMessage {
@@ -554,12 +569,12 @@ impl Store {
                 .fetch_all(pool)
                 .await
         })?;
-        self.load_people([person_id]).await?;
+        let keys = self.load_people([person_id]).await?;
         rows.into_iter()
             .map(
                 |(id, consulate_id, case_number, created_at, state, case_state, plain, sealed)| {
                     Ok(PersonAlert {
-                        outcome: self.open_outcome(id, sealed.as_deref(), plain)?,
+                        outcome: keys.outcome(id, sealed.as_deref(), plain)?,
                         id,
                         consulate_id,
                         case_number,

@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, FromRow};
 use uuid::Uuid;
 
 use crate::db::{Dialect, Tx, db_run};
+use crate::keys::Keys;
 use crate::{Store, StoreError, aad};
 
 mod apply;
@@ -257,21 +258,16 @@ pub(crate) async fn insert_outbox(tx: &mut Tx, rows: &[OutboxRow]) -> Result<(),
 
 impl Store {
     /// A message to queue, sealed, as its row.
+    /// `keys` holds the message's owner's key ([`Store::owners_keys`]).
     pub(crate) fn outbox_row(
         &self,
         m: &NewMessage,
         alert_id: Option<Uuid>,
         now: UnixMillis,
+        keys: &Keys,
     ) -> Result<OutboxRow, StoreError> {
         let id = m.id;
-        let key = m.owner.map(|p| self.loaded_key(p)).transpose()?;
-        let seal = |place: &str, text: &str| -> Result<Vec<u8>, StoreError> {
-            let place = aad(place, id);
-            Ok(match &key {
-                Some(key) => key.seal(place.as_bytes(), text.as_bytes())?,
-                None => self.vault.seal_str(&place, text)?,
-            })
-        };
+        let seal = |place: &str, text: &str| keys.seal(m.owner, &aad(place, id), text);
         Ok(OutboxRow {
             id,
             alert_id,
@@ -325,11 +321,11 @@ impl Store {
         now: UnixMillis,
         at: UnixMillis,
     ) -> Result<(), StoreError> {
-        self.owners_keys(messages).await?;
+        let keys = self.owners_keys(messages).await?;
         let rows = messages
             .iter()
             .map(|m| {
-                let mut row = self.outbox_row(m, None, now)?;
+                let mut row = self.outbox_row(m, None, now, &keys)?;
                 row.next_attempt_at = at;
                 Ok(row)
             })
@@ -384,19 +380,21 @@ impl Store {
     }
 
     /// Claimed rows opened for sending. A row whose person was deleted
-    /// while it waited no longer opens: it is withdrawn, not sent.
+    /// while it waited (the database has no key of theirs, whatever this
+    /// process's cache holds) is withdrawn, not sent.
     async fn open_claimed(&self, rows: Vec<OutboxRow>) -> Result<Vec<Claimed>, StoreError> {
-        self.load_keys(rows.iter().map(|r| r.to_enc.as_slice()))
+        let keys = self
+            .live_keys(rows.iter().map(|r| r.to_enc.as_slice()))
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut gone = Vec::new();
         for r in rows {
-            if self.key_gone(&r.to_enc) {
+            if keys.gone(&r.to_enc) {
                 gone.push(r.id);
                 continue;
             }
-            let to = self.open_str(&aad("outbox.to", r.id), &r.to_enc)?;
-            let body = self.open_str(&aad("outbox.body", r.id), &r.body_enc)?;
+            let to = keys.open_str(&aad("outbox.to", r.id), &r.to_enc)?;
+            let body = keys.open_str(&aad("outbox.body", r.id), &r.body_enc)?;
             claimed.push(Claimed {
                 to: PhoneNumber::from_e164_unchecked(to),
                 body,
