@@ -83,6 +83,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL: it must start with sqlite: or postgres://")]
     UnsupportedUrl,
+    #[error("the database URL's {setting} names {path}, which cannot be read: {reason}")]
+    MissingFile {
+        setting: &'static str,
+        path: String,
+        reason: String,
+    },
     #[error(
         "PostgreSQL's TLS certificate does not verify for this host against sslrootcert \
          (or the system's CAs): {0}"
@@ -105,6 +111,14 @@ impl StoreError {
             // A connection cut while it negotiated TLS (sslmode=prefer asks
             // first): the server is going or gone.
             StoreError::Database(sqlx::Error::Protocol(m)) => m.contains("SSLRequest"),
+            StoreError::Database(sqlx::Error::WorkerCrashed) => true,
+            // PostgreSQL going away under a statement: an administrator's
+            // shutdown or a crash (57P01–57P03, "terminating connection due
+            // to administrator command"), a connection exception (class
+            // 08), or no connection slot left (53300).
+            StoreError::Database(sqlx::Error::Database(e)) => e.code().is_some_and(|code| {
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            }),
             _ => false,
         }
     }
@@ -139,6 +153,7 @@ pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Db, StoreErro
     let db = if url.starts_with("sqlite:") {
         Db::sqlite(url).await?
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        missing_tls_files(url)?;
         Db::postgres(url, pool).await.map_err(|e| match e {
             StoreError::Database(d) if d.to_string().contains("certificate") => {
                 StoreError::Certificate(d.to_string())
@@ -150,6 +165,40 @@ pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Db, StoreErro
     };
     db.migrate().await?;
     Ok(db)
+}
+
+/// The TLS files a PostgreSQL URL names (`sslrootcert`, `sslcert`,
+/// `sslkey`) that cannot be read, named with their setting, before any
+/// connection is tried (the driver reports only "No such file or
+/// directory", several times over).
+fn missing_tls_files(url: &str) -> Result<(), StoreError> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(());
+    };
+    for pair in query.split('&') {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let setting = match name {
+            "sslrootcert" => "sslrootcert",
+            "sslcert" => "sslcert",
+            "sslkey" => "sslkey",
+            _ => continue,
+        };
+        // libpq's "system": the system's CAs, not a file.
+        if value == "system" {
+            continue;
+        }
+        let path = value.replace("%2F", "/").replace("%2f", "/");
+        if let Err(e) = std::fs::metadata(&path) {
+            return Err(StoreError::MissingFile {
+                setting,
+                path,
+                reason: e.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Whether `key` is the master key of a database: Some(true) it opens it,

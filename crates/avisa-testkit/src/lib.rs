@@ -8,6 +8,8 @@
 //! 400, 401, 429 (with `Retry-After`) and 500, or never answering (a
 //! timeout) — scripted per test.
 
+pub mod postgres;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

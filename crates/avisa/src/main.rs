@@ -151,11 +151,28 @@ fn main() -> std::process::ExitCode {
     match main_inner() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // The chain of causes, one line each: what a person can act on.
-            eprintln!("error: {e:#}");
+            // The chain of causes: what a person can act on, each said once.
+            eprintln!("error: {}", causes_once(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, joined by ": ", leaving out a cause whose
+/// words the text already holds (a database error quotes its source).
+fn causes_once(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let line = cause.to_string();
+        if text.contains(&line) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&line);
+    }
+    text
 }
 
 fn main_inner() -> anyhow::Result<()> {

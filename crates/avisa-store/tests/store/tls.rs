@@ -12,32 +12,7 @@ use std::process::Command;
 
 use avisa_core::crypto::DataKey;
 use avisa_store::Store;
-
-fn pg_bin() -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-fn run(what: &str, cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn as_postgres(bin: &Path, tool: &str) -> Command {
-    let mut cmd = Command::new("runuser");
-    cmd.args(["-u", "postgres", "--"]).arg(bin.join(tool));
-    cmd
-}
+use avisa_testkit::postgres::{Cluster, give_to_postgres, run};
 
 /// A CA and a certificate it signs for `localhost` / 127.0.0.1, in `dir`:
 /// (ca.pem, server.crt, server.key).
@@ -95,100 +70,38 @@ fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (ca, crt, key)
 }
 
-/// A running cluster; stopped when dropped.
-struct Cluster {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.bin, "pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "stop"])
-            .output();
-    }
-}
-
+/// A cluster of the test's own, serving TLS only over TCP.
 fn start_cluster(dir: &Path, crt: &Path, key: &Path) -> Option<Cluster> {
-    let bin = pg_bin()?;
-    let data = dir.join("pg");
-    std::fs::create_dir(&data).expect("dir");
+    let cluster = Cluster::init(dir)?;
     // The server's key and certificate, readable by the server alone.
-    let (server_crt, server_key) = (data.join("server.crt"), data.join("server.key"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    run(
-        "chown",
-        Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir),
-    );
-    run(
-        "initdb",
-        as_postgres(&bin, "initdb")
-            .args(["-A", "trust", "-U", "postgres", "-D"])
-            .arg(&data),
+    let (server_crt, server_key) = (
+        cluster.data.join("server.crt"),
+        cluster.data.join("server.key"),
     );
     std::fs::copy(crt, &server_crt).expect("crt");
     std::fs::copy(key, &server_key).expect("key");
-    run(
-        "chown",
-        Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&server_crt)
-            .arg(&server_key),
-    );
+    give_to_postgres(&[&server_crt, &server_key]);
     run("chmod", Command::new("chmod").arg("600").arg(&server_key));
-    let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
-    conf.push_str(&format!(
-        "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-         ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
-        data.display()
-    ));
-    std::fs::write(data.join("postgresql.conf"), conf).expect("conf");
+    cluster.configure("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
     // TLS or nothing, over TCP.
     std::fs::write(
-        data.join("pg_hba.conf"),
+        cluster.data.join("pg_hba.conf"),
         "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n",
     )
     .expect("hba");
-    run(
-        "pg_ctl start",
-        as_postgres(&bin, "pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(data.join("log"))
-            .args(["-w", "start"]),
-    );
-    Some(Cluster { bin, data, port })
+    cluster.start();
+    Some(cluster)
 }
 
 #[tokio::test]
 async fn postgres_over_tls_verifies_the_server() {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root || pg_bin().is_none() {
-        eprintln!("skipped: starting a PostgreSQL cluster needs root and PostgreSQL's binaries");
-        return;
-    }
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
     let (ca, crt, key) = certificates(dir.path(), "right");
     let (other_ca, _, _) = certificates(dir.path(), "other");
-    let cluster = start_cluster(dir.path(), &crt, &key).expect("a cluster");
+    let Some(cluster) = start_cluster(dir.path(), &crt, &key) else {
+        eprintln!("skipped: starting a PostgreSQL cluster needs root and PostgreSQL's binaries");
+        return;
+    };
     let url = |ca: &Path, mode: &str| {
         format!(
             "postgres://postgres@localhost:{}/postgres?sslmode={mode}&sslrootcert={}",
@@ -216,6 +129,17 @@ async fn postgres_over_tls_verifies_the_server() {
     eprintln!("another CA: {text}");
     assert!(
         text.contains("certificate does not verify") && text.contains("UnknownIssuer"),
+        "{text}"
+    );
+
+    // A CA file that is not there: named, with its setting, once.
+    let err = avisa_store::connect(&url(&dir.path().join("nowhere.pem"), "verify-full"))
+        .await
+        .err()
+        .expect("a missing CA file is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("sslrootcert") && text.contains("nowhere.pem"),
         "{text}"
     );
 

@@ -304,3 +304,91 @@ async fn a_gateway_rate_holds_across_instances() {
         assert!(in_window <= 21, "{in_window} in one second");
     }
 }
+
+/// PostgreSQL stopped with `-m fast` while presses are in flight: every
+/// answer is 202 or 503 with Retry-After (the app then presses again with
+/// its key), never a 500; back up, a press is accepted again (issue 37).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_shut_down_under_presses_answers_503_never_500() {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(pg) = avisa_testkit::postgres::Cluster::init(dir.path()) else {
+        eprintln!("skipped: starting a PostgreSQL cluster needs root and PostgreSQL's binaries");
+        return;
+    };
+    pg.start();
+    avisa_sms::http::init_tls();
+    let fake = FakeTwilio::start().await;
+    let key = key();
+    let work = tempfile::tempdir().expect("dir");
+    let a = start(work.path(), "a", &pg.url("127.0.0.1", ""), &key, &fake, 0).await;
+    let auth = person(&a, &fake, "+12135550100", 2).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pressers: Vec<_> = (0..16)
+        .map(|t| {
+            let (base, auth, stop) = (a.base.clone(), auth.clone(), stop.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let r = client
+                        .post(format!("{base}/api/v1/alerts"))
+                        .header("authorization", &auth)
+                        .json(&json!({"idempotency_key": format!("shutdown-{t}-{n}")}))
+                        .send()
+                        .await
+                        .expect("the server answers");
+                    let retry = r.headers().contains_key("retry-after");
+                    answers.push((r.status().as_u16(), retry));
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    pg.stop_fast();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for p in pressers {
+        answers.extend(p.await.expect("presser"));
+    }
+    let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
+    let refused = answers.iter().filter(|(s, _)| *s == 503).count();
+    assert!(accepted > 0, "presses before the stop: {answers:?}");
+    assert!(refused > 0, "presses after the stop: {answers:?}");
+    let wrong: Vec<_> = answers
+        .iter()
+        .filter(|(s, retry)| !(*s == 202 || (*s == 503 && *retry)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "only 202, or 503 with Retry-After: {wrong:?}"
+    );
+    eprintln!("{accepted} accepted, {refused} told to retry");
+
+    // The database back: the press goes.
+    pg.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/alerts", a.base))
+            .header("authorization", &auth)
+            .json(&json!({"idempotency_key": "after-the-restart"}))
+            .send()
+            .await
+            .expect("press");
+        if r.status().as_u16() == 202 {
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 503, "while reconnecting");
+        assert!(
+            Instant::now() < deadline,
+            "no press accepted after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(a);
+}
