@@ -13,8 +13,61 @@ use avisa_store::{
 };
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Why an alert was not raised. The phone API answers each with its HTTP
+/// status (`From<RaiseError> for ApiError`); the SMS keyword, the voice
+/// line and the check-in timers decide what the person is told from this,
+/// never from an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum RaiseError {
+    /// No name, home state or cancel PIN yet.
+    #[error("set your name, home state and cancel PIN before raising an alert")]
+    ProfileIncomplete,
+    /// A practice over the person's alert limit (a real press never is).
+    #[error("too many alerts; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The database is away: the same press, with its key, later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(avisa_store::StoreError),
+    #[error("{0}")]
+    Internal(anyhow::Error),
+}
+
+impl From<avisa_store::StoreError> for RaiseError {
+    fn from(e: avisa_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            RaiseError::Unavailable(e.to_string())
+        } else {
+            RaiseError::Store(e)
+        }
+    }
+}
+
+impl From<RaiseError> for ApiError {
+    fn from(e: RaiseError) -> Self {
+        match e {
+            RaiseError::ProfileIncomplete => ApiError::Conflict {
+                code: "profile_incomplete",
+                message: e.to_string(),
+            },
+            RaiseError::RateLimited { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
+            RaiseError::Unavailable(e) => {
+                tracing::error!(error = %e, "the database is unavailable; press answered 503");
+                ApiError::Busy {
+                    retry_after_secs: 2,
+                }
+            }
+            RaiseError::Store(e) => e.into(),
+            RaiseError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
 
 /// How the texts name the 24-hour centre when it has an alert no office
 /// covers.
@@ -55,12 +108,12 @@ pub fn window_start(state: &AppState, now: i64) -> i64 {
 /// A press over the person's limit: 429 with the wait until the oldest
 /// counted alert (raised at `oldest`) leaves the window that starts at
 /// `since`.
-fn rate_limited(oldest: i64, since: i64, now: i64) -> ApiError {
+fn rate_limited(oldest: i64, since: i64, now: i64) -> RaiseError {
     metrics::counter!("avisa_alerts_refused_total", "reason" => "rate_limited").increment(1);
     // Never longer than the window: a parallel press may have been written
     // a moment after this one read the clock.
     let wait_ms = (oldest - since).clamp(0, (now - since).max(0));
-    ApiError::TooManyRequests {
+    RaiseError::RateLimited {
         retry_after_secs: ((wait_ms + 999) / 1000).max(1) as u64,
     }
 }
@@ -143,19 +196,19 @@ pub fn case_prefix(office: Option<&avisa_core::directory::Consulate>, now: i64) 
 /// limit or SMS budget (a practice is): past them it reaches the consulate
 /// and the person's own phone, contacts already messaged within the window
 /// are not messaged again, and the case says "límite de alertas alcanzado".
-pub async fn raise(state: &AppState, r: Raise) -> ApiResult<Raised> {
+pub async fn raise(state: &AppState, r: Raise) -> Result<Raised, RaiseError> {
     match raise_once(state, &r, false).await? {
         Attempt::Done(raised) => Ok(*raised),
         Attempt::PastLimit => match raise_once(state, &r, true).await? {
             Attempt::Done(raised) => Ok(*raised),
-            Attempt::PastLimit => Err(ApiError::Internal(anyhow::anyhow!(
+            Attempt::PastLimit => Err(RaiseError::Internal(anyhow::anyhow!(
                 "a press past the limit was limited again"
             ))),
         },
     }
 }
 
-async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<Attempt> {
+async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> Result<Attempt, RaiseError> {
     let store = &state.store;
     let now = now_millis();
     let since = window_start(state, now);
@@ -183,10 +236,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
         profile.home_state.as_deref(),
         r.person.pin_hash.is_some(),
     ) else {
-        return Err(ApiError::Conflict {
-            code: "profile_incomplete",
-            message: "set your name, home state and cancel PIN before raising an alert".into(),
-        });
+        return Err(RaiseError::ProfileIncomplete);
     };
     // A missed check-in is the one alert that cannot be pressed again: no
     // limit stands in its way.
@@ -455,13 +505,12 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> ApiResult<
     let inserted = match state.writer.write(sealed, alert.leased_messages()).await {
         Ok(inserted) => inserted,
         // The database away: come back, with the same key.
-        Err(e) if e.is_unavailable() => {
-            tracing::error!(error = %e, "the database is unavailable; press answered 503");
-            return Err(ApiError::Busy {
-                retry_after_secs: 2,
-            });
+        Err(e) if e.is_unavailable() => return Err(RaiseError::Unavailable(e.to_string())),
+        Err(e) => {
+            return Err(RaiseError::Internal(anyhow::anyhow!(
+                "alert not stored: {e}"
+            )));
         }
-        Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("alert not stored: {e}"))),
     };
     let id = match inserted {
         Inserted::Created(id) | Inserted::Existing(id) => id,

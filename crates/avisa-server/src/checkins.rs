@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::alerting::{Raise, raise, zone_of};
 use crate::error::{ApiError, ApiResult};
 use crate::pin::Entered;
+use crate::pin::PinError;
 use crate::state::AppState;
 
 /// Timers fired (or reminded) per round at most; the next round, a second
@@ -90,17 +91,17 @@ pub(crate) async fn checkout_by_sms(
     let lang = person.profile.language;
     let entered = match crate::pin::check(state, "pin", person.id, pin, None).await {
         Ok((_, entered)) => entered,
-        Err(ApiError::Locked { retry_after_secs }) => {
+        Err(PinError::Locked { retry_after_secs }) => {
             let minutes = retry_after_secs.div_ceil(60);
             return Ok(messages::checkout_reply(
                 lang,
                 CheckoutReply::Locked(minutes),
             ));
         }
-        Err(ApiError::Forbidden { .. } | ApiError::Invalid(_)) => {
+        Err(PinError::Wrong { .. } | PinError::Shape(_)) => {
             return Ok(messages::checkout_reply(lang, CheckoutReply::WrongPin));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let now = now_millis();
     let next = state

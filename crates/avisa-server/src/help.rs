@@ -22,9 +22,9 @@
 use avisa_core::{AlertSource, MessageKind, PhoneNumber, now_millis};
 use avisa_store::Budget;
 
-use crate::alerting::{Raise, raise};
-use crate::error::{ApiError, ApiResult};
-use crate::pin::{self, Entered};
+use crate::alerting::{Raise, RaiseError, raise};
+use crate::error::ApiResult;
+use crate::pin::{self, Entered, PinError};
 use crate::state::AppState;
 
 /// What a number-and-PIN attempt came to.
@@ -80,12 +80,12 @@ pub async fn attempt(
         };
         let entered = match pin::check(state, "pin", person.id, pin, None).await {
             Ok((_, entered)) => entered,
-            Err(ApiError::Locked { .. }) => continue,
-            Err(ApiError::Forbidden { .. } | ApiError::Invalid(_)) => {
+            Err(PinError::Locked { .. }) => continue,
+            Err(PinError::Wrong { .. } | PinError::Shape(_)) => {
                 hashed = true;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         return raise_for(state, person, entered, caller, source, key).await;
     }
@@ -127,9 +127,9 @@ async fn raise_for(
     .await;
     let raised = match raised {
         Ok(r) => r,
-        Err(ApiError::TooManyRequests { .. }) => return Ok(Outcome::AlreadyActive),
-        Err(ApiError::Conflict { .. }) => return Ok(Outcome::Incomplete),
-        Err(e) => return Err(e),
+        Err(RaiseError::RateLimited { .. }) => return Ok(Outcome::AlreadyActive),
+        Err(RaiseError::ProfileIncomplete) => return Ok(Outcome::Incomplete),
+        Err(e) => return Err(e.into()),
     };
     state.dispatch_wake.notify_one();
     if entered == Entered::Duress {

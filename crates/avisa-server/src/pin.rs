@@ -44,6 +44,60 @@ pub fn check_shape(field: &'static str, pin: &str) -> Result<(), Invalid> {
     }
 }
 
+/// Why a PIN was not taken. The phone API answers each with its HTTP
+/// status (`From<PinError> for ApiError`); the help line and the check-out
+/// by SMS decide what the person is told from this, never from HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// Not 4 to 8 digits: nothing hashed, nothing counted.
+    #[error(transparent)]
+    Shape(#[from] Invalid),
+    /// Not one of the person's PINs; counted.
+    #[error("the PIN is not right; {attempts_left} attempts left")]
+    Wrong { attempts_left: i32 },
+    /// Too many wrong PINs: nothing is hashed until the time is up.
+    #[error("the PIN is locked for {retry_after_secs} s")]
+    Locked { retry_after_secs: u64 },
+    /// The person is gone.
+    #[error("no such person")]
+    NoPerson,
+    /// The hashing pool is full: the same check, a moment later.
+    #[error("the PIN checks are busy")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] avisa_store::StoreError),
+    #[error("{0}")]
+    Internal(anyhow::Error),
+}
+
+impl From<PinError> for ApiError {
+    fn from(e: PinError) -> Self {
+        match e {
+            PinError::Shape(invalid) => ApiError::Invalid(invalid),
+            PinError::Wrong { .. } => ApiError::Forbidden {
+                code: "pin_incorrect",
+                message: e.to_string(),
+            },
+            PinError::Locked { retry_after_secs } => ApiError::Locked { retry_after_secs },
+            PinError::NoPerson => ApiError::NotFound,
+            PinError::Busy => ApiError::Busy {
+                retry_after_secs: 1,
+            },
+            PinError::Store(e) => e.into(),
+            PinError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<HashError> for PinError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => PinError::Busy,
+            HashError::Gone => PinError::Internal(anyhow::anyhow!("the hashing threads are gone")),
+        }
+    }
+}
+
 /// Which of the person's PINs was entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entered {
@@ -78,7 +132,7 @@ pub async fn check(
     person_id: Uuid,
     pin: &str,
     alert_id: Option<Uuid>,
-) -> ApiResult<(avisa_store::Person, Entered)> {
+) -> Result<(avisa_store::Person, Entered), PinError> {
     check_shape(field, pin)?;
     let _turn = turns().take(person_id).await;
     let now = now_millis();
@@ -99,7 +153,7 @@ pub async fn check(
         .store
         .person(person_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(PinError::NoPerson)?;
     let hash = person.pin_hash.clone().unwrap_or_default();
     // Before a duress hash exists, the cancel PIN's hash stands in, so the
     // work done is the same.
@@ -116,8 +170,7 @@ pub async fn check(
             vault.verify_secret(&secret, &decoy),
         )
     })
-    .await
-    .map_err(busy)?;
+    .await?;
     metrics::counter!("avisa_pin_verified_total").increment(1);
     let entered = if is_pin {
         Some(Entered::Pin)
@@ -135,9 +188,8 @@ pub async fn check(
     if let Some(until) = locks_until {
         return Err(locked(until, now));
     }
-    Err(ApiError::Forbidden {
-        code: "pin_incorrect",
-        message: format!("the PIN is not right; {} attempts left", max - attempt),
+    Err(PinError::Wrong {
+        attempts_left: max - attempt,
     })
 }
 
@@ -236,8 +288,8 @@ pub async fn hash_nothing(state: &AppState) -> ApiResult<String> {
     hash(state, Pool::Person, URL_SAFE_NO_PAD.encode(bytes)).await
 }
 
-fn locked(until: i64, now: i64) -> ApiError {
-    ApiError::Locked {
+fn locked(until: i64, now: i64) -> PinError {
+    PinError::Locked {
         // Rounded up: the true time left, never a second early.
         retry_after_secs: ((until - now + 999) / 1000).max(1) as u64,
     }
