@@ -44,7 +44,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             key
         }
     };
-    Ok(Store::open(backend, &key).await?)
+    Store::open(backend, &key).await.map_err(|e| match e {
+        avisa_store::StoreError::WrongKey => anyhow::anyhow!(
+            "{e}: set AVISA_DATA_KEY (or data_key), or put in {} the key it was created with",
+            config.data_key_file().display()
+        ),
+        e => e.into(),
+    })
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {

@@ -70,10 +70,8 @@ pub enum StoreError {
     LimitReached,
     #[error("already exists")]
     Conflict,
-    #[error(
-        "the data key does not open this database: it was created with another key. \
-         Set AVISA_DATA_KEY (or data.key in the data directory) to the key it was created with"
-    )]
+    /// (The server's message says where the key was looked for.)
+    #[error("the data key does not open this database: it was created with another key")]
     WrongKey,
     #[error("a stored value does not open with the data key: {0}")]
     Crypto(#[from] CryptoError),

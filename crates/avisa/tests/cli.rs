@@ -33,6 +33,54 @@ fn default_config_prints_the_committed_example() {
     assert_eq!(stdout(&out), committed);
 }
 
+/// Every file or folder ARCHITECTURE.md names (a `…/…` in backticks that
+/// starts at the workspace's top, or at a crate's name) exists: a newcomer
+/// finds where a change goes from it alone.
+#[test]
+fn architecture_names_only_paths_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let tops = ["crates/", "web/", "packaging/", ".ci/", "docs/"];
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (i, quoted) in text.split('`').enumerate() {
+        // The odd pieces are what the backticks quote.
+        if i % 2 == 0 || quoted.contains(' ') || !quoted.contains('/') {
+            continue;
+        }
+        let path = if tops.iter().any(|t| quoted.starts_with(t)) {
+            quoted.to_string()
+        } else if quoted.starts_with("avisa") && quoted.contains("/src/") {
+            format!("crates/{quoted}")
+        } else {
+            continue;
+        };
+        // A pattern (`NNNN_*.sql`, `<name>.rs`) is a recipe, not a path;
+        // `{a,b}.rs` names each.
+        if path.contains(['*', '<']) {
+            continue;
+        }
+        let paths = match (path.find('{'), path.find('}')) {
+            (Some(open), Some(close)) => path[open + 1..close]
+                .split(',')
+                .map(|one| format!("{}{one}{}", &path[..open], &path[close + 1..]))
+                .collect(),
+            _ => vec![path],
+        };
+        for path in paths {
+            checked += 1;
+            if !root.join(&path).exists() {
+                missing.push(path);
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} paths found");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names what is not there: {missing:?}"
+    );
+}
+
 #[test]
 fn consulates_nearest_and_list() {
     let dir = tempfile::tempdir().expect("dir");

@@ -929,6 +929,11 @@ async fn wrong_or_missing_key_is_a_clear_error() {
         format!("{err:#}").contains("data key does not open this database"),
         "{err:#}"
     );
+    // It says where the key was looked for: the key file actually used.
+    assert!(
+        format!("{err:#}").contains(&key_file.display().to_string()),
+        "{err:#}"
+    );
 
     std::fs::remove_file(&key_file).expect("remove key");
     let err = App::build(app.config.clone())
