@@ -19,6 +19,17 @@ use tokio::task::JoinSet;
 
 use crate::prelude::*;
 
+/// Where presses are made with `--offices K`: beside the first K of these
+/// offices, one after the other.
+const OFFICES: [(f64, f64); 6] = [
+    (34.0505, -118.2551), // Los Angeles
+    (41.8781, -87.6298),  // Chicago
+    (29.7604, -95.3698),  // Houston
+    (40.7128, -74.0060),  // New York
+    (25.7617, -80.1918),  // Miami
+    (33.4484, -112.0740), // Phoenix
+];
+
 /// The instances of one run, sharing one database and one master key.
 async fn start_instances(
     root: &std::path::Path,
@@ -53,7 +64,9 @@ async fn spread(
     count: usize,
     clients: usize,
     tag: &'static str,
+    offices: usize,
 ) -> anyhow::Result<(Vec<(f64, f64, Vec<String>)>, usize)> {
+    let offices = offices.clamp(1, OFFICES.len());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
@@ -78,11 +91,12 @@ async fn spread(
                 }
                 let pressed = now_millis() as f64;
                 let base = &bases[i % bases.len()];
-                match press(
+                match press_at(
                     &client,
                     base,
                     &tokens[i % tokens.len()],
                     &format!("{tag}-{i:08}"),
+                    OFFICES[i % offices],
                 )
                 .await
                 {
@@ -226,7 +240,8 @@ async fn run_n(
     // Every instance has seen the others beat.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Accept and press to SMS, spread over the instances.
+    // Accept and press to SMS, spread over the instances (and offices).
+    let deadlocks_before = pg_deadlocks(database).await?;
     let started = Instant::now();
     let (pressed, refused) = spread(
         bases(&servers),
@@ -234,8 +249,10 @@ async fn run_n(
         args.alerts,
         args.clients,
         "spread",
+        args.offices,
     )
     .await?;
+    let deadlocks = pg_deadlocks(database).await? - deadlocks_before;
     let accept_rate = pressed.len() as f64 / started.elapsed().as_secs_f64();
     let mut accept_ms: Vec<f64> = pressed.iter().map(|p| p.1 - p.0).collect();
     accept_ms.sort_by(f64::total_cmp);
@@ -253,8 +270,10 @@ async fn run_n(
         .collect();
     e2e.sort_by(f64::total_cmp);
     let mut rows = vec![
+        ("offices", json!(args.offices.clamp(1, OFFICES.len())), ""),
         ("alerts accepted", json!(pressed.len()), ""),
         ("refused", json!(refused), ""),
+        ("deadlocks (PostgreSQL)", json!(deadlocks), ""),
         ("accept", json!(accept_rate.round()), "alerts/s"),
         ("accept p50", json!(percentile(&accept_ms, 0.5)), "ms"),
         ("accept p99", json!(percentile(&accept_ms, 0.99)), "ms"),
@@ -305,6 +324,7 @@ async fn run_n(
             args.burst,
             32,
             "takeover",
+            args.offices,
         ));
         tokio::time::sleep(Duration::from_millis(700)).await;
         capped.last_mut().context("an instance")?.kill();

@@ -110,6 +110,10 @@ pub struct BenchArgs {
     /// on one PostgreSQL database (needs --database).
     #[arg(long, default_value_t = 3)]
     pub instances: usize,
+    /// instances: presses spread over this many offices (Los Angeles,
+    /// Chicago, Houston, New York, Miami, Phoenix: a raid across cities).
+    #[arg(long, default_value_t = 1)]
+    pub offices: usize,
 }
 
 fn main() -> std::process::ExitCode {

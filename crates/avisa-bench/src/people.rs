@@ -131,16 +131,27 @@ pub(crate) async fn people_via(
     Ok(tokens)
 }
 
-/// One press: (alert id, recipient ids, accept latency ms).
+/// One press in Los Angeles: (alert id, recipient ids, accept latency ms).
 pub(crate) async fn press(
     client: &reqwest::Client,
     base: &str,
     token: &str,
     key: &str,
 ) -> anyhow::Result<(String, Vec<String>, f64)> {
+    press_at(client, base, token, key, (34.0505, -118.2551)).await
+}
+
+/// One press at (lat, lon): (alert id, recipient ids, accept latency ms).
+pub(crate) async fn press_at(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    key: &str,
+    (lat, lon): (f64, f64),
+) -> anyhow::Result<(String, Vec<String>, f64)> {
     let started = Instant::now();
     let (s, v) = call(client, reqwest::Method::POST, &format!("{base}/api/v1/alerts"), Some(token),
-        json!({"idempotency_key": key, "location": {"lat": 34.0505, "lon": -118.2551, "accuracy_m": 20}})).await?;
+        json!({"idempotency_key": key, "location": {"lat": lat, "lon": lon, "accuracy_m": 20}})).await?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if s != 202 {
         bail!("press refused: {s} {v}");

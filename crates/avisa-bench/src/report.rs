@@ -100,6 +100,19 @@ pub(crate) async fn pg_drop(admin: &str, name: &str) {
     }
 }
 
+/// Deadlocks PostgreSQL detected in the database a URL names, since its
+/// statistics began (`pg_stat_database.deadlocks`).
+pub(crate) async fn pg_deadlocks(url: &str) -> anyhow::Result<i64> {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    Ok(sqlx::query(
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut conn)
+    .await?
+    .try_get::<i64, _>("n")?)
+}
+
 pub(crate) async fn pg_size(url: &str) -> u64 {
     use sqlx::{Connection, Row};
     let Ok(mut conn) = sqlx::PgConnection::connect(url).await else {
