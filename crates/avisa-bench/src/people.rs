@@ -150,8 +150,14 @@ pub(crate) async fn press_at(
     (lat, lon): (f64, f64),
 ) -> anyhow::Result<(String, Vec<String>, f64)> {
     let started = Instant::now();
-    let (s, v) = call(client, reqwest::Method::POST, &format!("{base}/api/v1/alerts"), Some(token),
-        json!({"idempotency_key": key, "location": {"lat": lat, "lon": lon, "accuracy_m": 20}})).await?;
+    let (s, v) = call(
+        client,
+        reqwest::Method::POST,
+        &format!("{base}/api/v1/alerts"),
+        Some(token),
+        json!({"idempotency_key": key, "location": {"lat": lat, "lon": lon, "accuracy_m": 20}}),
+    )
+    .await?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if s != 202 {
         bail!("press refused: {s} {v}");
