@@ -2,7 +2,8 @@
 //! answer in time may have reached the provider, so the same gateway is
 //! asked before anything is sent again (`dispatch.in_doubt_window`).
 
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use avisa_sms::{Accepted, OutgoingSms};
 use avisa_store::{Claimed, OutboxUpdate};
@@ -82,13 +83,76 @@ impl Dispatcher {
             .await
             .map_err(|e| format!("could not ask the gateway about a message in doubt: {e}"))?;
         let ids: Vec<String> = candidates.iter().map(|c| c.provider_id.clone()).collect();
-        let taken = self
+        let recorded = self
             .store
             .provider_ids_in_use(&ids)
             .await
             .map_err(|e| format!("could not check the provider's ids: {e}"))?;
-        Ok(candidates
+        Ok(self.found_copies.take(candidates, &recorded))
+    }
+}
+
+/// How long a copy found stays taken in memory: far longer than a round
+/// takes to record it.
+const FOUND_KEPT: Duration = Duration::from_secs(600);
+
+/// The provider's copies that messages in doubt of this process were found
+/// to be, not yet recorded. Two messages with the same text to the same
+/// number, both in doubt (a person pressing twice, a crash with both in
+/// flight), list the same copies: without this both could take the one
+/// copy the provider has, and the other message, never sent, would count
+/// as sent.
+#[derive(Default)]
+pub(super) struct FoundCopies {
+    taken: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+impl FoundCopies {
+    /// The first candidate neither recorded for another message nor taken
+    /// here, now taken; None when every one is (the message is then sent).
+    pub(super) fn take(
+        &self,
+        candidates: Vec<Accepted>,
+        recorded: &HashSet<String>,
+    ) -> Option<Accepted> {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        taken.retain(|_, at| at.elapsed() < FOUND_KEPT);
+        let copy = candidates
             .into_iter()
-            .find(|c| !taken.contains(&c.provider_id)))
+            .find(|c| !recorded.contains(&c.provider_id) && !taken.contains_key(&c.provider_id))?;
+        taken.insert(copy.provider_id.clone(), Instant::now());
+        Some(copy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copies(ids: &[&str]) -> Vec<Accepted> {
+        ids.iter()
+            .map(|id| Accepted {
+                provider_id: (*id).to_string(),
+            })
+            .collect()
+    }
+
+    /// Two messages in doubt with the same text to the same number, the
+    /// provider holding one copy: one of them is that copy, the other is
+    /// sent (the crash test lost one this way under load).
+    #[test]
+    fn one_copy_is_one_message() {
+        let found = FoundCopies::default();
+        let none = HashSet::new();
+        let first = found.take(copies(&["SM1"]), &none);
+        assert_eq!(first.map(|c| c.provider_id).as_deref(), Some("SM1"));
+        assert!(found.take(copies(&["SM1"]), &none).is_none());
+        // Two copies, two messages; a copy recorded for another is skipped.
+        let found = FoundCopies::default();
+        let recorded: HashSet<String> = ["SM1".to_string()].into();
+        let one = found.take(copies(&["SM1", "SM2", "SM3"]), &recorded);
+        let two = found.take(copies(&["SM1", "SM2", "SM3"]), &recorded);
+        assert_eq!(one.map(|c| c.provider_id).as_deref(), Some("SM2"));
+        assert_eq!(two.map(|c| c.provider_id).as_deref(), Some("SM3"));
     }
 }

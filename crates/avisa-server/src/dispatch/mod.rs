@@ -60,6 +60,9 @@ pub struct Dispatcher {
     /// Outcomes of rounds that could not be recorded (the database was
     /// away), recorded before anything else when it returns.
     unrecorded: std::sync::Mutex<Vec<OutboxUpdate>>,
+    /// The provider's copies messages in doubt were found to be, until
+    /// recorded (see `doubt.rs`).
+    found_copies: doubt::FoundCopies,
 }
 
 fn jitter(ms: u64) -> u64 {
@@ -89,6 +92,7 @@ impl Dispatcher {
             config,
             healthy_since: std::sync::atomic::AtomicI64::new(0),
             unrecorded: Default::default(),
+            found_copies: Default::default(),
         }
     }
 
