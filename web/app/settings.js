@@ -62,6 +62,11 @@ addStrings({
   },
 });
 
+// Where the person's name goes, as last read or saved (memory only): a
+// redrawn screen shows it at once, not the first option until the server
+// answers.
+let nameAtEnd = null;
+
 export function settingsScreen(ui, message) {
   const { h, show, field, api, apiError, showError, setFieldError, clearErrors, keepUnlock, forget, clearPending, welcome, countdownSeconds, followLanguage, render } = ui;
   const again = (m) => settingsScreen(ui, m);
@@ -104,9 +109,11 @@ export function settingsScreen(ui, message) {
     }
   };
   // Where each contact's SMS says who is asking: first, or at the end.
+  let touched = false;
   const whereName = h('select', {
     id: 'name-at-end',
     onchange: async (e) => {
+      touched = true;
       try {
         const current = await api('GET', '/api/v1/profile');
         if (!current.ok) return;
@@ -114,11 +121,21 @@ export function settingsScreen(ui, message) {
         const r = await api('PUT', '/api/v1/profile', {
           name: p.name, home_state: p.home_state, home_county: p.home_county, language: p.language, keyword: p.keyword, name_at_end: e.target.value === 'end',
         });
-        if (r.ok) again(t('name_place_saved'));
+        if (r.ok) {
+          nameAtEnd = e.target.value === 'end';
+          again(t('name_place_saved'));
+        }
       } catch { /* offline: the choice stays as it was */ }
     },
   }, h('option', { value: 'start', text: t('name_place_start') }), h('option', { value: 'end', text: t('name_place_end') }));
-  api('GET', '/api/v1/profile').then((r) => { if (r.ok) whereName.value = r.data.name_at_end ? 'end' : 'start'; }).catch(() => {});
+  if (nameAtEnd !== null) whereName.value = nameAtEnd ? 'end' : 'start';
+  // The server's word, unless the person chose meanwhile (a late answer is
+  // never drawn over their choice).
+  api('GET', '/api/v1/profile').then((r) => {
+    if (!r.ok || touched) return;
+    nameAtEnd = r.data.name_at_end;
+    whereName.value = nameAtEnd ? 'end' : 'start';
+  }).catch(() => {});
   const del = field({ id: 'delete_pin', label: t('pin_prompt'), type: 'password', attrs: { inputmode: 'numeric', maxlength: '8' } });
   const delGeneral = h('p', { class: 'error', role: 'alert' });
   show(

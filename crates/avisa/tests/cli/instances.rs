@@ -181,6 +181,11 @@ async fn press(at: &Instance, auth: &str, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// The tests of this module run one at a time: each starts several
+/// servers, and a gateway's rate measured to the second must not share
+/// the two cores with sixteen pressers and a database being stopped.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn key() -> String {
     avisa_core::crypto::DataKey::generate()
         .expect("key")
@@ -193,6 +198,7 @@ fn key() -> String {
 /// the kill, each once (it asks the gateway first: A's were never taken).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_s_messages_are_sent_by_another_within_seconds() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some(db) = avisa_store::testing::fresh_postgres_url().await else {
         return;
     };
@@ -260,6 +266,7 @@ async fn a_killed_instance_s_messages_are_sent_by_another_within_seconds() {
 /// at most 21/s (the rate split between the instances beating).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_rate_holds_across_instances() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some(db) = avisa_store::testing::fresh_postgres_url().await else {
         return;
     };
@@ -310,6 +317,7 @@ async fn a_gateway_rate_holds_across_instances() {
 /// its key), never a 500; back up, a press is accepted again (issue 37).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_shut_down_under_presses_answers_503_never_500() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("dir");
     let Some(pg) = avisa_testkit::postgres::Cluster::init(dir.path()) else {
         eprintln!("skipped: starting a PostgreSQL cluster needs root and PostgreSQL's binaries");
