@@ -85,6 +85,7 @@ both_backends! {
     case_numbers_are_unique_per_office_and_year;
     case_counters_never_deadlock;
     a_small_key_cache_never_loses_a_message;
+    the_queue_shows_the_longest_waiting_first;
     the_alert_limit_holds_where_alerts_are_written;
     checkin_timers_end_once_and_remind_once;
     claims_go_by_rank_and_leases_come_back;
@@ -997,6 +998,35 @@ async fn a_small_key_cache_never_loses_a_message(f: Fixture) {
         misses > 0,
         "the small cache was exceeded: {hits} hits, {misses} misses"
     );
+}
+
+/// Eight alerts waiting: the one waiting longest is the first row an
+/// officer sees, the newest the last (they were newest first, and with
+/// five rows on a laptop's screen the oldest sank out of sight; issue 40).
+async fn the_queue_shows_the_longest_waiting_first(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
+    // Inserted newest first, so the order is the queue's, not the table's.
+    let mut waiting = Vec::new();
+    for i in (0..8).rev() {
+        let a = alert(person, &format!("wait-{i}"), NOW + i * 1_000, &[0]);
+        waiting.push(a.id);
+        store
+            .insert_alerts(&[store.seal_alert(&a, &key).expect("seal")])
+            .await
+            .expect("insert");
+    }
+    waiting.reverse();
+    let queue = store
+        .queue(&QueueFilter {
+            limit: 100,
+            ..QueueFilter::default()
+        })
+        .await
+        .expect("queue");
+    let shown: Vec<_> = queue.iter().map(|q| q.alert_id).collect();
+    assert_eq!(shown, waiting, "oldest first");
 }
 
 /// Group commits of several instances, each numbering four offices in its

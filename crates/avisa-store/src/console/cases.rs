@@ -164,14 +164,15 @@ impl Store {
             b.push(
                 // A cancel forced with the duress PIN tops the queue until
                 // the case is resolved, escalated ones next; then what
-                // nobody took yet, newest first (it is the one nobody has
-                // seen); a cancelled alert leaves that group, to be
-                // confirmed with the rest.
+                // nobody took yet; a cancelled alert leaves that group, to
+                // be confirmed with the rest. Within each group the one
+                // waiting longest comes first: a new one is announced by
+                // the alarm and the title, the oldest would otherwise sink
+                // below the screen.
                 " ORDER BY CASE WHEN a.duress_at IS NOT NULL AND a.case_state <> 'resolved' THEN 0 \
                    WHEN a.case_state = 'new' AND a.state = 'active' AND a.escalated_at IS NOT NULL THEN 1 \
                    WHEN a.case_state = 'new' AND a.state = 'active' THEN 2 ELSE 3 END, \
-                   CASE WHEN a.case_state = 'new' AND a.state = 'active' THEN -a.created_at \
-                   ELSE a.created_at END, a.id \
+                   a.created_at, a.id \
                  LIMIT ",
             )
             .push_bind(f.limit);
