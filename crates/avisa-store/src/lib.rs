@@ -187,7 +187,7 @@ fn missing_tls_files(url: &str) -> Result<(), StoreError> {
         if value == "system" {
             continue;
         }
-        let path = value.replace("%2F", "/").replace("%2f", "/");
+        let path = form_decoded(value);
         if let Err(e) = std::fs::metadata(&path) {
             return Err(StoreError::MissingFile {
                 setting,
@@ -197,6 +197,32 @@ fn missing_tls_files(url: &str) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// A query value as the driver reads it (`+` a space, `%XX` a byte), so a
+/// path with a space or an accent is looked for where the driver looks.
+fn form_decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether `key` is the master key of a database: Some(true) it opens it,
@@ -299,4 +325,36 @@ fn seal_opt(
     Ok(value
         .map(|v| key.seal(place.as_bytes(), v.as_bytes()))
         .transpose()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS file named in the URL is looked for where the driver looks:
+    /// encoded spaces and accents decoded, a missing one named with its
+    /// setting.
+    #[test]
+    fn tls_files_are_read_as_the_driver_reads_them() {
+        assert_eq!(
+            form_decoded("/etc/my%20certs/ca+%C3%A9.pem"),
+            "/etc/my certs/ca é.pem"
+        );
+        assert_eq!(form_decoded("100%"), "100%");
+        assert_eq!(form_decoded("%zz%2Fx"), "%zz/x");
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("root ca.pem"), "x").expect("file");
+        let at = dir.path().display().to_string().replace(' ', "%20");
+        let url =
+            |file: &str| format!("postgres://h/db?sslmode=verify-full&sslrootcert={at}/{file}");
+        assert!(missing_tls_files(&url("root%20ca.pem")).is_ok());
+        assert!(missing_tls_files(&url("root+ca.pem")).is_ok());
+        match missing_tls_files(&url("other.pem")) {
+            Err(StoreError::MissingFile { setting, path, .. }) => {
+                assert_eq!(setting, "sslrootcert");
+                assert!(path.ends_with("/other.pem"), "{path}");
+            }
+            other => panic!("a missing file is named: {other:?}"),
+        }
+    }
 }
