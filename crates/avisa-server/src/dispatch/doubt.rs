@@ -2,7 +2,8 @@
 //! answer in time may have reached the provider, so the same gateway is
 //! asked before anything is sent again (`dispatch.in_doubt_window`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use avisa_sms::{Accepted, OutgoingSms};
@@ -68,60 +69,158 @@ impl Dispatcher {
     }
 
     /// The provider's copy of a message whose send was left in doubt: a
-    /// candidate it lists that is not already another message of ours;
-    /// None when it has none. Err when it could not be asked: the message
-    /// is then not sent, but asked again (a failed look-up is no "no").
+    /// candidate it lists that is not already another message of ours.
+    /// Err when it could not be asked: the message is then not sent, but
+    /// asked again (a failed look-up is no "no").
     pub(super) async fn find_in_doubt(
         &self,
         slot: &Slot,
         sms: &OutgoingSms,
         since: i64,
-    ) -> Result<Option<Accepted>, String> {
+    ) -> Result<Lookup, String> {
         let candidates = slot
             .gateway
             .find(sms, since)
             .await
             .map_err(|e| format!("could not ask the gateway about a message in doubt: {e}"))?;
+        if candidates.is_empty() {
+            return Ok(Lookup::Absent);
+        }
         let ids: Vec<String> = candidates.iter().map(|c| c.provider_id.clone()).collect();
         let recorded = self
             .store
             .provider_ids_in_use(&ids)
             .await
             .map_err(|e| format!("could not check the provider's ids: {e}"))?;
-        Ok(self.found_copies.take(candidates, &recorded))
+        Ok(self.copies.take(sms, candidates, &recorded))
     }
 }
 
-/// How long a copy found stays taken in memory: far longer than a round
-/// takes to record it.
-const FOUND_KEPT: Duration = Duration::from_secs(600);
-
-/// The provider's copies that messages in doubt of this process were found
-/// to be, not yet recorded. Two messages with the same text to the same
-/// number, both in doubt (a person pressing twice, a crash with both in
-/// flight), list the same copies: without this both could take the one
-/// copy the provider has, and the other message, never sent, would count
-/// as sent.
-#[derive(Default)]
-pub(super) struct FoundCopies {
-    taken: std::sync::Mutex<HashMap<String, Instant>>,
+/// What the provider's list says of a message in doubt.
+#[derive(Debug)]
+pub(super) enum Lookup {
+    /// This copy is the message: recorded as sent, not sent again.
+    Found(Accepted),
+    /// No copy that is not another message's: the message is sent.
+    Absent,
+    /// A message with the same text to the same number is being sent by
+    /// this process: a copy listed may be that one's, so the message is
+    /// asked about again once it is recorded.
+    Busy,
 }
 
-impl FoundCopies {
-    /// The first candidate neither recorded for another message nor taken
-    /// here, now taken; None when every one is (the message is then sent).
+/// How long a copy known to be one of ours stays known in memory: far
+/// longer than a round takes to record it (after that the database says).
+const COPY_KEPT: Duration = Duration::from_secs(300);
+
+/// The provider's copies this process knows to be its messages but may not
+/// have recorded yet, and the sends in flight. Messages with the same text
+/// to the same number (a person pressing twice, twenty presses of a burst)
+/// look alike at the provider: a message in doubt must never take the copy
+/// of another that is being sent, or was sent and awaits the end of its
+/// round to be recorded; the message in doubt, never sent, would count as
+/// sent and its contact would get one SMS fewer. The CI crash test lost
+/// accepted messages this way: a round held a message in doubt and a fresh
+/// one with the same text, and the look-up listed the fresh one's copy.
+#[derive(Default)]
+pub(super) struct Copies {
+    inner: std::sync::Mutex<CopiesInner>,
+}
+
+#[derive(Default)]
+struct CopiesInner {
+    /// Hashes of provider ids known to be ours, and when they became so.
+    known: HashSet<u64>,
+    order: VecDeque<(Instant, u64)>,
+    /// Sends in flight, by the hash of their number and text.
+    sending: HashMap<u64, usize>,
+}
+
+fn hash_of(value: impl Hash) -> u64 {
+    // A fixed hasher: the hashes only ever meet each other in this process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+fn key_of(sms: &OutgoingSms) -> u64 {
+    hash_of((sms.to.as_str(), sms.body.as_str()))
+}
+
+impl CopiesInner {
+    fn know(&mut self, provider_id: &str) {
+        let now = Instant::now();
+        while let Some(&(at, id)) = self.order.front() {
+            if now.duration_since(at) < COPY_KEPT {
+                break;
+            }
+            self.order.pop_front();
+            self.known.remove(&id);
+        }
+        let id = hash_of(provider_id);
+        if self.known.insert(id) {
+            self.order.push_back((now, id));
+        }
+    }
+}
+
+impl Copies {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CopiesInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A send of `sms` begins; the guard says how it ended.
+    pub(super) fn sending(&self, sms: &OutgoingSms) -> Sending<'_> {
+        let key = key_of(sms);
+        *self.lock().sending.entry(key).or_default() += 1;
+        Sending { copies: self, key }
+    }
+
+    /// The first candidate that is neither recorded for another message
+    /// nor known here, now known; Busy while a message alike is in flight.
     pub(super) fn take(
         &self,
+        sms: &OutgoingSms,
         candidates: Vec<Accepted>,
         recorded: &HashSet<String>,
-    ) -> Option<Accepted> {
-        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-        taken.retain(|_, at| at.elapsed() < FOUND_KEPT);
-        let copy = candidates
-            .into_iter()
-            .find(|c| !recorded.contains(&c.provider_id) && !taken.contains_key(&c.provider_id))?;
-        taken.insert(copy.provider_id.clone(), Instant::now());
-        Some(copy)
+    ) -> Lookup {
+        let mut inner = self.lock();
+        let Some(copy) = candidates.into_iter().find(|c| {
+            !recorded.contains(&c.provider_id) && !inner.known.contains(&hash_of(&c.provider_id))
+        }) else {
+            return Lookup::Absent;
+        };
+        if inner.sending.get(&key_of(sms)).is_some_and(|n| *n > 0) {
+            return Lookup::Busy;
+        }
+        inner.know(&copy.provider_id);
+        Lookup::Found(copy)
+    }
+}
+
+/// A send in flight (see [`Copies::sending`]).
+pub(super) struct Sending<'a> {
+    copies: &'a Copies,
+    key: u64,
+}
+
+impl Sending<'_> {
+    /// The provider took it: its copy is ours from this moment on, before
+    /// the send stops counting as in flight.
+    pub(super) fn accepted(self, provider_id: &str) {
+        self.copies.lock().know(provider_id);
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.copies.lock();
+        if let Some(n) = inner.sending.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                inner.sending.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -137,22 +236,82 @@ mod tests {
             .collect()
     }
 
+    fn sms(body: &str) -> OutgoingSms {
+        OutgoingSms {
+            id: uuid::Uuid::new_v4(),
+            to: avisa_core::PhoneNumber::parse("+17135550100").expect("number"),
+            body: body.into(),
+            valid_for: None,
+        }
+    }
+
+    fn found(l: Lookup) -> Option<String> {
+        match l {
+            Lookup::Found(c) => Some(c.provider_id),
+            _ => None,
+        }
+    }
+
     /// Two messages in doubt with the same text to the same number, the
     /// provider holding one copy: one of them is that copy, the other is
     /// sent (the crash test lost one this way under load).
     #[test]
     fn one_copy_is_one_message() {
-        let found = FoundCopies::default();
+        let c = Copies::default();
         let none = HashSet::new();
-        let first = found.take(copies(&["SM1"]), &none);
-        assert_eq!(first.map(|c| c.provider_id).as_deref(), Some("SM1"));
-        assert!(found.take(copies(&["SM1"]), &none).is_none());
+        let m = sms("ayuda");
+        assert_eq!(
+            found(c.take(&m, copies(&["SM1"]), &none)).as_deref(),
+            Some("SM1")
+        );
+        assert!(matches!(
+            c.take(&m, copies(&["SM1"]), &none),
+            Lookup::Absent
+        ));
         // Two copies, two messages; a copy recorded for another is skipped.
-        let found = FoundCopies::default();
+        let c = Copies::default();
         let recorded: HashSet<String> = ["SM1".to_string()].into();
-        let one = found.take(copies(&["SM1", "SM2", "SM3"]), &recorded);
-        let two = found.take(copies(&["SM1", "SM2", "SM3"]), &recorded);
-        assert_eq!(one.map(|c| c.provider_id).as_deref(), Some("SM2"));
-        assert_eq!(two.map(|c| c.provider_id).as_deref(), Some("SM3"));
+        let one = c.take(&m, copies(&["SM1", "SM2", "SM3"]), &recorded);
+        let two = c.take(&m, copies(&["SM1", "SM2", "SM3"]), &recorded);
+        assert_eq!(found(one).as_deref(), Some("SM2"));
+        assert_eq!(found(two).as_deref(), Some("SM3"));
+    }
+
+    /// A message in doubt never takes the copy of one alike that is being
+    /// sent, or was sent and is not recorded yet (the crash test lost three
+    /// messages in CI this way: the look-up listed a fresh message's copy).
+    #[test]
+    fn a_copy_sent_in_the_same_round_is_not_the_one_in_doubt() {
+        let c = Copies::default();
+        let none = HashSet::new();
+        let doubtful = sms("ayuda");
+        let fresh = sms("ayuda");
+        let other = sms("otra cosa");
+        // While the fresh one is in flight, its copy may be on the list.
+        let sending = c.sending(&fresh);
+        assert!(matches!(
+            c.take(&doubtful, copies(&["SM9"]), &none),
+            Lookup::Busy
+        ));
+        // Another text in flight is no reason to wait.
+        let elsewhere = c.sending(&other);
+        drop(sending);
+        assert_eq!(
+            found(c.take(&doubtful, copies(&["SM8"]), &none)).as_deref(),
+            Some("SM8")
+        );
+        drop(elsewhere);
+        // Accepted, not yet recorded: its copy is never the one in doubt.
+        c.sending(&fresh).accepted("SM9");
+        assert!(matches!(
+            c.take(&doubtful, copies(&["SM9"]), &none),
+            Lookup::Absent
+        ));
+        // A send that failed leaves nothing in flight.
+        drop(c.sending(&fresh));
+        assert_eq!(
+            found(c.take(&doubtful, copies(&["SM7", "SM9"]), &none)).as_deref(),
+            Some("SM7")
+        );
     }
 }

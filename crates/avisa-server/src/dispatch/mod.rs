@@ -30,6 +30,7 @@ use crate::tasks::TaskCtx;
 mod doubt;
 mod instances;
 mod slot;
+use doubt::Lookup;
 use slot::round_size;
 pub use slot::{GatewayHealth, RateLimiter, Slot};
 
@@ -60,9 +61,9 @@ pub struct Dispatcher {
     /// Outcomes of rounds that could not be recorded (the database was
     /// away), recorded before anything else when it returns.
     unrecorded: std::sync::Mutex<Vec<OutboxUpdate>>,
-    /// The provider's copies messages in doubt were found to be, until
-    /// recorded (see `doubt.rs`).
-    found_copies: doubt::FoundCopies,
+    /// The provider's copies known to be ours until recorded, and the
+    /// sends in flight, for messages in doubt (see `doubt.rs`).
+    copies: doubt::Copies,
 }
 
 fn jitter(ms: u64) -> u64 {
@@ -92,7 +93,7 @@ impl Dispatcher {
             config,
             healthy_since: std::sync::atomic::AtomicI64::new(0),
             unrecorded: Default::default(),
-            found_copies: Default::default(),
+            copies: Default::default(),
         }
     }
 
@@ -485,7 +486,12 @@ impl Dispatcher {
         let mut possible_duplicate = false;
         let found = match m.in_doubt_since {
             Some(since) => match self.find_in_doubt(slot, &sms, since).await {
-                Ok(found) => found,
+                Ok(Lookup::Found(copy)) => Some(copy),
+                Ok(Lookup::Absent) => None,
+                Ok(Lookup::Busy) => {
+                    let reason = "a message with the same text to the same number is being sent: asked again after it".to_string();
+                    return self.retry_later(&m, index, None, reason, now_millis(), None);
+                }
                 Err(reason) if self.pinned(Some(since), now_millis()) => {
                     tracing::warn!(gateway = %slot.gateway.name(), reason = %reason, "not sent: the gateway may have it and is asked again");
                     metrics::counter!("avisa_sms_in_doubt_unasked_total", "gateway" => slot.gateway.name().to_string()).increment(1);
@@ -507,7 +513,14 @@ impl Dispatcher {
                 tracing::info!(gateway = %slot.gateway.name(), "the provider had the message sent in doubt: not sent again");
                 Ok(accepted)
             }
-            None => slot.gateway.send(&sms).await,
+            None => {
+                let sending = self.copies.sending(&sms);
+                let result = slot.gateway.send(&sms).await;
+                if let Ok(accepted) = &result {
+                    sending.accepted(&accepted.provider_id);
+                }
+                result
+            }
         };
         slot.observe_send(started.elapsed());
         let now = now_millis();
