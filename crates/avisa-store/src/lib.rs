@@ -46,7 +46,7 @@ pub use budgets::{Budget, window};
 pub use changes::ChangeListener;
 pub use checkins::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin};
 pub use console::{
-    AuditEntry, Case, CaseAction, CaseEvent, Escalated, PersonAlert, QueueFilter, QueueItem,
+    AlertOwner, AuditEntry, Case, CaseAction, CaseEvent, Escalated, PersonAlert, QueueFilter, QueueItem,
     QueueView, SentMessage, Session, Staff, StaffLogin, StatRow,
 };
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};

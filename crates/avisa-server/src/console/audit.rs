@@ -35,7 +35,9 @@ pub struct AuditLine {
 
 /// The audit log (supervisors and admins; for a consulate, its staff's
 /// entries and every entry on its cases, CIAM's and refused attempts
-/// included; all for CIAM). Reading it is itself audited.
+/// included; all for CIAM). Its own staff's refused tries on a case it
+/// cannot see carry no alert id or case number. Reading it is itself
+/// audited.
 #[utoipa::path(get, path = "/api/v1/console/audit", tag = "console", params(("alert_id" = Option<Uuid>, Query), ("limit" = Option<i64>, Query)),
     responses((status = 200, body = [AuditLine]), (status = 403, body = crate::api::ErrorBody),
               (status = 404, description = "alert_id names no alert this staff member may see", body = crate::api::ErrorBody)))]

@@ -159,22 +159,26 @@ impl StaffSession {
     }
 }
 
-/// A real alert in the staff member's scope, or 404 (practice alerts, other
-/// consulates' alerts and missing ones answer alike).
-/// A real alert that exists but lies outside the scope is audited as
-/// `denied` (its consulate's supervisors see who tried).
+/// A real alert in the staff member's scope, or 404: practice alerts,
+/// other consulates' alerts and missing ones answer alike, in body and in
+/// time (the same small read, then the same audit write, before anything
+/// only a visible alert costs). The refused try is audited as `denied`: with
+/// the alert for its consulate's supervisors (who see who tried), without
+/// it for the trying officer's (a missing id leaves the same line).
 async fn alert_in_scope(state: &AppState, who: &StaffSession, id: &str) -> ApiResult<AlertView> {
     let id = path_id(id)?;
-    match state.store.alert(id).await? {
-        Some(view) if !view.practice && who.can_see(view.consulate_id.as_deref()) => Ok(view),
-        Some(view) if !view.practice => {
-            who.audit(state, Some(view.id), AuditAction::Denied, None)
-                .await?;
-            tracing::warn!(alert_id = %view.id, "console request outside the staff member's scope refused");
-            Err(ApiError::NotFound)
-        }
-        _ => Err(ApiError::NotFound),
+    let owner = state.store.alert_owner(id).await?;
+    let visible = owner
+        .as_ref()
+        .is_some_and(|o| !o.practice && who.can_see(o.consulate_id.as_deref()));
+    if visible {
+        return state.store.alert(id).await?.ok_or(ApiError::NotFound);
     }
+    // Only a real alert's id may be kept (the log's link to the alert).
+    let real = owner.filter(|o| !o.practice).map(|_| id);
+    who.audit(state, real, AuditAction::Denied, None).await?;
+    tracing::warn!(alert_id = %id, "console request for an alert outside the staff member's scope refused");
+    Err(ApiError::NotFound)
 }
 
 /// The console API's routes, with their OpenAPI operations.

@@ -342,19 +342,28 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
             .as_str()
             .is_some_and(|n| n.starts_with("LAX-20"))
     );
-    // A missing alert leaves no "denied" (nothing was there to protect).
+    // Chicago's supervisor sees their own staff's refused tries, on LA's
+    // alert and on the missing one alike: never the alert's id or case
+    // number (they would tell a real alert of another consulate from a
+    // missing one).
     let (_, chi_log) = chi_sup
         .call(Method::GET, "/api/v1/console/audit?limit=100", None)
         .await;
+    let chi_denied: Vec<&Value> = chi_log
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|e| e["action"] == "denied")
+        .collect();
+    assert_eq!(chi_denied.len(), 14, "seven tries on each id: {chi_log}");
     assert!(
-        chi_log
-            .as_array()
-            .expect("log")
+        chi_denied
             .iter()
-            .filter(|e| e["action"] == "denied")
-            .all(|e| e["alert_id"] == la.as_str()),
+            .all(|e| e["alert_id"].is_null() && e["case_number"].is_null()),
         "{chi_log}"
     );
+    let text = chi_log.to_string();
+    assert!(!text.contains(la.as_str()) && !text.contains("LAX-"), "{text}");
 
     // Case numbers: each office counts its own.
     assert!(

@@ -444,6 +444,20 @@ impl Store {
         })?)
     }
 
+    /// Whose an alert is, and whether it is practice: one small indexed
+    /// read, the same for an alert that exists and one that does not (the
+    /// console's scope check answers both alike, also in time).
+    pub async fn alert_owner(&self, id: Uuid) -> Result<Option<crate::AlertOwner>, StoreError> {
+        let sql = "SELECT consulate_id, practice FROM alerts WHERE id = $1";
+        let row: Option<(Option<String>, bool)> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+        })?;
+        Ok(row.map(|(consulate_id, practice)| crate::AlertOwner {
+            consulate_id,
+            practice,
+        }))
+    }
+
     /// An alert with its recipients and newest location.
     pub async fn alert(&self, id: Uuid) -> Result<Option<AlertView>, StoreError> {
         let Some(row) = self.alert_row(id).await? else {

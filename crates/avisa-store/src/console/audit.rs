@@ -52,16 +52,18 @@ impl Store {
     /// The newest entries, of one alert and/or one consulate: a
     /// consulate's are its own staff's and everyone's on its cases (CIAM's
     /// work, and refused attempts by other offices), with each case's
-    /// number.
+    /// number; its own staff's refused tries on another consulate's cases
+    /// without the case.
     pub async fn audit_log(
         &self,
         alert_id: Option<Uuid>,
         consulate_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<(AuditRow, Option<String>)> = db_run!(self.db.reader(), |pool| {
+        type Line = (AuditRow, Option<String>, Option<String>);
+        let rows: Vec<Line> = db_run!(self.db.reader(), |pool| {
             let mut b = sqlx::QueryBuilder::new(
-                "SELECT l.*, a.case_number FROM audit_log l \
+                "SELECT l.*, a.case_number, a.consulate_id AS alert_consulate FROM audit_log l \
                  LEFT JOIN alerts a ON a.id = l.alert_id WHERE 1 = 1",
             );
             if let Some(id) = alert_id {
@@ -75,21 +77,35 @@ impl Store {
             b.push(" ORDER BY l.id DESC LIMIT ").push_bind(limit);
             let mut rows = Vec::new();
             for r in b.build().persistent(false).fetch_all(pool).await? {
-                rows.push((AuditRow::from_row(&r)?, r.try_get("case_number")?));
+                rows.push((
+                    AuditRow::from_row(&r)?,
+                    r.try_get("case_number")?,
+                    r.try_get("alert_consulate")?,
+                ));
             }
             rows
         });
         Ok(rows
             .into_iter()
-            .map(|(a, case_number)| AuditEntry {
-                case_number,
-                id: a.id,
-                at: a.at,
-                staff_username: a.staff_username,
-                consulate_id: a.consulate_id,
-                alert_id: a.alert_id,
-                action: a.action,
-                detail: a.detail,
+            .map(|(a, case_number, alert_consulate)| {
+                // One's own staff's refused try on another consulate's case
+                // is shown without the case: its id or number would tell a
+                // real alert there from a missing one.
+                let foreign = consulate_id.is_some_and(|scope| {
+                    alert_consulate
+                        .as_deref()
+                        .is_some_and(|owner| owner != scope)
+                });
+                AuditEntry {
+                    case_number: case_number.filter(|_| !foreign),
+                    id: a.id,
+                    at: a.at,
+                    staff_username: a.staff_username,
+                    consulate_id: a.consulate_id,
+                    alert_id: a.alert_id.filter(|_| !foreign),
+                    action: a.action,
+                    detail: a.detail,
+                }
             })
             .collect())
     }

@@ -205,6 +205,13 @@ impl CaseAction {
     }
 }
 
+/// Whose an alert is (see [`crate::Store::alert_owner`]).
+#[derive(Debug, Clone)]
+pub struct AlertOwner {
+    pub consulate_id: Option<String>,
+    pub practice: bool,
+}
+
 /// A line of the audit log.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
