@@ -35,11 +35,12 @@ pub struct Inner {
     /// then, so the graceful shutdown is not held open by a console or a
     /// phone that never disconnects.
     pub draining: tokio::sync::watch::Sender<bool>,
-    /// Client addresses with a console login being checked: one at a time
-    /// each, so parallel guesses cannot all pass the throttle's count.
     /// The live streams each phone and console session holds open.
     pub streams: crate::streams::Streams,
-    pub logins_in_flight: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
+    /// Client addresses with a console login being checked: one at a time
+    /// each (the next waits its turn), so parallel guesses cannot all pass
+    /// the throttle's count.
+    pub logins_in_flight: crate::console::session::LoginTurns,
 }
 
 impl AppState {

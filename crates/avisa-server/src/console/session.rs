@@ -116,7 +116,7 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let addr = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let _turn = LoginTurn::take(&state, addr)?;
+    let _turn = LoginTurn::take(&state, addr).await?;
     let now = now_millis();
     let counted = state.store.login_failures(addr).await?;
     if let Some(wait_ms) = login_wait(&state, counted, now) {
@@ -195,36 +195,70 @@ fn login_wait(state: &AppState, counted: LoginFailures, now: i64) -> Option<i64>
     (until > now).then_some(until - now)
 }
 
-/// One login checked at a time per client address (a person never sends
-/// two at once): parallel guesses would otherwise all read the same count.
+/// Console logins being checked, by client address (see [`LoginTurn`]).
+pub type LoginTurns =
+    std::sync::Mutex<std::collections::HashMap<IpAddr, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+
+/// How long a login waits for the one before it from the same address
+/// before it is told to try again.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One login checked at a time per client address: parallel guesses would
+/// otherwise all read the same count of failures. Several officers behind
+/// one office's address logging in together each wait their turn (a
+/// password check), never refused: only failures are throttled.
 struct LoginTurn<'a> {
     state: &'a AppState,
     addr: IpAddr,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl<'a> LoginTurn<'a> {
-    fn take(state: &'a AppState, addr: IpAddr) -> ApiResult<LoginTurn<'a>> {
-        let mut busy = state
+    async fn take(state: &'a AppState, addr: IpAddr) -> ApiResult<LoginTurn<'a>> {
+        let lock = state
             .logins_in_flight
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if !busy.insert(addr) {
-            metrics::counter!("avisa_console_logins_total", "outcome" => "throttled").increment(1);
-            return Err(ApiError::LoginThrottled {
-                retry_after_secs: 1,
-            });
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(addr)
+            .or_default()
+            .clone();
+        let mut turn = LoginTurn {
+            state,
+            addr,
+            turn: None,
+        };
+        match tokio::time::timeout(TURN_WAIT, lock.lock_owned()).await {
+            Ok(guard) => {
+                turn.turn = Some(guard);
+                Ok(turn)
+            }
+            Err(_) => {
+                metrics::counter!("avisa_console_logins_total", "outcome" => "throttled")
+                    .increment(1);
+                Err(ApiError::LoginThrottled {
+                    retry_after_secs: 1,
+                })
+            }
         }
-        Ok(LoginTurn { state, addr })
     }
 }
 
 impl Drop for LoginTurn<'_> {
     fn drop(&mut self) {
-        self.state
+        let mut turns = self
+            .state
             .logins_in_flight
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.addr);
+            .unwrap_or_else(|e| e.into_inner());
+        self.turn = None;
+        // Forgotten when nobody else holds or waits for the address's turn
+        // (the map's own reference is the last).
+        if turns
+            .get(&self.addr)
+            .is_some_and(|l| std::sync::Arc::strong_count(l) == 1)
+        {
+            turns.remove(&self.addr);
+        }
     }
 }
 
