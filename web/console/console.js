@@ -294,7 +294,15 @@ function startEvents() {
     clearTimeout(timer);
     timer = setTimeout(() => refresh(e.data), 150);
   });
-  es.onerror = () => { /* EventSource reconnects by itself */ };
+  // The session ended elsewhere (a password reset, a disabled account,
+  // a logout in another tab): names and cases leave the screen at once.
+  es.addEventListener('ended', () => {
+    stopEvents();
+    if (state.me) { state.me = null; loginScreen(t('session_over')); }
+  });
+  // EventSource reconnects by itself; a refused reconnect (401) closes it,
+  // and asking who is logged in clears the screen if nobody is.
+  es.onerror = () => { if (es.readyState === EventSource.CLOSED) api('GET', '/api/v1/console/me'); };
   state.events = es;
   // A slow poll as well, in case a proxy drops the stream.
   state.poll = setInterval(() => refresh(null), 15000);

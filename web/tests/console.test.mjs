@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 
 import { createRequire } from 'node:module';
 
-import { startServer, launch, addStaff, pressViaApi, waitFor, screenshot } from './harness.mjs';
+import { startServer, launch, addStaff, staffCommand, pressViaApi, waitFor, screenshot } from './harness.mjs';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -184,6 +184,38 @@ test('a note being written survives a colleague\'s change that arrives while typ
     assert.match(await ana.page.textContent('#timeline'), /Caso tomado/);
     await ana.context.close();
     await beto.context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a session ended elsewhere clears the open tab within two seconds', async () => {
+  const server = await startServer();
+  try {
+    await addStaff(server, 'ana.supervisora', 'los-angeles', 'supervisor', 'correct horse battery staple');
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'es-MX' });
+    const page = await context.newPage();
+    await page.goto(`${server.base}/console`);
+    await page.fill('#username', 'ana.supervisora');
+    await page.fill('#password', 'correct horse battery staple');
+    await page.click('button[type=submit]');
+    const alert = await pressViaApi(server, '(213) 555-0100', { lat: 34.0505, lon: -118.2551, accuracy_m: 18 });
+    const row = `#queue li[data-id="${alert.alert_id}"]`;
+    await page.waitForSelector(row, { timeout: 5000 });
+    await page.click(row);
+    await page.waitForSelector('#ack');
+    assert.match(await page.textContent('main'), /Juana García/);
+    // Her password is reset (a stolen laptop): the tab, left open on the
+    // case, is told by its live stream, with no click and before any poll.
+    await staffCommand(server, ['reset-password', 'ana.supervisora'], 'another horse battery staple\n');
+    const reset = Date.now();
+    // Within the 15 s poll only the stream can have told it (the stream
+    // checks the session each second; the time is printed, not asserted).
+    await page.waitForSelector('text=La sesión terminó. Entre otra vez.', { timeout: 5000 });
+    console.log(`the screen cleared ${Date.now() - reset} ms after the reset`);
+    assert.doesNotMatch(await page.textContent('body'), /Juana García|LAX-20/);
+    assert.ok(await page.$('#username'), 'the login form is shown');
+    await context.close();
   } finally {
     await server.stop();
   }

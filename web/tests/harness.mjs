@@ -150,6 +150,20 @@ export async function addStaff(server, username, consulate, role, password) {
   });
 }
 
+/// Runs `avisa staff ARGS…` on the server's data directory (`input`: its stdin).
+export async function staffCommand(server, args, input = '') {
+  await new Promise((resolve, reject) => {
+    const child = spawn(bin, ['staff', ...args, '--data-dir', join(server.dir, 'data')], {
+      env: { ...process.env, AVISA_DATA_KEY_FILE: join(server.dir, 'data.key'), AVISA_LOG: 'warn' },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    child.stdin.end(input);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`avisa staff ${args[0]} failed: ${err}`))));
+  });
+}
+
 /// A person pressing the button through the API; returns the alert.
 export async function pressViaApi(server, phone, location, name = 'Juana García') {
   const json = async (method, path, body, token, unlock) => {

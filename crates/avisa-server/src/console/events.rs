@@ -15,7 +15,9 @@ use crate::state::AppState;
 
 /// Changes to alerts in scope, as they happen (SSE `changed` events with the
 /// alert id; the console re-reads its queue). A server stopping ends it
-/// with a `reconnect` event (`retry: 1000`).
+/// with a `reconnect` event (`retry: 1000`); the session ending (logout,
+/// disabled account, password reset, expiry) with an `ended` event within
+/// a second, on which the console clears what it shows.
 #[utoipa::path(get, path = "/api/v1/console/events", tag = "console", responses((status = 200, content_type = "text/event-stream"),
     (status = 429, description = "too_many_streams: this session holds streams_per_session open", body = crate::api::ErrorBody)))]
 pub async fn events(
@@ -42,6 +44,9 @@ pub async fn events(
                 _ = check.tick() => {
                     let now = avisa_core::now_millis();
                     if !state.store.session_stands(&token_hash, now, now - max_ms).await.unwrap_or(true) {
+                        // The open tab clears its screen now, not at its
+                        // next request.
+                        let _ = tx.try_send(Ok(Event::default().event("ended").data("session")));
                         return;
                     }
                 }
