@@ -28,6 +28,13 @@ const TEXT = {
     audit_when: 'Cuándo', audit_who: 'Quién', audit_what: 'Acción', audit_alert: 'Alerta',
     stats_alerts: 'Alertas', stats_cancelled: 'Canceladas', stats_ack_median: 'Mediana hasta atender', stats_ack_p90: 'Percentil 90', stats_outcomes: 'Resultados', stats_per: 'Por consulado', csv: 'Descargar CSV',
     supervisors_only: 'Sólo supervisores y administradores.', session_over: 'La sesión terminó. Entre otra vez.', error: 'Algo salió mal: {m}',
+    log_call: 'Registrar llamada', note_empty: 'Escriba la nota antes de agregarla.', queue_below: '{n} más abajo',
+    e_not_found: 'Ese caso ya no está o no es de este consulado.', e_case_state: 'El caso cambió mientras tanto; vea su estado y vuelva a intentar.',
+    e_csrf: 'La página quedó vieja: recárguela e intente otra vez.', e_forbidden_role: 'Sólo supervisores y administradores pueden hacer esto.',
+    e_invalid_body: 'Faltan datos o no son válidos.', e_malformed_json: 'Faltan datos o no son válidos.', e_bad_request: 'Faltan datos o no son válidos.',
+    e_body_too_large: 'El texto es demasiado largo.', e_rate_limited: 'Demasiadas solicitudes: espere unos segundos.',
+    e_busy: 'El servidor está ocupado: intente en unos segundos.', e_timeout: 'El servidor tardó demasiado: intente otra vez.',
+    e_internal: 'Error del servidor: intente otra vez o avise a soporte.', e_unauthorized: 'La sesión terminó. Entre otra vez.',
     arm: 'Activar sonido y avisos del escritorio', arm_why: 'El navegador no deja sonar la alarma hasta que usted haga clic una vez.', title: 'Avisa — Consola consular',
     b_confirm_cancel: 'Cancelada — confirmar', case_no: 'Caso', last_fix: 'Última ubicación', near: 'Cerca de {place}, {admin} ({d} km)', number: 'Número', sent_at: 'Salió', changed_at: 'Último cambio', safe_msg: '«Estoy bien»',
     earlier: 'Alertas anteriores de la persona', none: 'Ninguna', next_steps: 'Siguientes pasos', facilities_near: 'Centros de detención más cercanos', calls: 'Registrar llamada', call_with: 'Con quién', call_result: 'Resultado de la llamada', call_note: 'Nota de la llamada', call_save: 'Registrar llamada',
@@ -62,6 +69,13 @@ const TEXT = {
     audit_when: 'When', audit_who: 'Who', audit_what: 'Action', audit_alert: 'Alert',
     stats_alerts: 'Alerts', stats_cancelled: 'Cancelled', stats_ack_median: 'Median to acknowledge', stats_ack_p90: '90th percentile', stats_outcomes: 'Outcomes', stats_per: 'Per consulate', csv: 'Download CSV',
     supervisors_only: 'Supervisors and admins only.', session_over: 'The session ended. Log in again.', error: 'Something went wrong: {m}',
+    log_call: 'Log a call', note_empty: 'Write the note before adding it.', queue_below: '{n} more below',
+    e_not_found: 'That case is gone or is not this consulate\'s.', e_case_state: 'The case changed meanwhile; check its state and try again.',
+    e_csrf: 'The page is stale: reload it and try again.', e_forbidden_role: 'Only supervisors and admins can do this.',
+    e_invalid_body: 'Something is missing or not valid.', e_malformed_json: 'Something is missing or not valid.', e_bad_request: 'Something is missing or not valid.',
+    e_body_too_large: 'The text is too long.', e_rate_limited: 'Too many requests: wait a few seconds.',
+    e_busy: 'The server is busy: try again in a few seconds.', e_timeout: 'The server took too long: try again.',
+    e_internal: 'Server error: try again or tell support.', e_unauthorized: 'The session ended. Log in again.',
     arm: 'Turn on sound and desktop alerts', arm_why: 'The browser will not sound the alarm until you click once.', title: 'Avisa — Consular console',
     b_confirm_cancel: 'Cancelled — confirm', case_no: 'Case', last_fix: 'Last location', near: 'Near {place}, {admin} ({d} km)', number: 'Number', sent_at: 'Sent', changed_at: 'Last change', safe_msg: '"I\'m safe"',
     earlier: 'The person\'s earlier alerts', none: 'None', next_steps: 'Next steps', facilities_near: 'Nearest detention facilities', calls: 'Log a call', call_with: 'With whom', call_result: 'How it went', call_note: 'Call note', call_save: 'Log call',
@@ -119,6 +133,14 @@ async function api(method, path, body) {
 }
 
 function say(text) { flash.textContent = text || ''; }
+
+// A refusal in the console's language: the server's words are English and
+// for the log; its code says what happened.
+function errorText(r) {
+  const code = r.data && r.data.error ? r.data.error.code : null;
+  const known = code && TEXT[lang][`e_${code}`];
+  return known || t('error', { m: code || r.status });
+}
 
 function age(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -397,7 +419,21 @@ function renderQueue() {
     h('div', { class: 'meta' }, t('delivered_of', { ok, total: a.delivery.total }), a.delivery.failed ? ` · ${t('failed_n', { n: a.delivery.failed })}` : '',
       a.assigned_to ? ` · ${t('assigned')}: ${a.assigned_to}` : '', state.me.consulate.id === 'ciam' && a.consulate_id ? ` · ${a.consulate_id}` : ''));
   }) : [h('li', { class: 'muted', text: t('empty') })]));
+  countBelow();
 }
+
+// How many of the queue's rows are below the screen's edge: the oldest
+// waiting case may be one of them on a laptop.
+function countBelow() {
+  const note = document.getElementById('queue-below');
+  if (!note) return;
+  const edge = window.innerHeight - note.offsetHeight;
+  const below = [...document.querySelectorAll('#queue li[data-id]')].filter((li) => li.getBoundingClientRect().top > edge).length;
+  note.hidden = below === 0;
+  note.textContent = t('queue_below', { n: below });
+}
+window.addEventListener('scroll', countBelow, { passive: true });
+window.addEventListener('resize', countBelow);
 
 function queueTab() {
   const stateSel = h('select', { id: 'f-state', onchange: (e) => { state.filter.state = e.target.value; loadQueue(); } },
@@ -409,7 +445,8 @@ function queueTab() {
         h('div', {}, h('label', { for: 'f-state', text: t('state') }), stateSel),
         h('div', {}, h('label', { for: 'f-from', text: t('from') }), date('from')),
         h('div', {}, h('label', { for: 'f-to', text: t('to') }), date('to'))),
-      h('ul', { class: 'queue', id: 'queue', 'aria-live': 'polite' })),
+      h('ul', { class: 'queue', id: 'queue', 'aria-live': 'polite' }),
+      h('p', { class: 'queue-below', id: 'queue-below', hidden: true })),
     h('section', { class: 'panel', id: 'detail', 'aria-live': 'polite' }, h('p', { class: 'muted', text: t('pick') })));
 }
 
@@ -426,7 +463,7 @@ async function loadDetail(id, focus) {
   const r = await api('GET', `/api/v1/console/alerts/${id}`);
   if (!focus && (state.dirty || state.drawn !== drawn || state.selected !== id)) return;
   if (!r.ok) {
-    document.getElementById('detail').replaceChildren(h('p', { class: 'error', text: r.data && r.data.error ? r.data.error.message : r.status }));
+    document.getElementById('detail').replaceChildren(h('p', { class: 'error', text: errorText(r) }));
     return;
   }
   state.detail = r.data;
@@ -481,7 +518,8 @@ function drawMap(d) {
   const box = document.getElementById('map');
   if (!box || !window.L || !d.trail.length) return;
   if (state.map) { state.map.remove(); state.map = null; }
-  const map = L.map(box, { attributionControl: !!state.me.tile_url });
+  const map = L.map(box, { attributionControl: !!state.me.tile_url, maxZoom: 18 });
+  L.control.scale({ imperial: lang === 'en', metric: true }).addTo(map);
   if (state.me.tile_url) L.tileLayer(state.me.tile_url, { maxZoom: 19, attribution: '© OpenStreetMap' }).addTo(map);
   const pts = d.trail.map((p) => [p.lat, p.lon]);
   L.polyline(pts, { color: '#b00020', weight: 3 }).addTo(map);
@@ -497,9 +535,9 @@ function drawMap(d) {
     L.circleMarker(c, { radius: 7, color: '#0d2a5c', fillOpacity: 0.9 }).addTo(map).bindTooltip(d.consulate ? d.consulate.name : '');
     bounds.extend(c);
   }
-  // Without tiles, street level shows nothing but dots: start where the
-  // counties and the state give context (zoom in for the trail).
-  map.fitBounds(bounds.pad(0.3), { maxZoom: state.me.tile_url ? 15 : 9 });
+  // Without tiles, start where the counties and the state give context;
+  // zooming in goes to street level (18), the scale saying how far.
+  map.fitBounds(bounds.pad(0.3), { maxZoom: state.me.tile_url ? 15 : 11 });
   state.map = map;
   if (!state.me.tile_url) drawBase(map);
 }
@@ -539,11 +577,20 @@ function renderDetail(d) {
   const box = document.getElementById('detail');
   if (!box) return;
   state.drawn = (state.drawn || 0) + 1;
+  // Where the officer was stays where they are: a redraw keeps the focus.
+  const focused = box.contains(document.activeElement) ? document.activeElement.id : '';
   const last = d.location;
   const fix = d.trail.length ? d.trail[d.trail.length - 1] : null;
   const caseOpen = d.case.state !== 'resolved';
   const actions = [];
-  if (d.case.state === 'new') actions.push(h('button', { class: 'primary', type: 'button', id: 'ack', text: t('acknowledge'), onclick: () => act(d, 'acknowledge') }));
+  // The one next action, next to the name (above the fold on a laptop):
+  // taking the case tells the person the consulate has them.
+  const next = d.case.state === 'new'
+    ? h('button', { class: 'primary', type: 'button', id: 'ack', text: t('acknowledge'), onclick: () => act(d, 'acknowledge') })
+    : caseOpen ? h('button', { class: 'secondary', type: 'button', id: 'next-call', text: t('log_call'), onclick: () => {
+      const form = document.getElementById('call-form');
+      if (form) { form.scrollIntoView({ block: 'center' }); document.getElementById('call-with').focus(); }
+    } }) : null;
   if (caseOpen) {
     const who = h('select', { id: 'assign-to' });
     // The signed-in officer first: never someone else by default.
@@ -552,7 +599,12 @@ function renderDetail(d) {
       h('div', {}, h('label', { for: 'assign-to', text: t('assigned') }), who), h('button', { class: 'secondary', type: 'submit', text: t('assign') })));
   }
   const noteText = h('textarea', { id: 'note-text', maxlength: '4000' });
-  actions.push(h('form', { onsubmit: (e) => { e.preventDefault(); act(d, 'notes', { text: noteText.value }); } },
+  actions.push(h('form', { onsubmit: (e) => {
+    e.preventDefault();
+    // An empty note is never sent: said here, in the console's language.
+    if (!noteText.value.trim()) { say(t('note_empty')); noteText.focus(); return; }
+    act(d, 'notes', { text: noteText.value });
+  } },
     h('label', { for: 'note-text', text: t('note') }), noteText, h('button', { class: 'secondary', type: 'submit', id: 'add-note', text: t('add_note') })));
   actions.push(callForm(d));
   if (caseOpen) {
@@ -596,7 +648,9 @@ function renderDetail(d) {
     d.state === 'cancelled' ? h('div', { class: 'banner-cancelled', text: t('cancelled_banner') }) : null,
     d.case.escalated_at ? h('div', { class: 'banner-escalated', text: t('escalated_banner') }) : null,
     d.case_number ? h('p', { class: 'case-no big', id: 'case-number', text: `${t('case_no')} ${d.case_number}` }) : null,
-    h('h1', { text: d.person.name || '—' }),
+    h('div', { class: 'case-head' }, h('h1', { text: d.person.name || '—' }),
+      h('span', { class: 'case-head-meta' }, badges({ ...d, case_state: d.case.state, escalated: !!d.case.escalated_at }),
+        d.place ? ` ${d.place.name}, ${d.place.admin}` : '', ` · ${age(d.created_at)}`), next),
     h('div', { class: 'grid2' },
       h('div', {},
         h('h2', { text: t('person') }),
@@ -660,6 +714,8 @@ function renderDetail(d) {
         onchange: () => { state.dirty = true; },
       }, actions))),
   ].filter(Boolean));
+  const again = focused && document.getElementById(focused);
+  if (again) again.focus({ preventScroll: true });
   drawMap(d);
 }
 
@@ -672,7 +728,7 @@ async function act(d, action, body) {
     renderDetail(r.data);
     loadQueue();
   } else {
-    say(t('error', { m: r.data && r.data.error ? r.data.error.message : r.status }));
+    say(errorText(r));
   }
 }
 
@@ -727,7 +783,8 @@ async function statsTab() {
 async function show(tab) {
   state.tab = tab;
   if (state.map) { state.map.remove(); state.map = null; }
-  const tabs = h('nav', { class: 'tabs', role: 'tablist' }, ['queue', 'audit', 'stats'].map((k) =>
+  const mine = state.me.role === 'operator' ? ['queue'] : ['queue', 'audit', 'stats'];
+  const tabs = h('nav', { class: 'tabs', role: 'tablist' }, mine.map((k) =>
     h('button', { type: 'button', role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), text: t(k), onclick: () => show(k) })));
   if (tab === 'queue') {
     main.replaceChildren(tabs, queueTab());

@@ -189,6 +189,58 @@ test('a note being written survives a colleague\'s change that arrives while typ
   }
 });
 
+test('a laptop at 3 a.m.: the next action above the fold, the oldest waiting first, how many below', async () => {
+  const server = await startServer();
+  try {
+    await addStaff(server, 'beto.guardia', 'los-angeles', 'operator', 'correct horse battery staple');
+    // Eight people press, a moment apart: the first is the longest waiting.
+    const alerts = [];
+    for (let i = 0; i < 8; i++) {
+      alerts.push(await pressViaApi(server, `(213) 555-01${10 + i}`, { lat: 34.0505 + i / 1000, lon: -118.2551, accuracy_m: 18 }, `Persona ${i + 1}`));
+    }
+    const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'es-MX' });
+    const page = await context.newPage();
+    const posted = [];
+    page.on('request', (r) => { if (r.method() === 'POST') posted.push(new URL(r.url()).pathname); });
+    await page.goto(`${server.base}/console`);
+    await page.fill('#username', 'beto.guardia');
+    await page.fill('#password', 'correct horse battery staple');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#queue li[data-id]');
+    // An operator sees no tab that would only say "supervisors only".
+    assert.equal(await page.$('#tab-audit'), null);
+    assert.equal(await page.$('#tab-stats'), null);
+    // The longest waiting is the first row, and the rows below the screen
+    // are counted at its foot.
+    assert.equal(await page.getAttribute('#queue li[data-id]', 'data-id'), alerts[0].alert_id);
+    await page.waitForSelector('#queue-below:not([hidden])');
+    assert.match(await page.textContent('#queue-below'), /^\d+ más abajo$/);
+    await screenshot(page, 'console-laptop-queue');
+    // The case opens with its next action within the first 768 px.
+    await page.click(`#queue li[data-id="${alerts[0].alert_id}"]`);
+    await page.waitForSelector('#ack');
+    const ack = await page.$eval('#ack', (b) => { const r = b.getBoundingClientRect(); return { bottom: r.bottom + window.scrollY, text: b.textContent }; });
+    assert.equal(ack.text, 'Tomar el caso');
+    assert.ok(ack.bottom <= 768, `"Tomar el caso" ends at ${ack.bottom} px`);
+    await screenshot(page, 'console-laptop-case');
+    // An empty note is not sent; the console says so in its own language.
+    const before = posted.length;
+    await page.click('#add-note');
+    await page.waitForSelector('text=Escriba la nota antes de agregarla.');
+    assert.deepEqual(posted.slice(before), [], 'nothing was sent');
+    // Taken, the next action is logging a call.
+    await page.click('#ack');
+    await page.waitForSelector('#next-call');
+    await page.click('#next-call');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'call-with');
+    // The map zooms to street level without tiles, with a scale.
+    await page.waitForSelector('#map .leaflet-control-scale');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 test('a session ended elsewhere clears the open tab within two seconds', async () => {
   const server = await startServer();
   try {
