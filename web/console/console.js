@@ -28,7 +28,7 @@ const TEXT = {
     audit_when: 'Cuándo', audit_who: 'Quién', audit_what: 'Acción', audit_alert: 'Alerta',
     stats_alerts: 'Alertas', stats_cancelled: 'Canceladas', stats_ack_median: 'Mediana hasta atender', stats_ack_p90: 'Percentil 90', stats_outcomes: 'Resultados', stats_per: 'Por consulado', csv: 'Descargar CSV',
     supervisors_only: 'Sólo supervisores y administradores.', session_over: 'La sesión terminó. Entre otra vez.', error: 'Algo salió mal: {m}',
-    log_call: 'Registrar llamada', note_empty: 'Escriba la nota antes de agregarla.', queue_below: '{n} más abajo',
+    log_call: 'Registrar llamada', date_hint: 'dd/mm/aaaa', date_bad: 'Escriba la fecha como dd/mm/aaaa.', note_empty: 'Escriba la nota antes de agregarla.', queue_below: '{n} más abajo',
     e_not_found: 'Ese caso ya no está o no es de este consulado.', e_case_state: 'El caso cambió mientras tanto; vea su estado y vuelva a intentar.',
     e_csrf: 'La página quedó vieja: recárguela e intente otra vez.', e_forbidden_role: 'Sólo supervisores y administradores pueden hacer esto.',
     e_invalid_body: 'Faltan datos o no son válidos.', e_malformed_json: 'Faltan datos o no son válidos.', e_bad_request: 'Faltan datos o no son válidos.',
@@ -69,7 +69,7 @@ const TEXT = {
     audit_when: 'When', audit_who: 'Who', audit_what: 'Action', audit_alert: 'Alert',
     stats_alerts: 'Alerts', stats_cancelled: 'Cancelled', stats_ack_median: 'Median to acknowledge', stats_ack_p90: '90th percentile', stats_outcomes: 'Outcomes', stats_per: 'Per consulate', csv: 'Download CSV',
     supervisors_only: 'Supervisors and admins only.', session_over: 'The session ended. Log in again.', error: 'Something went wrong: {m}',
-    log_call: 'Log a call', note_empty: 'Write the note before adding it.', queue_below: '{n} more below',
+    log_call: 'Log a call', date_hint: 'mm/dd/yyyy', date_bad: 'Write the date as mm/dd/yyyy.', note_empty: 'Write the note before adding it.', queue_below: '{n} more below',
     e_not_found: 'That case is gone or is not this consulate\'s.', e_case_state: 'The case changed meanwhile; check its state and try again.',
     e_csrf: 'The page is stale: reload it and try again.', e_forbidden_role: 'Only supervisors and admins can do this.',
     e_invalid_body: 'Something is missing or not valid.', e_malformed_json: 'Something is missing or not valid.', e_bad_request: 'Something is missing or not valid.',
@@ -422,6 +422,23 @@ function renderQueue() {
   countBelow();
 }
 
+// "31/12/2026" (Spanish) or "12/31/2026" (English) to "2026-12-31"; null
+// when it is no date.
+function isoDate(text) {
+  const m = text.trim().match(/^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$/);
+  if (!m) return null;
+  const [day, month] = lang === 'es' ? [m[1], m[2]] : [m[2], m[1]];
+  const d = new Date(Date.UTC(+m[3], +month - 1, +day));
+  if (d.getUTCDate() !== +day || d.getUTCMonth() !== +month - 1) return null;
+  return d.toISOString().slice(0, 10);
+}
+
+function shownDate(iso) {
+  if (!iso) return '';
+  const [y, m, d] = iso.split('-');
+  return lang === 'es' ? `${d}/${m}/${y}` : `${m}/${d}/${y}`;
+}
+
 // How many of the queue's rows are below the screen's edge: the oldest
 // waiting case may be one of them on a laptop.
 function countBelow() {
@@ -438,7 +455,16 @@ window.addEventListener('resize', countBelow);
 function queueTab() {
   const stateSel = h('select', { id: 'f-state', onchange: (e) => { state.filter.state = e.target.value; loadQueue(); } },
     ['', 'new', 'acknowledged', 'resolved', 'cancelled'].map((s) => h('option', { value: s, selected: state.filter.state === s, text: s ? t(`st_${s}`) : t('all_open') })));
-  const date = (k) => h('input', { type: 'date', id: `f-${k}`, value: state.filter[k], onchange: (e) => { state.filter[k] = e.target.value; loadQueue(); } });
+  // Dates typed the console's way (dd/mm/aaaa in Spanish): the browser's
+  // own date field follows its install language, not the console's.
+  const date = (k) => h('input', { type: 'text', id: `f-${k}`, inputmode: 'numeric', autocomplete: 'off', placeholder: t('date_hint'), value: shownDate(state.filter[k]),
+    onchange: (e) => {
+      const iso = isoDate(e.target.value);
+      if (e.target.value.trim() && !iso) { say(t('date_bad')); e.target.focus(); return; }
+      say('');
+      state.filter[k] = iso || '';
+      loadQueue();
+    } });
   return h('div', { class: 'layout' },
     h('section', { class: 'panel', 'aria-label': t('queue') },
       h('div', { class: 'filters' },

@@ -235,6 +235,15 @@ test('a laptop at 3 a.m.: the next action above the fold, the oldest waiting fir
     assert.equal(await page.evaluate(() => document.activeElement.id), 'call-with');
     // The map zooms to street level without tiles, with a scale.
     await page.waitForSelector('#map .leaflet-control-scale');
+    // Dates are written the console's way (the browser's own field would
+    // say mm/dd/yyyy whatever the console's language).
+    assert.equal(await page.getAttribute('#f-to', 'placeholder'), 'dd/mm/aaaa');
+    await page.fill('#f-to', '31/02/2026');
+    await page.press('#f-to', 'Tab');
+    await page.waitForSelector('text=Escriba la fecha como dd/mm/aaaa.');
+    await page.fill('#f-to', '31/12/2020');
+    await page.press('#f-to', 'Tab');
+    await page.waitForSelector('text=No hay alertas con estos filtros.');
     await context.close();
   } finally {
     await server.stop();
