@@ -46,8 +46,8 @@ pub use budgets::{Budget, window};
 pub use changes::ChangeListener;
 pub use checkins::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin};
 pub use console::{
-    AlertOwner, AuditEntry, Case, CaseAction, CaseEvent, Escalated, PersonAlert, QueueFilter, QueueItem,
-    QueueView, SentMessage, Session, Staff, StaffLogin, StatRow,
+    AlertOwner, AuditEntry, Case, CaseAction, CaseEvent, Escalated, PersonAlert, QueueFilter,
+    QueueItem, QueueView, SentMessage, Session, Staff, StaffLogin, StatRow,
 };
 pub use contacts::{Contact, ContactInput, MAX_CONTACTS};
 pub use db::Db;

@@ -151,6 +151,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0023_locator.sql"),
         include_str!("../migrations/postgres/0023_locator.sql"),
     ),
+    (
+        24,
+        "found copies",
+        include_str!("../migrations/common/0024_found_copies.sql"),
+        include_str!("../migrations/common/0024_found_copies.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

@@ -166,6 +166,37 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// Gives back to the queue every message recorded as a copy found at
+    /// the provider (not sent by its own try) when another row holds the
+    /// same copy: sent by another instance in the same moment, or found by
+    /// it too (then the row recorded first keeps it). Such a message was
+    /// never sent; asked about again, it finds the copy taken and is sent.
+    /// Within one instance this cannot happen (see the dispatcher's
+    /// `Copies`); across instances only this sweep catches it. Returns the
+    /// alerts touched.
+    pub async fn release_copies_taken_twice(
+        &self,
+        now: UnixMillis,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let sql = "UPDATE outbox SET status = 'queued', provider_id = NULL, gateway = NULL, \
+                   sent_at = NULL, found_in_doubt = $2, next_attempt_at = $1, lease_until = NULL, \
+                   reason = 'the copy found at the provider was another message''s: asked again', \
+                   updated_at = $1 \
+                   WHERE found_in_doubt AND status = 'sent' AND receipt_at IS NULL \
+                   AND EXISTS (SELECT 1 FROM outbox o WHERE o.provider_id = outbox.provider_id \
+                     AND o.id <> outbox.id AND (NOT o.found_in_doubt OR o.sent_at < outbox.sent_at \
+                       OR (o.sent_at = outbox.sent_at AND o.id < outbox.id))) \
+                   RETURNING alert_id";
+        let alerts: Vec<Option<Uuid>> = db_run!(self.db.writer(), |pool| {
+            sqlx::query_scalar(sql)
+                .bind(now)
+                .bind(false)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(alerts.into_iter().flatten().collect())
+    }
+
     /// Marks the messages taken by a gateway that reports receipts (all but
     /// `log`) before `cutoff` that never had one as without confirmation,
     /// and queues each such alert message of an alert still active once

@@ -66,6 +66,7 @@ macro_rules! both_backends {
 }
 
 both_backends! {
+    a_copy_two_messages_took_goes_back_for_one;
     a_silent_instance_s_messages_come_back_in_seconds;
     outcomes_written_plain_are_sealed_at_start;
     changes_are_told_at_most_once_a_window;
@@ -1373,6 +1374,7 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
             provider_id: format!("log-{n}"),
             at: NOW + 30_001,
             possible_duplicate: false,
+            found: false,
         })
         .collect();
     let (touched, next) = store
@@ -1465,9 +1467,96 @@ async fn alerts_committed_leased_come_back_if_never_recorded(f: Fixture) {
             provider_id: format!("log-{}", c.id),
             at: NOW + 30_001,
             possible_duplicate: false,
+            found: false,
         })
         .collect();
     assert_eq!(store.apply(&sent).await.expect("apply"), vec![a.id]);
+}
+
+/// Two instances, one provider copy: a message in doubt on one took as its
+/// own the copy another instance had just sent for a message alike. The
+/// one found goes back to the queue (it was never sent); of two found, the
+/// later; a copy nobody else holds, and a found row that had its own
+/// receipt, stay sent.
+async fn a_copy_two_messages_took_goes_back_for_one(f: Fixture) {
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
+    let a = alert(person, "taken twice", NOW, &[0, 1, 1, 1, 1, 1]);
+    store
+        .insert_alerts(&[store.seal_alert(&a, &key).expect("seal")])
+        .await
+        .expect("insert");
+    let claimed = store.claim(NOW, 6, 30_000).await.expect("claim");
+    let ids: Vec<uuid::Uuid> = claimed.iter().map(|c| c.id).collect();
+    let sent = |id, sid: &str, at, found| OutboxUpdate::Sent {
+        id,
+        gateway: "twilio".into(),
+        provider_id: sid.into(),
+        at,
+        possible_duplicate: false,
+        found,
+    };
+    // One round each, as two instances record them.
+    for update in [
+        // Sent by another instance, and found here: the found one goes.
+        sent(ids[0], "SM-X", NOW + 1, false),
+        sent(ids[1], "SM-X", NOW + 2, true),
+        // Found by both: the one recorded later goes.
+        sent(ids[2], "SM-Y", NOW + 3, true),
+        sent(ids[3], "SM-Y", NOW + 4, true),
+        // Found, and nobody else's.
+        sent(ids[4], "SM-Z", NOW + 5, true),
+    ] {
+        store.apply(&[update]).await.expect("apply");
+    }
+    // Found too, but its own receipt came: it was sent, whatever copy.
+    store
+        .apply(&[sent(ids[5], "SM-X", NOW + 6, true)])
+        .await
+        .expect("apply");
+    store
+        .receipt(
+            ids[5],
+            None,
+            OutboxStatus::Sent,
+            &[OutboxStatus::Sent],
+            None,
+            NOW + 7,
+        )
+        .await
+        .expect("receipt");
+    let touched = store
+        .release_copies_taken_twice(NOW + 10)
+        .await
+        .expect("release");
+    assert_eq!(touched, vec![a.id; 2]);
+    let status = |id| {
+        let store = store.clone();
+        async move { store.message(id).await.expect("m").expect("row") }
+    };
+    assert_eq!(status(ids[0]).await.0, OutboxStatus::Sent);
+    assert_eq!(status(ids[1]).await, (OutboxStatus::Queued, None, None));
+    assert_eq!(status(ids[2]).await.0, OutboxStatus::Sent);
+    assert_eq!(status(ids[3]).await.0, OutboxStatus::Queued);
+    assert_eq!(status(ids[4]).await.0, OutboxStatus::Sent);
+    assert_eq!(status(ids[5]).await.0, OutboxStatus::Sent);
+    // Claimed again at once (in the dispatcher, a found row is in doubt:
+    // the gateway is asked again, and the copy is now taken).
+    let again = store.claim(NOW + 10, 6, 30_000).await.expect("claim");
+    let mut back: Vec<_> = again.iter().map(|c| c.id).collect();
+    back.sort();
+    let mut want = vec![ids[1], ids[3]];
+    want.sort();
+    assert_eq!(back, want);
+    // Nothing more to give back.
+    assert!(
+        store
+            .release_copies_taken_twice(NOW + 11)
+            .await
+            .expect("release")
+            .is_empty()
+    );
 }
 
 /// Two sends in doubt of one text to one number, found in the provider's
@@ -1514,6 +1603,7 @@ async fn a_delivered_receipt_of_another_copy_still_delivers(f: Fixture) {
         provider_id: sid.into(),
         at: NOW + 3,
         possible_duplicate: false,
+        found: false,
     };
     store
         .apply(&[sent(one, "SM-other"), sent(two, "SM-two")])
@@ -1590,6 +1680,7 @@ async fn receipts_never_move_backwards_and_expiry_sweeps(f: Fixture) {
                 provider_id: "SM1".into(),
                 at: NOW,
                 possible_duplicate: false,
+                found: false,
             },
             OutboxUpdate::Retry {
                 id: two,
@@ -1678,6 +1769,7 @@ async fn cancel_withdraws_and_follows_up(f: Fixture) {
             provider_id: "x".into(),
             at: NOW,
             possible_duplicate: false,
+            found: false,
         }])
         .await
         .expect("apply");

@@ -60,6 +60,19 @@ impl Dispatcher {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "lease reclaim failed"),
         }
+        match self.store.release_copies_taken_twice(now).await {
+            Ok(alerts) if !alerts.is_empty() => {
+                tracing::warn!(
+                    count = alerts.len(),
+                    "messages recorded as a copy another message holds go back to the queue"
+                );
+                metrics::counter!("avisa_sms_in_doubt_released_total")
+                    .increment(alerts.len() as u64);
+                self.events.publish_all(&alerts);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "the check of copies taken twice failed"),
+        }
         match self.store.expire_due(now).await {
             Ok(alerts) => self.events.publish_all(&alerts),
             Err(e) => tracing::error!(error = %e, "expiry sweep failed"),

@@ -507,6 +507,7 @@ impl Dispatcher {
             None => None,
         };
         let started_ms = now_millis();
+        let was_found = found.is_some();
         let result = match found {
             Some(accepted) => {
                 metrics::counter!("avisa_sms_in_doubt_found_total", "gateway" => slot.gateway.name().to_string()).increment(1);
@@ -537,6 +538,7 @@ impl Dispatcher {
                     provider_id: accepted.provider_id,
                     at: now,
                     possible_duplicate,
+                    found: was_found,
                 }
             }
             Err(GatewayError::Retryable {

@@ -363,7 +363,10 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
         "{chi_log}"
     );
     let text = chi_log.to_string();
-    assert!(!text.contains(la.as_str()) && !text.contains("LAX-"), "{text}");
+    assert!(
+        !text.contains(la.as_str()) && !text.contains("LAX-"),
+        "{text}"
+    );
 
     // Case numbers: each office counts its own.
     assert!(

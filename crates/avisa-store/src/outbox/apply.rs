@@ -20,7 +20,7 @@ pub(super) async fn apply_in(
     // (a round trip each would dominate the dispatcher), joined to a VALUES
     // list (4 parameters a row): a CASE per column would cost rows x rows
     // comparisons.
-    let sent: Vec<(Uuid, &str, &str, UnixMillis, bool)> = updates
+    let sent: Vec<(Uuid, &str, &str, UnixMillis, bool, bool)> = updates
         .iter()
         .filter_map(|u| match u {
             OutboxUpdate::Sent {
@@ -29,12 +29,14 @@ pub(super) async fn apply_in(
                 provider_id,
                 at,
                 possible_duplicate,
+                found,
             } => Some((
                 *id,
                 gateway.as_str(),
                 provider_id.as_str(),
                 *at,
                 *possible_duplicate,
+                *found,
             )),
             _ => None,
         })
@@ -45,7 +47,7 @@ pub(super) async fn apply_in(
             let mut b = sqlx::QueryBuilder::new(
                 "UPDATE outbox SET status = CASE WHEN outbox.status = 'sending' THEN 'sent' \
                  ELSE outbox.status END, gateway = v.column2, provider_id = v.column3, \
-                 lease_until = NULL, reason = NULL, sent_at = ",
+                 found_in_doubt = v.column5, lease_until = NULL, reason = NULL, sent_at = ",
             );
             b.push_bind(latest);
             b.push(", updated_at = ").push_bind(latest);
@@ -53,12 +55,16 @@ pub(super) async fn apply_in(
                 .push_bind(latest)
                 .push(") ELSE outbox.resent_at END");
             b.push(" FROM (");
-            b.push_values(chunk, |mut v, (id, gateway, provider, _, duplicate)| {
-                v.push_bind(*id)
-                    .push_bind(*gateway)
-                    .push_bind(*provider)
-                    .push_bind(*duplicate);
-            });
+            b.push_values(
+                chunk,
+                |mut v, (id, gateway, provider, _, duplicate, found)| {
+                    v.push_bind(*id)
+                        .push_bind(*gateway)
+                        .push_bind(*provider)
+                        .push_bind(*duplicate)
+                        .push_bind(*found);
+                },
+            );
             b.push(") AS v WHERE outbox.id = v.column1 RETURNING outbox.alert_id");
             b.build_query_scalar()
                 .persistent(false)

@@ -90,6 +90,10 @@ pub enum OutboxUpdate {
         /// resend for want of a receipt is, so the console says it may
         /// arrive twice.
         possible_duplicate: bool,
+        /// Not sent by this try: the provider's copy found for a message in
+        /// doubt. Should another row hold the same copy, this one goes back
+        /// to the queue (see [`crate::Store::release_copies_taken_twice`]).
+        found: bool,
     },
     /// Try again later, maybe on another gateway (from `sending`).
     Retry {
