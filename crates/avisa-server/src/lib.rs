@@ -11,15 +11,13 @@ mod bodies;
 mod checkins;
 pub mod config;
 mod console;
-pub mod dispatch;
 mod duress;
 mod error;
-mod events;
 mod extract;
-mod handoff;
 mod hasher;
 mod help;
 mod hooks;
+mod jobs;
 mod keyfile;
 mod listen;
 mod live;
@@ -29,12 +27,10 @@ mod pin;
 mod retention;
 mod state;
 mod streams;
-pub mod tasks;
 mod telemetry;
 mod trigger;
 mod voice;
 pub mod web;
-mod writer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +48,9 @@ use std::time::Duration;
 
 use avisa_sms::{KannelConfig, KannelGateway, LogGateway, TwilioConfig, TwilioGateway};
 use avisa_store::Store;
+
+// The engine's parts, under the names the server and its tests use.
+pub use avisa_engine::{dispatch, events, handoff, supervisor, writer};
 
 pub use config::Config;
 use config::Gateway;
@@ -180,7 +179,7 @@ impl App {
         let (writer, writer_loop) = writer::AlertWriter::new(store.clone(), wake.clone(), handoff);
         let state = AppState::new(state::Inner {
             metrics: telemetry::metrics_handle(),
-            tasks: tasks::Supervisor::default(),
+            tasks: supervisor::Supervisor::default(),
             draining: tokio::sync::watch::channel(false).0,
             logins_in_flight: Default::default(),
             streams: Default::default(),
@@ -351,18 +350,18 @@ pub async fn serve(
             dispatcher.clone().run(ctx)
         });
     }
-    tasks::jobs(&tasks, &state);
+    jobs::jobs(&tasks, &state);
     if state.store.shares_changes() {
         // Other instances on the same PostgreSQL: their changes reach this
         // one's live streams at once, and this one's reach theirs.
         state.events.share();
-        let s = state.clone();
+        let (store, changes) = (state.store.clone(), state.events.clone());
         tasks.spawn("changes-out", None, move |ctx| {
-            events::relay_out(s.clone(), ctx)
+            events::relay_out(store.clone(), changes.clone(), ctx)
         });
-        let s = state.clone();
+        let (store, changes) = (state.store.clone(), state.events.clone());
         tasks.spawn("changes-in", None, move |ctx| {
-            events::relay_in(s.clone(), ctx)
+            events::relay_in(store.clone(), changes.clone(), ctx)
         });
     }
     let router = app.router();

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::extract::Peer;
 use crate::state::AppState;
-use crate::tasks::Health as TaskHealth;
+use crate::supervisor::Health as TaskHealth;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {

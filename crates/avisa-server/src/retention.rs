@@ -2,7 +2,7 @@
 //! resolved case's trail and then its personal fields, ended check-in
 //! timers. What it removed goes to the log and the metrics as counts, never
 //! as data. Unverified devices and old budget windows are the purge job's
-//! (`tasks.rs`).
+//! (`jobs.rs`).
 
 use avisa_core::now_millis;
 use avisa_store::Cutoffs;

@@ -30,7 +30,7 @@ pub struct Inner {
     pub dispatcher: Arc<crate::dispatch::Dispatcher>,
     pub metrics: PrometheusHandle,
     /// The background tasks and periodic jobs (their health is `/readyz`'s).
-    pub tasks: crate::tasks::Supervisor,
+    pub tasks: crate::supervisor::Supervisor,
     /// Turns true when the server starts shutting down: live streams end
     /// then, so the graceful shutdown is not held open by a console or a
     /// phone that never disconnects.

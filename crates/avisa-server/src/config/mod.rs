@@ -13,12 +13,11 @@
 //! a person can act on.
 
 mod check;
-mod dispatch;
 mod limits;
 mod retention;
 mod sms;
 
-pub use dispatch::DispatchConfig;
+pub use avisa_engine::config::{DispatchConfig, millis};
 pub use limits::Limits;
 pub use retention::Retention;
 pub use sms::{Gateway, KannelSettings, LogSettings, SmsConfig, TwilioSettings};
@@ -193,11 +192,6 @@ impl Default for DatabaseConfig {
     }
 }
 
-/// Milliseconds, the store's time unit.
-pub fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -290,21 +284,6 @@ impl Default for ConsoleConfig {
     }
 }
 
-impl Default for DispatchConfig {
-    fn default() -> Self {
-        DispatchConfig {
-            batch: 512,
-            lease: Duration::from_secs(30),
-            retry_base: Duration::from_secs(1),
-            retry_max: Duration::from_secs(60),
-            poll: Duration::from_millis(250),
-            account_pause: Duration::from_secs(60),
-            takeover: Duration::from_secs(3),
-            in_doubt_window: Duration::from_secs(60),
-        }
-    }
-}
-
 impl ConsoleConfig {
     /// Whether the session cookie is marked Secure.
     pub fn secure(&self, public_url: &str) -> bool {
@@ -313,13 +292,6 @@ impl ConsoleConfig {
             SecureCookie::Never => false,
             SecureCookie::Auto => public_url.starts_with("https://"),
         }
-    }
-}
-
-impl DispatchConfig {
-    /// How long a message being sent stays leased, in milliseconds.
-    pub fn lease_ms(&self) -> i64 {
-        millis(self.lease)
     }
 }
 

@@ -8,9 +8,21 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::StaffSession;
-use crate::dispatch::GatewayHealth;
 use crate::error::ApiResult;
 use crate::state::AppState;
+
+/// A gateway's health as staff see it.
+#[derive(Serialize, ToSchema)]
+pub struct GatewayHealth {
+    /// `twilio`, `kannel`, `log`.
+    pub name: String,
+    /// False while it is taken out (repeated failures, or our account).
+    pub up: bool,
+    /// The last refusal that took it out (no phone numbers: redacted).
+    pub problem: Option<String>,
+    /// Since when it has had that problem (Unix ms).
+    pub since: Option<i64>,
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct ConsoleStatus {
@@ -26,6 +38,16 @@ pub async fn status(
     _who: StaffSession,
 ) -> ApiResult<Json<ConsoleStatus>> {
     Ok(Json(ConsoleStatus {
-        gateways: state.dispatcher.gateway_health(),
+        gateways: state
+            .dispatcher
+            .gateway_health()
+            .into_iter()
+            .map(|g| GatewayHealth {
+                name: g.name,
+                up: g.up,
+                problem: g.problem,
+                since: g.since,
+            })
+            .collect(),
     }))
 }

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub config: Config,
     pub dispatcher: std::sync::Arc<avisa_server::dispatch::Dispatcher>,
     /// The server's background tasks (to kill one, as a crash would).
-    pub tasks: avisa_server::tasks::Supervisor,
+    pub tasks: avisa_server::supervisor::Supervisor,
     /// The unlock each person's device got when it set its PIN: `call` and
     /// `raw` send it, as the app does once the PIN was entered. Tests of the
     /// PIN's protection use `call_without_unlock`.

@@ -25,7 +25,7 @@ use avisa_store::{Claimed, OutboxUpdate, Purpose, Store, StoreError};
 use crate::config::DispatchConfig;
 use crate::events::Events;
 use crate::handoff::Handoff;
-use crate::tasks::TaskCtx;
+use crate::supervisor::TaskCtx;
 
 mod doubt;
 mod instances;

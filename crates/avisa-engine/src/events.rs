@@ -19,8 +19,7 @@ use uuid::Uuid;
 
 use avisa_store::{AlertScope, Store};
 
-use crate::state::AppState;
-use crate::tasks::TaskCtx;
+use crate::supervisor::TaskCtx;
 
 /// One alert changed.
 #[derive(Clone, Debug)]
@@ -113,8 +112,7 @@ impl Events {
 
 /// Sends this instance's changes to the others, in batches: what
 /// accumulates while one notice is written goes in the next.
-pub async fn relay_out(state: AppState, mut ctx: TaskCtx) {
-    let events = &state.events;
+pub async fn relay_out(store: Store, events: Events, mut ctx: TaskCtx) {
     let mut guard = events.relay.lock().await;
     let Some(rx) = guard.as_mut() else {
         return;
@@ -127,7 +125,7 @@ pub async fn relay_out(state: AppState, mut ctx: TaskCtx) {
         }
         ids.sort_unstable();
         ids.dedup();
-        if let Err(e) = state.store.notify_changes(events.instance, &ids).await {
+        if let Err(e) = store.notify_changes(events.instance, &ids).await {
             // Streams still poll; the change shows there, later.
             tracing::warn!(error = %e, count = ids.len(), "change notices to the other instances not sent");
         }
@@ -136,9 +134,9 @@ pub async fn relay_out(state: AppState, mut ctx: TaskCtx) {
 }
 
 /// Hears the other instances' changes and tells this instance's streams.
-pub async fn relay_in(state: AppState, mut ctx: TaskCtx) {
+pub async fn relay_in(store: Store, events: Events, mut ctx: TaskCtx) {
     let mut listener = loop {
-        match state.store.listen_changes().await {
+        match store.listen_changes().await {
             Ok(Some(l)) => break l,
             Ok(None) => return,
             Err(e) => {
@@ -156,9 +154,9 @@ pub async fn relay_in(state: AppState, mut ctx: TaskCtx) {
             _ = ctx.stop.changed() => return,
         };
         match notice {
-            Ok((from, ids)) if from != state.events.instance => {
+            Ok((from, ids)) if from != events.instance => {
                 for id in ids {
-                    state.events.send_local(id, OnceCell::new());
+                    events.send_local(id, OnceCell::new());
                 }
             }
             Ok(_) => {}

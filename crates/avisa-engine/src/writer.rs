@@ -17,7 +17,7 @@ use avisa_store::{Claimed, Inserted, SealedAlert, Store, StoreError};
 use avisa_core::messages::CASE_SLOT;
 
 use crate::handoff::Handoff;
-use crate::tasks::TaskCtx;
+use crate::supervisor::TaskCtx;
 
 /// What the commit did with one alert, and the case number it got.
 type Written = Result<(Inserted, Option<String>), Arc<StoreError>>;

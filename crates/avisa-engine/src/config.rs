@@ -1,5 +1,5 @@
-//! The `[dispatch]` section: how the dispatcher claims, retries and fails
-//! over messages.
+//! The `[dispatch]` section of the configuration: how the dispatcher
+//! claims, retries and fails over messages.
 
 use std::time::Duration;
 
@@ -33,4 +33,31 @@ pub struct DispatchConfig {
     /// duplicate). Seconds matter more than a second copy: 60 s.
     #[serde(with = "humantime_serde")]
     pub in_doubt_window: Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch: 512,
+            lease: Duration::from_secs(30),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            poll: Duration::from_millis(250),
+            account_pause: Duration::from_secs(60),
+            takeover: Duration::from_secs(3),
+            in_doubt_window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// How long a message being sent stays leased, in milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        millis(self.lease)
+    }
+}
+
+/// A duration in whole milliseconds, as the store counts time.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

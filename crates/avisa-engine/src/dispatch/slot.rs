@@ -71,7 +71,7 @@ struct Health {
 }
 
 /// A gateway's health as staff see it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct GatewayHealth {
     /// `twilio`, `kannel`, `log`.
     pub name: String,

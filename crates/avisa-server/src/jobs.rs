@@ -1,0 +1,175 @@
+//! The server's periodic jobs, under the engine's supervisor
+//! ([`avisa_engine::supervisor`]): one line each in [`jobs`].
+
+use std::time::Duration;
+
+use avisa_engine::supervisor::Supervisor;
+
+use crate::state::AppState;
+
+/// The periodic jobs: one line each.
+pub fn jobs(supervisor: &Supervisor, state: &AppState) {
+    let escalate_after = state.config.console.escalate_after;
+    // Often enough that an escalation is never late by more than a quarter
+    // of the timeout (and at most 15 s).
+    let every = (escalate_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
+    supervisor.every("escalation", every, state.clone(), escalate);
+    supervisor.every("purge", Duration::from_secs(600), state.clone(), purge);
+    // Silence is looked for at a quarter of its timeout (at most every 30 s).
+    let every = (state.config.sms.receipt_timeout / 4)
+        .clamp(Duration::from_millis(250), Duration::from_secs(30));
+    supervisor.every("receipts", every, state.clone(), unconfirmed);
+    supervisor.every(
+        "retention",
+        state.config.retention.every,
+        state.clone(),
+        crate::retention::run,
+    );
+    // A missed check-in's alert leaves within a second of its deadline.
+    supervisor.every(
+        "checkins",
+        Duration::from_secs(1),
+        state.clone(),
+        crate::checkins::run,
+    );
+    // A gateway out for an account error is asked whether it works again
+    // a few times within its pause.
+    let every = (state.config.dispatch.account_pause / 6)
+        .clamp(Duration::from_millis(100), Duration::from_secs(10));
+    supervisor.every("gateway-probe", every, state.clone(), |s| async move {
+        s.dispatcher.probe_paused().await;
+    });
+    supervisor.every(
+        "metrics-upkeep",
+        Duration::from_secs(5),
+        state.clone(),
+        |s| async move {
+            s.metrics.run_upkeep();
+        },
+    );
+}
+
+/// Marks messages without any receipt within `sms.receipt_timeout` as
+/// "sin confirmación", and sends each such alert message once more by the
+/// next gateway.
+async fn unconfirmed(state: AppState) {
+    let now = avisa_core::now_millis();
+    let cutoff = now - crate::config::millis(state.config.sms.receipt_timeout);
+    match state.store.mark_unconfirmed(cutoff, now).await {
+        Ok(u) => {
+            if u.marked > 0 {
+                tracing::warn!(
+                    marked = u.marked,
+                    resent = u.resent,
+                    "messages without a delivery receipt in time; alert messages sent once more by the next gateway"
+                );
+                metrics::counter!("avisa_sms_unconfirmed_total").increment(u.marked);
+                metrics::counter!("avisa_sms_resent_unconfirmed_total").increment(u.resent);
+            }
+            if u.resent > 0 {
+                state.dispatch_wake.notify_one();
+            }
+            state.events.publish_all(&u.alerts);
+        }
+        Err(e) => tracing::error!(error = %e, "the check for unconfirmed messages failed"),
+    }
+}
+
+/// Forgets budget windows that ended (the longest are a day: anything
+/// older than two days) and devices never verified within
+/// `limits.unverified_ttl`.
+async fn purge(state: AppState) {
+    let now = avisa_core::now_millis();
+    let ttl = crate::config::millis(state.config.limits.unverified_ttl);
+    match state
+        .store
+        .purge_budgets_and_unverified(now - 48 * 3_600_000, now - ttl)
+        .await
+    {
+        Ok((windows, devices)) => {
+            if devices > 0 {
+                tracing::info!(devices, windows, "unverified devices forgotten");
+            }
+            metrics::counter!("avisa_unverified_devices_purged_total").increment(devices);
+        }
+        Err(e) => tracing::error!(error = %e, "purge failed"),
+    }
+    let forget = crate::config::millis(state.config.console.login_forget);
+    if let Err(e) = state.store.purge_login_failures(now - forget).await {
+        tracing::error!(error = %e, "purge of login failures failed");
+    }
+}
+
+/// Escalates alerts nobody acknowledged in time to CIAM, and again at the
+/// second threshold: each time an SMS to the consulate's duty phone and
+/// CIAM's (`alerts.duty_phones`), written with the escalation itself so it
+/// goes once across instances and restarts.
+async fn escalate(state: AppState) {
+    use avisa_core::messages;
+    let console = &state.config.console;
+    let now = avisa_core::now_millis();
+    let first = now - crate::config::millis(console.escalate_after);
+    let second = now - crate::config::millis(console.escalate_again_after);
+    let duty = &state.config.alerts.duty_phones;
+    let validity = crate::config::millis(state.config.sms.validity);
+    let public = state.config.public_url.trim_end_matches('/').to_string();
+    let notify = |e: &avisa_store::Escalated| {
+        let office = e
+            .consulate_id
+            .as_deref()
+            .and_then(|c| state.directory.get(c));
+        let body = messages::escalation_duty(
+            e.again,
+            e.case_number
+                .as_deref()
+                .unwrap_or(&e.id.simple().to_string()[..8]),
+            office.map(|o| o.name.as_str()),
+            &messages::short_name(e.person_name.as_deref().unwrap_or_default()),
+            (now - e.created_at) / 60_000,
+            &format!("{public}/console/alerts/{}", e.id),
+        );
+        [e.consulate_id.as_deref(), Some("ciam")]
+            .into_iter()
+            .flatten()
+            .filter_map(|key| {
+                duty.get(key)
+                    .and_then(|p| avisa_core::PhoneNumber::parse(p).ok())
+                    .map(|p| (key, p))
+            })
+            .map(|(key, to)| avisa_store::NewMessage {
+                id: uuid::Uuid::now_v7(),
+                owner: Some(e.person_id),
+                kind: avisa_store::MessageKind::Consulate,
+                // A follow-up, not one of the alert's own messages: the
+                // person's list of recipients does not grow with it.
+                purpose: avisa_store::Purpose::Update,
+                contact_id: None,
+                parent_id: None,
+                name: Some(
+                    office
+                        .filter(|_| key != "ciam")
+                        .map_or("CIAM".into(), |o| o.name.clone()),
+                ),
+                to,
+                body: body.clone(),
+                language: avisa_core::Language::Es,
+                rank: 0,
+                expires_at: now + validity,
+            })
+            .collect()
+    };
+    match state.store.escalate_due(first, second, now, notify).await {
+        Ok(escalated) => {
+            for e in &escalated {
+                tracing::warn!(alert_id = %e.id, again = e.again, "alert not acknowledged in time: escalated");
+            }
+            metrics::counter!("avisa_alerts_escalated_total").increment(escalated.len() as u64);
+            let ids: Vec<uuid::Uuid> = escalated.iter().map(|e| e.id).collect();
+            if !ids.is_empty() {
+                state.dispatch_wake.notify_one();
+            }
+            state.events.publish_all(&ids);
+        }
+        Err(e) => tracing::error!(error = %e, "escalation check failed"),
+    }
+}
