@@ -42,12 +42,23 @@ fn kannel_installed() -> bool {
     all
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up): Kannel's
+/// boxes bind theirs again after a crash, and a port the kernel handed out
+/// (port 0) can meanwhile become another test's client connection — under
+/// a full run, bearerbox then never came back and all 60 messages of the
+/// crash test were "lost".
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 500) * 20;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (base + n % 10_000).min(32_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        assert!(n < 20_000, "no free port below 32768");
+    }
 }
 
 async fn wait_port(port: u16, what: &str) {
