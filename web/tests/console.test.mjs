@@ -250,6 +250,30 @@ test('a laptop at 3 a.m.: the next action above the fold, the oldest waiting fir
   }
 });
 
+test('the API reference is drawn from the OpenAPI document, with nothing from elsewhere', async () => {
+  const server = await startServer();
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'es-MX' });
+    const page = await context.newPage();
+    const elsewhere = [];
+    page.on('request', (r) => { if (!r.url().startsWith(server.base)) elsewhere.push(r.url()); });
+    await page.goto(`${server.base}/console/api`);
+    const press = page.locator('section.op', { has: page.locator('h3', { hasText: /^POST \/api\/v1\/alerts$/ }) });
+    await press.waitFor();
+    // Every route of the document is drawn, each with its statuses.
+    const doc = await (await fetch(`${server.base}/api/openapi.json`)).json();
+    const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item).filter((m) => ['get', 'put', 'post', 'patch', 'delete'].includes(m)));
+    assert.equal(await page.locator('section.op').count(), operations.length);
+    assert.match(await press.textContent(), /202/);
+    assert.match(await press.textContent(), /idempotency_key/);
+    assert.deepEqual(elsewhere, []);
+    await screenshot(page, 'api-reference');
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 test('a session ended elsewhere clears the open tab within two seconds', async () => {
   const server = await startServer();
   try {
