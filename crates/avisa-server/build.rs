@@ -71,13 +71,21 @@ const CONSOLE: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
     ),
     // The API reference, drawn from /api/openapi.json (nothing kept by hand).
-    ("/console/api", "console/api.html", "text/html; charset=utf-8"),
+    (
+        "/console/api",
+        "console/api.html",
+        "text/html; charset=utf-8",
+    ),
     (
         "/console/api.js",
         "console/api.js",
         "text/javascript; charset=utf-8",
     ),
-    ("/console/api.css", "console/api.css", "text/css; charset=utf-8"),
+    (
+        "/console/api.css",
+        "console/api.css",
+        "text/css; charset=utf-8",
+    ),
     (
         "/console/vendor/leaflet/leaflet.js",
         "console/vendor/leaflet/leaflet.js",

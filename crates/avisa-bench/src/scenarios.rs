@@ -205,6 +205,7 @@ pub(crate) async fn store_ceilings(
                 limit: None,
                 // Numbered like a real alert: the counter is part of the commit.
                 case_prefix: Some("LAX-2026".into()),
+                budget: None,
             },
             &key,
         )?)

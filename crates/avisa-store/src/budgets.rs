@@ -11,6 +11,17 @@ use avisa_core::{PhoneNumber, UnixMillis};
 use crate::db::db_run;
 use crate::{Store, StoreError};
 
+/// Units to take from budgets, all or none, in one window (the day's for a
+/// person's alert SMS: the hour's budget names its hour in its key). Taken
+/// where the alert is written, in the group commit
+/// ([`crate::NewAlert::budget`]), so a press costs no commit of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetUnits {
+    pub budgets: Vec<Budget>,
+    pub window_start: UnixMillis,
+    pub units: i64,
+}
+
 /// One budget: what it counts for, and how many units a window holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Budget {
@@ -100,6 +111,51 @@ impl Store {
 
     /// Takes `units` from every budget for the window that starts at
     /// `window_start`, all or none (as [`Store::take_budgets`]).
+    /// [`Store::take_budget_units`] inside a transaction (the group
+    /// commit's): all or none, a budget taken before one that is spent
+    /// given back in the same transaction. Some(index of the spent one).
+    pub(crate) async fn take_units_in(
+        tx: &mut crate::db::Tx,
+        units: &BudgetUnits,
+    ) -> Result<Option<usize>, StoreError> {
+        let take = "INSERT INTO sms_budgets (key, window_start, used) VALUES ($1, $2, $4) \
+                    ON CONFLICT (key, window_start) DO UPDATE SET used = sms_budgets.used + $4 \
+                    WHERE sms_budgets.used + $4 <= $3 RETURNING used";
+        let give_back =
+            "UPDATE sms_budgets SET used = used - $3 WHERE key = $1 AND window_start = $2";
+        if units.units <= 0 {
+            return Ok(None);
+        }
+        if let Some(i) = units.budgets.iter().position(|b| b.limit < units.units) {
+            return Ok(Some(i));
+        }
+        for (i, budget) in units.budgets.iter().enumerate() {
+            let used: Option<i64> = db_run!(&mut *tx, |t| {
+                sqlx::query_scalar(take)
+                    .bind(&budget.key)
+                    .bind(units.window_start)
+                    .bind(budget.limit)
+                    .bind(units.units)
+                    .fetch_optional(&mut **t)
+                    .await?
+            });
+            if used.is_none() {
+                for taken in &units.budgets[..i] {
+                    db_run!(&mut *tx, |t| {
+                        sqlx::query(give_back)
+                            .bind(&taken.key)
+                            .bind(units.window_start)
+                            .bind(units.units)
+                            .execute(&mut **t)
+                            .await?;
+                    });
+                }
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn take_budget_units<'a>(
         &self,
         budgets: &'a [Budget],

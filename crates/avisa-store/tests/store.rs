@@ -894,6 +894,7 @@ fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAl
             .collect(),
         limit: None,
         case_prefix: None,
+        budget: None,
     }
 }
 

@@ -94,6 +94,9 @@ enum Attempt {
     /// A parallel press took the last place in the window as this one was
     /// written: it is raised again, past the limit.
     PastLimit,
+    /// The person's SMS budget could not pay for its contacts' messages
+    /// when it was written: raised again, without them.
+    OverBudget,
 }
 
 /// The state (USPS code) a location is in, when it is in the US.
@@ -146,18 +149,27 @@ pub fn case_prefix(office: Option<&avisa_core::directory::Consulate>, now: i64) 
 /// and the person's own phone, contacts already messaged within the window
 /// are not messaged again, and the case says "límite de alertas alcanzado".
 pub async fn raise(state: &AppState, r: Raise) -> Result<Raised, RaiseError> {
-    match raise_once(state, &r, false).await? {
-        Attempt::Done(raised) => Ok(*raised),
-        Attempt::PastLimit => match raise_once(state, &r, true).await? {
-            Attempt::Done(raised) => Ok(*raised),
-            Attempt::PastLimit => Err(RaiseError::Internal(anyhow::anyhow!(
-                "a press past the limit was limited again"
-            ))),
-        },
+    // At most three writes: as pressed, past the limit, without the
+    // contacts the budget could not pay for (each only if the store said so).
+    let (mut past, mut spent) = (false, false);
+    for _ in 0..3 {
+        match raise_once(state, &r, past, spent).await? {
+            Attempt::Done(raised) => return Ok(*raised),
+            Attempt::PastLimit => past = true,
+            Attempt::OverBudget => spent = true,
+        }
     }
+    Err(RaiseError::Internal(anyhow::anyhow!(
+        "a press was turned back by the store three times"
+    )))
 }
 
-async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> Result<Attempt, RaiseError> {
+async fn raise_once(
+    state: &AppState,
+    r: &Raise,
+    force_past: bool,
+    budget_spent: bool,
+) -> Result<Attempt, RaiseError> {
     let store = &state.store;
     let now = now_millis();
     let since = window_start(state, now);
@@ -225,14 +237,15 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> Result<Att
     }
     // The person's SMS budget, as the limit, never stands in the way of a
     // missed check-in's alert: it is the one that cannot be pressed again.
-    if limited
-        && !r.practice
-        && !contacts.is_empty()
-        && !person_budget(state, r, price_units(state, &contacts), now).await
-    {
+    // It is taken where the alert is written (the group commit); when it
+    // could not pay, the press comes back here to go without contacts.
+    let pays = limited && !r.practice && !contacts.is_empty();
+    if pays && budget_spent {
         contacts = Vec::new().into();
         limit_reached = true;
     }
+    let budget = (pays && !budget_spent)
+        .then(|| person_budget(state, r, price_units(state, &contacts), now));
     if limit_reached {
         metrics::counter!("avisa_alerts_past_limit_total").increment(1);
     }
@@ -447,6 +460,7 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> Result<Att
             max: i64::from(state.config.alerts.rate_limit),
         }),
         case_prefix: (!r.practice).then(|| case_prefix(office, now)),
+        budget,
     };
     // With the key the lookup handed out: what the key cache does
     // meanwhile cannot touch the press.
@@ -465,6 +479,10 @@ async fn raise_once(state: &AppState, r: &Raise, force_past: bool) -> Result<Att
         Inserted::Created(id) | Inserted::Existing(id) => id,
         Inserted::Limited { oldest } if r.practice => return Err(rate_limited(oldest, since, now)),
         Inserted::Limited { .. } => return Ok(Attempt::PastLimit),
+        Inserted::OverBudget => {
+            tracing::warn!("a person's alert SMS budget is spent: contacts not messaged");
+            return Ok(Attempt::OverBudget);
+        }
     };
     if let Inserted::Created(id) = inserted {
         metrics::counter!("avisa_alerts_total", "source" => r.source.as_str(), "practice" => r.practice.to_string()).increment(1);
@@ -512,46 +530,33 @@ fn price_units(state: &AppState, contacts: &[avisa_store::Contact]) -> i64 {
         .sum()
 }
 
-/// Takes `units` from the person's hourly and daily SMS budgets
-/// (`limits.person_sms_per_hour`, `person_sms_per_day`), all or none: false
-/// when either is spent. Both are kept in the day's window, the hour's key
-/// naming its hour, so one transaction takes from both.
-async fn person_budget(state: &AppState, r: &Raise, units: i64, now: i64) -> bool {
+/// What a press's contacts take from the person's hourly and daily SMS
+/// budgets (`limits.person_sms_per_hour`, `person_sms_per_day`), all or
+/// none, taken by the group commit. Both are kept in the day's window, the
+/// hour's key naming its hour, so one transaction takes from both.
+fn person_budget(state: &AppState, r: &Raise, units: i64, now: i64) -> avisa_store::BudgetUnits {
     const HOUR_MS: i64 = 3_600_000;
     let limits = &state.config.limits;
     let (day, _) = avisa_store::window(now, 24 * HOUR_MS);
     let (hour, _) = avisa_store::window(now, HOUR_MS);
     let person = r.person.id.as_bytes();
     let hour_subject = [person.as_slice(), &hour.to_be_bytes()].concat();
-    let budgets = [
-        avisa_store::Budget::of(
-            &state.store,
-            "person-sms-hour",
-            &hour_subject,
-            i64::from(limits.person_sms_per_hour),
-        ),
-        avisa_store::Budget::of(
-            &state.store,
-            "person-sms-day",
-            person,
-            i64::from(limits.person_sms_per_day),
-        ),
-    ];
-    // A budget is cost control: when it cannot be read the press goes on
-    // as if it held (the write of the alert itself says whether the
-    // database is there).
-    let spent = match state.store.take_budget_units(&budgets, day, units).await {
-        Ok(spent) => spent,
-        Err(e) => {
-            tracing::warn!(error = %e, "a person's SMS budget not read: taken as not spent");
-            return true;
-        }
-    };
-    if let Some(b) = spent {
-        tracing::warn!(
-            budget = b.kind,
-            "a person's alert SMS budget is spent: contacts not messaged"
-        );
+    avisa_store::BudgetUnits {
+        budgets: vec![
+            avisa_store::Budget::of(
+                &state.store,
+                "person-sms-hour",
+                &hour_subject,
+                i64::from(limits.person_sms_per_hour),
+            ),
+            avisa_store::Budget::of(
+                &state.store,
+                "person-sms-day",
+                person,
+                i64::from(limits.person_sms_per_day),
+            ),
+        ],
+        window_start: day,
+        units,
     }
-    spent.is_none()
 }

@@ -105,6 +105,54 @@ async fn the_persons_sms_budget_holds(backend: &str) {
     }
 }
 
+/// Six presses at once against a budget that pays for one: the budget is
+/// taken where the alerts are written (the group commit), all or none, so
+/// one press reaches the contacts and the other five go without them —
+/// every press accepted, none refused.
+async fn the_persons_sms_budget_holds_under_parallel_presses(backend: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(mut config) = config_on(&dir, backend).await else {
+        return;
+    };
+    config.limits.person_sms_per_hour = 3;
+    let app = std::sync::Arc::new(TestApp::start(config, dir).await);
+    let token = person_with_contacts(&app, "+12135550100", 2).await;
+    let mut presses = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let (app, token) = (app.clone(), token.clone());
+        presses.spawn(async move {
+            press(
+                &app,
+                &token,
+                json!({"idempotency_key": format!("parallel-{i:04}")}),
+            )
+            .await
+        });
+    }
+    let mut reached = 0;
+    while let Some(done) = presses.join_next().await {
+        let (status, body) = done.expect("press");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let contacts = body["recipients"]
+            .as_array()
+            .expect("recipients")
+            .iter()
+            .filter(|r| r["kind"] == "contact")
+            .count();
+        match contacts {
+            2 => reached += 1,
+            0 => assert_eq!(body["limit_reached"], true, "{body}"),
+            n => panic!("{n} contacts: {body}"),
+        }
+    }
+    assert_eq!(reached, 1, "the budget paid for one press");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let lines = app.sms_lines();
+    for phone in CONTACTS {
+        assert_eq!(alert_sms_to(&lines, phone), 1, "{phone}");
+    }
+}
+
 /// A contact's number outside `limits.contact_countries` is refused with
 /// the reason, and nothing is saved; the operator may widen the list.
 async fn contacts_only_in_the_allowed_countries(backend: &str) {
@@ -292,5 +340,6 @@ on_both_backends!(
     registration_past_the_calm_needs_a_proof_of_work,
     a_press_and_cancel_loop_does_not_pump_the_contacts,
     the_persons_sms_budget_holds,
+    the_persons_sms_budget_holds_under_parallel_presses,
     contacts_only_in_the_allowed_countries,
 );

@@ -1,5 +1,6 @@
 //! Writing a batch of sealed alerts in one transaction (the group commit):
-//! the person's limit counted again, the case numbers given, the first
+//! the person's limit counted again, their SMS budget taken, the case
+//! numbers given, the first
 //! duty SMS sealed with its number, then the locations and the outbox.
 
 use std::collections::{HashMap, HashSet};
@@ -35,9 +36,19 @@ impl Store {
         }
         let mut tx = self.db.begin().await?;
         let limited = self.over_limit(&mut tx, all).await?;
+        // The person's SMS budget, taken here rather than in a commit of
+        // each press's own (which bounded presses by one commit each).
+        let mut spent = HashSet::new();
+        for a in all.iter().filter(|a| !limited.contains_key(&a.alert.id)) {
+            if let Some(units) = &a.budget
+                && Store::take_units_in(&mut tx, units).await?.is_some()
+            {
+                spent.insert(a.alert.id);
+            }
+        }
         let batch: Vec<&SealedAlert> = all
             .iter()
-            .filter(|a| !limited.contains_key(&a.alert.id))
+            .filter(|a| !limited.contains_key(&a.alert.id) && !spent.contains(&a.alert.id))
             .collect();
         let mut created = HashSet::new();
         // 13 columns x 1,000 alerts stays under every bind limit.
@@ -89,6 +100,8 @@ impl Store {
         for a in all {
             if let Some(&oldest) = limited.get(&a.alert.id) {
                 results.push((Inserted::Limited { oldest }, None));
+            } else if spent.contains(&a.alert.id) {
+                results.push((Inserted::OverBudget, None));
             } else if created.contains(&a.alert.id) {
                 let number = numbers.get(&a.alert.id).cloned();
                 locations.extend(a.location.iter());

@@ -51,6 +51,11 @@ pub struct NewAlert {
     /// What its case number starts with ("LAX-2026": the office's code and
     /// its local year); None for practice, which is no case.
     pub case_prefix: Option<String>,
+    /// The person's SMS budget its contacts' messages take, taken inside
+    /// the transaction that writes the alert (all or none); when it is
+    /// spent the alert is not written ([`Inserted::OverBudget`]) and the
+    /// press is raised again without its contacts. None: nothing to take.
+    pub budget: Option<crate::BudgetUnits>,
 }
 
 /// At most `max` alerts of a kind counted since `since` (practice presses,
@@ -95,6 +100,7 @@ pub struct SealedAlert {
     outbox: Vec<OutboxRow>,
     limit: Option<AlertLimit>,
     case_prefix: Option<String>,
+    budget: Option<crate::BudgetUnits>,
     /// Messages whose text names the case number, not known yet.
     slotted: Vec<case_number::Slotted>,
     /// The person's key, to seal the case number into those texts.
@@ -129,6 +135,9 @@ pub enum Inserted {
     Limited {
         oldest: UnixMillis,
     },
+    /// Not written: the person's SMS budget could not pay for its
+    /// contacts' messages ([`NewAlert::budget`]).
+    OverBudget,
 }
 
 /// A recipient as the person and the console see it.
@@ -344,6 +353,7 @@ impl Store {
                 .collect::<Result<_, _>>()?,
             limit: a.limit,
             case_prefix: a.case_prefix.clone(),
+            budget: a.budget.clone(),
             slotted: a
                 .messages
                 .iter()
