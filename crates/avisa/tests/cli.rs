@@ -493,7 +493,7 @@ poll = "50ms"
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     };
-    let mut child = start();
+    let mut child = KillOnDrop(start());
     wait_up().await;
 
     // Ten people, two contacts each, onboarded with codes sent through the fake.
@@ -651,15 +651,15 @@ poll = "50ms"
         assert!(Instant::now() < deadline, "dispatch did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().expect("reap");
     let at_kill = fake.accepted().len() - before;
     assert!(
         at_kill < total,
         "the kill came before the end of the dispatch ({at_kill})"
     );
 
-    let mut child = start();
+    let mut child = KillOnDrop(start());
     wait_up().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -713,9 +713,21 @@ poll = "50ms"
         "duplicates ({duplicates}) exceed one in-flight batch ({batch})"
     );
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    let _ = child.wait();
+    let _ = child.0.wait();
+}
+
+/// A server that is killed when the test ends, also when it fails: a
+/// panicking test left its server running (and burning CPU under every
+/// later measurement on the host).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A short distinct suffix without a random-number dependency.
