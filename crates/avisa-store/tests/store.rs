@@ -67,6 +67,7 @@ macro_rules! both_backends {
 
 both_backends! {
     a_copy_two_messages_took_goes_back_for_one;
+    a_press_s_budget_is_taken_in_its_group_commit;
     a_silent_instance_s_messages_come_back_in_seconds;
     outcomes_written_plain_are_sealed_at_start;
     changes_are_told_at_most_once_a_window;
@@ -1863,6 +1864,50 @@ async fn no_code_waits_ahead_of_an_alert(f: Fixture) {
         "the code goes after all {} of the alert's messages",
         ranks.len()
     );
+}
+
+/// The person's SMS budget is taken where the alert is written: an alert
+/// the budget cannot pay for is not written (the press comes back to go
+/// without its contacts), and the hour's units it took before the day's
+/// budget said no are given back in the same transaction.
+async fn a_press_s_budget_is_taken_in_its_group_commit(f: Fixture) {
+    use avisa_store::{Budget, BudgetUnits};
+    let store = f.store().await;
+    let person = verified_person(&store, "+12135550100").await;
+    let key = store.sealing_key(person).await.expect("key");
+    let hour = Budget::of(&store, "person-sms-hour", b"p-hour", 5);
+    let units = |budgets: Vec<Budget>, n| BudgetUnits {
+        budgets,
+        window_start: NOW,
+        units: n,
+    };
+    let day = || Budget::of(&store, "person-sms-day", b"p-day", 3);
+    let press = |name: &str, budget| {
+        let mut a = alert(person, name, NOW, &[0, 1]);
+        a.budget = Some(budget);
+        a
+    };
+    let first = press("first", units(vec![hour.clone(), day()], 2));
+    let second = press("second", units(vec![hour.clone(), day()], 2));
+    let third = press("third", units(vec![hour.clone()], 3));
+    let written = store
+        .insert_alerts(&[
+            store.seal_alert(&first, &key).expect("seal"),
+            store.seal_alert(&second, &key).expect("seal"),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(
+        written,
+        vec![Inserted::Created(first.id), Inserted::OverBudget]
+    );
+    assert!(store.alert(second.id).await.expect("read").is_none());
+    // The hour holds 2 of 5, not 4: the second press's 2 were given back.
+    let written = store
+        .insert_alerts(&[store.seal_alert(&third, &key).expect("seal")])
+        .await
+        .expect("insert");
+    assert_eq!(written, vec![Inserted::Created(third.id)]);
 }
 
 async fn budgets_are_all_or_nothing_and_purged(f: Fixture) {
