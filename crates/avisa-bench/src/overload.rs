@@ -27,12 +27,13 @@ pub(crate) async fn overload(
         .pool_max_idle_per_host(2048)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let offered = args.rate * args.seconds as usize;
+    let rate = args.rate.unwrap_or(1000);
+    let offered = rate * args.seconds as usize;
     let started = Instant::now();
     let mut set = JoinSet::new();
     let mut peak_rss = 0u64;
     for i in 0..offered {
-        let at = started + Duration::from_secs_f64(i as f64 / args.rate as f64);
+        let at = started + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(at.into()).await;
         if i % 100 == 0 {
             peak_rss = peak_rss.max(server.memory_kb().0);
