@@ -169,19 +169,19 @@ pub(crate) async fn store_ceilings(
     let make = |i: usize| -> anyhow::Result<avisa_store::SealedAlert> {
         let now = now_millis();
         let messages = (0..6)
-            .map(|r| NewMessage {
-                id: uuid::Uuid::now_v7(),
-                owner: Some(person_id),
-                kind: if r == 5 { MessageKind::SelfPhone } else { MessageKind::Contact },
-                purpose: Purpose::Alert,
-                contact_id: None,
-                parent_id: None,
-                name: Some(format!("Contacto {r}")),
-                to: phone.clone(),
-                body: "Me detuvo inmigración. Llama a la abogada y al consulado, por favor.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-20 m) a las 12:00 hora del Pacifico.".into(),
-                language: avisa_core::Language::Es,
-                rank: r.min(1),
-                expires_at: now + 3_600_000,
+            .map(|r| {
+                NewMessage::new(
+                    avisa_core::Channel::Sms,
+                    if r == 5 { MessageKind::SelfPhone } else { MessageKind::Contact },
+                    Purpose::Alert,
+                    phone.clone(),
+                    "Me detuvo inmigración. Llama a la abogada y al consulado, por favor.\nUbicacion: https://www.openstreetmap.org/?mlat=34.05050&mlon=-118.25510 (+/-20 m) a las 12:00 hora del Pacifico.".into(),
+                    avisa_core::Language::Es,
+                    now + 3_600_000,
+                )
+                .owned_by(person_id)
+                .to_contact(None, Some(format!("Contacto {r}")))
+                .ranked(r.min(1))
             })
             .collect();
         Ok(store.seal_alert(

@@ -140,6 +140,16 @@ impl OutboxStatus {
 }
 
 text_enum! {
+    /// How a message reaches its recipient. Each gateway declares the
+    /// channels it carries; a message waits for, and fails over between,
+    /// the gateways of its own channel only.
+    Channel ("message channel") {
+        /// A text message to a phone number.
+        Sms = "sms",
+    }
+}
+
+text_enum! {
     /// Whether an alert still stands.
     AlertState ("alert state") {
         Active = "active",

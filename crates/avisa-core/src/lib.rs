@@ -26,7 +26,8 @@ pub mod states;
 pub use invalid::Invalid;
 pub use kinds::{
     AlertSource, AlertState, AuditAction, CIAM, CallResult, CallWith, CaseEventKind, CaseState,
-    CheckinState, Coverage, MessageKind, OutboxStatus, Outcome, Purpose, Role, UnknownValue,
+    Channel, CheckinState, Coverage, MessageKind, OutboxStatus, Outcome, Purpose, Role,
+    UnknownValue,
 };
 pub use lang::Language;
 pub use location::Location;

@@ -8,7 +8,7 @@
 //! marked in one statement.
 
 use avisa_core::localtime::local_clock;
-use avisa_core::{AlertSource, CheckinState, messages, now_millis};
+use avisa_core::{AlertSource, Channel, CheckinState, messages, now_millis};
 use avisa_store::{Checkin, MessageKind, NewMessage, Purpose};
 use uuid::Uuid;
 
@@ -199,20 +199,18 @@ async fn remind(state: &AppState, now: i64) {
         };
         let zone = zone_of(None, person.profile.home_state.as_deref());
         let lang = person.profile.language;
-        reminders.push(NewMessage {
-            id: Uuid::now_v7(),
-            owner: Some(person_id),
-            kind: MessageKind::Reply,
-            purpose: Purpose::Reply,
-            contact_id: None,
-            parent_id: None,
-            name: None,
-            to: person.phone.clone(),
-            body: messages::checkin_reminder(lang, &local_clock(deadline, zone, lang)),
-            language: lang,
-            rank: avisa_store::RANK_AFTER_ALERTS,
-            expires_at,
-        });
+        reminders.push(
+            NewMessage::new(
+                Channel::Sms,
+                MessageKind::Reply,
+                Purpose::Reply,
+                person.phone.clone(),
+                messages::checkin_reminder(lang, &local_clock(deadline, zone, lang)),
+                lang,
+                expires_at,
+            )
+            .owned_by(person_id),
+        );
     }
     if reminders.is_empty() {
         return;

@@ -136,25 +136,25 @@ async fn escalate(state: AppState) {
                     .and_then(|p| avisa_core::PhoneNumber::parse(p).ok())
                     .map(|p| (key, p))
             })
-            .map(|(key, to)| avisa_store::NewMessage {
-                id: uuid::Uuid::now_v7(),
-                owner: Some(e.person_id),
-                kind: avisa_store::MessageKind::Consulate,
-                // A follow-up, not one of the alert's own messages: the
-                // person's list of recipients does not grow with it.
-                purpose: avisa_store::Purpose::Update,
-                contact_id: None,
-                parent_id: None,
-                name: Some(
+            .map(|(key, to)| {
+                avisa_store::NewMessage::new(
+                    avisa_core::Channel::Sms,
+                    avisa_store::MessageKind::Consulate,
+                    // A follow-up, not one of the alert's own messages: the
+                    // person's list of recipients does not grow with it.
+                    avisa_store::Purpose::Update,
+                    to,
+                    body.clone(),
+                    avisa_core::Language::Es,
+                    now + validity,
+                )
+                .owned_by(e.person_id)
+                .named(
                     office
                         .filter(|_| key != "ciam")
                         .map_or("CIAM".into(), |o| o.name.clone()),
-                ),
-                to,
-                body: body.clone(),
-                language: avisa_core::Language::Es,
-                rank: 0,
-                expires_at: now + validity,
+                )
+                .ranked(0)
             })
             .collect()
     };

@@ -15,9 +15,8 @@
 //! (`api/alerts.rs` `add_location`).
 
 use avisa_core::localtime::clock_for;
-use avisa_core::{Location, MessageKind, messages, now_millis};
+use avisa_core::{Channel, Location, MessageKind, messages, now_millis};
 use avisa_store::{AlertView, Budget, Fix, NewMessage, Purpose};
-use uuid::Uuid;
 
 use crate::alerting::zone_of;
 use crate::error::ApiResult;
@@ -79,20 +78,19 @@ pub async fn tell_contacts(state: &AppState, view: &AlertView, loc: &Location) -
             continue;
         }
         let clock = clock_for(now, zone, &c.phone, c.language);
-        owed.push(NewMessage {
-            id: Uuid::now_v7(),
-            owner: Some(view.person_id),
-            kind: MessageKind::Contact,
-            purpose: Purpose::Update,
-            contact_id: Some(c.id),
-            parent_id: None,
-            body: messages::location_update(c.language, &name, loc, &clock),
-            name: Some(c.name),
-            to: c.phone,
-            language: c.language,
-            rank: avisa_store::RANK_AFTER_ALERTS,
-            expires_at: now + crate::config::millis(state.config.sms.validity),
-        });
+        owed.push(
+            NewMessage::new(
+                Channel::Sms,
+                MessageKind::Contact,
+                Purpose::Update,
+                c.phone,
+                messages::location_update(c.language, &name, loc, &clock),
+                c.language,
+                now + crate::config::millis(state.config.sms.validity),
+            )
+            .owned_by(view.person_id)
+            .to_contact(Some(c.id), Some(c.name)),
+        );
     }
     if owed.is_empty() {
         return Ok(());

@@ -30,9 +30,8 @@
 //! answer goes to that phone, whatever it says.
 
 use avisa_core::messages;
-use avisa_core::{AlertSource, Language, PhoneNumber, now_millis};
+use avisa_core::{AlertSource, Channel, Language, PhoneNumber, now_millis};
 use avisa_store::{Budget, MessageKind, NewMessage, Purpose};
-use uuid::Uuid;
 
 use crate::alerting::{Raise, raise};
 use crate::error::ApiResult;
@@ -379,21 +378,16 @@ async fn neutral_reply(
 }
 
 async fn reply(state: &AppState, sender: &PhoneNumber, body: String, now: i64) -> ApiResult<()> {
-    let reply = NewMessage {
-        id: Uuid::now_v7(),
-        // A fixed text to whoever wrote (perhaps nobody Avisa knows).
-        owner: None,
-        kind: MessageKind::Reply,
-        purpose: Purpose::Reply,
-        contact_id: None,
-        parent_id: None,
-        name: None,
-        to: sender.clone(),
+    // A fixed text to whoever wrote (perhaps nobody Avisa knows): nobody's.
+    let reply = NewMessage::new(
+        Channel::Sms,
+        MessageKind::Reply,
+        Purpose::Reply,
+        sender.clone(),
         body,
-        language: Language::Es,
-        rank: avisa_store::RANK_AFTER_ALERTS,
-        expires_at: now + crate::config::millis(state.config.sms.validity),
-    };
+        Language::Es,
+        now + crate::config::millis(state.config.sms.validity),
+    );
     state.store.enqueue(&[reply], now).await?;
     state.dispatch_wake.notify_one();
     Ok(())

@@ -14,19 +14,21 @@ pub mod twilio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use avisa_core::{OutboxStatus, PhoneNumber};
+use avisa_core::{Channel, OutboxStatus, PhoneNumber};
 use uuid::Uuid;
 
 pub use crate::kannel::{KannelConfig, KannelGateway};
 pub use crate::log::LogGateway;
 pub use crate::twilio::{TwilioConfig, TwilioGateway};
 
-/// One SMS to send.
+/// One message to send.
 #[derive(Debug, Clone)]
 pub struct OutgoingSms {
     /// Our id for this message, given to providers as a reference, so a
     /// message sent twice after a crash is recognisable as one.
     pub id: Uuid,
+    /// Always one of the gateway's [`Gateway::channels`].
+    pub channel: Channel,
     pub to: PhoneNumber,
     pub body: String,
     /// What remains of the message's validity: a provider must not hold it
@@ -79,6 +81,12 @@ pub enum GatewayError {
 pub trait Gateway: Send + Sync + 'static {
     /// The name used in configuration, metrics and logs ("log", "twilio").
     fn name(&self) -> &str;
+    /// The channels it carries: the dispatcher gives it only messages of
+    /// these, and fails a message over only to another gateway of the
+    /// message's channel. Every gateway so far carries SMS alone.
+    fn channels(&self) -> &'static [Channel] {
+        &[Channel::Sms]
+    }
     async fn send(&self, sms: &OutgoingSms) -> Result<Accepted, GatewayError>;
     /// After a send left in doubt: the provider's messages that could be
     /// this one (same recipient and text, taken since `since_ms`, Unix ms),

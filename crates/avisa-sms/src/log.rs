@@ -119,6 +119,7 @@ mod tests {
         for body in ["Avisa: tu código es 123456", "segundo\nmensaje"] {
             let sms = OutgoingSms {
                 id: Uuid::now_v7(),
+                channel: avisa_core::Channel::Sms,
                 to: PhoneNumber::parse("+12135550100").expect("phone"),
                 body: body.into(),
                 valid_for: None,

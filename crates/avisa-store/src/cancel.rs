@@ -28,20 +28,20 @@ impl Store {
             .iter()
             .map(|parent| {
                 let to = keys.open_str(&aad("outbox.to", parent.id), &parent.to_enc)?;
-                let message = NewMessage {
-                    id: Uuid::now_v7(),
-                    owner: Some(owner),
-                    kind: parent.kind,
-                    purpose: Purpose::Safe,
-                    contact_id: parent.contact_id,
-                    parent_id: Some(parent.id),
-                    name: keys.open_outbox_name(parent)?,
-                    to: PhoneNumber::from_e164_unchecked(to),
-                    body: text(parent.kind, parent.language),
-                    language: parent.language,
-                    rank,
+                // By the way the alert's message went, to the same recipient.
+                let message = NewMessage::new(
+                    parent.channel,
+                    parent.kind,
+                    Purpose::Safe,
+                    PhoneNumber::from_e164_unchecked(to),
+                    text(parent.kind, parent.language),
+                    parent.language,
                     expires_at,
-                };
+                )
+                .owned_by(owner)
+                .to_contact(parent.contact_id, keys.open_outbox_name(parent)?)
+                .after(parent.id)
+                .ranked(rank);
                 self.outbox_row(&message, Some(alert_id), now, keys)
             })
             .collect()

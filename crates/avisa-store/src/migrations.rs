@@ -157,6 +157,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/common/0024_found_copies.sql"),
         include_str!("../migrations/common/0024_found_copies.sql"),
     ),
+    (
+        25,
+        "message channel",
+        include_str!("../migrations/common/0025_message_channel.sql"),
+        include_str!("../migrations/common/0025_message_channel.sql"),
+    ),
 ];
 
 /// SQLite migrations that hold their own transaction (a table rebuilt with

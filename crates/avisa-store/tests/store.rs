@@ -860,20 +860,17 @@ use avisa_core::{AlertSource, AlertState, OutboxStatus};
 use avisa_store::{Coverage, Inserted, MessageKind, NewAlert, NewMessage, OutboxUpdate, Purpose};
 
 fn message(rank: i32, to: &str, expires_at: i64) -> NewMessage {
-    NewMessage {
-        owner: None,
-        id: uuid::Uuid::now_v7(),
-        kind: MessageKind::Contact,
-        purpose: Purpose::Alert,
-        contact_id: None,
-        parent_id: None,
-        name: Some(format!("rank {rank}")),
-        to: phone(to),
-        body: format!("mensaje de rango {rank}"),
-        language: Language::Es,
-        rank,
+    NewMessage::new(
+        avisa_core::Channel::Sms,
+        MessageKind::Contact,
+        Purpose::Alert,
+        phone(to),
+        format!("mensaje de rango {rank}"),
+        Language::Es,
         expires_at,
-    }
+    )
+    .to_contact(None, Some(format!("rank {rank}")))
+    .ranked(rank)
 }
 
 fn alert(person: uuid::Uuid, key: &str, created_at: i64, ranks: &[i32]) -> NewAlert {
@@ -1322,6 +1319,10 @@ async fn claims_go_by_rank_and_leases_come_back(f: Fixture) {
     assert_eq!(first[0].body, "mensaje de rango 0");
     assert_eq!(first[0].to.as_str(), "+13125550100");
     assert!(first.iter().all(|c| c.attempts == 1));
+    assert!(
+        first.iter().all(|c| c.channel == avisa_core::Channel::Sms),
+        "each message keeps the channel it was queued for"
+    );
     // Leased rows are not claimed again while the lease holds.
     let second = store.claim(NOW, 10, 30_000).await.expect("claim");
     assert_eq!(second.iter().map(|c| c.rank).collect::<Vec<_>>(), [2, 3]);

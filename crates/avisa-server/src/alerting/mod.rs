@@ -3,10 +3,10 @@
 //! Everything is decided and rendered here, in the caller's task — routing,
 //! every message text, sealing — so the group-commit writer only writes.
 
-use avisa_core::AlertSource;
 use avisa_core::directory::{Route, RouteBasis, place_of};
 use avisa_core::localtime::{Zone, zone_for};
 use avisa_core::messages::{self, AlertFacts};
+use avisa_core::{AlertSource, Channel};
 use avisa_core::{Language, Location, PhoneNumber, now_millis, states};
 use avisa_store::{
     AlertLimit, Coverage, Inserted, MessageKind, NewAlert, NewMessage, Person, Purpose,
@@ -300,20 +300,18 @@ async fn raise_once(
     let expires_at = now + crate::config::millis(state.config.sms.validity);
     let message =
         |kind, contact_id, name: Option<String>, to: PhoneNumber, body: String, language, rank| {
-            NewMessage {
-                id: Uuid::now_v7(),
-                owner: Some(r.person.id),
+            NewMessage::new(
+                Channel::Sms,
                 kind,
-                purpose: Purpose::Alert,
-                contact_id,
-                parent_id: None,
-                name,
+                Purpose::Alert,
                 to,
                 body,
                 language,
-                rank,
                 expires_at,
-            }
+            )
+            .owned_by(r.person.id)
+            .to_contact(contact_id, name)
+            .ranked(rank)
         };
     let mut messages = Vec::new();
     let mut previews = Vec::new();
@@ -396,19 +394,18 @@ async fn raise_once(
                     body,
                 });
             } else {
-                messages.push(NewMessage {
-                    purpose: Purpose::Update,
-                    rank: avisa_store::RANK_AFTER_ALERTS,
-                    ..message(
-                        MessageKind::Contact,
-                        Some(c.id),
-                        Some(c.name.clone()),
-                        c.phone.clone(),
-                        body,
-                        c.language,
-                        0,
-                    )
-                });
+                // A follow-up, after every alert's own messages.
+                let mut update = message(
+                    MessageKind::Contact,
+                    Some(c.id),
+                    Some(c.name.clone()),
+                    c.phone.clone(),
+                    body,
+                    c.language,
+                    avisa_store::RANK_AFTER_ALERTS,
+                );
+                update.purpose = Purpose::Update;
+                messages.push(update);
             }
         }
     }

@@ -564,22 +564,18 @@ pub(crate) async fn tell_of_change(state: &AppState, person: &avisa_store::Perso
     let language = person.profile.language;
     let zone = crate::alerting::zone_of(None, person.profile.home_state.as_deref());
     let clock = avisa_core::localtime::local_clock(now, zone, language);
-    let message = avisa_store::NewMessage {
-        id: uuid::Uuid::now_v7(),
-        owner: Some(person.id),
-        kind: avisa_core::MessageKind::SelfPhone,
-        // A message that belongs to no alert, as a reply does; after every
-        // alert's messages.
-        purpose: avisa_core::Purpose::Reply,
-        contact_id: None,
-        parent_id: None,
-        name: None,
-        to: person.phone.clone(),
-        body: avisa_core::messages::changes_notice(language, &clock),
+    // A message that belongs to no alert, as a reply does; after every
+    // alert's messages.
+    let message = avisa_store::NewMessage::new(
+        avisa_core::Channel::Sms,
+        avisa_core::MessageKind::SelfPhone,
+        avisa_core::Purpose::Reply,
+        person.phone.clone(),
+        avisa_core::messages::changes_notice(language, &clock),
         language,
-        rank: avisa_store::RANK_AFTER_ALERTS,
-        expires_at: at + crate::config::millis(state.config.sms.validity),
-    };
+        at + crate::config::millis(state.config.sms.validity),
+    )
+    .owned_by(person.id);
     match state.store.enqueue_at(&[message], now, at).await {
         Ok(()) => state.dispatch_wake.notify_one(),
         Err(e) => tracing::error!(error = %e, "cannot queue the changes notice"),

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use avisa_core::crypto::{random_digits, random_token, token_hash};
-use avisa_core::messages;
+use avisa_core::{Channel, messages};
 use avisa_core::{Invalid, Language, now_millis};
 use avisa_store::{Budget, MessageKind, NewMessage, Purpose, VerifyOutcome};
 
@@ -284,22 +284,17 @@ pub async fn register(
     let international = phone.international();
     // The code goes through the outbox like every SMS: retried, failed over,
     // and expired with the code itself.
-    let sms = NewMessage {
-        id: Uuid::now_v7(),
-        // Nobody's yet: the phone is not verified.
-        owner: None,
-        kind: MessageKind::Verification,
-        purpose: Purpose::Code,
-        contact_id: None,
-        parent_id: None,
-        name: None,
-        to: phone,
-        body: messages::verification_code(req.language, &code),
-        language: req.language,
-        // A code never waits ahead of an alert's messages.
-        rank: avisa_store::RANK_AFTER_ALERTS,
-        expires_at: expires,
-    };
+    // Nobody's yet (the phone is not verified), and like every message
+    // that is not an alert's, it never waits ahead of an alert's messages.
+    let sms = NewMessage::new(
+        Channel::Sms,
+        MessageKind::Verification,
+        Purpose::Code,
+        phone,
+        messages::verification_code(req.language, &code),
+        req.language,
+        expires,
+    );
     state.store.enqueue(&[sms], now).await?;
     state.dispatch_wake.notify_one();
     metrics::counter!("avisa_devices_registered_total").increment(1);

@@ -586,6 +586,7 @@ async fn a_bearerbox_crash_loses_nothing_with_a_store() {
             tokio::time::sleep(Duration::from_millis(i * 5)).await;
             let sms = avisa_sms::OutgoingSms {
                 id: uuid::Uuid::now_v7(),
+                channel: avisa_core::Channel::Sms,
                 to,
                 body: format!("rafaga {i:03}"),
                 valid_for: None,

@@ -78,6 +78,7 @@ impl NewAlert {
                 alert_id: Some(self.id),
                 parent_id: m.parent_id,
                 purpose: m.purpose,
+                channel: m.channel,
                 to: m.to.clone(),
                 body: m.body.clone(),
                 attempts: 1,

@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use avisa_core::{Language, MessageKind, OutboxStatus, PhoneNumber, Purpose, UnixMillis};
+use avisa_core::{Channel, Language, MessageKind, OutboxStatus, PhoneNumber, Purpose, UnixMillis};
 use sqlx::{AssertSqlSafe, FromRow};
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use crate::{Store, StoreError, aad};
 mod apply;
 use apply::apply_in;
 
-/// Rows per multi-row INSERT: 24 columns x 400 rows stays under SQLite's
+/// Rows per multi-row INSERT: 26 columns x 400 rows stays under SQLite's
 /// 32,766 bound parameters. (Smaller chunks looked faster for accepting alone,
 /// but a group commit then holds the single SQLite writer longer and the
 /// dispatcher fell behind at 1,000 alerts/s: see BENCHMARKS.md.) Statements
@@ -33,8 +33,12 @@ pub(crate) const OUTBOX_CHUNK: usize = 400;
 /// while it waits for a capped gateway.
 pub const RANK_AFTER_ALERTS: i32 = 100;
 
-/// One SMS to queue.
+/// One message to queue. Made by [`NewMessage::new`] (the struct cannot be
+/// written out elsewhere), then said whose it is, to which contact, after
+/// which message, at which rank: what is not said is the safe default (
+/// nobody's, after every alert's messages).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NewMessage {
     pub id: Uuid,
     /// The person the message is about, whose key seals it (so deleting
@@ -43,6 +47,8 @@ pub struct NewMessage {
     pub owner: Option<Uuid>,
     pub kind: MessageKind,
     pub purpose: Purpose,
+    /// How it goes: only gateways that carry this channel send it.
+    pub channel: Channel,
     pub contact_id: Option<Uuid>,
     pub parent_id: Option<Uuid>,
     /// Display name of the recipient (a contact's name, an office's name).
@@ -56,6 +62,68 @@ pub struct NewMessage {
     pub expires_at: UnixMillis,
 }
 
+impl NewMessage {
+    /// A message by `channel` to `to`, valid until `expires_at`: nobody's,
+    /// to no contact, after every alert's messages
+    /// ([`RANK_AFTER_ALERTS`]) until said otherwise.
+    pub fn new(
+        channel: Channel,
+        kind: MessageKind,
+        purpose: Purpose,
+        to: PhoneNumber,
+        body: String,
+        language: Language,
+        expires_at: UnixMillis,
+    ) -> NewMessage {
+        NewMessage {
+            id: Uuid::now_v7(),
+            owner: None,
+            kind,
+            purpose,
+            channel,
+            contact_id: None,
+            parent_id: None,
+            name: None,
+            to,
+            body,
+            language,
+            rank: RANK_AFTER_ALERTS,
+            expires_at,
+        }
+    }
+
+    /// About this person, sealed with their key.
+    pub fn owned_by(mut self, person: Uuid) -> NewMessage {
+        self.owner = Some(person);
+        self
+    }
+
+    /// To one of the person's contacts (and the name it is shown with).
+    pub fn to_contact(mut self, contact: Option<Uuid>, name: Option<String>) -> NewMessage {
+        self.contact_id = contact;
+        self.name = name;
+        self
+    }
+
+    /// Shown with this name (an office's).
+    pub fn named(mut self, name: String) -> NewMessage {
+        self.name = Some(name);
+        self
+    }
+
+    /// A follow-up of `parent`: it waits while the parent is in flight.
+    pub fn after(mut self, parent: Uuid) -> NewMessage {
+        self.parent_id = Some(parent);
+        self
+    }
+
+    /// At this fairness rank (an alert's own messages rank from 0).
+    pub fn ranked(mut self, rank: i32) -> NewMessage {
+        self.rank = rank;
+        self
+    }
+}
+
 /// A message claimed for sending.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -63,6 +131,7 @@ pub struct Claimed {
     pub alert_id: Option<Uuid>,
     pub parent_id: Option<Uuid>,
     pub purpose: Purpose,
+    pub channel: Channel,
     pub to: PhoneNumber,
     pub body: String,
     pub attempts: i32,
@@ -137,6 +206,7 @@ pub(crate) struct OutboxRow {
     pub parent_id: Option<Uuid>,
     pub kind: MessageKind,
     pub purpose: Purpose,
+    pub channel: Channel,
     pub contact_id: Option<Uuid>,
     pub name_enc: Option<Vec<u8>>,
     pub to_enc: Vec<u8>,
@@ -225,7 +295,7 @@ pub(crate) async fn insert_outbox(tx: &mut Tx, rows: &[OutboxRow]) -> Result<(),
                 "INSERT INTO outbox (id, alert_id, parent_id, kind, purpose, contact_id, \
                  name_enc, to_enc, body_enc, language, rank, status, reason, attempts, \
                  gateway_index, permanent_failures, gateway, provider_id, next_attempt_at, \
-                 lease_until, expires_at, created_at, sent_at, updated_at, holder) ",
+                 lease_until, expires_at, created_at, sent_at, updated_at, holder, channel) ",
             );
             b.push_values(chunk, |mut v, o| {
                 v.push_bind(o.id)
@@ -252,7 +322,8 @@ pub(crate) async fn insert_outbox(tx: &mut Tx, rows: &[OutboxRow]) -> Result<(),
                     .push_bind(o.created_at)
                     .push_bind(o.sent_at)
                     .push_bind(o.updated_at)
-                    .push_bind(&o.holder);
+                    .push_bind(&o.holder)
+                    .push_bind(o.channel);
             });
             b.build().persistent(false).execute(&mut **t).await?;
         });
@@ -278,6 +349,7 @@ impl Store {
             parent_id: m.parent_id,
             kind: m.kind,
             purpose: m.purpose,
+            channel: m.channel,
             contact_id: m.contact_id,
             name_enc: m
                 .name
@@ -406,6 +478,7 @@ impl Store {
                 alert_id: r.alert_id,
                 parent_id: r.parent_id,
                 purpose: r.purpose,
+                channel: r.channel,
                 attempts: r.attempts,
                 gateway_index: r.gateway_index,
                 permanent_failures: r.permanent_failures,
