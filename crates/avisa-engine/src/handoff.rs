@@ -168,6 +168,7 @@ mod tests {
             alert_id: Some(Uuid::now_v7()),
             parent_id: None,
             purpose: Purpose::Alert,
+            channel: avisa_core::Channel::Sms,
             to: PhoneNumber::from_e164_unchecked("+15555550100".into()),
             body: "Ayuda".into(),
             attempts: 1,

@@ -25,7 +25,6 @@ impl Dispatcher {
         now: i64,
         in_doubt: Option<i64>,
     ) -> OutboxUpdate {
-        let n = self.slots.len();
         // In doubt, the same gateway is tried again (and asked first), even
         // while it is down: another would send a second copy of what the
         // first may have. Only past the window may another send it.
@@ -33,7 +32,7 @@ impl Dispatcher {
         let next = if self.pinned(since, now) {
             index
         } else {
-            (index + 1) % n
+            self.next_for(index, m.channel)
         };
         let fresh_gateway = (next != index || in_doubt.is_some()) && !self.slots[next].is_down();
         let delay = if fresh_gateway {
@@ -239,6 +238,7 @@ mod tests {
     fn sms(body: &str) -> OutgoingSms {
         OutgoingSms {
             id: uuid::Uuid::new_v4(),
+            channel: avisa_core::Channel::Sms,
             to: avisa_core::PhoneNumber::parse("+17135550100").expect("number"),
             body: body.into(),
             valid_for: None,

@@ -1,4 +1,5 @@
-//! The dispatcher: from the outbox to the SMS gateways.
+//! The dispatcher: from the outbox to the gateways, each message by a
+//! gateway of its channel.
 //!
 //! Each round claims the due messages with the lowest fairness rank (every
 //! alert's consulate message and first contact before any alert's later
@@ -18,7 +19,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use avisa_core::now_millis;
+use avisa_core::{Channel, now_millis};
 use avisa_store::{Claimed, OutboxUpdate, Purpose, Store, StoreError};
 
 use crate::config::DispatchConfig;
@@ -84,6 +85,11 @@ impl Dispatcher {
         handoff: Arc<Handoff>,
         config: DispatchConfig,
     ) -> Self {
+        for channel in Channel::ALL {
+            if slot::carriers(&slots, *channel) == 0 {
+                tracing::error!(%channel, "no configured gateway carries this channel: its messages wait until they expire");
+            }
+        }
         Dispatcher {
             store,
             slots,
@@ -344,10 +350,15 @@ impl Dispatcher {
             // The gateway and its rate slot are taken here, in claim (rank)
             // order: tasks spawned together run in no particular order.
             // A message in doubt stays with the gateway that may have it.
+            let preferred = message.gateway_index.max(0) as usize % self.slots.len();
             let index = if self.pinned(message.in_doubt_since, now) {
-                message.gateway_index.max(0) as usize % self.slots.len()
+                Some(preferred)
             } else {
-                self.choose(message.gateway_index.max(0) as usize)
+                slot::choose(&self.slots, preferred, message.channel)
+            };
+            let Some(index) = index else {
+                updates.push(self.no_carrier(&message, now));
+                continue;
             };
             let ready = self.slots[index].limiter.reserve();
             sends.spawn(
@@ -394,12 +405,36 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
-    fn choose(&self, preferred: usize) -> usize {
-        let n = self.slots.len();
-        (0..n)
-            .map(|k| (preferred + k) % n)
-            .find(|i| !self.slots[*i].is_down())
-            .unwrap_or(preferred % n)
+    /// How many gateways carry `channel`.
+    pub(super) fn carriers(&self, channel: Channel) -> usize {
+        slot::carriers(&self.slots, channel)
+    }
+
+    /// Failover: the next gateway of `channel` after the one at `index`.
+    pub(super) fn next_for(&self, index: usize, channel: Channel) -> usize {
+        slot::next_for(&self.slots, index, channel)
+    }
+
+    /// A message no configured gateway carries: it waits (a gateway of its
+    /// channel may be configured before it expires), said loudly, and
+    /// expires unsent at its deadline like any message that cannot go.
+    fn no_carrier(&self, m: &Claimed, now: i64) -> OutboxUpdate {
+        metrics::counter!("avisa_sms_total", "gateway" => "none", "outcome" => "no_gateway")
+            .increment(1);
+        tracing::error!(channel = %m.channel, "no configured gateway carries this message's channel; it waits");
+        let next_attempt_at = now + self.backoff_ms(m.attempts) as i64;
+        if next_attempt_at >= m.expires_at {
+            return OutboxUpdate::Expired { id: m.id, at: now };
+        }
+        OutboxUpdate::Retry {
+            id: m.id,
+            next_attempt_at,
+            gateway_index: m.gateway_index,
+            permanent_failures: m.permanent_failures,
+            reason: format!("no gateway carries {}", m.channel),
+            at: now,
+            in_doubt: None,
+        }
     }
 
     fn backoff_ms(&self, attempts: i32) -> u64 {

@@ -18,7 +18,8 @@ impl Dispatcher {
         ready: Option<Instant>,
         epoch: u64,
     ) -> OutboxUpdate {
-        let n = self.slots.len();
+        // Failover is between the gateways of the message's channel.
+        let n = self.carriers(m.channel);
         let slot = &self.slots[index];
         if let Some(at) = ready {
             tokio::time::sleep_until(at.into()).await;
@@ -35,6 +36,7 @@ impl Dispatcher {
         }
         let sms = OutgoingSms {
             id: m.id,
+            channel: m.channel,
             to: m.to.clone(),
             body: m.body.clone(),
             // The provider holds it no longer than it is worth sending.
@@ -167,7 +169,7 @@ impl Dispatcher {
                     OutboxUpdate::Retry {
                         id: m.id,
                         next_attempt_at: now,
-                        gateway_index: ((index + 1) % n) as i32,
+                        gateway_index: self.next_for(index, m.channel) as i32,
                         permanent_failures: failures,
                         reason,
                         at: now,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use avisa_core::Channel;
 use avisa_sms::Gateway;
 
 /// Consecutive temporary failures after which a gateway counts as down.
@@ -179,6 +180,43 @@ impl Slot {
     }
 }
 
+/// Whether the gateway at `index` carries `channel`.
+fn carries(slots: &[Slot], index: usize, channel: Channel) -> bool {
+    slots[index].gateway.channels().contains(&channel)
+}
+
+/// How many gateways carry `channel` (a message fails for good once each of
+/// them refused it).
+pub(super) fn carriers(slots: &[Slot], channel: Channel) -> usize {
+    (0..slots.len())
+        .filter(|i| carries(slots, *i, channel))
+        .count()
+}
+
+/// The gateway for a message of `channel` that prefers the one at
+/// `preferred`: from it on in the configured order, the first of the
+/// channel that is up, else the first of the channel (the message waits its
+/// backoff there); None when no gateway carries the channel.
+pub(super) fn choose(slots: &[Slot], preferred: usize, channel: Channel) -> Option<usize> {
+    let n = slots.len();
+    let mut of_channel = (0..n)
+        .map(|k| (preferred + k) % n)
+        .filter(|i| carries(slots, *i, channel))
+        .peekable();
+    let first = *of_channel.peek()?;
+    Some(of_channel.find(|i| !slots[*i].is_down()).unwrap_or(first))
+}
+
+/// Failover: the gateway after the one at `index` (wrapping) that carries
+/// `channel`; the same one when it is the channel's only gateway.
+pub(super) fn next_for(slots: &[Slot], index: usize, channel: Channel) -> usize {
+    let n = slots.len();
+    (1..=n)
+        .map(|k| (index + k) % n)
+        .find(|i| carries(slots, *i, channel))
+        .unwrap_or(index)
+}
+
 /// See [`Dispatcher::batch_size`].
 pub(super) fn round_size(configured: i64, slots: &[Slot]) -> i64 {
     let slowest = slots
@@ -238,5 +276,57 @@ mod tests {
             assert!(pair[1] - pair[0] >= Duration::from_millis(10));
         }
         assert_eq!(RateLimiter::new(0).reserve(), None);
+    }
+
+    /// A gateway that carries what it is told to, and sends nothing.
+    struct Carrying(&'static [Channel]);
+
+    #[async_trait::async_trait]
+    impl Gateway for Carrying {
+        fn name(&self) -> &str {
+            "carrying"
+        }
+        fn channels(&self) -> &'static [Channel] {
+            self.0
+        }
+        async fn send(
+            &self,
+            _sms: &avisa_sms::OutgoingSms,
+        ) -> Result<avisa_sms::Accepted, avisa_sms::GatewayError> {
+            unreachable!("routing only")
+        }
+    }
+
+    fn carrying(channels: &'static [Channel]) -> Slot {
+        Slot::new(Arc::new(Carrying(channels)), 0)
+    }
+
+    #[test]
+    fn a_message_goes_and_fails_over_only_by_gateways_of_its_channel() {
+        const SMS: &[Channel] = &[Channel::Sms];
+        // A gateway of another channel (none carries SMS here) sits first
+        // and between the two SMS gateways.
+        let slots = [carrying(&[]), carrying(SMS), carrying(&[]), carrying(SMS)];
+        assert_eq!(carriers(&slots, Channel::Sms), 2);
+        // The first SMS gateway from the one preferred on.
+        assert_eq!(choose(&slots, 0, Channel::Sms), Some(1));
+        assert_eq!(choose(&slots, 2, Channel::Sms), Some(3));
+        // Failover skips the other channel's gateway, and wraps.
+        assert_eq!(next_for(&slots, 1, Channel::Sms), 3);
+        assert_eq!(next_for(&slots, 3, Channel::Sms), 1);
+        // The first SMS gateway down: the second, even when preferred.
+        slots[1].failed(Some(Duration::from_secs(60)), "down");
+        assert_eq!(choose(&slots, 0, Channel::Sms), Some(3));
+        assert_eq!(choose(&slots, 1, Channel::Sms), Some(3));
+        // Both down: the preferred one (the message waits its backoff).
+        slots[3].failed(Some(Duration::from_secs(60)), "down");
+        assert_eq!(choose(&slots, 1, Channel::Sms), Some(1));
+        // The channel's only gateway fails over to itself.
+        let one = [carrying(&[]), carrying(SMS)];
+        assert_eq!(next_for(&one, 1, Channel::Sms), 1);
+        // No gateway of the channel: nowhere to send.
+        let none = [carrying(&[]), carrying(&[])];
+        assert_eq!(choose(&none, 0, Channel::Sms), None);
+        assert_eq!(carriers(&none, Channel::Sms), 0);
     }
 }
