@@ -87,8 +87,10 @@ impl AlertWriter {
                 reply,
             })
             .await
-            .map_err(|_| Arc::new(StoreError::NotFound))?;
-        done_rx.await.map_err(|_| Arc::new(StoreError::NotFound))?
+            .map_err(|_| Arc::new(StoreError::WriterStopped))?;
+        done_rx
+            .await
+            .map_err(|_| Arc::new(StoreError::WriterStopped))?
     }
 }
 

@@ -66,6 +66,10 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"avisa data key check v1";
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    /// The group-commit writer has stopped (the server is shutting down):
+    /// the same request, later or on another instance.
+    #[error("the alert writer has stopped")]
+    WriterStopped,
     #[error("limit reached")]
     LimitReached,
     #[error("already exists")]
@@ -100,6 +104,7 @@ impl StoreError {
     /// not a fault of the request.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            StoreError::WriterStopped => true,
             StoreError::Database(
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
