@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use avisa_core::crypto::{CryptoError, DataKey, FieldKey, KEY_ID_LEN, Vault, sealed_key_id};
 use uuid::Uuid;
 
-use crate::db::{Db, db_run};
+use crate::db::{Db, Either, db_run};
 use crate::{KEY_CHECK, KEY_CHECK_PLAINTEXT, Store, StoreError};
 
 /// `meta` key of the root key, wrapped by the master key.
@@ -296,11 +296,76 @@ pub(crate) async fn rotate_master(
         })?;
     }
     tx.commit().await?;
+    match scrub_old_root(db).await {
+        Ok(true) => {}
+        // The rotation stands; the old copy goes with a later checkpoint.
+        Ok(false) => tracing::warn!(
+            "transactions older than the rotation kept running: the old wrapped root key may stay in the database files until the next checkpoint or vacuum"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "the old wrapped root key could not be scrubbed from the database files yet")
+        }
+    }
     Ok(if root.same_as(old) {
         Rotated::DoneRootIsOldKey
     } else {
         Rotated::Done
     })
+}
+
+/// After a rotation, the root key wrapped by the old master key is taken
+/// out of the files where the database leaves old versions of a row: on
+/// SQLite the WAL is checkpointed into the main file (whose freed cells
+/// `secure_delete` zeroes) and truncated, waiting out readers for up to
+/// five seconds; on PostgreSQL `meta` is rewritten into a new file (a few
+/// rows: the lock is brief). A copy of those files taken afterwards opens
+/// nothing with the old key. PostgreSQL's WAL and any archive or backup
+/// made before still hold it: the old key must be destroyed, and the
+/// README says so.
+/// False when older transactions kept running throughout (SQLite's
+/// readers, PostgreSQL's snapshots).
+async fn scrub_old_root(db: &Db) -> Result<bool, StoreError> {
+    match db.writer() {
+        Either::Sqlite(pool) => {
+            for _ in 0..50 {
+                let (busy, _, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(pool)
+                        .await?;
+                if busy == 0 {
+                    return Ok(true);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok(false)
+        }
+        Either::Postgres(pool) => {
+            // VACUUM keeps a dead row any running transaction might still
+            // see: first wait (up to ten seconds; the server's transactions
+            // last milliseconds) until every transaction in the database
+            // began after the rotation committed.
+            let after: i64 = sqlx::query_scalar("SELECT txid_current()")
+                .fetch_one(pool)
+                .await?;
+            let older = "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND backend_xmin IS NOT NULL \
+                         AND age(backend_xmin) >= age(($1 % 4294967296)::text::xid)";
+            let mut clear = false;
+            for _ in 0..200 {
+                let running: i64 = sqlx::query_scalar(older)
+                    .bind(after)
+                    .fetch_one(pool)
+                    .await?;
+                if running == 0 {
+                    clear = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            sqlx::query("VACUUM FULL meta").execute(pool).await?;
+            Ok(clear)
+        }
+    }
 }
 
 fn key_id(person: Uuid) -> [u8; KEY_ID_LEN] {
