@@ -63,10 +63,10 @@ pub async fn attempt(
     let store = &state.store;
     let now = now_millis();
     let (hour, _) = avisa_store::window(now, 3_600_000);
-    let budget = [Budget::of(
+    let budget = [Budget::of_number(
         store,
         "help-caller",
-        caller.as_str().as_bytes(),
+        caller,
         i64::from(state.config.limits.help_attempts_per_caller_per_hour),
     )];
     if store.take_budgets(&budget, hour).await?.is_some() {

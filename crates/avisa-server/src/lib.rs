@@ -92,10 +92,17 @@ fn build_slots(config: &Config, store: &Store) -> anyhow::Result<Vec<dispatch::S
     for gateway in &config.sms.gateways {
         let slot = match gateway {
             Gateway::Log(l) => {
-                tracing::warn!(
-                    path = %config.sms_log_file().display(),
-                    "the log gateway writes every number and message in plain text (mode 0600): for trying Avisa on one machine only"
-                );
+                if config.sms.log_echo {
+                    tracing::warn!(
+                        path = %config.sms_log_file().display(),
+                        "the log gateway writes every number and message in plain text to its file (mode 0600) and prints each on standard output, which a service manager keeps in its journal (sms.log_echo = false stops that): for trying Avisa on one machine only"
+                    );
+                } else {
+                    tracing::warn!(
+                        path = %config.sms_log_file().display(),
+                        "the log gateway writes every number and message in plain text to its file (mode 0600): for trying Avisa on one machine only"
+                    );
+                }
                 dispatch::Slot::new(
                     Arc::new(LogGateway::new(config.sms_log_file(), config.sms.log_echo)),
                     l.rate_per_second,

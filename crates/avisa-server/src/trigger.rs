@@ -204,12 +204,7 @@ async fn answer_once(
         return Ok(false);
     }
     let (day, _) = avisa_store::window(now, DAY_MS);
-    let daily = [Budget::of(
-        &state.store,
-        kind,
-        sender.as_str().as_bytes(),
-        1,
-    )];
+    let daily = [Budget::of_number(&state.store, kind, sender, 1)];
     Ok(state.store.take_budgets(&daily, day).await?.is_none())
 }
 
@@ -422,10 +417,9 @@ async fn may_reply(
     if !reply_country(state, sender) {
         return Ok(false);
     }
-    let phone = sender.as_str().as_bytes();
     // Five texts that raised nothing in an hour: quiet for the hour.
     let (hour, _) = avisa_store::window(now, HOUR_MS);
-    let guesses = [Budget::of(store, "inbound-miss", phone, 5)];
+    let guesses = [Budget::of_number(store, "inbound-miss", sender, 5)];
     if store.take_budgets(&guesses, hour).await?.is_some() {
         return Ok(false);
     }
@@ -433,7 +427,7 @@ async fn may_reply(
         return Ok(false);
     }
     let (day, _) = avisa_store::window(now, DAY_MS);
-    let daily = [Budget::of(store, "reply", phone, 1)];
+    let daily = [Budget::of_number(store, "reply", sender, 1)];
     Ok(store.take_budgets(&daily, day).await?.is_none())
 }
 

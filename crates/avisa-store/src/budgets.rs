@@ -76,6 +76,28 @@ impl Budget {
         }
     }
 
+    /// Counted per phone number (an inbound sender, a caller): the number
+    /// only as a blind index under `kind`, one of [`NUMBER_KINDS`], so a
+    /// deleted person's rows can be found and go with them.
+    pub fn of_number(store: &Store, kind: &'static str, phone: &PhoneNumber, limit: i64) -> Budget {
+        debug_assert!(
+            NUMBER_KINDS.contains(&kind),
+            "{kind} is not listed in NUMBER_KINDS"
+        );
+        Budget::of(store, kind, phone.as_str().as_bytes(), limit)
+    }
+
+    /// A person's alert SMS in the hour that starts at `hour`.
+    pub fn person_hour(store: &Store, person: uuid::Uuid, hour: UnixMillis, limit: i64) -> Budget {
+        let subject = [person.as_bytes().as_slice(), &hour.to_be_bytes()].concat();
+        Budget::of(store, "person-sms-hour", &subject, limit)
+    }
+
+    /// A person's alert SMS in a day (the window says which).
+    pub fn person_day(store: &Store, person: uuid::Uuid, limit: i64) -> Budget {
+        Budget::of(store, "person-sms-day", person.as_bytes(), limit)
+    }
+
     /// Every code, everywhere.
     pub fn all(limit: i64) -> Budget {
         Budget {
@@ -85,6 +107,19 @@ impl Budget {
         }
     }
 }
+
+/// The kinds of budget counted per phone number ([`Budget::of_number`]).
+pub const NUMBER_KINDS: &[&str] = &[
+    "help-caller",
+    "optout-confirm",
+    "help-reply",
+    "inbound-miss",
+    "reply",
+];
+
+/// How far back budget windows are kept (the retention job forgets older
+/// ones): a deleted person's hourly rows are looked for that far.
+const KEPT_FOR_MS: i64 = 2 * 24 * 3_600_000;
 
 /// The start of the fixed window of `length` ms that holds `now`, and the
 /// seconds left in it (rounded up: the true wait, never a second early).
@@ -189,6 +224,45 @@ impl Store {
         }
         tx.commit().await?;
         Ok(None)
+    }
+
+    /// Removes, in `tx`, every budget row that names the person or their
+    /// number: a deleted person's number must not be confirmable by
+    /// guessing it against the keys (`number:` and [`NUMBER_KINDS`]), nor
+    /// their id against the alert SMS budgets of the windows still kept.
+    pub(crate) async fn forget_budgets_of(
+        &self,
+        tx: &mut crate::db::Tx,
+        person: uuid::Uuid,
+        phone: &PhoneNumber,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        const HOUR_MS: i64 = 3_600_000;
+        let mut keys = vec![
+            Budget::number(self, phone, 0).key,
+            Budget::person_day(self, person, 0).key,
+        ];
+        keys.extend(
+            NUMBER_KINDS
+                .iter()
+                .map(|kind| Budget::of_number(self, kind, phone, 0).key),
+        );
+        let (hour, _) = window(now, HOUR_MS);
+        keys.extend(
+            (0..=KEPT_FOR_MS / HOUR_MS)
+                .map(|h| Budget::person_hour(self, person, hour - h * HOUR_MS, 0).key),
+        );
+        let mut removed = 0;
+        for key in &keys {
+            removed += db_run!(&mut *tx, |t| {
+                sqlx::query("DELETE FROM sms_budgets WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected()
+            });
+        }
+        Ok(removed)
     }
 
     /// Forgets budget windows that ended before `before`, and devices never

@@ -401,17 +401,24 @@ impl Store {
         }
     }
 
-    /// Deletes a person with every device, contact and alert. Their key
-    /// goes first, in the same transaction: whatever copy of their values
-    /// remains anywhere (free pages, the WAL, a backup made afterwards)
-    /// cannot be opened by anyone. Then what the database keeps of the rows
-    /// is cleared where it can be ([`Store::scrub`]).
+    /// Deletes a person with every device, contact and alert, and every
+    /// SMS budget row that names their number or id. Their key goes first,
+    /// in the same transaction: a copy of their values made afterwards
+    /// (free pages, SQLite's WAL) cannot be opened by anyone. Then what the
+    /// database keeps of the rows is cleared where it can be
+    /// ([`Store::scrub`]). PostgreSQL's WAL keeps the wrapped key until its
+    /// segments are recycled (README, "Keys, backups and retention").
     pub async fn delete_person(&self, id: Uuid) -> Result<bool, StoreError> {
-        let strays = match self.person(id).await? {
+        let person = self.person(id).await?;
+        let strays = match &person {
             Some(person) => self.stray_messages_to(&person.phone).await?,
             None => Vec::new(),
         };
         let mut tx = self.db.begin().await?;
+        if let Some(person) = &person {
+            self.forget_budgets_of(&mut tx, id, &person.phone, avisa_core::now_millis())
+                .await?;
+        }
         let deleted = db_run!(&mut tx, |t| {
             sqlx::query("DELETE FROM person_keys WHERE person_id = $1")
                 .bind(id)

@@ -66,6 +66,7 @@ macro_rules! both_backends {
 }
 
 both_backends! {
+    a_deleted_person_s_budgets_go_with_them;
     a_copy_two_messages_took_goes_back_for_one;
     a_press_s_budget_is_taken_in_its_group_commit;
     a_silent_instance_s_messages_come_back_in_seconds;
@@ -2160,4 +2161,65 @@ async fn pin_attempts_are_taken_before_the_check(f: Fixture) {
         },
         "the last attempt sets the lock as it is taken"
     );
+}
+
+/// "Delete my data" leaves no budget row that names the person's number
+/// (a guessed number could be confirmed against it with the keys) or their
+/// id; another person's rows still count.
+async fn a_deleted_person_s_budgets_go_with_them(f: Fixture) {
+    use avisa_store::{Budget, window};
+    let store = f.store().await;
+    let gone = verified_person(&store, "+12135550110").await;
+    let stays = verified_person(&store, "+12135550111").await;
+    let now = avisa_core::now_millis();
+    let (hour, _) = window(now, 3_600_000);
+    let (day, _) = window(now, 86_400_000);
+    let of = |person: uuid::Uuid, number: &str| {
+        let number = phone(number);
+        [
+            (Budget::number(&store, &number, 1), hour),
+            (Budget::of_number(&store, "reply", &number, 1), day),
+            (Budget::of_number(&store, "help-caller", &number, 1), hour),
+            (Budget::of_number(&store, "inbound-miss", &number, 1), hour),
+            // An earlier hour's alert SMS, whose window is still kept.
+            (
+                Budget::person_hour(&store, person, hour - 3_600_000, 1),
+                day,
+            ),
+            (Budget::person_day(&store, person, 1), day),
+        ]
+    };
+    let take = |budget: &Budget, at: i64| {
+        let store = store.clone();
+        let budget = budget.clone();
+        async move {
+            store
+                .take_budgets(std::slice::from_ref(&budget), at)
+                .await
+                .expect("take")
+                .is_none()
+        }
+    };
+    for (budget, at) in of(gone, "+12135550110")
+        .iter()
+        .chain(&of(stays, "+12135550111"))
+    {
+        assert!(take(budget, *at).await, "the first unit of {}", budget.kind);
+        assert!(!take(budget, *at).await, "{} is spent", budget.kind);
+    }
+    assert!(store.delete_person(gone).await.expect("delete"));
+    for (budget, at) in &of(gone, "+12135550110") {
+        assert!(
+            take(budget, *at).await,
+            "the deleted person's {} row is gone",
+            budget.kind
+        );
+    }
+    for (budget, at) in &of(stays, "+12135550111") {
+        assert!(
+            !take(budget, *at).await,
+            "another person's {} row still counts",
+            budget.kind
+        );
+    }
 }

@@ -536,20 +536,17 @@ fn person_budget(state: &AppState, r: &Raise, units: i64, now: i64) -> avisa_sto
     let limits = &state.config.limits;
     let (day, _) = avisa_store::window(now, 24 * HOUR_MS);
     let (hour, _) = avisa_store::window(now, HOUR_MS);
-    let person = r.person.id.as_bytes();
-    let hour_subject = [person.as_slice(), &hour.to_be_bytes()].concat();
     avisa_store::BudgetUnits {
         budgets: vec![
-            avisa_store::Budget::of(
+            avisa_store::Budget::person_hour(
                 &state.store,
-                "person-sms-hour",
-                &hour_subject,
+                r.person.id,
+                hour,
                 i64::from(limits.person_sms_per_hour),
             ),
-            avisa_store::Budget::of(
+            avisa_store::Budget::person_day(
                 &state.store,
-                "person-sms-day",
-                person,
+                r.person.id,
                 i64::from(limits.person_sms_per_day),
             ),
         ],

@@ -482,6 +482,8 @@ mod tests {
                 "c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI=",
             ),
             ("AVISA_LOG", "debug"),
+            // As the package's unit sets it.
+            ("AVISA_SMS__LOG_ECHO", "false"),
         ];
         let c = Config::layered(
             Some("listen = \"0.0.0.0:9000\"\n"),
@@ -492,6 +494,10 @@ mod tests {
         assert_eq!(c.database_url(), "postgres://db/avisa");
         assert_eq!(c.dispatch.poll, Duration::from_millis(100));
         assert_eq!(c.sms.service_number, "+15005550006", "numbers stay text");
+        assert!(
+            !c.sms.log_echo,
+            "the unit's AVISA_SMS__LOG_ECHO=false holds"
+        );
         assert_eq!(
             c.data_key.expose_secret(),
             "c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI="
