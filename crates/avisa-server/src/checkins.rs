@@ -12,11 +12,23 @@ use avisa_core::{AlertSource, Channel, CheckinState, messages, now_millis};
 use avisa_store::{Checkin, MessageKind, NewMessage, Purpose};
 use uuid::Uuid;
 
-use crate::alerting::{Raise, raise, zone_of};
-use crate::error::{ApiError, ApiResult};
+use crate::alerting::{Raise, RaiseError, raise, zone_of};
 use crate::pin::Entered;
 use crate::pin::PinError;
 use crate::state::AppState;
+
+/// Why a check-in could not be acted on; the phone API answers each with
+/// its HTTP status (the `From` in `error.rs`), the SMS check-out
+/// decides from this what the person is told.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckinError {
+    #[error(transparent)]
+    Raise(#[from] RaiseError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    #[error(transparent)]
+    Store(#[from] avisa_store::StoreError),
+}
 
 /// Timers fired (or reminded) per round at most; the next round, a second
 /// later, takes the rest.
@@ -29,12 +41,16 @@ const IN_FLIGHT: usize = 64;
 /// its messages. `quiet`: no SMS to the person's own phone (a check-out
 /// forced with the duress PIN). Returns the alert's id (the same one
 /// however often it is called for a timer).
-pub async fn raise_for(state: &AppState, checkin: &Checkin, quiet: bool) -> ApiResult<Uuid> {
+pub async fn raise_for(
+    state: &AppState,
+    checkin: &Checkin,
+    quiet: bool,
+) -> Result<Uuid, RaiseError> {
     let person = state
         .store
         .person(checkin.person_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(RaiseError::NoPerson)?;
     let location = match checkin.location {
         Some(l) => Some(l),
         None => state.store.last_location(person.id).await?,
@@ -67,7 +83,7 @@ pub(crate) async fn forced(
     checkin: &Checkin,
     entered: Entered,
     now: i64,
-) -> ApiResult<Option<Uuid>> {
+) -> Result<Option<Uuid>, CheckinError> {
     if entered != Entered::Duress {
         return Ok(None);
     }
@@ -86,7 +102,7 @@ pub(crate) async fn checkout_by_sms(
     state: &AppState,
     person: &avisa_store::Person,
     pin: &str,
-) -> ApiResult<String> {
+) -> Result<String, CheckinError> {
     use messages::CheckoutReply;
     let lang = person.profile.language;
     let entered = match crate::pin::check(state, "pin", person.id, pin, None).await {

@@ -34,8 +34,8 @@ use uuid::Uuid;
 use avisa_core::{Language, PhoneNumber, now_millis};
 use avisa_store::{Contact, ContactInput, Profile};
 
-use crate::error::ApiResult;
 use crate::state::AppState;
+use avisa_store::StoreError;
 
 /// What duress sessions read back instead of the real profile and contacts.
 #[derive(Serialize, Deserialize, Default, Clone)]
@@ -152,7 +152,7 @@ impl From<&ViewProfile> for Profile {
 }
 
 /// The person's view for duress sessions (empty when none wrote yet).
-pub async fn load(state: &AppState, person_id: Uuid) -> ApiResult<View> {
+pub async fn load(state: &AppState, person_id: Uuid) -> Result<View, StoreError> {
     Ok(match state.store.decoy_view(person_id).await? {
         // A view that no longer reads (a format from another version) is
         // started again rather than refused: the session must look real.
@@ -161,8 +161,8 @@ pub async fn load(state: &AppState, person_id: Uuid) -> ApiResult<View> {
     })
 }
 
-pub async fn save(state: &AppState, person_id: Uuid, view: &View) -> ApiResult<()> {
-    let text = serde_json::to_string(view).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub async fn save(state: &AppState, person_id: Uuid, view: &View) -> anyhow::Result<()> {
+    let text = serde_json::to_string(view)?;
     state.store.set_decoy_view(person_id, Some(&text)).await?;
     Ok(())
 }
@@ -181,7 +181,7 @@ pub async fn seen_contacts(
     state: &AppState,
     view: &View,
     person_id: Uuid,
-) -> ApiResult<Vec<ViewContact>> {
+) -> Result<Vec<ViewContact>, StoreError> {
     Ok(match &view.contacts {
         Some(list) => list.clone(),
         None => state

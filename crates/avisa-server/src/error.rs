@@ -13,6 +13,11 @@ use serde::Serialize;
 use avisa_core::Invalid;
 use avisa_store::StoreError;
 
+use crate::alerting::RaiseError;
+use crate::checkins::CheckinError;
+use crate::pin::PinError;
+use crate::streams::TooManyStreams;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 422: a value that does not parse or break a rule.
@@ -194,6 +199,71 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+// The domain's errors, each said in HTTP here and only here: what the
+// voice line, the SMS keyword and the check-in job tell a person is decided
+// from the domain error itself (`alerting`, `pin`, `checkins`).
+
+impl From<RaiseError> for ApiError {
+    fn from(e: RaiseError) -> Self {
+        match e {
+            RaiseError::NoPerson => ApiError::NotFound,
+            RaiseError::ProfileIncomplete => ApiError::Conflict {
+                code: "profile_incomplete",
+                message: e.to_string(),
+            },
+            RaiseError::RateLimited { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
+            RaiseError::Unavailable(e) => {
+                tracing::error!(error = %e, "the database is unavailable; press answered 503");
+                ApiError::Busy {
+                    retry_after_secs: 2,
+                }
+            }
+            RaiseError::Store(e) => e.into(),
+            RaiseError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<PinError> for ApiError {
+    fn from(e: PinError) -> Self {
+        match e {
+            PinError::Shape(invalid) => ApiError::Invalid(invalid),
+            PinError::Wrong { .. } => ApiError::Forbidden {
+                code: "pin_incorrect",
+                message: e.to_string(),
+            },
+            PinError::Locked { retry_after_secs } => ApiError::Locked { retry_after_secs },
+            PinError::NoPerson => ApiError::NotFound,
+            PinError::Busy => ApiError::Busy {
+                retry_after_secs: 1,
+            },
+            PinError::Store(e) => e.into(),
+            PinError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<CheckinError> for ApiError {
+    fn from(e: CheckinError) -> Self {
+        match e {
+            CheckinError::Raise(e) => e.into(),
+            CheckinError::Pin(e) => e.into(),
+            CheckinError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TooManyStreams> for ApiError {
+    fn from(e: TooManyStreams) -> Self {
+        ApiError::Limit {
+            code: "too_many_streams",
+            message: e.to_string(),
+        }
     }
 }
 

@@ -214,7 +214,7 @@ impl FromRequestParts<AppState> for Unlocked {
         if who.unlocked {
             Ok(Unlocked(who))
         } else {
-            Err(crate::pin::pin_required())
+            Err(pin_required())
         }
     }
 }
@@ -247,4 +247,14 @@ impl Viewer {
 /// Parses an id from a path; anything that is not a UUID names nothing (404).
 pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+/// The refusal for a request that needs the PIN first.
+fn pin_required() -> ApiError {
+    ApiError::Forbidden {
+        code: "pin_required",
+        message:
+            "enter the PIN first (POST /api/v1/pin/check) and send its unlock as X-Avisa-Unlock"
+                .into(),
+    }
 }

@@ -19,7 +19,6 @@ use avisa_core::{Channel, Location, MessageKind, messages, now_millis};
 use avisa_store::{AlertView, Budget, Fix, NewMessage, Purpose};
 
 use crate::alerting::zone_of;
-use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Faster than this between two fixes is not a person travelling.
@@ -37,7 +36,11 @@ pub fn implausible(prev: &Fix, loc: &Location, at: i64) -> bool {
 }
 
 /// Queues the "nueva ubicación" SMS owed for a new point of `view`'s trail.
-pub async fn tell_contacts(state: &AppState, view: &AlertView, loc: &Location) -> ApiResult<()> {
+pub async fn tell_contacts(
+    state: &AppState,
+    view: &AlertView,
+    loc: &Location,
+) -> Result<(), avisa_store::StoreError> {
     if view.practice {
         return Ok(());
     }

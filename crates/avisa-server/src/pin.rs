@@ -27,7 +27,6 @@ use uuid::Uuid;
 
 use avisa_core::{Invalid, now_millis};
 
-use crate::error::{ApiError, ApiResult};
 use crate::hasher::{self, HashError, Pool};
 use crate::state::AppState;
 
@@ -45,7 +44,7 @@ pub fn check_shape(field: &'static str, pin: &str) -> Result<(), Invalid> {
 }
 
 /// Why a PIN was not taken. The phone API answers each with its HTTP
-/// status (`From<PinError> for ApiError`); the help line and the check-out
+/// status (the `From` in `error.rs`); the help line and the check-out
 /// by SMS decide what the person is told from this, never from HTTP.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
@@ -68,25 +67,6 @@ pub enum PinError {
     Store(#[from] avisa_store::StoreError),
     #[error("{0}")]
     Internal(anyhow::Error),
-}
-
-impl From<PinError> for ApiError {
-    fn from(e: PinError) -> Self {
-        match e {
-            PinError::Shape(invalid) => ApiError::Invalid(invalid),
-            PinError::Wrong { .. } => ApiError::Forbidden {
-                code: "pin_incorrect",
-                message: e.to_string(),
-            },
-            PinError::Locked { retry_after_secs } => ApiError::Locked { retry_after_secs },
-            PinError::NoPerson => ApiError::NotFound,
-            PinError::Busy => ApiError::Busy {
-                retry_after_secs: 1,
-            },
-            PinError::Store(e) => e.into(),
-            PinError::Internal(e) => ApiError::Internal(e),
-        }
-    }
 }
 
 impl From<HashError> for PinError {
@@ -258,7 +238,7 @@ pub fn turns() -> &'static Turns {
 /// The work [`check`] does, for a PIN that belongs to nobody (a number
 /// that is not registered, a locked PIN): two verifications against the
 /// hash of a random secret, so the time taken tells nothing. Never matches.
-pub async fn check_nothing(state: &AppState, pin: &str) -> ApiResult<()> {
+pub async fn check_nothing(state: &AppState, pin: &str) -> Result<(), PinError> {
     static NOTHING: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let hash = NOTHING
         .get_or_try_init(|| hash_nothing(state))
@@ -276,15 +256,15 @@ pub async fn check_nothing(state: &AppState, pin: &str) -> ApiResult<()> {
 }
 
 /// Whether `pin` is the one whose hash is `hash` (on the person's pool).
-pub async fn matches(state: &AppState, pin: String, hash: String) -> ApiResult<bool> {
+pub async fn matches(state: &AppState, pin: String, hash: String) -> Result<bool, PinError> {
     verify(state, Pool::Person, pin, hash).await
 }
 
 /// A hash of 32 random bytes: what stands for "no duress PIN", at the same
 /// cost as a real one.
-pub async fn hash_nothing(state: &AppState) -> ApiResult<String> {
+pub async fn hash_nothing(state: &AppState) -> Result<String, PinError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| PinError::Internal(anyhow::anyhow!("{e}")))?;
     hash(state, Pool::Person, URL_SAFE_NO_PAD.encode(bytes)).await
 }
 
@@ -296,41 +276,48 @@ fn locked(until: i64, now: i64) -> PinError {
 }
 
 /// Hashes the person's new PIN with argon2id, on the person's pool.
-pub async fn hash_pin(state: &AppState, pin: String) -> ApiResult<String> {
+pub async fn hash_pin(state: &AppState, pin: String) -> Result<String, PinError> {
     hash(state, Pool::Person, pin).await
 }
 
 /// Hashes a staff password, on the staff pool.
-pub async fn hash_password(state: &AppState, password: String) -> ApiResult<String> {
+pub async fn hash_password(state: &AppState, password: String) -> Result<String, PinError> {
     hash(state, Pool::Staff, password).await
 }
 
 /// Checks a staff password against its hash, on the staff pool.
-pub async fn verify_password(state: &AppState, password: String, hash: String) -> ApiResult<bool> {
+pub async fn verify_password(
+    state: &AppState,
+    password: String,
+    hash: String,
+) -> Result<bool, PinError> {
     verify(state, Pool::Staff, password, hash).await
 }
 
-async fn hash(state: &AppState, pool: Pool, secret: String) -> ApiResult<String> {
+async fn hash(state: &AppState, pool: Pool, secret: String) -> Result<String, PinError> {
     let store = state.store.clone();
     hasher::run(pool, move || store.vault().hash_secret(&secret))
         .await
         .map_err(busy)?
-        .map_err(|e| ApiError::Internal(e.into()))
+        .map_err(|e| PinError::Internal(e.into()))
 }
 
-async fn verify(state: &AppState, pool: Pool, secret: String, hash: String) -> ApiResult<bool> {
+async fn verify(
+    state: &AppState,
+    pool: Pool,
+    secret: String,
+    hash: String,
+) -> Result<bool, PinError> {
     let store = state.store.clone();
     hasher::run(pool, move || store.vault().verify_secret(&secret, &hash))
         .await
         .map_err(busy)
 }
 
-fn busy(e: HashError) -> ApiError {
+fn busy(e: HashError) -> PinError {
     match e {
-        HashError::Busy => ApiError::Busy {
-            retry_after_secs: 1,
-        },
-        HashError::Gone => ApiError::Internal(anyhow::anyhow!("the hashing threads are gone")),
+        HashError::Busy => PinError::Busy,
+        HashError::Gone => PinError::Internal(anyhow::anyhow!("the hashing threads are gone")),
     }
 }
 
@@ -445,16 +432,6 @@ pub fn access(
         (true, _) => Access::Real,
         (_, true) => Access::Duress,
         _ => Access::Locked,
-    }
-}
-
-/// The refusal for a request that needs the PIN first.
-pub fn pin_required() -> ApiError {
-    ApiError::Forbidden {
-        code: "pin_required",
-        message:
-            "enter the PIN first (POST /api/v1/pin/check) and send its unlock as X-Avisa-Unlock"
-                .into(),
     }
 }
 

@@ -40,7 +40,7 @@ pub struct Inner {
     /// Client addresses with a console login being checked: one at a time
     /// each (the next waits its turn), so parallel guesses cannot all pass
     /// the throttle's count.
-    pub logins_in_flight: crate::console::session::LoginTurns,
+    pub logins_in_flight: LoginTurns,
 }
 
 impl AppState {
@@ -55,3 +55,8 @@ impl std::ops::Deref for AppState {
         &self.0
     }
 }
+
+/// Console logins being checked, by client address (see
+/// `console::session::LoginTurn`).
+pub type LoginTurns =
+    std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Arc<tokio::sync::Mutex<()>>>>;

@@ -6,7 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::ApiError;
+/// A holder has as many live streams open as it may.
+#[derive(Debug, thiserror::Error)]
+#[error("at most {max} live streams at once; close one first")]
+pub struct TooManyStreams {
+    pub max: usize,
+}
 
 /// The open streams per holder (a device id, a session's token hash).
 #[derive(Default, Clone)]
@@ -19,17 +24,14 @@ pub struct Slot {
 }
 
 impl Streams {
-    /// A place for one more stream of `holder`, or 429 `too_many_streams`
-    /// when it holds `max` already.
-    pub fn open(&self, holder: &[u8], max: usize) -> Result<Slot, ApiError> {
+    /// A place for one more stream of `holder`, or [`TooManyStreams`] (429
+    /// `too_many_streams`) when it holds `max` already.
+    pub fn open(&self, holder: &[u8], max: usize) -> Result<Slot, TooManyStreams> {
         let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry(holder.to_vec()).or_default();
         if *count >= max {
             metrics::counter!("avisa_streams_refused_total").increment(1);
-            return Err(ApiError::Limit {
-                code: "too_many_streams",
-                message: format!("at most {max} live streams at once; close one first"),
-            });
+            return Err(TooManyStreams { max });
         }
         *count += 1;
         Ok(Slot {

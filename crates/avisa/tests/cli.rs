@@ -81,6 +81,117 @@ fn architecture_names_only_paths_that_exist() {
     );
 }
 
+/// The domain speaks no HTTP: what the voice line, the SMS keyword and the
+/// check-in job tell a person is decided from domain errors, so no module
+/// outside the HTTP layer names `ApiError` or imports the server's
+/// `crate::error` (issue 36). The engine crate has no HTTP at all.
+#[test]
+fn the_domain_speaks_no_http() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let server = root.join("crates/avisa-server/src");
+    let mut files: Vec<std::path::PathBuf> = ["pin.rs", "checkins.rs", "live.rs", "duress.rs"]
+        .iter()
+        .map(|f| server.join(f))
+        .collect();
+    let mut dirs = vec![
+        server.join("alerting"),
+        root.join("crates/avisa-engine/src"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a source folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 15, "only {} files found", files.len());
+    let speaking: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).expect("a source file");
+            text.contains("ApiError") || text.contains("crate::error")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        speaking.is_empty(),
+        "domain code speaking HTTP: {speaking:?}"
+    );
+}
+
+/// No two of the server's top-level modules depend on each other, directly
+/// or in a circle (issue 36): the HTTP modules stand on the domain modules,
+/// which stand on the state, never the other way. A module's dependencies
+/// are the `crate::<module>` its code names (comments and tests aside).
+#[test]
+fn the_servers_modules_import_no_circle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../avisa-server/src");
+    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a source folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(&src).expect("inside src");
+            let first = relative.iter().next().expect("a name").to_string_lossy();
+            let module = first.trim_end_matches(".rs").to_string();
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let named = deps.entry(module.clone()).or_default();
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for (i, _) in line.match_indices("crate::") {
+                    let rest = &line[i + "crate::".len()..];
+                    let names: Vec<&str> = match rest.strip_prefix('{') {
+                        Some(group) => group
+                            .split('}')
+                            .next()
+                            .unwrap_or("")
+                            .split(',')
+                            .map(|p| p.trim().split("::").next().unwrap_or(""))
+                            .collect(),
+                        None => vec![
+                            rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                                .next()
+                                .unwrap_or(""),
+                        ],
+                    };
+                    for name in names.into_iter().filter(|n| !n.is_empty() && *n != module) {
+                        named.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let modules: BTreeSet<String> = deps.keys().cloned().collect();
+    assert!(modules.len() > 20, "only {} modules found", modules.len());
+    // A depth-first walk from each module: reaching it again is a circle.
+    for start in &modules {
+        let mut stack: Vec<(String, Vec<String>)> = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            for next in deps[&at].iter().filter(|n| modules.contains(*n)) {
+                assert!(
+                    next != start,
+                    "the server's modules import in a circle: {} -> {next}",
+                    path.join(" -> ")
+                );
+                if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn consulates_nearest_and_list() {
     let dir = tempfile::tempdir().expect("dir");

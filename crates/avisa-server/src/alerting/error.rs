@@ -1,9 +1,7 @@
 //! Why an alert was not raised, apart from how HTTP says it.
 
-use crate::error::ApiError;
-
 /// Why an alert was not raised. The phone API answers each with its HTTP
-/// status (`From<RaiseError> for ApiError`); the SMS keyword, the voice
+/// status (the `From` in `error.rs`); the SMS keyword, the voice
 /// line and the check-in timers decide what the person is told from this,
 /// never from an HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +12,9 @@ pub enum RaiseError {
     /// A practice over the person's alert limit (a real press never is).
     #[error("too many alerts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The person is gone (deleted while a timer of theirs was due).
+    #[error("no such person")]
+    NoPerson,
     /// The database is away: the same press, with its key, later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -29,28 +30,6 @@ impl From<avisa_store::StoreError> for RaiseError {
             RaiseError::Unavailable(e.to_string())
         } else {
             RaiseError::Store(e)
-        }
-    }
-}
-
-impl From<RaiseError> for ApiError {
-    fn from(e: RaiseError) -> Self {
-        match e {
-            RaiseError::ProfileIncomplete => ApiError::Conflict {
-                code: "profile_incomplete",
-                message: e.to_string(),
-            },
-            RaiseError::RateLimited { retry_after_secs } => {
-                ApiError::TooManyRequests { retry_after_secs }
-            }
-            RaiseError::Unavailable(e) => {
-                tracing::error!(error = %e, "the database is unavailable; press answered 503");
-                ApiError::Busy {
-                    retry_after_secs: 2,
-                }
-            }
-            RaiseError::Store(e) => e.into(),
-            RaiseError::Internal(e) => ApiError::Internal(e),
         }
     }
 }

@@ -377,7 +377,7 @@ async fn raise_once(
     // after every alert SMS (read only when someone chose it; a failed read
     // never fails the press).
     if contacts.iter().any(|c| c.locator) {
-        let locator = match crate::api::locator::stored(state, r.person.id).await {
+        let locator = match stored_locator(&state.store, r.person.id).await {
             Ok(l) => l.filter(avisa_core::locator::Locator::is_searchable),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the locator details; the alert goes without them");
@@ -552,5 +552,19 @@ fn person_budget(state: &AppState, r: &Raise, units: i64, now: i64) -> avisa_sto
         ],
         window_start: day,
         units,
+    }
+}
+
+/// The person's real locator details (None: never written, or unreadable
+/// as a locator: treated as absent, never a refused press).
+pub(crate) async fn stored_locator(
+    store: &avisa_store::Store,
+    person_id: Uuid,
+) -> Result<Option<avisa_core::locator::Locator>, avisa_store::StoreError> {
+    match store.locator(person_id).await {
+        Ok(text) => Ok(text.and_then(|text| serde_json::from_str(&text).ok())),
+        // The person is gone (deleted their data): nothing to give.
+        Err(avisa_store::StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -82,17 +82,6 @@ fn response(l: Locator) -> LocatorResponse {
     }
 }
 
-/// The person's real locator details (None: never written, or unreadable
-/// as a locator: treated as absent, never a refused press).
-pub(crate) async fn stored(state: &AppState, person_id: uuid::Uuid) -> ApiResult<Option<Locator>> {
-    match state.store.locator(person_id).await {
-        Ok(text) => Ok(text.and_then(|text| serde_json::from_str(&text).ok())),
-        // The person is gone (deleted their data): nothing to give.
-        Err(avisa_store::StoreError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The details for ICE's detainee locator.
 #[utoipa::path(get, path = "/api/v1/profile/locator", tag = "profile",
     security(("device_token" = [])),
@@ -105,7 +94,7 @@ pub async fn get(
     let locator = if who.under_duress() {
         crate::duress::load(&state, who.person.id).await?.locator
     } else {
-        stored(&state, who.person.id).await?
+        crate::alerting::stored_locator(&state.store, who.person.id).await?
     };
     Ok(Json(response(locator.unwrap_or_default())))
 }

@@ -289,7 +289,7 @@ async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiRes
             home_state: person.profile.home_state,
             home_county: person.profile.home_county,
             // A failed read leaves the case without it, never unreadable.
-            locator: match crate::api::locator::stored(state, view.person_id).await {
+            locator: match crate::alerting::stored_locator(&state.store, view.person_id).await {
                 Ok(l) => l.map(crate::api::locator::LocatorBody::from),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the locator details");

@@ -195,10 +195,6 @@ fn login_wait(state: &AppState, counted: LoginFailures, now: i64) -> Option<i64>
     (until > now).then_some(until - now)
 }
 
-/// Console logins being checked, by client address (see [`LoginTurn`]).
-pub type LoginTurns =
-    std::sync::Mutex<std::collections::HashMap<IpAddr, std::sync::Arc<tokio::sync::Mutex<()>>>>;
-
 /// How long a login waits for the one before it from the same address
 /// before it is told to try again.
 const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -268,7 +264,9 @@ async fn dummy_hash(state: &AppState) -> ApiResult<String> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let hash = DUMMY
         .get_or_try_init(|| async {
-            let secret = random_token().map_err(anyhow::Error::new)?.to_string();
+            let secret = random_token()
+                .map_err(|e| crate::pin::PinError::Internal(e.into()))?
+                .to_string();
             crate::pin::hash_password(state, secret).await
         })
         .await?;
