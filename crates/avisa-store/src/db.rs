@@ -288,6 +288,47 @@ fn is_local(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Empties SQLite's WAL into the main file and truncates it, trying again
+/// while readers hold it (up to five seconds): the WAL keeps older images
+/// of pages, deleted values among them. False when readers kept it.
+pub(crate) async fn truncate_wal(pool: &sqlx::SqlitePool) -> Result<bool, StoreError> {
+    for _ in 0..50 {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await?;
+        if busy == 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(false)
+}
+
+/// Waits (up to ten seconds; the server's transactions last milliseconds)
+/// until every transaction in the database began after this call: VACUUM
+/// keeps a dead row any running transaction might still see, so a rewrite
+/// meant to leave a deleted value in no file waits for this first. False
+/// when older transactions kept running.
+pub(crate) async fn older_transactions_ended(pool: &PgPool) -> Result<bool, StoreError> {
+    let after: i64 = sqlx::query_scalar("SELECT txid_current()")
+        .fetch_one(pool)
+        .await?;
+    let older = "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND backend_xmin IS NOT NULL \
+                 AND age(backend_xmin) >= age(($1 % 4294967296)::text::xid)";
+    for _ in 0..200 {
+        let running: i64 = sqlx::query_scalar(older)
+            .bind(after)
+            .fetch_one(pool)
+            .await?;
+        if running == 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

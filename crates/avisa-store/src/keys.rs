@@ -326,42 +326,9 @@ pub(crate) async fn rotate_master(
 /// readers, PostgreSQL's snapshots).
 async fn scrub_old_root(db: &Db) -> Result<bool, StoreError> {
     match db.writer() {
-        Either::Sqlite(pool) => {
-            for _ in 0..50 {
-                let (busy, _, _): (i64, i64, i64) =
-                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(pool)
-                        .await?;
-                if busy == 0 {
-                    return Ok(true);
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Ok(false)
-        }
+        Either::Sqlite(pool) => crate::db::truncate_wal(pool).await,
         Either::Postgres(pool) => {
-            // VACUUM keeps a dead row any running transaction might still
-            // see: first wait (up to ten seconds; the server's transactions
-            // last milliseconds) until every transaction in the database
-            // began after the rotation committed.
-            let after: i64 = sqlx::query_scalar("SELECT txid_current()")
-                .fetch_one(pool)
-                .await?;
-            let older = "SELECT count(*) FROM pg_stat_activity \
-                         WHERE datname = current_database() AND backend_xmin IS NOT NULL \
-                         AND age(backend_xmin) >= age(($1 % 4294967296)::text::xid)";
-            let mut clear = false;
-            for _ in 0..200 {
-                let running: i64 = sqlx::query_scalar(older)
-                    .bind(after)
-                    .fetch_one(pool)
-                    .await?;
-                if running == 0 {
-                    clear = true;
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            let clear = crate::db::older_transactions_ended(pool).await?;
             sqlx::query("VACUUM FULL meta").execute(pool).await?;
             Ok(clear)
         }
