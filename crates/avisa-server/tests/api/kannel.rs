@@ -197,6 +197,26 @@ get-url = "{inbound_url}"
         wait_port(self.sendsms, "smsbox's sendsms port").await;
     }
 
+    /// The end of each box's log, for a failure's message: what a lost
+    /// message's way looked like (the folder goes with the test).
+    fn logs_tail(&self) -> String {
+        let mut out = String::new();
+        let mut files: Vec<String> = vec!["bearerbox.log".into(), "smsbox.log".into()];
+        files.extend((0..=self.generation).map(|g| format!("fakesmsc.{g}.out.err")));
+        for file in files {
+            let text = std::fs::read_to_string(self.dir.join(&file)).unwrap_or_default();
+            let start = text.len().saturating_sub(1500);
+            let start = (start..text.len())
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(text.len());
+            out.push_str(&format!(
+                "--- {file} (last 1500 bytes)\n{}\n",
+                &text[start..]
+            ));
+        }
+        out
+    }
+
     /// The link to the SMSC goes down: bearerbox queues what it takes.
     fn smsc_link_down(&mut self) {
         let _ = self.children[1].kill();
@@ -647,9 +667,10 @@ async fn a_bearerbox_crash_loses_nothing_with_a_store() {
         }
         assert!(
             Instant::now() < deadline,
-            "{} of {} accepted messages never reached the SMSC: {lost:?}",
+            "{} of {} accepted messages never reached the SMSC: {lost:?}\n{}",
             lost.len(),
-            accepted.len()
+            accepted.len(),
+            kannel.logs_tail()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
