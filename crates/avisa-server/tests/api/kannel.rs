@@ -61,6 +61,32 @@ fn free_port() -> u16 {
     }
 }
 
+/// Waits until something listens on `port`, without connecting to it (read
+/// from the kernel's table of sockets): bearerbox takes any connection to
+/// its fake SMSC port for the SMSC itself, and wrote messages of its store
+/// to a probe that had already closed (Kannel resends such a message only
+/// after 60 s: the crash test saw them as lost).
+async fn wait_listening(port: u16, what: &str) {
+    let wanted = format!(":{port:04X}");
+    let listening = || {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+            std::fs::read_to_string(table)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .any(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.len() > 3 && fields[1].ends_with(&wanted) && fields[3] == "0A"
+                })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !listening() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -173,7 +199,7 @@ get-url = "{inbound_url}"
         let conf = self.conf.clone();
         let bearerbox = self.spawn(BEARERBOX, &[&conf], "bearerbox.out");
         self.children.push(bearerbox);
-        wait_port(self.smsc, "bearerbox's fake SMSC port").await;
+        wait_listening(self.smsc, "bearerbox's fake SMSC port").await;
         let smsc_port = self.smsc.to_string();
         let out = format!("fakesmsc.{}.out", self.generation);
         let fake = self.spawn(
