@@ -21,20 +21,23 @@ use crate::support::*;
 /// A wrapped person key: version, nonce, 32 bytes, tag.
 const WRAPPED_LEN: usize = 1 + 24 + 32 + 16;
 
-/// Places in `bytes` where the person's key, wrapped by the root key,
-/// opens.
-fn wrapped_keys(vault: &Vault, person: Uuid, bytes: &[u8]) -> usize {
+/// Places in `bytes` where a sealed key (a version byte of 1, then
+/// `WRAPPED_LEN` bytes in all) opens by `opens`: the carver.
+fn places_opening(bytes: &[u8], opens: impl Fn(&[u8]) -> bool) -> usize {
     if bytes.len() < WRAPPED_LEN {
         return 0;
     }
     (0..=bytes.len() - WRAPPED_LEN)
-        .filter(|&i| {
-            bytes[i] == 1
-                && vault
-                    .open_person_key(*person.as_bytes(), &bytes[i..i + WRAPPED_LEN])
-                    .is_ok()
-        })
+        .filter(|&i| bytes[i] == 1 && opens(&bytes[i..i + WRAPPED_LEN]))
         .count()
+}
+
+/// Places in `bytes` where the person's key, wrapped by the root key,
+/// opens.
+fn wrapped_keys(vault: &Vault, person: Uuid, bytes: &[u8]) -> usize {
+    places_opening(bytes, |w| {
+        vault.open_person_key(*person.as_bytes(), w).is_ok()
+    })
 }
 
 /// pg_dump's text holds bytes as `\x…` hex: every such run, decoded.
@@ -70,17 +73,7 @@ fn psql(url: &str, sql: &str) -> String {
 /// opens.
 fn wrapped_roots(key: &avisa_core::crypto::DataKey, bytes: &[u8]) -> usize {
     let vault = Vault::new(key);
-    if bytes.len() < WRAPPED_LEN {
-        return 0;
-    }
-    (0..=bytes.len() - WRAPPED_LEN)
-        .filter(|&i| {
-            bytes[i] == 1
-                && vault
-                    .unwrap_key(b"root_key", &bytes[i..i + WRAPPED_LEN])
-                    .is_ok()
-        })
-        .count()
+    places_opening(bytes, |w| vault.unwrap_key(b"root_key", w).is_ok())
 }
 
 /// Every file the scan reads, by name, with its bytes.
