@@ -7,6 +7,8 @@
 //! - [`dispatch`]: rounds of claimed messages sent through the gateways in
 //!   order under their rates, failover, messages in doubt, instances on one
 //!   database and their takeover.
+//! - [`receipts`]: silence after sending ("sin confirmación", one resend).
+//! - [`retention`]: the `[retention]` section and its job.
 //! - [`events`]: which alerts changed, for live views, across instances.
 //! - [`supervisor`]: background tasks restarted after a crash, heartbeats
 //!   for `/readyz`, periodic jobs.
@@ -19,6 +21,8 @@ pub mod config;
 pub mod dispatch;
 pub mod events;
 pub mod handoff;
+pub mod receipts;
+pub mod retention;
 pub mod supervisor;
 pub mod writer;
 

@@ -18,12 +18,22 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
     // Silence is looked for at a quarter of its timeout (at most every 30 s).
     let every = (state.config.sms.receipt_timeout / 4)
         .clamp(Duration::from_millis(250), Duration::from_secs(30));
-    supervisor.every("receipts", every, state.clone(), unconfirmed);
+    supervisor.every(
+        "receipts",
+        every,
+        avisa_engine::receipts::Silence {
+            store: state.store.clone(),
+            events: state.events.clone(),
+            wake: state.dispatch_wake.clone(),
+            timeout: state.config.sms.receipt_timeout,
+        },
+        avisa_engine::receipts::unconfirmed,
+    );
     supervisor.every(
         "retention",
         state.config.retention.every,
-        state.clone(),
-        crate::retention::run,
+        (state.store.clone(), state.config.retention.clone()),
+        avisa_engine::retention::run,
     );
     // A missed check-in's alert leaves within a second of its deadline.
     supervisor.every(
@@ -47,32 +57,6 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
             s.metrics.run_upkeep();
         },
     );
-}
-
-/// Marks messages without any receipt within `sms.receipt_timeout` as
-/// "sin confirmación", and sends each such alert message once more by the
-/// next gateway.
-async fn unconfirmed(state: AppState) {
-    let now = avisa_core::now_millis();
-    let cutoff = now - crate::config::millis(state.config.sms.receipt_timeout);
-    match state.store.mark_unconfirmed(cutoff, now).await {
-        Ok(u) => {
-            if u.marked > 0 {
-                tracing::warn!(
-                    marked = u.marked,
-                    resent = u.resent,
-                    "messages without a delivery receipt in time; alert messages sent once more by the next gateway"
-                );
-                metrics::counter!("avisa_sms_unconfirmed_total").increment(u.marked);
-                metrics::counter!("avisa_sms_resent_unconfirmed_total").increment(u.resent);
-            }
-            if u.resent > 0 {
-                state.dispatch_wake.notify_one();
-            }
-            state.events.publish_all(&u.alerts);
-        }
-        Err(e) => tracing::error!(error = %e, "the check for unconfirmed messages failed"),
-    }
 }
 
 /// Forgets budget windows that ended (the longest are a day: anything

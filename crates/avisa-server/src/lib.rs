@@ -24,7 +24,6 @@ mod live;
 mod openapi;
 mod ops;
 mod pin;
-mod retention;
 mod state;
 mod streams;
 mod telemetry;

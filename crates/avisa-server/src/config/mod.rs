@@ -14,12 +14,11 @@
 
 mod check;
 mod limits;
-mod retention;
 mod sms;
 
 pub use avisa_engine::config::{DispatchConfig, millis};
+pub use avisa_engine::retention::Retention;
 pub use limits::Limits;
-pub use retention::Retention;
 pub use sms::{Gateway, KannelSettings, LogSettings, SmsConfig, TwilioSettings};
 
 use std::net::SocketAddr;
