@@ -67,7 +67,7 @@ async fn purge(state: AppState) {
     let ttl = crate::config::millis(state.config.limits.unverified_ttl);
     match state
         .store
-        .purge_budgets_and_unverified(now - 48 * 3_600_000, now - ttl)
+        .purge_budgets_and_unverified(now - avisa_store::BUDGET_WINDOWS_KEPT_MS, now - ttl)
         .await
     {
         Ok((windows, devices)) => {

@@ -117,9 +117,10 @@ pub const NUMBER_KINDS: &[&str] = &[
     "reply",
 ];
 
-/// How far back budget windows are kept (the retention job forgets older
-/// ones): a deleted person's hourly rows are looked for that far.
-const KEPT_FOR_MS: i64 = 2 * 24 * 3_600_000;
+/// How far back budget windows are kept: the purge job forgets older ones
+/// (the longest window is a day), and a deleted person's hourly rows are
+/// looked for that far.
+pub const BUDGET_WINDOWS_KEPT_MS: i64 = 2 * 24 * 3_600_000;
 
 /// The start of the fixed window of `length` ms that holds `now`, and the
 /// seconds left in it (rounded up: the true wait, never a second early).
@@ -249,7 +250,7 @@ impl Store {
         );
         let (hour, _) = window(now, HOUR_MS);
         keys.extend(
-            (0..=KEPT_FOR_MS / HOUR_MS)
+            (0..=BUDGET_WINDOWS_KEPT_MS / HOUR_MS)
                 .map(|h| Budget::person_hour(self, person, hour - h * HOUR_MS, 0).key),
         );
         let mut removed = 0;

@@ -42,7 +42,7 @@ pub use alerts::{
 };
 /// The kinds the store's API speaks, defined in `avisa_core`.
 pub use avisa_core::{Coverage, MessageKind, Purpose};
-pub use budgets::{Budget, BudgetUnits, window};
+pub use budgets::{BUDGET_WINDOWS_KEPT_MS, Budget, BudgetUnits, window};
 pub use changes::ChangeListener;
 pub use checkins::{Checkin, MAX_SCHEDULED_CHECKINS, NewCheckin};
 pub use console::{
