@@ -29,7 +29,8 @@ pub(crate) async fn crash(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    let mut owed: HashMap<String, ()> = HashMap::new();
+    // Each owed message, with the alert and the token that can read it.
+    let mut owed: HashMap<String, (String, String)> = HashMap::new();
     let mut refused = 0usize;
     let per_round = args.alerts / (args.kills + 1);
     for round in 0..=args.kills {
@@ -55,7 +56,13 @@ pub(crate) async fn crash(
                     )
                     .await
                     {
-                        Ok((_, ids, _)) => accepted.extend(ids),
+                        Ok((alert, ids, _)) => {
+                            let token = &tokens[i % tokens.len()];
+                            accepted.extend(
+                                ids.into_iter()
+                                    .map(|id| (id, (alert.clone(), token.clone()))),
+                            )
+                        }
                         Err(_) => failed += 1,
                     }
                 }
@@ -70,9 +77,7 @@ pub(crate) async fn crash(
         while let Some(r) = set.join_next().await {
             let (ids, failed) = r?;
             refused += failed;
-            for id in ids {
-                owed.insert(id, ());
-            }
+            owed.extend(ids);
         }
         if round < args.kills {
             server.restart().await?;
@@ -93,8 +98,29 @@ pub(crate) async fn crash(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    server.stop();
     let lost = owed.len() - counts.len();
+    // What the server shows for each lost message, to say why.
+    let mut shown = Vec::new();
+    for (id, (alert, token)) in owed.iter().filter(|(id, _)| !counts.contains_key(*id)) {
+        let (_, v) = call(
+            &client,
+            reqwest::Method::GET,
+            &format!("{base}/api/v1/alerts/{alert}"),
+            Some(token),
+            Value::Null,
+        )
+        .await
+        .unwrap_or((0, Value::Null));
+        let recipient = v["recipients"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["id"] == id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null);
+        shown.push(format!("{id} of alert {alert}: {recipient}"));
+    }
+    server.stop();
     let duplicates: usize = counts.values().map(|c| c - 1).sum();
     report.section(
         "crash",
@@ -112,7 +138,10 @@ pub(crate) async fn crash(
         ],
     );
     if lost > 0 {
-        bail!("{lost} messages of accepted alerts never reached the gateway");
+        bail!(
+            "{lost} messages of accepted alerts never reached the gateway; the server shows:\n{}",
+            shown.join("\n")
+        );
     }
     Ok(())
 }
