@@ -3,8 +3,9 @@
 //! later holds less, and what is gone cannot be read by anyone. Message
 //! texts are wiped once final, a resolved case's trail and then its
 //! personal fields, ended check-in timers; what the job removed goes to the
-//! log and the metrics as counts, never as data. Unverified devices and old
-//! budget windows are the server's purge job's.
+//! log and the metrics as counts, never as data. A second job, [`purge`],
+//! forgets what only guards against abuse once it no longer can: budget
+//! windows that ended, devices never verified, old console login failures.
 
 use std::time::Duration;
 
@@ -86,5 +87,45 @@ pub async fn run((store, r): (Store, Retention)) {
             }
         }
         Err(e) => tracing::error!(error = %e, "retention run failed"),
+    }
+}
+
+/// What the purge job takes: the store, how long an unverified device is
+/// kept (`limits.unverified_ttl`) and a console login failure counted
+/// (`console.login_forget`).
+#[derive(Clone)]
+pub struct Purge {
+    pub store: Store,
+    pub unverified_ttl: Duration,
+    pub login_forget: Duration,
+}
+
+/// Forgets budget windows that ended (the longest are a day: anything
+/// older than [`avisa_store::BUDGET_WINDOWS_KEPT_MS`]), devices never
+/// verified within their time, and login failures past counting.
+pub async fn purge(p: Purge) {
+    let now = now_millis();
+    match p
+        .store
+        .purge_budgets_and_unverified(
+            now - avisa_store::BUDGET_WINDOWS_KEPT_MS,
+            now - millis(p.unverified_ttl),
+        )
+        .await
+    {
+        Ok((windows, devices)) => {
+            if devices > 0 {
+                tracing::info!(devices, windows, "unverified devices forgotten");
+            }
+            metrics::counter!("avisa_unverified_devices_purged_total").increment(devices);
+        }
+        Err(e) => tracing::error!(error = %e, "purge failed"),
+    }
+    if let Err(e) = p
+        .store
+        .purge_login_failures(now - millis(p.login_forget))
+        .await
+    {
+        tracing::error!(error = %e, "purge of login failures failed");
     }
 }

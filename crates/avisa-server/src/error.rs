@@ -13,10 +13,10 @@ use serde::Serialize;
 use avisa_core::Invalid;
 use avisa_store::StoreError;
 
-use crate::alerting::RaiseError;
 use crate::checkins::CheckinError;
 use crate::pin::PinError;
 use crate::streams::TooManyStreams;
+use avisa_engine::alerting::RaiseError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

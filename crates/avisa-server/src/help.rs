@@ -22,10 +22,10 @@
 use avisa_core::{AlertSource, MessageKind, PhoneNumber, now_millis};
 use avisa_store::Budget;
 
-use crate::alerting::{Raise, RaiseError, raise};
 use crate::error::ApiResult;
 use crate::pin::{self, Entered, PinError};
 use crate::state::AppState;
+use avisa_engine::alerting::{Raise, RaiseError};
 
 /// What a number-and-PIN attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,9 +107,9 @@ async fn raise_for(
     key: String,
 ) -> ApiResult<Outcome> {
     let location = state.store.last_location(person.id).await?;
-    let raised = raise(
-        state,
-        Raise {
+    let raised = state
+        .alerting
+        .raise(Raise {
             person,
             device_id: None,
             idempotency_key: key,
@@ -122,9 +122,8 @@ async fn raise_for(
             quiet: true,
             // A withheld caller id is counted under one name, never shown.
             caller: Some(caller.clone()).filter(|c| c.as_str().starts_with('+')),
-        },
-    )
-    .await;
+        })
+        .await;
     let raised = match raised {
         Ok(r) => r,
         Err(RaiseError::RateLimited { .. }) => return Ok(Outcome::AlreadyActive),
@@ -148,7 +147,7 @@ async fn raise_for(
             alert
                 .consulate_id
                 .as_deref()
-                .and_then(|c| state.directory.get(c))
+                .and_then(|c| state.alerting.directory().get(c))
                 .map(|o| o.name.clone()),
         ),
         // Raised by this call or message before: read it back.
@@ -160,7 +159,7 @@ async fn raise_for(
                     .count(),
                 view.consulate_id
                     .as_deref()
-                    .and_then(|c| state.directory.get(c))
+                    .and_then(|c| state.alerting.directory().get(c))
                     .map(|o| o.name.clone()),
             ),
             None => (0, None),

@@ -5,7 +5,6 @@
 //! on a listener the caller bound, so production and tests start it the same
 //! way.
 
-mod alerting;
 mod api;
 mod bodies;
 mod checkins;
@@ -183,13 +182,20 @@ impl App {
             config.dispatch.clone(),
         ));
         let (writer, writer_loop) = writer::AlertWriter::new(store.clone(), wake.clone(), handoff);
+        let alerting = avisa_engine::alerting::Alerting::new(
+            store.clone(),
+            directory,
+            writer,
+            events.clone(),
+            config.alert_rules(),
+        );
         let state = AppState::new(state::Inner {
             metrics: telemetry::metrics_handle(),
             tasks: supervisor::Supervisor::default(),
             draining: tokio::sync::watch::channel(false).0,
             logins_in_flight: Default::default(),
             streams: Default::default(),
-            writer,
+            alerting,
             events,
             dispatcher: dispatcher.clone(),
             presses: Arc::new(tokio::sync::Semaphore::new(
@@ -198,7 +204,6 @@ impl App {
             dispatch_wake: wake,
             config,
             store,
-            directory,
         });
         Ok(App {
             state,

@@ -18,8 +18,8 @@ use avisa_core::localtime::clock_for;
 use avisa_core::{Channel, Location, MessageKind, messages, now_millis};
 use avisa_store::{AlertView, Budget, Fix, NewMessage, Purpose};
 
-use crate::alerting::zone_of;
 use crate::state::AppState;
+use avisa_engine::alerting::zone_of;
 
 /// Faster than this between two fixes is not a person travelling.
 const MAX_SPEED_KMH: f64 = 1_000.0;

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use avisa_core::directory::Directory;
+use avisa_engine::alerting::Alerting;
 use avisa_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::events::Events;
-use crate::writer::AlertWriter;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -17,9 +16,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: Store,
-    pub directory: Directory,
-    /// Group commit for accepted alerts.
-    pub writer: AlertWriter,
+    /// Raises alerts (the directory, the group-commit writer, the rules).
+    pub alerting: Alerting,
     /// Alert changes, for live streams.
     pub events: Events,
     /// Wakes the dispatcher when messages were queued.

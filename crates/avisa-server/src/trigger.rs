@@ -33,10 +33,10 @@ use avisa_core::messages;
 use avisa_core::{AlertSource, Channel, Language, PhoneNumber, now_millis};
 use avisa_store::{Budget, MessageKind, NewMessage, Purpose};
 
-use crate::alerting::{Raise, raise};
 use crate::error::ApiResult;
 use crate::help::Outcome;
 use crate::state::AppState;
+use avisa_engine::alerting::Raise;
 
 /// Which gateway brought an inbound SMS, and so what it answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,9 +125,9 @@ pub async fn inbound(
     if let (true, Some(person)) = (matched, person) {
         let key = inbound_key(state, "sms", &sender, reference, now);
         let location = state.store.last_location(person.id).await?;
-        match raise(
-            state,
-            Raise {
+        match state
+            .alerting
+            .raise(Raise {
                 person,
                 device_id: None,
                 idempotency_key: key,
@@ -139,9 +139,8 @@ pub async fn inbound(
                 missed_checkin: None,
                 quiet: false,
                 caller: None,
-            },
-        )
-        .await
+            })
+            .await
         {
             Ok(_) => {
                 state.dispatch_wake.notify_one();

@@ -17,10 +17,10 @@ use avisa_core::{AlertState, Coverage, MessageKind, OutboxStatus};
 use avisa_core::{Invalid, Location, now_millis};
 use avisa_store::AlertView;
 
-use crate::alerting::{Preview, Raise, raise, window_start};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Bearer, Person, Viewer, not_verified, path_id};
 use crate::state::AppState;
+use avisa_engine::alerting::{Preview, Raise};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -125,7 +125,7 @@ pub fn response(
     let consulate = view
         .consulate_id
         .as_deref()
-        .and_then(|id| state.directory.get(id))
+        .and_then(|id| state.alerting.directory().get(id))
         .map(|o| ConsulateRef {
             id: o.id.clone(),
             name: o.name.clone(),
@@ -289,7 +289,7 @@ async fn take(
         .press_lookup(
             &token_hash,
             &req.idempotency_key,
-            window_start(&state, now_millis()),
+            state.alerting.window_start(now_millis()),
             req.practice,
         )
         .await?
@@ -303,9 +303,9 @@ async fn take(
         person.pin_hash.as_deref(),
     )
     .unlocked();
-    let raised = raise(
-        &state,
-        Raise {
+    let raised = state
+        .alerting
+        .raise(Raise {
             person,
             device_id: Some(lookup.device.id),
             idempotency_key: req.idempotency_key,
@@ -317,9 +317,8 @@ async fn take(
             missed_checkin: None,
             quiet: false,
             caller: None,
-        },
-    )
-    .await?;
+        })
+        .await?;
     let id = raised.id;
     state.dispatch_wake.notify_one();
     // A new alert is answered from what was just written (every message

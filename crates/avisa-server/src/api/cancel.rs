@@ -12,10 +12,10 @@ use avisa_core::messages::{self, AlertFacts};
 use avisa_core::{AlertState, MessageKind, OutboxStatus, now_millis};
 
 use super::alerts::{AlertResponse, own_alert, response};
-use crate::alerting::zone_of;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Person, Viewer};
 use crate::state::AppState;
+use avisa_engine::alerting::zone_of;
 
 #[derive(Serialize, ToSchema)]
 pub struct CancelResponse {

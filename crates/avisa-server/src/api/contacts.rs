@@ -490,7 +490,8 @@ pub async fn preview(
         .as_deref()
         .and_then(|st| {
             state
-                .directory
+                .alerting
+                .directory()
                 .route_by_home(st, person.profile.home_county.as_deref())
         })
         .map(|(office, _)| avisa_core::Location {
@@ -507,7 +508,7 @@ pub async fn preview(
         location,
         at_millis: now_millis(),
         sent_millis: None,
-        zone: crate::alerting::zone_of(location.as_ref(), home.as_deref()),
+        zone: avisa_engine::alerting::zone_of(location.as_ref(), home.as_deref()),
         consulate: None,
         console_url: String::new(),
         missed_checkin: None,
@@ -562,7 +563,7 @@ pub(crate) async fn tell_of_change(state: &AppState, person: &avisa_store::Perso
         }
     };
     let language = person.profile.language;
-    let zone = crate::alerting::zone_of(None, person.profile.home_state.as_deref());
+    let zone = avisa_engine::alerting::zone_of(None, person.profile.home_state.as_deref());
     let clock = avisa_core::localtime::local_clock(now, zone, language);
     // A message that belongs to no alert, as a reply does; after every
     // alert's messages.

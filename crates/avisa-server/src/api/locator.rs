@@ -94,7 +94,7 @@ pub async fn get(
     let locator = if who.under_duress() {
         crate::duress::load(&state, who.person.id).await?.locator
     } else {
-        crate::alerting::stored_locator(&state.store, who.person.id).await?
+        avisa_engine::alerting::stored_locator(&state.store, who.person.id).await?
     };
     Ok(Json(response(locator.unwrap_or_default())))
 }

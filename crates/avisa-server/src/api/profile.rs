@@ -193,7 +193,8 @@ fn response(state: &AppState, person: avisa_store::Person, unlocked: bool) -> Pr
         .as_deref()
         .and_then(|st| {
             state
-                .directory
+                .alerting
+                .directory()
                 .route_by_home(st, person.profile.home_county.as_deref())
         })
         .map(|(o, _)| crate::api::alerts::ConsulateRef {
@@ -252,7 +253,7 @@ pub async fn put(
     // Validate everything before anything is written.
     let name = text_field("name", &req.name, 80)?;
     let home_state = states::normalize(&req.home_state)
-        .filter(|s| state.directory.covers_state(s))
+        .filter(|s| state.alerting.directory().covers_state(s))
         .ok_or_else(|| {
             Invalid::new(
                 "home_state",

@@ -304,6 +304,21 @@ fn env_value(raw: &str) -> Value {
 }
 
 impl Config {
+    /// What raising an alert reads of this configuration.
+    pub fn alert_rules(&self) -> avisa_engine::alerting::AlertRules {
+        avisa_engine::alerting::AlertRules {
+            rate_limit: self.alerts.rate_limit,
+            rate_window: self.alerts.rate_window,
+            validity: self.sms.validity,
+            public_url: self.public_url.clone(),
+            duty_phones: self.alerts.duty_phones.clone(),
+            price_units: self.limits.price_units.clone(),
+            price_units_default: self.limits.price_units_default,
+            person_sms_per_hour: self.limits.person_sms_per_hour,
+            person_sms_per_day: self.limits.person_sms_per_day,
+        }
+    }
+
     /// Defaults, then the file (if any), then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let text = match file {

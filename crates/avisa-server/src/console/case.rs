@@ -199,7 +199,7 @@ async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiRes
     let office = view
         .consulate_id
         .as_deref()
-        .and_then(|c| state.directory.get(c));
+        .and_then(|c| state.alerting.directory().get(c));
     let mut timeline = vec![TimelineEntry {
         at: view.created_at,
         kind: "created".into(),
@@ -289,7 +289,9 @@ async fn detail(state: &AppState, who: &StaffSession, view: AlertView) -> ApiRes
             home_state: person.profile.home_state,
             home_county: person.profile.home_county,
             // A failed read leaves the case without it, never unreadable.
-            locator: match crate::alerting::stored_locator(&state.store, view.person_id).await {
+            locator: match avisa_engine::alerting::stored_locator(&state.store, view.person_id)
+                .await
+            {
                 Ok(l) => l.map(crate::api::locator::LocatorBody::from),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the locator details");

@@ -169,7 +169,7 @@ pub async fn queue(
                 let office = i
                     .consulate_id
                     .as_deref()
-                    .and_then(|c| state.directory.get(c));
+                    .and_then(|c| state.alerting.directory().get(c));
                 QueueEntry {
                     alert_id: i.alert_id,
                     case_number: i.case_number,

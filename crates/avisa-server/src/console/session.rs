@@ -52,10 +52,11 @@ pub struct Me {
 
 fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
     let office = state
-        .directory
+        .alerting
+        .directory()
         .get(&staff.consulate_id)
         .filter(|_| !staff.sees_all());
-    let time_zone = crate::alerting::office_zone(office).iana();
+    let time_zone = avisa_engine::alerting::office_zone(office).iana();
     let consulate = if staff.sees_all() {
         ConsulateRef {
             id: CIAM.into(),
@@ -63,7 +64,7 @@ fn me(state: &AppState, staff: &Staff, csrf_token: String) -> Me {
             phone: Some(avisa_core::messages::CIAM_PHONE.into()),
         }
     } else {
-        let office = state.directory.get(&staff.consulate_id);
+        let office = state.alerting.directory().get(&staff.consulate_id);
         ConsulateRef {
             id: staff.consulate_id.clone(),
             name: office

@@ -1,7 +1,7 @@
 //! Why an alert was not raised, apart from how HTTP says it.
 
 /// Why an alert was not raised. The phone API answers each with its HTTP
-/// status (the `From` in `error.rs`); the SMS keyword, the voice
+/// status (the `From` in `avisa-server`'s `error.rs`); the SMS keyword, the voice
 /// line and the check-in timers decide what the person is told from this,
 /// never from an HTTP status.
 #[derive(Debug, thiserror::Error)]

@@ -1,22 +1,126 @@
-//! Raising an alert: from a press (or an SMS keyword) to rows in the outbox.
+//! Raising an alert: from a press (the button, an SMS keyword, the voice
+//! line, a missed check-in) to rows in the outbox.
 //!
 //! Everything is decided and rendered here, in the caller's task — routing,
 //! every message text, sealing — so the group-commit writer only writes.
+//! [`Alerting`] holds what that takes (the store, the directory, the
+//! writer, the change events and the [`AlertRules`]); the HTTP layer and the
+//! check-in job call [`Alerting::raise`].
 
+use avisa_core::directory::Directory;
 use avisa_core::directory::{Route, RouteBasis, place_of};
 use avisa_core::localtime::{Zone, zone_for};
 use avisa_core::messages::{self, AlertFacts};
 use avisa_core::{AlertSource, Channel};
 use avisa_core::{Language, Location, PhoneNumber, now_millis, states};
+use avisa_store::Store;
 use avisa_store::{
     AlertLimit, Coverage, Inserted, MessageKind, NewAlert, NewMessage, Person, Purpose,
 };
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::config::millis;
+use crate::events::Events;
+use crate::writer::AlertWriter;
 
 mod error;
 pub use error::RaiseError;
+
+/// What raising an alert reads of the configuration (from `[alerts]`,
+/// `[limits]`, `[sms]` and `public_url`).
+#[derive(Debug, Clone)]
+pub struct AlertRules {
+    /// Alerts a person may raise within `rate_window` before a press goes
+    /// past the limit (a practice is refused).
+    pub rate_limit: u32,
+    pub rate_window: Duration,
+    /// How long an alert's SMS is worth sending.
+    pub validity: Duration,
+    /// Where the console is, for the links in the consulate's SMS.
+    pub public_url: String,
+    /// Duty phones by office id ("ciam": the 24-hour centre's).
+    pub duty_phones: BTreeMap<String, String>,
+    /// Price units of an SMS by country code, and elsewhere.
+    pub price_units: BTreeMap<String, u32>,
+    pub price_units_default: u32,
+    /// The person's SMS budgets, in price units.
+    pub person_sms_per_hour: u32,
+    pub person_sms_per_day: u32,
+}
+
+/// Raises alerts: the handles and rules it takes, cheap to clone.
+#[derive(Clone)]
+pub struct Alerting(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    directory: Directory,
+    writer: AlertWriter,
+    events: Events,
+    rules: AlertRules,
+}
+
+impl Alerting {
+    pub fn new(
+        store: Store,
+        directory: Directory,
+        writer: AlertWriter,
+        events: Events,
+        rules: AlertRules,
+    ) -> Self {
+        Alerting(Arc::new(Inner {
+            store,
+            directory,
+            writer,
+            events,
+            rules,
+        }))
+    }
+
+    /// The store alerts are written to.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The consulate directory alerts are routed by.
+    pub fn directory(&self) -> &Directory {
+        &self.0.directory
+    }
+
+    pub fn rules(&self) -> &AlertRules {
+        &self.0.rules
+    }
+
+    /// The start of the rate-limit window for a press at `now`.
+    pub fn window_start(&self, now: i64) -> i64 {
+        now - millis(self.0.rules.rate_window)
+    }
+
+    /// Raises an alert. A real press is never refused for the person's
+    /// alert limit or SMS budget (a practice is): past them it reaches the
+    /// consulate and the person's own phone, contacts already messaged
+    /// within the window are not messaged again, and the case says "límite
+    /// de alertas alcanzado".
+    pub async fn raise(&self, r: Raise) -> Result<Raised, RaiseError> {
+        // At most three writes: as pressed, past the limit, without the
+        // contacts the budget could not pay for (each only if the store
+        // said so).
+        let (mut past, mut spent) = (false, false);
+        for _ in 0..3 {
+            match raise_once(&self.0, &r, past, spent).await? {
+                Attempt::Done(raised) => return Ok(*raised),
+                Attempt::PastLimit => past = true,
+                Attempt::OverBudget => spent = true,
+            }
+        }
+        Err(RaiseError::Internal(anyhow::anyhow!(
+            "a press was turned back by the store three times"
+        )))
+    }
+}
 
 /// How the texts name the 24-hour centre when it has an alert no office
 /// covers.
@@ -47,11 +151,6 @@ pub struct Raise {
     /// The number that raised it, when not the person's own phone (the
     /// voice line, "AYUDA <number> <PIN>" by SMS): the console shows it.
     pub caller: Option<PhoneNumber>,
-}
-
-/// The start of the rate-limit window for a press at `now`.
-pub fn window_start(state: &AppState, now: i64) -> i64 {
-    now - crate::config::millis(state.config.alerts.rate_window)
 }
 
 /// A press over the person's limit: 429 with the wait until the oldest
@@ -144,35 +243,15 @@ pub fn case_prefix(office: Option<&avisa_core::directory::Consulate>, now: i64) 
     )
 }
 
-/// Raises an alert. A real press is never refused for the person's alert
-/// limit or SMS budget (a practice is): past them it reaches the consulate
-/// and the person's own phone, contacts already messaged within the window
-/// are not messaged again, and the case says "límite de alertas alcanzado".
-pub async fn raise(state: &AppState, r: Raise) -> Result<Raised, RaiseError> {
-    // At most three writes: as pressed, past the limit, without the
-    // contacts the budget could not pay for (each only if the store said so).
-    let (mut past, mut spent) = (false, false);
-    for _ in 0..3 {
-        match raise_once(state, &r, past, spent).await? {
-            Attempt::Done(raised) => return Ok(*raised),
-            Attempt::PastLimit => past = true,
-            Attempt::OverBudget => spent = true,
-        }
-    }
-    Err(RaiseError::Internal(anyhow::anyhow!(
-        "a press was turned back by the store three times"
-    )))
-}
-
 async fn raise_once(
-    state: &AppState,
+    state: &Inner,
     r: &Raise,
     force_past: bool,
     budget_spent: bool,
 ) -> Result<Attempt, RaiseError> {
     let store = &state.store;
     let now = now_millis();
-    let since = window_start(state, now);
+    let since = now - millis(state.rules.rate_window);
     // A retried press is answered with its alert, whatever the rate limit
     // says.
     let (existing, recent) = match r.seen {
@@ -202,7 +281,7 @@ async fn raise_once(
     // A missed check-in is the one alert that cannot be pressed again: no
     // limit stands in its way.
     let limited = r.missed_checkin.is_none();
-    let over = limited && (force_past || recent >= i64::from(state.config.alerts.rate_limit));
+    let over = limited && (force_past || recent >= i64::from(state.rules.rate_limit));
     if over && r.practice {
         // The true wait: until the oldest counted alert leaves the window.
         let oldest = store
@@ -244,8 +323,15 @@ async fn raise_once(
         contacts = Vec::new().into();
         limit_reached = true;
     }
-    let budget = (pays && !budget_spent)
-        .then(|| person_budget(state, r, price_units(state, &contacts), now));
+    let budget = (pays && !budget_spent).then(|| {
+        person_budget(
+            &state.store,
+            &state.rules,
+            r,
+            price_units(&state.rules, &contacts),
+            now,
+        )
+    });
     if limit_reached {
         metrics::counter!("avisa_alerts_past_limit_total").increment(1);
     }
@@ -290,14 +376,14 @@ async fn raise_once(
         },
         console_url: format!(
             "{}/console/alerts/{id}",
-            state.config.public_url.trim_end_matches('/')
+            state.rules.public_url.trim_end_matches('/')
         ),
         missed_checkin: r.missed_checkin.as_deref(),
         // The store writes the number in as it writes the alert.
         case_number: Some(messages::CASE_SLOT),
         name_at_end: profile.name_at_end,
     };
-    let expires_at = now + crate::config::millis(state.config.sms.validity);
+    let expires_at = now + millis(state.rules.validity);
     let message =
         |kind, contact_id, name: Option<String>, to: PhoneNumber, body: String, language, rank| {
             NewMessage::new(
@@ -323,7 +409,7 @@ async fn raise_once(
         (None, _) => None,
     };
     if let Some((duty_key, duty_name)) = duty_of
-        && let Some(duty) = state.config.alerts.duty_phones.get(duty_key)
+        && let Some(duty) = state.rules.duty_phones.get(duty_key)
         && let Ok(duty) = PhoneNumber::parse(duty)
     {
         let body = messages::consulate_duty(&facts);
@@ -454,7 +540,7 @@ async fn raise_once(
         // (A real press already past it needs no count: it is raised.)
         limit: (limited && !over).then(|| AlertLimit {
             since,
-            max: i64::from(state.config.alerts.rate_limit),
+            max: i64::from(state.rules.rate_limit),
         }),
         case_prefix: (!r.practice).then(|| case_prefix(office, now)),
         budget,
@@ -508,8 +594,7 @@ async fn raise_once(
 
 /// What an alert SMS to each contact costs, in price units
 /// (`limits.price_units`: an SMS in the US is one), one SMS per number.
-fn price_units(state: &AppState, contacts: &[avisa_store::Contact]) -> i64 {
-    let limits = &state.config.limits;
+fn price_units(limits: &AlertRules, contacts: &[avisa_store::Contact]) -> i64 {
     let mut numbers = std::collections::HashSet::new();
     contacts
         .iter()
@@ -531,21 +616,26 @@ fn price_units(state: &AppState, contacts: &[avisa_store::Contact]) -> i64 {
 /// budgets (`limits.person_sms_per_hour`, `person_sms_per_day`), all or
 /// none, taken by the group commit. Both are kept in the day's window, the
 /// hour's key naming its hour, so one transaction takes from both.
-fn person_budget(state: &AppState, r: &Raise, units: i64, now: i64) -> avisa_store::BudgetUnits {
+fn person_budget(
+    store: &Store,
+    limits: &AlertRules,
+    r: &Raise,
+    units: i64,
+    now: i64,
+) -> avisa_store::BudgetUnits {
     const HOUR_MS: i64 = 3_600_000;
-    let limits = &state.config.limits;
     let (day, _) = avisa_store::window(now, 24 * HOUR_MS);
     let (hour, _) = avisa_store::window(now, HOUR_MS);
     avisa_store::BudgetUnits {
         budgets: vec![
             avisa_store::Budget::person_hour(
-                &state.store,
+                store,
                 r.person.id,
                 hour,
                 i64::from(limits.person_sms_per_hour),
             ),
             avisa_store::Budget::person_day(
-                &state.store,
+                store,
                 r.person.id,
                 i64::from(limits.person_sms_per_day),
             ),
@@ -557,7 +647,7 @@ fn person_budget(state: &AppState, r: &Raise, units: i64, now: i64) -> avisa_sto
 
 /// The person's real locator details (None: never written, or unreadable
 /// as a locator: treated as absent, never a refused press).
-pub(crate) async fn stored_locator(
+pub async fn stored_locator(
     store: &avisa_store::Store,
     person_id: Uuid,
 ) -> Result<Option<avisa_core::locator::Locator>, avisa_store::StoreError> {
