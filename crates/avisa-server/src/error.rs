@@ -16,7 +16,7 @@ use avisa_store::StoreError;
 use crate::checkins::CheckinError;
 use crate::pin::PinError;
 use crate::streams::TooManyStreams;
-use avisa_engine::alerting::RaiseError;
+use avisa_engine::alerting::{CancelError, RaiseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -225,6 +225,18 @@ impl From<RaiseError> for ApiError {
             }
             RaiseError::Store(e) => e.into(),
             RaiseError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(e: CancelError) -> Self {
+        match e {
+            CancelError::AlreadyCancelled => ApiError::Conflict {
+                code: "already_cancelled",
+                message: e.to_string(),
+            },
+            CancelError::Store(e) => e.into(),
         }
     }
 }

@@ -69,15 +69,16 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
     // a few times within its pause.
     let every = (state.config.dispatch.account_pause / 6)
         .clamp(Duration::from_millis(100), Duration::from_secs(10));
-    supervisor.every("gateway-probe", every, state.clone(), |s| async move {
-        s.dispatcher.probe_paused().await;
-    });
+    supervisor.every(
+        "gateway-probe",
+        every,
+        state.dispatcher.clone(),
+        |dispatcher| async move { dispatcher.probe_paused().await },
+    );
     supervisor.every(
         "metrics-upkeep",
         Duration::from_secs(5),
-        state.clone(),
-        |s| async move {
-            s.metrics.run_upkeep();
-        },
+        state.metrics.clone(),
+        |metrics| async move { metrics.run_upkeep() },
     );
 }

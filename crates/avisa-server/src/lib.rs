@@ -187,6 +187,7 @@ impl App {
             directory,
             writer,
             events.clone(),
+            wake.clone(),
             config.alert_rules(),
         );
         let state = AppState::new(state::Inner {

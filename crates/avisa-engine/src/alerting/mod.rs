@@ -5,7 +5,8 @@
 //! every message text, sealing — so the group-commit writer only writes.
 //! [`Alerting`] holds what that takes (the store, the directory, the
 //! writer, the change events and the [`AlertRules`]); the HTTP layer and the
-//! check-in job call [`Alerting::raise`].
+//! check-in job call [`Alerting::raise`], and the cancel by PIN or duress
+//! PIN [`Alerting::cancel`].
 
 use avisa_core::directory::Directory;
 use avisa_core::directory::{Route, RouteBasis, place_of};
@@ -20,13 +21,16 @@ use avisa_store::{
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::millis;
 use crate::events::Events;
 use crate::writer::AlertWriter;
 
+mod cancel;
 mod error;
+pub use cancel::{CancelError, CancelledWith};
 pub use error::RaiseError;
 
 /// What raising an alert reads of the configuration (from `[alerts]`,
@@ -60,6 +64,9 @@ struct Inner {
     directory: Directory,
     writer: AlertWriter,
     events: Events,
+    /// Wakes the dispatcher for what a cancel queued (the writer wakes it
+    /// for an alert).
+    wake: Arc<Notify>,
     rules: AlertRules,
 }
 
@@ -69,6 +76,7 @@ impl Alerting {
         directory: Directory,
         writer: AlertWriter,
         events: Events,
+        wake: Arc<Notify>,
         rules: AlertRules,
     ) -> Self {
         Alerting(Arc::new(Inner {
@@ -76,6 +84,7 @@ impl Alerting {
             directory,
             writer,
             events,
+            wake,
             rules,
         }))
     }
