@@ -14,7 +14,7 @@
 //! silence) are listed in `avisa-server/src/jobs.rs`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,7 @@ impl TaskCtx {
         self.beat
             .last
             .store(avisa_core::now_millis(), Ordering::Relaxed);
+        self.beat.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the server is shutting down.
@@ -47,6 +48,9 @@ impl TaskCtx {
 
 struct Beat {
     last: AtomicI64,
+    /// Beats so far: for a periodic job, its rounds done (see
+    /// [`Supervisor::beats`]).
+    count: AtomicU64,
     /// Silence longer than this is a stall; None: the task does not beat.
     max_silence: Option<Duration>,
 }
@@ -98,6 +102,7 @@ impl Supervisor {
     {
         let beat = Arc::new(Beat {
             last: AtomicI64::new(avisa_core::now_millis()),
+            count: AtomicU64::new(0),
             max_silence,
         });
         let alive = Arc::new(AtomicBool::new(false));
@@ -171,6 +176,16 @@ impl Supervisor {
                 }
             }
         });
+    }
+
+    /// How often the task `name` has beaten (a periodic job beats once per
+    /// round done): a test waits for rounds instead of sleeping. None: no
+    /// such task.
+    pub fn beats(&self, name: &str) -> Option<u64> {
+        lock(&self.tasks)
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.beat.count.load(Ordering::Relaxed))
     }
 
     /// Each task's health, by name.

@@ -110,6 +110,38 @@ impl TestApp {
             .expect("text")
     }
 
+    /// Waits until the periodic job (or task) `job` has done `n` more
+    /// rounds. "And nothing more happens" waits for the job that would make
+    /// it happen, not for a fixed time: on a slow machine a sleep may end
+    /// before the job ran again, and on a fast one it wastes seconds.
+    pub async fn rounds(&self, job: &str, n: u64) {
+        let beats = || {
+            self.tasks
+                .beats(job)
+                .unwrap_or_else(|| panic!("no task {job}"))
+        };
+        let until = beats() + n;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while beats() < until {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{job} did not run {n} rounds in 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `job` has run two whole rounds since the call, and the
+    /// dispatcher has then taken and sent whatever they queued: what the
+    /// job would do twice more, it has done.
+    pub async fn settled(&self, job: &str) {
+        // The round under way may have begun before the call: two more
+        // beats make one whole round after it.
+        self.rounds(job, 2).await;
+        // A round claims, and sends in the next turn at the latest.
+        self.rounds("dispatcher", 3).await;
+    }
+
     pub fn sms_log(&self) -> PathBuf {
         self.config.sms_log_file()
     }
