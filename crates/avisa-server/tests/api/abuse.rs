@@ -42,14 +42,7 @@ async fn a_press_and_cancel_loop_does_not_pump_the_contacts(backend: &str) {
         .await;
         assert_eq!(status, StatusCode::ACCEPTED, "never refused: {body}");
         let id = body["alert_id"].as_str().expect("id").to_string();
-        let (status, body) = app
-            .call(
-                Method::POST,
-                &format!("/api/v1/alerts/{id}/cancel"),
-                Some(&token),
-                Some(json!({"pin": "4821"})),
-            )
-            .await;
+        let (status, body) = app.cancel(&token, &id, json!({"pin": "4821"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         ids.push(id);
     }
@@ -162,13 +155,9 @@ async fn contacts_only_in_the_allowed_countries(backend: &str) {
     let token = app.person("+12135550100").await;
     for phone in ["+25261234567", "+37121234567"] {
         let (status, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&token),
-                Some(
-                    json!({"name": "Lejos", "phone": phone, "language": "es", "message": "Ayuda"}),
-                ),
+            .add_contact(
+                &token,
+                json!({"name": "Lejos", "phone": phone, "language": "es", "message": "Ayuda"}),
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{phone}: {body}");
@@ -182,13 +171,9 @@ async fn contacts_only_in_the_allowed_countries(backend: &str) {
     }
     for phone in ["+525512345678", "+34612345678", "+5215512345678"] {
         let (status, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&token),
-                Some(
-                    json!({"name": "Cerca", "phone": phone, "language": "es", "message": "Ayuda"}),
-                ),
+            .add_contact(
+                &token,
+                json!({"name": "Cerca", "phone": phone, "language": "es", "message": "Ayuda"}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{phone}: {body}");
@@ -201,9 +186,7 @@ async fn contacts_only_in_the_allowed_countries(backend: &str) {
         )
         .await;
     }
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, list) = app.contacts(&token).await;
     assert_eq!(list["contacts"].as_array().map(Vec::len), Some(0));
 }
 
@@ -305,11 +288,9 @@ async fn the_budget_counts_in_price_units(backend: &str) {
     let token = app.person("+12135550100").await;
     for phone in ["+525512345678", "+50222123456"] {
         let (s, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&token),
-                Some(json!({"name": "Familia", "phone": phone, "message": "Me detuvieron."})),
+            .add_contact(
+                &token,
+                json!({"name": "Familia", "phone": phone, "message": "Me detuvieron."}),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
@@ -321,11 +302,9 @@ async fn the_budget_counts_in_price_units(backend: &str) {
     let other = app.person("+12135550101").await;
     for phone in ["+12135557040", "+12135557041"] {
         let (s, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&other),
-                Some(json!({"name": "Familia", "phone": phone, "message": "Me detuvieron."})),
+            .add_contact(
+                &other,
+                json!({"name": "Familia", "phone": phone, "message": "Me detuvieron."}),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");

@@ -15,16 +15,14 @@ pub(crate) async fn person_with_contacts(app: &TestApp, phone: &str, n: usize) -
     let token = app.person(phone).await;
     for i in 0..n {
         let (status, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&token),
-                Some(json!({
+            .add_contact(
+                &token,
+                json!({
                     "name": format!("Contacto {i}"),
                     "phone": format!("+1213555{:04}", 7000 + i),
                     "language": if i % 2 == 0 { "es" } else { "en" },
                     "message": format!("Mensaje {i}: me detuvieron, llama a la abogada."),
-                })),
+                }),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -47,14 +45,7 @@ fn statuses(alert: &Value) -> Vec<String> {
 async fn wait_statuses(app: &TestApp, token: &str, id: &str, want: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, alert) = app
-            .call(
-                Method::GET,
-                &format!("/api/v1/alerts/{id}"),
-                Some(token),
-                None,
-            )
-            .await;
+        let (status, alert) = app.alert(token, id).await;
         assert_eq!(status, StatusCode::OK);
         if statuses(&alert).iter().all(|s| want.contains(&s.as_str())) {
             return alert;
@@ -389,14 +380,7 @@ async fn practice_is_apart_and_cancelled_alerts_count(backend: &str) {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         assert!(body.get("limit_reached").is_none(), "{body}");
         let id = body["alert_id"].as_str().expect("id");
-        let (status, body) = app
-            .call(
-                Method::POST,
-                &format!("/api/v1/alerts/{id}/cancel"),
-                Some(&token),
-                Some(json!({"pin": "4821"})),
-            )
-            .await;
+        let (status, body) = app.cancel(&token, id, json!({"pin": "4821"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     // ...so one more fits within the limit, and the next is past it.
@@ -578,23 +562,9 @@ async fn bad_presses_are_refused_and_change_nothing(backend: &str) {
     // Someone else's alert is a 404, on every alert endpoint.
     let other = person_with_contacts(&app, "+12135550133", 0).await;
     let id = alert["alert_id"].as_str().expect("id");
-    let (status, _) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/alerts/{id}"),
-            Some(&other),
-            None,
-        )
-        .await;
+    let (status, _) = app.alert(&other, id).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/alerts/{id}/cancel"),
-            Some(&other),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (status, _) = app.cancel(&other, id, json!({"pin": "4821"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app
         .call(
@@ -716,18 +686,11 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: 
             )
             .await;
         assert_eq!(s, StatusCode::OK);
-        let (s, _) = app
-            .call(
-                Method::PUT,
-                "/api/v1/profile",
-                Some(&token),
-                Some(profile_body()),
-            )
-            .await;
+        let (s, _) = app.put_profile(&token, profile_body()).await;
         assert_eq!(s, StatusCode::OK);
         for i in 0..2 {
             let (s, _) = app
-                .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": "es", "message": "ayuda"})))
+                .add_contact(&token, json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": "es", "message": "ayuda"}))
                 .await;
             assert_eq!(s, StatusCode::CREATED);
         }
@@ -736,15 +699,7 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: 
     let cancel = |id: String, pin: &'static str| {
         let app = &app;
         let token = token.clone();
-        async move {
-            app.call(
-                Method::POST,
-                &format!("/api/v1/alerts/{id}/cancel"),
-                Some(&token),
-                Some(json!({"pin": pin})),
-            )
-            .await
-        }
+        async move { app.cancel(&token, &id, json!({"pin": pin})).await }
     };
 
     // A: cancelled before anything went out: everything withdrawn, no "I'm safe".
@@ -806,14 +761,7 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: 
     );
     assert_eq!(statuses(&body), ["sent"; 4]);
     app.dispatcher.drain().await.expect("drain");
-    let (_, after) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/alerts/{b_id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (_, after) = app.alert(&token, &b_id).await;
     let safe: Vec<&str> = after["recipients"]
         .as_array()
         .expect("r")
@@ -863,14 +811,7 @@ async fn cancel_withdraws_what_has_not_gone_and_tells_the_rest_im_safe(backend: 
         (status, error_code(&body)),
         (StatusCode::TOO_MANY_REQUESTS, "pin_locked")
     );
-    let (_, still) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/alerts/{c_id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (_, still) = app.alert(&token, &c_id).await;
     assert_eq!(still["state"], "active");
 }
 
@@ -908,26 +849,12 @@ async fn the_location_trail_grows_and_the_newest_shows(backend: &str) {
         (status, error_code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "location_invalid")
     );
-    let (_, now) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/alerts/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (_, now) = app.alert(&token, &id).await;
     assert_eq!(
         now["location"],
         json!({"lat": 34.06, "lon": -118.24, "accuracy_m": 8.0})
     );
-    let (status, _) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/alerts/{id}/cancel"),
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (status, _) = app.cancel(&token, &id, json!({"pin": "4821"})).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = app
         .call(
@@ -960,13 +887,7 @@ async fn the_live_stream_follows_each_recipient(backend: &str) {
         Some(json!({"code": code})),
     )
     .await;
-    app.call(
-        Method::PUT,
-        "/api/v1/profile",
-        Some(&token),
-        Some(profile_body()),
-    )
-    .await;
+    app.put_profile(&token, profile_body()).await;
     let (_, alert) = press(&app, &token, json!({"idempotency_key": "stream-0001"})).await;
     let id = alert["alert_id"].as_str().expect("id").to_string();
 
@@ -1169,11 +1090,9 @@ async fn a_late_press_says_when_it_was_pressed() {
     let app = sqlite_app().await;
     let token = app.person("+12135550100").await;
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Lupita", "phone": "+12135557001", "message": "Me detuvieron."})),
+        .add_contact(
+            &token,
+            json!({"name": "Lupita", "phone": "+12135557001", "message": "Me detuvieron."}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

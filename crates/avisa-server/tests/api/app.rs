@@ -100,61 +100,26 @@ async fn the_public_configuration() {
 async fn the_pin_check_counts_towards_the_lockout() {
     let app = sqlite_app().await;
     let token = app.person("+12135550100").await;
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/pin/check",
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (status, _) = app.check_pin(&token, json!({"pin": "4821"})).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/pin/check",
-            Some(&token),
-            Some(json!({"pin": "48"})),
-        )
-        .await;
+    let (status, body) = app.check_pin(&token, json!({"pin": "48"})).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "pin_invalid")
     );
     for _ in 0..4 {
-        let (status, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/pin/check",
-                Some(&token),
-                Some(json!({"pin": "0000"})),
-            )
-            .await;
+        let (status, body) = app.check_pin(&token, json!({"pin": "0000"})).await;
         assert_eq!(
             (status, error_code(&body)),
             (StatusCode::FORBIDDEN, "pin_incorrect")
         );
     }
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/pin/check",
-            Some(&token),
-            Some(json!({"pin": "0000"})),
-        )
-        .await;
+    let (status, body) = app.check_pin(&token, json!({"pin": "0000"})).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::TOO_MANY_REQUESTS, "pin_locked")
     );
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/pin/check",
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (status, _) = app.check_pin(&token, json!({"pin": "4821"})).await;
     assert_eq!(
         status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -227,11 +192,9 @@ async fn deleting_my_data_needs_the_pin_and_no_active_alert() {
     let app = sqlite_app().await;
     let token = app.person("+12135550100").await;
     let (s, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Mamá", "phone": "2135550177", "message": "ayuda"})),
+        .add_contact(
+            &token,
+            json!({"name": "Mamá", "phone": "2135550177", "message": "ayuda"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -268,14 +231,7 @@ async fn deleting_my_data_needs_the_pin_and_no_active_alert() {
         (StatusCode::CONFLICT, "alert_active")
     );
     let id = alert["alert_id"].as_str().expect("id");
-    let (status, _) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/alerts/{id}/cancel"),
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (status, _) = app.cancel(&token, id, json!({"pin": "4821"})).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = app
         .call(
@@ -287,9 +243,7 @@ async fn deleting_my_data_needs_the_pin_and_no_active_alert() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // Everything went with it: the token names no device any more.
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (status, _) = app.contacts(&token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let text = raw_database(&app);
     assert!(

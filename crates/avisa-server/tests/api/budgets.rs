@@ -143,23 +143,9 @@ async fn costly_numbers_and_other_countries_get_no_code() {
     assert_eq!(status, StatusCode::CREATED);
     let token = app.person("+12135550100").await;
     let contact = |phone: &str| json!({"name": "Tía", "phone": phone, "message": "Me detuvieron."});
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(contact("+502 5512 3456")),
-        )
-        .await;
+    let (status, body) = app.add_contact(&token, contact("+502 5512 3456")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(contact("+1 900 555 0100")),
-        )
-        .await;
+    let (status, body) = app.add_contact(&token, contact("+1 900 555 0100")).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "phone_not_allowed")

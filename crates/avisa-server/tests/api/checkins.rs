@@ -24,11 +24,9 @@ fn at(ms: i64) -> String {
 async fn person_with_contact(app: &TestApp, phone: &str, contact: &str) -> String {
     let token = app.person(phone).await;
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Mamá", "phone": contact, "message": "Me detuvieron."})),
+        .add_contact(
+            &token,
+            json!({"name": "Mamá", "phone": contact, "message": "Me detuvieron."}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -270,12 +268,7 @@ async fn a_duress_check_out_answers_like_one_and_raises_the_alert(backend: &str)
     };
     let token = person_with_contact(&app, "+12135550100", "+12135557000").await;
     let (status, _) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(json!({"name": "María Pérez", "home_state": "ca", "keyword": "auxilio", "duress_pin": "9999"})),
-        )
+        .put_profile(&token, json!({"name": "María Pérez", "home_state": "ca", "keyword": "auxilio", "duress_pin": "9999"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     let real = schedule(&app, &token, 3_600_000).await;
@@ -335,9 +328,7 @@ async fn a_check_out_by_sms_needs_the_pin(backend: &str) {
     let mut profile = profile_body();
     profile.as_object_mut().map(|p| p.remove("cancel_pin"));
     profile["duress_pin"] = json!("9999");
-    let (s, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-        .await;
+    let (s, body) = app.put_profile(&token, profile).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let first = schedule(&app, &token, 60 * 60_000).await;
     let second = schedule(&app, &token, 2 * 60 * 60_000).await;

@@ -48,21 +48,14 @@ async fn a_duress_session_changes_nothing_real(backend: &str) {
     // The person: PIN 4821, duress PIN 2580, one contact; then a press.
     let token = app.person("+12135550131").await;
     let (status, contact) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Lupita", "phone": SISTER, "language": "es", "message": "Me detuvieron."})),
-        )
+        .add_contact(&token, json!({"name": "Lupita", "phone": SISTER, "language": "es", "message": "Me detuvieron."}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{contact}");
     let contact_id = contact["id"].as_str().expect("id").to_string();
     let mut profile = profile_body();
     profile.as_object_mut().map(|p| p.remove("cancel_pin"));
     profile["duress_pin"] = json!(DURESS);
-    let (status, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-        .await;
+    let (status, body) = app.put_profile(&token, profile).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, alert) = press(
         &app,

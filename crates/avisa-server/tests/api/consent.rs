@@ -52,11 +52,9 @@ async fn kannel_stop_is_confirmed_once_and_help_answered(backend: &str) {
     let app = TestApp::start(config, dir).await;
     let token = app.person("+12135550100").await;
     let (s, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Tía", "phone": CONTACT, "language": "es", "message": "Ayuda"})),
+        .add_contact(
+            &token,
+            json!({"name": "Tía", "phone": CONTACT, "language": "es", "message": "Ayuda"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -78,9 +76,7 @@ async fn kannel_stop_is_confirmed_once_and_help_answered(backend: &str) {
         app.sms_lines()
     );
 
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, list) = app.contacts(&token).await;
     let c = &list["contacts"][0];
     assert_eq!(c["blocked"], true);
     let since = c["blocked_since"].as_i64().expect("since when");
@@ -89,9 +85,7 @@ async fn kannel_stop_is_confirmed_once_and_help_answered(backend: &str) {
     // START undoes it (no answer of ours: none is due), and the time goes.
     let (_, answer) = kannel_text(&app, "Alta", "k-5").await;
     assert_eq!(answer, "");
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, list) = app.contacts(&token).await;
     assert_eq!(list["contacts"][0]["blocked"], false);
     assert!(list["contacts"][0]["blocked_since"].is_null());
 }

@@ -43,21 +43,14 @@ fn keys(v: &Value) -> BTreeSet<String> {
 async fn pressed(app: &TestApp, phone: &str, sister: &str, duress: bool) -> (String, String) {
     let token = app.person(phone).await;
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Lupita", "phone": sister, "language": "es", "message": "Me detuvieron."})),
-        )
+        .add_contact(&token, json!({"name": "Lupita", "phone": sister, "language": "es", "message": "Me detuvieron."}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     if duress {
         let mut profile = profile_body();
         profile.as_object_mut().map(|p| p.remove("cancel_pin"));
         profile["duress_pin"] = json!(DURESS);
-        let (status, body) = app
-            .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-            .await;
+        let (status, body) = app.put_profile(&token, profile).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(!body.to_string().contains("duress"), "{body}");
     }
@@ -116,14 +109,7 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
     let token = app.person("+12135550111").await;
     let mut profile = profile_body();
     profile["duress_pin"] = json!("4821");
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(profile.clone()),
-        )
-        .await;
+    let (status, body) = app.put_profile(&token, profile.clone()).await;
     assert_eq!(
         (status, error_code(&body), &body["error"]["field"]),
         (
@@ -133,23 +119,14 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
         )
     );
     profile.as_object_mut().map(|p| p.remove("cancel_pin"));
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(profile.clone()),
-        )
-        .await;
+    let (status, body) = app.put_profile(&token, profile.clone()).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "duress_same_as_pin"),
         "the kept cancel PIN is checked too"
     );
     profile["duress_pin"] = json!("12a4");
-    let (status, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-        .await;
+    let (status, body) = app.put_profile(&token, profile).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "pin_invalid")
@@ -315,9 +292,7 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/profile", Some(&forced_token), None)
-        .await;
+    let (status, _) = app.profile(&forced_token).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,

@@ -36,7 +36,7 @@ async fn every_alert_sms_says_who_is_asking(backend: &str) {
     ];
     for (phone, language, message, _) in written {
         let (s, body) = app
-            .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Familia", "phone": phone, "language": language, "message": message})))
+            .add_contact(&token, json!({"name": "Familia", "phone": phone, "language": language, "message": message}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
@@ -69,7 +69,7 @@ async fn the_locator_details_reach_only_the_chosen_contacts(backend: &str) {
         ("+525512345678", true),
     ] {
         let (s, body) = app
-            .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Familia", "phone": phone, "message": "Me detuvieron.", "locator": locator})))
+            .add_contact(&token, json!({"name": "Familia", "phone": phone, "message": "Me detuvieron.", "locator": locator}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
         assert_eq!(body["locator"], locator);
@@ -204,7 +204,7 @@ async fn the_locator_details_reach_only_the_chosen_contacts(backend: &str) {
     // A session unlocked with the duress PIN sees none of it; what it writes
     // takes no effect.
     let (s, _) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(json!({"name": "María Pérez", "home_state": "CA", "keyword": "auxilio", "duress_pin": "2580"})))
+        .put_profile(&token, json!({"name": "María Pérez", "home_state": "CA", "keyword": "auxilio", "duress_pin": "2580"}))
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, body) = app
@@ -285,28 +285,22 @@ async fn a_number_saved_twice_gets_one_message(backend: &str) {
     };
     let token = app.person("+12135550100").await;
     let (s, first) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Mamá", "phone": "+12135557020", "message": "Primero."})),
+        .add_contact(
+            &token,
+            json!({"name": "Mamá", "phone": "+12135557020", "message": "Primero."}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
     assert_eq!(first["same_number_as"], serde_json::Value::Null);
     let (s, second) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Madre", "phone": "(213) 555-7020", "message": "Segundo."})),
+        .add_contact(
+            &token,
+            json!({"name": "Madre", "phone": "(213) 555-7020", "message": "Segundo."}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{second}");
     assert_eq!(second["same_number_as"], "Mamá");
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, list) = app.contacts(&token).await;
     assert_eq!(list["contacts"][0]["same_number_as"], "Madre");
     let (s, body) = press(&app, &token, json!({"idempotency_key": "saved-twice"})).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
@@ -379,17 +373,13 @@ async fn the_name_may_come_last(backend: &str) {
     let mut profile = profile_body();
     profile["name_at_end"] = json!(true);
     profile.as_object_mut().map(|p| p.remove("cancel_pin"));
-    let (s, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-        .await;
+    let (s, body) = app.put_profile(&token, profile).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["name_at_end"], true);
     let (s, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Mamá", "phone": "+12135557030", "message": "Me detuvieron."})),
+        .add_contact(
+            &token,
+            json!({"name": "Mamá", "phone": "+12135557030", "message": "Me detuvieron."}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");

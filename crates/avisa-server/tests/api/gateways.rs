@@ -76,18 +76,11 @@ pub(crate) async fn person_via_twilio(
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(profile_body()),
-        )
-        .await;
+    let (s, _) = app.put_profile(&token, profile_body()).await;
     assert_eq!(s, StatusCode::OK);
     for i in 0..contacts {
         let (s, _) = app
-            .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": "es", "message": format!("ayuda {i}")})))
+            .add_contact(&token, json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": "es", "message": format!("ayuda {i}")}))
             .await;
         assert_eq!(s, StatusCode::CREATED);
     }
@@ -95,14 +88,7 @@ pub(crate) async fn person_via_twilio(
 }
 
 pub(crate) async fn alert_json(app: &TestApp, token: &str, id: &str) -> Value {
-    app.call(
-        Method::GET,
-        &format!("/api/v1/alerts/{id}"),
-        Some(token),
-        None,
-    )
-    .await
-    .1
+    app.alert(token, id).await.1
 }
 
 /// Polls until the recipient of `kind` (first of its kind) has status `want`.
@@ -488,9 +474,7 @@ async fn a_stop_is_final_on_every_gateway(backend: &str) {
             app.sms_lines()
         );
     }
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, list) = app.contacts(&token).await;
     let contact = &list["contacts"][0];
     assert_eq!(contact["blocked"], true, "{list}");
     // Saved again by the person: a STOP is the number's to undo, not theirs.
@@ -547,9 +531,7 @@ async fn a_stop_is_final_on_every_gateway(backend: &str) {
         }
     };
     assert_eq!(inbound("Start", "SMstart1").await, StatusCode::OK);
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, list) = app.contacts(&token).await;
     assert_eq!(list["contacts"][0]["blocked"], false, "{list}");
     press_and_wait(&app, &token, "stop-final-4", "sent").await;
     // And STOP (in Spanish) to the service number: recorded, unanswered,
@@ -649,7 +631,7 @@ async fn a_message_not_sent_in_its_validity_expires(backend: &str) {
 async fn ranked_contacts(app: &TestApp, token: &str, p: usize) {
     for c in 0..3 {
         let (s, _) = app
-            .call(Method::POST, "/api/v1/contacts", Some(token), Some(json!({"name": "c", "phone": format!("+1310555{:04}", p * 10 + c), "message": "ayuda"})))
+            .add_contact(token, json!({"name": "c", "phone": format!("+1310555{:04}", p * 10 + c), "message": "ayuda"}))
             .await;
         assert_eq!(s, StatusCode::CREATED);
     }
@@ -677,13 +659,7 @@ async fn under_a_rate_cap_every_alerts_first_messages_go_first(backend: &str) {
             Some(json!({"code": code})),
         )
         .await;
-        app.call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(profile_body()),
-        )
-        .await;
+        app.put_profile(&token, profile_body()).await;
         ranked_contacts(&app, &token, p).await;
         tokens.push(token);
     }
@@ -1185,7 +1161,10 @@ async fn a_stop_through_kannel_blocks_every_gateway(backend: &str) {
     let app = TestApp::start(config, dir).await;
     let token = app.person("+12135550100").await;
     let (s, _) = app
-        .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Tía", "phone": "+12135557050", "language": "es", "message": "Ayuda"})))
+        .add_contact(
+            &token,
+            json!({"name": "Tía", "phone": "+12135557050", "language": "es", "message": "Ayuda"}),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let text = |body: &str, id: &str| {

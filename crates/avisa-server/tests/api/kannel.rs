@@ -426,14 +426,7 @@ async fn the_real_kannel_round_trip(backend: &str) {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(profile_body()),
-        )
-        .await;
+    let (s, _) = app.put_profile(&token, profile_body()).await;
     assert_eq!(s, StatusCode::OK);
     let accented = "Mamá: me detuvieron. Llama al licenciado Núñez, ¡rápido!";
     for (i, (message, language)) in [(accented, "es"), ("They took me. Call the lawyer.", "en")]
@@ -441,7 +434,7 @@ async fn the_real_kannel_round_trip(backend: &str) {
         .enumerate()
     {
         let (s, _) = app
-            .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": language, "message": message})))
+            .add_contact(&token, json!({"name": format!("C{i}"), "phone": format!("+1213555{:04}", 7000 + i), "language": language, "message": message}))
             .await;
         assert_eq!(s, StatusCode::CREATED);
     }
@@ -454,14 +447,7 @@ async fn the_real_kannel_round_trip(backend: &str) {
     let id = alert["alert_id"].as_str().expect("id").to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     let last: Value = loop {
-        let (_, now) = app
-            .call(
-                Method::GET,
-                &format!("/api/v1/alerts/{id}"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let (_, now) = app.alert(&token, &id).await;
         let all: Vec<&str> = now["recipients"]
             .as_array()
             .expect("r")
@@ -549,14 +535,7 @@ async fn the_real_kannel_round_trip(backend: &str) {
     let id = again["alert_id"].as_str().expect("id").to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, now) = app
-            .call(
-                Method::GET,
-                &format!("/api/v1/alerts/{id}"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let (_, now) = app.alert(&token, &id).await;
         let of = |name: &str| {
             now["recipients"]
                 .as_array()

@@ -46,7 +46,7 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
     let token = app.person("+12135550100").await;
     for (name, phone, updates) in [("Lupita", SISTER, true), ("Lic. Torres", LAWYER, false)] {
         let (s, c) = app
-            .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": name, "phone": phone, "message": "Me detuvieron.", "location_updates": updates})))
+            .add_contact(&token, json!({"name": name, "phone": phone, "message": "Me detuvieron.", "location_updates": updates}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{c}");
         assert_eq!(c["location_updates"], updates);
@@ -151,14 +151,7 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
     )
     .await;
     let second = second["alert_id"].as_str().expect("id").to_string();
-    let (s, _) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/alerts/{second}/cancel"),
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (s, _) = app.cancel(&token, &second, json!({"pin": "4821"})).await;
     assert_eq!(s, StatusCode::OK);
     let (s, body) = point(&app, &token, &second, 34.0600, -118.2551).await;
     assert_eq!(
@@ -193,9 +186,7 @@ async fn stopping_needs_the_pin_and_the_duress_pin_keeps_the_trail(backend: &str
     let mut profile = profile_body();
     profile.as_object_mut().map(|p| p.remove("cancel_pin"));
     profile["duress_pin"] = json!("9999");
-    let (s, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-        .await;
+    let (s, body) = app.put_profile(&token, profile).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let raise = |key: &'static str| {
         let (app, token) = (&app, token.clone());

@@ -28,9 +28,7 @@ async fn read(app: &TestApp, body: Value) -> (StatusCode, Value) {
 }
 
 async fn contact_count(app: &TestApp, token: &str) -> usize {
-    let (status, body) = app
-        .call(Method::GET, "/api/v1/contacts", Some(token), None)
-        .await;
+    let (status, body) = app.contacts(token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["contacts"].as_array().map_or(0, Vec::len)
 }
@@ -113,11 +111,9 @@ async fn numbers_as_people_write_them(backend: &str) {
     // Contacts.
     let token = app.person("+12135550100").await;
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Mamá", "phone": "55 1234 5678", "message": "Me detuvieron."})),
+        .add_contact(
+            &token,
+            json!({"name": "Mamá", "phone": "55 1234 5678", "message": "Me detuvieron."}),
         )
         .await;
     assert_eq!(
@@ -128,12 +124,7 @@ async fn numbers_as_people_write_them(backend: &str) {
     assert_eq!(contact_count(&app, &token).await, 0, "nothing saved");
 
     let (status, created) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Mamá", "phone": "01 55 1234 5678", "country": "MX", "message": "Me detuvieron."})),
-        )
+        .add_contact(&token, json!({"name": "Mamá", "phone": "01 55 1234 5678", "country": "MX", "message": "Me detuvieron."}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(

@@ -386,9 +386,7 @@ async fn verify_checks_the_code() {
         (status, error_code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "code_expired")
     );
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/profile", Some(&token), None)
-        .await;
+    let (status, _) = app.profile(&token).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "still unverified");
 }
 
@@ -398,18 +396,14 @@ async fn verify_checks_the_code() {
 async fn profile_set_read_and_pin_rules() {
     let app = sqlite_app().await;
     let unverified = app.register("+12135550100").await;
-    let (status, body) = app
-        .call(Method::GET, "/api/v1/profile", Some(&unverified), None)
-        .await;
+    let (status, body) = app.profile(&unverified).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::FORBIDDEN, "device_not_verified")
     );
 
     let token = app.verified("+12135550111").await;
-    let (status, body) = app
-        .call(Method::GET, "/api/v1/profile", Some(&token), None)
-        .await;
+    let (status, body) = app.profile(&token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
@@ -463,14 +457,7 @@ async fn profile_set_read_and_pin_rules() {
         ),
     ];
     for (body, code, field) in bad {
-        let (status, resp) = app
-            .call(
-                Method::PUT,
-                "/api/v1/profile",
-                Some(&token),
-                Some(body.clone()),
-            )
-            .await;
+        let (status, resp) = app.put_profile(&token, body.clone()).await;
         assert_eq!(
             (status, error_code(&resp)),
             (StatusCode::UNPROCESSABLE_ENTITY, code),
@@ -479,13 +466,9 @@ async fn profile_set_read_and_pin_rules() {
         assert_eq!(resp["error"]["field"], field);
     }
     let (status, resp) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(
-                json!({"name": "A", "home_state": "CA", "cancel_pin": 4821, "keyword": "auxilio"}),
-            ),
+        .put_profile(
+            &token,
+            json!({"name": "A", "home_state": "CA", "cancel_pin": 4821, "keyword": "auxilio"}),
         )
         .await;
     assert_eq!(
@@ -493,23 +476,14 @@ async fn profile_set_read_and_pin_rules() {
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
         "a PIN is a string"
     );
-    let (_, body) = app
-        .call(Method::GET, "/api/v1/profile", Some(&token), None)
-        .await;
+    let (_, body) = app.profile(&token).await;
     assert_eq!(
         body["name"],
         Value::Null,
         "refused requests changed nothing"
     );
 
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(profile_body()),
-        )
-        .await;
+    let (status, body) = app.put_profile(&token, profile_body()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Setting the PIN hands this device an unlock for what follows.
     let mut body = body;
@@ -526,47 +500,27 @@ async fn profile_set_read_and_pin_rules() {
     );
     let expected = json!({"phone": "+12135550111", "name": "María Pérez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "keyword": "AUXILIO", "name_at_end": false, "pin_set": true, "complete": true, "locked": false, "consulate": {"id": "los-angeles", "name": "Consulado General de México en Los Ángeles", "phone": avisa_core::directory::Directory::embedded().get("los-angeles").and_then(|o| o.phone.clone())}});
     assert_eq!(body, expected);
-    let (_, body) = app
-        .call(Method::GET, "/api/v1/profile", Some(&token), None)
-        .await;
+    let (_, body) = app.profile(&token).await;
     assert_eq!(body, expected, "the PIN is never returned");
 
     // Changing the PIN needs the current one; keeping it does not.
     let mut change = profile_body();
     change["cancel_pin"] = json!("99887766");
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(change.clone()),
-        )
-        .await;
+    let (status, body) = app.put_profile(&token, change.clone()).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::FORBIDDEN, "pin_incorrect")
     );
     change["current_pin"] = json!("0000");
-    let (status, _) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(change.clone()),
-        )
-        .await;
+    let (status, _) = app.put_profile(&token, change.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     change["current_pin"] = json!("4821");
-    let (status, _) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(change))
-        .await;
+    let (status, _) = app.put_profile(&token, change).await;
     assert_eq!(status, StatusCode::OK);
     let mut keep = profile_body();
     keep.as_object_mut().expect("object").remove("cancel_pin");
     keep["language"] = json!("en");
-    let (status, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(keep))
-        .await;
+    let (status, body) = app.put_profile(&token, keep).await;
     assert_eq!(
         (status, &body["language"], &body["pin_set"]),
         (StatusCode::OK, &json!("en"), &json!(true))
@@ -583,16 +537,14 @@ fn contact(n: usize) -> Value {
 async fn contacts_crud_with_encoding_and_limits() {
     let app = sqlite_app().await;
     let token = app.person("+12135550100").await;
-    let (status, body) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (status, body) = app.contacts(&token).await;
     assert_eq!(
         (status, body),
         (StatusCode::OK, json!({"contacts": [], "max": 10}))
     );
 
     let (status, created) = app
-        .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Mamá", "phone": "+52 55 1234 5678", "language": "es", "message": "Hija: me detuvieron. Llama al consulado."})))
+        .add_contact(&token, json!({"name": "Mamá", "phone": "+52 55 1234 5678", "language": "es", "message": "Hija: me detuvieron. Llama al consulado."}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["phone"], "+525512345678");
@@ -675,14 +627,7 @@ async fn contacts_crud_with_encoding_and_limits() {
         ),
     ];
     for (body, code, field) in bad {
-        let (status, resp) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&token),
-                Some(body.clone()),
-            )
-            .await;
+        let (status, resp) = app.add_contact(&token, body.clone()).await;
         assert_eq!(
             (status, error_code(&resp), &resp["error"]["field"]),
             (StatusCode::UNPROCESSABLE_ENTITY, code, &json!(field)),
@@ -699,11 +644,9 @@ async fn contacts_crud_with_encoding_and_limits() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "A", "phone": "2135550100", "message": "hola", "email": "x"})),
+        .add_contact(
+            &token,
+            json!({"name": "A", "phone": "2135550100", "message": "hola", "email": "x"}),
         )
         .await;
     assert_eq!(
@@ -721,31 +664,15 @@ async fn contacts_crud_with_encoding_and_limits() {
     assert_eq!(got, updated, "refused updates changed nothing");
 
     for n in 1..10 {
-        let (status, _) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&token),
-                Some(contact(n)),
-            )
-            .await;
+        let (status, _) = app.add_contact(&token, contact(n)).await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(contact(11)),
-        )
-        .await;
+    let (status, body) = app.add_contact(&token, contact(11)).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::CONFLICT, "contacts_limit")
     );
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, list) = app.contacts(&token).await;
     assert_eq!(list["contacts"].as_array().map(Vec::len), Some(10));
     assert_eq!(list["contacts"][0]["id"], json!(id));
 
@@ -784,26 +711,12 @@ async fn contacts_need_a_verified_device_and_stay_private() {
     let (status, _) = app.call(Method::GET, "/api/v1/contacts", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let unverified = app.register("+12135550100").await;
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&unverified),
-            Some(contact(1)),
-        )
-        .await;
+    let (status, _) = app.add_contact(&unverified, contact(1)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let alice = app.person("+12135550111").await;
     let bob = app.person("+12135550122").await;
-    let (_, created) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&alice),
-            Some(contact(1)),
-        )
-        .await;
+    let (_, created) = app.add_contact(&alice, contact(1)).await;
     let path = format!("/api/v1/contacts/{}", created["id"].as_str().expect("id"));
     for method in [Method::GET, Method::DELETE] {
         let (status, body) = app.call(method, &path, Some(&bob), None).await;
@@ -828,11 +741,11 @@ async fn nothing_personal_at_rest(backend: &str) {
     };
     let token = app.verified("+12135550177").await;
     let (status, _) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(json!({"name": "Guadalupe Xochitl Ramirez", "home_state": "AZ", "home_county": "Maricopa", "cancel_pin": "48217395", "keyword": "socorro"})))
+        .put_profile(&token, json!({"name": "Guadalupe Xochitl Ramirez", "home_state": "AZ", "home_county": "Maricopa", "cancel_pin": "48217395", "keyword": "socorro"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = app
-        .call(Method::POST, "/api/v1/contacts", Some(&token), Some(json!({"name": "Esperanza Quetzalli", "phone": "+52 55 9876 5432", "language": "es", "message": "Llama a la licenciada Torres inmediatamente"})))
+        .add_contact(&token, json!({"name": "Esperanza Quetzalli", "phone": "+52 55 9876 5432", "language": "es", "message": "Llama a la licenciada Torres inmediatamente"}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     // (Coordinates arrive with alerts; the store suite covers sealing in general.)
@@ -981,21 +894,12 @@ async fn a_replacement_directory_is_used() {
     // Only the replacement's states are accepted as home states.
     let mut body = profile_body();
     body["home_state"] = json!("TX");
-    let (status, resp) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(body))
-        .await;
+    let (status, resp) = app.put_profile(&token, body).await;
     assert_eq!(
         (status, error_code(&resp)),
         (StatusCode::UNPROCESSABLE_ENTITY, "home_state_invalid")
     );
-    let (status, _) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(profile_body()),
-        )
-        .await;
+    let (status, _) = app.put_profile(&token, profile_body()).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -1008,11 +912,9 @@ async fn invisible_formatting_is_refused_in_names_and_messages() {
     let token = app.person("+12135550100").await;
     let spoofed = "Ana \u{202E}ZTIRF";
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": spoofed, "phone": "+12135557001", "language": "es", "message": "Ayuda"})),
+        .add_contact(
+            &token,
+            json!({"name": spoofed, "phone": "+12135557001", "language": "es", "message": "Ayuda"}),
         )
         .await;
     assert_eq!(
@@ -1024,12 +926,7 @@ async fn invisible_formatting_is_refused_in_names_and_messages() {
         )
     );
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Ana", "phone": "+12135557001", "language": "es", "message": "Ayuda\u{200B}"})),
-        )
+        .add_contact(&token, json!({"name": "Ana", "phone": "+12135557001", "language": "es", "message": "Ayuda\u{200B}"}))
         .await;
     assert_eq!(
         (status, error_code(&body)),
@@ -1038,20 +935,14 @@ async fn invisible_formatting_is_refused_in_names_and_messages() {
     let mut profile = profile_body();
     profile["name"] = json!(spoofed);
     profile.as_object_mut().map(|p| p.remove("cancel_pin"));
-    let (status, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-        .await;
+    let (status, body) = app.put_profile(&token, profile).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_characters")
     );
-    let (_, contacts) = app
-        .call(Method::GET, "/api/v1/contacts", Some(&token), None)
-        .await;
+    let (_, contacts) = app.contacts(&token).await;
     assert_eq!(contacts["contacts"], json!([]), "nothing was added");
-    let (_, me) = app
-        .call(Method::GET, "/api/v1/profile", Some(&token), None)
-        .await;
+    let (_, me) = app.profile(&token).await;
     assert_eq!(me["name"], "María Pérez", "nothing was changed");
 }
 

@@ -78,14 +78,7 @@ async fn a_pin_locked_through_cancel_is_locked_for_a_profile_change(backend: &st
     let body: Value = resp.json().await.expect("json");
     assert_eq!(error_code(&body), "pin_locked");
     // Nor do the PIN check and "delete my data" let anyone through.
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/pin/check",
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (status, body) = app.check_pin(&token, json!({"pin": "4821"})).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::TOO_MANY_REQUESTS, "pin_locked")
@@ -103,18 +96,9 @@ async fn a_pin_locked_through_cancel_is_locked_for_a_profile_change(backend: &st
     // Nothing changed: the old PIN is still the PIN once the lock is over
     // (the new one would be refused by the same guard), and the alert is
     // still active.
-    let (_, still) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/alerts/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (_, still) = app.alert(&token, &id).await;
     assert_eq!(still["state"], "active");
-    let (status, profile) = app
-        .call(Method::GET, "/api/v1/profile", Some(&token), None)
-        .await;
+    let (status, profile) = app.profile(&token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["pin_set"], true);
 }
@@ -141,14 +125,7 @@ async fn wrong_current_pins_in_the_profile_lock_cancel(backend: &str) {
     let resp = cancel(&app, &token, &id, "4821").await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(retry_after(&resp) > 800);
-    let (_, still) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/alerts/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (_, still) = app.alert(&token, &id).await;
     assert_eq!(still["state"], "active");
 }
 
@@ -174,14 +151,7 @@ async fn a_flood_of_staff_logins_does_not_delay_the_persons_pin_check() {
     let token = app.person("+12135550100").await;
     let check = || async {
         let started = Instant::now();
-        let (status, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/pin/check",
-                Some(&token),
-                Some(json!({"pin": "4821"})),
-            )
-            .await;
+        let (status, body) = app.check_pin(&token, json!({"pin": "4821"})).await;
         assert!(status.is_success(), "{status} {body}");
         started.elapsed()
     };

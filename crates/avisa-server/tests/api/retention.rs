@@ -32,11 +32,9 @@ async fn each_class_goes_at_its_time_and_the_counts_stay(backend: &str) {
     };
     let token = app.person("+12135550100").await;
     let (s, c) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Lupita", "phone": "+12135557000", "message": "Me detuvieron."})),
+        .add_contact(
+            &token,
+            json!({"name": "Lupita", "phone": "+12135557000", "message": "Me detuvieron."}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");

@@ -133,21 +133,11 @@ async fn deleted_means_unreadable(backend: &str) {
     let phone = "+12135550166";
     let token = app.person(phone).await;
     let (s, _) = app
-        .call(
-            Method::PUT,
-            "/api/v1/profile",
-            Some(&token),
-            Some(json!({"name": "Guadalupe Xochitl Ramirez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "cancel_pin": "4821", "current_pin": "4821", "keyword": "socorro"})),
-        )
+        .put_profile(&token, json!({"name": "Guadalupe Xochitl Ramirez", "home_state": "CA", "home_county": "Los Angeles", "language": "es", "cancel_pin": "4821", "current_pin": "4821", "keyword": "socorro"}))
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Esperanza Quetzalli", "phone": "+52 55 9876 5432", "message": "Llama a la licenciada Torres"})),
-        )
+        .add_contact(&token, json!({"name": "Esperanza Quetzalli", "phone": "+52 55 9876 5432", "message": "Llama a la licenciada Torres"}))
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, alert) = press(
@@ -177,14 +167,7 @@ async fn deleted_means_unreadable(backend: &str) {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/alerts/{id}/cancel"),
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (s, _) = app.cancel(&token, &id, json!({"pin": "4821"})).await;
     assert_eq!(s, StatusCode::OK);
 
     // The investigator's tool: the master key opens the root key.
@@ -264,12 +247,7 @@ async fn rotation_under_load(backend: &str) {
         let phone = format!("+1213555014{i}");
         let token = app.person(&phone).await;
         let (s, _) = app
-            .call(
-                Method::POST,
-                "/api/v1/contacts",
-                Some(&token),
-                Some(json!({"name": format!("Contacto {i}"), "phone": "+12135557000", "message": "Ayuda"})),
-            )
+            .add_contact(&token, json!({"name": format!("Contacto {i}"), "phone": "+12135557000", "message": "Ayuda"}))
             .await;
         assert_eq!(s, StatusCode::CREATED);
         people.push((phone, token));

@@ -281,6 +281,57 @@ impl TestApp {
         (status, value)
     }
 
+    // One typed helper per endpoint the tests call most: a test reads as
+    // what the app does, and a route's path or method changes in one place.
+
+    /// `POST /api/v1/contacts`.
+    pub async fn add_contact(&self, token: &str, contact: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/api/v1/contacts", Some(token), Some(contact))
+            .await
+    }
+
+    /// `GET /api/v1/contacts`.
+    pub async fn contacts(&self, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, "/api/v1/contacts", Some(token), None)
+            .await
+    }
+
+    /// `PUT /api/v1/profile`.
+    pub async fn put_profile(&self, token: &str, profile: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, "/api/v1/profile", Some(token), Some(profile))
+            .await
+    }
+
+    /// `GET /api/v1/profile`.
+    pub async fn profile(&self, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, "/api/v1/profile", Some(token), None)
+            .await
+    }
+
+    /// `POST /api/v1/pin/check`.
+    pub async fn check_pin(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/api/v1/pin/check", Some(token), Some(body))
+            .await
+    }
+
+    /// `GET /api/v1/alerts/{id}`.
+    pub async fn alert(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/alerts/{id}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/alerts/{id}/cancel`.
+    pub async fn cancel(&self, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+        let path = format!("/api/v1/alerts/{id}/cancel");
+        self.call(Method::POST, &path, Some(token), Some(body))
+            .await
+    }
+
     pub async fn raw(
         &self,
         method: Method,

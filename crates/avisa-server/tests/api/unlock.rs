@@ -16,12 +16,7 @@ const SISTER_MESSAGE: &str = "Lupita: me detuvieron, llama a la abogada Ruiz.";
 async fn person_with_sister(app: &TestApp, phone: &str) -> (String, String) {
     let token = app.person(phone).await;
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": SISTER, "phone": SISTER_PHONE, "language": "es", "message": SISTER_MESSAGE})),
-        )
+        .add_contact(&token, json!({"name": SISTER, "phone": SISTER_PHONE, "language": "es", "message": SISTER_MESSAGE}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     (token, body["id"].as_str().expect("id").to_string())
@@ -92,14 +87,7 @@ async fn nothing_personal_without_the_pin(backend: &str) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, other) = app
-        .call(
-            Method::POST,
-            "/api/v1/pin/check",
-            Some(&other_device),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (status, other) = app.check_pin(&other_device, json!({"pin": "4821"})).await;
     assert_eq!(status, StatusCode::OK, "{other}");
     let foreign = other["unlock"].as_str().expect("unlock").to_string();
     let valid = app.unlock_of(&token).expect("the device's own unlock");
@@ -275,14 +263,7 @@ async fn a_press_and_its_status_need_no_pin_and_show_no_names(backend: &str) {
     assert_eq!(status, StatusCode::CREATED, "location updates need no PIN");
 
     // With the unlock, the names too.
-    let (_, named) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/alerts/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (_, named) = app.alert(&token, id).await;
     assert!(named.to_string().contains(SISTER), "{named}");
 }
 
@@ -367,9 +348,7 @@ async fn a_change_to_contacts_or_keyword_is_told_to_the_persons_phone() {
     let mut keyword = profile_body();
     keyword.as_object_mut().map(|p| p.remove("cancel_pin"));
     keyword["keyword"] = json!("tranquilo");
-    let (status, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(keyword))
-        .await;
+    let (status, body) = app.put_profile(&token, keyword).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while told(&app) < 3 {
@@ -394,12 +373,7 @@ async fn the_setup_is_not_told_contact_by_contact() {
     let app = sqlite_app().await;
     let (token, _) = person_with_sister(&app, "+12135550100").await;
     let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/contacts",
-            Some(&token),
-            Some(json!({"name": "Lic. Ruiz", "phone": "+12135557002", "language": "es", "message": "Abogada: me detuvieron."})),
-        )
+        .add_contact(&token, json!({"name": "Lic. Ruiz", "phone": "+12135557002", "language": "es", "message": "Abogada: me detuvieron."}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     app.dispatcher.drain().await.expect("drain");

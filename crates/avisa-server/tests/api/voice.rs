@@ -273,14 +273,7 @@ async fn the_voice_line_raises_the_alert_from_any_phone(backend: &str) {
         locked.contains("El número o el PIN no son correctos"),
         "{locked}"
     );
-    let (s, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/pin/check",
-            Some(&token),
-            Some(json!({"pin": "4821"})),
-        )
-        .await;
+    let (s, body) = app.check_pin(&token, json!({"pin": "4821"})).await;
     assert_eq!(
         (s, error_code(&body)),
         (StatusCode::TOO_MANY_REQUESTS, "pin_locked"),
@@ -378,9 +371,7 @@ async fn help_by_sms_and_the_duress_pin_from_another_phone(backend: &str) {
     let mut profile = profile_body();
     profile.as_object_mut().map(|p| p.remove("cancel_pin"));
     profile["duress_pin"] = json!("9999");
-    let (s, body) = app
-        .call(Method::PUT, "/api/v1/profile", Some(&token), Some(profile))
-        .await;
+    let (s, body) = app.put_profile(&token, profile).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let auth = fake.auth_token.clone();
     let before = fake.accepted().len();
