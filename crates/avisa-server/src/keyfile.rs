@@ -79,6 +79,22 @@ fn pending_file(config: &Config) -> PathBuf {
 /// The configured master key (None: none configured). With `repair`, an
 /// interrupted rotation is completed or rolled back on disk; without, the
 /// key that opens the database is only read.
+/// The master key configured (`AVISA_DATA_KEY`, else the key file), as
+/// is: an interrupted rotation is [`current_key`]'s to settle.
+pub(crate) fn configured_key(config: &Config) -> anyhow::Result<Option<DataKey>> {
+    let configured = config.data_key.expose_secret().trim();
+    let key_file = config.data_key_file();
+    if !configured.is_empty() {
+        Ok(Some(
+            DataKey::from_base64(configured).context("data_key / AVISA_DATA_KEY")?,
+        ))
+    } else if key_file.exists() {
+        Ok(Some(read_key_file(&key_file)?))
+    } else {
+        Ok(None)
+    }
+}
+
 async fn current_key(config: &Config, db: &Db, repair: bool) -> anyhow::Result<Option<DataKey>> {
     let configured = config.data_key.expose_secret().trim();
     let key_file = config.data_key_file();

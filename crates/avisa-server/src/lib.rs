@@ -6,6 +6,7 @@
 //! way.
 
 mod api;
+mod backup;
 mod bodies;
 mod checkins;
 pub mod config;
@@ -81,6 +82,7 @@ pub fn load_directory(config: &Config) -> anyhow::Result<Directory> {
     }
 }
 
+pub use backup::{Copied, backup, restore};
 pub use keyfile::{PauseAt, Rotation, check_key, open_store, owner_only, rotate_key};
 
 /// The gateways in their configured order, each with its rate limit.

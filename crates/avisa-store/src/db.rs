@@ -237,6 +237,28 @@ impl Db {
         Ok(())
     }
 
+    /// A consistent copy of this SQLite database, written to `to` (a new
+    /// file), while servers go on writing to it: `VACUUM INTO`, one read
+    /// transaction on a reader connection, so presses are not held up. The
+    /// copy holds what was committed when it began, compacted, and no WAL.
+    /// `Unsupported` on PostgreSQL, whose tools are `pg_dump` and base
+    /// backups.
+    pub async fn copy_into(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let Pools::Sqlite { reader, .. } = &self.pools else {
+            return Err(StoreError::Unsupported(
+                "a copy of a PostgreSQL database is pg_dump's or a base backup's",
+            ));
+        };
+        let to = to
+            .to_str()
+            .ok_or(StoreError::Unsupported("a backup path that is not UTF-8"))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(to)
+            .execute(reader)
+            .await?;
+        Ok(())
+    }
+
     /// Closes every connection (flushes SQLite's WAL on the last one).
     pub async fn close(&self) {
         match &self.pools {

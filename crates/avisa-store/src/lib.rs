@@ -85,6 +85,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL: it must start with sqlite: or postgres://")]
     UnsupportedUrl,
+    /// Not something this backend does (the reason says what does).
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
     #[error("the database URL's {setting} names {path}, which cannot be read: {reason}")]
     MissingFile {
         setting: &'static str,

@@ -73,6 +73,21 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// A consistent copy of the live SQLite database into a new file
+    /// (owner-only, without the master key, which is backed up apart),
+    /// while the server goes on. PostgreSQL: use pg_dump or base backups.
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Puts a backup in place of the configured SQLite database, which
+    /// must not exist yet, once the configured key is shown to open it.
+    Restore {
+        /// The backup `avisa backup` wrote.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -245,6 +260,24 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             } else {
                 println!("the old key opens nothing in this database any more");
             }
+            Ok(())
+        }
+        Command::Backup { to } => {
+            let copied = avisa_server::backup(&config, &to).await?;
+            println!(
+                "backed up: {} ({} bytes); the configured key opens it. Keep the key apart from it.",
+                copied.path.display(),
+                copied.bytes
+            );
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let copied = avisa_server::restore(&config, &from).await?;
+            println!(
+                "restored: {} ({} bytes); the configured key opens it. `avisa serve` starts on it.",
+                copied.path.display(),
+                copied.bytes
+            );
             Ok(())
         }
         Command::Migrate => {

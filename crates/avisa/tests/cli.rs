@@ -313,6 +313,53 @@ fn migrate_creates_the_database_in_the_data_dir() {
     assert!(dir.path().join("elsewhere/avisa.db").exists());
 }
 
+/// `avisa backup` and `avisa restore` as an operator types them: the copy
+/// is made beside a database in use, put into an empty data directory, and
+/// opens there with the same key; a second restore is refused. (Under
+/// load, and what the copy holds: `backup.rs` in the server's tests.)
+#[test]
+fn a_backup_is_restored_into_an_empty_data_directory() {
+    let dir = tempfile::tempdir().expect("dir");
+    // The first use binds a key (apart, in $XDG_CONFIG_HOME/avisa/data.key).
+    let out = avisa(dir.path(), &["--data-dir", "d", "staff", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = avisa(
+        dir.path(),
+        &["--data-dir", "d", "backup", "--to", "copy.db"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("backed up"), "{}", stdout(&out));
+    let out = avisa(
+        dir.path(),
+        &["--data-dir", "restored", "restore", "--from", "copy.db"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("restored/avisa.db").exists());
+    let out = avisa(dir.path(), &["--data-dir", "restored", "key", "check"]);
+    assert!(
+        stdout(&out).contains("this key opens the database"),
+        "{}",
+        stdout(&out)
+    );
+    let out = avisa(
+        dir.path(),
+        &["--data-dir", "restored", "restore", "--from", "copy.db"],
+    );
+    assert!(!out.status.success(), "a second restore over the first");
+}
+
 /// `avisa key check`: the key beside a database opens it; another key is
 /// refused, with exit 1; a database with no key yet says so.
 #[test]

@@ -4,6 +4,7 @@
 mod abuse;
 mod alerts;
 mod app;
+mod backup;
 mod budgets;
 mod checkins;
 mod coercion;
