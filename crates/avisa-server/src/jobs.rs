@@ -75,6 +75,14 @@ pub fn jobs(supervisor: &Supervisor, state: &AppState) {
         state.dispatcher.clone(),
         |dispatcher| async move { dispatcher.probe_paused().await },
     );
+    // What an operator's alerting watches: how long the oldest alert SMS
+    // has waited for a gateway.
+    supervisor.every(
+        "queue-age",
+        Duration::from_secs(10),
+        state.dispatcher.clone(),
+        |dispatcher| async move { dispatcher.gauge_waiting().await },
+    );
     supervisor.every(
         "metrics-upkeep",
         Duration::from_secs(5),

@@ -33,11 +33,28 @@ impl Dispatcher {
                     slot.limiter.share_with(live);
                 }
                 metrics::gauge!("avisa_instances_live").set(f64::from(live));
+                metrics::gauge!("avisa_database_up").set(1.0);
             }
             Err(e) => {
                 self.healthy_since.store(0, Ordering::Relaxed);
+                metrics::gauge!("avisa_database_up").set(0.0);
                 tracing::warn!(error = %e, "heartbeat failed");
             }
+        }
+    }
+
+    /// Sets `avisa_alert_messages_oldest_waiting_seconds`: how long the
+    /// oldest alert message not yet taken by a gateway has waited (0 when
+    /// none waits). Every instance reports the same figure, read from the
+    /// shared database.
+    pub async fn gauge_waiting(&self) {
+        match self.store.oldest_waiting_alert_message().await {
+            Ok(oldest) => {
+                let waited = oldest.map_or(0, |at| (now_millis() - at).max(0));
+                metrics::gauge!("avisa_alert_messages_oldest_waiting_seconds")
+                    .set(waited as f64 / 1000.0);
+            }
+            Err(e) => tracing::warn!(error = %e, "the oldest waiting alert message was not read"),
         }
     }
 

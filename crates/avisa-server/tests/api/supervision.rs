@@ -78,3 +78,51 @@ async fn a_graceful_stop_ends_open_live_streams() {
         .await
         .expect("the server stopped with a stream open");
 }
+
+/// Every metric the shipped alerting rules (`packaging/prometheus/`) and
+/// dashboard (`packaging/grafana/`) watch is one the server exports: a
+/// renamed metric would leave an operator's alert silent. Exported once it
+/// has a value: after a press, the queue-age job's first round and a task's
+/// restart.
+#[tokio::test]
+async fn the_shipped_rules_and_dashboard_watch_metrics_the_server_exports() {
+    let app = sqlite_app().await;
+    let token = app.person("+12135550100").await;
+    let (status, body) = press(
+        &app,
+        &token,
+        json!({"idempotency_key": "metrics-press-1", "location": {"lat": 34.0505, "lon": -118.2551}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(app.tasks.kill("queue-age"));
+    // Restarted (a beat), then its first round (another).
+    app.rounds("queue-age", 2).await;
+    let metrics = app.text("/metrics").await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging");
+    let mut watched = std::collections::BTreeSet::new();
+    for file in ["prometheus/avisa.rules.yml", "grafana/avisa.json"] {
+        let text = std::fs::read_to_string(root.join(file)).expect(file);
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("avisa_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            // A histogram is watched by its buckets, sums and counts.
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_string();
+            watched.insert(base);
+        }
+    }
+    assert!(watched.len() >= 8, "{watched:?}");
+    let missing: Vec<&String> = watched
+        .iter()
+        .filter(|name| !metrics.lines().any(|l| l.starts_with(name.as_str())))
+        .collect();
+    assert!(missing.is_empty(), "watched but not exported: {missing:?}");
+}

@@ -509,6 +509,20 @@ impl Store {
         Ok(claimed)
     }
 
+    /// When the oldest alert message not yet taken by a gateway (queued,
+    /// or being sent) was created; None when none waits. For the gauge an
+    /// operator's alerting watches: an alert SMS waiting for minutes is the
+    /// failure Avisa exists to prevent. Reads the waiting rows only (the
+    /// partial indexes on `status`).
+    pub async fn oldest_waiting_alert_message(&self) -> Result<Option<UnixMillis>, StoreError> {
+        let sql = "SELECT MIN(created_at) FROM outbox \
+                   WHERE status IN ('queued', 'sending') AND purpose = 'alert'";
+        let oldest: Option<i64> = db_run!(self.db.reader(), |pool| {
+            sqlx::query_scalar(sql).fetch_one(pool).await
+        })?;
+        Ok(oldest)
+    }
+
     /// Messages waiting for gateway `gateway_index` (out of service for
     /// our credentials, now back) become due at once instead of when its
     /// pause would have ended. Returns how many.
