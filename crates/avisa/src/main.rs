@@ -73,6 +73,14 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Whether the server at the configured `listen` address is ready
+    /// (`/readyz` answers 200): exit 0 if so, 1 if not. The container
+    /// image's HEALTHCHECK; nothing else is needed in the image for it.
+    Ready {
+        /// Ask this URL instead.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// A consistent copy of the live SQLite database into a new file
     /// (owner-only, without the master key, which is backed up apart),
     /// while the server goes on. PostgreSQL: use pg_dump or base backups.
@@ -260,6 +268,26 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             } else {
                 println!("the old key opens nothing in this database any more");
             }
+            Ok(())
+        }
+        Command::Ready { url } => {
+            let url = url.unwrap_or_else(|| {
+                // A server listening on every address answers on loopback.
+                let mut at = config.listen;
+                if at.ip().is_unspecified() {
+                    at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{at}/readyz")
+            });
+            let client = avisa_sms::http::client(std::time::Duration::from_secs(3))?;
+            let status = client
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("no answer from {url}"))?
+                .status();
+            anyhow::ensure!(status.is_success(), "{url} answered {status}: not ready");
+            println!("ready");
             Ok(())
         }
         Command::Backup { to } => {

@@ -592,6 +592,16 @@ async fn serve_on_embedded_defaults() {
     assert!(dir.path().join("config/avisa/data.key").exists());
     assert!(!dir.path().join("avisa-data/data.key").exists());
 
+    // The container's health check: ready while it serves (readiness waits
+    // for the first heartbeat), not once it has stopped.
+    let ready = || avisa(dir.path(), &["ready", "--url", &format!("{base}/readyz")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready().status.success() {
+        assert!(Instant::now() < deadline, "never ready: {:?}", ready());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stdout(&ready()).contains("ready"));
+
     // SIGTERM: a graceful stop with a clean exit.
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -610,6 +620,13 @@ async fn serve_on_embedded_defaults() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let gone = ready();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("no answer"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
 }
 
 /// The crash test: `avisa serve` is killed with SIGKILL while a burst of
