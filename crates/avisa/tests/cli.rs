@@ -20,6 +20,18 @@ fn avisa(cwd: &Path, args: &[&str]) -> Output {
         .expect("run avisa")
 }
 
+/// Runs `avisa args` in `cwd` and fails the test, with its standard error,
+/// unless it succeeded.
+fn avisa_ok(cwd: &Path, args: &[&str]) -> Output {
+    let out = avisa(cwd, args);
+    assert!(
+        out.status.success(),
+        "avisa {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -321,33 +333,18 @@ fn migrate_creates_the_database_in_the_data_dir() {
 fn a_backup_is_restored_into_an_empty_data_directory() {
     let dir = tempfile::tempdir().expect("dir");
     // The first use binds a key (apart, in $XDG_CONFIG_HOME/avisa/data.key).
-    let out = avisa(dir.path(), &["--data-dir", "d", "staff", "list"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = avisa(
+    avisa_ok(dir.path(), &["--data-dir", "d", "staff", "list"]);
+    let out = avisa_ok(
         dir.path(),
         &["--data-dir", "d", "backup", "--to", "copy.db"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout(&out).contains("backed up"), "{}", stdout(&out));
-    let out = avisa(
+    avisa_ok(
         dir.path(),
         &["--data-dir", "restored", "restore", "--from", "copy.db"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(dir.path().join("restored/avisa.db").exists());
-    let out = avisa(dir.path(), &["--data-dir", "restored", "key", "check"]);
+    let out = avisa_ok(dir.path(), &["--data-dir", "restored", "key", "check"]);
     assert!(
         stdout(&out).contains("this key opens the database"),
         "{}",
@@ -563,7 +560,9 @@ async fn serve_with(dir: &Path, config: Option<&str>) -> (std::process::Child, S
 #[tokio::test]
 async fn serve_on_embedded_defaults() {
     let dir = tempfile::tempdir().expect("dir");
-    let (mut child, base) = serve_in(dir.path()).await;
+    let (child, base) = serve_in(dir.path()).await;
+    // Killed if an assertion fails before the graceful stop below.
+    let mut child = KillOnDrop(child);
     let client = reqwest::Client::new();
     let resp = client
         .post(format!("{base}/api/v1/devices"))
@@ -604,13 +603,13 @@ async fn serve_on_embedded_defaults() {
 
     // SIGTERM: a graceful stop with a clean exit.
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = child.0.try_wait().expect("wait") {
             assert!(status.success(), "exit status {status}");
             break;
         }

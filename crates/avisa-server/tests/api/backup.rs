@@ -31,6 +31,14 @@ async fn recipients(app: &TestApp, token: &str, id: &str) -> Vec<(String, String
     out
 }
 
+/// A fresh data directory configured with `app`'s master key.
+fn fresh_beside(app: &TestApp) -> (tempfile::TempDir, avisa_server::Config) {
+    let fresh = tempfile::tempdir().expect("dir");
+    let mut config = test_config(&fresh);
+    config.data_key_file = app.config.data_key_file();
+    (fresh, config)
+}
+
 #[tokio::test]
 async fn a_backup_under_load_restores_every_accepted_alert() {
     let app = Arc::new(sqlite_app().await);
@@ -152,9 +160,7 @@ async fn a_backup_under_load_restores_every_accepted_alert() {
     );
 
     // Restored into a fresh data directory, with the same key.
-    let fresh = tempfile::tempdir().expect("dir");
-    let mut config = test_config(&fresh);
-    config.data_key_file = app.config.data_key_file();
+    let (fresh, config) = fresh_beside(&app);
     let restored = avisa_server::restore(&config, &file)
         .await
         .expect("restore");
@@ -217,9 +223,7 @@ async fn a_backup_under_load_restores_every_accepted_alert() {
     avisa_server::backup(&app.config, &file)
         .await
         .expect("backup");
-    let fresh = tempfile::tempdir().expect("dir");
-    let mut config = test_config(&fresh);
-    config.data_key_file = app.config.data_key_file();
+    let (fresh, config) = fresh_beside(&app);
     avisa_server::restore(&config, &file)
         .await
         .expect("restore");
