@@ -55,6 +55,14 @@ enum Command {
     Migrate,
     /// Print a fully commented example configuration.
     DefaultConfig,
+    /// Print the completion script of a shell (bash, zsh, fish, elvish,
+    /// powershell) for avisa.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print avisa's manual page (roff, for man(1)).
+    Man,
     /// Run one alert end to end on the embedded defaults and show what each
     /// recipient received (a temporary data directory; nothing is kept).
     Demo,
@@ -200,9 +208,22 @@ fn causes_once(e: &anyhow::Error) -> String {
 
 fn main_inner() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::DefaultConfig = cli.command {
-        print!("{EXAMPLE}");
-        return Ok(());
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{EXAMPLE}");
+            return Ok(());
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "avisa", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
     }
     let config = cli.data.config()?;
     if let Command::Demo = cli.command {
@@ -319,7 +340,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             backend.close().await;
             Ok(())
         }
-        Command::DefaultConfig | Command::Demo => {
+        Command::DefaultConfig | Command::Completions { .. } | Command::Man | Command::Demo => {
             unreachable!("handled before the runtime starts")
         }
         Command::Staff { command } => {

@@ -325,6 +325,27 @@ fn migrate_creates_the_database_in_the_data_dir() {
     assert!(dir.path().join("elsewhere/avisa.db").exists());
 }
 
+/// The completion scripts and the manual page the package installs come
+/// from the binary itself, so they name every command it has.
+#[test]
+fn completions_and_the_manual_name_every_command() {
+    let dir = tempfile::tempdir().expect("dir");
+    let man = stdout(&avisa_ok(dir.path(), &["man"]));
+    assert!(man.contains(".TH avisa 1"), "{man}");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout(&avisa_ok(dir.path(), &["completions", shell]));
+        for command in ["serve", "backup", "restore", "ready", "staff", "key"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+            assert!(man.contains(command), "the manual lacks {command}");
+        }
+    }
+    assert!(
+        !avisa(dir.path(), &["completions", "cmd.exe"])
+            .status
+            .success()
+    );
+}
+
 /// `avisa backup` and `avisa restore` as an operator types them: the copy
 /// is made beside a database in use, put into an empty data directory, and
 /// opens there with the same key; a second restore is refused. (Under
