@@ -119,3 +119,39 @@ test('files travel compressed, the first load is small, a reopen costs at most 2
     await server.stop();
   }
 });
+
+test('the first screen needs the page and one parallel batch: no module is found only by another', async () => {
+  const server = await startServer();
+  try {
+    const context = await browser.newContext({ viewport: { width: 360, height: 640 }, isMobile: true, locale: 'es-US' });
+    // Whatever the worker would serve from its cache: this is a first visit.
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    const requests = [];
+    cdp.on('Network.requestWillBeSent', (e) => {
+      requests.push({ url: e.request.url, initiator: e.initiator.type, at: e.timestamp });
+    });
+    await page.goto(server.base);
+    // The first screen: the app has replaced "Cargando…" with what it shows.
+    await page.waitForFunction(() => !document.querySelector('#app .loading') && document.querySelector('#app').children.length > 0);
+    const shownAt = await cdp.send('Runtime.evaluate', { expression: '0' }).then(() => Date.now());
+    assert.ok(shownAt > 0);
+    const ownScripts = requests.filter((r) => r.url.startsWith(server.base) && r.url.endsWith('.js') && !r.url.endsWith('/sw.js'));
+    const names = ownScripts.map((r) => new URL(r.url).pathname);
+    for (const first of ['/app.js', '/i18n.js', '/sms.js', '/store.js', '/countries.js']) {
+      assert.ok(names.includes(first), `${first} loaded: ${names}`);
+    }
+    // Every module of the first screen was asked for by the page itself
+    // (its modulepreload links), none discovered by running another.
+    const chained = ownScripts.filter((r) => r.initiator !== 'parser');
+    assert.deepEqual(chained.map((r) => `${new URL(r.url).pathname} (${r.initiator})`), []);
+    // And nothing else of ours before the screen: the page, its style, its
+    // icon and manifest, the batch of modules, and the app's first API call.
+    const ours = requests.filter((r) => r.url.startsWith(server.base));
+    assert.ok(ours.length <= 12, ours.map((r) => `${new URL(r.url).pathname} ${r.initiator}`).join('\n'));
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
