@@ -125,6 +125,7 @@ async function api(method, path, body) {
   const text = await r.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (r.status === 401) forgetSignedIn();
   if (r.status === 401 && state.me) {
     state.me = null;
     loginScreen(t('session_over'));
@@ -849,12 +850,28 @@ document.getElementById('logout').addEventListener('click', async () => {
   loginScreen();
 });
 
+// The server sets a readable marker beside the (HttpOnly) session cookie:
+// without it there is no session to ask about, and the login page logs no
+// 401 on a first visit.
+function signedIn() {
+  return document.cookie.split('; ').includes('avisa_console_signed_in=1');
+}
+
+function forgetSignedIn() {
+  document.cookie = 'avisa_console_signed_in=; Path=/console; Max-Age=0; SameSite=Strict';
+}
+
 (async () => {
+  if (!signedIn()) {
+    loginScreen();
+    return;
+  }
   const r = await fetch('/api/v1/console/me', { credentials: 'same-origin' });
   if (r.ok) {
     state.me = await r.json();
     start();
   } else {
+    forgetSignedIn();
     loginScreen();
   }
 })();

@@ -274,6 +274,46 @@ test('the API reference is drawn from the OpenAPI document, with nothing from el
   }
 });
 
+test('the login page logs no error: a first visit asks nothing, a reload keeps the session, a logout forgets it', async () => {
+  const server = await startServer();
+  try {
+    await addStaff(server, 'ana.supervisora', 'los-angeles', 'supervisor', 'correct horse battery staple');
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'es-MX' });
+    const page = await context.newPage();
+    const failed = [];
+    page.on('response', (r) => { if (r.status() >= 400) failed.push(`${r.status()} ${new URL(r.url()).pathname}`); });
+    const logged = [];
+    page.on('console', (m) => { if (m.type() === 'error') logged.push(m.text()); });
+    await page.goto(`${server.base}/console`);
+    await page.waitForSelector('#username');
+    assert.deepEqual(failed, [], 'a first visit asks for nothing it cannot have');
+    assert.deepEqual(logged, []);
+    assert.match(await page.getAttribute('meta[name=description]', 'content'), /Consola consular/);
+    await page.fill('#username', 'ana.supervisora');
+    await page.fill('#password', 'correct horse battery staple');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#queue');
+    // A reload finds the session without logging in again.
+    await page.reload();
+    await page.waitForSelector('#queue');
+    assert.ok(!(await page.$('#username')));
+    // Logged out (the session gone on the server), a reload asks nothing.
+    const { status } = await page.evaluate(async () => {
+      const me = await (await fetch('/api/v1/console/me')).json();
+      const r = await fetch('/api/v1/console/logout', { method: 'POST', headers: { 'x-csrf-token': me.csrf_token } });
+      return { status: r.status };
+    });
+    assert.equal(status, 204);
+    failed.length = 0;
+    await page.reload();
+    await page.waitForSelector('#username');
+    assert.deepEqual(failed, []);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 test('a session ended elsewhere clears the open tab within two seconds', async () => {
   const server = await startServer();
   try {

@@ -33,6 +33,8 @@ use crate::extract::path_id;
 use crate::state::AppState;
 
 pub const COOKIE: &str = "avisa_console";
+/// The readable marker beside it (see `session::signed_in_marker`).
+pub const SIGNED_IN: &str = "avisa_console_signed_in";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Sent by the console page on requests that follow the officer's own
 /// input; only those keep an idle session alive.

@@ -14,7 +14,7 @@ use avisa_core::crypto::{random_token, token_hash};
 use avisa_core::{AuditAction, CIAM, Role, now_millis};
 use avisa_store::{LoginFailures, Staff};
 
-use super::{COOKIE, StaffSession};
+use super::{COOKIE, SIGNED_IN, StaffSession};
 use crate::api::alerts::ConsulateRef;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddr};
@@ -99,6 +99,22 @@ fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> HeaderVal
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// A cookie the console's page can read, saying only that a session was
+/// opened in this browser (the session's own cookie is HttpOnly): the login
+/// page asks `/me` only when it is there, so a first visit logs no 401.
+fn signed_in_marker(state: &AppState, max_age_secs: i64) -> HeaderValue {
+    let secure = if state.config.console.secure(&state.config.public_url) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let value = if max_age_secs > 0 { "1" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SIGNED_IN}={value}; Path=/console; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 /// Log in.
 ///
 /// Failed logins are counted per client address: after
@@ -176,9 +192,9 @@ pub async fn login(
         .await?;
     let max_age = state.config.console.session_max.as_secs() as i64;
     let mut response = Json(me(&state, &staff, csrf)).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&state, &token, max_age));
+    let headers = response.headers_mut();
+    headers.insert(header::SET_COOKIE, session_cookie(&state, &token, max_age));
+    headers.append(header::SET_COOKIE, signed_in_marker(&state, max_age));
     Ok(response)
 }
 
@@ -280,9 +296,9 @@ pub async fn logout(State(state): State<AppState>, who: StaffSession) -> ApiResu
     state.store.end_session(&who.token_hash).await?;
     who.audit(&state, None, AuditAction::Logout, None).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    let headers = response.headers_mut();
+    headers.insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    headers.append(header::SET_COOKIE, signed_in_marker(&state, 0));
     Ok(response)
 }
 
