@@ -84,11 +84,13 @@ impl Gateway for LogGateway {
                 Some(open) => open,
                 None => {
                     let mut options = std::fs::OpenOptions::new();
-                    options.create(true).append(true);
+                    options.create(true).append(true).read(true);
                     // Numbers and texts in plain text: for its owner only.
                     #[cfg(unix)]
                     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                    file.insert(options.open(&self.path)?)
+                    let mut opened = options.open(&self.path)?;
+                    end_a_torn_line(&mut opened)?;
+                    file.insert(opened)
                 }
             };
             file.write_all(&line)
@@ -104,6 +106,27 @@ impl Gateway for LogGateway {
             provider_id: format!("log-{}", sms.id),
         })
     }
+}
+
+/// A process killed while appending may leave its last line cut short (a
+/// write interrupted by SIGKILL can stop at a page boundary): that line is
+/// ended here, before this process appends, so the torn one stays alone
+/// and the next message's line is whole. (The bench's crash run once
+/// counted the first message sent after a restart as lost: its line had
+/// been glued to the torn one and no longer parsed.)
+fn end_a_torn_line(file: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -140,5 +163,34 @@ mod tests {
             assert!(l["id"].as_str().is_some_and(|s| s.len() == 36));
             assert!(l["at"].as_str().is_some_and(|s| s.ends_with('Z')));
         }
+    }
+
+    /// A line cut short by a killed process stays alone: the next one, the
+    /// first this process writes, is whole.
+    #[tokio::test]
+    async fn a_torn_last_line_does_not_swallow_the_next() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sms-log.jsonl");
+        std::fs::write(
+            &path,
+            "{\"id\":\"whole\"}\n{\"id\":\"torn, the process was ki",
+        )
+        .expect("write");
+        let gw = LogGateway::new(&path, false);
+        let sms = OutgoingSms {
+            id: Uuid::now_v7(),
+            channel: avisa_core::Channel::Sms,
+            to: PhoneNumber::parse("+12135550100").expect("phone"),
+            body: "Avisa: ayuda".into(),
+            valid_for: None,
+        };
+        gw.send(&sms).await.expect("send");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(serde_json::from_str::<serde_json::Value>(lines[1]).is_err());
+        let last: serde_json::Value =
+            serde_json::from_str(lines[2]).expect("the new line is whole");
+        assert_eq!(last["id"], sms.id.to_string());
     }
 }
