@@ -518,13 +518,7 @@ async fn the_console_shows_the_plan_of_a_missed_check_in() {
         .expect("fired")
         .to_string();
     let staff = crate::console::login(&app, "la.operator").await;
-    let (status, detail) = staff
-        .call(
-            Method::GET,
-            &format!("/api/v1/console/alerts/{alert_id}"),
-            None,
-        )
-        .await;
+    let (status, detail) = staff.case(&alert_id).await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     assert_eq!(
         detail["checkin"]["place"],

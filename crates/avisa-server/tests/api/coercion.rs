@@ -240,13 +240,7 @@ async fn a_duress_session_changes_nothing_real(backend: &str) {
         "nothing to a number written under duress"
     );
     let console = login(&app, "la.operator").await;
-    let (_, detail) = console
-        .call(
-            Method::GET,
-            &format!("/api/v1/console/alerts/{alert_id}"),
-            None,
-        )
-        .await;
+    let (_, detail) = console.case(&alert_id).await;
     assert_eq!(detail["state"], "active", "{detail}");
     assert!(detail["duress_at"].is_i64(), "{detail}");
     let tried: BTreeSet<&str> = detail["timeline"]

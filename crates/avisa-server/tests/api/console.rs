@@ -63,6 +63,37 @@ pub(crate) async fn login<'a>(app: &'a TestApp, username: &str) -> Console<'a> {
 }
 
 impl Console<'_> {
+    // One typed helper per endpoint the tests call most (see the phone's in
+    // `support.rs`).
+
+    /// `GET /api/v1/console/alerts`: the queue.
+    pub(crate) async fn queue(&self) -> (StatusCode, Value) {
+        self.call(Method::GET, "/api/v1/console/alerts", None).await
+    }
+
+    /// `GET /api/v1/console/alerts/{id}`: a case.
+    pub(crate) async fn case(&self, id: &str) -> (StatusCode, Value) {
+        let path = format!("/api/v1/console/alerts/{id}");
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// `POST /api/v1/console/alerts/{id}/acknowledge`.
+    pub(crate) async fn acknowledge(&self, id: &str) -> (StatusCode, Value) {
+        let path = format!("/api/v1/console/alerts/{id}/acknowledge");
+        self.call(Method::POST, &path, None).await
+    }
+
+    /// `POST /api/v1/console/alerts/{id}/resolve`.
+    pub(crate) async fn resolve(&self, id: &str, body: Value) -> (StatusCode, Value) {
+        let path = format!("/api/v1/console/alerts/{id}/resolve");
+        self.call(Method::POST, &path, Some(body)).await
+    }
+
+    /// `GET /api/v1/console/me`.
+    pub(crate) async fn me(&self) -> (StatusCode, Value) {
+        self.call(Method::GET, "/api/v1/console/me", None).await
+    }
+
     pub(crate) async fn call(
         &self,
         method: Method,
@@ -172,16 +203,13 @@ async fn login_and_sessions(backend: &str) {
     );
     assert!(!cookie.contains("Secure"), "plain http here");
     let console = login(&app, "la.operator").await;
-    let (status, me) = console.call(Method::GET, "/api/v1/console/me", None).await;
+    let (status, me) = console.me().await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         me["time_zone"], "America/Los_Angeles",
         "the console's times are the consulate's"
     );
-    let (_, ciam) = login(&app, "ciam.duty")
-        .await
-        .call(Method::GET, "/api/v1/console/me", None)
-        .await;
+    let (_, ciam) = login(&app, "ciam.duty").await.me().await;
     assert_eq!(ciam["time_zone"], "America/Phoenix", "CIAM is in Tucson");
     assert_eq!(
         (
@@ -204,7 +232,7 @@ async fn login_and_sessions(backend: &str) {
         .call(Method::POST, "/api/v1/console/logout", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = console.call(Method::GET, "/api/v1/console/me", None).await;
+    let (status, _) = console.me().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Failed logins are throttled per address: see login.rs.
@@ -222,7 +250,7 @@ async fn login_and_sessions(backend: &str) {
         .await
         .expect("disable");
     store.close().await;
-    let (status, _) = ciam.call(Method::GET, "/api/v1/console/me", None).await;
+    let (status, _) = ciam.me().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         login_raw(&app, "ciam.duty", PASSWORD).await.status(),
@@ -247,18 +275,14 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
             .map(|a| a["alert_id"].as_str().unwrap_or("").to_string())
             .collect::<Vec<_>>()
     };
-    let (_, q) = la_op
-        .call(Method::GET, "/api/v1/console/alerts", None)
-        .await;
+    let (_, q) = la_op.queue().await;
     assert_eq!(ids(&q), std::slice::from_ref(&la));
     assert_eq!(q[0]["person_name"], "María Pérez");
     assert_eq!(q[0]["place"], "US-CA");
     assert!(q[0]["distance_km"].as_f64().is_some_and(|d| d < 2.0));
-    let (_, q) = chi_sup
-        .call(Method::GET, "/api/v1/console/alerts", None)
-        .await;
+    let (_, q) = chi_sup.queue().await;
     assert_eq!(ids(&q), std::slice::from_ref(&chi));
-    let (_, q) = ciam.call(Method::GET, "/api/v1/console/alerts", None).await;
+    let (_, q) = ciam.queue().await;
     let mut all = ids(&q);
     all.sort();
     let mut want = vec![la.clone(), chi.clone()];
@@ -268,9 +292,7 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
     // Every alert endpoint answers another consulate's alert like a missing one.
     let missing = uuid::Uuid::now_v7().to_string();
     for id in [&la, &missing] {
-        let (s, b) = chi_sup
-            .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
-            .await;
+        let (s, b) = chi_sup.case(id).await;
         assert_eq!((s, error_code(&b)), (StatusCode::NOT_FOUND, "not_found"));
         for (action, body) in [
             ("acknowledge", None),
@@ -306,9 +328,7 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Nothing changed on the LA alert.
-    let (_, d) = la_op
-        .call(Method::GET, &format!("/api/v1/console/alerts/{la}"), None)
-        .await;
+    let (_, d) = la_op.case(&la).await;
     assert_eq!(d["case"]["state"], "new");
     assert!(
         d["timeline"].as_array().is_some_and(|t| t.len() == 1),
@@ -375,9 +395,7 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
             .is_some_and(|n| n.starts_with("LAX-20") && n.ends_with("-0001")),
         "{d}"
     );
-    let (_, c) = ciam
-        .call(Method::GET, &format!("/api/v1/console/alerts/{chi}"), None)
-        .await;
+    let (_, c) = ciam.case(&chi).await;
     assert!(
         c["case_number"]
             .as_str()
@@ -441,9 +459,7 @@ async fn scope_is_the_consulate_and_others_are_404(backend: &str) {
         )
         .await;
     let pid = p["alert_id"].as_str().expect("id");
-    let (s, _) = ciam
-        .call(Method::GET, &format!("/api/v1/console/alerts/{pid}"), None)
-        .await;
+    let (s, _) = ciam.case(pid).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -753,7 +769,7 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
     let la = login(&app, "la.operator").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, q) = ciam.call(Method::GET, "/api/v1/console/alerts", None).await;
+        let (_, q) = ciam.queue().await;
         if q.as_array().is_some_and(|a| {
             a.iter()
                 .any(|x| x["alert_id"] == json!(id) && x["escalated"] == true)
@@ -763,9 +779,7 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
         assert!(Instant::now() < deadline, "not escalated: {q}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, d) = la
-        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
-        .await;
+    let (_, d) = la.case(&id).await;
     assert!(
         d["case"]["escalated_at"].as_i64().is_some(),
         "the owning consulate still sees it, marked"
@@ -832,9 +846,7 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
             .all(|e| e["staff"] == "avisa" && e["consulate_id"] == "los-angeles")
     );
     assert_eq!(escalations[0]["detail"], "again, 2 SMS");
-    let (_, d) = la
-        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
-        .await;
+    let (_, d) = la.case(&id).await;
     assert!(
         d["timeline"]
             .as_array()
@@ -846,22 +858,10 @@ async fn unacknowledged_alerts_escalate_to_ciam(backend: &str) {
     );
     // An acknowledged alert is not escalated.
     let other = alert_at(&app, "+12135550111", 34.0505, -118.2551).await;
-    let (s, _) = la
-        .call(
-            Method::POST,
-            &format!("/api/v1/console/alerts/{other}/acknowledge"),
-            None,
-        )
-        .await;
+    let (s, _) = la.acknowledge(&other).await;
     assert_eq!(s, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, d) = la
-        .call(
-            Method::GET,
-            &format!("/api/v1/console/alerts/{other}"),
-            None,
-        )
-        .await;
+    let (_, d) = la.case(&other).await;
     assert_eq!(d["case"]["escalated_at"], Value::Null);
 }
 
@@ -873,18 +873,8 @@ async fn statistics_for_supervisors(backend: &str) {
     alert_at(&app, "+12135550111", 34.0505, -118.2551).await;
     alert_at(&app, "+13125550100", 41.8781, -87.6298).await;
     let op = login(&app, "la.operator").await;
-    op.call(
-        Method::POST,
-        &format!("/api/v1/console/alerts/{a}/acknowledge"),
-        None,
-    )
-    .await;
-    op.call(
-        Method::POST,
-        &format!("/api/v1/console/alerts/{a}/resolve"),
-        Some(json!({"outcome": "false_alarm"})),
-    )
-    .await;
+    op.acknowledge(&a).await;
+    op.resolve(&a, json!({"outcome": "false_alarm"})).await;
     let (s, _) = op.call(Method::GET, "/api/v1/console/stats", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let sup = login(&app, "la.super").await;
@@ -1071,7 +1061,7 @@ async fn idle_counts_the_officers_activity(backend: &str) {
     };
     let polling = login(&app, "la.operator").await;
     let working = login(&app, "la.super").await;
-    let (_, me) = polling.call(Method::GET, "/api/v1/console/me", None).await;
+    let (_, me) = polling.me().await;
     assert_eq!(me["idle_seconds"], 2);
     assert_eq!(me["alarm_every_seconds"], 10);
     assert!(
@@ -1081,9 +1071,7 @@ async fn idle_counts_the_officers_activity(backend: &str) {
     );
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(3500) {
-        let (s, _) = polling
-            .call(Method::GET, "/api/v1/console/alerts", None)
-            .await;
+        let (s, _) = polling.queue().await;
         let (w, _) = working
             .call_with(
                 Method::GET,

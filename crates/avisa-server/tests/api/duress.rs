@@ -230,9 +230,7 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
 
     // The console: the forced one open, flagged, at the top.
     let console = login(&app, "la.operator").await;
-    let (status, queue) = console
-        .call(Method::GET, "/api/v1/console/alerts", None)
-        .await;
+    let (status, queue) = console.queue().await;
     assert_eq!(status, StatusCode::OK, "{queue}");
     let first = &queue[0];
     assert_eq!(first["alert_id"], json!(forced_id));
@@ -244,13 +242,7 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
         .expect("the real cancel is listed");
     assert_eq!(real_entry["state"], "cancelled");
     assert!(real_entry["duress_at"].is_null());
-    let (_, detail) = console
-        .call(
-            Method::GET,
-            &format!("/api/v1/console/alerts/{forced_id}"),
-            None,
-        )
-        .await;
+    let (_, detail) = console.case(&forced_id).await;
     assert_eq!(detail["state"], "active");
     assert!(detail["duress_at"].is_i64());
     assert!(
@@ -262,13 +254,7 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
 
     // Staff take the case; the phone, held by whoever forced the cancel,
     // does not see it go on.
-    let (status, body) = console
-        .call(
-            Method::POST,
-            &format!("/api/v1/console/alerts/{forced_id}/acknowledge"),
-            None,
-        )
-        .await;
+    let (status, body) = console.acknowledge(&forced_id).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, seen) = app
         .call_without_unlock(
@@ -298,13 +284,7 @@ async fn a_forced_cancel_looks_like_a_cancel_and_the_alert_stands(backend: &str)
         StatusCode::UNAUTHORIZED,
         "the phone's token is gone"
     );
-    let (status, detail) = console
-        .call(
-            Method::GET,
-            &format!("/api/v1/console/alerts/{forced_id}"),
-            None,
-        )
-        .await;
+    let (status, detail) = console.case(&forced_id).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         detail["person"]["name"], "María Pérez",

@@ -183,9 +183,7 @@ async fn the_locator_details_reach_only_the_chosen_contacts(backend: &str) {
     // The consulate's case shows them.
     let officer = crate::console::login(&app, "la.operator").await;
     let id = body["alert_id"].as_str().expect("id");
-    let (s, case) = officer
-        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
-        .await;
+    let (s, case) = officer.case(id).await;
     assert_eq!(s, StatusCode::OK, "{case}");
     assert_eq!(case["person"]["locator"]["a_number"], a_number, "{case}");
     assert_eq!(case["person"]["locator"]["birth_date"], "1990-05-01");

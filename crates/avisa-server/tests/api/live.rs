@@ -93,9 +93,7 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
     let (s, _) = point(&app, &token, &id, 41.8781, -87.6298).await;
     assert_eq!(s, StatusCode::CREATED, "kept, never dropped");
     let console = login(&app, "la.operator").await;
-    let (s, detail) = console
-        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
-        .await;
+    let (s, detail) = console.case(&id).await;
     assert_eq!(s, StatusCode::OK, "{detail}");
     let trail = detail["trail"].as_array().expect("trail");
     assert_eq!(trail.len(), 8, "the first point and seven more");
@@ -105,19 +103,13 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
     // Closed on a guess ("false alarm") while the phone still moves: the
     // next point reopens the case, visibly, on its timeline.
     let (s, b) = console
-        .call(
-            Method::POST,
-            &format!("/api/v1/console/alerts/{id}/resolve"),
-            Some(json!({"outcome": "false_alarm"})),
-        )
+        .resolve(&id, json!({"outcome": "false_alarm"}))
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (s, _) = point(&app, &token, &id, 34.0510, -118.2551).await;
     assert_eq!(s, StatusCode::CREATED, "a guess does not end the sharing");
-    let (_, detail) = console
-        .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
-        .await;
+    let (_, detail) = console.case(&id).await;
     assert_ne!(detail["case"]["state"], "resolved", "{detail}");
     let last = detail["timeline"]
         .as_array()
@@ -129,11 +121,7 @@ async fn live_location_reaches_the_console_and_chosen_contacts(backend: &str) {
     );
     // Resolved knowing the person safe: no more points.
     let (s, b) = console
-        .call(
-            Method::POST,
-            &format!("/api/v1/console/alerts/{id}/resolve"),
-            Some(json!({"outcome": "person_safe"})),
-        )
+        .resolve(&id, json!({"outcome": "person_safe"}))
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, body) = point(&app, &token, &id, 34.0505, -118.2551).await;
@@ -240,13 +228,7 @@ async fn stopping_needs_the_pin_and_the_duress_pin_keeps_the_trail(backend: &str
     let (s, _) = point(&app, &token, &second, 34.0550, -118.2551).await;
     assert_eq!(s, StatusCode::CREATED, "a forced stop keeps the trail open");
     let console = login(&app, "la.operator").await;
-    let (_, detail) = console
-        .call(
-            Method::GET,
-            &format!("/api/v1/console/alerts/{second}"),
-            None,
-        )
-        .await;
+    let (_, detail) = console.case(&second).await;
     assert!(
         detail["timeline"]
             .as_array()
@@ -255,13 +237,7 @@ async fn stopping_needs_the_pin_and_the_duress_pin_keeps_the_trail(backend: &str
             .any(|e| e["kind"] == "sharing_forced"),
         "{detail}"
     );
-    let (_, detail) = console
-        .call(
-            Method::GET,
-            &format!("/api/v1/console/alerts/{first}"),
-            None,
-        )
-        .await;
+    let (_, detail) = console.case(&first).await;
     assert!(
         detail["timeline"]
             .as_array()

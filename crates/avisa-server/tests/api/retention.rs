@@ -49,9 +49,7 @@ async fn each_class_goes_at_its_time_and_the_counts_stay(backend: &str) {
     let console = login(&app, "la.operator").await;
     let supervisor = login(&app, "la.super").await;
     let detail = || async {
-        let (s, d) = console
-            .call(Method::GET, &format!("/api/v1/console/alerts/{id}"), None)
-            .await;
+        let (s, d) = console.case(&id).await;
         assert_eq!(s, StatusCode::OK, "{d}");
         d
     };
@@ -102,10 +100,9 @@ async fn each_class_goes_at_its_time_and_the_counts_stay(backend: &str) {
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = console
-        .call(
-            Method::POST,
-            &format!("/api/v1/console/alerts/{id}/resolve"),
-            Some(json!({"outcome": "detained", "detail": "Centro de detención de Adelanto"})),
+        .resolve(
+            &id,
+            json!({"outcome": "detained", "detail": "Centro de detención de Adelanto"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");

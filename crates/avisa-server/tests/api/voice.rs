@@ -202,9 +202,7 @@ async fn the_voice_line_raises_the_alert_from_any_phone(backend: &str) {
 
     // The console sees a call, from the facility's number, with the last location.
     let console = login(&app, "la.operator").await;
-    let (s, queue) = console
-        .call(Method::GET, "/api/v1/console/alerts", None)
-        .await;
+    let (s, queue) = console.queue().await;
     assert_eq!(s, StatusCode::OK, "{queue}");
     let item = queue
         .as_array()
@@ -419,9 +417,7 @@ async fn help_by_sms_and_the_duress_pin_from_another_phone(backend: &str) {
     );
 
     let console = login(&app, "la.operator").await;
-    let (_, queue) = console
-        .call(Method::GET, "/api/v1/console/alerts", None)
-        .await;
+    let (_, queue) = console.queue().await;
     let item = &queue[0];
     assert_eq!(item["source"], "sms");
     let (_, detail) = console
