@@ -9,11 +9,10 @@
 //! PIN [`Alerting::cancel`].
 
 use avisa_core::directory::Directory;
-use avisa_core::directory::{Route, RouteBasis, place_of};
-use avisa_core::localtime::{Zone, zone_for};
+use avisa_core::directory::{Route, RouteBasis};
 use avisa_core::messages::{self, AlertFacts};
 use avisa_core::{AlertSource, Channel};
-use avisa_core::{Language, Location, PhoneNumber, now_millis, states};
+use avisa_core::{Language, Location, PhoneNumber, now_millis};
 use avisa_store::Store;
 use avisa_store::{
     AlertLimit, Coverage, Inserted, MessageKind, NewAlert, NewMessage, Person, Purpose,
@@ -28,10 +27,14 @@ use crate::config::millis;
 use crate::events::Events;
 use crate::writer::AlertWriter;
 
+mod budget;
 mod cancel;
 mod error;
+mod place;
+use budget::{person_budget, price_units};
 pub use cancel::{CancelError, CancelledWith};
 pub use error::RaiseError;
+pub use place::{case_prefix, office_zone, zone_of};
 
 /// What raising an alert reads of the configuration (from `[alerts]`,
 /// `[limits]`, `[sms]` and `public_url`).
@@ -205,51 +208,6 @@ enum Attempt {
     /// The person's SMS budget could not pay for its contacts' messages
     /// when it was written: raised again, without them.
     OverBudget,
-}
-
-/// The state (USPS code) a location is in, when it is in the US.
-fn state_at(loc: &Location) -> Option<String> {
-    let place = place_of(loc.lat, loc.lon);
-    match (place.subdivision, place.country.as_deref()) {
-        (Some(sub), _) if sub.starts_with("US-") => Some(sub[3..].to_string()),
-        (_, Some("PR")) => Some("PR".into()),
-        _ => None,
-    }
-}
-
-pub fn zone_of(location: Option<&Location>, home_state: Option<&str>) -> Zone {
-    let state = location
-        .and_then(state_at)
-        .or_else(|| home_state.and_then(states::normalize).map(str::to_string))
-        .unwrap_or_else(|| "DC".into());
-    zone_for(&state, location.map(|l| l.lon))
-}
-
-/// An office's own time zone; CIAM's (None), in Tucson: Arizona.
-pub fn office_zone(office: Option<&avisa_core::directory::Consulate>) -> Zone {
-    match office {
-        Some(o) => zone_of(
-            Some(&Location {
-                lat: o.lat,
-                lon: o.lon,
-                accuracy_m: None,
-            }),
-            Some(&o.state),
-        ),
-        None => Zone::Arizona,
-    }
-}
-
-/// What a real alert's case number starts with: the office's code (CIAM's
-/// for an alert no office covers) and the year where that office is.
-pub fn case_prefix(office: Option<&avisa_core::directory::Consulate>, now: i64) -> String {
-    let code = office.map_or(avisa_core::directory::CIAM_CASE_CODE, |o| {
-        o.case_code.as_str()
-    });
-    format!(
-        "{code}-{}",
-        avisa_core::localtime::local_year(now, office_zone(office))
-    )
 }
 
 async fn raise_once(
@@ -599,59 +557,6 @@ async fn raise_once(
         created,
         limit_reached: limit_reached && !r.practice,
     })))
-}
-
-/// What an alert SMS to each contact costs, in price units
-/// (`limits.price_units`: an SMS in the US is one), one SMS per number.
-fn price_units(limits: &AlertRules, contacts: &[avisa_store::Contact]) -> i64 {
-    let mut numbers = std::collections::HashSet::new();
-    contacts
-        .iter()
-        .filter(|c| numbers.insert(c.phone.as_str()))
-        .map(|c| {
-            let country = c.phone.country().map(|c| c.to_string()).unwrap_or_default();
-            i64::from(
-                limits
-                    .price_units
-                    .get(&country)
-                    .copied()
-                    .unwrap_or(limits.price_units_default),
-            )
-        })
-        .sum()
-}
-
-/// What a press's contacts take from the person's hourly and daily SMS
-/// budgets (`limits.person_sms_per_hour`, `person_sms_per_day`), all or
-/// none, taken by the group commit. Both are kept in the day's window, the
-/// hour's key naming its hour, so one transaction takes from both.
-fn person_budget(
-    store: &Store,
-    limits: &AlertRules,
-    r: &Raise,
-    units: i64,
-    now: i64,
-) -> avisa_store::BudgetUnits {
-    const HOUR_MS: i64 = 3_600_000;
-    let (day, _) = avisa_store::window(now, 24 * HOUR_MS);
-    let (hour, _) = avisa_store::window(now, HOUR_MS);
-    avisa_store::BudgetUnits {
-        budgets: vec![
-            avisa_store::Budget::person_hour(
-                store,
-                r.person.id,
-                hour,
-                i64::from(limits.person_sms_per_hour),
-            ),
-            avisa_store::Budget::person_day(
-                store,
-                r.person.id,
-                i64::from(limits.person_sms_per_day),
-            ),
-        ],
-        window_start: day,
-        units,
-    }
 }
 
 /// The person's real locator details (None: never written, or unreadable
